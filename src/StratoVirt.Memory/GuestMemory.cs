@@ -1,0 +1,85 @@
+using System.Buffers.Binary;
+
+namespace StratoVirt.Memory;
+
+/// <summary>
+/// Guest RAM as a set of regions. Every access takes a guest physical address and a length and is checked
+/// against the regions; an access never spans two regions.
+/// </summary>
+public sealed unsafe class GuestMemory : IDisposable
+{
+    private readonly GuestRegion[] _regions;
+
+    public GuestMemory(IEnumerable<(ulong Address, ulong Size)> layout)
+    {
+        var regions = new List<GuestRegion>();
+        try
+        {
+            foreach (var (address, size) in layout.OrderBy(r => r.Address))
+            {
+                if (regions.Count > 0 && address < regions[^1].End)
+                    throw new ArgumentException($"guest memory region 0x{address:x} overlaps its neighbour");
+                regions.Add(new GuestRegion(address, size));
+            }
+        }
+        catch
+        {
+            foreach (var r in regions) r.Dispose();
+            throw;
+        }
+        _regions = regions.ToArray();
+    }
+
+    public IReadOnlyList<GuestRegion> Regions => _regions;
+
+    public ulong TotalSize => _regions.Aggregate(0UL, (sum, r) => sum + r.Size);
+
+    /// <summary>Host memory backing [address, address+length), or a GuestMemoryException.</summary>
+    public Span<byte> GetSpan(ulong address, ulong length)
+    {
+        if (TryGetSpan(address, length, out var span)) return span;
+        throw new GuestMemoryException(address, length);
+    }
+
+    /// <summary>Like GetSpan, without throwing: the path for guest-supplied addresses.</summary>
+    public bool TryGetSpan(ulong address, ulong length, out Span<byte> span)
+    {
+        if (length <= int.MaxValue)
+        {
+            foreach (var r in _regions)
+            {
+                if (r.Contains(address, length))
+                {
+                    // Contains() proved [address, address+length) lies inside this live mapping.
+                    span = new Span<byte>((byte*)r.HostAddress + (address - r.GuestAddress), (int)length);
+                    return true;
+                }
+            }
+        }
+        span = default;
+        return false;
+    }
+
+    public bool Contains(ulong address, ulong length) => TryGetSpan(address, length, out _);
+
+    public void Read(ulong address, Span<byte> destination) =>
+        GetSpan(address, (ulong)destination.Length).CopyTo(destination);
+
+    public void Write(ulong address, ReadOnlySpan<byte> source) =>
+        source.CopyTo(GetSpan(address, (ulong)source.Length));
+
+    public byte ReadByte(ulong address) => GetSpan(address, 1)[0];
+    public ushort ReadUInt16(ulong address) => BinaryPrimitives.ReadUInt16LittleEndian(GetSpan(address, 2));
+    public uint ReadUInt32(ulong address) => BinaryPrimitives.ReadUInt32LittleEndian(GetSpan(address, 4));
+    public ulong ReadUInt64(ulong address) => BinaryPrimitives.ReadUInt64LittleEndian(GetSpan(address, 8));
+
+    public void WriteByte(ulong address, byte value) => GetSpan(address, 1)[0] = value;
+    public void WriteUInt16(ulong address, ushort value) => BinaryPrimitives.WriteUInt16LittleEndian(GetSpan(address, 2), value);
+    public void WriteUInt32(ulong address, uint value) => BinaryPrimitives.WriteUInt32LittleEndian(GetSpan(address, 4), value);
+    public void WriteUInt64(ulong address, ulong value) => BinaryPrimitives.WriteUInt64LittleEndian(GetSpan(address, 8), value);
+
+    public void Dispose()
+    {
+        foreach (var r in _regions) r.Dispose();
+    }
+}

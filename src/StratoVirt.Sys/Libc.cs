@@ -1,0 +1,174 @@
+using System.Runtime.InteropServices;
+
+[assembly: System.Runtime.CompilerServices.DisableRuntimeMarshalling]
+
+namespace StratoVirt.Sys;
+
+/// <summary>Every libc call the VMM makes, declared in one place.</summary>
+public static unsafe partial class Libc
+{
+    private const string Lib = "libc";
+
+    public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100,
+        O_TRUNC = 0x200, O_APPEND = 0x400, O_NONBLOCK = 0x800, O_DIRECT = 0x4000, O_CLOEXEC = 0x80000;
+
+    public const int PROT_NONE = 0, PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
+    public const int MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
+    public const int MADV_DONTNEED = 4, MADV_DONTDUMP = 16;
+
+    public const int EINTR = 4, EAGAIN = 11, ENOENT = 2, EACCES = 13, EPERM = 1, EEXIST = 17, EINVAL = 22;
+
+    public const int EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800;
+    public const int EPOLL_CLOEXEC = 0x80000;
+    public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
+    public const uint EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10;
+
+    public const int SIGINT = 2, SIGTERM = 15, SIGHUP = 1;
+    public const int SIG_BLOCK = 0, SIG_UNBLOCK = 1, SIG_SETMASK = 2;
+    public const int CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1;
+
+    [LibraryImport(Lib, EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Open(string path, int flags, int mode);
+
+    [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [LibraryImport(Lib, EntryPoint = "read", SetLastError = true)]
+    public static partial nint Read(int fd, byte* buf, nuint count);
+
+    [LibraryImport(Lib, EntryPoint = "write", SetLastError = true)]
+    public static partial nint Write(int fd, byte* buf, nuint count);
+
+    [LibraryImport(Lib, EntryPoint = "pread", SetLastError = true)]
+    public static partial nint PRead(int fd, byte* buf, nuint count, long offset);
+
+    [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(int fd, ulong request, ulong arg);
+
+    [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(int fd, ulong request, void* arg);
+
+    [LibraryImport(Lib, EntryPoint = "mmap", SetLastError = true)]
+    public static partial void* Mmap(void* addr, nuint length, int prot, int flags, int fd, long offset);
+
+    [LibraryImport(Lib, EntryPoint = "munmap", SetLastError = true)]
+    public static partial int Munmap(void* addr, nuint length);
+
+    [LibraryImport(Lib, EntryPoint = "madvise", SetLastError = true)]
+    public static partial int Madvise(void* addr, nuint length, int advice);
+
+    [LibraryImport(Lib, EntryPoint = "eventfd", SetLastError = true)]
+    public static partial int EventFd(uint initval, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "epoll_create1", SetLastError = true)]
+    public static partial int EpollCreate1(int flags);
+
+    [LibraryImport(Lib, EntryPoint = "epoll_ctl", SetLastError = true)]
+    public static partial int EpollCtl(int epfd, int op, int fd, EpollEvent* ev);
+
+    [LibraryImport(Lib, EntryPoint = "epoll_wait", SetLastError = true)]
+    public static partial int EpollWait(int epfd, EpollEvent* events, int maxevents, int timeout);
+
+    [LibraryImport(Lib, EntryPoint = "gettid")]
+    public static partial int GetTid();
+
+    [LibraryImport(Lib, EntryPoint = "getpid")]
+    public static partial int GetPid();
+
+    [LibraryImport(Lib, EntryPoint = "tgkill", SetLastError = true)]
+    public static partial int TgKill(int tgid, int tid, int sig);
+
+    [LibraryImport(Lib, EntryPoint = "sigaction", SetLastError = true)]
+    public static partial int SigAction(int sig, KernelSigAction* act, KernelSigAction* oldact);
+
+    [LibraryImport(Lib, EntryPoint = "pthread_sigmask")]
+    public static partial int PthreadSigmask(int how, ulong* set, ulong* oldset);
+
+    [LibraryImport(Lib, EntryPoint = "signalfd", SetLastError = true)]
+    public static partial int SignalFd(int fd, ulong* mask, nuint sizemask, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "clock_gettime")]
+    public static partial int ClockGetTime(int clock, TimeSpec* ts);
+
+    [LibraryImport(Lib, EntryPoint = "tcgetattr", SetLastError = true)]
+    public static partial int TcGetAttr(int fd, Termios* t);
+
+    [LibraryImport(Lib, EntryPoint = "tcsetattr", SetLastError = true)]
+    public static partial int TcSetAttr(int fd, int optionalActions, Termios* t);
+
+    [LibraryImport(Lib, EntryPoint = "isatty")]
+    public static partial int IsATty(int fd);
+
+    [LibraryImport(Lib, EntryPoint = "fstat", SetLastError = true)]
+    public static partial int FStat(int fd, Stat* st);
+
+    [LibraryImport(Lib, EntryPoint = "unlink", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Unlink(string path);
+
+    [LibraryImport(Lib, EntryPoint = "_exit")]
+    public static partial void Exit(int status);
+
+    [LibraryImport(Lib, EntryPoint = "strerror")]
+    private static partial byte* StrError(int errnum);
+
+    /// <summary>The C library's text for an errno value.</summary>
+    public static string ErrorText(int errno)
+    {
+        // strerror returns a pointer to a static NUL-terminated string owned by libc.
+        byte* s = StrError(errno);
+        return s == null ? $"errno {errno}" : Marshal.PtrToStringUTF8((nint)s) ?? $"errno {errno}";
+    }
+
+    public static long MonotonicNanoseconds()
+    {
+        TimeSpec ts;
+        ClockGetTime(CLOCK_MONOTONIC, &ts);
+        return ts.Seconds * 1_000_000_000L + ts.Nanoseconds;
+    }
+}
+
+[StructLayout(LayoutKind.Sequential, Pack = 1)]
+public struct EpollEvent
+{
+    public uint Events;
+    public ulong Data;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct TimeSpec
+{
+    public long Seconds;
+    public long Nanoseconds;
+}
+
+/// <summary>glibc's struct sigaction on x86_64.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct KernelSigAction
+{
+    public nint Handler;
+    public ulong Mask0, Mask1, Mask2, Mask3, Mask4, Mask5, Mask6, Mask7,
+        Mask8, Mask9, Mask10, Mask11, Mask12, Mask13, Mask14, Mask15;
+    public int Flags;
+    public nint Restorer;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct Termios
+{
+    public uint IFlag, OFlag, CFlag, LFlag;
+    public byte Line;
+    public fixed byte Cc[32];
+    public uint ISpeed, OSpeed;
+}
+
+/// <summary>struct stat on x86_64.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct Stat
+{
+    public ulong Dev, Ino, NLink;
+    public uint Mode, Uid, Gid, Pad0;
+    public ulong RDev;
+    public long Size, BlkSize, Blocks;
+    public long ATime, ATimeNs, MTime, MTimeNs, CTime, CTimeNs;
+    public fixed long Reserved[3];
+}
