@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test level (unit, native KVM payloads, nested-lab Linux guests) and ends with "N passed, N failed".
+#   scripts/test.sh [unit|native|lab|all]   (default all)
+set -uo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+level="${1:-all}"
+
+fail() { echo "test: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+bash scripts/deps.sh || fail "installing dependencies failed"
+bash scripts/build.sh || fail "building out/stratovirt failed"
+export STRATOVIRT_BINARY="$root/out/stratovirt"
+
+case "$level" in
+    unit) filter="Level=Unit" ;;
+    native) filter="Level=Native" ;;
+    lab) filter="Level=Lab" ;;
+    all) filter="" ;;
+    *) fail "unknown level '$level' (unit, native, lab or all)" ;;
+esac
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+args=(test tests/StratoVirt.Tests/StratoVirt.Tests.csproj -c Release --nologo --logger "console;verbosity=normal")
+[[ -n "$filter" ]] && args+=(--filter "$filter")
+dotnet "${args[@]}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+summary="$(grep -E '(Passed|Failed)!? +- +Failed: +[0-9]+, +Passed: +[0-9]+' "$log" | tail -1)"
+if [[ -z "$summary" ]]; then
+    echo "test: no test summary (build or runner failure, exit $status)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+failed="$(sed -E 's/.*Failed: +([0-9]+).*/\1/' <<<"$summary")"
+passed="$(sed -E 's/.*Passed: +([0-9]+).*/\1/' <<<"$summary")"
+skipped="$(sed -E 's/.*Skipped: +([0-9]+).*/\1/' <<<"$summary")"
+echo "$passed passed, $failed failed, $skipped skipped"
+[[ "$status" -eq 0 && "$failed" -eq 0 ]]

@@ -1,0 +1,4 @@
+namespace StratoVirt.Boot;
+
+/// <summary>The guest cannot be booted with the given kernel, initrd, command line or memory size.</summary>
+public sealed class BootException(string message) : Exception(message);

@@ -1,0 +1,131 @@
+using System.Runtime.InteropServices;
+
+namespace StratoVirt.Kvm;
+
+// Layouts mirror linux/kvm.h on x86_64; sizes are asserted by unit tests.
+
+[StructLayout(LayoutKind.Sequential)]
+public struct KvmRegs
+{
+    public ulong Rax, Rbx, Rcx, Rdx, Rsi, Rdi, Rsp, Rbp;
+    public ulong R8, R9, R10, R11, R12, R13, R14, R15;
+    public ulong Rip, Rflags;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct KvmSegment
+{
+    public ulong Base;
+    public uint Limit;
+    public ushort Selector;
+    public byte Type, Present, Dpl, Db, S, L, G, Avl, Unusable, Padding;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct KvmDtable
+{
+    public ulong Base;
+    public ushort Limit;
+    public ushort Padding0, Padding1, Padding2;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct KvmSregs
+{
+    public KvmSegment Cs, Ds, Es, Fs, Gs, Ss, Tr, Ldt;
+    public KvmDtable Gdt, Idt;
+    public ulong Cr0, Cr2, Cr3, Cr4, Cr8, Efer, ApicBase;
+    public fixed ulong InterruptBitmap[4];
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct KvmFpu
+{
+    public fixed byte Fpr[128];
+    public ushort Fcw, Fsw;
+    public byte Ftwx, Pad1;
+    public ushort LastOpcode;
+    public ulong LastIp, LastDp;
+    public fixed byte Xmm[256];
+    public uint Mxcsr, Pad2;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct KvmCpuidEntry2
+{
+    public uint Function, Index, Flags, Eax, Ebx, Ecx, Edx;
+    public uint Padding0, Padding1, Padding2;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct KvmMsrEntry
+{
+    public uint Index, Reserved;
+    public ulong Data;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct KvmUserspaceMemoryRegion
+{
+    public uint Slot, Flags;
+    public ulong GuestPhysAddr, MemorySize, UserspaceAddr;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct KvmPitConfig
+{
+    public uint Flags;
+    public fixed uint Pad[15];
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct KvmIrqLevel
+{
+    public uint Irq, Level;
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct KvmIrqfd
+{
+    public uint Fd, Gsi, Flags, ResampleFd;
+    public fixed byte Pad[16];
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct KvmLapicState
+{
+    public fixed byte Regs[1024];
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct KvmClockData
+{
+    public ulong Clock;
+    public uint Flags, Pad0;
+    public ulong Realtime, HostTsc;
+    public fixed uint Pad[4];
+}
+
+/// <summary>The shared kvm_run page: fields the VMM reads after KVM_RUN returns.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 0x930)]
+public struct KvmRun
+{
+    [FieldOffset(0)] public byte RequestInterruptWindow;
+    [FieldOffset(1)] public byte ImmediateExit;
+    [FieldOffset(8)] public uint ExitReason;
+    // io
+    [FieldOffset(32)] public byte IoDirection;
+    [FieldOffset(33)] public byte IoSize;
+    [FieldOffset(34)] public ushort IoPort;
+    [FieldOffset(36)] public uint IoCount;
+    [FieldOffset(40)] public ulong IoDataOffset;
+    // mmio (data at 40, 8 bytes)
+    [FieldOffset(32)] public ulong MmioPhysAddr;
+    [FieldOffset(48)] public uint MmioLen;
+    [FieldOffset(52)] public byte MmioIsWrite;
+    // fail_entry
+    [FieldOffset(32)] public ulong FailEntryReason;
+    // internal error / system event share the first two words
+    [FieldOffset(32)] public uint InternalSuberror;
+    [FieldOffset(32)] public uint SystemEventType;
+}

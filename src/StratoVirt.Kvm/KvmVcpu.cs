@@ -1,0 +1,131 @@
+using StratoVirt.Sys;
+
+namespace StratoVirt.Kvm;
+
+/// <summary>One KVM vCPU: its register state and the shared kvm_run page.</summary>
+public sealed unsafe class KvmVcpu : IDisposable
+{
+    private readonly FileDescriptor _fd;
+    private readonly int _runSize;
+    private KvmRun* _run;
+
+    internal KvmVcpu(int id, FileDescriptor fd, int runSize)
+    {
+        Id = id;
+        _fd = fd;
+        _runSize = runSize;
+        void* p = Libc.Mmap(null, (nuint)runSize, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, fd.Fd, 0);
+        if (p == (void*)-1)
+        {
+            var ex = SysException.Last($"mmap kvm_run of vCPU {id}");
+            fd.Dispose();
+            throw ex;
+        }
+        _run = (KvmRun*)p;
+    }
+
+    public int Id { get; }
+
+    /// <summary>The kvm_run page; valid until Dispose.</summary>
+    public ref KvmRun RunState => ref *_run;
+
+    /// <summary>Bytes of the kvm_run page at an offset (the I/O data area, the MMIO data field).</summary>
+    public Span<byte> RunBytes(int offset, int length)
+    {
+        if (offset < 0 || length < 0 || offset > _runSize - length)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"kvm_run range {offset}+{length} outside the page");
+        // Bounds were checked against the mapping size above.
+        return new Span<byte>((byte*)_run + offset, length);
+    }
+
+    /// <summary>Enters the guest. Returns false when interrupted by a signal (EINTR) rather than a guest exit.</summary>
+    public bool Run()
+    {
+        if (Libc.Ioctl(_fd.Fd, KvmIoctls.Run, 0UL) == 0) return true;
+        int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+        if (errno == Libc.EINTR || errno == Libc.EAGAIN) return false;
+        throw new SysException($"KVM_RUN on vCPU {Id}", errno);
+    }
+
+    public KvmRegs GetRegs()
+    {
+        KvmRegs r;
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetRegs, &r), "KVM_GET_REGS");
+        return r;
+    }
+
+    public void SetRegs(in KvmRegs regs)
+    {
+        fixed (KvmRegs* p = &regs)
+            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetRegs, p), "KVM_SET_REGS");
+    }
+
+    public KvmSregs GetSregs()
+    {
+        KvmSregs s;
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetSregs, &s), "KVM_GET_SREGS");
+        return s;
+    }
+
+    public void SetSregs(in KvmSregs sregs)
+    {
+        fixed (KvmSregs* p = &sregs)
+            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetSregs, p), "KVM_SET_SREGS");
+    }
+
+    public void SetFpu(in KvmFpu fpu)
+    {
+        fixed (KvmFpu* p = &fpu)
+            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetFpu, p), "KVM_SET_FPU");
+    }
+
+    public void SetCpuid(ReadOnlySpan<KvmCpuidEntry2> entries)
+    {
+        int bytes = 8 + entries.Length * sizeof(KvmCpuidEntry2);
+        var buffer = new byte[bytes];
+        fixed (byte* p = buffer)
+        {
+            *(uint*)p = (uint)entries.Length;
+            entries.CopyTo(new Span<KvmCpuidEntry2>(p + 8, entries.Length));
+            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetCpuid2, p), "KVM_SET_CPUID2");
+        }
+    }
+
+    /// <summary>Writes MSRs one by one and returns the indices KVM refused (PVM refuses some; none is fatal).</summary>
+    public List<uint> SetMsrs(ReadOnlySpan<KvmMsrEntry> entries)
+    {
+        var refused = new List<uint>();
+        byte* buffer = stackalloc byte[8 + sizeof(KvmMsrEntry)];
+        foreach (var entry in entries)
+        {
+            *(ulong*)buffer = 1; // nmsrs = 1, pad = 0
+            *(KvmMsrEntry*)(buffer + 8) = entry;
+            if (Libc.Ioctl(_fd.Fd, KvmIoctls.SetMsrs, buffer) != 1) refused.Add(entry.Index);
+        }
+        return refused;
+    }
+
+    public KvmLapicState GetLapic()
+    {
+        KvmLapicState s;
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetLapic, &s), "KVM_GET_LAPIC");
+        return s;
+    }
+
+    public void SetLapic(in KvmLapicState state)
+    {
+        fixed (KvmLapicState* p = &state)
+            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetLapic, p), "KVM_SET_LAPIC");
+    }
+
+    public void Dispose()
+    {
+        if (_run != null)
+        {
+            // The page was mapped in the constructor and nothing uses it after Dispose.
+            Libc.Munmap(_run, (nuint)_runSize);
+            _run = null;
+        }
+        _fd.Dispose();
+    }
+}

@@ -1,0 +1,61 @@
+using StratoVirt.Sys;
+
+namespace StratoVirt.Kvm;
+
+/// <summary>A KVM virtual machine: memory slots, in-kernel interrupt controllers, vCPUs.</summary>
+public sealed unsafe class KvmVm : IDisposable
+{
+    private readonly FileDescriptor _fd;
+
+    internal KvmVm(KvmSystem system, FileDescriptor fd)
+    {
+        System = system;
+        _fd = fd;
+    }
+
+    public KvmSystem System { get; }
+    internal int Fd => _fd.Fd;
+
+    public void SetUserMemoryRegion(uint slot, ulong guestAddress, ulong size, nint hostAddress)
+    {
+        var region = new KvmUserspaceMemoryRegion
+        {
+            Slot = slot, GuestPhysAddr = guestAddress, MemorySize = size, UserspaceAddr = (ulong)hostAddress,
+        };
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetUserMemoryRegion, &region),
+            $"KVM_SET_USER_MEMORY_REGION slot {slot} at 0x{guestAddress:x}");
+    }
+
+    public void SetTssAddress(ulong address) =>
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetTssAddr, address), "KVM_SET_TSS_ADDR");
+
+    /// <summary>KVM_SET_IDENTITY_MAP_ADDR; returns false where the host refuses it (PVM does not need it).</summary>
+    public bool TrySetIdentityMapAddress(ulong address) =>
+        Libc.Ioctl(_fd.Fd, KvmIoctls.SetIdentityMapAddr, &address) == 0;
+
+    /// <summary>Creates the in-kernel PIC, IOAPIC and per-vCPU local APICs.</summary>
+    public void CreateIrqchip() =>
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.CreateIrqchip, 0UL), "KVM_CREATE_IRQCHIP");
+
+    /// <summary>Creates the in-kernel i8254 PIT (which also handles the speaker port 0x61).</summary>
+    public void CreatePit2()
+    {
+        var config = new KvmPitConfig();
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.CreatePit2, &config), "KVM_CREATE_PIT2");
+    }
+
+    /// <summary>Sets an interrupt line of the in-kernel irqchip to a level.</summary>
+    public void SetIrqLine(uint gsi, bool level)
+    {
+        var irq = new KvmIrqLevel { Irq = gsi, Level = level ? 1u : 0u };
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.IrqLine, &irq), $"KVM_IRQ_LINE {gsi}");
+    }
+
+    public KvmVcpu CreateVcpu(int id)
+    {
+        int fd = SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.CreateVcpu, (ulong)id), $"KVM_CREATE_VCPU {id}");
+        return new KvmVcpu(id, new FileDescriptor(fd), System.VcpuMmapSize);
+    }
+
+    public void Dispose() => _fd.Dispose();
+}

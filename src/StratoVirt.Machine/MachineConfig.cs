@@ -1,0 +1,30 @@
+namespace StratoVirt.Machine;
+
+/// <summary>The vCPU topology from -smp; Count vCPUs are created, MaxCpus bounds hotplug.</summary>
+public sealed record CpuTopology(int Count, int MaxCpus, int Sockets, int Dies, int Clusters, int Cores, int Threads)
+{
+    public const int Limit = 254;
+
+    public static CpuTopology Single(int count) => new(count, count, 1, 1, 1, count, 1);
+}
+
+/// <summary>Where the serial port's output goes and whether it takes input.</summary>
+public abstract record SerialBackend
+{
+    public sealed record Stdio : SerialBackend;
+    public sealed record File(string Path) : SerialBackend;
+}
+
+/// <summary>Everything needed to build and run a microVM.</summary>
+public sealed record MachineConfig
+{
+    public string Name { get; init; } = "StratoVirt";
+    public ulong MemorySize { get; init; } = 256UL << 20;
+    public CpuTopology Cpus { get; init; } = CpuTopology.Single(1);
+    public required string KernelPath { get; init; }
+    public string? InitrdPath { get; init; }
+    public string CommandLine { get; init; } = "";
+    public SerialBackend? Serial { get; init; }
+    /// <summary>Describe the machine with ACPI tables (Linux also gets an MP table either way).</summary>
+    public bool Acpi { get; init; } = true;
+}

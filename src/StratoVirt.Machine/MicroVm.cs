@@ -1,0 +1,203 @@
+using StratoVirt.Boot;
+using StratoVirt.Devices.Legacy;
+using StratoVirt.Kvm;
+using StratoVirt.Memory;
+using StratoVirt.Sys;
+
+namespace StratoVirt.Machine;
+
+/// <summary>
+/// The x86_64 microVM: guest RAM, the in-kernel irqchip and PIT, the legacy devices, a directly booted kernel,
+/// one thread per vCPU, and the main event loop that serves the console until the guest stops.
+/// </summary>
+public sealed class MicroVm : IDisposable
+{
+    private const uint SerialIrq = 4;
+    private const ulong SerialPort = 0x3F8;
+
+    private readonly MachineConfig _config;
+    private readonly List<IDisposable> _owned = [];
+    private readonly EventFd _exitEvent = new();
+    private MachineExit? _exit;
+
+    private KvmSystem _kvm = null!;
+    private KvmVm _vm = null!;
+    private GuestMemory _memory = null!;
+    private readonly List<Vcpu> _vcpus = [];
+    private Serial16550? _serial;
+    private int _serialFd = -1;
+
+    public IoBus Pio { get; } = new("port I/O");
+    public IoBus Mmio { get; } = new("MMIO");
+    public GuestMemory Memory => _memory;
+    public IReadOnlyList<Vcpu> Vcpus => _vcpus;
+
+    private MicroVm(MachineConfig config) => _config = config;
+
+    /// <summary>Builds the whole machine; nothing runs until <see cref="Run"/>.</summary>
+    public static MicroVm Create(MachineConfig config)
+    {
+        var kernel = KernelImage.Open(config.KernelPath);
+        var machine = new MicroVm(config);
+        try
+        {
+            machine.Build(kernel);
+            return machine;
+        }
+        catch
+        {
+            machine.Dispose();
+            throw;
+        }
+    }
+
+    private void Build(KernelImage kernel)
+    {
+        // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo.
+        _memory = new GuestMemory(Layout.RamRegions(_config.MemorySize));
+        _owned.Add(_memory);
+        var spec = new BootSpec(kernel, _config.InitrdPath, _config.CommandLine, WriteFirmwareTables());
+        var entry = BootLoader.Load(_memory, spec);
+
+        _kvm = KvmSystem.Open();
+        RequireCapabilities();
+        _vm = _kvm.CreateVm();
+        _owned.Add(_vm);
+        if (!_vm.TrySetIdentityMapAddress(Layout.KvmIdentityMap))
+            Log.Debug("KVM_SET_IDENTITY_MAP_ADDR refused; this host does not need it");
+        try { _vm.SetTssAddress(Layout.KvmTss); }
+        catch (SysException e) { Log.Debug($"{e.Message}; continuing without a real-mode TSS"); }
+        _vm.CreateIrqchip();
+        _vm.CreatePit2();
+        uint slot = 0;
+        foreach (var region in _memory.Regions)
+            _vm.SetUserMemoryRegion(slot++, region.GuestAddress, region.Size, region.HostAddress);
+
+        AddLegacyDevices();
+        CreateVcpus(entry);
+    }
+
+    private void RequireCapabilities()
+    {
+        foreach (var cap in new[] { KvmCap.Irqchip, KvmCap.UserMemory, KvmCap.Pit2, KvmCap.ExtCpuid })
+            if (_kvm.CheckExtension(cap) == 0)
+                throw new KvmUnavailableException($"this host's KVM lacks the {cap} capability, which the microVM needs");
+        int max = Math.Max(_kvm.CheckExtension(KvmCap.MaxVcpus), _kvm.CheckExtension(KvmCap.NrVcpus));
+        if (max > 0 && _config.Cpus.Count > max)
+            throw new KvmUnavailableException($"-smp {_config.Cpus.Count} exceeds this host's KVM limit of {max} vCPUs");
+    }
+
+    private void AddLegacyDevices()
+    {
+        if (_config.Serial is { } backend)
+        {
+            _serialFd = backend switch
+            {
+                SerialBackend.File f => OpenSerialFile(f.Path),
+                _ => 1,
+            };
+            _serial = new Serial16550(new KvmInterruptLine(_vm, SerialIrq), new FdSerialOutput(_serialFd));
+            Pio.Register(SerialPort, 8, _serial);
+        }
+        Pio.Register(0x60, 5, new I8042(() => RequestExit(MachineExit.PowerOff("guest requested a reset (i8042)")), null));
+        Pio.Register(0x70, 2, new CmosRtc(() => DateTime.UtcNow));
+        Pio.Register(AcpiPowerPorts.Base, AcpiPowerPorts.Length, new AcpiPowerPorts(RequestExit));
+        Mmio.Register(Layout.BootTimer, Layout.BootTimerSize, new BootTimer(() => Log.Info(ProcessClock.BootTimeLine())));
+    }
+
+    private int OpenSerialFile(string path)
+    {
+        var fd = FileDescriptor.Open(path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC, 0x1A4 /* 0644 */);
+        _owned.Add(fd);
+        return fd.Fd;
+    }
+
+    /// <summary>Writes the MP table and, unless disabled, the ACPI tables; returns the RSDP address.</summary>
+    private ulong? WriteFirmwareTables()
+    {
+        int cpus = _config.Cpus.Count;
+        _memory.Write(MpTable.DefaultAddress, MpTable.Build(MpTable.DefaultAddress, cpus));
+        if (!_config.Acpi) return null;
+        var acpi = AcpiTables.Build(AcpiTables.DefaultAddress, new AcpiConfig(cpus, []));
+        if ((ulong)acpi.Length > MpTable.DefaultAddress - AcpiTables.DefaultAddress)
+            throw new BootException("ACPI tables overflow their area below the MP table");
+        _memory.Write(AcpiTables.DefaultAddress, acpi);
+        return AcpiTables.DefaultAddress;
+    }
+
+    private void CreateVcpus(BootEntry entry)
+    {
+        var supported = _kvm.GetSupportedCpuid();
+        for (int id = 0; id < _config.Cpus.Count; id++)
+        {
+            var kvmVcpu = _vm.CreateVcpu(id);
+            var vcpu = new Vcpu(kvmVcpu, Pio, Mmio, RequestExit);
+            _vcpus.Add(vcpu);
+            VcpuSetup.ConfigureCommon(kvmVcpu, CpuidBuilder.ForVcpu(supported, id, _config.Cpus));
+            if (id == 0) VcpuSetup.ConfigureBoot(kvmVcpu, entry);
+        }
+    }
+
+    /// <summary>Ends the VM; the first reason given wins. Safe from any thread.</summary>
+    public void RequestExit(MachineExit exit)
+    {
+        if (Interlocked.CompareExchange(ref _exit, exit, null) is null) _exitEvent.Signal();
+    }
+
+    /// <summary>Runs the guest until it powers off, resets, or fails; returns why it stopped.</summary>
+    public MachineExit Run()
+    {
+        VcpuKick.Install();
+        using var terminal = _serial is not null && _config.Serial is SerialBackend.Stdio ? RawTerminal.TryEnter(0) : null;
+        foreach (var vcpu in _vcpus) vcpu.Start();
+        try
+        {
+            RunEventLoop();
+        }
+        finally
+        {
+            foreach (var vcpu in _vcpus) vcpu.Stop(TimeSpan.FromSeconds(2));
+        }
+        return _exit!;
+    }
+
+    private const ulong TokenExit = 1, TokenStdin = 2;
+
+    private void RunEventLoop()
+    {
+        using var epoll = new Epoll();
+        epoll.Add(_exitEvent.Fd, Libc.EPOLLIN, TokenExit);
+        StdinConsole? console = null;
+        if (_serial is not null && _config.Serial is SerialBackend.Stdio)
+        {
+            console = new StdinConsole(_serial);
+            try { epoll.Add(0, Libc.EPOLLIN, TokenStdin); }
+            catch (SysException) { console = null; } // stdin is a regular file or /dev/null: no console input
+        }
+
+        Span<EpollEvent> events = stackalloc EpollEvent[8];
+        bool stdinRegistered = console is not null;
+        while (Volatile.Read(ref _exit) is null)
+        {
+            // While the UART's FIFO is full, poll briefly instead of reading more input.
+            int n = epoll.Wait(events, console is { HasBacklog: true } ? 5 : -1);
+            console?.Flush();
+            for (int i = 0; i < n; i++)
+            {
+                if (events[i].Data == TokenStdin && console is not null && stdinRegistered && !console.OnReadable())
+                {
+                    epoll.Remove(0); // end of input: the guest keeps running
+                    stdinRegistered = false;
+                }
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var vcpu in _vcpus) vcpu.Dispose();
+        for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
+        _kvm?.Dispose();
+        _exitEvent.Dispose();
+    }
+}

@@ -1,0 +1,137 @@
+using StratoVirt.Kvm;
+using StratoVirt.Memory;
+using StratoVirt.Sys;
+
+namespace StratoVirt.Machine;
+
+/// <summary>One vCPU thread: runs KVM_RUN in a loop and dispatches port and MMIO exits to the buses.</summary>
+public sealed class Vcpu : IDisposable
+{
+    private const int StackSize = 256 * 1024;
+    private readonly KvmVcpu _kvm;
+    private readonly IoBus _pio;
+    private readonly IoBus _mmio;
+    private readonly Action<MachineExit> _onExit;
+    private Thread? _thread;
+    private volatile bool _stop;
+    private volatile int _tid;
+
+    public Vcpu(KvmVcpu kvm, IoBus pio, IoBus mmio, Action<MachineExit> onExit)
+    {
+        _kvm = kvm;
+        _pio = pio;
+        _mmio = mmio;
+        _onExit = onExit;
+    }
+
+    public int Id => _kvm.Id;
+    public KvmVcpu Kvm => _kvm;
+    /// <summary>The Linux thread id of the vCPU thread, once it has started.</summary>
+    public int ThreadId => _tid;
+
+    public void Start()
+    {
+        _thread = new Thread(RunLoop, StackSize) { Name = $"CPU {Id}/KVM", IsBackground = true };
+        _thread.Start();
+    }
+
+    /// <summary>Stops the thread: immediate_exit catches a kick that lands outside KVM_RUN, the signal one inside it.</summary>
+    public void Stop(TimeSpan timeout)
+    {
+        _stop = true;
+        _kvm.RunState.ImmediateExit = 1;
+        int tid = _tid;
+        if (tid != 0) Libc.TgKill(Libc.GetPid(), tid, VcpuKick.Signal);
+        if (_thread is not null && !_thread.Join(timeout))
+            Log.Warn($"vCPU {Id} did not stop within {timeout.TotalMilliseconds} ms");
+    }
+
+    private void RunLoop()
+    {
+        _tid = Libc.GetTid();
+        try
+        {
+            while (!_stop)
+            {
+                if (!_kvm.Run()) continue; // EINTR: a kick, or a signal for the runtime
+                var exit = HandleExit();
+                if (exit is not null)
+                {
+                    _onExit(exit);
+                    return;
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            _onExit(MachineExit.Failure($"vCPU {Id}: {e.Message}"));
+        }
+    }
+
+    /// <summary>Handles one exit; returns non-null when the VM must end.</summary>
+    private MachineExit? HandleExit()
+    {
+        ref var run = ref _kvm.RunState;
+        switch ((KvmExit)run.ExitReason)
+        {
+            case KvmExit.Io:
+                HandleIo(ref run);
+                return null;
+            case KvmExit.Mmio:
+                HandleMmio(ref run);
+                return null;
+            case KvmExit.Intr:
+            case KvmExit.IrqWindowOpen:
+                return null;
+            case KvmExit.Hlt:
+                return MachineExit.PowerOff($"vCPU {Id} halted");
+            case KvmExit.Shutdown:
+                return MachineExit.Failure($"vCPU {Id}: guest triple fault (KVM_EXIT_SHUTDOWN)");
+            case KvmExit.SystemEvent:
+                return run.SystemEventType switch
+                {
+                    1 => MachineExit.PowerOff("guest shut down"),
+                    2 => MachineExit.PowerOff("guest reset"),
+                    _ => MachineExit.Failure($"vCPU {Id}: guest crashed (system event {run.SystemEventType})"),
+                };
+            case KvmExit.InternalError:
+                return MachineExit.Failure(run.InternalSuberror == 1
+                    ? $"vCPU {Id}: KVM failed to emulate an instruction at rip=0x{SafeRip():x}"
+                    : $"vCPU {Id}: KVM internal error {run.InternalSuberror} at rip=0x{SafeRip():x}");
+            case KvmExit.FailEntry:
+                return MachineExit.Failure($"vCPU {Id}: KVM could not enter the guest (hardware reason 0x{run.FailEntryReason:x})");
+            default:
+                return MachineExit.Failure($"vCPU {Id}: unexpected KVM exit reason {run.ExitReason} at rip=0x{SafeRip():x}");
+        }
+    }
+
+    private void HandleIo(ref KvmRun run)
+    {
+        int size = run.IoSize;
+        int count = (int)run.IoCount;
+        var data = _kvm.RunBytes((int)run.IoDataOffset, size * count);
+        bool isOut = run.IoDirection == 1;
+        for (int i = 0; i < count; i++)
+        {
+            var item = data.Slice(i * size, size);
+            if (isOut) _pio.Write(run.IoPort, item);
+            else _pio.Read(run.IoPort, item);
+        }
+    }
+
+    private void HandleMmio(ref KvmRun run)
+    {
+        int len = (int)Math.Min(run.MmioLen, 8u);
+        var data = _kvm.RunBytes(40, len);
+        if (run.MmioIsWrite != 0) _mmio.Write(run.MmioPhysAddr, data);
+        else _mmio.Read(run.MmioPhysAddr, data);
+    }
+
+    private ulong SafeRip()
+    {
+        try { return _kvm.GetRegs().Rip; }
+        catch (SysException) { return 0; }
+    }
+
+    public void Dispose() => _kvm.Dispose();
+}

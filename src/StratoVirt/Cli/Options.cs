@@ -1,0 +1,200 @@
+using StratoVirt.Machine;
+
+namespace StratoVirt.Cli;
+
+/// <summary>The stratovirt command line turned into a machine configuration and process settings.</summary>
+public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEnabled)
+{
+    public const ulong MinMemory = 128UL << 20;
+    public const ulong MaxMemory = 512UL << 30;
+
+    private static readonly string Later = "is not supported by this build yet";
+
+    /// <summary>Every option upstream StratoVirt accepts, with those this build does not implement marked.</summary>
+    public static readonly OptionSpec[] Specs =
+    [
+        new("-name", Arity.Value),
+        new("-machine", Arity.Value),
+        new("-accel", Arity.Value),
+        new("-smp", Arity.Value),
+        new("-cpu", Arity.Value),
+        new("-m", Arity.Value),
+        new("-kernel", Arity.Value),
+        new("-append", Arity.Value, Repeatable: true),
+        new("-initrd", Arity.Value),
+        new("-serial", Arity.Value),
+        new("-D", Arity.OptionalValue),
+        new("-disable-seccomp", Arity.Flag),
+        new("-help", Arity.Flag),
+        new("-h", Arity.Flag),
+        new("-version", Arity.Flag),
+        new("-V", Arity.Flag),
+        // Options later parts of the project implement.
+        new("-S", Arity.Flag, Unsupported: Later),
+        new("-freeze", Arity.Flag, Unsupported: Later),
+        new("-qmp", Arity.Value, Unsupported: Later),
+        new("-mon", Arity.Value, Unsupported: Later),
+        new("-drive", Arity.Value, Unsupported: Later),
+        new("-device", Arity.Value, Unsupported: Later),
+        new("-netdev", Arity.Value, Unsupported: Later),
+        new("-chardev", Arity.Value, Unsupported: Later),
+        new("-object", Arity.Value, Unsupported: Later),
+        new("-pidfile", Arity.Value, Unsupported: Later),
+        new("-daemonize", Arity.Flag, Unsupported: Later),
+        new("-incoming", Arity.Value, Unsupported: Later),
+        new("-mem-path", Arity.Value, Unsupported: Later),
+        new("-mem-prealloc", Arity.Flag, Unsupported: Later),
+        new("-numa", Arity.Value, Unsupported: Later),
+        new("-trace", Arity.Value, Unsupported: Later),
+        new("-global", Arity.Value, Unsupported: "applies to the standard VM only, which this build does not provide"),
+        new("-smbios", Arity.Value, Unsupported: "applies to the standard VM only, which this build does not provide"),
+        new("-battery", Arity.Flag, Unsupported: "applies to the aarch64 standard VM only"),
+        new("-vnc", Arity.Value, Unsupported: "applies to the standard VM only, which this build does not provide"),
+        new("-display", Arity.Value, Ignored: true),
+        // Accepted and ignored for libvirt compatibility, as upstream does.
+        new("-overcommit", Arity.Value, Ignored: true),
+        new("-uuid", Arity.Value, Ignored: true),
+        new("-no-user-config", Arity.Flag, Ignored: true),
+        new("-nodefaults", Arity.Flag, Ignored: true),
+        new("-sandbox", Arity.Value, Ignored: true),
+        new("-msg", Arity.Value, Ignored: true),
+        new("-rtc", Arity.Value, Ignored: true),
+        new("-boot", Arity.Value, Ignored: true),
+        new("-nographic", Arity.Flag, Ignored: true),
+        new("-realtime", Arity.Value, Ignored: true),
+        new("-usb", Arity.Flag, Ignored: true),
+        new("-no-shutdown", Arity.Flag, Ignored: true),
+    ];
+
+    public static bool WantsHelp(Dictionary<string, List<string>> o) => o.ContainsKey("-help") || o.ContainsKey("-h");
+    public static bool WantsVersion(Dictionary<string, List<string>> o) => o.ContainsKey("-version") || o.ContainsKey("-V");
+
+    /// <summary>Builds the configuration; <paramref name="hostMemory"/> is the host's RAM in bytes (0 if unknown).</summary>
+    public static Options FromArgs(Dictionary<string, List<string>> o, ulong hostMemory)
+    {
+        string? One(string name) => o.TryGetValue(name, out var v) ? v[0] : null;
+
+        bool acpi = ParseMachine(One("-machine"));
+        if (One("-accel") is { } accel && accel is not ("kvm" or "kvm:tcg"))
+            throw new UsageException($"option -accel: '{accel}' is not supported; only kvm is");
+        if (One("-cpu") is { } cpu && cpu.Split(',')[0] != "host")
+            throw new UsageException($"option -cpu: '{cpu}' is not supported; only host is");
+
+        string kernel = One("-kernel") ?? throw new UsageException("option -kernel is required for the microvm machine");
+        var config = new MachineConfig
+        {
+            Name = One("-name") ?? "StratoVirt",
+            KernelPath = kernel,
+            InitrdPath = One("-initrd"),
+            CommandLine = o.TryGetValue("-append", out var append) ? string.Join(' ', append) : "",
+            MemorySize = One("-m") is { } m ? ParseMemory(m, hostMemory) : 256UL << 20,
+            Cpus = One("-smp") is { } smp ? ParseSmp(smp) : CpuTopology.Single(1),
+            Serial = One("-serial") is { } serial ? ParseSerial(serial) : null,
+            Acpi = acpi,
+        };
+        string? log = One("-D");
+        return new Options(config, string.IsNullOrEmpty(log) ? null : log, o.ContainsKey("-D"));
+    }
+
+    /// <summary>Returns whether ACPI tables are wanted.</summary>
+    internal static bool ParseMachine(string? text)
+    {
+        if (text is null) throw new UsageException("option -machine is required (use -machine microvm)");
+        var v = new OptionValue("-machine", text, "type", ["type", "dump-guest-core", "mem-share", "accel", "usb", "acpi"]);
+        string type = v.Get("type") ?? throw new UsageException("option -machine: type is missing (use microvm)");
+        if (type != "microvm")
+            throw new UsageException(type is "q35" or "virt" or "none"
+                ? $"option -machine: type '{type}' (the standard VM) is not supported by this build; use microvm"
+                : $"option -machine: unknown machine type '{type}' (use microvm)");
+        v.GetBool("dump-guest-core", true);
+        if (v.GetBool("mem-share", false)) throw new UsageException("option -machine: mem-share=on is not supported by this build yet");
+        if (v.Get("accel") is { } accel && accel is not ("kvm" or "kvm:tcg"))
+            throw new UsageException($"option -machine: accel={accel} is not supported; only kvm is");
+        if (v.Get("usb") is { } usb && usb != "off") throw new UsageException("option -machine: usb must be off");
+        return v.GetBool("acpi", true);
+    }
+
+    internal static ulong ParseMemory(string text, ulong hostMemory)
+    {
+        var v = new OptionValue("-m", text, "size", ["size", "maxmem"]);
+        string size = v.Get("size") ?? throw new UsageException("option -m: size is missing");
+        ulong bytes = ParseSize(size, "-m");
+        if (bytes == 0) throw new UsageException($"option -m: memory size {size} must be greater than zero");
+        if (bytes < MinMemory) throw new UsageException($"option -m: memory size {size} is below the minimum of 128 MiB");
+        if (bytes > MaxMemory) throw new UsageException($"option -m: memory size {size} exceeds the maximum of 512 GiB");
+        if (hostMemory != 0 && bytes > hostMemory)
+            throw new UsageException($"option -m: memory size {size} exceeds this host's {hostMemory >> 20} MiB of RAM");
+        if (v.Get("maxmem") is { } maxmem && ParseSize(maxmem, "-m maxmem") < bytes)
+            throw new UsageException($"option -m: maxmem={maxmem} is smaller than the memory size {size}");
+        return bytes;
+    }
+
+    /// <summary>A size with an optional K/M/G/T suffix (upper or lower case, optional B); no suffix means MiB.</summary>
+    internal static ulong ParseSize(string text, string option)
+    {
+        string t = text.Trim();
+        if (t.EndsWith("B", StringComparison.OrdinalIgnoreCase) && t.Length > 1 && char.IsLetter(t[^2])) t = t[..^1];
+        int shift = 20;
+        if (t.Length == 0 || !char.IsAsciiDigit(t[0]) || !t[..^1].All(char.IsAsciiDigit))
+            throw new UsageException($"option {option}: '{text}' is not a size");
+        if (char.IsLetter(t[^1]))
+        {
+            shift = char.ToUpperInvariant(t[^1]) switch
+            {
+                'K' => 10, 'M' => 20, 'G' => 30, 'T' => 40,
+                _ => throw new UsageException($"option {option}: '{text}' has an unknown unit"),
+            };
+            t = t[..^1];
+        }
+        if (!ulong.TryParse(t, System.Globalization.NumberStyles.None, null, out ulong n))
+            throw new UsageException($"option {option}: '{text}' is not a size");
+        if (n > (ulong.MaxValue >> shift)) throw new UsageException($"option {option}: '{text}' is too large");
+        return n << shift;
+    }
+
+    internal static CpuTopology ParseSmp(string text)
+    {
+        var v = new OptionValue("-smp", text, "cpus", ["cpus", "maxcpus", "sockets", "dies", "clusters", "cores", "threads"]);
+        const int Max = CpuTopology.Limit;
+        int cpus = v.Has("cpus")
+            ? ParseCount(v.Get("cpus")!, "cpus")
+            : throw new UsageException("option -smp: cpus is missing");
+        int maxcpus = v.Has("maxcpus") ? ParseCount(v.Get("maxcpus")!, "maxcpus") : cpus;
+        if (maxcpus < cpus) throw new UsageException($"option -smp: maxcpus={maxcpus} is less than cpus={cpus}");
+        int sockets = v.GetInt("sockets", 1, Max) ?? 0, dies = v.GetInt("dies", 1, Max) ?? 1;
+        int clusters = v.GetInt("clusters", 1, Max) ?? 1, threads = v.GetInt("threads", 1, Max) ?? 1;
+        int cores = v.GetInt("cores", 1, Max) ?? 0;
+        // Fill in what was not given so that the product covers maxcpus, preferring cores as upstream does.
+        if (sockets == 0 && cores == 0) { sockets = 1; cores = Math.Max(1, maxcpus / (dies * clusters * threads)); }
+        else if (sockets == 0) sockets = Math.Max(1, maxcpus / (dies * clusters * cores * threads));
+        else if (cores == 0) cores = Math.Max(1, maxcpus / (sockets * dies * clusters * threads));
+        long product = (long)sockets * dies * clusters * cores * threads;
+        if (product != maxcpus)
+            throw new UsageException(
+                $"option -smp: sockets({sockets}) * dies({dies}) * clusters({clusters}) * cores({cores}) * threads({threads}) = {product} must equal maxcpus ({maxcpus})");
+        return new CpuTopology(cpus, maxcpus, sockets, dies, clusters, cores, threads);
+
+        static int ParseCount(string s, string key)
+        {
+            if (!int.TryParse(s, System.Globalization.NumberStyles.None, null, out int n))
+                throw new UsageException($"option -smp: {key}={s} is not a number");
+            if (n < 1 || n > Max) throw new UsageException($"option -smp: {key}={s} is out of range 1-{Max}");
+            return n;
+        }
+    }
+
+    internal static SerialBackend ParseSerial(string text)
+    {
+        if (text == "stdio") return new SerialBackend.Stdio();
+        if (text.StartsWith("file", StringComparison.Ordinal))
+        {
+            var v = new OptionValue("-serial", text, "type", ["type", "path"]);
+            if (v.Get("type") != "file") throw new UsageException($"option -serial: unknown backend in '{text}'");
+            return new SerialBackend.File(v.Get("path") ?? throw new UsageException("option -serial: file needs path="));
+        }
+        if (text.StartsWith("chardev:", StringComparison.Ordinal) || text.StartsWith("pty", StringComparison.Ordinal)
+            || text.StartsWith("socket", StringComparison.Ordinal))
+            throw new UsageException($"option -serial: backend '{text.Split(',', ':')[0]}' is not supported by this build yet");
+        throw new UsageException($"option -serial: unknown backend '{text}' (stdio or file,path=<file>)");
+    }
+}

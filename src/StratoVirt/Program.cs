@@ -1,0 +1,105 @@
+using StratoVirt.Boot;
+using StratoVirt.Cli;
+using StratoVirt.Kvm;
+using StratoVirt.Machine;
+using StratoVirt.Memory;
+using StratoVirt.Sys;
+
+namespace StratoVirt;
+
+/// <summary>The stratovirt executable: parse the upstream-style command line, build the microVM, run it.</summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        ProcessClock.MarkStart();
+        try
+        {
+            var parsed = ArgParser.Parse(args, Options.Specs);
+            if (Options.WantsHelp(parsed)) { Log.WriteRaw(1, Usage); return 0; }
+            if (Options.WantsVersion(parsed)) { Log.WriteRaw(1, $"StratoVirt {Version} (C# implementation)\n"); return 0; }
+            var options = Options.FromArgs(parsed, HostMemory());
+            SetUpLogging(options);
+            return Run(options.Machine);
+        }
+        catch (Exception e) when (e is UsageException or BootException or KvmUnavailableException or SysException
+                                      or GuestMemoryException or ArgumentException)
+        {
+            Log.Error(e.Message);
+            Log.WriteRaw(2, $"stratovirt: {e.Message}\n");
+            return 1;
+        }
+    }
+
+    private static int Run(MachineConfig config)
+    {
+        using var vm = MicroVm.Create(config);
+        Log.Info($"VM {config.Name}: {config.Cpus.Count} vCPU(s), {config.MemorySize >> 20} MiB, kernel {config.KernelPath}");
+        var exit = vm.Run();
+        if (exit.IsError)
+        {
+            Log.Error(exit.Reason);
+            Log.WriteRaw(2, $"stratovirt: {exit.Reason}\n");
+        }
+        else
+        {
+            Log.Info($"VM {config.Name} stopped: {exit.Reason}");
+        }
+        return exit.Code;
+    }
+
+    private static void SetUpLogging(Options options)
+    {
+        if (!options.LogEnabled) return;
+        string? env = Environment.GetEnvironmentVariable("STRATOVIRT_LOG_LEVEL");
+        var level = Log.ParseLevel(env ?? "error")
+                    ?? throw new UsageException($"STRATOVIRT_LOG_LEVEL={env} is not one of trace, debug, info, warn, error");
+        int fd = 2;
+        if (options.LogFile is { } path)
+        {
+            fd = Libc.Open(path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_APPEND | Libc.O_CLOEXEC, 0x180 /* 0600 */);
+            if (fd < 0) throw SysException.Last($"open log file {path}");
+        }
+        Log.Enable(fd, level);
+    }
+
+    private static ulong HostMemory()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/meminfo"))
+            {
+                if (!line.StartsWith("MemTotal:", StringComparison.Ordinal)) continue;
+                var kb = line["MemTotal:".Length..].Trim().Split(' ')[0];
+                return ulong.TryParse(kb, out ulong v) ? v << 10 : 0;
+            }
+        }
+        catch (IOException) { }
+        return 0;
+    }
+
+    private static string Version =>
+        typeof(Program).Assembly.GetName().Version is { } v ? $"{v.Major}.{v.Minor}.{v.Build}" : "unknown";
+
+    private const string Usage = """
+        Usage: stratovirt -machine microvm -kernel <file> [options]
+
+        Machine:
+          -machine [type=]microvm[,dump-guest-core=on|off][,acpi=on|off]
+          -name <name>               VM name
+          -m [size=]<n>[K|M|G]       guest RAM (default 256 MiB; no unit means MiB)
+          -smp [cpus=]<n>[,maxcpus=][,sockets=][,dies=][,clusters=][,cores=][,threads=]   1-254 vCPUs
+          -accel kvm  -cpu host
+        Boot:
+          -kernel <bzImage|vmlinux.bin|vmlinux>
+          -initrd <file>
+          -append <kernel command line>
+        Devices:
+          -serial stdio|file,path=<file>   16550 UART at 0x3f8, IRQ 4
+        Process:
+          -D [logfile]               log to the file, or stderr (level from STRATOVIRT_LOG_LEVEL)
+          -disable-seccomp
+          -version, -help
+
+        """;
+}

@@ -1,0 +1,100 @@
+namespace StratoVirt.Tests.Native;
+
+/// <summary>Bad kernels, sizes, flags and a missing /dev/kvm: one line on stderr, non-zero exit, nothing left behind.</summary>
+[Trait("Level", "Native")]
+[Collection("payloads")]
+public sealed class BadInputTests(PayloadFixture payloads) : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private static void AssertOneLineError(VmmResult r, string expected)
+    {
+        Assert.False(r.TimedOut, r.ToString());
+        Assert.NotEqual(0, r.ExitCode);
+        var lines = r.Stderr.Trim().Split('\n');
+        Assert.True(lines.Length == 1, r.ToString());
+        Assert.StartsWith("stratovirt: ", lines[0]);
+        Assert.Contains(expected, lines[0]);
+    }
+
+    private VmmResult RunKernel(string kernel, params string[] extra) =>
+        VmmProcess.Run(["-machine", "microvm", "-kernel", kernel, "-serial", "stdio", .. extra]);
+
+    [Fact]
+    public void MissingKernel()
+    {
+        string path = Path.Combine(_dir.Path, "missing-kernel");
+        AssertOneLineError(RunKernel(path), path);
+    }
+
+    [Fact]
+    public void EmptyKernel() => AssertOneLineError(RunKernel(_dir.Write("empty", [])), "is empty");
+
+    [Fact]
+    public void TruncatedBzImage()
+    {
+        var bytes = File.ReadAllBytes(payloads.Get("hello", "bzImage"));
+        AssertOneLineError(RunKernel(_dir.Write("trunc", bytes[..700])), "truncated");
+    }
+
+    [Fact]
+    public void TextFileAsKernel() => AssertOneLineError(RunKernel(_dir.Write("notes.txt", "just some text\n"u8.ToArray())), "not a kernel image");
+
+    [Fact]
+    public void InitrdTooLargeForMemory()
+    {
+        string initrd = Path.Combine(_dir.Path, "huge.cpio");
+        using (var f = File.Create(initrd)) f.SetLength(300L << 20);
+        AssertOneLineError(RunKernel(payloads.Get("hello", "bzImage"), "-m", "128", "-initrd", initrd), "does not fit");
+    }
+
+    [Theory]
+    [InlineData("-m", "0", "-m")]
+    [InlineData("-m", "1T", "1T")]
+    [InlineData("-smp", "0", "cpus=0")]
+    [InlineData("-smp", "255", "cpus=255")]
+    [InlineData("-frobnicate", "1", "-frobnicate")]
+    public void BadFlags(string option, string value, string expected) =>
+        AssertOneLineError(RunKernel(payloads.Get("hello"), option, value), expected);
+
+    [Fact]
+    public void MissingDevKvm()
+    {
+        // A private mount namespace with an empty /dev: the binary cannot find /dev/kvm.
+        var r = VmmProcess.RunCommand("unshare", ["-m", "sh", "-c",
+            $"mount -t tmpfs none /dev && exec {VmmProcess.Binary} -machine microvm -kernel {payloads.Get("hello")}"]);
+        AssertOneLineError(r, "/dev/kvm does not exist");
+    }
+
+    [Fact]
+    public void NoPermissionOnDevKvm()
+    {
+        // The kernel must be readable by the unprivileged user, so that /dev/kvm is the only obstacle.
+        string kernel = Path.Combine(Path.GetTempPath(), $"stratovirt-perm-{Guid.NewGuid():N}.bin");
+        File.Copy(payloads.Get("hello"), kernel);
+        File.SetUnixFileMode(kernel, UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        try
+        {
+            var r = VmmProcess.RunCommand("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                VmmProcess.Binary, "-machine", "microvm", "-kernel", kernel]);
+            AssertOneLineError(r, "no permission to open /dev/kvm");
+        }
+        finally
+        {
+            File.Delete(kernel);
+        }
+    }
+
+    [Fact]
+    public void FailedRunsLeaveNoFilesBehind()
+    {
+        string tmp = Path.GetTempPath();
+        var before = Directory.GetFileSystemEntries(tmp).ToHashSet();
+        RunKernel(_dir.Write("empty2", []));
+        RunKernel(payloads.Get("hello"), "-m", "0");
+        var after = Directory.GetFileSystemEntries(tmp).Where(e => !before.Contains(e) && !e.StartsWith(_dir.Path)).ToList();
+        Assert.DoesNotContain(after, e => e.Contains("stratovirt", StringComparison.OrdinalIgnoreCase) && !e.Contains("stratovirt-test-"));
+    }
+}

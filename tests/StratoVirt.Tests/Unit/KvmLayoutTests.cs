@@ -1,0 +1,57 @@
+using System.Runtime.CompilerServices;
+using StratoVirt.Boot;
+using StratoVirt.Kvm;
+using StratoVirt.Machine;
+
+namespace StratoVirt.Tests.Unit;
+
+/// <summary>KVM struct sizes against linux/kvm.h, segment decoding and CPUID topology.</summary>
+[Trait("Level", "Unit")]
+public sealed class KvmLayoutTests
+{
+    [Fact]
+    public void StructSizesMatchTheKernelAbi()
+    {
+        Assert.Equal(0x90, Unsafe.SizeOf<KvmRegs>());
+        Assert.Equal(0x138, Unsafe.SizeOf<KvmSregs>());
+        Assert.Equal(24, Unsafe.SizeOf<KvmSegment>());
+        Assert.Equal(416, Unsafe.SizeOf<KvmFpu>());
+        Assert.Equal(40, Unsafe.SizeOf<KvmCpuidEntry2>());
+        Assert.Equal(32, Unsafe.SizeOf<KvmUserspaceMemoryRegion>());
+        Assert.Equal(64, Unsafe.SizeOf<KvmPitConfig>());
+        Assert.Equal(32, Unsafe.SizeOf<KvmIrqfd>());
+        Assert.Equal(1024, Unsafe.SizeOf<KvmLapicState>());
+        Assert.Equal(0x930, Unsafe.SizeOf<KvmRun>());
+    }
+
+    [Fact]
+    public void GdtDescriptorsDecodeToLongModeSegments()
+    {
+        var code = VcpuSetup.Segment(LongModeTables.Gdt[1], LongModeTables.CodeSelector);
+        Assert.Equal("1 0 1 11 1 4294967295", $"{code.L} {code.Db} {code.S} {code.Type} {code.Present} {code.Limit}");
+        var data = VcpuSetup.Segment(LongModeTables.Gdt[2], LongModeTables.DataSelector);
+        Assert.Equal("0 1 3 16", $"{data.L} {data.Db} {data.Type} {data.Selector}");
+        var tss = VcpuSetup.Segment(LongModeTables.Gdt[3], LongModeTables.TssSelector);
+        Assert.Equal("0 11", $"{tss.S} {tss.Type}");
+    }
+
+    [Fact]
+    public void CpuidCarriesApicIdAndTopology()
+    {
+        KvmCpuidEntry2[] supported =
+        [
+            new() { Function = 1, Ebx = 0x00000800, Ecx = 0, Edx = 0 },
+            new() { Function = 0xB, Index = 0 },
+            new() { Function = 0xB, Index = 1 },
+            new() { Function = 0x80000008, Ecx = 0 },
+        ];
+        var t = new CpuTopology(4, 4, 1, 1, 1, 4, 1);
+        var e = CpuidBuilder.ForVcpu(supported, 3, t);
+        Assert.Equal(3u, e[0].Ebx >> 24);
+        Assert.Equal(4u, (e[0].Ebx >> 16) & 0xFF);
+        Assert.NotEqual(0u, e[0].Ecx & (1u << 31));
+        Assert.Equal((3u, 1u, 0u), (e[1].Edx, e[1].Ebx, e[1].Eax));
+        Assert.Equal((3u, 4u, 2u), (e[2].Edx, e[2].Ebx, e[2].Eax));
+        Assert.Equal(3u, e[3].Ecx & 0xFF);
+    }
+}
