@@ -1,0 +1,77 @@
+namespace StratoVirt.Boot.Acpi;
+
+/// <summary>
+/// The Differentiated System Description Table: the S5 sleep package (so the guest can power off), COM1, and one
+/// "LNRO0005" device per virtio-mmio transport, which is how kernels without virtio_mmio.device= find them.
+/// </summary>
+internal static class Dsdt
+{
+    public const byte Revision = 2; // 64-bit AML integers
+
+    /// <summary>Most virtio devices: their names run V000..V999.</summary>
+    public const int MaxVirtioDevices = 1000;
+
+    internal const string VirtioMmioHid = "LNRO0005";
+    internal const string SerialHid = "PNP0501"; // 16550A-compatible UART
+    internal const ushort Com1Port = 0x3F8;
+    internal const byte Com1Ports = 8;
+    internal const uint Com1Irq = 4;
+
+    public static byte[] Build(IReadOnlyList<VirtioMmioWindow> virtioDevices)
+    {
+        var aml = new AmlWriter();
+
+        // \_S5_: SLP_TYPa, SLP_TYPb and two reserved values; hardware-reduced sleep uses SLP_TYPa only.
+        aml.Name("_S5_");
+        aml.BeginPackage(4);
+        aml.Integer(AcpiPorts.S5SleepType);
+        aml.Integer(0);
+        aml.Integer(0);
+        aml.Integer(0);
+        aml.End();
+
+        aml.BeginScope("\\_SB_");
+        WriteCom1(aml);
+        for (int i = 0; i < virtioDevices.Count; i++)
+            WriteVirtioDevice(aml, i, virtioDevices[i]);
+        aml.End();
+
+        byte[] body = aml.ToArray();
+        var table = new byte[AcpiHeader.Size + body.Length];
+        body.CopyTo(table.AsSpan(AcpiHeader.Size));
+        AcpiHeader.WriteAndSeal(table, "DSDT", Revision, "STRVDSDT");
+        return table;
+    }
+
+    // Described even when the VMM has no serial backend: the 8250 driver skips a port that does not answer.
+    private static void WriteCom1(AmlWriter aml)
+    {
+        aml.BeginDevice("COM1");
+        aml.Name("_HID");
+        aml.EisaId(SerialHid);
+        aml.Name("_UID");
+        aml.Integer(0);
+        aml.Name("_CRS");
+        aml.BeginResourceTemplate();
+        aml.IoPort(Com1Port, Com1Port, 1, Com1Ports);
+        aml.ExtendedInterrupt(Com1Irq, AmlTrigger.Edge, AmlPolarity.ActiveHigh, shared: false);
+        aml.End();
+        aml.End();
+    }
+
+    private static void WriteVirtioDevice(AmlWriter aml, int index, VirtioMmioWindow device)
+    {
+        aml.BeginDevice($"V{index:D3}");
+        aml.Name("_HID");
+        aml.String(VirtioMmioHid);
+        aml.Name("_UID");
+        aml.Integer((ulong)index);
+        aml.Name("_CRS");
+        aml.BeginResourceTemplate();
+        aml.Memory32Fixed(writable: true, (uint)device.Base, device.Size);
+        // Edge: the VMM pulses the GSI (irqfd / KVM_IRQ_LINE 1 then 0) and never holds it until the ISR is read.
+        aml.ExtendedInterrupt(device.Irq, AmlTrigger.Edge, AmlPolarity.ActiveHigh, shared: false);
+        aml.End();
+        aml.End();
+    }
+}

@@ -1,0 +1,74 @@
+using System.Buffers.Binary;
+
+namespace StratoVirt.Boot.Acpi;
+
+/// <summary>
+/// The Fixed ACPI Description Table ("FACP") of a hardware-reduced ACPI 6.3 platform: no fixed PM hardware, no
+/// SCI, no FACS; power off and reset go through the I/O ports in <see cref="AcpiPorts"/>.
+/// </summary>
+internal static class Fadt
+{
+    public const int Size = 276;
+    public const byte Revision = 6;
+    public const byte MinorRevision = 3; // ACPI 6.3
+
+    internal const int SciInterruptOffset = 46;
+    internal const int BootArchitectureOffset = 109;
+    internal const int FlagsOffset = 112;
+    internal const int ResetRegisterOffset = 116;
+    internal const int ResetValueOffset = 128;
+    internal const int MinorRevisionOffset = 131;
+    internal const int XDsdtOffset = 140;
+    internal const int SleepControlOffset = 244;
+    internal const int SleepStatusOffset = 256;
+    internal const int HypervisorVendorOffset = 268;
+
+    // IAPC_BOOT_ARCH: legacy ISA devices (COM1, RTC) and an i8042 (used for reboot) exist; no VGA. The CMOS RTC is
+    // emulated, so "CMOS RTC not present" (bit 5) stays clear.
+    internal const ushort LegacyDevices = 1 << 0;
+    internal const ushort Has8042 = 1 << 1;
+    internal const ushort VgaNotPresent = 1 << 2;
+
+    internal const uint FlagWbinvd = 1 << 0;
+    internal const uint FlagProcC1 = 1 << 2;
+    internal const uint FlagResetRegisterSupported = 1 << 10;
+    internal const uint FlagHardwareReduced = 1 << 20;
+
+    // Linux skips SCI setup on hardware-reduced platforms; 9 rather than 0 so no SCI path can ever claim IRQ0 (PIT).
+    internal const ushort SciInterrupt = 9;
+
+    private const byte SystemIoSpace = 1;
+    private const byte ByteAccess = 1;
+
+    public static byte[] Build(ulong dsdtAddress)
+    {
+        var table = new byte[Size];
+        var t = table.AsSpan();
+        BinaryPrimitives.WriteUInt16LittleEndian(t[SciInterruptOffset..], SciInterrupt);
+        BinaryPrimitives.WriteUInt16LittleEndian(t[BootArchitectureOffset..], LegacyDevices | Has8042 | VgaNotPresent);
+        BinaryPrimitives.WriteUInt32LittleEndian(t[FlagsOffset..],
+            FlagWbinvd | FlagProcC1 | FlagResetRegisterSupported | FlagHardwareReduced);
+        WriteIoRegister(t[ResetRegisterOffset..], AcpiPorts.Reset);
+        t[ResetValueOffset] = AcpiPorts.ResetValue;
+        t[MinorRevisionOffset] = MinorRevision;
+        // The 32-bit DSDT field must be zero when X_DSDT is used.
+        BinaryPrimitives.WriteUInt64LittleEndian(t[XDsdtOffset..], dsdtAddress);
+        WriteIoRegister(t[SleepControlOffset..], AcpiPorts.SleepControl);
+        WriteIoRegister(t[SleepStatusOffset..], AcpiPorts.SleepStatus);
+        var w = new ByteWriter(t[HypervisorVendorOffset..]);
+        w.Ascii("STRVRTVM", 8);
+        AcpiHeader.WriteAndSeal(t, "FACP", Revision, "STRVFACP");
+        return table;
+    }
+
+    /// <summary>A Generic Address Structure naming one byte-wide I/O port.</summary>
+    private static void WriteIoRegister(Span<byte> gas, ushort port)
+    {
+        var w = new ByteWriter(gas);
+        w.U8(SystemIoSpace);
+        w.U8(8); // bit width
+        w.U8(0); // bit offset
+        w.U8(ByteAccess);
+        w.U64(port);
+    }
+}

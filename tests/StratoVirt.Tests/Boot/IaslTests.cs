@@ -1,0 +1,163 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using StratoVirt.Boot.Acpi;
+using Xunit;
+
+namespace StratoVirt.Tests.Boot;
+
+/// <summary>
+/// Cross-checks our tables with ACPICA's own disassembler and compiler, <c>iasl</c> (Debian package acpica-tools).
+/// </summary>
+public class IaslTests
+{
+    private const int Cpus = 4;
+    private static readonly VirtioMmioWindow[] Devices = AcpiTablesTests.ThreeDevices;
+
+    private static AcpiBlob Tables() =>
+        new(AcpiTables.Build(AcpiTables.DefaultAddress, new AcpiConfig(Cpus, Devices)), AcpiTables.DefaultAddress);
+
+    private static byte[] TableBySignature(AcpiBlob acpi, string signature) => signature switch
+    {
+        "DSDT" => acpi.Dsdt,
+        "FACP" => acpi.Fadt,
+        "APIC" => acpi.Madt,
+        "XSDT" => acpi.Xsdt,
+        _ => throw new ArgumentException(signature),
+    };
+
+    [Theory]
+    [InlineData("DSDT")]
+    [InlineData("FACP")]
+    [InlineData("APIC")]
+    [InlineData("XSDT")]
+    public void TableSurvivesDisassemblyAndRecompilation(string signature)
+    {
+        byte[] table = TableBySignature(Tables(), signature);
+        using var dir = new TempDir();
+        string dat = dir.Write("table.dat", table);
+
+        Iasl(dir.Path, "-d", dat);
+        // -oa: no optimisations, so the AML comes back exactly as the disassembler read it.
+        Iasl(dir.Path, "-oa", "-p", "again", "table.dsl");
+        byte[] again = File.ReadAllBytes(System.IO.Path.Combine(dir.Path, "again.aml"));
+
+        // Only the checksum (byte 9) and the compiler id and revision (bytes 28..35) may differ.
+        Assert.Equal(table.Length, again.Length);
+        Assert.Equal(table[..9], again[..9]);
+        Assert.Equal(table[10..28], again[10..28]);
+        Assert.Equal(table[36..], again[36..]);
+    }
+
+    [Fact]
+    public void DecompiledDsdtShowsEveryDeviceAndS5()
+    {
+        string asl = Decompile(Tables().Dsdt);
+
+        Assert.Contains("Name (_S5, Package (0x04) { 0x05, Zero, Zero, Zero })", asl);
+        Assert.Contains("Device (COM1) { Name (_HID, EisaId (\"PNP0501\")) Name (_UID, Zero) Name (_CRS, ResourceTemplate () "
+            + "{ IO (Decode16, 0x03F8, 0x03F8, 0x01, 0x08, ) "
+            + "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, ) { 0x00000004, } }) }", asl);
+        for (int i = 0; i < Devices.Length; i++)
+        {
+            string uid = i switch { 0 => "Zero", 1 => "One", _ => $"0x{i:X2}" };
+            Assert.Contains($"Device (V{i:D3}) {{ Name (_HID, \"LNRO0005\") Name (_UID, {uid}) Name (_CRS, ResourceTemplate () "
+                + $"{{ Memory32Fixed (ReadWrite, 0x{Devices[i].Base:X8}, 0x{Devices[i].Size:X8}, ) "
+                + $"Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, ) {{ 0x{Devices[i].Irq:X8}, }} }}) }}", asl);
+        }
+        Assert.Equal(Devices.Length, Regex.Count(asl, "LNRO0005"));
+    }
+
+    [Fact]
+    public void DecompiledFadtDescribesAHardwareReducedPlatform()
+    {
+        var acpi = Tables();
+        string text = Decompile(acpi.Fadt);
+
+        Assert.Contains("Hardware Reduced (V5) : 1", text);
+        Assert.Contains("Reset Register Supported (V2) : 1", text);
+        Assert.Contains("8042 Present on ports 60/64 (V2) : 1", text);
+        Assert.Contains("CMOS RTC Not Present (V5) : 0", text);
+        Assert.Contains("FADT Minor Revision : 03", text);
+        Assert.Contains($"DSDT Address : {acpi.DsdtAddress:X16}", text);
+        AssertIoRegister(text, "Reset Register", AcpiPorts.Reset);
+        AssertIoRegister(text, "Sleep Control Register", AcpiPorts.SleepControl);
+        AssertIoRegister(text, "Sleep Status Register", AcpiPorts.SleepStatus);
+        Assert.Contains($"Value to cause reset : {AcpiPorts.ResetValue:X2}", text);
+    }
+
+    [Fact]
+    public void DecompiledMadtListsEveryProcessorAndTheIoApic()
+    {
+        string text = Decompile(Tables().Madt);
+
+        Assert.Equal(Cpus, Regex.Count(text, @"Subtable Type : 00 \[Processor Local APIC\]"));
+        Assert.Equal(Cpus, Regex.Count(text, "Processor Enabled : 1"));
+        Assert.Matches(@"Subtable Type : 01 \[I/O APIC\] .*? I/O Apic ID : FE .*? Address : FEC00000 .*? Interrupt : 00000000 ", text);
+        Assert.Contains("Subtable Type : 04 [Local APIC NMI]", text);
+        Assert.DoesNotContain("Interrupt Source Override", text);
+    }
+
+    /// <summary>One byte-wide SystemIO register in iasl's FADT listing.</summary>
+    private static void AssertIoRegister(string text, string name, ushort port) =>
+        Assert.Matches($@"{name} : \[Generic Address Structure\] .*? Space ID : 01 \[SystemIO\] .*? Bit Width : 08 "
+            + $@".*? Encoded Access Width : 01 \[Byte Access:8\] .*? Address : {port:X16} ", text);
+
+    /// <summary>iasl -d output with comments removed and whitespace collapsed, so assertions read like ASL.</summary>
+    private static string Decompile(byte[] table)
+    {
+        using var dir = new TempDir();
+        string dat = dir.Write("table.dat", table);
+        Iasl(dir.Path, "-d", dat);
+        string text = File.ReadAllText(System.IO.Path.Combine(dir.Path, "table.dsl"));
+        text = Regex.Replace(text, @"\s*/\*.*?\*/", "", RegexOptions.Singleline);
+        text = Regex.Replace(text, @"//[^\n]*", " ");
+        return Regex.Replace(text, @"\s+", " ");
+    }
+
+    /// <summary>Runs iasl and returns its output; fails the test on a non-zero exit or an error message.</summary>
+    private static string Iasl(string workingDirectory, params string[] args)
+    {
+        var start = new ProcessStartInfo("iasl")
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (string arg in args) start.ArgumentList.Add(arg);
+
+        Process process;
+        try
+        {
+            process = Process.Start(start) ?? throw new InvalidOperationException("iasl did not start");
+        }
+        catch (Win32Exception e)
+        {
+            throw new InvalidOperationException("iasl not found: install the acpica-tools package", e);
+        }
+        using (process)
+        {
+            var stderr = process.StandardError.ReadToEndAsync();
+            string output = process.StandardOutput.ReadToEnd() + stderr.Result;
+            Assert.True(process.WaitForExit(60_000), "iasl timed out");
+            Assert.True(process.ExitCode == 0, $"iasl {string.Join(' ', args)} exited {process.ExitCode}:\n{output}");
+            Assert.DoesNotMatch(@"\b[1-9][0-9]* Errors?\b", output);
+            Assert.DoesNotMatch(@"\b[1-9][0-9]* Warnings?\b", output);
+            return output;
+        }
+    }
+
+    private sealed class TempDir : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("strv-iasl-").FullName;
+
+        public string Write(string name, byte[] bytes)
+        {
+            string file = System.IO.Path.Combine(Path, name);
+            File.WriteAllBytes(file, bytes);
+            return file;
+        }
+
+        public void Dispose() => Directory.Delete(Path, recursive: true);
+    }
+}
