@@ -1,0 +1,59 @@
+using StratoVirt.Devices;
+using StratoVirt.Devices.Legacy;
+using StratoVirt.Memory;
+
+namespace StratoVirt.Tests.Devices;
+
+/// <summary>An interrupt line that counts how often it was triggered.</summary>
+internal sealed class CountingInterruptLine : IInterruptLine
+{
+    private int _count;
+
+    public int Count => Volatile.Read(ref _count);
+
+    public void Trigger() => Interlocked.Increment(ref _count);
+}
+
+/// <summary>A serial sink that records every byte it is given.</summary>
+internal sealed class RecordingSerialOutput : ISerialOutput
+{
+    private readonly List<byte> _bytes = [];
+
+    public byte[] Bytes
+    {
+        get
+        {
+            lock (_bytes) return [.. _bytes];
+        }
+    }
+
+    public void Write(ReadOnlySpan<byte> data)
+    {
+        lock (_bytes) _bytes.AddRange(data);
+    }
+}
+
+/// <summary>A serial sink that only counts bytes, so allocation tests measure the device alone.</summary>
+internal sealed class CountingSerialOutput : ISerialOutput
+{
+    public long Count { get; private set; }
+
+    public void Write(ReadOnlySpan<byte> data) => Count += data.Length;
+}
+
+/// <summary>Single-byte port accesses, the way a guest's inb/outb reach a device.</summary>
+internal static class PortAccess
+{
+    public static byte In(this IBusDevice device, ulong offset)
+    {
+        Span<byte> b = stackalloc byte[1];
+        device.Read(offset, b);
+        return b[0];
+    }
+
+    public static void Out(this IBusDevice device, ulong offset, byte value)
+    {
+        ReadOnlySpan<byte> b = [value];
+        device.Write(offset, b);
+    }
+}
