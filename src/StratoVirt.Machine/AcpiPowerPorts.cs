@@ -1,4 +1,5 @@
 using StratoVirt.Boot;
+using StratoVirt.Boot.Acpi;
 using StratoVirt.Memory;
 
 namespace StratoVirt.Machine;
@@ -16,8 +17,7 @@ public sealed class AcpiPowerPorts(Action<MachineExit> requestExit) : IBusDevice
         if (data.IsEmpty) return;
         ulong port = Base + offset;
         byte value = data[0];
-        if (port == AcpiPorts.SleepControl && (value & AcpiPorts.SleepEnable) != 0
-            && ((value >> 2) & 7) == AcpiPorts.S5SleepType)
+        if (port == AcpiPorts.SleepControl && AcpiPorts.IsPowerOff(value))
             requestExit(MachineExit.PowerOff("guest powered off (ACPI S5)"));
         else if (port == AcpiPorts.Reset && value == AcpiPorts.ResetValue)
             requestExit(MachineExit.PowerOff("guest requested a reset (ACPI)"));

@@ -1,4 +1,4 @@
-using StratoVirt.Devices;
+using StratoVirt.Devices.Legacy;
 using StratoVirt.Sys;
 
 namespace StratoVirt.Machine;
@@ -12,11 +12,11 @@ public sealed class FdSerialOutput(int fd) : ISerialOutput
 /// <summary>Feeds bytes read from stdin into the UART's receive FIFO, holding back what the FIFO cannot take.</summary>
 public sealed unsafe class StdinConsole
 {
-    private readonly Devices.Legacy.Serial16550 _serial;
+    private readonly Serial16550 _serial;
     private readonly byte[] _buffer = new byte[256];
     private int _start, _end;
 
-    public StdinConsole(Devices.Legacy.Serial16550 serial) => _serial = serial;
+    public StdinConsole(Serial16550 serial) => _serial = serial;
 
     public bool HasBacklog => _start < _end;
 

@@ -1,4 +1,5 @@
 using StratoVirt.Boot;
+using StratoVirt.Boot.Acpi;
 using StratoVirt.Devices.Legacy;
 using StratoVirt.Kvm;
 using StratoVirt.Memory;
@@ -99,7 +100,9 @@ public sealed class MicroVm : IDisposable
             _serial = new Serial16550(new KvmInterruptLine(_vm, SerialIrq), new FdSerialOutput(_serialFd));
             Pio.Register(SerialPort, 8, _serial);
         }
-        Pio.Register(0x60, 5, new I8042(() => RequestExit(MachineExit.PowerOff("guest requested a reset (i8042)")), null));
+        var i8042 = new I8042(() => RequestExit(MachineExit.PowerOff("guest requested a reset (i8042)")));
+        Pio.Register(0x60, 1, i8042.DataPort); // one port each: 0x61 belongs to the in-kernel PIT
+        Pio.Register(0x64, 1, i8042.CommandPort);
         Pio.Register(0x70, 2, new CmosRtc(() => DateTime.UtcNow));
         Pio.Register(AcpiPowerPorts.Base, AcpiPowerPorts.Length, new AcpiPowerPorts(RequestExit));
         Mmio.Register(Layout.BootTimer, Layout.BootTimerSize, new BootTimer(() => Log.Info(ProcessClock.BootTimeLine())));
