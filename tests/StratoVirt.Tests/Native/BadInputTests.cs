@@ -69,25 +69,6 @@ public sealed class BadInputTests(PayloadFixture payloads) : IDisposable
     }
 
     [Fact]
-    public void NoPermissionOnDevKvm()
-    {
-        // The kernel must be readable by the unprivileged user, so that /dev/kvm is the only obstacle.
-        string kernel = Path.Combine(Path.GetTempPath(), $"stratovirt-perm-{Guid.NewGuid():N}.bin");
-        File.Copy(payloads.Get("hello"), kernel);
-        File.SetUnixFileMode(kernel, UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-        try
-        {
-            var r = VmmProcess.RunCommand("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--",
-                VmmProcess.Binary, "-machine", "microvm", "-kernel", kernel]);
-            AssertOneLineError(r, "no permission to open /dev/kvm");
-        }
-        finally
-        {
-            File.Delete(kernel);
-        }
-    }
-
-    [Fact]
     public void FailedRunsLeaveNoFilesBehind()
     {
         string tmp = Path.GetTempPath();

@@ -1,98 +1,90 @@
-using StratoVirt.Tests.Unit;
+using System.Text.RegularExpressions;
 
 namespace StratoVirt.Tests.Native;
 
-/// <summary>Real KVM VMs on this host running the payload guests through the stratovirt binary.</summary>
+/// <summary>Real KVM VMs running the payload guests through the stratovirt binary (here or in the nested lab).</summary>
 [Trait("Level", "Native")]
 [Collection("payloads")]
 public sealed class PayloadBootTests(PayloadFixture payloads)
 {
-    private static readonly Dictionary<string, string> InfoLog = new() { ["STRATOVIRT_LOG_LEVEL"] = "info" };
-
-    private static string[] Args(string kernel, params string[] extra) =>
-        ["-machine", "microvm", "-kernel", kernel, "-m", "256", "-serial", "stdio", .. extra];
+    private VmmResult Run(string name) => KvmRunner.Run(name, payloads);
 
     [Theory]
-    [InlineData("bin")]
-    [InlineData("bzImage")]
-    public void HelloPayloadPrintsAndResetsWithExitZero(string kind)
+    [InlineData("hello-bin")]
+    [InlineData("hello-bzimage")]
+    public void HelloPayloadPrintsLogsBootTimeAndResetsWithExitZero(string name)
     {
-        var r = VmmProcess.Run(Args(payloads.Get("hello", kind), "-D"), env: InfoLog);
+        var r = Run(name);
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Contains("Hello from payload", r.Stdout);
         Assert.Matches(@"Guest-boot-time = \d+ us \d+ ms, \d+ CPU us \d+ CPU ms \(monotonic \d+ ns\)", r.Stderr);
-        Assert.Contains("guest requested a reset", r.Stderr);
+        Assert.Contains("guest requested a reset (i8042)", r.Stderr);
     }
 
     [Fact]
     public void ElfPayloadBootsAtItsEntry()
     {
-        using var dir = new TempDir();
-        byte[] code = File.ReadAllBytes(payloads.Get("hello"));
-        string elf = dir.Write("hello.elf", BootImageTests.MakeElf(0x1000000, 0x1000000, code));
-        var r = VmmProcess.Run(Args(elf));
+        var r = Run("hello-elf");
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Contains("Hello from payload", r.Stdout);
     }
 
     [Fact]
-    public void RtcPayloadReadsTheHostDate()
+    public void RtcPayloadReadsTheDate()
     {
-        var before = DateTime.UtcNow;
-        var r = VmmProcess.Run(Args(payloads.Get("rtc")));
+        var r = Run("rtc");
         Assert.True(r.ExitCode == 0, r.ToString());
-        var m = System.Text.RegularExpressions.Regex.Match(r.Stdout, @"RTC (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)");
+        var m = Regex.Match(r.Stdout, @"RTC (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)");
         Assert.True(m.Success, r.ToString());
         var guest = DateTime.ParseExact(m.Groups[1].Value, "yyyy-MM-dd HH:mm:ss", null);
-        Assert.InRange(guest, before.AddSeconds(-2), DateTime.UtcNow.AddSeconds(2));
+        // The lab may have run a few minutes before this assertion; a broken RTC gives 2000-00-00 or garbage.
+        Assert.InRange(guest, DateTime.UtcNow.AddHours(-1), DateTime.UtcNow.AddMinutes(1));
     }
 
     [Fact]
     public void SecondVcpuComesUpThroughInitSipi()
     {
-        var r = VmmProcess.Run(Args(payloads.Get("smp"), "-smp", "2"));
+        var r = Run("smp2");
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Contains("AP up", r.Stdout);
         Assert.Contains("SMP 2 cpus", r.Stdout);
     }
 
     [Theory]
-    [InlineData("1")]
-    [InlineData("4")]
-    [InlineData("cpus=4,maxcpus=8,sockets=2,cores=2,threads=2")]
-    public void VcpuCountsBootTheSamePayload(string smp)
+    [InlineData("smp-1")]
+    [InlineData("smp-4")]
+    [InlineData("smp-topology")]
+    [InlineData("smp-254")]
+    [InlineData("large-memory")]
+    public void VcpuCountsAndMemorySizesBootTheSamePayload(string name)
     {
-        var r = VmmProcess.Run(Args(payloads.Get("hello"), "-smp", smp));
+        var r = Run(name);
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Contains("Hello from payload", r.Stdout);
     }
 
     [Fact]
-    public void TripleFaultEndsWithAClearErrorAndNonZeroExit()
+    public void TripleFaultEndsWithOneClearLineAndNonZeroExit()
     {
-        var r = VmmProcess.Run(Args(payloads.Get("fault")));
+        var r = Run("fault");
         Assert.False(r.TimedOut, r.ToString());
-        Assert.NotEqual(0, r.ExitCode);
-        Assert.Matches("stratovirt: vCPU 0: .*(triple fault|emulate|internal error)", r.Stderr);
-        Assert.Single(r.Stderr.Trim().Split('\n'));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal("stratovirt: vCPU 0: guest triple fault (KVM_EXIT_SHUTDOWN)", r.Stderr.Trim());
     }
 
     [Fact]
     public void UnclaimedMmioReadsAsAllOnes()
     {
-        var r = VmmProcess.Run(Args(payloads.Get("mmio-probe")));
+        var r = Run("mmio-probe");
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Contains("MMIO ff", r.Stdout);
     }
 
     [Fact]
-    public void SerialToFileWritesTheGuestOutput()
+    public void DevKvmWithoutPermissionIsOneClearLine()
     {
-        using var dir = new TempDir();
-        string log = Path.Combine(dir.Path, "serial.log");
-        var r = VmmProcess.Run(["-machine", "microvm", "-kernel", payloads.Get("hello"), "-serial", $"file,path={log}"]);
-        Assert.True(r.ExitCode == 0, r.ToString());
-        Assert.Contains("Hello from payload", File.ReadAllText(log));
-        Assert.DoesNotContain("Hello", r.Stdout);
+        var r = Run("no-permission");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Equal("stratovirt: no permission to open /dev/kvm (add the user to the kvm group or run as root)", r.Stderr.Trim());
     }
 }

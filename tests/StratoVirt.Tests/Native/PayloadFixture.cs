@@ -1,22 +1,37 @@
 using System.Diagnostics;
+using StratoVirt.Tests.Unit;
 
 namespace StratoVirt.Tests.Native;
 
-/// <summary>Assembles the payload guests in tests/payloads once per test run (scripts/build-payloads.sh).</summary>
+/// <summary>Assembles the payload guests of tests/payloads (scripts/build-payloads.sh) and an ELF wrapping of one.</summary>
+public static class PayloadBuilder
+{
+    /// <summary>Builds every payload into <paramref name="dir"/>; returns the files made.</summary>
+    public static IReadOnlyList<string> Build(string dir)
+    {
+        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(VmmProcess.RepoRoot, "scripts", "build-payloads.sh"));
+        psi.ArgumentList.Add(dir);
+        using (var p = Process.Start(psi)!)
+        {
+            var err = p.StandardError.ReadToEndAsync();
+            string output = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new InvalidOperationException($"build-payloads.sh failed:\n{output}{err.Result}");
+        }
+        byte[] hello = File.ReadAllBytes(Path.Combine(dir, "hello.bin"));
+        File.WriteAllBytes(Path.Combine(dir, "hello.elf"), BootImageTests.MakeElf(0x1000000, 0x1000000, hello));
+        return Directory.GetFiles(dir).Where(f => f.EndsWith(".bin") || f.EndsWith(".bzImage") || f.EndsWith(".elf"))
+            .Order().ToList();
+    }
+}
+
+/// <summary>The payloads, built once per test run for the tests that run them on this host.</summary>
 public sealed class PayloadFixture : IDisposable
 {
     private readonly TempDir _dir = new();
 
-    public PayloadFixture()
-    {
-        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(VmmProcess.RepoRoot, "scripts", "build-payloads.sh"));
-        psi.ArgumentList.Add(_dir.Path);
-        using var p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0) throw new InvalidOperationException($"build-payloads.sh failed:\n{output}");
-    }
+    public PayloadFixture() => PayloadBuilder.Build(_dir.Path);
 
     public string Dir => _dir.Path;
 

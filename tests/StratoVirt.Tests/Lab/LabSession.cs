@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Text;
+using StratoVirt.Tests.Native;
+
+namespace StratoVirt.Tests.Lab;
+
+/// <summary>
+/// One boot of the nested lab per test run: every KVM payload case and every Linux scenario runs in it, and the
+/// tests read their results from the parsed console log (kept in .cache/lab/test-run.log).
+/// </summary>
+public sealed class LabSession
+{
+    private static readonly Lazy<LabSession> Shared = new(() => new LabSession(), LazyThreadSafetyMode.ExecutionAndPublication);
+
+    public static LabSession Instance => Shared.Value;
+
+    public LabLog Log { get; }
+    public string LogPath { get; }
+
+    private LabSession()
+    {
+        string cache = Path.Combine(VmmProcess.RepoRoot, ".cache", "lab");
+        Directory.CreateDirectory(cache);
+        LogPath = Path.Combine(cache, "test-run.log");
+        using var work = new TempDir();
+        var payloads = PayloadBuilder.Build(work.Path);
+        string scenarios = Path.Combine(work.Path, "scenarios.sh");
+        File.WriteAllText(scenarios, ScenarioFile());
+
+        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(VmmProcess.RepoRoot, "scripts", "lab", "run.sh"),
+                     "--scenarios", scenarios, "--log", LogPath, "--vmm", VmmProcess.Binary, "--timeout", "1500" })
+            psi.ArgumentList.Add(a);
+        foreach (var file in payloads)
+        {
+            psi.ArgumentList.Add("--add");
+            psi.ArgumentList.Add(file);
+        }
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.StandardOutput.ReadToEnd(); // the console; the log file holds the same
+        p.WaitForExit();
+        if (!File.Exists(LogPath)) throw new InvalidOperationException($"the lab wrote no log:\n{stderr.Result}");
+        Log = LabLog.Load(LogPath);
+        if (!Log.KvmOk) throw new InvalidOperationException($"the lab's outer VM has no /dev/kvm (log: {LogPath})");
+    }
+
+    /// <summary>The scenario file: a helper that separates stdout from stderr, then every case and boot.</summary>
+    internal static string ScenarioFile()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("export VMM");
+        sb.AppendLine("run_case() {  # run_case <shell command>: stdout lines as O|..., stderr lines as E|...");
+        sb.AppendLine("    sh -c \"$1\" </dev/null >/tmp/case.out 2>/tmp/case.err");
+        sb.AppendLine("    _rc=$?");
+        sb.AppendLine("    sed 's/^/O|/' /tmp/case.out; sed 's/^/E|/' /tmp/case.err");
+        sb.AppendLine("    return $_rc");
+        sb.AppendLine("}");
+        foreach (var c in KvmCases.All)
+        {
+            var args = c.Args.Select(a => KvmRunner.Resolve(a, "/lab"));
+            string command = KvmRunner.Quote("$VMM", args).Replace("'$VMM'", "\"$VMM\"");
+            if (c.WithInfoLog) command = "STRATOVIRT_LOG_LEVEL=info " + command;
+            if (c.KvmDeviceWithoutPermission) command = KvmRunner.WithoutKvmPermission(command);
+            sb.AppendLine($"scenario kvm-{c.Name} {c.TimeoutSeconds} run_case {KvmRunner.Word(command)}");
+        }
+        foreach (var line in LinuxScenarios.Lines) sb.AppendLine(line);
+        return sb.ToString();
+    }
+
+    /// <summary>A KVM case's result in the shape of a local run.</summary>
+    public VmmResult KvmCase(string name)
+    {
+        var s = Log[$"kvm-{name}"];
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        foreach (var line in s.Output)
+        {
+            if (line.StartsWith("O|", StringComparison.Ordinal)) stdout.AppendLine(line[2..]);
+            else if (line.StartsWith("E|", StringComparison.Ordinal)) stderr.AppendLine(line[2..]);
+        }
+        return new VmmResult(s.ExitCode ?? -1, stdout.ToString(), stderr.ToString(), s.TimedOut || !s.Ended);
+    }
+
+    public LabScenario Linux(string name) => Log[name];
+}

@@ -1,0 +1,85 @@
+namespace StratoVirt.Tests.Lab;
+
+/// <summary>Debian's stock cloud kernel booted by stratovirt inside the nested lab.</summary>
+[Trait("Level", "Lab")]
+public sealed class LinuxBootTests
+{
+    private static LabScenario Boot(string name)
+    {
+        var s = LabSession.Instance.Linux(name);
+        Assert.True(s.Ended, $"{name} did not finish (log: {LabSession.Instance.LogPath})");
+        return s;
+    }
+
+    private static string Text(LabScenario s) => string.Join('\n', s.Output);
+
+    [Theory]
+    [InlineData("linux-1cpu-poweroff", 1, 256)]
+    [InlineData("linux-2cpu-reboot", 2, 256)]
+    [InlineData("linux-4cpu-poweroff", 4, 512)]
+    public void KernelReachesInitWithItsCpusAndMemoryAndEndsWithExitZero(string name, int cpus, int memoryMiB)
+    {
+        var s = Boot(name);
+        Assert.True(s.ExitCode == 0, Text(s));
+        Assert.NotNull(s.GuestUptimeAtInit);
+        Assert.StartsWith("Linux ", s.GuestMarker("GUEST-UNAME"));
+        Assert.Equal(cpus.ToString(), s.GuestMarker("GUEST-CPUS"));
+        long memKb = long.Parse(s.GuestMarker("GUEST-MEMTOTAL-KB")!);
+        // MemTotal is RAM less what the kernel reserves for itself: between 75% and 100% of -m.
+        Assert.InRange(memKb, memoryMiB * 1024L * 3 / 4, memoryMiB * 1024L);
+        Assert.Contains($"smp: Brought up 1 node, {cpus} CPU", Text(s));
+    }
+
+    [Fact]
+    public void PoweroffEndsTheVmThroughAcpi()
+    {
+        var s = Boot("linux-1cpu-poweroff");
+        Assert.Equal(0, s.ExitCode);
+        Assert.True(s.OutputContains("guest powered off (ACPI S5)"), Text(s));
+    }
+
+    [Theory]
+    [InlineData("linux-2cpu-reboot")]
+    [InlineData("linux-acpi-off-reboot")]
+    public void RebootEndsTheVmThroughTheI8042(string name)
+    {
+        var s = Boot(name);
+        Assert.Equal(0, s.ExitCode);
+        Assert.True(s.OutputContains("guest requested a reset (i8042)"), Text(s));
+    }
+
+    [Fact]
+    public void GuestClockComesFromTheCmosRtc()
+    {
+        var s = Boot("linux-1cpu-poweroff");
+        long guest = long.Parse(s.GuestMarker("GUEST-DATE")!);
+        long now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        // The lab finished before this test ran; its guests booted within the last half hour.
+        Assert.InRange(guest, now - 1800, now + 60);
+        Assert.False(s.OutputContains("rtc_cmos: only 24-hr supported"), Text(s));
+    }
+
+    [Fact]
+    public void BootTimerLogsTheTimeToInit()
+    {
+        var s = Boot("linux-1cpu-poweroff");
+        Assert.Contains(s.Output, l => l.Contains("Guest-boot-time = ") && l.Contains(" CPU ms"));
+    }
+
+    [Fact]
+    public void AcpiOffStillBootsAsKataConfiguresIt()
+    {
+        // Debian's kernel has no MP-table parser (X86_MPPARSE is off), so acpi=off means one CPU: Kata's flags still boot.
+        var s = Boot("linux-acpi-off-reboot");
+        Assert.Equal("1", s.GuestMarker("GUEST-CPUS"));
+    }
+
+    [Fact]
+    public void SerialConsoleShellRunsTypedCommands()
+    {
+        var s = Boot("linux-shell");
+        Assert.True(s.ExitCode == 0, Text(s));
+        Assert.True(s.OutputContains("typed-42"), Text(s));
+        Assert.Contains(s.Output, l => l.StartsWith("Linux ") && l.Contains("x86_64"));
+    }
+}

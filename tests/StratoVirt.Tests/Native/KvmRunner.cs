@@ -1,0 +1,67 @@
+using System.Text;
+using StratoVirt.Kvm;
+using StratoVirt.Tests.Lab;
+
+namespace StratoVirt.Tests.Native;
+
+/// <summary>
+/// Runs a KVM case on this host's /dev/kvm when it works, and otherwise takes the result of the same case from
+/// the nested lab's single boot (machines of this project's kind may have no usable /dev/kvm).
+/// </summary>
+public static class KvmRunner
+{
+    private static readonly Lazy<bool> HostKvm = new(ProbeHostKvm);
+
+    public static bool HostHasKvm => HostKvm.Value;
+
+    private static bool ProbeHostKvm()
+    {
+        try
+        {
+            using var kvm = KvmSystem.Open();
+            using var vm = kvm.CreateVm();
+            return true;
+        }
+        catch (Exception e) when (e is KvmUnavailableException or StratoVirt.Sys.SysException)
+        {
+            return false;
+        }
+    }
+
+    public static VmmResult Run(string name, PayloadFixture payloads)
+    {
+        var c = KvmCases.Get(name);
+        return HostHasKvm ? RunLocally(c, payloads) : LabSession.Instance.KvmCase(c.Name);
+    }
+
+    private static VmmResult RunLocally(VmmCase c, PayloadFixture payloads)
+    {
+        var args = c.Args.Select(a => Resolve(a, payloads.Dir)).ToArray();
+        var env = c.WithInfoLog ? new Dictionary<string, string> { ["STRATOVIRT_LOG_LEVEL"] = "info" } : null;
+        if (!c.KvmDeviceWithoutPermission) return VmmProcess.Run(args, TimeSpan.FromSeconds(c.TimeoutSeconds), env);
+        return VmmProcess.RunCommand("sh", ["-c", WithoutKvmPermission(Quote(VmmProcess.Binary, args))],
+            TimeSpan.FromSeconds(c.TimeoutSeconds), env);
+    }
+
+    /// <summary>Replaces {payload:name} with the file's path under <paramref name="dir"/>.</summary>
+    public static string Resolve(string arg, string dir) =>
+        arg.StartsWith("{payload:", StringComparison.Ordinal) ? Path.Combine(dir, arg[9..^1]) : arg;
+
+    /// <summary>
+    /// A shell command that runs <paramref name="command"/> in a user namespace (as the overflow uid) with a
+    /// private /dev/kvm node of mode 0000: without capabilities in the initial namespace even the owner gets EACCES.
+    /// </summary>
+    public static string WithoutKvmPermission(string command) =>
+        "unshare -m sh -c 'mknod /tmp/kvm-noperm-$$ c 10 232 && chmod 000 /tmp/kvm-noperm-$$ && mount --bind /tmp/kvm-noperm-$$ /dev/kvm " +
+        $"&& rm /tmp/kvm-noperm-$$ && unshare -U {command.Replace("'", "'\\''")}'";
+
+    /// <summary>Single-quotes each word for sh.</summary>
+    public static string Quote(string file, IEnumerable<string> args)
+    {
+        var sb = new StringBuilder(Word(file));
+        foreach (var a in args) sb.Append(' ').Append(Word(a));
+        return sb.ToString();
+    }
+
+    public static string Word(string s) => "'" + s.Replace("'", "'\\''") + "'";
+}
