@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Builds the OUTER lab VM's initramfs (cpio newc): static busybox, the KVM modules of the lab kernel, the
+# /init of scripts/lab/outer/, the scenario helpers (/lab/lib.sh) and file (/lab/scenarios.sh), and what the
+# scenarios run: the inner kernel (/lab/vmlinuz), the inner initramfs (/lab/guest.cpio.gz), the VMM under test
+# (/lab/stratovirt) and optionally QEMU, each with the shared libraries ldd lists.
+#
+#   scripts/lab/make-outer-initramfs.sh --out <file> --scenarios <file.sh> [--vmm <binary>] [--with-qemu]
+#                                       [--guest-initrd <cpio.gz>] [--add <file>]... [--gzip]
+#
+#   --guest-initrd  inner initramfs to use (default: built by make-guest-initramfs.sh into .cache/lab/)
+#   --add           copies another file into /lab/ (disk images, extra tools)
+#   --gzip          compresses the archive (default: not compressed; TCG unpacks gzip slowly)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=scripts/lab/host.sh
+source "$here/host.sh"
+
+usage() {
+    echo "usage: $0 --out <file> --scenarios <file.sh> [--vmm <binary>] [--with-qemu] [--guest-initrd <cpio.gz>]" \
+        "[--add <file>]... [--gzip]" >&2
+    exit 2
+}
+out='' scenarios='' vmm='' with_qemu=0 guest_initrd='' compress=0
+extra=()
+while (($#)); do
+    case "$1" in
+        --out) (($# >= 2)) || usage; out=$2; shift 2 ;;
+        --scenarios) (($# >= 2)) || usage; scenarios=$2; shift 2 ;;
+        --vmm) (($# >= 2)) || usage; vmm=$2; shift 2 ;;
+        --with-qemu) with_qemu=1; shift ;;
+        --guest-initrd) (($# >= 2)) || usage; guest_initrd=$2; shift 2 ;;
+        --add) (($# >= 2)) || usage; extra+=("$2"); shift 2 ;;
+        --gzip) compress=1; shift ;;
+        *) usage ;;
+    esac
+done
+[[ -n "$out" && -n "$scenarios" ]] || usage
+[[ -f "$scenarios" ]] || lab_die "scenario file $scenarios not found"
+[[ -z "$vmm" || -x "$vmm" ]] || lab_die "VMM binary $vmm not found or not executable"
+for f in "${extra[@]}"; do [[ -f "$f" ]] || lab_die "--add $f: no such file"; done
+
+eval "$("$here/fetch.sh")"
+qemu_bin=/usr/bin/qemu-system-x86_64
+qemu_fw_src=/usr/share/qemu
+# Firmware QEMU's x86 machines load for a direct kernel boot (microvm: qboot; -kernel: the option ROMs).
+qemu_fw_files=(bios-microvm.bin qboot.rom linuxboot.bin linuxboot_dma.bin pvh.bin kvmvapic.bin multiboot.bin
+    multiboot_dma.bin)
+
+mkdir -p "$lab_cache/tmp"
+stage="$(mktemp -d "$lab_cache/tmp/outer.XXXXXX")"
+trap 'rm -rf "$stage"' EXIT
+root="$stage/root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,lib/modules,lab}
+
+lab_say "outer initramfs: busybox, KVM modules, inner kernel and initramfs"
+lab_install_busybox "$root"
+mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
+
+for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko; do
+    [[ -f "$LAB_MODULES/kernel/$m" ]] || lab_die "module $m missing from $LAB_MODULES"
+    cp "$LAB_MODULES/kernel/$m" "$root/lib/modules/"
+done
+install -m 0755 "$here/outer/init" "$root/init"
+cp "$here/outer/lib.sh" "$root/lab/lib.sh"
+cp "$scenarios" "$root/lab/scenarios.sh"
+cp "$LAB_VMLINUZ" "$root/lab/vmlinuz"
+if [[ -n "$guest_initrd" ]]; then
+    [[ -f "$guest_initrd" ]] || lab_die "guest initramfs $guest_initrd not found"
+    cp "$guest_initrd" "$root/lab/guest.cpio.gz"
+else
+    "$here/make-guest-initramfs.sh" "$root/lab/guest.cpio.gz"
+fi
+for f in "${extra[@]}"; do cp "$f" "$root/lab/"; done
+
+{
+    echo "# Written by make-outer-initramfs.sh: what the scenarios run."
+    echo "export KERNEL=/lab/vmlinuz INITRD=/lab/guest.cpio.gz"
+} >"$root/lab/env.sh"
+
+if [[ -n "$vmm" ]]; then
+    lab_say "outer initramfs: VMM $vmm and its libraries"
+    cp "$vmm" "$root/lab/stratovirt"
+    lab_copy_ldd_libs "$vmm" "$root"
+    echo "export VMM=/lab/stratovirt" >>"$root/lab/env.sh"
+else
+    echo "export VMM=" >>"$root/lab/env.sh"
+fi
+
+if ((with_qemu)); then
+    lab_need_packages qemu-system-x86
+    lab_say "outer initramfs: QEMU $qemu_bin, its libraries and firmware"
+    mkdir -p "$root/usr/bin" "$root/lab/qemu-fw"
+    cp "$qemu_bin" "$root/usr/bin/"
+    lab_copy_ldd_libs "$qemu_bin" "$root"
+    for f in "${qemu_fw_files[@]}"; do
+        [[ -e "$qemu_fw_src/$f" ]] && cp -L "$qemu_fw_src/$f" "$root/lab/qemu-fw/"
+    done
+    echo "export QEMU=/usr/bin/qemu-system-x86_64 QEMU_FW=/lab/qemu-fw" >>"$root/lab/env.sh"
+else
+    echo "export QEMU= QEMU_FW=" >>"$root/lab/env.sh"
+fi
+
+mkdir -p "$(dirname "$out")"
+if ((compress)); then
+    (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -1) >"$out.tmp"
+else
+    (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$out.tmp"
+fi
+mv "$out.tmp" "$out"
+lab_say "outer initramfs $out ($(du -m "$out" | cut -f1) MiB)"
