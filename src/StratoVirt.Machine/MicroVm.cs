@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using StratoVirt.Boot;
 using StratoVirt.Boot.Acpi;
 using StratoVirt.Devices.Legacy;
@@ -151,6 +152,10 @@ public sealed class MicroVm : IDisposable
     public MachineExit Run()
     {
         VcpuKick.Install();
+        // SIGTERM, SIGINT and SIGHUP end the VM through the same path as a guest power-off, so the terminal is restored.
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, OnSignal);
         using var terminal = _serial is not null && _config.Serial is SerialBackend.Stdio ? RawTerminal.TryEnter(0) : null;
         foreach (var vcpu in _vcpus) vcpu.Start();
         try
@@ -162,6 +167,12 @@ public sealed class MicroVm : IDisposable
             foreach (var vcpu in _vcpus) vcpu.Stop(TimeSpan.FromSeconds(2));
         }
         return _exit!;
+    }
+
+    private void OnSignal(PosixSignalContext context)
+    {
+        context.Cancel = true;
+        RequestExit(MachineExit.PowerOff($"terminated by signal {context.Signal}"));
     }
 
     private const ulong TokenExit = 1, TokenStdin = 2;

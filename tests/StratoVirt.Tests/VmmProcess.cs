@@ -30,7 +30,8 @@ public static class VmmProcess
     public static VmmResult RunCommand(string file, IEnumerable<string> args, TimeSpan? timeout = null,
         IDictionary<string, string>? env = null, string? stdin = null)
     {
-        if (!File.Exists(file)) throw new FileNotFoundException($"{file} is missing: run scripts/build.sh first", file);
+        if (file.Contains('/') && !File.Exists(file))
+            throw new FileNotFoundException($"{file} is missing: run scripts/build.sh first", file);
         var psi = new ProcessStartInfo(file)
         {
             RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,

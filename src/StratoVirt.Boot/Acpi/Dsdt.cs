@@ -1,7 +1,7 @@
 namespace StratoVirt.Boot.Acpi;
 
 /// <summary>
-/// The Differentiated System Description Table: the S5 sleep package (so the guest can power off), COM1, and one
+/// The Differentiated System Description Table: the S5 sleep package (so the guest can power off), COM1, the CMOS RTC, and one
 /// "LNRO0005" device per virtio-mmio transport, which is how kernels without virtio_mmio.device= find them.
 /// </summary>
 internal static class Dsdt
@@ -16,6 +16,8 @@ internal static class Dsdt
     internal const ushort Com1Port = 0x3F8;
     internal const byte Com1Ports = 8;
     internal const uint Com1Irq = 4;
+    internal const string RtcHid = "PNP0B00"; // AT-compatible CMOS real-time clock
+    internal const ushort RtcPort = 0x70;
 
     public static byte[] Build(IReadOnlyList<VirtioMmioWindow> virtioDevices)
     {
@@ -32,6 +34,7 @@ internal static class Dsdt
 
         aml.BeginScope("\\_SB_");
         WriteCom1(aml);
+        WriteRtc(aml);
         for (int i = 0; i < virtioDevices.Count; i++)
             WriteVirtioDevice(aml, i, virtioDevices[i]);
         aml.End();
@@ -55,6 +58,20 @@ internal static class Dsdt
         aml.BeginResourceTemplate();
         aml.IoPort(Com1Port, Com1Port, 1, Com1Ports);
         aml.ExtendedInterrupt(Com1Irq, AmlTrigger.Edge, AmlPolarity.ActiveHigh, shared: false);
+        aml.End();
+        aml.End();
+    }
+
+    // Without it a hardware-reduced guest has no legacy IRQ map and rtc_cmos fails its probe; the RTC raises no
+    // interrupt, so none is described and the driver runs without alarms.
+    private static void WriteRtc(AmlWriter aml)
+    {
+        aml.BeginDevice("RTC_");
+        aml.Name("_HID");
+        aml.EisaId(RtcHid);
+        aml.Name("_CRS");
+        aml.BeginResourceTemplate();
+        aml.IoPort(RtcPort, RtcPort, 1, 2);
         aml.End();
         aml.End();
     }

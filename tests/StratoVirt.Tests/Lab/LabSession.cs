@@ -61,7 +61,7 @@ public sealed class LabSession
             var args = c.Args.Select(a => KvmRunner.Resolve(a, "/lab"));
             string command = KvmRunner.Quote("$VMM", args).Replace("'$VMM'", "\"$VMM\"");
             if (c.WithInfoLog) command = "STRATOVIRT_LOG_LEVEL=info " + command;
-            if (c.KvmDeviceWithoutPermission) command = KvmRunner.WithoutKvmPermission(command);
+            if (c.Wrap is not null) command = c.Wrap(command);
             sb.AppendLine($"scenario kvm-{c.Name} {c.TimeoutSeconds} run_case {KvmRunner.Word(command)}");
         }
         foreach (var line in LinuxScenarios.Lines) sb.AppendLine(line);

@@ -5,17 +5,17 @@ namespace StratoVirt.Tests.Native;
 /// they resolve to the host's build of the payloads, or to /lab/ inside the nested lab.
 /// </summary>
 public sealed record VmmCase(string Name, string[] Args, int TimeoutSeconds = 30, bool WithInfoLog = false,
-    bool KvmDeviceWithoutPermission = false);
+    Func<string, string>? Wrap = null);
 
 /// <summary>Every KVM-backed payload run the tests assert on; the lab runs them all in one boot.</summary>
 public static class KvmCases
 {
     private static string[] Boot(string payload, params string[] extra) =>
-        ["-machine", "microvm", "-kernel", $"{{payload:{payload}}}", "-m", "256", "-serial", "stdio", .. extra];
+        ["-machine", "microvm", "-kernel", $"{{payload:{payload}}}", "-serial", "stdio", .. extra];
 
     public static readonly VmmCase[] All =
     [
-        new("hello-bin", Boot("hello.bin", "-D"), WithInfoLog: true),
+        new("hello-bin", Boot("hello.bin", "-m", "256", "-D"), WithInfoLog: true),
         new("hello-bzimage", Boot("hello.bzImage", "-D"), WithInfoLog: true),
         new("hello-elf", Boot("hello.elf")),
         new("rtc", Boot("rtc.bin")),
@@ -27,7 +27,10 @@ public static class KvmCases
         new("fault", Boot("fault.bin")),
         new("mmio-probe", Boot("mmio-probe.bin")),
         new("large-memory", Boot("hello.bin", "-m", "4G")),
-        new("no-permission", ["-machine", "microvm", "-kernel", "{payload:hello.bin}"], KvmDeviceWithoutPermission: true),
+        new("no-permission", ["-machine", "microvm", "-kernel", "{payload:hello.bin}"], Wrap: KvmRunner.WithoutKvmPermission),
+        // The idle payload never stops by itself; SIGTERM must end the VMM cleanly with exit 0.
+        new("sigterm", Boot("idle.bin", "-D"), WithInfoLog: true,
+            Wrap: vmm => $"{vmm} & pid=$!; sleep 3; kill -TERM $pid; wait $pid"),
     ];
 
     public static VmmCase Get(string name) => All.Single(c => c.Name == name);

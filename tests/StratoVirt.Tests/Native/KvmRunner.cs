@@ -38,8 +38,8 @@ public static class KvmRunner
     {
         var args = c.Args.Select(a => Resolve(a, payloads.Dir)).ToArray();
         var env = c.WithInfoLog ? new Dictionary<string, string> { ["STRATOVIRT_LOG_LEVEL"] = "info" } : null;
-        if (!c.KvmDeviceWithoutPermission) return VmmProcess.Run(args, TimeSpan.FromSeconds(c.TimeoutSeconds), env);
-        return VmmProcess.RunCommand("sh", ["-c", WithoutKvmPermission(Quote(VmmProcess.Binary, args))],
+        if (c.Wrap is null) return VmmProcess.Run(args, TimeSpan.FromSeconds(c.TimeoutSeconds), env);
+        return VmmProcess.RunCommand("sh", ["-c", c.Wrap(Quote(VmmProcess.Binary, args))],
             TimeSpan.FromSeconds(c.TimeoutSeconds), env);
     }
 

@@ -87,4 +87,13 @@ public sealed class PayloadBootTests(PayloadFixture payloads)
         Assert.Equal(1, r.ExitCode);
         Assert.Equal("stratovirt: no permission to open /dev/kvm (add the user to the kvm group or run as root)", r.Stderr.Trim());
     }
+
+    [Fact]
+    public void SigtermEndsTheVmCleanly()
+    {
+        var r = Run("sigterm");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("Guest-boot-time", r.Stderr);
+        Assert.Contains("terminated by signal SIGTERM", r.Stderr);
+    }
 }
