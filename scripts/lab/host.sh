@@ -8,6 +8,12 @@ lab_cache="$lab_root/.cache/lab"
 lab_say() { echo "lab: $*" >&2; }
 lab_die() { echo "lab: error: $*" >&2; exit 1; }
 
+# Sets LAB_KVER, LAB_VMLINUZ, LAB_MODULES (see fetch.sh), running fetch.sh unless a caller already did.
+lab_kernel_env() {
+    [[ -f "${LAB_VMLINUZ:-}" && -d "${LAB_MODULES:-}" ]] && return 0
+    eval "$("$lab_root/scripts/lab/fetch.sh")"
+}
+
 # Runs a command as root: directly when we are root, through sudo otherwise.
 lab_as_root() {
     if [[ $(id -u) -eq 0 ]]; then

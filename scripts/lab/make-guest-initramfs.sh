@@ -45,7 +45,7 @@ install -m 0755 "$here/guest/init" "$root/init"
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || lab_say "not root: no /dev/console node in the initramfs"
 
 if ((${#modules[@]})); then
-    eval "$("$here/fetch.sh")"
+    lab_kernel_env
     for m in "${modules[@]}"; do
         src="$LAB_MODULES/kernel/$m"
         [[ -f "$src" ]] || lab_die "module $m not found under $LAB_MODULES/kernel"

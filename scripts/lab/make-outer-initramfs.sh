@@ -39,7 +39,8 @@ done
 [[ -z "$vmm" || -x "$vmm" ]] || lab_die "VMM binary $vmm not found or not executable"
 for f in "${extra[@]}"; do [[ -f "$f" ]] || lab_die "--add $f: no such file"; done
 
-eval "$("$here/fetch.sh")"
+lab_need_packages busybox-static cpio
+lab_kernel_env
 qemu_bin=/usr/bin/qemu-system-x86_64
 qemu_fw_src=/usr/share/qemu
 # Firmware QEMU's x86 machines load for a direct kernel boot (microvm: qboot; -kernel: the option ROMs).

@@ -34,7 +34,7 @@ done
 [[ -n "$scenarios" && -n "$log" ]] || usage
 [[ "$limit" =~ ^[0-9]+$ ]] || lab_die "--timeout wants whole seconds, not '$limit'"
 
-eval "$("$here/fetch.sh")"
+lab_kernel_env
 mkdir -p "$lab_cache/tmp" "$(dirname "$log")"
 work="$(mktemp -d "$lab_cache/tmp/run.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

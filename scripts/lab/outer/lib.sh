@@ -3,19 +3,20 @@
 #   scenario <name> <timeout-s> <command...>
 #   scenario_input <name> <timeout-s> <input-text> <command...>
 #
-# A command given as ONE argument is a shell command string (eval'd); several arguments are an argv. Either may
-# use the scenario file's functions. It runs in a background subshell with stdout+stderr copied to the console (trailing CRs dropped) and to
-# /tmp/lab/<name>/out, and prints:
+# A command given as ONE argument is a shell command string (eval'd); several arguments are an argv. Either
+# may use the scenario file's functions. It runs in a background subshell, its stdout+stderr copied to the
+# console (trailing CRs dropped) and to /tmp/lab/<name>/out, and the lab prints:
 #   @@BEGIN <name>
 #   ...its output...
 #   @@INIT <name> ms=<wall ms from start to the first line holding GUEST-INIT>   (only when one appeared)
 #   @@END <name> rc=<exit status; 124 when the timeout killed it> wall_ms=<wall ms>
 # Times come from the outer VM's /proc/uptime (10 ms resolution).
 #
-# scenario_input types <input-text> into the command's stdin: it waits for a line holding $LAB_INPUT_AFTER
-# (default GUEST-SHELL; empty: no wait), then $LAB_INPUT_SETTLE seconds (default 2), then writes the text one
-# line at a time ("\n" escapes or real newlines separate lines), $LAB_INPUT_GAP seconds apart (default 2).
-# stdin stays open until the command ends. Without input a command's stdin is /dev/null.
+# scenario_input types <input-text> into the command's stdin. It waits for an output line holding
+# $LAB_INPUT_AFTER (default GUEST-SHELL; empty: no wait), for at most $LAB_INPUT_WAIT_MAX seconds if that is
+# set, then $LAB_INPUT_SETTLE seconds (default 2), then writes the text a line at a time ("\n" escapes or real
+# newlines separate lines), $LAB_INPUT_GAP seconds apart (default 2). stdin stays open until the command ends.
+# Without input a command's stdin is /dev/null.
 #
 # After a scenario, LAB_LAST_RC holds its rc and /tmp/lab/<name>/out its output; lab_reached_init <name> tells
 # whether it printed GUEST-INIT. lab_note <text> prints "@@NOTE <text>"; lab_now_ms sets LAB_NOW_MS.
@@ -76,9 +77,15 @@ _lab_copy_output() {  # _lab_copy_output <dir>
 # Writes the input text to stdout (the command's stdin FIFO) as described above; returns when <dir>/done exists.
 _lab_feed() {  # _lab_feed <dir> <input-text>
     if [ -n "${LAB_INPUT_AFTER-GUEST-SHELL}" ]; then
+        _lab_polls=0
         until grep -q -- "${LAB_INPUT_AFTER-GUEST-SHELL}" "$1/out" 2>/dev/null; do
             [ -e "$1/done" ] && return 0
+            if [ "${LAB_INPUT_WAIT_MAX:-0}" -gt 0 ] && [ "$_lab_polls" -ge $((LAB_INPUT_WAIT_MAX * 5)) ]; then
+                echo "@@NOTE lab: no '${LAB_INPUT_AFTER-GUEST-SHELL}' after ${LAB_INPUT_WAIT_MAX}s; typing anyway" >&2
+                break
+            fi
             sleep 0.2
+            _lab_polls=$((_lab_polls + 1))
         done
     fi
     sleep "${LAB_INPUT_SETTLE:-2}"

@@ -64,7 +64,7 @@ public sealed record LabScenario(string Name, int? ExitCode, long? WallMs, long?
     }
 }
 
-/// <summary>A parsed console log of scripts/lab/run.sh: the outer VM's state markers and the scenario results.</summary>
+/// <summary>A parsed console log of scripts/lab/run.sh: the outer VM's markers and the scenario results.</summary>
 public sealed class LabLog
 {
     private readonly Dictionary<string, LabScenario> _byName = new(StringComparer.Ordinal);
