@@ -27,14 +27,15 @@ args=(test tests/StratoVirt.Tests/StratoVirt.Tests.csproj -c Release --nologo --
 dotnet "${args[@]}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
-summary="$(grep -E '(Passed|Failed)!? +- +Failed: +[0-9]+, +Passed: +[0-9]+' "$log" | tail -1)"
-if [[ -z "$summary" ]]; then
+# vstest's closing block: "Total tests: N", then "Passed: N", "Failed: N", "Skipped: N" (zero counts are left out).
+count() { sed -nE "s/^ *$1: +([0-9]+) *$/\1/p" "$log" | tail -1; }
+total="$(count 'Total tests')"
+if [[ -z "$total" ]]; then
     echo "test: no test summary (build or runner failure, exit $status)" >&2
     echo "0 passed, 1 failed"
     exit 1
 fi
-failed="$(sed -E 's/.*Failed: +([0-9]+).*/\1/' <<<"$summary")"
-passed="$(sed -E 's/.*Passed: +([0-9]+).*/\1/' <<<"$summary")"
-skipped="$(sed -E 's/.*Skipped: +([0-9]+).*/\1/' <<<"$summary")"
+passed="$(count Passed)"; failed="$(count Failed)"; skipped="$(count Skipped)"
+passed=${passed:-0}; failed=${failed:-0}; skipped=${skipped:-0}
 echo "$passed passed, $failed failed, $skipped skipped"
-[[ "$status" -eq 0 && "$failed" -eq 0 ]]
+[[ "$status" -eq 0 && "$failed" -eq 0 && "$passed" -gt 0 ]]

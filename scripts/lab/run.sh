@@ -41,10 +41,10 @@ trap 'rm -rf "$work"' EXIT
 
 "$here/make-outer-initramfs.sh" --out "$work/outer.cpio" --scenarios "$scenarios" "${build_args[@]}"
 
-lab_say "booting the outer VM (QEMU TCG, -cpu max, 2 vCPUs, 2 GiB; timeout ${limit}s)"
+lab_say "booting the outer VM (QEMU TCG, -cpu max, 2 vCPUs, 6 GiB; timeout ${limit}s)"
 start=$SECONDS
 set +e
-timeout -k 10 "$limit" qemu-system-x86_64 -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
+timeout -k 10 "$limit" qemu-system-x86_64 -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 6144 \
     -kernel "$LAB_VMLINUZ" -initrd "$work/outer.cpio" -append "console=ttyS0 quiet" \
     -nographic -no-reboot </dev/null 2>&1 | tee "$log"
 qemu_rc=${PIPESTATUS[0]}

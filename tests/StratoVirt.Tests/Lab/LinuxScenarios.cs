@@ -14,7 +14,6 @@ public static class LinuxScenarios
     [
         Boot("linux-1cpu-poweroff", 1, 256, "poweroff"),
         Boot("linux-2cpu-reboot", 2, 256, "reboot"),
-        Boot("linux-4cpu-poweroff", 4, 512, "poweroff"),
         Boot("linux-acpi-off-reboot", 2, 256, "reboot", " acpi=off"),
         $"LAB_INPUT_AFTER=GUEST-SHELL scenario_input linux-shell 300 '{TypedCommands}' \"$VMM\" -machine microvm " +
         "-kernel \"$KERNEL\" -initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=shell\" " +
