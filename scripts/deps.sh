@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the lab need (idempotent; quiet when all are present).
 set -euo pipefail
-packages=(qemu-system-x86 busybox-static cpio e2fsprogs acpica-tools)
+packages=(qemu-system-x86 busybox-static cpio e2fsprogs acpica-tools lz4 xz-utils zstd)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,7 +23,8 @@ public sealed class LabSession
         Directory.CreateDirectory(cache);
         LogPath = Path.Combine(cache, "test-run.log");
         using var work = new TempDir();
-        var payloads = PayloadBuilder.Build(work.Path);
+        var payloads = PayloadBuilder.Build(work.Path).ToList();
+        payloads.Add(ExtractVmlinux(work.Path));
         string scenarios = Path.Combine(work.Path, "scenarios.sh");
         File.WriteAllText(scenarios, ScenarioFile());
 
@@ -44,6 +45,18 @@ public sealed class LabSession
         Log = LabLog.Load(LogPath);
         if (!Log.KvmOk) throw new InvalidOperationException($"the lab's outer VM has no /dev/kvm (log: {LogPath})");
     }
+
+    /// <summary>The ELF vmlinux inside the lab's bzImage, for booting the same kernel through the ELF loader.</summary>
+    private static string ExtractVmlinux(string dir)
+    {
+        string output = Path.Combine(dir, "vmlinux");
+        string script = $"eval \"$({Root("scripts/lab/fetch.sh")})\" && {Root("scripts/lab/extract-vmlinux.sh")} \"$LAB_VMLINUZ\" {output}";
+        var r = VmmProcess.RunCommand("bash", ["-c", script], TimeSpan.FromMinutes(5));
+        if (r.ExitCode != 0) throw new InvalidOperationException($"extracting vmlinux failed: {r}");
+        return output;
+    }
+
+    private static string Root(string relative) => Path.Combine(VmmProcess.RepoRoot, relative);
 
     /// <summary>The scenario file: a helper that separates stdout from stderr, then every case and boot.</summary>
     internal static string ScenarioFile()

@@ -16,6 +16,8 @@ public sealed class LinuxBootTests
     [Theory]
     [InlineData("linux-1cpu-poweroff", 1, 256)]
     [InlineData("linux-2cpu-reboot", 2, 256)]
+    [InlineData("linux-4cpu-poweroff", 4, 512)]
+    [InlineData("linux-elf-poweroff", 2, 256)]
     public void KernelReachesInitWithItsCpusAndMemoryAndEndsWithExitZero(string name, int cpus, int memoryMiB)
     {
         var s = Boot(name);
