@@ -61,6 +61,7 @@ for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko; do
     [[ -f "$LAB_MODULES/kernel/$m" ]] || lab_die "module $m missing from $LAB_MODULES"
     cp "$LAB_MODULES/kernel/$m" "$root/lib/modules/"
 done
+gcc -static -O2 -o "$root/bin/kvm-hold" "$here/kvm-hold.c" || lab_die "cannot build kvm-hold (gcc with static glibc)"
 install -m 0755 "$here/outer/init" "$root/init"
 cp "$here/outer/lib.sh" "$root/lab/lib.sh"
 cp "$scenarios" "$root/lab/scenarios.sh"
