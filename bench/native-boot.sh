@@ -46,6 +46,7 @@ else
     echo "native-boot: building the floor and the payloads into .cache/bench" >&2
     build_inputs
     bin=$(bench_dir)
+    ensure_tool hyperfine hyperfine optional || true
     if [ "$mode" = auto ]; then
         if native_kvm_works; then mode=native; else
             echo "native-boot: $(why_no_kvm); measuring inside the nested lab (absolute times are 10-50x native; compare ratios)" >&2
@@ -60,7 +61,6 @@ else
         exit $?
     fi
     [ -c /dev/kvm ] || { echo "native-boot: $(why_no_kvm)" >&2; exit 1; }
-    ensure_tool hyperfine hyperfine optional || true
 fi
 if [ -n "$vmm" ] && [ ! -x "$vmm" ]; then
     echo "native-boot: VMM $vmm not found: measuring the floor only" >&2
