@@ -42,7 +42,7 @@ native_kvm_works() {
 # Explain why this machine has no usable KVM.
 why_no_kvm() {
     if [ ! -e /dev/kvm ]; then
-        if [ -d /sys/module/kvm_pvm ] && dmesg 2>/dev/null | grep -q 'itself a kvm-pvm guest'; then
+        if [ -d /sys/module/kvm_pvm ] && dmesg 2>/dev/null | grep 'itself a kvm-pvm guest' >/dev/null; then
             echo "no /dev/kvm: this machine is itself a PVM guest (kvm_pvm does not bind)"
         else
             echo "no /dev/kvm on this machine"
@@ -74,9 +74,26 @@ stage_and_run_in_lab() {
     local f
     for f in "$@"; do cp -r "$f" "$stage/"; done
     printf '#!/bin/sh\nexec env %s ./bash ./%s --inner %s\n' "${LAB_ENV:-}" "$script" "$arg" > "$stage/scenario.sh"
+    # run.sh and the console filter run in the background so that a signal to
+    # this script (timeout, kill) is handled at once and stops the lab.
     local rc=0
-    "$root/bench/lab/run.sh" "$stage" scenario.sh "${LAB_TIMEOUT:-900}" | tr -d '\r' | sed -u -n '/LAB-BEGIN/,/^LAB-EXIT /p' | grep --line-buffered -v 'LAB-' || rc=$?
-    rm -rf "$stage"
+    lab_log=$stage.console
+    lab_stage=$stage
+    lab_pid=
+    : >"$lab_log"
+    trap 'trap "" INT TERM; if [ -n "$lab_pid" ]; then kill "$lab_pid" 2>/dev/null || true; wait "$lab_pid" 2>/dev/null || true; fi; rm -rf "$lab_stage" "$lab_log"' EXIT
+    trap 'exit 130' INT TERM
+    "$root/bench/lab/run.sh" "$stage" scenario.sh "${LAB_TIMEOUT:-900}" >"$lab_log" 2>&1 &
+    lab_pid=$!
+    tail -n +1 -f --pid="$lab_pid" "$lab_log" | tr -d '\r' | sed -u -n '/LAB-BEGIN/,/^LAB-EXIT /p' | grep --line-buffered -v 'LAB-' &
+    local filter=$!
+    wait "$lab_pid" || rc=$?
+    lab_pid=
+    wait "$filter" 2>/dev/null || true
+    if [ "$rc" -ne 0 ]; then
+        echo "bench: the lab run failed (exit $rc); its last lines:" >&2
+        tr -d '\r' < "$lab_log" | grep -v -e '^\s*$' | tail -n 5 | sed 's/^/    /' >&2
+    fi
     return $rc
 }
 
@@ -86,4 +103,32 @@ min_median() {
         if (NR == 0) { print "- -"; exit }
         m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
         printf "%.3f %.3f\n", v[1], m }'
+}
+
+# Inside the lab only: a watchdog that reports and kills a VMM or floor process
+# alive for more than $1 seconds (default 60), so that a stall shows where it
+# is stuck instead of eating the whole lab time. Prints to stderr.
+start_watchdog() {
+    local limit=${1:-60}
+    (
+        set +e +o pipefail
+        declare -A seen
+        while sleep 5; do
+            for p in $(pidof kvm-floor stratovirt 2>/dev/null); do
+                seen[$p]=$(( ${seen[$p]:-0} + 5 ))
+                if [ "${seen[$p]}" -ge "$limit" ]; then
+                    {
+                        echo "watchdog: pid $p ($(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)) alive for ${seen[$p]}s; killing it"
+                        for t in /proc/$p/task/*; do
+                            echo "  task ${t##*/}: state $(cut -d' ' -f3 "$t/stat" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
+                            sed 's/^/      /' "$t/stack" 2>/dev/null | head -6
+                        done
+                    } >&2
+                    kill -9 "$p" 2>/dev/null
+                    unset "seen[$p]"
+                fi
+            done
+        done
+    ) &
+    watchdog_pid=$!
 }

@@ -2,7 +2,8 @@
 # Boot-time benchmark: exec -> first boot-timer exit, our VMM against the C floor.
 #
 #   bench/native-boot.sh [--native | --lab] [vmm]       (default vmm: out/stratovirt)
-#   env: N=20 runs per variant after WARMUP=3 warm-ups; PAYLOAD=hello
+#   env: N=20 runs per variant after WARMUP=3 warm-ups; PAYLOAD=hello (or idle:
+#   a payload that does not reset is stopped after its boot-timer line)
 #
 # Each run is `launch <program> ...`: launch records CLOCK_MONOTONIC, puts it in
 # BENCH_T0_NS and execs the program; the program's boot-timer line carries the
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
         --native) mode=native; shift ;;
         --lab) mode=lab; shift ;;
         --inner) mode=inner; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         -*) echo "native-boot: unknown option $1" >&2; exit 2 ;;
         *) break ;;
     esac
@@ -70,7 +71,11 @@ fi
 
 if [ "$mode" = inner ]; then tmp=$(mktemp -d /tmp/native-boot.XXXXXX); else tmp=$(mktemp -d "$(bench_dir)/run.XXXXXX"); fi
 cur=
+watchdog_pid=
+[ "$mode" = inner ] && start_watchdog 60
 cleanup() {
+    trap '' INT TERM   # a second signal must not cut the cleanup short
+    if [ -n "$watchdog_pid" ]; then kill "$watchdog_pid" 2>/dev/null || true; fi
     if [ -n "$cur" ] && kill -0 "$cur" 2>/dev/null; then kill -9 "$cur" 2>/dev/null || true; fi
     rm -rf "$tmp"
 }
@@ -85,6 +90,11 @@ one_run() {
     local rc=0
     timeout "$limit" "$bin/launch" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null &
     cur=$!
+    if [ "$PAYLOAD" != hello ]; then
+        # A payload that does not reset keeps the VMM alive: stop it after its boot-timer line.
+        while kill -0 "$cur" 2>/dev/null && ! grep -q 'Guest-boot-time' "$tmp/err"; do sleep 0.05; done
+        kill -9 "$cur" 2>/dev/null || true
+    fi
     wait "$cur" || rc=$?
     cur=
     local t0 t1

@@ -56,6 +56,7 @@ mods=$kdir/lib/modules/$kver/kernel
 work=$(mktemp -d "$cache/run.XXXXXX")
 qemu_pid=
 cleanup() {
+    trap '' INT TERM   # a second signal must not cut the cleanup short
     if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then kill "$qemu_pid" 2>/dev/null || true; fi
     rm -rf "$work"
 }
@@ -71,7 +72,7 @@ done
 cp -a "$src"/. "$rootfs/lab/"
 # Shared libraries of every dynamically linked executable in the scenario dir.
 find "$src" -type f -perm -u+x | while read -r f; do
-    if head -c 4 "$f" | grep -q 'ELF' 2>/dev/null; then
+    if [ "$(head -c 4 "$f" | tail -c 3 | tr -d '\0')" = ELF ]; then
         ldd "$f" 2>/dev/null | grep -o '/[^ ]*' || true
     fi
 done | sort -u | while read -r lib; do
