@@ -85,7 +85,7 @@ stage_and_run_in_lab() {
     trap 'exit 130' INT TERM
     "$root/bench/lab/run.sh" "$stage" scenario.sh "${LAB_TIMEOUT:-900}" >"$lab_log" 2>&1 &
     lab_pid=$!
-    tail -n +1 -f --pid="$lab_pid" "$lab_log" | tr -d '\r' | sed -u -n '/LAB-BEGIN/,/^LAB-EXIT /p' | grep --line-buffered -v 'LAB-' &
+    tail -n +1 -f --pid="$lab_pid" "$lab_log" | sed -u 's/\r//' | sed -u -n '/LAB-BEGIN/,/^LAB-EXIT /p' | grep --line-buffered -v 'LAB-' &
     local filter=$!
     wait "$lab_pid" || rc=$?
     lab_pid=
@@ -105,6 +105,16 @@ min_median() {
         printf "%.3f %.3f\n", v[1], m }'
 }
 
+# Inside the lab only: keep one idle VM alive for the whole benchmark. Creating
+# the first VM (and destroying the last) flips static keys in the lab kernel
+# (KVM's preempt notifiers, patched into __schedule with int3); under QEMU TCG
+# that patching now and then livelocks both lab CPUs in exc_int3. With a VM
+# always alive, the keys stay on and the measured runs patch nothing.
+start_keeper() {
+    "$bin/kvm-floor" -c -m 32 "$bin/idle.bin" >/dev/null 2>&1 &
+    keeper_pid=$!
+}
+
 # Inside the lab only: a watchdog that reports and kills a VMM or floor process
 # alive for more than $1 seconds (default 60), so that a stall shows where it
 # is stuck instead of eating the whole lab time. Prints to stderr.
@@ -115,6 +125,7 @@ start_watchdog() {
         declare -A seen
         while sleep 5; do
             for p in $(pidof kvm-floor stratovirt 2>/dev/null); do
+                [ "$p" = "${keeper_pid:-}" ] && continue
                 seen[$p]=$(( ${seen[$p]:-0} + 5 ))
                 if [ "${seen[$p]}" -ge "$limit" ]; then
                     {

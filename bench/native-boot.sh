@@ -72,9 +72,11 @@ fi
 if [ "$mode" = inner ]; then tmp=$(mktemp -d /tmp/native-boot.XXXXXX); else tmp=$(mktemp -d "$(bench_dir)/run.XXXXXX"); fi
 cur=
 watchdog_pid=
-[ "$mode" = inner ] && start_watchdog 60
+keeper_pid=
+if [ "$mode" = inner ]; then start_keeper; start_watchdog 60; fi
 cleanup() {
     trap '' INT TERM   # a second signal must not cut the cleanup short
+    if [ -n "$keeper_pid" ]; then kill -9 "$keeper_pid" 2>/dev/null || true; fi
     if [ -n "$watchdog_pid" ]; then kill "$watchdog_pid" 2>/dev/null || true; fi
     if [ -n "$cur" ] && kill -0 "$cur" 2>/dev/null; then kill -9 "$cur" 2>/dev/null || true; fi
     rm -rf "$tmp"

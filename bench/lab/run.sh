@@ -9,8 +9,11 @@
 #
 # <dir> is copied to /lab in the lab VM (plus the shared libraries its ELF
 # executables need); /lab/<scenario.sh> runs there with sh (busybox) in /lab.
-# The console goes to stdout; the exit status is the scenario's.
-# Work files live in .cache/lab/ of the repository.
+# The console goes to stdout; the exit status is the scenario's. Env LAB_APPEND
+# adds kernel parameters (e.g. nokaslr when debugging).
+# Work files live in .cache/lab/ of the repository; while it runs, the QEMU
+# monitor of the lab VM listens on .cache/lab/run.*/monitor.sock (for debugging
+# a stalled lab: `info registers -a`).
 set -euo pipefail
 
 if [ $# -lt 2 ] || [ $# -gt 3 ]; then
@@ -101,8 +104,9 @@ chmod +x "$rootfs/init"
 
 log=$work/console.log
 qemu-system-x86_64 -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
-    -kernel "$vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
-    -nographic -no-reboot -monitor none -serial stdio </dev/null >"$log" 2>&1 &
+    -kernel "$vmlinuz" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1 ${LAB_APPEND:-}" \
+    -nographic -no-reboot -monitor "unix:$work/monitor.sock,server=on,wait=off" -serial stdio \
+    </dev/null >"$log" 2>&1 &
 qemu_pid=$!
 tail -n +1 -f "$log" --pid "$qemu_pid" &
 tail_pid=$!
