@@ -1,0 +1,149 @@
+# Shared helpers of the bench scripts (sourced, bash). Expects $root (the
+# repository) in normal mode; in --inner mode (inside the nested lab) the
+# binaries sit in the current directory.
+
+# The directory of built benchmark inputs: floor, launch, payloads.
+bench_dir() { echo "$root/.cache/bench"; }
+
+# Install a Debian package when a command is missing. Best effort for optional tools.
+ensure_tool() {  # ensure_tool <command> <package> [optional]
+    command -v "$1" >/dev/null 2>&1 && return 0
+    echo "bench: installing $2 (for $1)" >&2
+    if apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$2" >/dev/null 2>&1; }; then
+        return 0
+    fi
+    if [ "${3:-}" = optional ]; then
+        echo "bench: could not install $2; going on without $1" >&2
+        return 1
+    fi
+    echo "bench: could not install $2, which is needed for $1" >&2
+    exit 1
+}
+
+# Build the floor, the launcher and the payloads into .cache/bench.
+build_inputs() {
+    ensure_tool gcc gcc
+    ensure_tool objcopy binutils
+    local d
+    d=$(bench_dir)
+    mkdir -p "$d"
+    gcc -O2 -Wall -Wextra -o "$d/kvm-floor" "$root/bench/floor/kvm-floor.c" -lpthread
+    gcc -O2 -Wall -Wextra -o "$d/launch" "$root/bench/floor/launch.c"
+    "$root/scripts/build-payloads.sh" "$d/payloads" >/dev/null
+    cp "$d"/payloads/*.bin "$d"/payloads/*.bzImage "$d/"
+}
+
+# True when this machine's /dev/kvm can run a payload (checked with the floor).
+native_kvm_works() {
+    [ -c /dev/kvm ] || return 1
+    timeout 20 "$(bench_dir)/kvm-floor" "$(bench_dir)/hello.bin" >/dev/null 2>&1
+}
+
+# Explain why this machine has no usable KVM.
+why_no_kvm() {
+    if [ ! -e /dev/kvm ]; then
+        if [ -d /sys/module/kvm_pvm ] && dmesg 2>/dev/null | grep 'itself a kvm-pvm guest' >/dev/null; then
+            echo "no /dev/kvm: this machine is itself a PVM guest (kvm_pvm does not bind)"
+        else
+            echo "no /dev/kvm on this machine"
+        fi
+    else
+        echo "/dev/kvm exists but the C floor cannot run the hello payload on it"
+    fi
+}
+
+# Run a bench script inside the nested lab (scripts/lab/run.sh), with what it needs copied into /lab:
+#   stage_and_run_in_lab <script-name> <vmm-or-empty> [extra files...]
+# An extra file named qemu-system-x86_64 asks for the lab's QEMU (--with-qemu); a directory named qemu-fw is
+# replaced by the lab's firmware folder. $LAB_ENV (e.g. "N=20 WARMUP=3") is set for the script inside the lab.
+stage_and_run_in_lab() {
+    local script=$1 vmm=$2
+    shift 2
+    local d stage
+    d=$(bench_dir)
+    stage=$d/lab-stage
+    rm -rf "$stage"
+    mkdir -p "$stage"
+    cp "$root/bench/$script" "$stage/"
+    cp "$root/bench/lib.sh" "$stage/bench-lib.sh"
+    cp "$d/kvm-floor" "$d/launch" "$d"/*.bin "$d"/*.bzImage "$stage/"
+    # bash runs the script in the lab; its libraries beyond glibc go next to it (LD_LIBRARY_PATH=/lab).
+    cp "$(command -v bash)" "$stage/bash"
+    ldd "$(command -v bash)" | awk '/=> \// { print $3 }' | grep -v -E '/(libc|libm|ld-linux[^/]*)\.so' |
+        while read -r lib; do cp -L "$lib" "$stage/"; done
+    local lab_args=() setup="" arg="" f
+    if [ -n "$vmm" ] && [ -x "$vmm" ]; then
+        lab_args+=(--vmm "$vmm")
+        arg=./stratovirt
+    fi
+    for f in "$@"; do
+        case "${f##*/}" in
+            qemu-system-x86_64) lab_args+=(--with-qemu); setup="$setup ln -sf \"\$QEMU\" qemu-system-x86_64;" ;;
+            qemu-fw) setup="$setup ln -sf \"\$QEMU_FW\" qemu-fw;" ;;
+            *) cp -r "$f" "$stage/" ;;
+        esac
+    done
+    for f in "$stage"/*; do lab_args+=(--add "$f"); done
+    printf 'scenario bench %s sh -c '"'"'cd /lab &&%s exec env LD_LIBRARY_PATH=/lab %s ./bash ./%s --inner %s'"'"'\n' \
+        "${LAB_TIMEOUT:-900}" "$setup" "${LAB_ENV:-}" "$script" "$arg" >"$d/lab-scenario.sh"
+    local rc=0
+    lab_log=$d/lab-stage.console
+    "$root/scripts/lab/run.sh" --scenarios "$d/lab-scenario.sh" --log "$lab_log" --timeout $((${LAB_TIMEOUT:-900} + 300)) \
+        "${lab_args[@]}" >/dev/null 2>&1 || rc=$?
+    tr -d '\r' <"$lab_log" | sed -n '/^@@BEGIN bench/,/^@@END bench/p' | grep -v -e '^@@' -e '^\[ *[0-9.]*\]' || true
+    local end
+    end=$(tr -d '\r' <"$lab_log" | grep '^@@END bench ' || true)
+    case "$end" in *" rc=0 "*) ;; *) rc=1 ;; esac
+    if [ "$rc" -ne 0 ]; then
+        echo "bench: the lab run failed (${end:-no @@END}); log: $lab_log" >&2
+    fi
+    rm -rf "$stage"
+    return "$rc"
+}
+
+# min and median of the numbers on stdin (one a line), as "min median".
+min_median() {
+    sort -n | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "- -"; exit }
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.3f %.3f\n", v[1], m }'
+}
+
+# Inside the lab only: keep one idle VM alive for the whole benchmark. Creating
+# the first VM (and destroying the last) flips static keys in the lab kernel
+# (KVM's preempt notifiers, patched into __schedule with int3); under QEMU TCG
+# that patching now and then livelocks both lab CPUs in exc_int3. With a VM
+# always alive, the keys stay on and the measured runs patch nothing.
+start_keeper() {
+    "$bin/kvm-floor" -c -m 32 "$bin/idle.bin" >/dev/null 2>&1 &
+    keeper_pid=$!
+}
+
+# Inside the lab only: a watchdog that reports and kills a VMM or floor process
+# alive for more than $1 seconds (default 60), so that a stall shows where it
+# is stuck instead of eating the whole lab time. Prints to stderr.
+start_watchdog() {
+    local limit=${1:-60}
+    (
+        set +e +o pipefail
+        declare -A seen
+        while sleep 5; do
+            for p in $(pidof kvm-floor stratovirt 2>/dev/null); do
+                [ "$p" = "${keeper_pid:-}" ] && continue
+                seen[$p]=$(( ${seen[$p]:-0} + 5 ))
+                if [ "${seen[$p]}" -ge "$limit" ]; then
+                    {
+                        echo "watchdog: pid $p ($(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)) alive for ${seen[$p]}s; killing it"
+                        for t in /proc/$p/task/*; do
+                            echo "  task ${t##*/}: state $(cut -d' ' -f3 "$t/stat" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
+                            sed 's/^/      /' "$t/stack" 2>/dev/null | head -6
+                        done
+                    } >&2
+                    kill -9 "$p" 2>/dev/null
+                    unset "seen[$p]"
+                fi
+            done
+        done
+    ) &
+    watchdog_pid=$!
+}

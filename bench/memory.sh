@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# VMM memory overhead of an idle microVM, the way StratoVirt (hydropper) and
+# Firecracker measure it: the Rss of every mapping of the process except guest
+# RAM, where guest RAM is recognised by size.
+#
+#   bench/memory.sh [--native | --lab] [vmm]       (default vmm: out/stratovirt)
+#   env: R=3 runs per variant (the median is shown)
+#
+# For each variant: start it with the `idle` payload (boot timer, then cli; hlt),
+# wait for the boot-timer line, wait 1 s more, read /proc/<pid>/smaps:
+#   overhead  = sum of Rss of mappings whose Size < 128 MiB (StratoVirt's rule)
+#   big-other = Rss of mappings >= 128 MiB that are not guest RAM (a size near
+#               -m): such a mapping would escape the rule above, so it is shown
+#   guest     = Rss of the guest RAM mapping;  total = all Rss
+# Variants: our VMM, the C floor (bench/floor/kvm-floor.c) and QEMU microvm,
+# each with -m 256 and -m 1024. QEMU gets a payload bzImage; it may not run it
+# properly, but its process stays alive and is measured 1 s after start.
+# Target: our overhead <= 6 MiB at -m 256 (PASS/FAIL is printed; exit status 0).
+#
+# Without a usable /dev/kvm (or with --lab) it runs inside the nested lab.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." 2>/dev/null && pwd)
+mode=auto
+while [ $# -gt 0 ]; do
+    case $1 in
+        --native) mode=native; shift ;;
+        --lab) mode=lab; shift ;;
+        --inner) mode=inner; shift ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -*) echo "memory: unknown option $1" >&2; exit 2 ;;
+        *) break ;;
+    esac
+done
+R=${R:-3}
+TARGET_KB=$((6 * 1024))
+
+if [ "$mode" = inner ]; then
+    root=$PWD
+    bin=$PWD
+    vmm=${1:-}
+    qemu=
+    [ -x ./qemu-system-x86_64 ] && qemu=./qemu-system-x86_64
+    qemu_args=(-L ./qemu-fw)
+    source ./bench-lib.sh  # bench/lib.sh, renamed in the lab where /lab/lib.sh is the scenario helper
+else
+    source "$root/bench/lib.sh"
+    vmm=${1:-$root/out/stratovirt}
+    case $vmm in /*) ;; *) vmm=$PWD/$vmm ;; esac
+    echo "memory: building the floor and the payloads into .cache/bench" >&2
+    build_inputs
+    bin=$(bench_dir)
+    ensure_tool qemu-system-x86_64 qemu-system-x86 optional || true
+    qemu=$(command -v qemu-system-x86_64 || true)
+    qemu_args=()
+    if [ "$mode" = auto ]; then
+        if native_kvm_works; then mode=native; else
+            echo "memory: $(why_no_kvm); measuring inside the nested lab" >&2
+            mode=lab
+        fi
+    fi
+    if [ "$mode" = lab ]; then
+        if [ ! -x "$vmm" ]; then echo "memory: VMM $vmm not found: measuring the floor and QEMU only" >&2; vmm=; fi
+        extra=()
+        if [ -n "$qemu" ]; then
+            fw=$(bench_dir)/qemu-fw
+            rm -rf "$fw"
+            mkdir -p "$fw"
+            for f in bios-microvm.bin qboot.rom linuxboot_dma.bin linuxboot.bin pvh.bin kvmvapic.bin multiboot_dma.bin; do
+                [ -e "/usr/share/qemu/$f" ] && cp -L "/usr/share/qemu/$f" "$fw/"
+            done
+            extra+=("$qemu" "$fw")
+        fi
+        rc=0
+        LAB_ENV="R=$R" stage_and_run_in_lab memory.sh "$vmm" "${extra[@]}" || rc=$?
+        rm -rf "$(bench_dir)/qemu-fw"
+        exit $rc
+    fi
+    [ -c /dev/kvm ] || { echo "memory: $(why_no_kvm)" >&2; exit 1; }
+fi
+if [ -n "$vmm" ] && [ ! -x "$vmm" ]; then
+    echo "memory: VMM $vmm not found: measuring the floor and QEMU only" >&2
+    vmm=
+fi
+
+if [ "$mode" = inner ]; then tmp=$(mktemp -d /tmp/memory.XXXXXX); else tmp=$(mktemp -d "$(bench_dir)/run.XXXXXX"); fi
+cur=
+watchdog_pid=
+keeper_pid=
+if [ "$mode" = inner ]; then start_keeper; start_watchdog 60; fi
+cleanup() {
+    trap '' INT TERM   # a second signal must not cut the cleanup short
+    if [ -n "$keeper_pid" ]; then kill -9 "$keeper_pid" 2>/dev/null || true; fi
+    if [ -n "$watchdog_pid" ]; then kill "$watchdog_pid" 2>/dev/null || true; fi
+    if [ -n "$cur" ] && kill -0 "$cur" 2>/dev/null; then kill -9 "$cur" 2>/dev/null || true; wait "$cur" 2>/dev/null || true; fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+line_limit=20            # seconds to wait for the boot-timer line
+qemu_wait=1              # seconds after start before QEMU is measured
+if [ "$mode" = inner ]; then line_limit=120; qemu_wait=5; fi
+
+# smaps_summary <pid> <guest-MiB>: "overhead big-other guest total" in kB.
+smaps_summary() {
+    awk -v g=$(($2 * 1024)) '
+        /^Size:/ { size = $2 }
+        /^Rss:/ {
+            total += $2
+            if (size < 131072) small += $2
+            else if (size >= g && size <= g + 8192) guest += $2
+            else big += $2
+        }
+        END { printf "%d %d %d %d\n", small, big, guest, total }' "/proc/$1/smaps"
+}
+
+# measure_once <wait-for-boot-timer:yes|no> <guest-MiB> <cmd...>: prints the summary or "fail <why>".
+measure_once() {
+    local wait_line=$1 mib=$2
+    shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err" </dev/null &
+    cur=$!
+    local t=0
+    if [ "$wait_line" = yes ]; then
+        while ! grep -q 'Guest-boot-time' "$tmp/err" 2>/dev/null; do
+            if ! kill -0 "$cur" 2>/dev/null; then echo "fail: exited before the boot-timer line"; cur=; return; fi
+            if [ $t -ge $((line_limit * 10)) ]; then echo "fail: no boot-timer line in ${line_limit}s"; break; fi
+            sleep 0.1
+            t=$((t + 1))
+        done
+        sleep 1
+    else
+        sleep "$qemu_wait"
+    fi
+    if ! kill -0 "$cur" 2>/dev/null; then echo "fail: the process exited"; cur=; return; fi
+    local s
+    s=$(smaps_summary "$cur" "$mib" 2>/dev/null || echo "fail: cannot read smaps")
+    kill -9 "$cur" 2>/dev/null || true
+    wait "$cur" 2>/dev/null || true
+    cur=
+    case $s in fail*) echo "$s"; return ;; esac
+    if [ "$wait_line" = yes ] && ! grep -q 'Guest-boot-time' "$tmp/err"; then echo "fail: no boot-timer line"; return; fi
+    echo "$s"
+}
+
+declare -A over
+# variant <name> <key> <wait:yes|no> <guest-MiB> <cmd...>
+variant() {
+    local name=$1 key=$2 wait_line=$3 mib=$4
+    shift 4
+    local i s rows=()
+    for ((i = 0; i < R; i++)); do
+        s=$(measure_once "$wait_line" "$mib" "$@")
+        case $s in
+            fail*)
+                printf '%-16s %6s FAILED (%s); stderr:\n' "$name" "$mib" "$s"
+                tail -5 "$tmp/err" | sed 's/^/    /'
+                return 0 ;;
+        esac
+        rows+=("$s")
+    done
+    # the run with the median overhead
+    local row
+    row=$(printf '%s\n' "${rows[@]}" | sort -n | awk -v n=${#rows[@]} 'NR == int((n + 1) / 2)')
+    set -- $row
+    over[$key]=$1
+    printf '%-16s %6s %12d %12.2f %10d %10d %10d\n' "$name" "$mib" "$1" "$(awk -v k="$1" 'BEGIN { print k / 1024 }')" "$2" "$3" "$4"
+}
+
+export STRATOVIRT_LOG_LEVEL=info
+echo "memory: idle payload, $R runs per variant (median shown), Rss in kB ($mode)"
+printf '%-16s %6s %12s %12s %10s %10s %10s\n' variant "-m" "overhead kB" "overhead MiB" "big-other" "guest kB" "total kB"
+for mib in 256 1024; do
+    if [ -n "$vmm" ]; then
+        variant ours "ours-$mib" yes "$mib" "$vmm" -machine microvm -kernel "$bin/idle.bin" -m "$mib" -smp 1 -serial stdio -D
+    fi
+    variant "floor (C)" "floor-$mib" yes "$mib" "$bin/kvm-floor" -c -m "$mib" "$bin/idle.bin"
+    if [ -n "$qemu" ]; then
+        variant "qemu microvm" "qemu-$mib" no "$mib" "$qemu" "${qemu_args[@]}" -M microvm -enable-kvm -m "$mib" \
+            -nodefaults -nographic -no-user-config -kernel "$bin/idle.bzImage"
+    fi
+done
+[ -n "$qemu" ] || echo "memory: qemu-system-x86_64 not available: no QEMU row"
+[ -z "$qemu" ] || echo "memory: QEMU is measured ${qemu_wait}s after start (it does not signal the boot timer; the payload need not run under it)"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+for mib in 256 1024; do
+    o=${over[ours-$mib]:-}
+    [ -n "$o" ] || continue
+    [ -n "${over[qemu-$mib]:-}" ] && echo "ratio -m $mib: ours/qemu $(ratio "$o" "${over[qemu-$mib]}")"
+    [ -n "${over[floor-$mib]:-}" ] && echo "ratio -m $mib: ours/floor $(ratio "$o" "${over[floor-$mib]}")"
+done
+if [ -n "${over[ours-256]:-}" ]; then
+    if [ "${over[ours-256]}" -le "$TARGET_KB" ]; then v=PASS; else v=FAIL; fi
+    echo "target: ours overhead at -m 256 = ${over[ours-256]} kB, <= $TARGET_KB kB (6 MiB): $v"
+else
+    echo "target: not checked (no measurement of our VMM)"
+fi
+exit 0

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Boot-time benchmark: exec -> first boot-timer exit, our VMM against the C floor.
+#
+#   bench/native-boot.sh [--native | --lab] [vmm]       (default vmm: out/stratovirt)
+#   env: N=20 runs per variant after WARMUP=3 warm-ups; PAYLOAD=hello (or idle:
+#   a payload that does not reset is stopped after its boot-timer line)
+#
+# Each run is `launch <program> ...`: launch records CLOCK_MONOTONIC, puts it in
+# BENCH_T0_NS and execs the program; the program's boot-timer line carries the
+# monotonic time of the guest's boot-timer write. Time = that - BENCH_T0_NS.
+# Variants: the floor (bench/floor/kvm-floor.c) and our VMM, each with the
+# payload as a raw vmlinux.bin and as a bzImage. Prints min/median in ms and the
+# ratio ours/floor (target: within 2x), plus hyperfine whole-process times when
+# hyperfine is there.
+#
+# Without a usable /dev/kvm (or with --lab) the measurement runs inside the
+# nested lab (scripts/lab/run.sh), where everything is 10-50x slower: read the
+# ratios there, not the absolute times.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." 2>/dev/null && pwd)
+mode=auto
+while [ $# -gt 0 ]; do
+    case $1 in
+        --native) mode=native; shift ;;
+        --lab) mode=lab; shift ;;
+        --inner) mode=inner; shift ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -*) echo "native-boot: unknown option $1" >&2; exit 2 ;;
+        *) break ;;
+    esac
+done
+N=${N:-20}
+WARMUP=${WARMUP:-3}
+PAYLOAD=${PAYLOAD:-hello}
+
+if [ "$mode" = inner ]; then
+    # Inside the lab: everything is in the current directory.
+    root=$PWD
+    bin=$PWD
+    vmm=${1:-}
+    source ./bench-lib.sh  # bench/lib.sh, renamed in the lab where /lab/lib.sh is the scenario helper
+else
+    source "$root/bench/lib.sh"
+    vmm=${1:-$root/out/stratovirt}
+    case $vmm in /*) ;; *) vmm=$PWD/$vmm ;; esac
+    echo "native-boot: building the floor and the payloads into .cache/bench" >&2
+    build_inputs
+    bin=$(bench_dir)
+    ensure_tool hyperfine hyperfine optional || true
+    if [ "$mode" = auto ]; then
+        if native_kvm_works; then mode=native; else
+            echo "native-boot: $(why_no_kvm); measuring inside the nested lab (absolute times are 10-50x native; compare ratios)" >&2
+            mode=lab
+        fi
+    fi
+    if [ "$mode" = lab ]; then
+        if [ ! -x "$vmm" ]; then echo "native-boot: VMM $vmm not found: measuring the floor only" >&2; vmm=; fi
+        extra=()
+        command -v hyperfine >/dev/null 2>&1 && extra+=("$(command -v hyperfine)")
+        LAB_ENV="N=$N WARMUP=$WARMUP PAYLOAD=$PAYLOAD" stage_and_run_in_lab native-boot.sh "$vmm" "${extra[@]}"
+        exit $?
+    fi
+    [ -c /dev/kvm ] || { echo "native-boot: $(why_no_kvm)" >&2; exit 1; }
+fi
+if [ -n "$vmm" ] && [ ! -x "$vmm" ]; then
+    echo "native-boot: VMM $vmm not found: measuring the floor only" >&2
+    vmm=
+fi
+[ -x ./hyperfine ] && PATH=$PWD:$PATH
+
+if [ "$mode" = inner ]; then tmp=$(mktemp -d /tmp/native-boot.XXXXXX); else tmp=$(mktemp -d "$(bench_dir)/run.XXXXXX"); fi
+cur=
+watchdog_pid=
+keeper_pid=
+if [ "$mode" = inner ]; then start_keeper; start_watchdog 60; fi
+cleanup() {
+    trap '' INT TERM   # a second signal must not cut the cleanup short
+    if [ -n "$keeper_pid" ]; then kill -9 "$keeper_pid" 2>/dev/null || true; fi
+    if [ -n "$watchdog_pid" ]; then kill "$watchdog_pid" 2>/dev/null || true; fi
+    if [ -n "$cur" ] && kill -0 "$cur" 2>/dev/null; then kill -9 "$cur" 2>/dev/null || true; fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+limit=20
+[ "$mode" = inner ] && limit=120
+
+# one_run <cmd...>: run once under launch; print the exec->boot-timer time in ms, or "fail".
+one_run() {
+    local rc=0
+    timeout "$limit" "$bin/launch" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null &
+    cur=$!
+    if [ "$PAYLOAD" != hello ]; then
+        # A payload that does not reset keeps the VMM alive: stop it after its boot-timer line.
+        while kill -0 "$cur" 2>/dev/null && ! grep -q 'Guest-boot-time' "$tmp/err"; do sleep 0.05; done
+        kill -9 "$cur" 2>/dev/null || true
+    fi
+    wait "$cur" || rc=$?
+    cur=
+    local t0 t1
+    t0=$(sed -n 's/^BENCH_T0_NS=\([0-9]*\)$/\1/p' "$tmp/err" | head -1)
+    t1=$(sed -n 's/.*Guest-boot-time = .*(monotonic \([0-9]*\) ns).*/\1/p' "$tmp/err" | head -1)
+    if [ -z "$t0" ] || [ -z "$t1" ]; then
+        echo "fail (exit $rc)"
+        return
+    fi
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }'
+}
+
+declare -A med
+# variant <label> <key> <cmd...>
+variant() {
+    local label=$1 key=$2
+    shift 2
+    local i r times=()
+    for ((i = 0; i < WARMUP + N; i++)); do
+        r=$(one_run "$@")
+        case $r in
+            fail*)
+                printf '%-28s FAILED (%s); stderr:\n' "$label" "$r"
+                sed 's/^/    /' "$tmp/err" | tail -5
+                return 0 ;;
+        esac
+        [ "$i" -ge "$WARMUP" ] && times+=("$r")
+    done
+    local mm
+    mm=$(printf '%s\n' "${times[@]}" | min_median)
+    med[$key]=${mm#* }
+    printf '%-28s n=%-3d min %8s ms  median %8s ms' "$label" "$N" "${mm% *}" "${mm#* }"
+    case $key in
+        ours-*)
+            local f=${med[floor-${key#ours-}]:-}
+            if [ -n "$f" ]; then
+                awk -v o="${mm#* }" -v f="$f" 'BEGIN { r = o / f; printf "  ours/floor %.2fx (target <= 2x: %s)", r, (r <= 2 ? "PASS" : "FAIL") }'
+            fi ;;
+    esac
+    echo
+}
+
+ours() {  # ours <kernel>: our VMM's command line
+    echo "$vmm" -machine microvm -kernel "$1" -m 256 -smp 1 -serial stdio -D
+}
+
+export STRATOVIRT_LOG_LEVEL=info   # our VMM logs the boot-timer line at info level
+echo "native-boot: exec -> first boot-timer exit, payload '$PAYLOAD', $WARMUP warm-ups + $N runs each ($mode)"
+variant "floor $PAYLOAD.bin" floor-bin "$bin/kvm-floor" -c "$bin/$PAYLOAD.bin"
+variant "floor $PAYLOAD.bzImage" floor-bz "$bin/kvm-floor" -c "$bin/$PAYLOAD.bzImage"
+if [ -n "$vmm" ]; then
+    # shellcheck disable=SC2046
+    variant "ours $PAYLOAD.bin (vmlinux.bin)" ours-bin $(ours "$bin/$PAYLOAD.bin")
+    # shellcheck disable=SC2046
+    variant "ours $PAYLOAD.bzImage" ours-bz $(ours "$bin/$PAYLOAD.bzImage")
+fi
+
+if command -v hyperfine >/dev/null 2>&1 && [ "$PAYLOAD" = hello ]; then
+    echo "native-boot: whole process (hyperfine -N -w $WARMUP -r $N; hello resets, so the process ends by itself)"
+    cmds=("$bin/kvm-floor -c $bin/hello.bin")
+    [ -n "$vmm" ] && cmds+=("$vmm -machine microvm -kernel $bin/hello.bin -m 256 -smp 1 -serial stdio")
+    if hyperfine -N -w "$WARMUP" -r "$N" --export-json "$tmp/hf.json" --output=null "${cmds[@]}" >"$tmp/hf.txt" 2>&1; then
+        awk '/"command":/ { c = $0; sub(/.*"command": "/, "", c); sub(/",$/, "", c) }
+             /"median":/ { m = $2; sub(/,/, "", m) }
+             /"min":/ { n = $2; sub(/,/, "", n); printf "%-28s min %8.3f ms  median %8.3f ms\n", (c ~ /kvm-floor/ ? "floor (whole process)" : "ours (whole process)"), n * 1000, m * 1000 }' "$tmp/hf.json"
+    else
+        echo "native-boot: hyperfine failed:"; tail -5 "$tmp/hf.txt"
+    fi
+fi
