@@ -67,10 +67,7 @@ stage_and_run_in_lab() {
     cp "$root/bench/$script" "$stage/"
     cp "$root/bench/lib.sh" "$stage/bench-lib.sh"
     cp "$d/kvm-floor" "$d/launch" "$d"/*.bin "$d"/*.bzImage "$stage/"
-    # bash runs the script in the lab; its libraries beyond glibc go next to it (LD_LIBRARY_PATH=/lab).
     cp "$(command -v bash)" "$stage/bash"
-    ldd "$(command -v bash)" | awk '/=> \// { print $3 }' | grep -v -E '/(libc|libm|ld-linux[^/]*)\.so' |
-        while read -r lib; do cp -L "$lib" "$stage/"; done
     local lab_args=() setup="" arg="" f
     if [ -n "$vmm" ] && [ -x "$vmm" ]; then
         lab_args+=(--vmm "$vmm")
@@ -83,6 +80,10 @@ stage_and_run_in_lab() {
             *) cp -r "$f" "$stage/" ;;
         esac
     done
+    # Libraries of the staged programs beyond glibc (which the lab has) go next to them: LD_LIBRARY_PATH=/lab.
+    for f in "$stage"/*; do
+        ldd "$f" 2>/dev/null | awk '/=> \// { print $3 }' | grep -v -E '/(libc|libm|ld-linux[^/]*)\.so' || true
+    done | sort -u | while read -r lib; do cp -L "$lib" "$stage/"; done
     for f in "$stage"/*; do lab_args+=(--add "$f"); done
     printf 'scenario bench %s sh -c '"'"'cd /lab &&%s exec env LD_LIBRARY_PATH=/lab %s ./bash ./%s --inner %s'"'"'\n' \
         "${LAB_TIMEOUT:-900}" "$setup" "${LAB_ENV:-}" "$script" "$arg" >"$d/lab-scenario.sh"

@@ -91,16 +91,22 @@ public sealed unsafe class KvmVcpu : IDisposable
         }
     }
 
-    /// <summary>Writes MSRs one by one and returns the indices KVM refused (PVM refuses some; none is fatal).</summary>
+    /// <summary>
+    /// Writes MSRs and returns the indices KVM refused (PVM refuses some; none is fatal). KVM stops at the first
+    /// refused entry, so the call resumes after it until every entry has been tried.
+    /// </summary>
     public List<uint> SetMsrs(ReadOnlySpan<KvmMsrEntry> entries)
     {
         var refused = new List<uint>();
-        byte* buffer = stackalloc byte[8 + sizeof(KvmMsrEntry)];
-        foreach (var entry in entries)
+        byte* buffer = stackalloc byte[8 + entries.Length * sizeof(KvmMsrEntry)];
+        while (!entries.IsEmpty)
         {
-            *(ulong*)buffer = 1; // nmsrs = 1, pad = 0
-            *(KvmMsrEntry*)(buffer + 8) = entry;
-            if (Libc.Ioctl(_fd.Fd, KvmIoctls.SetMsrs, buffer) != 1) refused.Add(entry.Index);
+            *(ulong*)buffer = (uint)entries.Length; // nmsrs, pad = 0
+            entries.CopyTo(new Span<KvmMsrEntry>(buffer + 8, entries.Length)); // the buffer holds entries.Length entries
+            int written = Math.Max(Libc.Ioctl(_fd.Fd, KvmIoctls.SetMsrs, buffer), 0);
+            if (written >= entries.Length) break;
+            refused.Add(entries[written].Index);
+            entries = entries[(written + 1)..];
         }
         return refused;
     }

@@ -151,13 +151,14 @@ public sealed class MicroVm : IDisposable
     /// <summary>Runs the guest until it powers off, resets, or fails; returns why it stopped.</summary>
     public MachineExit Run()
     {
+        using var terminal = _serial is not null && _config.Serial is SerialBackend.Stdio ? RawTerminal.TryEnter(0) : null;
+        foreach (var vcpu in _vcpus) vcpu.Start();
+        // Set up while the guest already runs: nothing below is needed before the first stop request.
         VcpuKick.Install();
         // SIGTERM, SIGINT and SIGHUP end the VM through the same path as a guest power-off, so the terminal is restored.
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, OnSignal);
-        using var terminal = _serial is not null && _config.Serial is SerialBackend.Stdio ? RawTerminal.TryEnter(0) : null;
-        foreach (var vcpu in _vcpus) vcpu.Start();
         try
         {
             RunEventLoop();
