@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using StratoVirt.Memory;
+using StratoVirt.Sys;
 
 namespace StratoVirt.Boot;
 
@@ -80,9 +81,9 @@ public static class BootLoader
 
     private static void LoadInitrd(GuestMemory memory, Span<byte> zeroPage, KernelImage kernel, string path)
     {
-        if (!File.Exists(path)) throw new BootException($"initrd file {path} does not exist");
-        using var file = File.OpenHandle(path);
-        ulong size = (ulong)RandomAccess.GetLength(file);
+        using var file = KernelImage.OpenHostFile(path, "initrd");
+        if (file.IsDirectory) throw new BootException($"initrd {path} is a directory");
+        ulong size = (ulong)file.Length;
         if (size == 0) throw new BootException($"initrd {path} is empty");
 
         // Highest page-aligned spot in low RAM under the kernel's limit, above everything the kernel uses.
@@ -99,14 +100,11 @@ public static class BootLoader
         BinaryPrimitives.WriteUInt32LittleEndian(zeroPage[ZeroPage.ExtRamdiskSize..], (uint)(size >> 32));
     }
 
-    private static void ReadExactly(Microsoft.Win32.SafeHandles.SafeFileHandle file, Span<byte> target, long offset, string path)
+    private static void ReadExactly(HostFile file, Span<byte> target, long offset, string path)
     {
-        while (!target.IsEmpty)
-        {
-            int n = RandomAccess.Read(file, target, offset);
-            if (n <= 0) throw new BootException($"{path} is truncated: it ended at byte {offset}");
-            target = target[n..];
-            offset += n;
-        }
+        bool complete;
+        try { complete = file.ReadExactly(target, offset); }
+        catch (SysException e) { throw new BootException($"cannot read {path}: {e.Message}"); }
+        if (!complete) throw new BootException($"{path} is truncated: it ended before byte {offset + target.Length}");
     }
 }

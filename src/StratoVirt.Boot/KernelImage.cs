@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using Microsoft.Win32.SafeHandles;
+using StratoVirt.Sys;
 
 namespace StratoVirt.Boot;
 
@@ -33,22 +33,27 @@ public sealed class KernelImage
     /// <summary>Recognises and validates the kernel at <paramref name="path"/>; errors name the file and the problem.</summary>
     public static KernelImage Open(string path)
     {
-        if (!File.Exists(path))
-            throw new BootException(Directory.Exists(path) ? $"kernel {path} is a directory" : $"kernel file {path} does not exist");
-        long length;
-        byte[] probe;
+        using var file = OpenHostFile(path, "kernel");
+        if (file.IsDirectory) throw new BootException($"kernel {path} is a directory");
+        var probe = new byte[(int)Math.Min(file.Length, ProbeSize)];
+        try { file.ReadExactly(probe, 0); }
+        catch (SysException e) { throw new BootException($"cannot read kernel {path}: {e.Message}"); }
+        return Parse(path, probe, file.Length);
+    }
+
+    /// <summary>Opens a kernel or initrd file, turning the errno into a sentence that names the file.</summary>
+    internal static HostFile OpenHostFile(string path, string what)
+    {
         try
         {
-            using var handle = File.OpenHandle(path);
-            length = RandomAccess.GetLength(handle);
-            probe = new byte[(int)Math.Min(length, ProbeSize)];
-            RandomAccess.Read(handle, probe, 0);
+            return HostFile.OpenRead(path);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (SysException e)
         {
-            throw new BootException($"cannot read kernel {path}: {e.Message}");
+            throw new BootException(e.Errno == Libc.ENOENT
+                ? $"{what} file {path} does not exist"
+                : $"cannot open {what} {path}: {Libc.ErrorText(e.Errno)}");
         }
-        return Parse(path, probe, length);
     }
 
     internal static KernelImage Parse(string path, ReadOnlySpan<byte> probe, long length)
@@ -195,5 +200,5 @@ public sealed class KernelImage
     }
 
     /// <summary>Opens the file for copying segments into guest memory.</summary>
-    public SafeFileHandle OpenForLoad() => File.OpenHandle(Path);
+    public HostFile OpenForLoad() => OpenHostFile(Path, "kernel");
 }

@@ -102,6 +102,9 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "fstat", SetLastError = true)]
     public static partial int FStat(int fd, Stat* st);
 
+    [LibraryImport(Lib, EntryPoint = "sysinfo", SetLastError = true)]
+    public static partial int SysInfo(SysInfoData* info);
+
     [LibraryImport(Lib, EntryPoint = "unlink", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int Unlink(string path);
 
@@ -159,6 +162,14 @@ public unsafe struct Termios
     public byte Line;
     public fixed byte Cc[32];
     public uint ISpeed, OSpeed;
+}
+
+/// <summary>struct sysinfo on x86_64: only the fields the VMM reads are named.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 112)]
+public struct SysInfoData
+{
+    [FieldOffset(32)] public ulong TotalRam;
+    [FieldOffset(104)] public uint MemUnit;
 }
 
 /// <summary>struct stat on x86_64.</summary>

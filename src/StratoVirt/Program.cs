@@ -34,7 +34,8 @@ public static class Program
     private static int Run(MachineConfig config)
     {
         using var vm = MicroVm.Create(config);
-        Log.Info($"VM {config.Name}: {config.Cpus.Count} vCPU(s), {config.MemorySize >> 20} MiB, kernel {config.KernelPath}");
+        if (Log.IsEnabled(LogLevel.Info))
+            Log.Info($"VM {config.Name}: {config.Cpus.Count} vCPU(s), {config.MemorySize >> 20} MiB, kernel {config.KernelPath}");
         var exit = vm.Run();
         if (exit.IsError)
         {
@@ -63,19 +64,10 @@ public static class Program
         Log.Enable(fd, level);
     }
 
-    private static ulong HostMemory()
+    private static unsafe ulong HostMemory()
     {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/meminfo"))
-            {
-                if (!line.StartsWith("MemTotal:", StringComparison.Ordinal)) continue;
-                var kb = line["MemTotal:".Length..].Trim().Split(' ')[0];
-                return ulong.TryParse(kb, out ulong v) ? v << 10 : 0;
-            }
-        }
-        catch (IOException) { }
-        return 0;
+        SysInfoData info;
+        return Libc.SysInfo(&info) == 0 ? info.TotalRam * Math.Max(info.MemUnit, 1u) : 0;
     }
 
     private static string Version =>

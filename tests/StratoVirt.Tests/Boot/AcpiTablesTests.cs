@@ -6,6 +6,7 @@ using Xunit;
 
 namespace StratoVirt.Tests.Boot;
 
+[Trait("Level", "Unit")]
 public class AcpiTablesTests
 {
     private const ulong Address = AcpiTables.DefaultAddress;

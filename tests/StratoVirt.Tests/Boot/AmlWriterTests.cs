@@ -3,6 +3,7 @@ using Xunit;
 
 namespace StratoVirt.Tests.Boot;
 
+[Trait("Level", "Unit")]
 public class AmlWriterTests
 {
     [Theory]

@@ -9,6 +9,7 @@ namespace StratoVirt.Tests.Boot;
 /// <summary>
 /// Cross-checks our tables with ACPICA's own disassembler and compiler, <c>iasl</c> (Debian package acpica-tools).
 /// </summary>
+[Trait("Level", "Unit")]
 public class IaslTests
 {
     private const int Cpus = 4;

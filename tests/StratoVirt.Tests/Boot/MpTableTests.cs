@@ -5,6 +5,7 @@ using Xunit;
 
 namespace StratoVirt.Tests.Boot;
 
+[Trait("Level", "Unit")]
 public class MpTableTests
 {
     private const ulong Address = MpTable.DefaultAddress;

@@ -3,6 +3,7 @@ using Xunit;
 
 namespace StratoVirt.Tests.Devices;
 
+[Trait("Level", "Unit")]
 public sealed class BootTimerTests
 {
     private readonly BootTimer _timer;

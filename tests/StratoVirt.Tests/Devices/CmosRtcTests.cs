@@ -3,6 +3,7 @@ using Xunit;
 
 namespace StratoVirt.Tests.Devices;
 
+[Trait("Level", "Unit")]
 public sealed class CmosRtcTests
 {
     private const ulong Index = 0, Data = 1;

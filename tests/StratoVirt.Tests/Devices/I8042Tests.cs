@@ -3,6 +3,7 @@ using Xunit;
 
 namespace StratoVirt.Tests.Devices;
 
+[Trait("Level", "Unit")]
 public sealed class I8042Tests
 {
     private const ulong Data = 0, Command = 4;

@@ -3,6 +3,7 @@ using Xunit;
 
 namespace StratoVirt.Tests.Devices;
 
+[Trait("Level", "Unit")]
 public sealed class Serial16550Tests
 {
     private const ulong Rbr = 0, Thr = 0, Dll = 0, Ier = 1, Dlm = 1, Iir = 2, Fcr = 2, Lcr = 3, Mcr = 4;

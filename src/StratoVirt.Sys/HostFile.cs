@@ -1,0 +1,61 @@
+namespace StratoVirt.Sys;
+
+/// <summary>A host file opened read-only for loading into guest memory: open, fstat and pread, nothing more.</summary>
+public sealed unsafe class HostFile : IDisposable
+{
+    private readonly FileDescriptor _fd;
+
+    private HostFile(FileDescriptor fd, long length, bool isDirectory)
+    {
+        _fd = fd;
+        Length = length;
+        IsDirectory = isDirectory;
+    }
+
+    public long Length { get; }
+    public bool IsDirectory { get; }
+
+    /// <summary>Opens <paramref name="path"/>; a SysException carries the errno (ENOENT, EACCES, ...).</summary>
+    public static HostFile OpenRead(string path)
+    {
+        var fd = FileDescriptor.Open(path, Libc.O_RDONLY);
+        Stat st;
+        if (Libc.FStat(fd.Fd, &st) != 0)
+        {
+            var e = SysException.Last($"fstat {path}");
+            fd.Dispose();
+            throw e;
+        }
+        return new HostFile(fd, st.Size, (st.Mode & 0xF000) == 0x4000);
+    }
+
+    /// <summary>Reads at <paramref name="offset"/>; returns the bytes read, 0 at end of file.</summary>
+    public int Read(Span<byte> buffer, long offset)
+    {
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                nint n = Libc.PRead(_fd.Fd, p, (nuint)buffer.Length, offset);
+                if (n >= 0) return (int)n;
+                var e = SysException.Last("pread");
+                if (e.Errno != Libc.EINTR) throw e;
+            }
+        }
+    }
+
+    /// <summary>Fills <paramref name="buffer"/> from <paramref name="offset"/>; false if the file ends first.</summary>
+    public bool ReadExactly(Span<byte> buffer, long offset)
+    {
+        while (!buffer.IsEmpty)
+        {
+            int n = Read(buffer, offset);
+            if (n == 0) return false;
+            buffer = buffer[n..];
+            offset += n;
+        }
+        return true;
+    }
+
+    public void Dispose() => _fd.Dispose();
+}
