@@ -47,36 +47,27 @@ public sealed unsafe class KvmVcpu : IDisposable
         throw new SysException($"KVM_RUN on vCPU {Id}", errno);
     }
 
-    public KvmRegs GetRegs()
+    public KvmRegs GetRegs() => Get<KvmRegs>(KvmIoctls.GetRegs, "KVM_GET_REGS");
+    public void SetRegs(in KvmRegs regs) => Set(KvmIoctls.SetRegs, regs, "KVM_SET_REGS");
+    public KvmSregs GetSregs() => Get<KvmSregs>(KvmIoctls.GetSregs, "KVM_GET_SREGS");
+    public void SetSregs(in KvmSregs sregs) => Set(KvmIoctls.SetSregs, sregs, "KVM_SET_SREGS");
+    public void SetFpu(in KvmFpu fpu) => Set(KvmIoctls.SetFpu, fpu, "KVM_SET_FPU");
+    public KvmLapicState GetLapic() => Get<KvmLapicState>(KvmIoctls.GetLapic, "KVM_GET_LAPIC");
+    public void SetLapic(in KvmLapicState state) => Set(KvmIoctls.SetLapic, state, "KVM_SET_LAPIC");
+
+    /// <summary>An ioctl that fills one kvm struct.</summary>
+    private T Get<T>(ulong request, string name) where T : unmanaged
     {
-        KvmRegs r;
-        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetRegs, &r), "KVM_GET_REGS");
-        return r;
+        T value;
+        SysException.Check(Libc.Ioctl(_fd.Fd, request, &value), name); // the kernel writes sizeof(T) bytes
+        return value;
     }
 
-    public void SetRegs(in KvmRegs regs)
+    /// <summary>An ioctl that reads one kvm struct.</summary>
+    private void Set<T>(ulong request, in T value, string name) where T : unmanaged
     {
-        fixed (KvmRegs* p = &regs)
-            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetRegs, p), "KVM_SET_REGS");
-    }
-
-    public KvmSregs GetSregs()
-    {
-        KvmSregs s;
-        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetSregs, &s), "KVM_GET_SREGS");
-        return s;
-    }
-
-    public void SetSregs(in KvmSregs sregs)
-    {
-        fixed (KvmSregs* p = &sregs)
-            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetSregs, p), "KVM_SET_SREGS");
-    }
-
-    public void SetFpu(in KvmFpu fpu)
-    {
-        fixed (KvmFpu* p = &fpu)
-            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetFpu, p), "KVM_SET_FPU");
+        fixed (T* p = &value)
+            SysException.Check(Libc.Ioctl(_fd.Fd, request, p), name);
     }
 
     public void SetCpuid(ReadOnlySpan<KvmCpuidEntry2> entries)
@@ -109,19 +100,6 @@ public sealed unsafe class KvmVcpu : IDisposable
             entries = entries[(written + 1)..];
         }
         return refused;
-    }
-
-    public KvmLapicState GetLapic()
-    {
-        KvmLapicState s;
-        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetLapic, &s), "KVM_GET_LAPIC");
-        return s;
-    }
-
-    public void SetLapic(in KvmLapicState state)
-    {
-        fixed (KvmLapicState* p = &state)
-            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetLapic, p), "KVM_SET_LAPIC");
     }
 
     public void Dispose()
