@@ -82,7 +82,6 @@ public static class BootLoader
     private static void LoadInitrd(GuestMemory memory, Span<byte> zeroPage, KernelImage kernel, string path)
     {
         using var file = KernelImage.OpenHostFile(path, "initrd");
-        if (file.IsDirectory) throw new BootException($"initrd {path} is a directory");
         ulong size = (ulong)file.Length;
         if (size == 0) throw new BootException($"initrd {path} is empty");
 

@@ -34,19 +34,19 @@ public sealed class KernelImage
     public static KernelImage Open(string path)
     {
         using var file = OpenHostFile(path, "kernel");
-        if (file.IsDirectory) throw new BootException($"kernel {path} is a directory");
         var probe = new byte[(int)Math.Min(file.Length, ProbeSize)];
         try { file.ReadExactly(probe, 0); }
         catch (SysException e) { throw new BootException($"cannot read kernel {path}: {e.Message}"); }
         return Parse(path, probe, file.Length);
     }
 
-    /// <summary>Opens a kernel or initrd file, turning the errno into a sentence that names the file.</summary>
+    /// <summary>Opens a kernel or initrd file, turning the errno (or a directory) into a sentence naming the file.</summary>
     internal static HostFile OpenHostFile(string path, string what)
     {
+        HostFile file;
         try
         {
-            return HostFile.OpenRead(path);
+            file = HostFile.OpenRead(path);
         }
         catch (SysException e)
         {
@@ -54,6 +54,9 @@ public sealed class KernelImage
                 ? $"{what} file {path} does not exist"
                 : $"cannot open {what} {path}: {Libc.ErrorText(e.Errno)}");
         }
+        if (!file.IsDirectory) return file;
+        file.Dispose();
+        throw new BootException($"{what} {path} is a directory");
     }
 
     internal static KernelImage Parse(string path, ReadOnlySpan<byte> probe, long length)

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using StratoVirt.Memory;
 
 namespace StratoVirt.Boot;
@@ -31,11 +32,10 @@ public static class LongModeTables
 
         memory.WriteUInt64(Layout.Pml4, Layout.Pdpt | 0x3); // present | writable
         for (ulong dir = 0; dir < 4; dir++)
-        {
-            ulong pd = Layout.PageDirectories + dir * 0x1000;
-            memory.WriteUInt64(Layout.Pdpt + dir * 8, pd | 0x3);
-            for (ulong entry = 0; entry < 512; entry++)
-                memory.WriteUInt64(pd + entry * 8, ((dir << 30) | (entry << 21)) | 0x83); // present | writable | 2 MiB
-        }
+            memory.WriteUInt64(Layout.Pdpt + dir * 8, (Layout.PageDirectories + dir * 0x1000) | 0x3);
+        // The four directories are contiguous: 2048 entries, entry i mapping the 2 MiB page at i * 2 MiB.
+        var directories = memory.GetSpan(Layout.PageDirectories, 4 * 0x1000);
+        for (int i = 0; i < 2048; i++)
+            BinaryPrimitives.WriteUInt64LittleEndian(directories[(i * 8)..], ((ulong)i << 21) | 0x83); // present | writable | 2 MiB
     }
 }
