@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using StratoVirt.Tests.Native;
 
@@ -28,20 +27,13 @@ public sealed class LabSession
         string scenarios = Path.Combine(work.Path, "scenarios.sh");
         File.WriteAllText(scenarios, ScenarioFile());
 
-        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(VmmProcess.RepoRoot, "scripts", "lab", "run.sh"),
-                     "--scenarios", scenarios, "--log", LogPath, "--vmm", VmmProcess.Binary, "--timeout", "1500" })
-            psi.ArgumentList.Add(a);
-        foreach (var file in payloads)
-        {
-            psi.ArgumentList.Add("--add");
-            psi.ArgumentList.Add(file);
-        }
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.StandardOutput.ReadToEnd(); // the console; the log file holds the same
-        p.WaitForExit();
-        if (!File.Exists(LogPath)) throw new InvalidOperationException($"the lab wrote no log:\n{stderr.Result}");
+        File.Delete(LogPath); // a stale log must not stand in for a run that wrote none
+        var args = new List<string> { Root("scripts/lab/run.sh"), "--scenarios", scenarios, "--log", LogPath,
+            "--vmm", VmmProcess.Binary, "--timeout", "1500" };
+        foreach (var file in payloads) args.AddRange(["--add", file]);
+        // The console goes to the log file as well; run.sh's own timeout ends the lab before this one.
+        var r = VmmProcess.RunCommand("bash", args, TimeSpan.FromMinutes(30));
+        if (!File.Exists(LogPath)) throw new InvalidOperationException($"the lab wrote no log:\n{r.Stderr}");
         Log = LabLog.Load(LogPath);
         if (!Log.KvmOk) throw new InvalidOperationException($"the lab's outer VM has no /dev/kvm (log: {LogPath})");
     }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using StratoVirt.Tests.Unit;
 
 namespace StratoVirt.Tests.Native;
@@ -9,16 +8,9 @@ public static class PayloadBuilder
     /// <summary>Builds every payload into <paramref name="dir"/>; returns the files made.</summary>
     public static IReadOnlyList<string> Build(string dir)
     {
-        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(VmmProcess.RepoRoot, "scripts", "build-payloads.sh"));
-        psi.ArgumentList.Add(dir);
-        using (var p = Process.Start(psi)!)
-        {
-            var err = p.StandardError.ReadToEndAsync();
-            string output = p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            if (p.ExitCode != 0) throw new InvalidOperationException($"build-payloads.sh failed:\n{output}{err.Result}");
-        }
+        var r = VmmProcess.RunCommand("bash", [Path.Combine(VmmProcess.RepoRoot, "scripts", "build-payloads.sh"), dir],
+            TimeSpan.FromMinutes(5));
+        if (r.ExitCode != 0) throw new InvalidOperationException($"build-payloads.sh failed:\n{r}");
         byte[] hello = File.ReadAllBytes(Path.Combine(dir, "hello.bin"));
         File.WriteAllBytes(Path.Combine(dir, "hello.elf"), BootImageTests.MakeElf(0x1000000, 0x1000000, hello));
         return Directory.GetFiles(dir).Where(f => f.EndsWith(".bin") || f.EndsWith(".bzImage") || f.EndsWith(".elf"))
