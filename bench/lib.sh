@@ -2,6 +2,26 @@
 # repository) in normal mode; in --inner mode (inside the nested lab) the
 # binaries sit in the current directory.
 
+# The options every bench script takes: --native, --lab, --inner (set by the lab stage), -h.
+#   parse_bench_options <script-name> <sed range of the script's help> "$@"
+# Sets $mode (auto, native, lab or inner) and the array bench_args with what is left.
+parse_bench_options() {
+    local name=$1 help=$2
+    shift 2
+    mode=auto
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --native) mode=native; shift ;;
+            --lab) mode=lab; shift ;;
+            --inner) mode=inner; shift ;;
+            -h|--help) sed -n "$help" "$0"; exit 0 ;;
+            -*) echo "$name: unknown option $1" >&2; exit 2 ;;
+            *) break ;;
+        esac
+    done
+    bench_args=("$@")
+}
+
 # The directory of built benchmark inputs: floor, launch, payloads.
 bench_dir() { echo "$root/.cache/bench"; }
 
@@ -54,8 +74,8 @@ why_no_kvm() {
 
 # Run a bench script inside the nested lab (scripts/lab/run.sh), with what it needs copied into /lab:
 #   stage_and_run_in_lab <script-name> <vmm-or-empty> [extra files...]
-# An extra file named qemu-system-x86_64 asks for the lab's QEMU (--with-qemu); a directory named qemu-fw is
-# replaced by the lab's firmware folder. $LAB_ENV (e.g. "N=20 WARMUP=3") is set for the script inside the lab.
+# An extra file named qemu-system-x86_64 asks for the lab's QEMU (--with-qemu), linked into /lab with its
+# firmware folder as ./qemu-fw. $LAB_ENV (e.g. "N=20 WARMUP=3") is set for the script inside the lab.
 stage_and_run_in_lab() {
     local script=$1 vmm=$2
     shift 2
@@ -75,8 +95,9 @@ stage_and_run_in_lab() {
     fi
     for f in "$@"; do
         case "${f##*/}" in
-            qemu-system-x86_64) lab_args+=(--with-qemu); setup="$setup ln -sf \"\$QEMU\" qemu-system-x86_64;" ;;
-            qemu-fw) setup="$setup ln -sf \"\$QEMU_FW\" qemu-fw;" ;;
+            qemu-system-x86_64)
+                lab_args+=(--with-qemu)
+                setup="$setup ln -sf \"\$QEMU\" qemu-system-x86_64; ln -sf \"\$QEMU_FW\" qemu-fw;" ;;
             *) cp -r "$f" "$stage/" ;;
         esac
     done

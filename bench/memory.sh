@@ -21,17 +21,10 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." 2>/dev/null && pwd)
-mode=auto
-while [ $# -gt 0 ]; do
-    case $1 in
-        --native) mode=native; shift ;;
-        --lab) mode=lab; shift ;;
-        --inner) mode=inner; shift ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
-        -*) echo "memory: unknown option $1" >&2; exit 2 ;;
-        *) break ;;
-    esac
-done
+# In the lab the script runs from /lab, where bench/lib.sh is staged as bench-lib.sh (/lab/lib.sh is the lab's).
+if [ -f "$(dirname "$0")/bench-lib.sh" ]; then source "$(dirname "$0")/bench-lib.sh"; else source "$root/bench/lib.sh"; fi
+parse_bench_options memory '2,23p' "$@"
+set -- "${bench_args[@]}"
 R=${R:-3}
 TARGET_KB=$((6 * 1024))
 
@@ -42,9 +35,7 @@ if [ "$mode" = inner ]; then
     qemu=
     [ -x ./qemu-system-x86_64 ] && qemu=./qemu-system-x86_64
     qemu_args=(-L ./qemu-fw)
-    source ./bench-lib.sh  # bench/lib.sh, renamed in the lab where /lab/lib.sh is the scenario helper
 else
-    source "$root/bench/lib.sh"
     vmm=${1:-$root/out/stratovirt}
     case $vmm in /*) ;; *) vmm=$PWD/$vmm ;; esac
     echo "memory: building the floor and the payloads into .cache/bench" >&2
@@ -62,19 +53,9 @@ else
     if [ "$mode" = lab ]; then
         if [ ! -x "$vmm" ]; then echo "memory: VMM $vmm not found: measuring the floor and QEMU only" >&2; vmm=; fi
         extra=()
-        if [ -n "$qemu" ]; then
-            fw=$(bench_dir)/qemu-fw
-            rm -rf "$fw"
-            mkdir -p "$fw"
-            for f in bios-microvm.bin qboot.rom linuxboot_dma.bin linuxboot.bin pvh.bin kvmvapic.bin multiboot_dma.bin; do
-                [ -e "/usr/share/qemu/$f" ] && cp -L "/usr/share/qemu/$f" "$fw/"
-            done
-            extra+=("$qemu" "$fw")
-        fi
-        rc=0
-        LAB_ENV="R=$R" stage_and_run_in_lab memory.sh "$vmm" "${extra[@]}" || rc=$?
-        rm -rf "$(bench_dir)/qemu-fw"
-        exit $rc
+        [ -n "$qemu" ] && extra+=("$qemu")  # the lab brings its own QEMU and firmware
+        LAB_ENV="R=$R" stage_and_run_in_lab memory.sh "$vmm" "${extra[@]}"
+        exit $?
     fi
     [ -c /dev/kvm ] || { echo "memory: $(why_no_kvm)" >&2; exit 1; }
 fi

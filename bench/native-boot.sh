@@ -19,17 +19,10 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." 2>/dev/null && pwd)
-mode=auto
-while [ $# -gt 0 ]; do
-    case $1 in
-        --native) mode=native; shift ;;
-        --lab) mode=lab; shift ;;
-        --inner) mode=inner; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
-        -*) echo "native-boot: unknown option $1" >&2; exit 2 ;;
-        *) break ;;
-    esac
-done
+# In the lab the script runs from /lab, where bench/lib.sh is staged as bench-lib.sh (/lab/lib.sh is the lab's).
+if [ -f "$(dirname "$0")/bench-lib.sh" ]; then source "$(dirname "$0")/bench-lib.sh"; else source "$root/bench/lib.sh"; fi
+parse_bench_options native-boot '2,21p' "$@"
+set -- "${bench_args[@]}"
 N=${N:-20}
 WARMUP=${WARMUP:-3}
 PAYLOAD=${PAYLOAD:-hello}
@@ -39,9 +32,7 @@ if [ "$mode" = inner ]; then
     root=$PWD
     bin=$PWD
     vmm=${1:-}
-    source ./bench-lib.sh  # bench/lib.sh, renamed in the lab where /lab/lib.sh is the scenario helper
 else
-    source "$root/bench/lib.sh"
     vmm=${1:-$root/out/stratovirt}
     case $vmm in /*) ;; *) vmm=$PWD/$vmm ;; esac
     echo "native-boot: building the floor and the payloads into .cache/bench" >&2
