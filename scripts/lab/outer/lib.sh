@@ -10,7 +10,9 @@
 #   ...its output...
 #   @@INIT <name> ms=<wall ms from start to the first line holding GUEST-INIT>   (only when one appeared)
 #   @@END <name> rc=<exit status; 124 when the timeout killed it> wall_ms=<wall ms>
-# Times come from the outer VM's /proc/uptime (10 ms resolution).
+# Times come from the outer VM's /proc/uptime (10 ms resolution). When the timeout kills a command the lab first
+# prints "@@HUNG ..." per thread of it (state, syscall, wchan), and with LAB_TIMEOUT_RETRIES=n set it runs the
+# scenario again, up to n more times, after "@@RETRY <name> attempt=<n>".
 #
 # scenario_input types <input-text> into the command's stdin. It waits for an output line holding
 # $LAB_INPUT_AFTER (default GUEST-SHELL; empty: no wait), for at most $LAB_INPUT_WAIT_MAX seconds if that is
@@ -39,14 +41,26 @@ scenario() {
     [ $# -ge 3 ] || { echo "@@NOTE usage: scenario <name> <timeout-s> <command...>"; return 2; }
     _lab_name=$1 _lab_limit=$2
     shift 2
-    _lab_scenario "$_lab_name" "$_lab_limit" "" "$@"
+    _lab_attempts "$_lab_name" "$_lab_limit" "" "$@"
 }
 
 scenario_input() {
     [ $# -ge 4 ] || { echo "@@NOTE usage: scenario_input <name> <timeout-s> <input-text> <command...>"; return 2; }
     _lab_name=$1 _lab_limit=$2 _lab_input=$3
     shift 3
-    _lab_scenario "$_lab_name" "$_lab_limit" "$_lab_input" "$@"
+    _lab_attempts "$_lab_name" "$_lab_limit" "$_lab_input" "$@"
+}
+
+# Runs a scenario, and again (up to $LAB_TIMEOUT_RETRIES more times, default 0) while its timeout kills it. Each
+# attempt gets its own @@BEGIN/@@END; "@@RETRY <name> attempt=<n>" precedes a rerun.
+_lab_attempts() {  # _lab_attempts <name> <timeout-s> <input-text or empty> <command...>
+    _lab_attempt=1
+    while :; do
+        _lab_scenario "$@"
+        [ "$LAB_LAST_RC" = 124 ] && [ "$_lab_attempt" -le "${LAB_TIMEOUT_RETRIES:-0}" ] || return 0
+        _lab_attempt=$((_lab_attempt + 1))
+        echo "@@RETRY $1 attempt=$_lab_attempt"
+    done
 }
 
 # Copies the command's output (from a FIFO) to the console and to <dir>/out, line by line, dropping trailing
@@ -108,6 +122,7 @@ _lab_watchdog() {  # _lab_watchdog <dir> <pid> <limit-s>
     : >"$1/timedout"
     # The whole tree, listed before the first signal: orphans move to init and would drop out of it.
     _lab_victims=$(_lab_descendants "$2")
+    _lab_thread_states $_lab_victims
     # shellcheck disable=SC2086
     kill -TERM $_lab_victims 2>/dev/null
     for _lab_i in 1 2 3 4 5; do
@@ -116,6 +131,21 @@ _lab_watchdog() {  # _lab_watchdog <dir> <pid> <limit-s>
     done
     # shellcheck disable=SC2086
     kill -KILL $_lab_victims 2>/dev/null
+}
+
+# Prints "@@HUNG <pid>/<tid> <comm> state=<S> syscall=<nr or running> wchan=<symbol>" for every thread of the
+# given processes: where a command stood when its timeout hit.
+_lab_thread_states() {  # _lab_thread_states <pid>...
+    for _lab_p in "$@"; do
+        for _lab_t in /proc/"$_lab_p"/task/*; do
+            [ -r "$_lab_t/stat" ] || continue
+            read -r _lab_comm <"$_lab_t/comm" 2>/dev/null
+            _lab_state=$(sed 's/.*) //; s/ .*//' "$_lab_t/stat" 2>/dev/null)
+            read -r _lab_sys _ <"$_lab_t/syscall" 2>/dev/null
+            read -r _lab_wchan <"$_lab_t/wchan" 2>/dev/null
+            echo "@@HUNG $_lab_p/${_lab_t##*/} $_lab_comm state=$_lab_state syscall=${_lab_sys:-?} wchan=${_lab_wchan:-?}"
+        done
+    done
 }
 
 # Prints <pid> and the pids of all its descendants.
@@ -171,7 +201,7 @@ _lab_scenario() {  # _lab_scenario <name> <timeout-s> <input-text or empty> <com
         _lab_pid=$!
         _lab_feed_pid=
     fi
-    _lab_watchdog "$_lab_dir" "$_lab_pid" "$_lab_limit" >/dev/null 2>&1 &
+    _lab_watchdog "$_lab_dir" "$_lab_pid" "$_lab_limit" 2>/dev/null &
     _lab_watchdog_pid=$!
 
     wait "$_lab_pid"

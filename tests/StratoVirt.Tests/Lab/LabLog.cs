@@ -98,7 +98,13 @@ public sealed class LabLog
     /// <summary>"@@NOTE ..." lines, without the prefix.</summary>
     public IReadOnlyList<string> Notes { get; private set; } = [];
 
-    /// <summary>The scenario with this name (the first, if the name ran twice).</summary>
+    /// <summary>How many times each scenario ran (more than once when the lab retried it after a timeout).</summary>
+    private readonly Dictionary<string, int> _attempts = new(StringComparer.Ordinal);
+
+    /// <summary>How many times the named scenario ran; 0 when it never did.</summary>
+    public int AttemptsOf(string name) => _attempts.GetValueOrDefault(name);
+
+    /// <summary>The scenario with this name (its last run, if it ran more than once).</summary>
     public LabScenario this[string name] =>
         _byName.TryGetValue(name, out LabScenario? s) ? s : throw new KeyNotFoundException(
             $"no scenario '{name}' in the lab log (have: {string.Join(", ", _byName.Keys)})");
@@ -133,7 +139,8 @@ public sealed class LabLog
         {
             var scenario = new LabScenario(current!, rc, wallMs, initMs, output);
             scenarios.Add(scenario);
-            log._byName.TryAdd(scenario.Name, scenario);
+            log._byName[scenario.Name] = scenario;
+            log._attempts[scenario.Name] = log.AttemptsOf(scenario.Name) + 1;
             current = null;
             output = [];
             initMs = null;

@@ -129,6 +129,20 @@ public sealed class LabLogTests
     }
 
     [Fact]
+    public void ARetriedScenarioIsReadFromItsLastAttempt()
+    {
+        LabLog log = LabLog.Parse(
+            "@@BEGIN boot\nstuck\n@@HUNG 9/10 CPU 0/KVM state=S syscall=1 wchan=pipe_write\n" +
+            "@@END boot rc=124 wall_ms=90000\n@@RETRY boot attempt=2\n" +
+            "@@BEGIN boot\nGUEST-INIT uptime=1.5\n@@END boot rc=0 wall_ms=9000\n");
+        Assert.Equal(2, log.AttemptsOf("boot"));
+        Assert.Equal(0, log.AttemptsOf("other"));
+        Assert.Equal(0, log["boot"].ExitCode);
+        Assert.True(log.Scenarios[0].TimedOut);
+        Assert.Contains("@@HUNG 9/10 CPU 0/KVM state=S syscall=1 wchan=pipe_write", log.Scenarios[0].Output);
+    }
+
+    [Fact]
     public void AMissingScenarioNamesTheOnesThere()
     {
         LabLog log = LabLog.Parse(Log);

@@ -69,6 +69,7 @@ public sealed class LabSession
             if (c.Wrap is not null) command = c.Wrap(command);
             sb.AppendLine($"scenario kvm-{c.Name} {c.TimeoutSeconds} run_case {KvmRunner.Word(command)}");
         }
+        sb.AppendLine(LinuxScenarios.Preamble);
         foreach (var line in LinuxScenarios.Lines) sb.AppendLine(line);
         return sb.ToString();
     }

@@ -1,13 +1,21 @@
+using Xunit.Abstractions;
+
 namespace StratoVirt.Tests.Lab;
 
 /// <summary>Debian's stock cloud kernel booted by stratovirt inside the nested lab.</summary>
 [Trait("Level", "Lab")]
-public sealed class LinuxBootTests
+public sealed class LinuxBootTests(ITestOutputHelper output)
 {
-    private static LabScenario Boot(string name)
+    private LabScenario Boot(string name)
     {
         var s = LabSession.Instance.Linux(name);
         Assert.True(s.Ended, $"{name} did not finish (log: {LabSession.Instance.LogPath})");
+        int attempts = LabSession.Instance.Log.AttemptsOf(name);
+        if (attempts > 1)
+        {
+            output.WriteLine($"{name} ran {attempts} times: the lab's timeout killed the earlier attempts " +
+                $"(their @@HUNG lines are in {LabSession.Instance.LogPath})");
+        }
         return s;
     }
 

@@ -3,11 +3,19 @@ namespace StratoVirt.Tests.Lab;
 /// <summary>The real-Linux boots of the nested lab, as lines of the scenario file (see scripts/lab/outer/lib.sh).</summary>
 public static class LinuxScenarios
 {
+    /// <summary>A boot takes 10-20 s in the lab; one that has not ended by then is stuck (the lab prints where its
+    /// threads stood and, see <see cref="Preamble"/>, runs it once more).</summary>
+    private const int TimeoutSeconds = 120;
+
+    /// <summary>Set before the lines: the emulated lab (TCG under nested SVM) now and then stalls a guest; one
+    /// retry keeps that from failing a run, and the tests report every retry.</summary>
+    public const string Preamble = "LAB_TIMEOUT_RETRIES=1";
+
     public const string TypedCommands = @"uname -a\necho typed-$((6*7))\npoweroff -f";
 
     private static string Boot(string name, int cpus, int memoryMiB, string action, string extraAppend = "",
         string kernel = "\"$KERNEL\"") =>
-        $"scenario {name} 300 env STRATOVIRT_LOG_LEVEL=info \"$VMM\" -machine microvm -kernel {kernel} " +
+        $"scenario {name} {TimeoutSeconds} env STRATOVIRT_LOG_LEVEL=info \"$VMM\" -machine microvm -kernel {kernel} " +
         $"-initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action={action}{extraAppend}\" " +
         $"-m {memoryMiB} -smp {cpus} -serial stdio -name {name} -D";
 
@@ -19,7 +27,7 @@ public static class LinuxScenarios
         Boot("linux-4cpu-poweroff", 4, 512, "poweroff"),
         // The same kernel as an uncompressed ELF vmlinux (extracted from the bzImage), entered at e_entry.
         Boot("linux-elf-poweroff", 2, 256, "poweroff", kernel: "/lab/vmlinux"),
-        $"LAB_INPUT_AFTER=GUEST-SHELL scenario_input linux-shell 300 '{TypedCommands}' \"$VMM\" -machine microvm " +
+        $"LAB_INPUT_AFTER=GUEST-SHELL scenario_input linux-shell {TimeoutSeconds} '{TypedCommands}' \"$VMM\" -machine microvm " +
         "-kernel \"$KERNEL\" -initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=shell\" " +
         "-m 256 -smp 2 -serial stdio",
     ];
