@@ -62,6 +62,22 @@ public sealed unsafe class GuestMemory : IDisposable
 
     public bool Contains(ulong address, ulong length) => TryGetSpan(address, length, out _);
 
+    /// <summary>The host address of [address, address+length) when it lies inside one region (for iovecs and
+    /// madvise); false otherwise.</summary>
+    public bool TryGetHostAddress(ulong address, ulong length, out nint host)
+    {
+        foreach (var r in _regions)
+        {
+            if (r.Contains(address, length))
+            {
+                host = r.HostAddress + (nint)(address - r.GuestAddress);
+                return true;
+            }
+        }
+        host = 0;
+        return false;
+    }
+
     public void Read(ulong address, Span<byte> destination) =>
         GetSpan(address, (ulong)destination.Length).CopyTo(destination);
 

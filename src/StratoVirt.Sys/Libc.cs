@@ -111,6 +111,28 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "_exit")]
     public static partial void Exit(int status);
 
+    [LibraryImport(Lib, EntryPoint = "readv", SetLastError = true)]
+    public static partial nint Readv(int fd, Iovec* iov, int iovcnt);
+
+    [LibraryImport(Lib, EntryPoint = "writev", SetLastError = true)]
+    public static partial nint Writev(int fd, Iovec* iov, int iovcnt);
+
+    [LibraryImport(Lib, EntryPoint = "preadv", SetLastError = true)]
+    public static partial nint Preadv(int fd, Iovec* iov, int iovcnt, long offset);
+
+    [LibraryImport(Lib, EntryPoint = "pwritev", SetLastError = true)]
+    public static partial nint Pwritev(int fd, Iovec* iov, int iovcnt, long offset);
+
+    // ---- virtio-blk ----
+
+    // ---- virtio-net and tap ----
+
+    // ---- chardevs and virtio-console ----
+
+    // ---- virtio-balloon ----
+
+    // ---- vsock ----
+
     [LibraryImport(Lib, EntryPoint = "strerror")]
     private static partial byte* StrError(int errnum);
 
@@ -162,6 +184,14 @@ public unsafe struct Termios
     public byte Line;
     public fixed byte Cc[32];
     public uint ISpeed, OSpeed;
+}
+
+/// <summary>struct iovec: one buffer of a readv/writev-style call.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct Iovec
+{
+    public nint Base;
+    public nuint Length;
 }
 
 /// <summary>struct sysinfo on x86_64: only the fields the VMM reads are named.</summary>

@@ -1,0 +1,133 @@
+using StratoVirt.Memory;
+using StratoVirt.Sys;
+
+namespace StratoVirt.Virtio;
+
+/// <summary>What a device needs from its transport once the driver has set it up.</summary>
+public interface IVirtioTransport
+{
+    /// <summary>Raises the used-buffer interrupt.</summary>
+    void SignalUsed();
+
+    /// <summary>Raises the configuration-change interrupt (the driver re-reads the config space).</summary>
+    void SignalConfigChange();
+
+    /// <summary>Stops the device after the guest misprogrammed it: NEEDS_RESET until the driver resets it.</summary>
+    void Fail(string reason);
+}
+
+/// <summary>
+/// The device half of a virtio device: features, config space and queue processing. All processing of one device
+/// runs on its event loop (the main loop or an iothread) under <see cref="Gate"/>, which the transport also takes
+/// to activate and reset the device from a vCPU thread.
+/// </summary>
+public abstract class VirtioDevice : IDisposable
+{
+    private readonly List<ulong> _watches = [];
+    private IVirtioTransport? _transport;
+    private Virtqueue[] _queues = [];
+
+    protected VirtioDevice(uint deviceId, int queueCount, ushort maxQueueSize = 256)
+    {
+        DeviceId = deviceId;
+        QueueCount = queueCount;
+        MaxQueueSize = maxQueueSize;
+    }
+
+    public uint DeviceId { get; }
+    public int QueueCount { get; }
+    public ushort MaxQueueSize { get; }
+
+    /// <summary>The device's -device id (for messages).</summary>
+    public string Id { get; init; } = "";
+
+    /// <summary>The loop that runs this device's queue processing and its host fds; set before the guest starts.</summary>
+    public EventLoop Loop { get; set; } = null!;
+
+    public object Gate { get; } = new();
+
+    /// <summary>Device-type feature bits; the transport adds VERSION_1, INDIRECT_DESC and EVENT_IDX.</summary>
+    protected abstract ulong DeviceFeatures { get; }
+
+    public ulong OfferedFeatures =>
+        DeviceFeatures | VirtioFeature.Version1 | VirtioFeature.RingIndirectDesc | VirtioFeature.RingEventIdx;
+
+    /// <summary>Features the driver accepted; valid while active.</summary>
+    public ulong Features { get; private set; }
+
+    public bool Active => _transport is not null;
+
+    protected GuestMemory Memory { get; private set; } = null!;
+
+    protected Virtqueue Queue(int index) => _queues[index];
+
+    /// <summary>Reads the device-specific configuration space; bytes past its end read as zero.</summary>
+    public virtual void ReadConfig(uint offset, Span<byte> data) => data.Clear();
+
+    /// <summary>Writes the configuration space; devices whose config is read-only ignore it.</summary>
+    public virtual void WriteConfig(uint offset, ReadOnlySpan<byte> data) { }
+
+    /// <summary>Helper for ReadConfig: copies the part of <paramref name="config"/> at <paramref name="offset"/>.</summary>
+    protected static void ReadFrom(ReadOnlySpan<byte> config, uint offset, Span<byte> data)
+    {
+        data.Clear();
+        if (offset >= config.Length) return;
+        var part = config[(int)offset..];
+        part[..Math.Min(part.Length, data.Length)].CopyTo(data);
+    }
+
+    /// <summary>Called by the transport, under <see cref="Gate"/>, when the driver sets DRIVER_OK.</summary>
+    internal void Activate(IVirtioTransport transport, GuestMemory memory, Virtqueue[] queues, ulong features)
+    {
+        Memory = memory;
+        _queues = queues;
+        Features = features;
+        _transport = transport;
+        OnActivate();
+    }
+
+    /// <summary>Called by the transport, under <see cref="Gate"/>, on a device reset or failure.</summary>
+    internal void Deactivate()
+    {
+        foreach (ulong token in _watches) Loop.Remove(token);
+        _watches.Clear();
+        if (_transport is not null) OnReset();
+        _transport = null;
+        Features = 0;
+    }
+
+    /// <summary>The queues are ready: start host-side I/O (e.g. watch a tap fd).</summary>
+    protected virtual void OnActivate() { }
+
+    /// <summary>The driver reset the device: drop any in-flight state.</summary>
+    protected virtual void OnReset() { }
+
+    /// <summary>The driver notified queue <paramref name="index"/>. Runs on <see cref="Loop"/> under <see cref="Gate"/>.</summary>
+    public abstract void ProcessQueue(int index);
+
+    /// <summary>Raises the used-buffer interrupt if the driver wants one for what was just added to the queue.</summary>
+    protected void SignalUsed(Virtqueue queue)
+    {
+        if (queue.NeedsInterrupt()) _transport?.SignalUsed();
+    }
+
+    protected void SignalConfigChange() => _transport?.SignalConfigChange();
+
+    /// <summary>Watches a host fd on the device's loop while the device is active; the handler runs under Gate.</summary>
+    protected ulong Watch(int fd, uint events, Action<uint> handler)
+    {
+        ulong token = Loop.Add(fd, events, ready =>
+        {
+            lock (Gate)
+            {
+                if (!Active) return;
+                try { handler(ready); }
+                catch (VirtqueueException e) { _transport!.Fail(e.Message); }
+            }
+        });
+        _watches.Add(token);
+        return token;
+    }
+
+    public virtual void Dispose() => GC.SuppressFinalize(this);
+}
