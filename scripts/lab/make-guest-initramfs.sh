@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
-# Builds the INNER guest's initramfs (cpio newc, gzip): static busybox with its applet links and the /init from
-# scripts/lab/guest/init, which prints GUEST-* markers and acts on lab.action= (poweroff, reboot, shell).
+# Builds the INNER guest's initramfs (cpio newc, gzip): static busybox with its applet links, the /init from
+# scripts/lab/guest/init, which prints GUEST-* markers and acts on lab.action= (poweroff, reboot, shell, test), the
+# device tests of scripts/lab/guest/tests/ in /tests, and the lab kernel's virtio modules.
 #
-#   scripts/lab/make-guest-initramfs.sh <out.cpio.gz> [--module <path>]...
+#   scripts/lab/make-guest-initramfs.sh <out.cpio.gz> [--module <path>]... [--ext4 <image> <MiB>]
 #
-# --module copies a module of the lab kernel (path under lib/modules/<kver>/kernel/, e.g.
-# drivers/virtio/virtio_mmio.ko) into the initramfs; /init insmods them in the order given.
+# --module copies one more module of the lab kernel (path under lib/modules/<kver>/kernel/) into the initramfs;
+# /init insmods the virtio modules, then these, in the order given. --ext4 also writes the same tree as an ext4
+# image of that size (mkfs.ext4 -d: no loop mount, no root needed) for guests booted with a disk root.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=scripts/lab/host.sh
 source "$here/host.sh"
 
-usage() { echo "usage: $0 <out.cpio.gz> [--module <path under kernel/>]..." >&2; exit 2; }
+usage() { echo "usage: $0 <out.cpio.gz> [--module <path under kernel/>]... [--ext4 <image> <MiB>]" >&2; exit 2; }
 (($# >= 1)) || usage
 out=$1
 shift
-modules=()
+# The Debian cloud kernel builds these as modules; dependencies first (from each module's depends=).
+modules=(
+    drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_mmio.ko
+    drivers/block/virtio_blk.ko
+    net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko
+    drivers/char/virtio_console.ko drivers/char/hw_random/virtio-rng.ko drivers/virtio/virtio_balloon.ko
+    net/vmw_vsock/vsock.ko net/vmw_vsock/vmw_vsock_virtio_transport_common.ko
+    net/vmw_vsock/vmw_vsock_virtio_transport.ko
+)
+ext4_image= ext4_mib=
 while (($#)); do
     case "$1" in
         --module) (($# >= 2)) || usage; modules+=("$2"); shift 2 ;;
+        --ext4) (($# >= 3)) || usage; ext4_image=$2 ext4_mib=$3; shift 3 ;;
         *) usage ;;
     esac
 done
 
 lab_need_packages busybox-static cpio
+[[ -z "$ext4_image" ]] || lab_need_packages e2fsprogs
 # ldd fails on a static executable.
 if ldd /bin/busybox >/dev/null 2>&1; then
     lab_die "/bin/busybox is dynamically linked: the initramfs needs busybox-static"
@@ -39,6 +52,10 @@ mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root,lib/modules}
 lab_install_busybox "$root"
 
 install -m 0755 "$here/guest/init" "$root/init"
+mkdir -p "$root/tests"
+for t in "$here"/guest/tests/*.sh; do
+    [[ -e "$t" ]] && install -m 0755 "$t" "$root/tests/"
+done
 
 # The console the kernel opens for init before anything is mounted (the kernel's built-in initramfs usually
 # has one too; creating a device node needs root).
@@ -57,4 +74,12 @@ fi
 mkdir -p "$(dirname "$out")"
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -9n) >"$out.tmp"
 mv "$out.tmp" "$out"
-lab_say "guest initramfs $out ($(du -k "$out" | cut -f1) KiB${modules[*]:+, modules: ${modules[*]}})"
+lab_say "guest initramfs $out ($(du -k "$out" | cut -f1) KiB, ${#modules[@]} modules)"
+
+if [[ -n "$ext4_image" ]]; then
+    # The disk's /init knows it is already on the disk root by this file.
+    : >"$root/.lab-disk-root"
+    rm -f "$ext4_image"
+    mkfs.ext4 -q -F -L labroot -E root_owner=0:0 -d "$root" "$ext4_image" "${ext4_mib}M"
+    lab_say "guest ext4 root image $ext4_image (${ext4_mib} MiB)"
+fi

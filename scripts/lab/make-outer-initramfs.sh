@@ -57,7 +57,8 @@ lab_say "outer initramfs: busybox, KVM modules, inner kernel and initramfs"
 lab_install_busybox "$root"
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
 
-for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko; do
+# tun: taps for the virtio-net scenarios.
+for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko drivers/net/tun.ko; do
     [[ -f "$LAB_MODULES/kernel/$m" ]] || lab_die "module $m missing from $LAB_MODULES"
     cp "$LAB_MODULES/kernel/$m" "$root/lib/modules/"
 done

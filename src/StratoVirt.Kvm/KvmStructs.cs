@@ -92,6 +92,18 @@ public unsafe struct KvmIrqfd
 }
 
 [StructLayout(LayoutKind.Sequential)]
+public unsafe struct KvmIoeventfd
+{
+    public ulong Datamatch, Addr;
+    public uint Len;
+    public int Fd;
+    public uint Flags;
+    public fixed byte Pad[36];
+
+    public const uint FlagDatamatch = 1, FlagPio = 2, FlagDeassign = 4;
+}
+
+[StructLayout(LayoutKind.Sequential)]
 public unsafe struct KvmLapicState
 {
     public fixed byte Regs[1024];

@@ -51,6 +51,24 @@ public sealed unsafe class KvmVm : IDisposable
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.IrqLine, &irq), $"KVM_IRQ_LINE {gsi}");
     }
 
+    /// <summary>KVM_IRQFD: a write to <paramref name="eventFd"/> raises an edge on <paramref name="gsi"/> in the kernel.</summary>
+    public void AssignIrqfd(int eventFd, uint gsi)
+    {
+        var irqfd = new KvmIrqfd { Fd = (uint)eventFd, Gsi = gsi };
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Irqfd, &irqfd), $"KVM_IRQFD gsi {gsi}");
+    }
+
+    /// <summary>KVM_IOEVENTFD: a guest MMIO write of <paramref name="value"/> (length <paramref name="length"/>) to
+    /// <paramref name="address"/> signals <paramref name="eventFd"/> in the kernel instead of exiting to user space.</summary>
+    public void AssignIoeventfd(ulong address, uint length, ulong value, int eventFd)
+    {
+        var ioeventfd = new KvmIoeventfd
+        {
+            Addr = address, Len = length, Datamatch = value, Fd = eventFd, Flags = KvmIoeventfd.FlagDatamatch,
+        };
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Ioeventfd, &ioeventfd), $"KVM_IOEVENTFD at 0x{address:x}");
+    }
+
     public KvmVcpu CreateVcpu(int id)
     {
         int fd = SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.CreateVcpu, (ulong)id), $"KVM_CREATE_VCPU {id}");

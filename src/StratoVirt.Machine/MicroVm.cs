@@ -5,6 +5,7 @@ using StratoVirt.Devices.Legacy;
 using StratoVirt.Kvm;
 using StratoVirt.Memory;
 using StratoVirt.Sys;
+using StratoVirt.Virtio;
 
 namespace StratoVirt.Machine;
 
@@ -28,6 +29,10 @@ public sealed class MicroVm : IDisposable
     private readonly List<Vcpu> _vcpus = [];
     private Serial16550? _serial;
     private int _serialFd = -1;
+    private readonly EventLoop _mainLoop = new("main");
+    private readonly Dictionary<string, EventLoop> _ioThreads = new(StringComparer.Ordinal);
+    private readonly List<VirtioDevice> _virtioDevices = [];
+    private readonly VirtioMmioSlots _virtioSlots = new();
 
     public IoBus Pio { get; } = new("port I/O");
     public IoBus Mmio { get; } = new("MMIO");
@@ -58,7 +63,8 @@ public sealed class MicroVm : IDisposable
         // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo.
         _memory = new GuestMemory(Layout.RamRegions(_config.MemorySize));
         _owned.Add(_memory);
-        var spec = new BootSpec(kernel, _config.InitrdPath, _config.CommandLine, WriteFirmwareTables());
+        CreateVirtioDevices();
+        var spec = new BootSpec(kernel, _config.InitrdPath, KernelCommandLine(), WriteFirmwareTables());
         var entry = BootLoader.Load(_memory, spec);
 
         _kvm = KvmSystem.Open();
@@ -76,7 +82,48 @@ public sealed class MicroVm : IDisposable
             _vm.SetUserMemoryRegion(slot++, region.GuestAddress, region.Size, region.HostAddress);
 
         AddLegacyDevices();
+        AttachVirtioDevices();
         CreateVcpus(entry);
+    }
+
+    /// <summary>Opens every device's host side (image files, taps, sockets) before anything else is set up, so that
+    /// a bad path fails fast; each device gets the event loop (main or iothread) that will run it.</summary>
+    private void CreateVirtioDevices()
+    {
+        if (_config.Devices.Count > VirtioMmioSlots.Capacity)
+            throw new MachineConfigException(
+                $"{_config.Devices.Count} virtio devices requested; the microVM has {VirtioMmioSlots.Capacity} slots");
+        foreach (string id in _config.IoThreads)
+        {
+            var loop = new EventLoop($"iothread {id}");
+            _ioThreads.Add(id, loop);
+        }
+        foreach (var c in _config.Devices)
+        {
+            var device = VirtioDeviceFactory.Create(c);
+            _virtioDevices.Add(device);
+            device.Loop = c.IoThread is null ? _mainLoop
+                : _ioThreads.GetValueOrDefault(c.IoThread) ?? throw new MachineConfigException(
+                    $"device '{c.Id}': iothread '{c.IoThread}' is not defined (add -object iothread,id={c.IoThread})");
+        }
+    }
+
+    /// <summary>-append, plus virtio_mmio.device= for each device (kernels without ACPI find devices that way;
+    /// kernels that read the DSDT ignore the parameter or log that the window is taken).</summary>
+    private string KernelCommandLine()
+    {
+        if (_virtioDevices.Count == 0) return _config.CommandLine;
+        string devices = VirtioMmioSlots.KernelParameters(_virtioDevices.Count);
+        return _config.CommandLine.Length == 0 ? devices : $"{_config.CommandLine} {devices}";
+    }
+
+    private void AttachVirtioDevices()
+    {
+        bool irqfd = _kvm.CheckExtension(KvmCap.Irqfd) > 0, ioeventfd = _kvm.CheckExtension(KvmCap.Ioeventfd) > 0;
+        if (_virtioDevices.Count > 0 && !(irqfd && ioeventfd))
+            Log.Info($"KVM lacks {(irqfd ? "" : "irqfd ")}{(ioeventfd ? "" : "ioeventfd")}; virtio devices use slower paths");
+        foreach (var device in _virtioDevices) _virtioSlots.Add(device, _vm, Mmio, _memory, irqfd, ioeventfd);
+        foreach (var loop in _ioThreads.Values) loop.StartThread();
     }
 
     private void RequireCapabilities()
@@ -122,7 +169,8 @@ public sealed class MicroVm : IDisposable
         int cpus = _config.Cpus.Count;
         _memory.Write(MpTable.DefaultAddress, MpTable.Build(MpTable.DefaultAddress, cpus));
         if (!_config.Acpi) return null;
-        var acpi = AcpiTables.Build(AcpiTables.DefaultAddress, new AcpiConfig(cpus, []));
+        var acpi = AcpiTables.Build(AcpiTables.DefaultAddress,
+            new AcpiConfig(cpus, VirtioMmioSlots.Windows(_config.Devices.Count)));
         if ((ulong)acpi.Length > MpTable.DefaultAddress - AcpiTables.DefaultAddress)
             throw new BootException("ACPI tables overflow their area below the MP table");
         _memory.Write(AcpiTables.DefaultAddress, acpi);
@@ -176,41 +224,45 @@ public sealed class MicroVm : IDisposable
         RequestExit(MachineExit.PowerOff($"terminated by signal {context.Signal}"));
     }
 
-    private const ulong TokenExit = 1, TokenStdin = 2;
-
+    /// <summary>The main thread's loop: exit requests, console input, and the queues of devices without an iothread.</summary>
     private void RunEventLoop()
     {
-        using var epoll = new Epoll();
-        epoll.Add(_exitEvent.Fd, Libc.EPOLLIN, TokenExit);
+        ulong exitToken = _mainLoop.Add(_exitEvent.Fd, Libc.EPOLLIN, _ => { }); // wakes the loop; _exit says why
         StdinConsole? console = null;
+        ulong stdinToken = 0;
         if (_serial is not null && _config.Serial is SerialBackend.Stdio)
         {
             console = new StdinConsole(_serial);
-            try { epoll.Add(0, Libc.EPOLLIN, TokenStdin); }
+            try
+            {
+                stdinToken = _mainLoop.Add(0, Libc.EPOLLIN, _ =>
+                {
+                    if (!console.OnReadable())
+                    {
+                        _mainLoop.Remove(stdinToken); // end of input: the guest keeps running
+                        console = null;
+                    }
+                });
+            }
             catch (SysException) { console = null; } // stdin is a regular file or /dev/null: no console input
         }
 
-        Span<EpollEvent> events = stackalloc EpollEvent[8];
-        bool stdinRegistered = console is not null;
         while (Volatile.Read(ref _exit) is null)
         {
             // While the UART's FIFO is full, poll briefly instead of reading more input.
-            int n = epoll.Wait(events, console is { HasBacklog: true } ? 5 : -1);
+            _mainLoop.RunOnce(console is { HasBacklog: true } ? 5 : -1);
             console?.Flush();
-            for (int i = 0; i < n; i++)
-            {
-                if (events[i].Data == TokenStdin && console is not null && stdinRegistered && !console.OnReadable())
-                {
-                    epoll.Remove(0); // end of input: the guest keeps running
-                    stdinRegistered = false;
-                }
-            }
         }
+        _mainLoop.Remove(exitToken);
     }
 
     public void Dispose()
     {
         foreach (var vcpu in _vcpus) vcpu.Dispose();
+        foreach (var loop in _ioThreads.Values) loop.Dispose(); // stops the threads before their devices go
+        _virtioSlots.Dispose(); // disposes the attached devices
+        foreach (var device in _virtioDevices.Skip(_virtioSlots.Transports.Count)) device.Dispose();
+        _mainLoop.Dispose();
         for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
         _kvm?.Dispose();
         _exitEvent.Dispose();

@@ -23,7 +23,7 @@ public static class Program
             return Run(options.Machine);
         }
         catch (Exception e) when (e is UsageException or BootException or KvmUnavailableException or SysException
-                                      or GuestMemoryException or ArgumentException)
+                                      or GuestMemoryException or ArgumentException or MachineConfigException)
         {
             Log.Error(e.Message);
             Log.WriteRaw(2, $"stratovirt: {e.Message}\n");
@@ -88,6 +88,16 @@ public static class Program
           -append <kernel command line>
         Devices:
           -serial stdio|file,path=<file>   16550 UART at 0x3f8, IRQ 4
+          -drive id=<d>,file=<raw image>[,readonly=on|off][,direct=on|off][,aio=...]
+          -device virtio-blk-device,drive=<d>,id=<id>[,serial=<s>][,iothread=<t>]
+          -netdev tap,id=<n>,ifname=<tap>|fd=<fd>
+          -device virtio-net-device,netdev=<n>,id=<id>[,mac=<mac>][,iothread=<t>]
+          -chardev stdio|pty|file,path=<f>|socket,path=<p>,server,nowait,id=<c>
+          -device virtio-serial-device  -device virtconsole,chardev=<c>,id=<id>
+          -object rng-random,id=<r>,filename=/dev/urandom  -device virtio-rng-device,rng=<r>
+          -device virtio-balloon-device[,deflate-on-oom=on|off][,free-page-reporting=on|off]
+          -device vhost-vsock-device,id=<id>,guest-cid=<n>[,uds-path=<socket>]
+          -object iothread,id=<t>    an event-loop thread for the devices that name it
         Process:
           -D [logfile]               log to the file, or stderr (level from STRATOVIRT_LOG_LEVEL)
           -disable-seccomp

@@ -24,6 +24,11 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-initrd", Arity.Value),
         new("-serial", Arity.Value),
         new("-D", Arity.OptionalValue),
+        new("-drive", Arity.Value, Repeatable: true),
+        new("-device", Arity.Value, Repeatable: true),
+        new("-netdev", Arity.Value, Repeatable: true),
+        new("-chardev", Arity.Value, Repeatable: true),
+        new("-object", Arity.Value, Repeatable: true),
         new("-disable-seccomp", Arity.Flag),
         new("-help", Arity.Flag),
         new("-h", Arity.Flag),
@@ -34,11 +39,6 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-freeze", Arity.Flag, Unsupported: Later),
         new("-qmp", Arity.Value, Unsupported: Later),
         new("-mon", Arity.Value, Unsupported: Later),
-        new("-drive", Arity.Value, Unsupported: Later),
-        new("-device", Arity.Value, Unsupported: Later),
-        new("-netdev", Arity.Value, Unsupported: Later),
-        new("-chardev", Arity.Value, Unsupported: Later),
-        new("-object", Arity.Value, Unsupported: Later),
         new("-pidfile", Arity.Value, Unsupported: Later),
         new("-daemonize", Arity.Flag, Unsupported: Later),
         new("-incoming", Arity.Value, Unsupported: Later),
@@ -81,6 +81,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             throw new UsageException($"option -cpu: '{cpu}' is not supported; only host is");
 
         string kernel = One("-kernel") ?? throw new UsageException("option -kernel is required for the microvm machine");
+        var devices = DeviceOptions.Parse(o);
         var config = new MachineConfig
         {
             Name = One("-name") ?? "StratoVirt",
@@ -91,6 +92,8 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             Cpus = One("-smp") is { } smp ? ParseSmp(smp) : CpuTopology.Single(1),
             Serial = One("-serial") is { } serial ? ParseSerial(serial) : null,
             Acpi = acpi,
+            Devices = devices.Devices,
+            IoThreads = devices.IoThreads,
         };
         string? log = One("-D");
         return new Options(config, string.IsNullOrEmpty(log) ? null : log, o.ContainsKey("-D"));

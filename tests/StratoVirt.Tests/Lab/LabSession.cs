@@ -24,15 +24,17 @@ public sealed class LabSession
         using var work = new TempDir();
         var payloads = PayloadBuilder.Build(work.Path).ToList();
         payloads.Add(ExtractVmlinux(work.Path));
+        var (guestInitrd, rootImage) = BuildGuest(work.Path);
+        payloads.Add(rootImage);
         string scenarios = Path.Combine(work.Path, "scenarios.sh");
         File.WriteAllText(scenarios, ScenarioFile());
 
         File.Delete(LogPath); // a stale log must not stand in for a run that wrote none
         var args = new List<string> { Root("scripts/lab/run.sh"), "--scenarios", scenarios, "--log", LogPath,
-            "--vmm", VmmProcess.Binary, "--timeout", "1500" };
+            "--vmm", VmmProcess.Binary, "--timeout", "1800", "--guest-initrd", guestInitrd };
         foreach (var file in payloads) args.AddRange(["--add", file]);
         // The console goes to the log file as well; run.sh's own timeout ends the lab before this one.
-        var r = VmmProcess.RunCommand("bash", args, TimeSpan.FromMinutes(30));
+        var r = VmmProcess.RunCommand("bash", args, TimeSpan.FromMinutes(35));
         if (!File.Exists(LogPath)) throw new InvalidOperationException($"the lab wrote no log:\n{r.Stderr}");
         Log = LabLog.Load(LogPath);
         if (!Log.KvmOk) throw new InvalidOperationException($"the lab's outer VM has no /dev/kvm (log: {LogPath})");
@@ -46,6 +48,16 @@ public sealed class LabSession
         var r = VmmProcess.RunCommand("bash", ["-c", script], TimeSpan.FromMinutes(5));
         if (r.ExitCode != 0) throw new InvalidOperationException($"extracting vmlinux failed: {r}");
         return output;
+    }
+
+    /// <summary>The guest initramfs and the same tree as an ext4 image (for the disk-root scenarios).</summary>
+    private static (string Initrd, string RootImage) BuildGuest(string dir)
+    {
+        string initrd = Path.Combine(dir, "guest.cpio.gz"), image = Path.Combine(dir, VirtioScenarios.RootImage);
+        var r = VmmProcess.RunCommand("bash", [Root("scripts/lab/make-guest-initramfs.sh"), initrd,
+            "--ext4", image, VirtioScenarios.RootImageMiB.ToString()], TimeSpan.FromMinutes(5));
+        if (r.ExitCode != 0) throw new InvalidOperationException($"building the guest initramfs failed: {r}");
+        return (initrd, image);
     }
 
     private static string Root(string relative) => Path.Combine(VmmProcess.RepoRoot, relative);
@@ -71,6 +83,7 @@ public sealed class LabSession
         }
         sb.AppendLine(LinuxScenarios.Preamble);
         foreach (var line in LinuxScenarios.Lines) sb.AppendLine(line);
+        foreach (var line in VirtioScenarios.Lines) sb.AppendLine(line);
         return sb.ToString();
     }
 

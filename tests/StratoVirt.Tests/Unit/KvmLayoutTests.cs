@@ -20,6 +20,7 @@ public sealed class KvmLayoutTests
         Assert.Equal(32, Unsafe.SizeOf<KvmUserspaceMemoryRegion>());
         Assert.Equal(64, Unsafe.SizeOf<KvmPitConfig>());
         Assert.Equal(32, Unsafe.SizeOf<KvmIrqfd>());
+        Assert.Equal(64, Unsafe.SizeOf<KvmIoeventfd>());
         Assert.Equal(1024, Unsafe.SizeOf<KvmLapicState>());
         Assert.Equal(0x930, Unsafe.SizeOf<KvmRun>());
     }

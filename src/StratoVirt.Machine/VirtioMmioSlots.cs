@@ -1,0 +1,83 @@
+using StratoVirt.Boot;
+using StratoVirt.Boot.Acpi;
+using StratoVirt.Devices;
+using StratoVirt.Kvm;
+using StratoVirt.Memory;
+using StratoVirt.Sys;
+using StratoVirt.Virtio;
+
+namespace StratoVirt.Machine;
+
+/// <summary>
+/// The microVM's virtio-mmio devices: slot n is the 0x200-byte window at 0xF0100000 + n * 0x200 with the n-th
+/// free legacy IRQ. Guests learn the slots from the DSDT (LNRO0005 devices, for kernels such as Debian's) and from
+/// virtio_mmio.device= on the kernel command line (for kernels built like upstream's microvm config).
+/// </summary>
+public sealed class VirtioMmioSlots : IDisposable
+{
+    /// <summary>IRQs below 16, so that both discovery paths can name them, that no legacy device uses
+    /// (0 PIT, 1 i8042, 2 cascade, 4 COM1, 8 RTC, 9 ACPI SCI).</summary>
+    public static readonly uint[] Irqs = [5, 6, 7, 10, 11, 12, 13, 14, 15, 3];
+
+    public static int Capacity => Irqs.Length;
+
+    private readonly List<VirtioMmioTransport> _transports = [];
+    private readonly List<EventFd> _irqFds = [];
+
+    public IReadOnlyList<VirtioMmioTransport> Transports => _transports;
+
+    public static VirtioMmioWindow Window(int slot) =>
+        new(Layout.VirtioMmioBase + (ulong)slot * Layout.VirtioMmioSize, (uint)Layout.VirtioMmioSize, Irqs[slot]);
+
+    /// <summary>The windows of the first <paramref name="count"/> slots.</summary>
+    public static IReadOnlyList<VirtioMmioWindow> Windows(int count) =>
+        Enumerable.Range(0, count).Select(Window).ToArray();
+
+    /// <summary>"virtio_mmio.device=512@0xf0100000:5 ..." for the first <paramref name="count"/> slots.</summary>
+    public static string KernelParameters(int count) =>
+        string.Join(' ', Windows(count).Select(w => $"virtio_mmio.device={w.Size}@0x{w.Base:x}:{w.Irq}"));
+
+    /// <summary>Puts <paramref name="device"/> into the next slot: its registers on the MMIO bus, its interrupt
+    /// through KVM irqfd, and its queue notifications through KVM ioeventfd where the host offers them.</summary>
+    public void Add(VirtioDevice device, KvmVm vm, IoBus mmio, GuestMemory memory, bool irqfd, bool ioeventfd)
+    {
+        int slot = _transports.Count;
+        if (slot >= Capacity)
+            throw new InvalidOperationException($"too many virtio devices: the microVM has {Capacity} slots");
+        var window = Window(slot);
+        IInterruptLine line;
+        if (irqfd)
+        {
+            var fd = new EventFd();
+            _irqFds.Add(fd);
+            vm.AssignIrqfd(fd.Fd, window.Irq);
+            line = new EventFdInterruptLine(fd);
+        }
+        else
+        {
+            line = new KvmInterruptLine(vm, window.Irq);
+        }
+        var transport = new VirtioMmioTransport(device, memory, line);
+        _transports.Add(transport);
+        if (ioeventfd)
+        {
+            for (int q = 0; q < device.QueueCount; q++)
+                vm.AssignIoeventfd(window.Base + VirtioMmioRegister.QueueNotify, 4, (ulong)q, transport.NotifyEvent(q).Fd);
+            transport.KernelNotify = true;
+        }
+        transport.Attach();
+        mmio.Register(window.Base, window.Size, transport);
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _transports) t.Dispose();
+        foreach (var fd in _irqFds) fd.Dispose();
+    }
+}
+
+/// <summary>An interrupt line bound to a GSI with KVM irqfd: one eventfd write, no ioctl.</summary>
+public sealed class EventFdInterruptLine(EventFd fd) : IInterruptLine
+{
+    public void Trigger() => fd.Signal();
+}
