@@ -127,6 +127,24 @@ public static unsafe partial class Libc
 
     // ---- virtio-net and tap ----
 
+    // <linux/if_tun.h> ioctls ('T' type, _IOW/_IOR of a 4-byte argument) and flags.
+    public const ulong TUNSETIFF = 0x400454ca, TUNGETIFF = 0x800454d2, TUNSETOFFLOAD = 0x400454d0,
+        TUNSETVNETHDRSZ = 0x400454d8, TUNGETVNETHDRSZ = 0x800454d7;
+    public const short IFF_TUN = 0x0001, IFF_TAP = 0x0002, IFF_NO_PI = 0x1000, IFF_VNET_HDR = 0x4000;
+    public const uint TUN_F_CSUM = 0x01, TUN_F_TSO4 = 0x02, TUN_F_TSO6 = 0x04, TUN_F_TSO_ECN = 0x08;
+    public const int IFNAMSIZ = 16;
+    public const ulong FIONBIO = 0x5421, FIOCLEX = 0x5451;
+    public const int EIO = 5, EBADF = 9, EBUSY = 16, ENOTTY = 25, EBADFD = 77, ENODEV = 19;
+    public const int AF_UNIX = 1, SOCK_SEQPACKET = 5, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;
+    public const int CLONE_NEWNET = 0x40000000;
+
+    [LibraryImport(Lib, EntryPoint = "socketpair", SetLastError = true)]
+    public static partial int SocketPair(int domain, int type, int protocol, int* fds);
+
+    /// <summary>unshare(2); namespaces such as CLONE_NEWNET apply to the calling thread only.</summary>
+    [LibraryImport(Lib, EntryPoint = "unshare", SetLastError = true)]
+    public static partial int Unshare(int flags);
+
     // ---- chardevs and virtio-console ----
 
     // ---- virtio-balloon ----
@@ -212,4 +230,12 @@ public unsafe struct Stat
     public long Size, BlkSize, Blocks;
     public long ATime, ATimeNs, MTime, MTimeNs, CTime, CTimeNs;
     public fixed long Reserved[3];
+}
+
+/// <summary>struct ifreq as the tun ioctls use it: the interface name and the flags member of the union.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 40)]
+public unsafe struct IfReq
+{
+    [FieldOffset(0)] public fixed byte Name[16];
+    [FieldOffset(16)] public short Flags;
 }
