@@ -172,16 +172,32 @@ internal sealed class TestDriver : IDisposable
         }
         else
         {
-            var ids = parts.Select(_ => TakeDesc(l)).ToArray();
-            for (int i = 0; i < parts.Count; i++)
-                WriteDesc(l.Desc, ids[i], parts[i].Addr, parts[i].Len,
-                    (ushort)((parts[i].Write ? DescWrite : 0) | (i + 1 < parts.Count ? DescNext : 0)),
-                    i + 1 < parts.Count ? ids[i + 1] : (ushort)0);
-            head = ids[0];
+            head = WriteDirectChain(l, parts);
         }
         l.Chains[head] = parts;
         Publish(q, head);
         return head;
+    }
+
+    /// <summary>Makes a chain of buffers at the given guest addresses available (the driver's own memory, not the
+    /// test allocator's; contents untouched) and returns its head. Does not notify.</summary>
+    public ushort AddAt(int q, IReadOnlyList<(ulong Addr, uint Len, bool Write)> parts)
+    {
+        var l = _queues[q];
+        ushort head = WriteDirectChain(l, parts);
+        l.Chains[head] = [.. parts];
+        Publish(q, head);
+        return head;
+    }
+
+    private ushort WriteDirectChain(QueueLayout l, IReadOnlyList<(ulong Addr, uint Len, bool Write)> parts)
+    {
+        var ids = parts.Select(_ => TakeDesc(l)).ToArray();
+        for (int i = 0; i < parts.Count; i++)
+            WriteDesc(l.Desc, ids[i], parts[i].Addr, parts[i].Len,
+                (ushort)((parts[i].Write ? DescWrite : 0) | (i + 1 < parts.Count ? DescNext : 0)),
+                i + 1 < parts.Count ? ids[i + 1] : (ushort)0);
+        return ids[0];
     }
 
     /// <summary>Writes a raw descriptor into queue <paramref name="q"/>'s table (for malformed chains).</summary>
