@@ -100,7 +100,7 @@ public sealed class MicroVm : IDisposable
         }
         foreach (var c in _config.Devices)
         {
-            var device = VirtioDeviceFactory.Create(c);
+            var device = VirtioDeviceFactory.Create(c, _config.MemorySize);
             _virtioDevices.Add(device);
             device.Loop = c.IoThread is null ? _mainLoop
                 : _ioThreads.GetValueOrDefault(c.IoThread) ?? throw new MachineConfigException(

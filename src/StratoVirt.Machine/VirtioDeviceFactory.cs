@@ -10,17 +10,20 @@ public sealed class MachineConfigException(string message) : Exception(message);
 /// <summary>Creates the device model of each -device, opening its host side.</summary>
 public static class VirtioDeviceFactory
 {
-    public static VirtioDevice Create(VirtioDeviceConfig config)
+    /// <summary>Creates the device; <paramref name="ramSize"/> is the guest's RAM (the balloon's upper bound).</summary>
+    public static VirtioDevice Create(VirtioDeviceConfig config, ulong ramSize)
     {
         try
         {
             return config switch
             {
                 RngDeviceConfig rng => new VirtioRng(rng.SourcePath) { Id = rng.Id },
+                BalloonDeviceConfig b => new VirtioBalloon(ramSize, b.DeflateOnOom, b.FreePageReporting) { Id = b.Id },
+                NetDeviceConfig net => new VirtioNet(net.Fd is { } fd ? Tap.Adopt(fd) : Tap.Open(net.IfName!), net.Mac) { Id = net.Id },
                 _ => throw new MachineConfigException($"device '{config.Id}': {config.GetType().Name} is not available in this build"),
             };
         }
-        catch (SysException e)
+        catch (Exception e) when (e is SysException or TapException)
         {
             throw new MachineConfigException($"device '{config.Id}': {e.Message}");
         }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using StratoVirt.Machine;
+using StratoVirt.Virtio.Devices;
 
 namespace StratoVirt.Cli;
 
@@ -237,16 +238,10 @@ internal sealed class DeviceOptions
         return name;
     }
 
-    internal static byte[]? ParseMac(string? text)
+    private static byte[]? ParseMac(string? text)
     {
         if (text is null) return null;
-        var parts = text.Split(':');
-        var mac = new byte[6];
-        if (parts.Length != 6) throw new UsageException($"option -device: mac={text} is not six hex bytes (52:54:00:12:34:56)");
-        for (int i = 0; i < 6; i++)
-            if (parts[i].Length != 2 || !byte.TryParse(parts[i], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out mac[i]))
-                throw new UsageException($"option -device: mac={text} is not six hex bytes (52:54:00:12:34:56)");
-        if ((mac[0] & 1) != 0) throw new UsageException($"option -device: mac={text} is a multicast address");
-        return mac;
+        try { return VirtioNet.ParseMac(text); }
+        catch (ArgumentException e) { throw new UsageException($"option -device: mac={text}: {e.Message}"); }
     }
 }

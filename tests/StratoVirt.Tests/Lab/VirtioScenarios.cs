@@ -11,14 +11,47 @@ public static class VirtioScenarios
     public const int RootImageMiB = 160;
 
     private static string Guest(string name, string test, string devices, string append = "", int memoryMiB = 256,
-        string prefix = "", int timeout = 180) =>
-        $"{prefix}scenario {name} {timeout} env STRATOVIRT_LOG_LEVEL=info \"$VMM\" -machine microvm -kernel \"$KERNEL\" " +
+        string vmm = "\"$VMM\"", int timeout = 240) =>
+        $"scenario {name} {timeout} env STRATOVIRT_LOG_LEVEL=info {vmm} -machine microvm -kernel \"$KERNEL\" " +
         $"-initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test={test}{append}\" " +
         $"-m {memoryMiB} -smp 2 -serial stdio -name {name} -D {devices}";
+
+    /// <summary>The host side of the net scenario, run in a network namespace of its own (unshare -n): once the
+    /// VMM has created tap0 it gets 10.0.2.2, serves a 16 MiB /blob over HTTP, and fetches the guest's /blob.</summary>
+    private const string NetHost = """
+        cat >/tmp/lab-net-host.sh <<'NETHOST'
+        ip link set lo up
+        mkdir -p /tmp/www
+        dd if=/dev/urandom of=/tmp/www/blob bs=1M count=16 2>/dev/null
+        echo "HOST-NET-SERVING $(sha256sum /tmp/www/blob | cut -d' ' -f1)"
+        (
+            n=0
+            until ip link show tap0 >/dev/null 2>&1 || [ $n -ge 600 ]; do sleep 0.1; n=$((n + 1)); done
+            ip addr add 10.0.2.2/24 dev tap0
+            ip link set tap0 up
+            httpd -p 10.0.2.2:80 -h /tmp/www
+            n=0
+            until timeout 120 wget -q -O /tmp/from-guest http://10.0.2.15:8080/blob 2>/dev/null || [ $n -ge 240 ]; do
+                sleep 1
+                n=$((n + 1))
+            done
+            echo "HOST-NET-GOT $(wc -c </tmp/from-guest) $(sha256sum /tmp/from-guest | cut -d' ' -f1)"
+            timeout 20 wget -q -O /dev/null http://10.0.2.15:8080/done 2>/dev/null
+        ) &
+        "$VMM" "$@"
+        rc=$?
+        wait
+        exit $rc
+        NETHOST
+        """;
 
     public static readonly string[] Lines =
     [
         Guest("virtio-rng", "rng",
             "-object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-device,rng=rng0,id=rng1"),
+        NetHost,
+        Guest("virtio-net", "net",
+            "-netdev tap,id=net0,ifname=tap0 -device virtio-net-device,netdev=net0,id=eth0,mac=52:54:00:12:34:56",
+            vmm: "unshare -n sh /tmp/lab-net-host.sh"),
     ];
 }

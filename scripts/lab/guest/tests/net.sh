@@ -1,5 +1,5 @@
-# virtio-net against a tap whose host end is 10.0.2.2 (the scenario's host script serves /blob over HTTP and then
-# fetches this guest's /blob). Ping, then 16 MiB each way over TCP, checksummed on both sides.
+# virtio-net against a tap whose host end is 10.0.2.2 (the scenario's host script serves /blob over HTTP, then
+# fetches this guest's /blob and /done). Ping, then 16 MiB each way over TCP, checksummed on both sides.
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
@@ -17,6 +17,7 @@ dd if=/dev/urandom of=/tmp/www/blob bs=1M count=16 2>/dev/null
 echo "GUEST-NET-SERVING $(sha256sum /tmp/www/blob | cut -d' ' -f1)"
 httpd -f -v -p 8080 -h /tmp/www 2>/tmp/httpd.log &
 n=0
-until grep -q "response:200" /tmp/httpd.log 2>/dev/null || [ $n -ge 120 ]; do n=$((n + 1)); sleep 1; done
+# The host fetches /blob, then asks for /done (a 404): only then is its transfer over.
+until grep -q "response:404" /tmp/httpd.log 2>/dev/null || [ $n -ge 120 ]; do n=$((n + 1)); sleep 1; done
 kill $! 2>/dev/null
 echo "GUEST-NET-SERVED $(grep -c "response:200" /tmp/httpd.log)"
