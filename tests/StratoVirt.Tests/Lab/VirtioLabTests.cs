@@ -30,4 +30,16 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
         // 256 random bytes show well over 100 distinct values; a device returning zeros or a pattern would not.
         Assert.True(int.Parse(s.GuestMarker("GUEST-RNG-DISTINCT")!) > 100, Text(s));
     }
+
+    [Fact]
+    public void NetCarriesPingAndSixteenMebibytesEachWayThroughATap()
+    {
+        var s = Run("virtio-net");
+        Assert.Equal("52:54:00:12:34:56", s.GuestMarker("GUEST-NET-MAC"));
+        Assert.Equal("ok", s.GuestMarker("GUEST-NET-PING"));
+        string hostBlob = s.GuestMarker("HOST-NET-SERVING")!, guestBlob = s.GuestMarker("GUEST-NET-SERVING")!;
+        Assert.Equal($"16777216 {hostBlob}", s.GuestMarker("GUEST-NET-GOT"));
+        Assert.Equal($"16777216 {guestBlob}", s.GuestMarker("HOST-NET-GOT"));
+        Assert.NotEqual(hostBlob, guestBlob);
+    }
 }

@@ -45,6 +45,26 @@ public static class VirtioScenarios
         NETHOST
         """;
 
+    /// <summary>The host side of the blk scenario: a fresh copy of the ext4 root, a read-only raw disk starting with
+    /// a known string, and after the VM a check that the read-only image is unchanged.</summary>
+    private const string BlkHost = """
+        cat >/tmp/lab-blk-host.sh <<'BLKHOST'
+        cp /lab/rootfs.ext4 /tmp/root.img
+        printf 'STRATOVIRT-RO-DISK' >/tmp/ro.img
+        truncate -s 8M /tmp/ro.img
+        before=$(sha256sum /tmp/ro.img | cut -d' ' -f1)
+        "$VMM" "$@"
+        rc=$?
+        if [ "$(sha256sum /tmp/ro.img | cut -d' ' -f1)" = "$before" ]; then
+            echo "HOST-BLK-RO-IMAGE unchanged"
+        else
+            echo "HOST-BLK-RO-IMAGE changed"
+        fi
+        rm -f /tmp/root.img /tmp/ro.img
+        exit $rc
+        BLKHOST
+        """;
+
     public static readonly string[] Lines =
     [
         Guest("virtio-rng", "rng",

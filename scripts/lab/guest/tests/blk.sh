@@ -1,5 +1,6 @@
-# virtio-blk: / is ext4 on /dev/vda (lab.switchroot); /dev/vdb is a read-only raw drive whose first bytes the host
+# virtio-blk: / is ext4 on /dev/vda (root=/dev/vda); /dev/vdb is a read-only raw drive whose first bytes the host
 # wrote. Writes 64 MiB, syncs, checksums, remounts read-only, drops caches, checksums again.
+echo "GUEST-BLK-VDA-SERIAL $(cat /sys/block/vda/serial 2>/dev/null)"
 echo "GUEST-BLK-VDB-RO $(cat /sys/block/vdb/ro 2>/dev/null)"
 echo "GUEST-BLK-VDB-SECTORS $(cat /sys/block/vdb/size 2>/dev/null)"
 echo "GUEST-BLK-VDB-HEAD $(dd if=/dev/vdb bs=512 count=1 2>/dev/null | head -c 18)"
