@@ -238,7 +238,8 @@ public abstract unsafe class Chardev : ISerialOutput, IDisposable
             if (_disposed) return;
             _disposed = true;
             _inputEnabled = false;
-            UpdateInputWatch();
+            try { UpdateInputWatch(); }
+            catch (SysException) { } // the loop was disposed first: its registrations are gone with it
             Close();
         }
         GC.SuppressFinalize(this);

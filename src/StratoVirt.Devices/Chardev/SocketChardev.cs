@@ -165,7 +165,8 @@ public sealed unsafe class SocketChardev : Chardev
     protected override void Close()
     {
         _closed = true;
-        UpdateListenerWatch();
+        try { UpdateListenerWatch(); }
+        catch (SysException) { } // the loop was disposed first
         _client?.Dispose();
         _client = null;
         _listener.Dispose();
