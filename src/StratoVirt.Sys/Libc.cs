@@ -147,6 +147,51 @@ public static unsafe partial class Libc
 
     // ---- chardevs and virtio-console ----
 
+    public const int SOCK_STREAM = 1;
+    public const int MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000;
+    public const short POLLIN = 1, POLLOUT = 4, POLLERR = 8, POLLHUP = 0x10;
+    public const int EPIPE = 32, ENAMETOOLONG = 36, EADDRINUSE = 98, ECONNRESET = 104, ECONNREFUSED = 111;
+
+    [LibraryImport(Lib, EntryPoint = "socket", SetLastError = true)]
+    public static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport(Lib, EntryPoint = "bind", SetLastError = true)]
+    public static partial int Bind(int fd, SockAddrUn* addr, uint addrlen);
+
+    [LibraryImport(Lib, EntryPoint = "connect", SetLastError = true)]
+    public static partial int Connect(int fd, SockAddrUn* addr, uint addrlen);
+
+    [LibraryImport(Lib, EntryPoint = "listen", SetLastError = true)]
+    public static partial int Listen(int fd, int backlog);
+
+    [LibraryImport(Lib, EntryPoint = "accept4", SetLastError = true)]
+    public static partial int Accept4(int fd, void* addr, void* addrlen, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "send", SetLastError = true)]
+    public static partial nint Send(int fd, byte* buf, nuint count, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "poll", SetLastError = true)]
+    public static partial int Poll(PollFd* fds, nuint nfds, int timeoutMs);
+
+    [LibraryImport(Lib, EntryPoint = "posix_openpt", SetLastError = true)]
+    public static partial int PosixOpenPt(int flags);
+
+    [LibraryImport(Lib, EntryPoint = "grantpt", SetLastError = true)]
+    public static partial int GrantPt(int fd);
+
+    [LibraryImport(Lib, EntryPoint = "unlockpt", SetLastError = true)]
+    public static partial int UnlockPt(int fd);
+
+    /// <summary>Returns 0 or an errno value (not -1): ptsname_r reports its error as the result.</summary>
+    [LibraryImport(Lib, EntryPoint = "ptsname_r")]
+    public static partial int PtsNameR(int fd, byte* buf, nuint buflen);
+
+    [LibraryImport(Lib, EntryPoint = "cfmakeraw")]
+    public static partial void CfMakeRaw(Termios* t);
+
+    public const int O_NOFOLLOW = 0x20000, O_PATH = 0x200000;
+    public const uint S_IFMT = 0xF000, S_IFSOCK = 0xC000;
+
     // ---- virtio-balloon ----
 
     // ---- vsock ----
@@ -238,4 +283,21 @@ public unsafe struct IfReq
 {
     [FieldOffset(0)] public fixed byte Name[16];
     [FieldOffset(16)] public short Flags;
+}
+
+/// <summary>struct sockaddr_un: a unix socket address (sun_path holds 108 bytes, NUL included).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct SockAddrUn
+{
+    public const int PathCapacity = 108;
+    public ushort Family;
+    public fixed byte Path[PathCapacity];
+}
+
+/// <summary>struct pollfd.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct PollFd
+{
+    public int Fd;
+    public short Events, REvents;
 }

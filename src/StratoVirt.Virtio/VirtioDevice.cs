@@ -116,17 +116,21 @@ public abstract class VirtioDevice : IDisposable
     /// <summary>Watches a host fd on the device's loop while the device is active; the handler runs under Gate.</summary>
     protected ulong Watch(int fd, uint events, Action<uint> handler)
     {
-        ulong token = Loop.Add(fd, events, ready =>
-        {
-            lock (Gate)
-            {
-                if (!Active) return;
-                try { handler(ready); }
-                catch (VirtqueueException e) { _transport!.Fail(e.Message); }
-            }
-        });
+        ulong token = Loop.Add(fd, events, ready => RunGuarded(handler, ready));
         _watches.Add(token);
         return token;
+    }
+
+    /// <summary>Runs host-side work (a callback from a backend) under <see cref="Gate"/>, only while the device is
+    /// active; a malformed ring met on the way fails the device as in queue processing.</summary>
+    protected void RunGuarded<T>(Action<T> handler, T argument)
+    {
+        lock (Gate)
+        {
+            if (!Active) return;
+            try { handler(argument); }
+            catch (VirtqueueException e) { _transport!.Fail(e.Message); }
+        }
     }
 
     public virtual void Dispose() => GC.SuppressFinalize(this);
