@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using StratoVirt.Boot;
 using StratoVirt.Boot.Acpi;
+using StratoVirt.Devices.Chardev;
 using StratoVirt.Devices.Legacy;
 using StratoVirt.Kvm;
 using StratoVirt.Memory;
@@ -100,12 +101,30 @@ public sealed class MicroVm : IDisposable
         }
         foreach (var c in _config.Devices)
         {
-            var device = VirtioDeviceFactory.Create(c, _config.MemorySize);
+            var device = VirtioDeviceFactory.Create(c, _config.MemorySize, OpenChardev);
             _virtioDevices.Add(device);
             device.Loop = c.IoThread is null ? _mainLoop
                 : _ioThreads.GetValueOrDefault(c.IoThread) ?? throw new MachineConfigException(
                     $"device '{c.Id}': iothread '{c.IoThread}' is not defined (add -object iothread,id={c.IoThread})");
         }
+    }
+
+    /// <summary>Opens a -chardev backend; the machine owns it (devices do not dispose theirs).</summary>
+    private Chardev OpenChardev(ChardevConfig config)
+    {
+        Chardev chardev = config switch
+        {
+            ChardevConfig.Stdio when _config.Serial is SerialBackend.Stdio =>
+                throw new MachineConfigException($"chardev '{config.Id}': stdio is already the serial port's (-serial stdio)"),
+            ChardevConfig.Stdio => new StdioChardev(config.Id),
+            ChardevConfig.File f => new FileChardev(f.Id, f.Path),
+            ChardevConfig.UnixSocket u => new SocketChardev(u.Id, u.Path),
+            ChardevConfig.Pty => new PtyChardev(config.Id),
+            _ => throw new MachineConfigException($"chardev '{config.Id}': unsupported backend"),
+        };
+        _owned.Add(chardev);
+        if (chardev is PtyChardev pty) Log.WriteRaw(2, $"char device redirected to {pty.PtyPath} (label {config.Id})\n");
+        return chardev;
     }
 
     /// <summary>-append, plus virtio_mmio.device= for each device (kernels without ACPI find devices that way;

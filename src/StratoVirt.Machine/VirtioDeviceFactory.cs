@@ -1,3 +1,4 @@
+using StratoVirt.Devices.Chardev;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
 using StratoVirt.Virtio.Devices;
@@ -10,20 +11,22 @@ public sealed class MachineConfigException(string message) : Exception(message);
 /// <summary>Creates the device model of each -device, opening its host side.</summary>
 public static class VirtioDeviceFactory
 {
-    /// <summary>Creates the device; <paramref name="ramSize"/> is the guest's RAM (the balloon's upper bound).</summary>
-    public static VirtioDevice Create(VirtioDeviceConfig config, ulong ramSize)
+    /// <summary>Creates the device; <paramref name="ramSize"/> is the guest's RAM (the balloon's upper bound) and
+    /// <paramref name="chardev"/> opens a -chardev backend (the machine owns it).</summary>
+    public static VirtioDevice Create(VirtioDeviceConfig config, ulong ramSize, Func<ChardevConfig, Chardev> chardev)
     {
         try
         {
             return config switch
             {
                 RngDeviceConfig rng => new VirtioRng(rng.SourcePath) { Id = rng.Id },
+                ConsoleDeviceConfig con => new VirtioConsole(chardev(con.Chardev)) { Id = con.Id },
                 BalloonDeviceConfig b => new VirtioBalloon(ramSize, b.DeflateOnOom, b.FreePageReporting) { Id = b.Id },
                 NetDeviceConfig net => new VirtioNet(net.Fd is { } fd ? Tap.Adopt(fd) : Tap.Open(net.IfName!), net.Mac) { Id = net.Id },
                 _ => throw new MachineConfigException($"device '{config.Id}': {config.GetType().Name} is not available in this build"),
             };
         }
-        catch (Exception e) when (e is SysException or TapException)
+        catch (Exception e) when (e is SysException or TapException or ChardevException)
         {
             throw new MachineConfigException($"device '{config.Id}': {e.Message}");
         }

@@ -42,4 +42,14 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
         Assert.Equal($"16777216 {guestBlob}", s.GuestMarker("HOST-NET-GOT"));
         Assert.NotEqual(hostBlob, guestBlob);
     }
+
+    [Fact]
+    public void ConsoleCarriesTheGuestsWritesAndTheKernelConsoleOnHvc0()
+    {
+        var s = Run("virtio-console");
+        Assert.Equal("/dev/hvc0", s.GuestMarker("GUEST-HVC"));
+        Assert.True(s.OutputContains("HOST-HVC0 hello-from-hvc0 42"), Text(s));
+        // console=hvc0: once the driver registers hvc0 the kernel writes its log there too, up to the power-off.
+        Assert.True(s.OutputContains("HOST-HVC0 [") && s.OutputContains("reboot: Power down"), Text(s));
+    }
 }

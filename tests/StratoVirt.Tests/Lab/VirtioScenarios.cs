@@ -65,10 +65,26 @@ public static class VirtioScenarios
         BLKHOST
         """;
 
+    /// <summary>The host side of the console scenario: after the VM, the lines of the hvc0 file chardev that show
+    /// the guest's write and the kernel's own console output.</summary>
+    private const string ConsoleHost = """
+        cat >/tmp/lab-console-host.sh <<'CONHOST'
+        rm -f /tmp/hvc0.out
+        "$VMM" "$@"
+        rc=$?
+        tr -d '\r' </tmp/hvc0.out | grep -E 'hello-from-hvc0|reboot: Power down|printk: console \[hvc0\]' | sed 's/^/HOST-HVC0 /'
+        exit $rc
+        CONHOST
+        """;
+
     public static readonly string[] Lines =
     [
         Guest("virtio-rng", "rng",
             "-object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-device,rng=rng0,id=rng1"),
+        ConsoleHost,
+        Guest("virtio-console", "console",
+            "-chardev file,id=con0,path=/tmp/hvc0.out -device virtio-serial-device -device virtconsole,chardev=con0,id=port0",
+            append: " console=hvc0", vmm: "sh /tmp/lab-console-host.sh"),
         NetHost,
         Guest("virtio-net", "net",
             "-netdev tap,id=net0,ifname=tap0 -device virtio-net-device,netdev=net0,id=eth0,mac=52:54:00:12:34:56",
