@@ -221,6 +221,10 @@ public sealed class VirtioVsock : VirtioDevice
             case OpRst:
                 Close(c, reset: false);
                 return;
+            case OpRequest:
+                Drop($"a second REQUEST for connection {hostPort}:{guestPort}");
+                Reset(c, key);
+                return;
             case OpShutdown:
                 if ((flags & ShutdownRcv) != 0)
                 {
@@ -238,7 +242,7 @@ public sealed class VirtioVsock : VirtioDevice
                     return;
                 }
                 if (len == 0) break;
-                if (len > BufferSize - (uint)c.OutCount)
+                if (len > BufferSize - (uint)(c.OutCount - c.UncountedOut))
                 {
                     Drop($"connection {hostPort}:{guestPort} overran its credit ({len} bytes, {c.OutCount} queued)");
                     Reset(c, key);

@@ -122,6 +122,16 @@ public sealed class VirtioVsockTests : IDisposable
         return all;
     }
 
+    /// <summary>Asserts that the device's loop has nothing to do: it sleeps for the whole wait instead of
+    /// spinning on a socket it cannot serve.</summary>
+    private void AssertLoopIdle()
+    {
+        _d.Pump();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        _d.Loop.RunOnce(300);
+        Assert.True(clock.ElapsedMilliseconds >= 250, $"the loop woke after {clock.ElapsedMilliseconds} ms");
+    }
+
     /// <summary>Pumps until the RW payloads the guest received add up to <paramref name="length"/> bytes.</summary>
     private byte[] ReceiveData(int length)
     {
@@ -138,19 +148,31 @@ public sealed class VirtioVsockTests : IDisposable
 
     // ---- host side ----
 
-    private Socket HostConnect(uint port)
+    /// <summary>A host client connected to the device's socket that has sent nothing yet.</summary>
+    private Socket HostClient()
+    {
+        var s = NewSocket();
+        s.Connect(new UnixDomainSocketEndPoint(_path));
+        return s;
+    }
+
+    private Socket NewSocket()
     {
         var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         _sockets.Add(s);
-        s.Connect(new UnixDomainSocketEndPoint(_path));
+        return s;
+    }
+
+    private Socket HostConnect(uint port)
+    {
+        var s = HostClient();
         s.Send(Encoding.ASCII.GetBytes($"CONNECT {port}\n"));
         return s;
     }
 
     private Socket HostListen(uint port)
     {
-        var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        _sockets.Add(s);
+        var s = NewSocket();
         s.Bind(new UnixDomainSocketEndPoint($"{_path}_{port}"));
         s.Listen(4);
         return s;
@@ -268,9 +290,7 @@ public sealed class VirtioVsockTests : IDisposable
     {
         _d.Initialize();
         PostRx(8);
-        var host = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        _sockets.Add(host);
-        host.Connect(new UnixDomainSocketEndPoint(_path));
+        var host = HostClient();
         host.Send("CONNECT 77\nearly"u8.ToArray());
         var request = Expect(VirtioVsock.OpRequest);
         Assert.Equal(77u, request.DstPort);
@@ -299,9 +319,7 @@ public sealed class VirtioVsockTests : IDisposable
     {
         _d.Initialize();
         PostRx(4);
-        var host = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        _sockets.Add(host);
-        host.Connect(new UnixDomainSocketEndPoint(_path));
+        var host = HostClient();
         host.Send(Encoding.ASCII.GetBytes(line));
         Assert.True(HostSeesEof(host));
         Assert.Empty(Drain());
@@ -397,6 +415,7 @@ public sealed class VirtioVsockTests : IDisposable
 
         Assert.Equal("0123456789", Encoding.ASCII.GetString(ReceiveData(10)));
         Assert.DoesNotContain(Drain(200), p => p.Op == VirtioVsock.OpRw); // no credit left
+        AssertLoopIdle();
 
         Send(Header(VirtioVsock.OpCreditUpdate, dstPort: 6000, bufAlloc: 10, fwdCnt: 10));
         Assert.Equal("abcdefghij", Encoding.ASCII.GetString(ReceiveData(10)));
@@ -492,6 +511,7 @@ public sealed class VirtioVsockTests : IDisposable
         new Random(3).NextBytes(expected);
         host.Send(expected);
         Assert.Empty(Drain(200));
+        AssertLoopIdle();
         var received = new List<byte>();
         for (int i = 0; i < 4; i++)
         {
