@@ -133,5 +133,12 @@ public abstract class VirtioDevice : IDisposable
         }
     }
 
+    /// <summary>Stops watching one fd that <see cref="Watch"/> added (e.g. a closed connection's socket).</summary>
+    protected void Unwatch(ulong token)
+    {
+        Loop.Remove(token);
+        _watches.Remove(token);
+    }
+
     public virtual void Dispose() => GC.SuppressFinalize(this);
 }
