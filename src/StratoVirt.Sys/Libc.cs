@@ -123,6 +123,37 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "pwritev", SetLastError = true)]
     public static partial nint Pwritev(int fd, Iovec* iov, int iovcnt, long offset);
 
+    // ---- QMP socket ----
+
+    public const int SOCK_STREAM = 1, MSG_NOSIGNAL = 0x4000;
+    public const int O_PATH = 0x200000, O_NOFOLLOW = 0x20000;
+    public const int EPIPE = 32, ENAMETOOLONG = 36, EADDRINUSE = 98, ECONNRESET = 104, ECONNREFUSED = 111;
+    public const uint S_IFMT = 0xF000, S_IFSOCK = 0xC000;
+
+    [LibraryImport(Lib, EntryPoint = "socket", SetLastError = true)]
+    public static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport(Lib, EntryPoint = "bind", SetLastError = true)]
+    public static partial int Bind(int fd, SockAddrUn* addr, uint addrlen);
+
+    [LibraryImport(Lib, EntryPoint = "connect", SetLastError = true)]
+    public static partial int Connect(int fd, SockAddrUn* addr, uint addrlen);
+
+    [LibraryImport(Lib, EntryPoint = "listen", SetLastError = true)]
+    public static partial int Listen(int fd, int backlog);
+
+    [LibraryImport(Lib, EntryPoint = "accept4", SetLastError = true)]
+    public static partial int Accept4(int fd, void* addr, uint* addrlen, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "send", SetLastError = true)]
+    public static partial nint Send(int fd, byte* buf, nuint len, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "recv", SetLastError = true)]
+    public static partial nint Recv(int fd, byte* buf, nuint len, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "chmod", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Chmod(string path, uint mode);
+
     // ---- virtio-blk ----
 
     // ---- virtio-net and tap ----
@@ -238,4 +269,13 @@ public unsafe struct IfReq
 {
     [FieldOffset(0)] public fixed byte Name[16];
     [FieldOffset(16)] public short Flags;
+}
+
+/// <summary>struct sockaddr_un: the family and a NUL-terminated path of at most 107 bytes.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct SockAddrUn
+{
+    public const int PathSize = 108;
+    public ushort Family;
+    public fixed byte Path[PathSize];
 }
