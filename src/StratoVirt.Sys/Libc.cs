@@ -123,6 +123,19 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "pwritev", SetLastError = true)]
     public static partial nint Pwritev(int fd, Iovec* iov, int iovcnt, long offset);
 
+    // ---- Unix sockets (QMP, chardevs, vsock) ----
+
+    public const int SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
+
+    [LibraryImport(Lib, EntryPoint = "recv", SetLastError = true)]
+    public static partial nint Recv(int fd, byte* buf, nuint len, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "shutdown", SetLastError = true)]
+    public static partial int Shutdown(int fd, int how);
+
+    [LibraryImport(Lib, EntryPoint = "chmod", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Chmod(string path, uint mode);
+
     // ---- virtio-blk ----
 
     // ---- virtio-net and tap ----
@@ -165,7 +178,7 @@ public static unsafe partial class Libc
     public static partial int Listen(int fd, int backlog);
 
     [LibraryImport(Lib, EntryPoint = "accept4", SetLastError = true)]
-    public static partial int Accept4(int fd, void* addr, void* addrlen, int flags);
+    public static partial int Accept4(int fd, void* addr, uint* addrlen, int flags);
 
     [LibraryImport(Lib, EntryPoint = "send", SetLastError = true)]
     public static partial nint Send(int fd, byte* buf, nuint count, int flags);
@@ -196,40 +209,7 @@ public static unsafe partial class Libc
 
     // ---- vsock ----
 
-    /// <summary>Unix-domain socket calls of the vsock backend, kept in their own class so that they do not clash
-    /// with other socket helpers until the declarations are merged.</summary>
-    public static unsafe partial class VsockUds
-    {
-        public const int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;
-        public const int MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000;
-        public const int SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
-        public const int EPIPE = 32, EADDRINUSE = 98, ECONNRESET = 104, ECONNREFUSED = 111;
-        public const uint EPOLLONESHOT = 1u << 30;
-
-        [LibraryImport(Lib, EntryPoint = "socket", SetLastError = true)]
-        public static partial int Socket(int domain, int type, int protocol);
-
-        [LibraryImport(Lib, EntryPoint = "bind", SetLastError = true)]
-        public static partial int Bind(int fd, SockAddrUn* addr, uint length);
-
-        [LibraryImport(Lib, EntryPoint = "listen", SetLastError = true)]
-        public static partial int Listen(int fd, int backlog);
-
-        [LibraryImport(Lib, EntryPoint = "accept4", SetLastError = true)]
-        public static partial int Accept4(int fd, void* addr, uint* length, int flags);
-
-        [LibraryImport(Lib, EntryPoint = "connect", SetLastError = true)]
-        public static partial int Connect(int fd, SockAddrUn* addr, uint length);
-
-        [LibraryImport(Lib, EntryPoint = "send", SetLastError = true)]
-        public static partial nint Send(int fd, byte* buf, nuint length, int flags);
-
-        [LibraryImport(Lib, EntryPoint = "recv", SetLastError = true)]
-        public static partial nint Recv(int fd, byte* buf, nuint length, int flags);
-
-        [LibraryImport(Lib, EntryPoint = "shutdown", SetLastError = true)]
-        public static partial int Shutdown(int fd, int how);
-    }
+    public const uint EPOLLONESHOT = 1u << 30;
 
     [LibraryImport(Lib, EntryPoint = "strerror")]
     private static partial byte* StrError(int errnum);

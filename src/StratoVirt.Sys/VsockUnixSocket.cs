@@ -9,7 +9,7 @@ namespace StratoVirt.Sys;
 /// </summary>
 public static unsafe class VsockUnixSocket
 {
-    private const int Flags = Libc.VsockUds.SOCK_STREAM | Libc.VsockUds.SOCK_NONBLOCK | Libc.VsockUds.SOCK_CLOEXEC;
+    private const int Flags = Libc.SOCK_STREAM | Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC;
 
     /// <summary>The longest path a sockaddr_un holds (its last byte is the terminating NUL).</summary>
     public const int MaxPathBytes = SockAddrUn.PathCapacity - 1;
@@ -20,12 +20,12 @@ public static unsafe class VsockUnixSocket
         Span<byte> bytes = stackalloc byte[MaxPathBytes + 1];
         int length = Encode(path, bytes);
         if (length < 0) throw new ArgumentException($"Unix socket path '{path}' is longer than {MaxPathBytes} bytes");
-        var fd = new FileDescriptor(SysException.Check(Libc.VsockUds.Socket(Libc.VsockUds.AF_UNIX, Flags, 0), "socket(AF_UNIX)"));
+        var fd = new FileDescriptor(SysException.Check(Libc.Socket(Libc.AF_UNIX, Flags, 0), "socket(AF_UNIX)"));
         try
         {
             var addr = Address(bytes[..length]);
-            SysException.Check(Libc.VsockUds.Bind(fd.Fd, &addr, (uint)sizeof(SockAddrUn)), $"bind {path}");
-            SysException.Check(Libc.VsockUds.Listen(fd.Fd, backlog), $"listen {path}");
+            SysException.Check(Libc.Bind(fd.Fd, &addr, (uint)sizeof(SockAddrUn)), $"bind {path}");
+            SysException.Check(Libc.Listen(fd.Fd, backlog), $"listen {path}");
             return fd;
         }
         catch
@@ -38,7 +38,7 @@ public static unsafe class VsockUnixSocket
     /// <summary>Accepts one pending connection as a non-blocking fd; a negative errno (EAGAIN: none pending).</summary>
     public static int Accept(int listener)
     {
-        int fd = Libc.VsockUds.Accept4(listener, null, null, Libc.VsockUds.SOCK_NONBLOCK | Libc.VsockUds.SOCK_CLOEXEC);
+        int fd = Libc.Accept4(listener, null, null, Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC);
         return fd >= 0 ? fd : -Marshal.GetLastPInvokeError();
     }
 
@@ -47,10 +47,10 @@ public static unsafe class VsockUnixSocket
     public static int Connect(ReadOnlySpan<byte> path)
     {
         if (path.Length > MaxPathBytes) return -Libc.EINVAL;
-        int fd = Libc.VsockUds.Socket(Libc.VsockUds.AF_UNIX, Flags, 0);
+        int fd = Libc.Socket(Libc.AF_UNIX, Flags, 0);
         if (fd < 0) return -Marshal.GetLastPInvokeError();
         var addr = Address(path);
-        if (Libc.VsockUds.Connect(fd, &addr, (uint)sizeof(SockAddrUn)) == 0) return fd;
+        if (Libc.Connect(fd, &addr, (uint)sizeof(SockAddrUn)) == 0) return fd;
         int errno = Marshal.GetLastPInvokeError();
         Libc.Close(fd);
         return -errno;
@@ -62,7 +62,7 @@ public static unsafe class VsockUnixSocket
         fixed (byte* p = data)
         {
             // p points at a pinned span of data.Length bytes for the duration of the call.
-            nint n = Libc.VsockUds.Send(fd, p, (nuint)data.Length, Libc.VsockUds.MSG_DONTWAIT | Libc.VsockUds.MSG_NOSIGNAL);
+            nint n = Libc.Send(fd, p, (nuint)data.Length, Libc.MSG_DONTWAIT | Libc.MSG_NOSIGNAL);
             return n >= 0 ? n : -Marshal.GetLastPInvokeError();
         }
     }
@@ -73,13 +73,13 @@ public static unsafe class VsockUnixSocket
         fixed (byte* p = buffer)
         {
             // p points at a pinned span of buffer.Length bytes for the duration of the call.
-            nint n = Libc.VsockUds.Recv(fd, p, (nuint)buffer.Length, Libc.VsockUds.MSG_DONTWAIT);
+            nint n = Libc.Recv(fd, p, (nuint)buffer.Length, Libc.MSG_DONTWAIT);
             return n >= 0 ? n : -Marshal.GetLastPInvokeError();
         }
     }
 
     /// <summary>shutdown(2); errors (the peer is already gone) are ignored.</summary>
-    public static void Shutdown(int fd, int how) => Libc.VsockUds.Shutdown(fd, how);
+    public static void Shutdown(int fd, int how) => Libc.Shutdown(fd, how);
 
     /// <summary>UTF-8 bytes of <paramref name="path"/> into <paramref name="destination"/>; -1 if they do not fit.</summary>
     public static int Encode(string path, Span<byte> destination)
@@ -90,7 +90,7 @@ public static unsafe class VsockUnixSocket
 
     private static SockAddrUn Address(ReadOnlySpan<byte> path)
     {
-        var addr = new SockAddrUn { Family = Libc.VsockUds.AF_UNIX };
+        var addr = new SockAddrUn { Family = Libc.AF_UNIX };
         // The fixed buffer lives inside the local struct; path is at most MaxPathBytes, so the NUL still fits.
         path.CopyTo(new Span<byte>(addr.Path, SockAddrUn.PathCapacity));
         return addr;

@@ -307,7 +307,7 @@ public sealed class VirtioVsock : VirtioDevice
     {
         if (!c.GuestNoSend || c.OutCount > 0) return;
         if (c.GuestNoRecv) Close(c, reset: true);
-        else VsockUnixSocket.Shutdown(c.Socket.Fd, Libc.VsockUds.SHUT_WR);
+        else VsockUnixSocket.Shutdown(c.Socket.Fd, Libc.SHUT_WR);
     }
 
     /// <summary>Writes to the host socket what it takes now and queues the rest; only <paramref name="counted"/>
@@ -411,8 +411,8 @@ public sealed class VirtioVsock : VirtioDevice
     {
         uint want = Interest(c);
         if (want == c.Armed) return;
-        if (c.Token == 0) c.Token = Watch(c.Socket.Fd, want | Libc.VsockUds.EPOLLONESHOT, c.Handler);
-        else Loop.Modify(c.Token, want | Libc.VsockUds.EPOLLONESHOT);
+        if (c.Token == 0) c.Token = Watch(c.Socket.Fd, want | Libc.EPOLLONESHOT, c.Handler);
+        else Loop.Modify(c.Token, want | Libc.EPOLLONESHOT);
         c.Armed = want;
     }
 

@@ -1,0 +1,16 @@
+namespace StratoVirt.Machine.Qmp;
+
+/// <summary>What QMP commands need from the machine. Called on the thread of the loop the server runs on.</summary>
+public interface IQmpCommands
+{
+    /// <summary>The <c>quit</c> command, after its reply and SHUTDOWN event were queued: the machine should exit.</summary>
+    void Quit();
+
+    /// <summary>The guest's memory size as the balloon leaves it (RAM minus the balloon), in bytes; null when
+    /// the machine has no balloon device.</summary>
+    ulong? BalloonActual { get; }
+
+    /// <summary>The <c>balloon</c> command: asks the guest to bring its memory to <paramref name="targetBytes"/>.
+    /// False with a message when there is no balloon or the value cannot be applied.</summary>
+    bool TrySetBalloon(ulong targetBytes, out string? error);
+}

@@ -1,0 +1,350 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using StratoVirt.Machine.Qmp;
+using StratoVirt.Sys;
+
+namespace StratoVirt.Tests.Unit;
+
+/// <summary>The QMP server over real Unix sockets, its loop on a thread of its own, the machine faked.</summary>
+[Trait("Level", "Unit")]
+public sealed class QmpServerTests : IDisposable
+{
+    private const string Greeting =
+        """{"QMP":{"version":{"qemu":{"micro":1,"minor":0,"major":5},"package":"StratoVirt-2.5.0"},"capabilities":[]}}""";
+    private const string Caps = """{"execute":"qmp_capabilities"}""";
+    private const string Empty = """{"return":{}}""";
+
+    private readonly TempDir _dir = new();
+    private readonly EventLoop _loop = new("qmp-test");
+    private readonly FakeMachine _machine = new();
+    private readonly string _path;
+    private QmpServer? _server;
+
+    public QmpServerTests()
+    {
+        _path = Path.Combine(_dir.Path, "qmp.sock");
+        _loop.StartThread();
+    }
+
+    public void Dispose()
+    {
+        _server?.Dispose();
+        _loop.Dispose();
+        _dir.Dispose();
+    }
+
+    private sealed class FakeMachine : IQmpCommands
+    {
+        public int QuitCalls;
+        public ulong? Actual = 1UL << 30;
+        public ulong? Target;
+
+        public void Quit() => Interlocked.Increment(ref QuitCalls);
+
+        public ulong? BalloonActual => Actual;
+
+        public bool TrySetBalloon(ulong targetBytes, out string? error)
+        {
+            if (targetBytes < 1 << 20)
+            {
+                error = "balloon target too small";
+                return false;
+            }
+            Target = targetBytes;
+            error = null;
+            return true;
+        }
+    }
+
+    /// <summary>A test-side QMP client reading newline-terminated replies with a timeout.</summary>
+    private sealed class Client : IDisposable
+    {
+        private readonly Socket _socket = new(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        private readonly StreamReader _reader;
+
+        public Client(string path, int timeoutMs = 5000)
+        {
+            _socket.Connect(new UnixDomainSocketEndPoint(path));
+            _socket.ReceiveTimeout = timeoutMs;
+            _reader = new StreamReader(new NetworkStream(_socket, ownsSocket: false), Encoding.UTF8);
+        }
+
+        public void Send(string text) => _socket.Send(Encoding.UTF8.GetBytes(text));
+
+        public string? ReadLine() => _reader.ReadLine();
+
+        public string Execute(string json)
+        {
+            Send(json + "\n");
+            return ReadLine() ?? throw new EndOfStreamException();
+        }
+
+        /// <summary>True when nothing arrives within <paramref name="ms"/>.</summary>
+        public bool IsQuietFor(int ms) => !_socket.Poll(ms * 1000, SelectMode.SelectRead);
+
+        public void Dispose()
+        {
+            _reader.Dispose();
+            _socket.Dispose();
+        }
+    }
+
+    private QmpServer Start() => _server = new QmpServer(_path, _loop, _machine);
+
+    private Client Connect(bool negotiate = true)
+    {
+        _server ??= Start();
+        var c = new Client(_path);
+        Assert.Equal(Greeting, c.ReadLine());
+        if (negotiate) Assert.Equal(Empty, c.Execute(Caps));
+        return c;
+    }
+
+    private static bool WaitFor(Func<bool> condition)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (sw.ElapsedMilliseconds > 5000) return false;
+            Thread.Sleep(5);
+        }
+        return true;
+    }
+
+    [Fact]
+    public void GreetsOnConnect()
+    {
+        using var c = Connect(negotiate: false);
+        Assert.True(_server!.HasClient);
+    }
+
+    [Fact]
+    public void CommandsWaitForCapabilitiesNegotiation()
+    {
+        using var c = Connect(negotiate: false);
+        Assert.Equal(
+            """{"error":{"class":"CommandNotFound","desc":"Expecting capabilities negotiation with 'qmp_capabilities'"},"id":1}""",
+            c.Execute("""{"execute":"query-status","id":1}"""));
+        Assert.Equal("""{"return":{},"id":"caps"}""", c.Execute("""{"execute":"qmp_capabilities","id":"caps"}"""));
+        Assert.Equal("""{"return":{"running":true,"singlestep":false,"status":"running"},"id":2}""",
+            c.Execute("""{"execute":"query-status","id":2}"""));
+    }
+
+    [Fact]
+    public void BalloonAndQueryBalloonReachTheMachine()
+    {
+        using var c = Connect();
+        Assert.Equal("""{"return":{},"id":{"n":[1]}}""",
+            c.Execute("""{"execute":"balloon","arguments":{"value":536870912},"id":{"n":[1]}}"""));
+        Assert.Equal(536870912UL, _machine.Target);
+        Assert.Equal("""{"return":{"actual":1073741824}}""", c.Execute("""{"execute":"query-balloon"}"""));
+        Assert.Equal("""{"error":{"class":"GenericError","desc":"balloon target too small"}}""",
+            c.Execute("""{"execute":"balloon","arguments":{"value":4096}}"""));
+        Assert.Contains("GenericError", c.Execute("""{"execute":"balloon","arguments":{"value":-1}}"""));
+        Assert.Contains("GenericError", c.Execute("""{"execute":"balloon","arguments":{"value":1,"extra":2}}"""));
+        Assert.Equal("""{"error":{"class":"GenericError","desc":"Parameter 'value' is missing"}}""",
+            c.Execute("""{"execute":"balloon"}"""));
+    }
+
+    [Fact]
+    public void BalloonCommandsFailWithoutABalloon()
+    {
+        _machine.Actual = null;
+        using var c = Connect();
+        const string error = """{"error":{"class":"GenericError","desc":"No balloon device has been activated"}}""";
+        Assert.Equal(error, c.Execute("""{"execute":"balloon","arguments":{"value":536870912}}"""));
+        Assert.Equal(error, c.Execute("""{"execute":"query-balloon"}"""));
+        Assert.Null(_machine.Target);
+    }
+
+    [Fact]
+    public void RequestSplitAcrossReadsIsReassembled()
+    {
+        using var c = Connect();
+        c.Send("""{"execute":"query-""");
+        Assert.True(c.IsQuietFor(100));
+        c.Send("""balloon","id":"a\"}"}""");
+        Assert.Equal("""{"return":{"actual":1073741824},"id":"a\"}"}""", c.ReadLine());
+    }
+
+    [Fact]
+    public void SeveralRequestsInOneWriteAreAnsweredInOrder()
+    {
+        using var c = Connect();
+        c.Send("""{"execute":"query-balloon","id":1}{"execute":"nope","id":2}""" + "\n  " +
+            """{"execute":"query-status","id":3}""" + "\r\n");
+        Assert.Equal("""{"return":{"actual":1073741824},"id":1}""", c.ReadLine());
+        Assert.Equal("""{"error":{"class":"CommandNotFound","desc":"The command nope has not been found"},"id":2}""",
+            c.ReadLine());
+        Assert.EndsWith("\"id\":3}", c.ReadLine());
+    }
+
+    [Fact]
+    public void MalformedJsonGetsAnErrorAndTheConnectionStaysUsable()
+    {
+        using var c = Connect();
+        string broken = c.Execute("""{"execute": }""");
+        Assert.StartsWith("""{"error":{"class":"GenericError","desc":"JSON parse error""", broken);
+        Assert.StartsWith("""{"error":{"class":"GenericError","desc":"JSON parse error""", c.Execute("garbage"));
+        Assert.Equal("""{"error":{"class":"GenericError","desc":"QMP input must be a JSON object"}}""", c.Execute("[1,2]"));
+        Assert.Equal("""{"error":{"class":"GenericError","desc":"QMP input lacks member 'execute'"},"id":5}""",
+            c.Execute("""{"id":5}"""));
+        Assert.Equal("""{"return":{"actual":1073741824}}""", c.Execute("""{"execute":"query-balloon"}"""));
+    }
+
+    [Fact]
+    public void UnknownCommandIsCommandNotFound()
+    {
+        using var c = Connect();
+        Assert.Equal("""{"error":{"class":"CommandNotFound","desc":"The command xyz has not been found"}}""",
+            c.Execute("""{"execute":"xyz"}"""));
+    }
+
+    [Fact]
+    public void VersionAndCommandListAreReported()
+    {
+        using var c = Connect();
+        Assert.Equal("""{"return":{"qemu":{"micro":1,"minor":0,"major":5},"package":"StratoVirt-2.5.0"}}""",
+            c.Execute("""{"execute":"query-version"}"""));
+        using var doc = JsonDocument.Parse(c.Execute("""{"execute":"query-commands"}"""));
+        var names = doc.RootElement.GetProperty("return").EnumerateArray().Select(e => e.GetProperty("name").GetString());
+        Assert.Equal(["qmp_capabilities", "quit", "query-status", "query-version", "query-commands", "balloon", "query-balloon"],
+            names);
+    }
+
+    [Fact]
+    public void EventsReachTheClientOnlyAfterNegotiation()
+    {
+        using var c = Connect(negotiate: false);
+        _server!.SendBalloonChanged(1); // not negotiated yet: dropped
+        Assert.Equal(Empty, c.Execute(Caps));
+        var sender = new Thread(() => _server.SendBalloonChanged(268435456));
+        sender.Start();
+        sender.Join();
+        using var doc = JsonDocument.Parse(c.ReadLine()!);
+        var root = doc.RootElement;
+        Assert.Equal("BALLOON_CHANGED", root.GetProperty("event").GetString());
+        Assert.Equal(268435456UL, root.GetProperty("data").GetProperty("actual").GetUInt64());
+        long seconds = root.GetProperty("timestamp").GetProperty("seconds").GetInt64();
+        long micros = root.GetProperty("timestamp").GetProperty("microseconds").GetInt64();
+        Assert.InRange(seconds, DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 60, DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 1);
+        Assert.InRange(micros, 0, 999_999);
+        _server.SendEvent("STOP");
+        Assert.StartsWith("""{"event":"STOP","timestamp":{"seconds":""", c.ReadLine());
+    }
+
+    [Fact]
+    public void QuitRepliesThenReportsShutdownThenAsksTheMachine()
+    {
+        using var c = Connect();
+        Assert.Equal("""{"return":{},"id":9}""", c.Execute("""{"execute":"quit","id":9}"""));
+        Assert.StartsWith("""{"event":"SHUTDOWN","data":{"guest":false,"reason":"host-qmp-quit"},""", c.ReadLine());
+        Assert.True(WaitFor(() => Volatile.Read(ref _machine.QuitCalls) == 1));
+    }
+
+    [Fact]
+    public void OverlongRequestGetsAnErrorAndTheConnectionCloses()
+    {
+        using var c = Connect();
+        c.Send("{\"execute\":\"" + new string('x', QmpServer.MaxRequestBytes) + "\"}\n");
+        Assert.Contains("longer than 65536 bytes", c.ReadLine());
+        Assert.Null(c.ReadLine());
+        Assert.True(WaitFor(() => !_server!.HasClient));
+    }
+
+    [Fact]
+    public void SocketIsPrivateAndRemovedOnDispose()
+    {
+        Start();
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_path));
+        _server!.Dispose();
+        Assert.False(File.Exists(_path));
+        Assert.Throws<SocketException>(() => new Client(_path));
+    }
+
+    [Fact]
+    public void StaleSocketIsReplaced()
+    {
+        UnixSocket.Listen(_path, 0x1ff).Dispose(); // closed without unlinking: a stale socket file
+        Assert.True(File.Exists(_path));
+        using var c = Connect();
+        Assert.Equal("""{"return":{"actual":1073741824}}""", c.Execute("""{"execute":"query-balloon"}"""));
+    }
+
+    [Fact]
+    public void LiveSocketRegularFileAndLongPathAreRefused()
+    {
+        using (var live = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            live.Bind(new UnixDomainSocketEndPoint(_path));
+            live.Listen();
+            var e = Assert.Throws<SysException>(() => new QmpServer(_path, _loop, _machine));
+            Assert.Equal(Libc.EADDRINUSE, e.Errno);
+        }
+        File.Delete(_path);
+        File.WriteAllText(_path, "not a socket");
+        Assert.Contains("is not a socket", Assert.Throws<SysException>(() => new QmpServer(_path, _loop, _machine)).Message);
+        Assert.Equal("not a socket", File.ReadAllText(_path));
+        string longPath = Path.Combine(_dir.Path, new string('s', 120));
+        Assert.Equal(Libc.ENAMETOOLONG, Assert.Throws<SysException>(() => new QmpServer(longPath, _loop, _machine)).Errno);
+    }
+
+    [Fact]
+    public void SecondClientWaitsUntilTheFirstLeavesThenReconnectWorks()
+    {
+        var first = Connect();
+        using var second = new Client(_path);
+        Assert.True(second.IsQuietFor(200)); // queued in the backlog, no greeting yet
+        first.Dispose();
+        Assert.Equal(Greeting, second.ReadLine());
+        Assert.Contains("CommandNotFound", second.Execute("""{"execute":"query-balloon"}""")); // a fresh session
+        Assert.Equal(Empty, second.Execute(Caps));
+        second.Dispose();
+        Assert.True(WaitFor(() => !_server!.HasClient));
+        using var third = Connect();
+        Assert.Equal("""{"return":{"actual":1073741824}}""", third.Execute("""{"execute":"query-balloon"}"""));
+    }
+
+    [Theory]
+    [InlineData("unix:/run/qmp.sock,server,nowait", "/run/qmp.sock")]
+    [InlineData("unix:/tmp/a b,nowait,server", "/tmp/a b")]
+    public void ParsesUpstreamQmpOption(string value, string path) => Assert.Equal(path, QmpServer.ParseOption(value));
+
+    [Theory]
+    [InlineData("tcp:127.0.0.1:4444,server,nowait")]
+    [InlineData("unix:/run/qmp.sock")]
+    [InlineData("unix:,server,nowait")]
+    [InlineData("unix:/run/qmp.sock,server,nowait,bogus")]
+    public void RejectsOtherQmpOptions(string value) => Assert.Throws<FormatException>(() => QmpServer.ParseOption(value));
+
+    [Fact]
+    public void LabClientTalksToTheServer()
+    {
+        string exe = Path.Combine(_dir.Path, "qmp-send");
+        var (rc, output) = Run("gcc", "-static", "-O2", "-o", exe, Path.Combine(VmmProcess.RepoRoot, "scripts/lab/qmp-send.c"));
+        Assert.True(rc == 0, output);
+        Start();
+        (rc, output) = Run(exe, _path, """{"execute":"balloon","arguments":{"value":536870912}}""",
+            """{"execute":"query-balloon","id":1}""");
+        Assert.Equal(0, rc);
+        Assert.Equal(Empty + "\n" + """{"return":{"actual":1073741824},"id":1}""" + "\n", output);
+        Assert.Equal(536870912UL, _machine.Target);
+        Assert.True(WaitFor(() => !_server!.HasClient));
+        (rc, output) = Run(exe, _path, """{"execute":"xyz"}""");
+        Assert.Equal(1, rc);
+        Assert.Contains("CommandNotFound", output);
+    }
+
+    private static (int ExitCode, string Output) Run(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        string stdout = p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(60_000), $"{file} did not finish");
+        return (p.ExitCode, stdout + stderr.Result);
+    }
+}
