@@ -27,6 +27,8 @@ public sealed record MachineConfig
     public SerialBackend? Serial { get; init; }
     /// <summary>Describe the machine with ACPI tables (Linux also gets an MP table either way).</summary>
     public bool Acpi { get; init; } = true;
+    /// <summary>The QMP Unix socket path (-qmp unix:path,server,nowait), or null.</summary>
+    public string? QmpSocket { get; init; }
     /// <summary>virtio-mmio devices, in slot order.</summary>
     public IReadOnlyList<VirtioDeviceConfig> Devices { get; init; } = [];
     /// <summary>Ids of the -object iothread event loops.</summary>

@@ -4,9 +4,11 @@ using StratoVirt.Boot.Acpi;
 using StratoVirt.Devices.Chardev;
 using StratoVirt.Devices.Legacy;
 using StratoVirt.Kvm;
+using StratoVirt.Machine.Qmp;
 using StratoVirt.Memory;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
+using StratoVirt.Virtio.Devices;
 
 namespace StratoVirt.Machine;
 
@@ -14,7 +16,7 @@ namespace StratoVirt.Machine;
 /// The x86_64 microVM: guest RAM, the in-kernel irqchip and PIT, the legacy devices, a directly booted kernel,
 /// one thread per vCPU, and the main event loop that serves the console until the guest stops.
 /// </summary>
-public sealed class MicroVm : IDisposable
+public sealed class MicroVm : IDisposable, IQmpCommands
 {
     private const uint SerialIrq = 4;
     private const ulong SerialPort = 0x3F8;
@@ -34,6 +36,8 @@ public sealed class MicroVm : IDisposable
     private readonly Dictionary<string, EventLoop> _ioThreads = new(StringComparer.Ordinal);
     private readonly List<VirtioDevice> _virtioDevices = [];
     private readonly VirtioMmioSlots _virtioSlots = new();
+    private QmpServer? _qmp;
+    private VirtioBalloon? _balloon;
 
     public IoBus Pio { get; } = new("port I/O");
     public IoBus Mmio { get; } = new("MMIO");
@@ -85,6 +89,23 @@ public sealed class MicroVm : IDisposable
         AddLegacyDevices();
         AttachVirtioDevices();
         CreateVcpus(entry);
+        if (_config.QmpSocket is { } qmp) _qmp = new QmpServer(qmp, _mainLoop, this);
+    }
+
+    void IQmpCommands.Quit() => RequestExit(MachineExit.PowerOff("QMP quit"));
+
+    ulong? IQmpCommands.BalloonActual => _balloon?.ActualBytes;
+
+    bool IQmpCommands.TrySetBalloon(ulong targetBytes, out string? error)
+    {
+        if (_balloon is null)
+        {
+            error = "No balloon device has been activated";
+            return false;
+        }
+        _balloon.SetTarget(targetBytes);
+        error = null;
+        return true;
     }
 
     /// <summary>Opens every device's host side (image files, taps, sockets) before anything else is set up, so that
@@ -103,6 +124,11 @@ public sealed class MicroVm : IDisposable
         {
             var device = VirtioDeviceFactory.Create(c, _config.MemorySize, OpenChardev);
             _virtioDevices.Add(device);
+            if (device is VirtioBalloon balloon)
+            {
+                _balloon = balloon;
+                balloon.ActualChanged += actual => _qmp?.SendBalloonChanged(actual);
+            }
             device.Loop = c.IoThread is null ? _mainLoop
                 : _ioThreads.GetValueOrDefault(c.IoThread) ?? throw new MachineConfigException(
                     $"device '{c.Id}': iothread '{c.IoThread}' is not defined (add -object iothread,id={c.IoThread})");
@@ -278,6 +304,7 @@ public sealed class MicroVm : IDisposable
     public void Dispose()
     {
         foreach (var vcpu in _vcpus) vcpu.Dispose();
+        _qmp?.Dispose();
         foreach (var loop in _ioThreads.Values) loop.Dispose(); // stops the threads before their devices go
         _virtioSlots.Dispose(); // disposes the attached devices
         foreach (var device in _virtioDevices.Skip(_virtioSlots.Transports.Count)) device.Dispose();

@@ -22,11 +22,13 @@ public static class VirtioDeviceFactory
                 RngDeviceConfig rng => new VirtioRng(rng.SourcePath) { Id = rng.Id },
                 ConsoleDeviceConfig con => new VirtioConsole(chardev(con.Chardev)) { Id = con.Id },
                 BalloonDeviceConfig b => new VirtioBalloon(ramSize, b.DeflateOnOom, b.FreePageReporting) { Id = b.Id },
+                VsockDeviceConfig v => new VirtioVsock(v.GuestCid, v.UdsPath ?? throw new MachineConfigException(
+                    $"device '{v.Id}': this build has no vhost-vsock backend; give uds-path=<socket> for the userspace one")) { Id = v.Id },
                 NetDeviceConfig net => new VirtioNet(net.Fd is { } fd ? Tap.Adopt(fd) : Tap.Open(net.IfName!), net.Mac) { Id = net.Id },
                 _ => throw new MachineConfigException($"device '{config.Id}': {config.GetType().Name} is not available in this build"),
             };
         }
-        catch (Exception e) when (e is SysException or TapException or ChardevException)
+        catch (Exception e) when (e is SysException or TapException or ChardevException or ArgumentException)
         {
             throw new MachineConfigException($"device '{config.Id}': {e.Message}");
         }

@@ -6,6 +6,11 @@
  *   vsock-echo connect CID PORT       connect to CID:PORT (the host is CID 2), copy stdin to the connection
  *                                     (half-closing it at end of input) and the connection to stdout until
  *                                     the peer closes
+ * The host side of the VMM's userspace vsock, over its Unix sockets:
+ *   vsock-echo uds-listen PATH [1]    like listen, on the Unix socket PATH (the VMM connects guest requests for
+ *                                     host port P to <uds-path>_P)
+ *   vsock-echo uds-connect PATH PORT  connect to the VMM's uds-path, ask for guest PORT ("CONNECT PORT\n"),
+ *                                     expect "OK ...\n", then copy like connect
  *
  * Build: gcc -static -O2 -o vsock-echo vsock-echo.c
  * Exit status: 0 on success, 1 on a usage or socket error (the error is printed on stderr).
@@ -17,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <sys/un.h>
 #include <linux/vm_sockets.h>
 
 static int fail(const char *what)
@@ -63,14 +69,21 @@ static int vsock_socket(unsigned int cid, unsigned int port, struct sockaddr_vm 
     return socket(AF_VSOCK, SOCK_STREAM, 0);
 }
 
-static int serve(unsigned int port, int once)
+static int unix_address(const char *path, struct sockaddr_un *addr)
 {
-    struct sockaddr_vm addr;
-    int s = vsock_socket(VMADDR_CID_ANY, port, &addr);
-    if (s < 0)
-        return fail("socket(AF_VSOCK)");
-    if (bind(s, (struct sockaddr *)&addr, sizeof addr) < 0)
-        return fail("bind");
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof addr->sun_path) {
+        fprintf(stderr, "vsock-echo: socket path too long: %s\n", path);
+        exit(1);
+    }
+    strcpy(addr->sun_path, path);
+    return socket(AF_UNIX, SOCK_STREAM, 0);
+}
+
+/* Echoes connections on the bound socket s until one (once) or forever. */
+static int serve_on(int s, int once)
+{
     if (listen(s, 8) < 0)
         return fail("listen");
     static char buf[65536];
@@ -94,14 +107,32 @@ static int serve(unsigned int port, int once)
     return 0;
 }
 
-static int client(unsigned int cid, unsigned int port)
+static int serve(unsigned int port, int once)
 {
     struct sockaddr_vm addr;
-    int s = vsock_socket(cid, port, &addr);
+    int s = vsock_socket(VMADDR_CID_ANY, port, &addr);
     if (s < 0)
         return fail("socket(AF_VSOCK)");
-    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0)
-        return fail("connect");
+    if (bind(s, (struct sockaddr *)&addr, sizeof addr) < 0)
+        return fail("bind");
+    return serve_on(s, once);
+}
+
+static int uds_serve(const char *path, int once)
+{
+    struct sockaddr_un addr;
+    int s = unix_address(path, &addr);
+    if (s < 0)
+        return fail("socket(AF_UNIX)");
+    unlink(path);
+    if (bind(s, (struct sockaddr *)&addr, sizeof addr) < 0)
+        return fail("bind");
+    return serve_on(s, once);
+}
+
+/* Copies stdin to the connected socket s (half-closing at end of input) and s to stdout until s closes. */
+static int pump(int s)
+{
     static char buf[65536];
     int input_open = 1;
     for (;;) {
@@ -136,12 +167,59 @@ static int client(unsigned int cid, unsigned int port)
     return 0;
 }
 
+static int client(unsigned int cid, unsigned int port)
+{
+    struct sockaddr_vm addr;
+    int s = vsock_socket(cid, port, &addr);
+    if (s < 0)
+        return fail("socket(AF_VSOCK)");
+    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0)
+        return fail("connect");
+    return pump(s);
+}
+
+static int uds_client(const char *path, unsigned int port)
+{
+    struct sockaddr_un addr;
+    int s = unix_address(path, &addr);
+    if (s < 0)
+        return fail("socket(AF_UNIX)");
+    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0)
+        return fail("connect");
+    char line[64];
+    int len = snprintf(line, sizeof line, "CONNECT %u\n", port);
+    if (write_all(s, line, (size_t)len) < 0)
+        return fail("write CONNECT");
+    /* The answer is one line: "OK <host port>". Read it a byte at a time so no data after it is consumed. */
+    size_t n = 0;
+    while (n + 1 < sizeof line) {
+        ssize_t r = read(s, line + n, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (line[n++] == '\n')
+            break;
+    }
+    line[n] = '\0';
+    if (strncmp(line, "OK ", 3) != 0) {
+        fprintf(stderr, "vsock-echo: the VMM refused CONNECT %u: '%s'\n", port, line);
+        return 1;
+    }
+    fprintf(stderr, "vsock-echo: %s", line);
+    return pump(s);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 3 && argc <= 4 && strcmp(argv[1], "listen") == 0)
         return serve((unsigned int)parse(argv[2], "port", 0xFFFFFFFFul), argc == 4 && strcmp(argv[3], "1") == 0);
     if (argc == 4 && strcmp(argv[1], "connect") == 0)
         return client((unsigned int)parse(argv[2], "cid", 0xFFFFFFFFul), (unsigned int)parse(argv[3], "port", 0xFFFFFFFFul));
-    fprintf(stderr, "usage: vsock-echo listen PORT [1] | vsock-echo connect CID PORT\n");
+    if (argc >= 3 && argc <= 4 && strcmp(argv[1], "uds-listen") == 0)
+        return uds_serve(argv[2], argc == 4 && strcmp(argv[3], "1") == 0);
+    if (argc == 4 && strcmp(argv[1], "uds-connect") == 0)
+        return uds_client(argv[2], (unsigned int)parse(argv[3], "port", 0xFFFFFFFFul));
+    fprintf(stderr, "usage: vsock-echo listen PORT [1] | connect CID PORT | uds-listen PATH [1] | uds-connect PATH PORT\n");
     return 1;
 }

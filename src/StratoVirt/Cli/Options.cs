@@ -24,6 +24,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-initrd", Arity.Value),
         new("-serial", Arity.Value),
         new("-D", Arity.OptionalValue),
+        new("-qmp", Arity.Value),
         new("-drive", Arity.Value, Repeatable: true),
         new("-device", Arity.Value, Repeatable: true),
         new("-netdev", Arity.Value, Repeatable: true),
@@ -37,7 +38,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         // Options later parts of the project implement.
         new("-S", Arity.Flag, Unsupported: Later),
         new("-freeze", Arity.Flag, Unsupported: Later),
-        new("-qmp", Arity.Value, Unsupported: Later),
+
         new("-mon", Arity.Value, Unsupported: Later),
         new("-pidfile", Arity.Value, Unsupported: Later),
         new("-daemonize", Arity.Flag, Unsupported: Later),
@@ -92,6 +93,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             Cpus = One("-smp") is { } smp ? ParseSmp(smp) : CpuTopology.Single(1),
             Serial = One("-serial") is { } serial ? ParseSerial(serial) : null,
             Acpi = acpi,
+            QmpSocket = One("-qmp") is { } qmp ? ParseQmp(qmp) : null,
             Devices = devices.Devices,
             IoThreads = devices.IoThreads,
         };
@@ -184,6 +186,12 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             if (n < 1 || n > Max) throw new UsageException($"option -smp: {key}={s} is out of range 1-{Max}");
             return n;
         }
+    }
+
+    internal static string ParseQmp(string text)
+    {
+        try { return StratoVirt.Machine.Qmp.QmpServer.ParseOption(text); }
+        catch (FormatException e) { throw new UsageException($"option -qmp: {e.Message}"); }
     }
 
     internal static SerialBackend ParseSerial(string text)
