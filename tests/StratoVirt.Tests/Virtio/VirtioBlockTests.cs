@@ -42,12 +42,14 @@ public sealed class VirtioBlockTests : IDisposable
         return b;
     }
 
+    /// <summary>A driver bound to a new drive on <paramref name="path"/>, accepting every feature offered but
+    /// <paramref name="refuse"/>.</summary>
     private TestDriver Start(string path, bool readOnly = false, bool direct = false, string? serial = null,
-        ulong? features = null)
+        ulong refuse = 0)
     {
         var d = new TestDriver(new VirtioBlock(path, readOnly, direct, serial) { Id = "blk0" });
         _open.Add(d);
-        Assert.NotEqual(0u, d.Initialize(features, queueSize: 64) & VirtioStatus.DriverOk);
+        Assert.NotEqual(0u, d.Initialize(d.DeviceFeatures() & ~refuse, queueSize: 64) & VirtioStatus.DriverOk);
         return d;
     }
 
@@ -87,10 +89,22 @@ public sealed class VirtioBlockTests : IDisposable
         return parts;
     }
 
-    /// <summary>Places the buffers (device-readable ones first), submits the chain, and returns the status byte (the
-    /// last writable byte), the used length and the other writable bytes.</summary>
+    /// <summary>Places the buffers (device-readable ones first) and submits the chain, and returns the status byte
+    /// (the last writable byte), the used length and the other writable bytes.</summary>
     private static Outcome Submit(TestDriver d, IReadOnlyList<byte[]> readable, IReadOnlyList<uint> writable,
         bool indirect = false, ulong alignment = 16)
+    {
+        var (head, parts) = Place(d, readable, writable, indirect, alignment);
+        d.Notify(0);
+        var c = Assert.Single(d.TakeUsed(0));
+        Assert.Equal(head, c.Head);
+        var bytes = parts.Where(p => p.Write).SelectMany(p => d.Memory.GetSpan(p.Addr, p.Len).ToArray()).ToArray();
+        return bytes.Length == 0 ? new Outcome(0xFF, c.Written, []) : new Outcome(bytes[^1], c.Written, bytes[..^1]);
+    }
+
+    /// <summary>Places the buffers and makes the chain available, without notifying.</summary>
+    private static (ushort Head, List<(ulong Addr, uint Len, bool Write)> Parts) Place(TestDriver d,
+        IReadOnlyList<byte[]> readable, IReadOnlyList<uint> writable, bool indirect = false, ulong alignment = 16)
     {
         var parts = new List<(ulong Addr, uint Len, bool Write)>();
         foreach (var r in readable)
@@ -105,12 +119,7 @@ public sealed class VirtioBlockTests : IDisposable
             d.Memory.GetSpan(a, w).Fill(0xEE);
             parts.Add((a, w, true));
         }
-        ushort head = d.AddChain(0, parts, indirect);
-        d.Notify(0);
-        var c = Assert.Single(d.TakeUsed(0));
-        Assert.Equal(head, c.Head);
-        var bytes = parts.Where(p => p.Write).SelectMany(p => d.Memory.GetSpan(p.Addr, p.Len).ToArray()).ToArray();
-        return bytes.Length == 0 ? new Outcome(0xFF, c.Written, []) : new Outcome(bytes[^1], c.Written, bytes[..^1]);
+        return (d.AddChain(0, parts, indirect), parts);
     }
 
     private static Outcome Write(TestDriver d, ulong sector, byte[] data, params int[] split) =>
@@ -293,10 +302,7 @@ public sealed class VirtioBlockTests : IDisposable
     public void WithoutFlushNegotiatedWritesAreStillServed()
     {
         string path = Image(8 * Sector);
-        var probe = new TestDriver(new VirtioBlock(Image(Sector, name: "probe.img")));
-        ulong offered = probe.DeviceFeatures();
-        probe.Dispose();
-        var d = Start(path, features: offered & ~VirtioBlockFeature.Flush); // write-through: every write is synced
+        var d = Start(path, refuse: VirtioBlockFeature.Flush); // write-through: every write is synced
         var data = Pattern(2 * Sector, 4);
         AssertOk(Write(d, 2, data));
         AssertOk(Command(d, VirtioBlockRequest.WriteZeroes, Segments((2, 1, 0))));
@@ -550,13 +556,7 @@ public sealed class VirtioBlockTests : IDisposable
                          ([Header(VirtioBlockRequest.In, 63)], [2 * Sector, 1]), // past the end: rejected
                          ([Header(VirtioBlockRequest.Discard), Segments((0, 1, 1))], [1]), // unmap on a discard
                      })
-            {
-                var parts = new List<(ulong, uint, bool)>();
-                foreach (var r in readable) parts.Add((d.Allocate((ulong)r.Length), (uint)r.Length, false));
-                foreach (var (r, p) in readable.Zip(parts)) d.Memory.Write(p.Item1, r);
-                foreach (uint w in writable) parts.Add((d.Allocate(w), w, true));
-                d.AddChain(0, parts);
-            }
+                Place(d, readable, writable);
         }
 
         for (int i = 0; i < 3; i++) // warm-up: first calls, tiering
