@@ -138,6 +138,27 @@ public static unsafe partial class Libc
 
     // ---- virtio-blk ----
 
+    public const int EISDIR = 21, ENOSYS = 38, EOPNOTSUPP = 95;
+    public const int SEEK_END = 2;
+    public const uint S_IFMT = 0xF000, S_IFDIR = 0x4000, S_IFREG = 0x8000, S_IFBLK = 0x6000;
+    /// <summary>Open-file-description record locks (fcntl F_OFD_*): owned by the open file, not the process.</summary>
+    public const int F_OFD_SETLK = 37;
+    public const short F_RDLCK = 0, F_WRLCK = 1;
+    public const int FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2, FALLOC_FL_ZERO_RANGE = 0x10;
+
+    /// <summary>fcntl(2) with a struct flock argument (the lock commands).</summary>
+    [LibraryImport(Lib, EntryPoint = "fcntl", SetLastError = true)]
+    public static partial int FcntlLock(int fd, int cmd, Flock* lk);
+
+    [LibraryImport(Lib, EntryPoint = "fallocate", SetLastError = true)]
+    public static partial int Fallocate(int fd, int mode, long offset, long length);
+
+    [LibraryImport(Lib, EntryPoint = "fdatasync", SetLastError = true)]
+    public static partial int FDataSync(int fd);
+
+    [LibraryImport(Lib, EntryPoint = "lseek", SetLastError = true)]
+    public static partial long LSeek(int fd, long offset, int whence);
+
     // ---- virtio-net and tap ----
 
     // <linux/if_tun.h> ioctls ('T' type, _IOW/_IOR of a 4-byte argument) and flags.
@@ -203,7 +224,7 @@ public static unsafe partial class Libc
     public static partial void CfMakeRaw(Termios* t);
 
     public const int O_NOFOLLOW = 0x20000, O_PATH = 0x200000;
-    public const uint S_IFMT = 0xF000, S_IFSOCK = 0xC000;
+    public const uint S_IFSOCK = 0xC000;
 
     // ---- virtio-balloon ----
 
@@ -315,4 +336,13 @@ public struct PollFd
 {
     public int Fd;
     public short Events, REvents;
+}
+
+/// <summary>struct flock on x86_64 (fcntl record locks).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct Flock
+{
+    public short Type, Whence;
+    public long Start, Length;
+    public int Pid;
 }

@@ -137,11 +137,11 @@ internal sealed class TestDriver : IDisposable
         WriteReg(VirtioMmioRegister.QueueReady, 1);
     }
 
-    /// <summary>Guest memory for a buffer (bump allocation, 16-byte aligned, never reused).</summary>
-    public ulong Allocate(ulong length)
+    /// <summary>Guest memory for a buffer (bump allocation, 16-byte aligned unless asked for more, never reused).</summary>
+    public ulong Allocate(ulong length, ulong alignment = 16)
     {
-        ulong a = _nextBuffer;
-        _nextBuffer = (_nextBuffer + Math.Max(length, 1) + 15) & ~15UL;
+        ulong a = (_nextBuffer + alignment - 1) & ~(alignment - 1);
+        _nextBuffer = (a + Math.Max(length, 1) + 15) & ~15UL;
         if (_nextBuffer > Memory.TotalSize) throw new InvalidOperationException("test driver out of guest memory");
         return a;
     }
@@ -160,6 +160,14 @@ internal sealed class TestDriver : IDisposable
             else Memory.GetSpan(addr, len).Fill(0xEE);
             parts.Add((addr, len, b.Writable));
         }
+        return AddChain(q, parts, indirect);
+    }
+
+    /// <summary>Makes a chain of buffers the caller placed itself available (through an indirect table if asked);
+    /// returns its head. Does not notify.</summary>
+    public ushort AddChain(int q, List<(ulong Addr, uint Len, bool Write)> parts, bool indirect = false)
+    {
+        var l = _queues[q];
         ushort head;
         if (indirect)
         {

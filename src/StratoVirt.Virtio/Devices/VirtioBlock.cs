@@ -1,0 +1,285 @@
+using System.Buffers.Binary;
+using System.Text;
+using StratoVirt.Sys;
+
+namespace StratoVirt.Virtio.Devices;
+
+/// <summary>
+/// virtio-blk (virtio 1.2, section 5.2) over a raw image: one request queue whose requests are served
+/// synchronously on the device's loop, straight between the image and guest memory.
+/// </summary>
+/// <remarks>
+/// A request is a device-readable 16-byte header (type, reserved, sector), then data, then a status byte: the
+/// last byte of the device-writable part of the chain. Framing is free (virtio 1.2, 2.6.4): the header may be split
+/// over buffers or share one with the data. Every request gets a used entry whose length counts the bytes written
+/// into the guest's writable buffers: the data read, or the ID, plus the status byte; a chain with no writable byte
+/// cannot carry a status and is returned with length 0. Requests never allocate: the chain, iovec array, ID and
+/// discard segments are allocated with the device.
+/// </remarks>
+public sealed class VirtioBlock : VirtioDevice
+{
+    public const int SectorSize = 512, SectorShift = 9;
+    private const int HeaderSize = 16, SegmentSize = 16, IdBytes = 20;
+
+    /// <summary>Largest request (and discard or write-zeroes segment), in sectors: upstream's u32::MAX >> 9, so
+    /// that data plus status always fits the used entry's 32-bit length.</summary>
+    public const uint MaxRequestSectors = uint.MaxValue >> SectorShift;
+
+    /// <summary>Segments in one discard or write-zeroes request (Linux merges discards up to this many
+    /// ranges).</summary>
+    public const int MaxSegments = 32;
+
+    private const uint ConfigSize = 60; // through write_zeroes_may_unmap and its padding
+
+    private readonly RawImage _image;
+    private readonly DescriptorChain _chain;
+    private readonly Iovec[] _iov;
+    private readonly byte[] _config = new byte[ConfigSize];
+    private readonly byte[] _id = new byte[IdBytes];
+    private readonly (ulong Sector, uint Count, bool Unmap)[] _segments = new (ulong, uint, bool)[MaxSegments];
+    private bool _writeThrough, _disposed;
+
+    /// <summary>
+    /// Opens <paramref name="path"/> and takes its lock (see <see cref="RawImage"/>). <paramref name="serial"/> is
+    /// what VIRTIO_BLK_T_GET_ID returns, at most 20 bytes. Errors with the image are SysExceptions naming it.
+    /// </summary>
+    public VirtioBlock(string path, bool readOnly = false, bool direct = true, string? serial = null)
+        : base(VirtioDeviceId.Block, 1)
+    {
+        if (serial is not null && Encoding.UTF8.GetByteCount(serial) > IdBytes)
+            throw new ArgumentException($"drive serial '{serial}' is longer than {IdBytes} bytes");
+        if (serial is not null) Encoding.UTF8.GetBytes(serial, _id);
+        _image = RawImage.Open(path, readOnly, direct);
+        _chain = new DescriptorChain(MaxQueueSize);
+        _iov = new Iovec[MaxQueueSize];
+        Capacity = _image.Size >> SectorShift;
+        Serial = serial;
+        BuildConfig();
+    }
+
+    public string Path => _image.Path;
+    public bool ReadOnly => _image.ReadOnly;
+    public string? Serial { get; }
+
+    /// <summary>Whether aligned requests go through O_DIRECT (false where the filesystem has none).</summary>
+    public bool Direct => _image.Direct;
+
+    /// <summary>Size in 512-byte sectors; a partial last sector of the image is not part of the disk.</summary>
+    public ulong Capacity { get; }
+
+    protected override ulong DeviceFeatures =>
+        VirtioBlockFeature.SegMax | VirtioBlockFeature.BlkSize | VirtioBlockFeature.Flush |
+        (ReadOnly ? VirtioBlockFeature.ReadOnly : VirtioBlockFeature.Discard | VirtioBlockFeature.WriteZeroes);
+
+    private void BuildConfig()
+    {
+        var c = _config.AsSpan();
+        BinaryPrimitives.WriteUInt64LittleEndian(c, Capacity);
+        // seg_max: the header and the status take two of a chain's descriptors.
+        BinaryPrimitives.WriteUInt32LittleEndian(c[12..], (uint)MaxQueueSize - 2);
+        BinaryPrimitives.WriteUInt32LittleEndian(c[20..], SectorSize); // blk_size
+        if (ReadOnly) return;
+        BinaryPrimitives.WriteUInt32LittleEndian(c[36..], MaxRequestSectors); // max_discard_sectors
+        BinaryPrimitives.WriteUInt32LittleEndian(c[40..], MaxSegments); // max_discard_seg
+        BinaryPrimitives.WriteUInt32LittleEndian(c[44..], 1); // discard_sector_alignment
+        BinaryPrimitives.WriteUInt32LittleEndian(c[48..], MaxRequestSectors); // max_write_zeroes_sectors
+        BinaryPrimitives.WriteUInt32LittleEndian(c[52..], MaxSegments); // max_write_zeroes_seg
+        c[56] = 1; // write_zeroes_may_unmap: an unmapping write-zeroes punches a hole
+    }
+
+    public override void ReadConfig(uint offset, Span<byte> data) => ReadFrom(_config, offset, data);
+
+    // Without FLUSH the driver assumes a write-through cache (virtio 1.2, 5.2.6.2): each write is synced.
+    protected override void OnActivate() => _writeThrough = (Features & VirtioBlockFeature.Flush) == 0;
+
+    public override void ProcessQueue(int index)
+    {
+        if (_disposed) return; // a notification that raced with Dispose: the image's fd numbers may be reused
+        var queue = Queue(index);
+        while (queue.Pop(_chain)) queue.AddUsed(_chain.Head, Execute());
+        SignalUsed(queue);
+    }
+
+    /// <summary>Serves the popped chain; returns the used length.</summary>
+    private uint Execute()
+    {
+        int last = _chain.Count - 1;
+        while (last >= _chain.ReadableCount && _chain.Length(last) == 0) last--;
+        if (last < _chain.ReadableCount)
+        {
+            if (Log.IsEnabled(LogLevel.Warn))
+                Log.Warn($"virtio-blk {Id}: a request without a status byte; returned unanswered");
+            return 0;
+        }
+        uint data = 0;
+        byte status = Handle(ref data);
+        Memory.WriteByte(_chain.Address(last) + _chain.Length(last) - 1, status);
+        return data + 1;
+    }
+
+    private byte Handle(ref uint dataWritten)
+    {
+        if (_chain.ReadableLength < HeaderSize) return Reject("a {0}-byte request header", _chain.ReadableLength);
+        Span<byte> header = stackalloc byte[HeaderSize];
+        _chain.Read(0, header);
+        uint type = BinaryPrimitives.ReadUInt32LittleEndian(header);
+        ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(header[8..]);
+        switch (type)
+        {
+            case VirtioBlockRequest.In:
+                return Read(sector, ref dataWritten);
+            case VirtioBlockRequest.Out:
+                return ReadOnly ? Reject("a write to a read-only drive") : Write(sector);
+            case VirtioBlockRequest.Flush:
+                return Complete(_image.Flush(), "flush");
+            case VirtioBlockRequest.GetId:
+                int n = (int)Math.Min((ulong)IdBytes, _chain.WritableLength - 1);
+                dataWritten = (uint)_chain.Write(0, _id.AsSpan(0, n));
+                return VirtioBlockStatus.Ok;
+            case VirtioBlockRequest.Discard:
+            case VirtioBlockRequest.WriteZeroes:
+                return ReadOnly ? Reject("a discard or write-zeroes on a read-only drive") : DiscardOrZero(type);
+            default:
+                return VirtioBlockStatus.Unsupported;
+        }
+    }
+
+    private byte Read(ulong sector, ref uint dataWritten)
+    {
+        ulong length = _chain.WritableLength - 1;
+        if (!InRange(sector, length)) return Reject("a read of {0} bytes at sector {1}", length, sector);
+        int count = Iovecs(_chain.ReadableCount, _chain.Count, 0, length);
+        int errno = _image.Read(_iov.AsSpan(0, count), (long)(sector << SectorShift), out ulong done);
+        dataWritten = (uint)done;
+        return Complete(errno, "read");
+    }
+
+    private byte Write(ulong sector)
+    {
+        ulong length = _chain.ReadableLength - HeaderSize;
+        if (!InRange(sector, length)) return Reject("a write of {0} bytes at sector {1}", length, sector);
+        int count = Iovecs(0, _chain.ReadableCount, HeaderSize, length);
+        int errno = _image.Write(_iov.AsSpan(0, count), (long)(sector << SectorShift), out _);
+        if (errno == 0 && _writeThrough) errno = _image.Flush();
+        return Complete(errno, "write");
+    }
+
+    /// <summary>Whole sectors, no more than a request may carry, inside the disk (overflow-safe).</summary>
+    private bool InRange(ulong sector, ulong length) =>
+        length % SectorSize == 0 && length >> SectorShift <= MaxRequestSectors &&
+        InDisk(sector, length >> SectorShift);
+
+    private bool InDisk(ulong sector, ulong sectors) => sector <= Capacity && sectors <= Capacity - sector;
+
+    /// <summary>Fills the iovec array with the host memory of <paramref name="length"/> bytes of buffers
+    /// [<paramref name="from"/>, <paramref name="to"/>), after skipping <paramref name="skip"/> bytes.</summary>
+    private int Iovecs(int from, int to, ulong skip, ulong length)
+    {
+        int count = 0;
+        for (int i = from; i < to && length > 0; i++)
+        {
+            ulong len = _chain.Length(i);
+            if (skip >= len)
+            {
+                skip -= len;
+                continue;
+            }
+            ulong take = Math.Min(len - skip, length);
+            // The chain checked every buffer against guest RAM when it was loaded.
+            if (!Memory.TryGetHostAddress(_chain.Address(i) + skip, take, out nint host))
+                throw new VirtqueueException($"buffer at 0x{_chain.Address(i):x} left guest RAM");
+            _iov[count++] = new Iovec { Base = host, Length = (nuint)take };
+            length -= take;
+            skip = 0;
+        }
+        return count;
+    }
+
+    /// <summary>DISCARD and WRITE_ZEROES: every segment is checked before any is carried out.</summary>
+    private byte DiscardOrZero(uint type)
+    {
+        bool zero = type == VirtioBlockRequest.WriteZeroes;
+        ulong payload = _chain.ReadableLength - HeaderSize;
+        if (payload == 0 || payload % SegmentSize != 0)
+            return Reject("{0} bytes of discard/write-zeroes segments", payload);
+        if (payload / SegmentSize > MaxSegments) return VirtioBlockStatus.Unsupported;
+        int count = (int)(payload / SegmentSize);
+        Span<byte> seg = stackalloc byte[SegmentSize];
+        for (int i = 0; i < count; i++)
+        {
+            _chain.Read(HeaderSize + (ulong)(i * SegmentSize), seg);
+            ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(seg);
+            uint sectors = BinaryPrimitives.ReadUInt32LittleEndian(seg[8..]);
+            uint flags = BinaryPrimitives.ReadUInt32LittleEndian(seg[12..]);
+            // Unknown flags, and unmap on a discard, are UNSUPP (virtio 1.2, 5.2.6.2).
+            if ((flags & ~(zero ? VirtioBlockRequest.FlagUnmap : 0u)) != 0) return VirtioBlockStatus.Unsupported;
+            if (sectors > MaxRequestSectors || !InDisk(sector, sectors))
+                return Reject("a discard/write-zeroes of {0} sectors at sector {1}", sectors, sector);
+            _segments[i] = (sector, sectors, (flags & VirtioBlockRequest.FlagUnmap) != 0);
+        }
+        for (int i = 0; i < count; i++)
+        {
+            var (sector, sectors, unmap) = _segments[i];
+            long offset = (long)(sector << SectorShift), length = (long)sectors << SectorShift;
+            int errno = zero ? _image.WriteZeroes(offset, length, unmap) : _image.Discard(offset, length);
+            if (errno != 0) return Complete(errno, zero ? "write-zeroes" : "discard");
+        }
+        return zero && _writeThrough ? Complete(_image.Flush(), "write-zeroes") : VirtioBlockStatus.Ok;
+    }
+
+    private byte Complete(int errno, string what)
+    {
+        if (errno == 0) return VirtioBlockStatus.Ok;
+        if (Log.IsEnabled(LogLevel.Warn))
+            Log.Warn($"virtio-blk {Id}: {what} on {Path} failed: {Libc.ErrorText(errno)} (errno {errno})");
+        return VirtioBlockStatus.IoError;
+    }
+
+    /// <summary>A request the driver got wrong: IOERR, and a warning when warnings are logged. The message is a
+    /// format with up to two numbers, so that nothing is allocated unless it is logged.</summary>
+    private byte Reject(string format, ulong a = 0, ulong b = 0)
+    {
+        if (Log.IsEnabled(LogLevel.Warn)) Log.Warn($"virtio-blk {Id}: rejected {string.Format(format, a, b)}");
+        return VirtioBlockStatus.IoError;
+    }
+
+    /// <summary>
+    /// Waits for a request in progress, syncs a writable image (an orderly exit leaves what the guest wrote on
+    /// stable storage, as QEMU's exit does) and closes it, which releases its lock.
+    /// </summary>
+    public override void Dispose()
+    {
+        lock (Gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            int errno = ReadOnly ? 0 : _image.Flush();
+            if (errno != 0)
+                Log.Error($"virtio-blk {Id}: syncing {Path} failed: {Libc.ErrorText(errno)} (errno {errno})");
+            _image.Dispose();
+        }
+        base.Dispose();
+    }
+}
+
+/// <summary>virtio-blk feature bits (virtio 1.2, 5.2.3).</summary>
+public static class VirtioBlockFeature
+{
+    public const ulong SizeMax = 1UL << 1, SegMax = 1UL << 2, ReadOnly = 1UL << 5, BlkSize = 1UL << 6,
+        Flush = 1UL << 9, Discard = 1UL << 13, WriteZeroes = 1UL << 14;
+}
+
+/// <summary>virtio-blk request types and segment flags (virtio 1.2, 5.2.6).</summary>
+public static class VirtioBlockRequest
+{
+    public const uint In = 0, Out = 1, Flush = 4, GetId = 8, GetLifetime = 10, Discard = 11, WriteZeroes = 13,
+        SecureErase = 14;
+
+    public const uint FlagUnmap = 1;
+}
+
+/// <summary>virtio-blk request status values.</summary>
+public static class VirtioBlockStatus
+{
+    public const byte Ok = 0, IoError = 1, Unsupported = 2;
+}
