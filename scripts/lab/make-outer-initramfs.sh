@@ -63,6 +63,9 @@ for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko drive
     cp "$LAB_MODULES/kernel/$m" "$root/lib/modules/"
 done
 gcc -static -O2 -o "$root/bin/kvm-hold" "$here/kvm-hold.c" || lab_die "cannot build kvm-hold (gcc with static glibc)"
+# A QMP client and the host side of the userspace vsock, for the device scenarios.
+gcc -static -O2 -o "$root/bin/qmp-send" "$here/qmp-send.c" || lab_die "cannot build qmp-send"
+gcc -static -O2 -o "$root/bin/vsock-echo" "$here/../../tests/guest/vsock-echo.c" || lab_die "cannot build vsock-echo"
 install -m 0755 "$here/outer/init" "$root/init"
 cp "$here/outer/lib.sh" "$root/lab/lib.sh"
 cp "$scenarios" "$root/lab/scenarios.sh"

@@ -19,6 +19,7 @@ public static class VirtioDeviceFactory
         {
             return config switch
             {
+                BlockDeviceConfig b => new VirtioBlock(b.Path, b.ReadOnly, b.Direct, b.Serial) { Id = b.Id },
                 RngDeviceConfig rng => new VirtioRng(rng.SourcePath) { Id = rng.Id },
                 ConsoleDeviceConfig con => new VirtioConsole(chardev(con.Chardev)) { Id = con.Id },
                 BalloonDeviceConfig b => new VirtioBalloon(ramSize, b.DeflateOnOom, b.FreePageReporting) { Id = b.Id },

@@ -6,16 +6,19 @@ namespace StratoVirt.Tests.Lab;
 [Trait("Level", "Lab")]
 public sealed class VirtioLabTests(ITestOutputHelper output)
 {
-    private LabScenario Run(string name)
+    private LabScenario Run(string name, bool guestFinishes = true)
     {
         var s = LabSession.Instance.Log[name];
         Assert.True(s.Ended, $"{name} did not finish (log: {LabSession.Instance.LogPath})");
         int attempts = LabSession.Instance.Log.AttemptsOf(name);
         if (attempts > 1) output.WriteLine($"{name} ran {attempts} times (see @@HUNG in {LabSession.Instance.LogPath})");
         Assert.True(s.ExitCode == 0, Text(s));
-        Assert.True(s.OutputContains($"GUEST-TEST-END {TestName(name)} rc=0"), Text(s));
+        if (guestFinishes) Assert.True(s.OutputContains($"GUEST-TEST-END {TestName(name)} rc=0"), Text(s));
         return s;
     }
+
+    private static long Number(LabScenario s, string marker) =>
+        long.TryParse(s.GuestMarker(marker), out long n) ? n : throw new Xunit.Sdk.XunitException($"no number after {marker}:\n{Text(s)}");
 
     private static string TestName(string scenario) => scenario["virtio-".Length..].Split('-')[0];
 
@@ -51,5 +54,46 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
         Assert.True(s.OutputContains("HOST-HVC0 hello-from-hvc0 42"), Text(s));
         // console=hvc0: once the driver registers hvc0 the kernel writes its log there too, up to the power-off.
         Assert.True(s.OutputContains("HOST-HVC0 [") && s.OutputContains("reboot: Power down"), Text(s));
+    }
+
+    [Fact]
+    public void BlkRootFilesystemKeepsSixtyFourMebibytesAcrossARemountAndReadOnlyDrivesRefuseWrites()
+    {
+        var s = Run("virtio-blk");
+        Assert.Equal("/dev/vda ext4", s.GuestMarker("GUEST-ROOT"));
+        Assert.Equal("LABROOT", s.GuestMarker("GUEST-BLK-VDA-SERIAL"));
+        string written = s.GuestMarker("GUEST-BLK-WRITTEN")!;
+        Assert.StartsWith("67108864 ", written);
+        Assert.Equal("ok", s.GuestMarker("GUEST-BLK-REMOUNT-RO"));
+        Assert.Equal(written["67108864 ".Length..], s.GuestMarker("GUEST-BLK-REREAD"));
+        Assert.Equal("refused", s.GuestMarker("GUEST-BLK-ROFS-WRITE"));
+        Assert.Equal("1", s.GuestMarker("GUEST-BLK-VDB-RO"));
+        Assert.Equal((8 * 1024 * 1024 / 512).ToString(), s.GuestMarker("GUEST-BLK-VDB-SECTORS"));
+        Assert.Equal("STRATOVIRT-RO-DISK", s.GuestMarker("GUEST-BLK-VDB-HEAD"));
+        Assert.Equal("refused", s.GuestMarker("GUEST-BLK-VDB-WRITE"));
+        Assert.Equal("refused", s.GuestMarker("GUEST-BLK-VDB-FORCED-WRITE"));
+        Assert.Equal("unchanged", s.GuestMarker("HOST-BLK-RO-IMAGE"));
+    }
+
+    [Fact]
+    public void BalloonInflatedThroughQmpGivesMemoryBackToTheHost()
+    {
+        var s = Run("virtio-balloon", guestFinishes: false);
+        Assert.True(s.OutputContains("GUEST-BALLOON-FILLED"), Text(s));
+        Assert.InRange(Number(s, "HOST-BALLOON-ACTUAL"), 120_000_000, 140_000_000);
+        long before = Number(s, "HOST-BALLOON-RSS-BEFORE-KB"), after = Number(s, "HOST-BALLOON-RSS-AFTER-KB");
+        output.WriteLine($"VMM RSS before {before} KiB, after inflating by 128 MiB {after} KiB");
+        // 128 MiB went into the balloon; at least 64 MiB of it must have left the VMM's resident set.
+        Assert.True(before - after > 64 * 1024, Text(s));
+    }
+
+    [Fact]
+    public void VsockEchoesBothWaysOverTheUserspaceBackend()
+    {
+        var s = Run("virtio-vsock");
+        Assert.Equal(s.GuestMarker("GUEST-VSOCK-SENT"), s.GuestMarker("GUEST-VSOCK-ECHOED"));
+        Assert.Equal(s.GuestMarker("HOST-VSOCK-SENT"), s.GuestMarker("HOST-VSOCK-ECHOED"));
+        Assert.Equal("rc=0", s.GuestMarker("GUEST-VSOCK-SERVED"));
+        Assert.Equal("removed", s.GuestMarker("HOST-VSOCK-SOCKET"));
     }
 }

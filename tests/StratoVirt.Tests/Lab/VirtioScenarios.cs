@@ -77,10 +77,73 @@ public static class VirtioScenarios
         CONHOST
         """;
 
+    /// <summary>The host side of the balloon scenario: once the guest has touched its memory (RSS above 180 MiB),
+    /// QMP inflates the balloon to leave the guest 128 MiB, waits for query-balloon to get there, measures the
+    /// VMM's RSS before and after, and ends the VM with quit.</summary>
+    private const string BalloonHost = """
+        cat >/tmp/lab-balloon-host.sh <<'BALHOST'
+        rm -f /tmp/qmp.sock
+        "$VMM" "$@" &
+        vmm=$!
+        rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$vmm/status" 2>/dev/null; }
+        n=0
+        until [ "$(rss)" -gt 184320 ] 2>/dev/null || [ $n -ge 900 ]; do sleep 0.2; n=$((n + 1)); done
+        sleep 2
+        echo "HOST-BALLOON-RSS-BEFORE-KB $(rss)"
+        qmp-send /tmp/qmp.sock '{"execute":"balloon","arguments":{"value":134217728}}' | sed 's/^/HOST-QMP /'
+        n=0 actual=
+        while [ $n -lt 240 ]; do
+            actual=$(qmp-send /tmp/qmp.sock '{"execute":"query-balloon"}' | grep -o '"actual":[0-9]*' | tail -n 1 | cut -d: -f2)
+            [ -n "$actual" ] && [ "$actual" -le 140000000 ] && break
+            sleep 0.5
+            n=$((n + 1))
+        done
+        echo "HOST-BALLOON-ACTUAL $actual"
+        echo "HOST-BALLOON-RSS-AFTER-KB $(rss)"
+        qmp-send /tmp/qmp.sock '{"execute":"quit"}' | sed 's/^/HOST-QMP /'
+        wait $vmm
+        BALHOST
+        """;
+
+    /// <summary>The host side of the vsock scenario: an echo server on &lt;uds-path&gt;_6000 for the guest, and 1 MiB
+    /// sent to the guest's port 5000 through &lt;uds-path&gt; (retried until the guest listens), checksummed back.</summary>
+    private const string VsockHost = """
+        cat >/tmp/lab-vsock-host.sh <<'VSOCKHOST'
+        rm -f /tmp/vsock.sock /tmp/vsock.sock_6000
+        vsock-echo uds-listen /tmp/vsock.sock_6000 1 &
+        "$VMM" "$@" &
+        vmm=$!
+        dd if=/dev/urandom of=/tmp/hv bs=64k count=16 2>/dev/null
+        echo "HOST-VSOCK-SENT $(sha256sum </tmp/hv | cut -d' ' -f1)"
+        n=0
+        until vsock-echo uds-connect /tmp/vsock.sock 5000 </tmp/hv >/tmp/hv.back 2>/dev/null && [ -s /tmp/hv.back ] || [ $n -ge 120 ]; do
+            sleep 1
+            n=$((n + 1))
+        done
+        echo "HOST-VSOCK-ECHOED $(sha256sum </tmp/hv.back | cut -d' ' -f1)"
+        wait $vmm
+        rc=$?
+        [ -e /tmp/vsock.sock ] && echo "HOST-VSOCK-SOCKET left behind" || echo "HOST-VSOCK-SOCKET removed"
+        exit $rc
+        VSOCKHOST
+        """;
+
     public static readonly string[] Lines =
     [
         Guest("virtio-rng", "rng",
             "-object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-device,rng=rng0,id=rng1"),
+        BlkHost,
+        Guest("virtio-blk", "blk",
+            "-object iothread,id=io0 -drive id=root,file=/tmp/root.img,direct=off " +
+            "-device virtio-blk-device,drive=root,id=vda,serial=LABROOT,iothread=io0 " +
+            "-drive id=ro,file=/tmp/ro.img,readonly=on -device virtio-blk-device,drive=ro,id=vdb",
+            append: " root=/dev/vda", vmm: "sh /tmp/lab-blk-host.sh", timeout: 420),
+        BalloonHost,
+        Guest("virtio-balloon", "balloon", "-qmp unix:/tmp/qmp.sock,server,nowait -device virtio-balloon-device,id=balloon0",
+            vmm: "sh /tmp/lab-balloon-host.sh", timeout: 300),
+        VsockHost,
+        Guest("virtio-vsock", "vsock", "-device vhost-vsock-device,id=vsock0,guest-cid=3,uds-path=/tmp/vsock.sock",
+            vmm: "sh /tmp/lab-vsock-host.sh"),
         ConsoleHost,
         Guest("virtio-console", "console",
             "-chardev file,id=con0,path=/tmp/hvc0.out -device virtio-serial-device -device virtconsole,chardev=con0,id=port0",

@@ -1,11 +1,8 @@
-# virtio-balloon: fills and frees memory so that there are pages to give back, then waits for the host's target
-# (set at start up by the scenario) to be reached.
-echo "GUEST-BALLOON-DRIVER $(basename "$(readlink /sys/bus/virtio/devices/*/driver | grep balloon | head -n 1)")"
-n=0
-while [ $n -lt 60 ]; do
-    free_kb=$(awk '/^MemFree:/ { print $2 }' /proc/meminfo)
-    echo "GUEST-BALLOON-MEMFREE-KB $free_kb"
-    sleep 1
-    n=$((n + 1))
-    [ -e /tmp/done ] && break
-done
+# virtio-balloon: touch 150 MiB (a tmpfs file, then deleted) so that the VMM's RSS grows and the guest has free
+# pages to give back; the scenario's host side then inflates the balloon through QMP, measures, and quits.
+mkdir -p /tmp/fill
+mount -t tmpfs -o size=200m tmpfs /tmp/fill
+dd if=/dev/zero of=/tmp/fill/x bs=1M count=150 2>/dev/null
+rm /tmp/fill/x
+echo "GUEST-BALLOON-FILLED"
+sleep 300
