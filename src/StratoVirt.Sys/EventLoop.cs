@@ -13,6 +13,7 @@ public sealed class EventLoop : IDisposable
     private ulong _nextToken = 1; // 0 is the wake-up eventfd
     private Thread? _thread;
     private volatile bool _stopping;
+    private bool _disposed;
 
     private sealed record Registration(int Fd, Action<uint> Handler);
 
@@ -45,11 +46,15 @@ public sealed class EventLoop : IDisposable
         }
     }
 
+    /// <summary>Stops calling a handler. Safe after <see cref="Dispose"/> and after the fd was closed (the kernel
+    /// has then dropped it from the epoll set already).</summary>
     public void Remove(ulong token)
     {
         lock (_handlers)
         {
-            if (_handlers.Remove(token, out var r)) _epoll.Remove(r.Fd);
+            if (!_handlers.Remove(token, out var r) || _disposed) return;
+            try { _epoll.Remove(r.Fd); }
+            catch (SysException e) when (e.Errno is Libc.EBADF or Libc.ENOENT) { }
         }
     }
 
@@ -90,6 +95,7 @@ public sealed class EventLoop : IDisposable
 
     public void Dispose()
     {
+        lock (_handlers) _disposed = true;
         _stopping = true;
         if (_thread is not null)
         {
