@@ -72,7 +72,7 @@ public static class VirtioScenarios
         rm -f /tmp/hvc0.out
         "$VMM" "$@"
         rc=$?
-        tr -d '\r' </tmp/hvc0.out | grep -E 'hello-from-hvc0|reboot: Power down|printk: console \[hvc0\]' | sed 's/^/HOST-HVC0 /'
+        tr -d '\r' </tmp/hvc0.out | grep -E 'hello-from-hvc0|kmsg-via-hvc0' | sed 's/^/HOST-HVC0 /'
         exit $rc
         CONHOST
         """;
