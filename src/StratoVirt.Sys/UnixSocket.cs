@@ -3,28 +3,37 @@ using System.Text;
 
 namespace StratoVirt.Sys;
 
-/// <summary>Non-blocking AF_UNIX stream sockets: a listener bound to a path, accept, send and receive.</summary>
+/// <summary>
+/// Non-blocking AF_UNIX stream sockets: a listener bound to a path, accept, connect, send, receive and shutdown.
+/// Setting up a listener throws <see cref="SysException"/> naming the path; the calls made per connection return
+/// a negative errno instead (EAGAIN: not now), so a device's hot path neither throws nor allocates.
+/// </summary>
 public static unsafe class UnixSocket
 {
     /// <summary>The longest path sun_path holds, leaving room for its terminating NUL.</summary>
     public const int MaxPathBytes = SockAddrUn.PathCapacity - 1;
 
+    private const int StreamFlags = Libc.SOCK_STREAM | Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC;
+
     /// <summary>
-    /// Binds a listening socket at <paramref name="path"/> with file mode <paramref name="mode"/>. A stale socket
-    /// file (nobody listening) is replaced; a live socket or any other kind of file is an error. The mode is set
-    /// before listen(2), so no client can connect while the file still has the umask's mode.
+    /// Binds a listening socket at <paramref name="path"/>. A stale socket file (nobody listening) is replaced; a
+    /// live socket or any other kind of file is an error. A <paramref name="mode"/> is set before listen(2), so no
+    /// client can connect while the file still has the umask's mode.
     /// </summary>
-    public static FileDescriptor Listen(string path, uint mode, int backlog = 8)
+    /// <exception cref="SysException">The path is empty or too long (ENAMETOOLONG), in use (EADDRINUSE), not a
+    /// socket (EEXIST), or a call failed.</exception>
+    public static FileDescriptor Listen(string path, uint? mode = null, int backlog = 8)
     {
         var addr = Address(path);
         RemoveStale(path, addr);
-        var sock = NewSocket($"socket for {path}");
+        var sock = new FileDescriptor(SysException.Check(Libc.Socket(Libc.AF_UNIX, StreamFlags, 0), $"socket for {path}"));
         bool bound = false;
         try
         {
+            // addr is a local of this frame that bind only reads.
             SysException.Check(Libc.Bind(sock.Fd, &addr, (uint)sizeof(SockAddrUn)), $"bind {path}");
             bound = true;
-            SysException.Check(Libc.Chmod(path, mode), $"chmod {path}");
+            if (mode is uint m) SysException.Check(Libc.Chmod(path, m), $"chmod {path}");
             SysException.Check(Libc.Listen(sock.Fd, backlog), $"listen {path}");
             return sock;
         }
@@ -36,62 +45,100 @@ public static unsafe class UnixSocket
         }
     }
 
-    /// <summary>Accepts one pending connection as a non-blocking fd; null when none is pending.</summary>
-    public static FileDescriptor? Accept(FileDescriptor listener)
+    /// <summary>Accepts one pending connection as a non-blocking fd; null with <paramref name="errno"/> set when
+    /// there is none (EAGAIN: none pending; ECONNRESET: the client left before it was accepted).</summary>
+    public static FileDescriptor? Accept(FileDescriptor listener, out int errno)
     {
-        int fd = Libc.Accept4(listener.Fd, null, null, Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC);
-        if (fd >= 0) return new FileDescriptor(fd);
-        int errno = Marshal.GetLastPInvokeError();
-        if (errno is Libc.EAGAIN or Libc.EINTR or Libc.ECONNRESET) return null;
-        throw new SysException("accept4", errno);
+        while (true)
+        {
+            int fd = Libc.Accept4(listener.Fd, null, null, Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC);
+            errno = fd >= 0 ? 0 : Marshal.GetLastPInvokeError();
+            if (errno == Libc.EINTR) continue;
+            return fd >= 0 ? new FileDescriptor(fd) : null;
+        }
     }
 
-    /// <summary>Reads what is there: the byte count, 0 at end of stream, -1 if nothing is ready.</summary>
-    public static int Receive(FileDescriptor fd, Span<byte> buffer)
+    /// <summary>Connects a new non-blocking socket to <paramref name="path"/> (UTF-8, no NUL); null with
+    /// <paramref name="errno"/> set on failure (ECONNREFUSED: nobody listens; EAGAIN: the backlog is full). A unix
+    /// stream connect completes at once or fails.</summary>
+    public static FileDescriptor? Connect(ReadOnlySpan<byte> path, out int errno)
+    {
+        if (path.IsEmpty || path.Length > MaxPathBytes)
+        {
+            errno = Libc.ENAMETOOLONG;
+            return null;
+        }
+        var addr = new SockAddrUn { Family = Libc.AF_UNIX };
+        // Path is a 108-byte inline buffer of this local; path.Length <= 107 keeps the zeroed NUL after it.
+        path.CopyTo(new Span<byte>(addr.Path, SockAddrUn.PathCapacity));
+        return Connect(addr, out errno);
+    }
+
+    /// <summary>Reads what is there: the byte count, 0 at end of stream, or a negative errno (-EAGAIN: nothing
+    /// is ready).</summary>
+    public static int Receive(int fd, Span<byte> buffer)
     {
         // The span is pinned for the duration of the call and recv writes at most its length.
         fixed (byte* p = buffer)
         {
             while (true)
             {
-                nint n = Libc.Recv(fd.Fd, p, (nuint)buffer.Length, 0);
+                nint n = Libc.Recv(fd, p, (nuint)buffer.Length, Libc.MSG_DONTWAIT);
                 if (n >= 0) return (int)n;
                 int errno = Marshal.GetLastPInvokeError();
-                if (errno == Libc.EINTR) continue;
-                if (errno == Libc.EAGAIN) return -1;
-                throw new SysException("recv", errno);
+                if (errno != Libc.EINTR) return -errno;
             }
         }
     }
 
-    /// <summary>Writes what the socket takes now (0 if it is full); a closed peer is an exception, not SIGPIPE.</summary>
-    public static int Send(FileDescriptor fd, ReadOnlySpan<byte> data)
+    /// <summary>Writes what the socket takes now: the byte count, or a negative errno (-EAGAIN: it is full). A
+    /// closed peer is -EPIPE or -ECONNRESET, never SIGPIPE.</summary>
+    public static int Send(int fd, ReadOnlySpan<byte> data)
     {
         // The span is pinned for the duration of the call and send reads at most its length.
         fixed (byte* p = data)
         {
             while (true)
             {
-                nint n = Libc.Send(fd.Fd, p, (nuint)data.Length, Libc.MSG_NOSIGNAL);
+                nint n = Libc.Send(fd, p, (nuint)data.Length, Libc.MSG_DONTWAIT | Libc.MSG_NOSIGNAL);
                 if (n >= 0) return (int)n;
                 int errno = Marshal.GetLastPInvokeError();
-                if (errno == Libc.EINTR) continue;
-                if (errno == Libc.EAGAIN) return 0;
-                throw new SysException("send", errno);
+                if (errno != Libc.EINTR) return -errno;
             }
         }
     }
 
-    private static FileDescriptor NewSocket(string what) => new(SysException.Check(
-        Libc.Socket(Libc.AF_UNIX, Libc.SOCK_STREAM | Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC, 0), what));
+    /// <summary>shutdown(2) (<see cref="Libc.SHUT_WR"/> and so on); errors (the peer is already gone) are ignored.</summary>
+    public static void Shutdown(int fd, int how) => Libc.Shutdown(fd, how);
+
+    private static FileDescriptor? Connect(SockAddrUn addr, out int errno)
+    {
+        int fd = Libc.Socket(Libc.AF_UNIX, StreamFlags, 0);
+        if (fd < 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            return null;
+        }
+        var sock = new FileDescriptor(fd);
+        // addr is a copy on this frame that connect only reads.
+        if (Libc.Connect(fd, &addr, (uint)sizeof(SockAddrUn)) == 0)
+        {
+            errno = 0;
+            return sock;
+        }
+        errno = Marshal.GetLastPInvokeError();
+        sock.Dispose();
+        return null;
+    }
 
     private static SockAddrUn Address(string path)
     {
         int length = Encoding.UTF8.GetByteCount(path);
-        if (length == 0 || length > MaxPathBytes)
+        if (length == 0) throw new SysException("unix socket path is empty", Libc.ENAMETOOLONG);
+        if (length > MaxPathBytes)
         {
             throw new SysException(
-                $"unix socket path '{path}' is {length} bytes; it must be 1 to {MaxPathBytes}", Libc.ENAMETOOLONG);
+                $"unix socket path {path} is {length} bytes long; it holds at most {MaxPathBytes}", Libc.ENAMETOOLONG);
         }
         var addr = new SockAddrUn { Family = Libc.AF_UNIX };
         // Path is a 108-byte inline buffer of this local; length <= 107 keeps the zeroed NUL after it.
@@ -112,18 +159,16 @@ public static unsafe class UnixSocket
         Stat st;
         using (var file = new FileDescriptor(fd))
         {
+            // st is a local of this frame that fstat fills.
             SysException.Check(Libc.FStat(file.Fd, &st), $"fstat {path}");
         }
         if ((st.Mode & Libc.S_IFMT) != Libc.S_IFSOCK)
             throw new SysException($"{path} exists and is not a socket", Libc.EEXIST);
 
-        using var probe = NewSocket($"socket to probe {path}");
-        if (Libc.Connect(probe.Fd, &addr, (uint)sizeof(SockAddrUn)) == 0)
-            throw new SysException($"{path}: another process is listening on it", Libc.EADDRINUSE);
-        var err = SysException.Last($"connect {path}");
-        if (err.Errno == Libc.EAGAIN) // a full backlog: somebody is listening
-            throw new SysException($"{path}: another process is listening on it", Libc.EADDRINUSE);
-        if (err.Errno != Libc.ECONNREFUSED) throw err;
+        using var probe = Connect(addr, out int errno);
+        if (probe is not null || errno == Libc.EAGAIN) // connected, or a full backlog: somebody is listening
+            throw new SysException($"{path} is in use: another process is listening on it", Libc.EADDRINUSE);
+        if (errno != Libc.ECONNREFUSED) throw new SysException($"connect {path}", errno);
         if (Libc.Unlink(path) != 0)
         {
             var u = SysException.Last($"unlink stale socket {path}");

@@ -117,8 +117,13 @@ public sealed class QmpServer : IDisposable
         lock (_lock)
         {
             if (_disposed || _client is not null) return;
-            var fd = UnixSocket.Accept(_listener);
-            if (fd is null) return;
+            var fd = UnixSocket.Accept(_listener, out int errno);
+            if (fd is null)
+            {
+                if (errno is not (Libc.EAGAIN or Libc.ECONNRESET))
+                    Log.Warn($"qmp: accept on {_path}: {Libc.ErrorText(errno)}");
+                return;
+            }
             var client = new Client(fd);
             _loop.Remove(_listenToken);
             _listenToken = 0;
@@ -138,20 +143,13 @@ public sealed class QmpServer : IDisposable
             if (_disposed || _client != client) return;
             if ((events & Libc.EPOLLOUT) != 0) Flush(client);
             if (_client != client) return;
-            try
+            while (!closing && !overflow)
             {
-                while (!closing && !overflow)
-                {
-                    int n = UnixSocket.Receive(client.Fd, _readBuffer);
-                    if (n < 0) break;
-                    if (n == 0) closing = true;
-                    else overflow = !client.Framer.Push(_readBuffer.AsSpan(0, n), messages);
-                }
-            }
-            catch (SysException e)
-            {
-                Log.Debug($"qmp: {e.Message}");
-                closing = true;
+                int n = UnixSocket.Receive(client.Fd.Fd, _readBuffer);
+                if (n == -Libc.EAGAIN) break;
+                if (n < 0) Log.Debug($"qmp: recv: {Libc.ErrorText(-n)}");
+                if (n <= 0) closing = true;
+                else overflow = !client.Framer.Push(_readBuffer.AsSpan(0, n), messages);
             }
         }
 
@@ -196,20 +194,17 @@ public sealed class QmpServer : IDisposable
     /// <summary>Writes queued output until done or the socket is full; watches EPOLLOUT only while output waits.</summary>
     private void Flush(Client client)
     {
-        try
+        while (client.Output.Count > 0)
         {
-            while (client.Output.Count > 0)
+            int n = UnixSocket.Send(client.Fd.Fd, client.Output.Pending);
+            if (n is 0 or -Libc.EAGAIN) break;
+            if (n < 0)
             {
-                int n = UnixSocket.Send(client.Fd, client.Output.Pending);
-                if (n == 0) break;
-                client.Output.Consume(n);
+                Log.Debug($"qmp: send: {Libc.ErrorText(-n)}");
+                Disconnect(client);
+                return;
             }
-        }
-        catch (SysException e)
-        {
-            Log.Debug($"qmp: {e.Message}");
-            Disconnect(client);
-            return;
+            client.Output.Consume(n);
         }
         bool wants = client.Output.Count > 0;
         if (wants == client.WantsWrite) return;

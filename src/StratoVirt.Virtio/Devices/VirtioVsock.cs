@@ -86,7 +86,8 @@ public sealed class VirtioVsock : VirtioDevice
 
     /// <param name="guestCid">The guest's context id, 3 to 2^32-2.</param>
     /// <param name="udsPath">The Unix socket the device listens on; guest connections to host port X go to
-    /// "<paramref name="udsPath"/>_X". It must not exist yet.</param>
+    /// "<paramref name="udsPath"/>_X". A stale socket file there (nobody listening) is replaced; a live socket
+    /// or another kind of file is refused.</param>
     public VirtioVsock(ulong guestCid, string udsPath) : base(VirtioDeviceId.Vsock, 3)
     {
         if (guestCid < 3 || guestCid >= uint.MaxValue)
@@ -94,13 +95,13 @@ public sealed class VirtioVsock : VirtioDevice
         if (string.IsNullOrEmpty(udsPath)) throw new ArgumentException("vsock uds-path must not be empty");
         _pathBytes = Encoding.UTF8.GetBytes(udsPath);
         // Room for "_4294967295" after the path, so that every guest-initiated connection's path fits as well.
-        int max = VsockUnixSocket.MaxPathBytes - 11;
+        int max = UnixSocket.MaxPathBytes - 11;
         if (_pathBytes.Length > max)
             throw new ArgumentException($"vsock uds-path '{udsPath}' is {_pathBytes.Length} bytes; at most {max} are allowed");
         GuestCid = guestCid;
         UdsPath = udsPath;
         BinaryPrimitives.WriteUInt64LittleEndian(_config, guestCid);
-        try { _listener = VsockUnixSocket.Listen(udsPath); }
+        try { _listener = UnixSocket.Listen(udsPath, backlog: 64); }
         catch (SysException e) { throw new ArgumentException($"vsock uds-path '{udsPath}': {e.Message}"); }
     }
 
@@ -281,15 +282,15 @@ public sealed class VirtioVsock : VirtioDevice
         _pathBytes.CopyTo(path);
         path[_pathBytes.Length] = (byte)'_';
         Utf8Formatter.TryFormat(hostPort, path[(_pathBytes.Length + 1)..], out int digits);
-        int fd = VsockUnixSocket.Connect(path[..(_pathBytes.Length + 1 + digits)]);
-        if (fd < 0)
+        var socket = UnixSocket.Connect(path[..(_pathBytes.Length + 1 + digits)], out int errno);
+        if (socket is null)
         {
             if (Log.IsEnabled(LogLevel.Debug))
-                Log.Debug($"vsock {Id}: guest connection to {UdsPath}_{hostPort}: {Libc.ErrorText(-fd)}");
+                Log.Debug($"vsock {Id}: guest connection to {UdsPath}_{hostPort}: {Libc.ErrorText(errno)}");
             QueueReset(key);
             return;
         }
-        var c = NewConnection(new FileDescriptor(fd));
+        var c = NewConnection(socket);
         c.State = State.Established;
         c.HostPort = hostPort;
         c.GuestPort = (uint)key;
@@ -307,7 +308,7 @@ public sealed class VirtioVsock : VirtioDevice
     {
         if (!c.GuestNoSend || c.OutCount > 0) return;
         if (c.GuestNoRecv) Close(c, reset: true);
-        else VsockUnixSocket.Shutdown(c.Socket.Fd, Libc.SHUT_WR);
+        else UnixSocket.Shutdown(c.Socket.Fd, Libc.SHUT_WR);
     }
 
     /// <summary>Writes to the host socket what it takes now and queues the rest; only <paramref name="counted"/>
@@ -317,13 +318,13 @@ public sealed class VirtioVsock : VirtioDevice
         int sent = 0;
         if (c.OutCount == 0)
         {
-            nint n = VsockUnixSocket.Send(c.Socket.Fd, data);
-            if (n < 0 && n != -Libc.EAGAIN && n != -Libc.EINTR)
+            int n = UnixSocket.Send(c.Socket.Fd, data);
+            if (n < 0 && n != -Libc.EAGAIN)
             {
                 Reset(c, c.Key);
                 return;
             }
-            sent = (int)Math.Max(n, 0);
+            sent = Math.Max(n, 0);
             if (counted) Forwarded(c, sent);
             else c.UncountedOut -= sent;
         }
@@ -339,15 +340,14 @@ public sealed class VirtioVsock : VirtioDevice
     {
         while (c.OutCount > 0)
         {
-            nint n = VsockUnixSocket.Send(c.Socket.Fd, c.Out!.Front);
-            if (n == -Libc.EINTR) continue;
-            if (n == -Libc.EAGAIN) return;
-            if (n < 0)
+            int k = UnixSocket.Send(c.Socket.Fd, c.Out!.Front);
+            if (k == -Libc.EAGAIN) return;
+            if (k < 0)
             {
                 Reset(c, c.Key);
                 return;
             }
-            int k = (int)n, uncounted = Math.Min(k, c.UncountedOut);
+            int uncounted = Math.Min(k, c.UncountedOut);
             c.UncountedOut -= uncounted;
             c.Out.Consume(k);
             Forwarded(c, k - uncounted);
@@ -376,21 +376,19 @@ public sealed class VirtioVsock : VirtioDevice
     {
         while (true)
         {
-            int fd = VsockUnixSocket.Accept(_listener.Fd);
-            if (fd == -Libc.EINTR) continue;
-            if (fd == -Libc.EAGAIN) return;
-            if (fd < 0)
+            var socket = UnixSocket.Accept(_listener, out int errno);
+            if (socket is null)
             {
-                Log.Warn($"vsock {Id}: accept on {UdsPath}: {Libc.ErrorText(-fd)}");
+                if (errno != Libc.EAGAIN) Log.Warn($"vsock {Id}: accept on {UdsPath}: {Libc.ErrorText(errno)}");
                 return;
             }
             if (_sockets.Count >= MaxConnections)
             {
-                Libc.Close(fd);
+                socket.Dispose();
                 Log.Warn($"vsock {Id}: host connection on {UdsPath} refused: {MaxConnections} connections are open");
                 continue;
             }
-            var c = NewConnection(new FileDescriptor(fd));
+            var c = NewConnection(socket);
             c.State = State.ReadingConnect;
             c.Line = new byte[32];
             Arm(c);
@@ -441,8 +439,7 @@ public sealed class VirtioVsock : VirtioDevice
         Span<byte> one = stackalloc byte[1];
         while (true)
         {
-            nint n = VsockUnixSocket.Receive(c.Socket.Fd, one);
-            if (n == -Libc.EINTR) continue;
+            int n = UnixSocket.Receive(c.Socket.Fd, one);
             if (n == -Libc.EAGAIN) return;
             if (n <= 0)
             {
@@ -584,10 +581,10 @@ public sealed class VirtioVsock : VirtioDevice
             if (credit > 0)
             {
                 int max = (int)Math.Min(Math.Min(credit, _chain.WritableLength - HeaderSize), MaxPayload);
-                nint n = VsockUnixSocket.Receive(c.Socket.Fd, _scratch.AsSpan(0, max));
+                int n = UnixSocket.Receive(c.Socket.Fd, _scratch.AsSpan(0, max));
                 if (n > 0)
                 {
-                    _chain.Write(HeaderSize, _scratch.AsSpan(0, (int)n));
+                    _chain.Write(HeaderSize, _scratch.AsSpan(0, n));
                     c.TxCnt += (uint)n;
                     return Control(c, OpRw, 0, (uint)n);
                 }
@@ -597,7 +594,7 @@ public sealed class VirtioVsock : VirtioDevice
                     c.HostEof = true;
                     c.SendShutdown |= ShutdownSend;
                 }
-                else if (n != -Libc.EAGAIN && n != -Libc.EINTR)
+                else if (n != -Libc.EAGAIN)
                 {
                     Close(c, reset: true);
                     return 0;

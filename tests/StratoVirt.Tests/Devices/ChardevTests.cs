@@ -187,7 +187,7 @@ public sealed class ChardevTests : IDisposable
 
         string plain = _dir.Write("plain.txt", [1, 2, 3]);
         e = Assert.Throws<ChardevException>(() => new SocketChardev("s6", plain));
-        Assert.Contains("in use", e.Message);
+        Assert.Contains("is not a socket", e.Message);
         Assert.Equal(new byte[] { 1, 2, 3 }, File.ReadAllBytes(plain)); // never removed
     }
 
