@@ -60,6 +60,48 @@ public sealed class BadInputTests(PayloadFixture payloads) : IDisposable
         AssertOneLineError(RunKernel(payloads.Get("hello"), option, value), expected);
 
     [Fact]
+    public void MissingDriveImage()
+    {
+        string image = Path.Combine(_dir.Path, "missing.img");
+        AssertOneLineError(RunKernel(payloads.Get("hello"), "-drive", $"id=d0,file={image}",
+            "-device", "virtio-blk-device,drive=d0,id=vda"), image);
+    }
+
+    [Fact]
+    public void DriveImageInUseByAnotherDrive()
+    {
+        string image = _dir.Write("shared.img", new byte[1 << 20]);
+        AssertOneLineError(RunKernel(payloads.Get("hello"), "-drive", $"id=a,file={image}", "-drive", $"id=b,file={image}",
+            "-device", "virtio-blk-device,drive=a,id=vda", "-device", "virtio-blk-device,drive=b,id=vdb"), "in use");
+    }
+
+    [Theory]
+    [InlineData("a-name-longer-than-15", "longer than 15")]
+    [InlineData("bad/name", "'/'")]
+    public void TapThatCannotBeOpened(string ifname, string expected) =>
+        AssertOneLineError(RunKernel(payloads.Get("hello"), "-netdev", $"tap,id=n0,ifname={ifname}",
+            "-device", "virtio-net-device,netdev=n0,id=eth0"), expected);
+
+    [Fact]
+    public void MoreDevicesThanSlots()
+    {
+        var args = new List<string>();
+        for (int i = 0; i < 11; i++) args.AddRange(["-object", $"rng-random,id=r{i},filename=/dev/urandom", "-device", $"virtio-rng-device,rng=r{i},id=rng{i}"]);
+        AssertOneLineError(RunKernel(payloads.Get("hello"), [.. args]), "10 slots");
+    }
+
+    [Fact]
+    public void UnknownDriveReferenceAndDuplicateIds()
+    {
+        AssertOneLineError(RunKernel(payloads.Get("hello"), "-device", "virtio-blk-device,drive=nope"), "no -drive with id 'nope'");
+        AssertOneLineError(RunKernel(payloads.Get("hello"), "-drive", "id=d,file=/a", "-drive", "id=d,file=/b"), "id 'd' is used twice");
+    }
+
+    [Fact]
+    public void VsockWithoutABackend() =>
+        AssertOneLineError(RunKernel(payloads.Get("hello"), "-device", "vhost-vsock-device,id=v,guest-cid=3"), "uds-path=");
+
+    [Fact]
     public void MissingDevKvm()
     {
         // A private mount namespace with an empty /dev: the binary cannot find /dev/kvm.
