@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# virtio-blk and virtio-net throughput of a stock Linux guest under our VMM and under QEMU microvm, side by side
+# in ONE nested-lab run (everything there is 10-50x slower than native, so only the ratios mean something), plus
+# the VMM's memory with those devices attached.
+#
+#   bench/virtio-io.sh [--vmm <stratovirt binary>] [--repeat <n>] [--secs <s>] [--log <file>] [--timeout <s>]
+#   bench/virtio-io.sh --report <log>      only prints the table of an earlier run's log
+#
+# Same kernel, guest initramfs, 256 MiB and 2 vCPUs for both; each run gets a fresh sparse 256 MiB raw scratch
+# disk (outer /tmp, a tmpfs; ours direct=off, QEMU cache=writeback) and a tap in a network namespace of its own
+# whose host end (10.0.2.2) serves a 64 MiB file with busybox httpd. The guest (bench/virtio-io-guest.sh) measures:
+#   blk seq write   dd if=/dev/zero bs=1M count=256 conv=fsync onto the disk
+#   blk seq read    dd bs=1M of the disk after echo 3 > drop_caches
+#   blk 4K randread bench/randread.c: O_DIRECT 4 KiB preads at random offsets, queue depth 1, --secs seconds
+#   net rx          wget -O /dev/null of the 64 MiB file (TCP, host -> guest)
+# and the host side (bench/virtio-io-host.sh) the Rss of the VMM's mappings < 128 MiB (the rule of
+# bench/memory.sh: guest RAM excluded by size) 2 s into the guest's idle pause after boot, and again after the I/O.
+# Runs alternate ours/QEMU, --repeat times (default 2); the table shows the median and each run in order.
+# --vmm defaults to $STRATOVIRT_BINARY, then out/stratovirt; without one QEMU runs alone.
+# Inputs go to .cache/lab/bench/ (guest initramfs, randread); the log to .cache/lab/bench/virtio-io.log.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+usage() {
+    echo "usage: $0 [--vmm <binary>] [--repeat <n>] [--secs <s>] [--log <file>] [--timeout <s>] | --report <log>" >&2
+    exit 2
+}
+vmm="${STRATOVIRT_BINARY:-$root/out/stratovirt}"
+repeat=2
+secs=10
+log="$root/.cache/lab/bench/virtio-io.log"
+limit=''
+report_only=''
+while (($#)); do
+    case "$1" in
+        --vmm) (($# >= 2)) || usage; vmm=$2; shift 2 ;;
+        --repeat) (($# >= 2)) || usage; repeat=$2; shift 2 ;;
+        --secs) (($# >= 2)) || usage; secs=$2; shift 2 ;;
+        --log) (($# >= 2)) || usage; log=$2; shift 2 ;;
+        --timeout) (($# >= 2)) || usage; limit=$2; shift 2 ;;
+        --report) (($# >= 2)) || usage; report_only=$2; shift 2 ;;
+        -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+        *) usage ;;
+    esac
+done
+[[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --repeat wants a positive number, not '$repeat'" >&2; exit 2; }
+[[ "$secs" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --secs wants a positive number, not '$secs'" >&2; exit 2; }
+# Per run: a boot, 2 x 256 MiB through the disk, --secs of random reads, 64 MiB over the net, idle pauses; in the
+# lab that is a few minutes. The outer VM needs its own boot and the copy of the inputs on top.
+run_limit=900
+[[ -n "$limit" ]] || limit=$((600 + repeat * 2 * run_limit))
+[[ "$limit" =~ ^[0-9]+$ ]] || { echo "bench: --timeout wants whole seconds, not '$limit'" >&2; exit 2; }
+
+# Prints the table from a lab log of these scenarios.
+report() {  # report <log>
+    echo
+    echo "virtio-blk / virtio-net in the nested lab, ours vs QEMU microvm (log: $1, $(date -u -r "$1" +%Y-%m-%dT%H:%MZ))"
+    tr -d '\r' <"$1" | awk '
+        function median(k,   i, j, t, a) {
+            if (!n[k]) return ""
+            for (i = 1; i <= n[k]; i++) a[i] = val[k, i]
+            for (i = 2; i <= n[k]; i++)
+                for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+            return n[k] % 2 ? a[(n[k] + 1) / 2] : (a[n[k] / 2] + a[n[k] / 2 + 1]) / 2
+        }
+        function add(vm, metric, v) {
+            k = vm SUBSEP metric
+            val[k, ++n[k]] = v
+            runs[k] = runs[k] (runs[k] == "" ? "" : " ") sprintf(fmt[metric], v)
+        }
+        function field(line, name,   t) {
+            if (!match(line, name "=[0-9.]+")) return ""
+            t = substr(line, RSTART + length(name) + 1, RLENGTH - length(name) - 1)
+            return t + 0
+        }
+        BEGIN {
+            nm = split("write read iops net rss_idle rss_io", order, " ")
+            label["write"] = "blk seq write MB/s"; fmt["write"] = "%.1f"; better["write"] = "higher"
+            label["read"] = "blk seq read MB/s"; fmt["read"] = "%.1f"; better["read"] = "higher"
+            label["iops"] = "blk 4K randread IOPS"; fmt["iops"] = "%.0f"; better["iops"] = "higher"
+            label["net"] = "net rx (host->guest) MB/s"; fmt["net"] = "%.1f"; better["net"] = "higher"
+            label["rss_idle"] = "VMM Rss <128M idle MiB"; fmt["rss_idle"] = "%.1f"; better["rss_idle"] = "lower"
+            label["rss_io"] = "VMM Rss <128M after I/O MiB"; fmt["rss_io"] = "%.1f"; better["rss_io"] = "lower"
+        }
+        /^@@BEGIN / {
+            vm = ""
+            if ($2 ~ /^(ours|qemu)-r[0-9]+$/) { vm = substr($2, 1, 4); ran[vm]++ }
+            next
+        }
+        /^@@NOTE / { notes = notes "  " substr($0, 8) "\n"; next }
+        vm == "" { next }
+        /GUEST-VIO-BLK-WRITE / { ms = field($0, "ms"); if (ms > 0) add(vm, "write", field($0, "bytes") / ms / 1000) }
+        /GUEST-VIO-BLK-READ / { ms = field($0, "ms"); if (ms > 0) add(vm, "read", field($0, "bytes") / ms / 1000) }
+        /GUEST-VIO-BLK-RANDREAD / { add(vm, "iops", field($0, "iops")) }
+        /GUEST-VIO-NET-RX / { ms = field($0, "ms"); if (ms > 0) add(vm, "net", field($0, "bytes") / ms / 1000) }
+        /HOST-VIO-RSS idle / { add(vm, "rss_idle", field($0, "small_kb") / 1024) }
+        /HOST-VIO-RSS after-io / { add(vm, "rss_io", field($0, "small_kb") / 1024) }
+        /GUEST-VIO-ERROR |HOST-VIO-ERROR / { t = $0; sub(/.*(GUEST|HOST)-VIO-ERROR /, "", t); errs = errs "  " vm ": " t "\n" }
+        /^@@END / { rcs[vm] = rcs[vm] (rcs[vm] == "" ? "" : " ") substr($3, 4); vm = ""; next }
+        END {
+            f = "%-28s %-27s %-27s %-10s %-8s %s\n"
+            printf f, "metric", "ours median (runs)", "QEMU median (runs)", "ours/QEMU", "better", "target >= 1.2"
+            for (i = 1; i <= nm; i++) {
+                m = order[i]
+                o = median("ours" SUBSEP m); q = median("qemu" SUBSEP m)
+                os = o == "" ? "n/a" : sprintf(fmt[m] " (%s)", o, runs["ours" SUBSEP m])
+                qs = q == "" ? "n/a" : sprintf(fmt[m] " (%s)", q, runs["qemu" SUBSEP m])
+                r = (o != "" && q != "" && q > 0) ? sprintf("%.2f", o / q) : "n/a"
+                verdict = better[m] != "higher" ? "-" : r == "n/a" ? "n/a" : r + 0 >= 1.2 ? "met" : "missed"
+                printf f, label[m], os, qs, r, better[m], verdict
+            }
+            printf "runs: ours %d (exit codes: %s), QEMU %d (exit codes: %s)\n", ran["ours"], rcs["ours"] == "" ? "-" : rcs["ours"],
+                ran["qemu"], rcs["qemu"] == "" ? "-" : rcs["qemu"]
+            if (errs != "") printf "errors:\n%s", errs
+            if (notes != "") printf "notes:\n%s", notes
+        }'
+}
+
+if [[ -n "$report_only" ]]; then
+    [[ -f "$report_only" ]] || { echo "bench: no log $report_only" >&2; exit 2; }
+    report "$report_only"
+    exit 0
+fi
+
+run_args=(--with-qemu)
+if [[ -x "$vmm" ]]; then
+    run_args+=(--vmm "$vmm")
+else
+    echo "bench: no VMM binary at $vmm (build it with scripts/build.sh): measuring QEMU alone" >&2
+fi
+command -v gcc >/dev/null || { echo "bench: gcc is needed to build bench/randread.c (apt-get install gcc)" >&2; exit 1; }
+
+work="$root/.cache/lab/bench"
+mkdir -p "$work" "$(dirname "$log")"
+tmp=$(mktemp -d "$work/virtio-io.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# The guest initramfs: the lab's usual one, and appended to it a second gzip'd cpio (the kernel unpacks
+# concatenated archives in order) with the guest script as /tests/virtio-io.sh and randread in /bin.
+echo "bench: building the guest initramfs with /tests/virtio-io.sh and /bin/randread" >&2
+"$root/scripts/lab/make-guest-initramfs.sh" "$tmp/base.cpio.gz"
+mkdir -p "$tmp/extra/tests" "$tmp/extra/bin"
+gcc -static -O2 -Wall -Wextra -o "$tmp/extra/bin/randread" "$root/bench/randread.c" \
+    || { echo "bench: cannot build bench/randread.c statically (needs libc6-dev's static glibc)" >&2; exit 1; }
+install -m 0755 "$root/bench/virtio-io-guest.sh" "$tmp/extra/tests/virtio-io.sh"
+(cd "$tmp/extra" && printf '%s\n' bin/randread tests/virtio-io.sh | cpio -o -H newc -R 0:0 --quiet | gzip -9n) \
+    >"$tmp/extra.cpio.gz"
+cat "$tmp/base.cpio.gz" "$tmp/extra.cpio.gz" >"$work/virtio-io-guest.cpio.gz"
+
+scenarios="$tmp/scenarios.sh"
+{
+    echo "BENCH_REPEAT=$repeat"
+    echo "BENCH_SECS=$secs"
+    echo "BENCH_TIMEOUT=$run_limit"
+    cat "$root/bench/virtio-io-scenarios.sh"
+} >"$scenarios"
+cp "$root/bench/virtio-io-host.sh" "$tmp/virtio-io-host.sh"
+
+status=0
+"$root/scripts/lab/run.sh" --scenarios "$scenarios" --log "$log" --timeout "$limit" \
+    --guest-initrd "$work/virtio-io-guest.cpio.gz" --add "$tmp/virtio-io-host.sh" "${run_args[@]}" || status=$?
+
+report "$log"
+exit "$status"
