@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using StratoVirt.Sys;
 
 namespace StratoVirt.Virtio.Devices;
@@ -93,10 +92,12 @@ public sealed class VirtioNet : VirtioDevice
     public static string FormatMac(byte[] mac) =>
         string.Join(':', mac.Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
 
-    /// <summary>A random unicast, locally administered MAC address.</summary>
+    /// <summary>A random unicast, locally administered MAC address. Random.Shared, not the crypto generator: a MAC
+    /// needs no secrecy, and the crypto generator loads libssl, which a minimal host (or the lab) may not have.</summary>
     public static byte[] RandomMac()
     {
-        var mac = RandomNumberGenerator.GetBytes(6);
+        var mac = new byte[6];
+        Random.Shared.NextBytes(mac);
         mac[0] = (byte)((mac[0] & 0xFC) | 0x02);
         return mac;
     }

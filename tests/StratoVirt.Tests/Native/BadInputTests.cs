@@ -98,6 +98,18 @@ public sealed class BadInputTests(PayloadFixture payloads) : IDisposable
     }
 
     [Fact]
+    public void NetDeviceWithoutAMacGetsARandomOneWithoutNeedingLibssl()
+    {
+        // A tap in a private network namespace; the VMM then either boots the payload (host KVM) or stops at
+        // /dev/kvm. What it must not do is abort while choosing the MAC (the crypto generator loads libssl).
+        var r = VmmProcess.RunCommand("unshare", ["-n", VmmProcess.Binary, "-machine", "microvm", "-kernel",
+            payloads.Get("hello"), "-netdev", "tap,id=n0,ifname=svtest0", "-device", "virtio-net-device,netdev=n0,id=eth0"]);
+        Assert.False(r.TimedOut, r.ToString());
+        Assert.DoesNotContain("libssl", r.Stderr);
+        Assert.True(r.ExitCode == 0 || r.Stderr.Contains("/dev/kvm"), r.ToString());
+    }
+
+    [Fact]
     public void VsockWithoutABackend() =>
         AssertOneLineError(RunKernel(payloads.Get("hello"), "-device", "vhost-vsock-device,id=v,guest-cid=3"), "uds-path=");
 

@@ -95,7 +95,8 @@ public sealed class CommandLineTests
         Assert.Contains("-kernel is required", Error("-machine", "microvm"));
         Assert.Contains("given more than once", Error("-machine", "microvm", "-kernel", "a", "-kernel", "b"));
         Assert.Contains("unexpected argument 'stray'", Error("-machine", "microvm", "-kernel", "k", "stray"));
-        Assert.Contains("not supported by this build yet", Error("-machine", "microvm", "-kernel", "k", "-qmp", "unix:/x,server,nowait"));
+        Assert.Contains("not supported by this build yet", Error("-machine", "microvm", "-kernel", "k", "-mon", "chardev=c,id=m"));
+        Assert.Contains("option -qmp", Error("-machine", "microvm", "-kernel", "k", "-qmp", "tcp:127.0.0.1:4444"));
     }
 
     [Fact]
