@@ -32,6 +32,9 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
         Assert.Equal("256", s.GuestMarker("GUEST-RNG-BYTES"));
         // 256 random bytes show well over 100 distinct values; a device returning zeros or a pattern would not.
         Assert.True(int.Parse(s.GuestMarker("GUEST-RNG-DISTINCT")!) > 100, Text(s));
+        // Driver unbind and bind: the device is reset and set up again, and works.
+        Assert.Equal("virtio0", s.GuestMarker("GUEST-RNG-REBOUND"));
+        Assert.Equal("64", s.GuestMarker("GUEST-RNG-BYTES-AFTER-REBIND"));
     }
 
     [Fact]
