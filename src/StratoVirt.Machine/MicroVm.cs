@@ -96,6 +96,8 @@ public sealed class MicroVm : IDisposable, IQmpCommands
 
     ulong? IQmpCommands.BalloonActual => _balloon?.ActualBytes;
 
+    IReadOnlyList<(int Index, int ThreadId)> IQmpCommands.CpuThreads => [.. _vcpus.Select(v => (v.Id, v.ThreadId))];
+
     bool IQmpCommands.TrySetBalloon(ulong targetBytes, out string? error)
     {
         if (_balloon is null)

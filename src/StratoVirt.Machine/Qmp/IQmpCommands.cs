@@ -13,4 +13,8 @@ public interface IQmpCommands
     /// <summary>The <c>balloon</c> command: asks the guest to bring its memory to <paramref name="targetBytes"/>.
     /// False with a message when there is no balloon or the value cannot be applied.</summary>
     bool TrySetBalloon(ulong targetBytes, out string? error);
+
+    /// <summary>The vCPUs as <c>query-cpus</c> reports them: index and host thread id (Kata reads the ids to pin
+    /// vCPU threads).</summary>
+    IReadOnlyList<(int Index, int ThreadId)> CpuThreads { get; }
 }

@@ -50,6 +50,13 @@ internal sealed class QmpDispatcher
             ["query-commands"] = (_, _) => QmpReply.Ok(CommandList(), QmpJsonContext.Default.QmpCommandInfoArray),
             ["balloon"] = (a, _) => Balloon(a),
             ["query-balloon"] = (_, _) => QueryBalloon(),
+            ["query-cpus"] = (_, _) => QmpReply.Ok(Cpus(), QmpJsonContext.Default.QmpCpuInfoArray),
+            // libvirt's and Kata's probes: fixed answers for this machine.
+            ["query-target"] = (_, _) => QmpReply.Ok(new QmpTarget("x86_64"), QmpJsonContext.Default.QmpTarget),
+            ["query-kvm"] = (_, _) => QmpReply.Ok(new QmpKvm(true, true), QmpJsonContext.Default.QmpKvm),
+            ["query-machines"] = (_, _) => QmpReply.Ok(
+                new[] { new QmpMachine("microvm", 254, false, true) }, QmpJsonContext.Default.QmpMachineArray),
+            ["query-events"] = (_, _) => QmpReply.Ok(Events, QmpJsonContext.Default.QmpNamedArray),
         };
     }
 
@@ -99,6 +106,15 @@ internal sealed class QmpDispatcher
             return QmpReply.Fail("Expecting capabilities negotiation with 'qmp_capabilities'", CommandNotFound);
         return command(arguments, session);
     }
+
+    /// <summary>The events this server can send.</summary>
+    private static readonly QmpNamed[] Events = [new("SHUTDOWN"), new("BALLOON_CHANGED")];
+
+    private QmpCpuInfo[] Cpus() =>
+    [
+        .. _machine.CpuThreads.Select(c => new QmpCpuInfo(c.Index, c.Index == 0, false,
+            $"/machine/unattached/device[{c.Index}]", c.ThreadId, new QmpCpuProps(c.Index, 0, 0))),
+    ];
 
     private QmpCommandInfo[] CommandList() => [.. _commands.Keys.Select(n => new QmpCommandInfo(n))];
 

@@ -21,6 +21,24 @@ public sealed record QmpCommandInfo(string Name);
 /// <summary>An empty object: the return of commands that return nothing.</summary>
 public sealed record QmpEmpty;
 
+public sealed record QmpCpuProps([property: JsonPropertyName("core-id")] int CoreId,
+    [property: JsonPropertyName("socket-id")] int SocketId, [property: JsonPropertyName("thread-id")] int ThreadId);
+
+/// <summary>One <c>query-cpus</c> entry, with upstream's field names.</summary>
+public sealed record QmpCpuInfo([property: JsonPropertyName("CPU")] int Cpu, bool Current, bool Halted,
+    [property: JsonPropertyName("qom_path")] string QomPath, [property: JsonPropertyName("thread_id")] int ThreadId,
+    QmpCpuProps Props);
+
+public sealed record QmpTarget(string Arch);
+
+public sealed record QmpKvm(bool Enabled, bool Present);
+
+public sealed record QmpMachine(string Name, [property: JsonPropertyName("cpu-max")] int CpuMax,
+    [property: JsonPropertyName("hotpluggable-cpus")] bool HotpluggableCpus, [property: JsonPropertyName("is-default")] bool IsDefault);
+
+/// <summary>A name, for query-commands and query-events.</summary>
+public sealed record QmpNamed(string Name);
+
 public sealed record ShutdownEventData(bool Guest, string Reason);
 
 public sealed record QmpErrorBody(string Class, string Desc);
@@ -39,6 +57,11 @@ public sealed class BalloonArguments
 [JsonSerializable(typeof(QmpStatus))]
 [JsonSerializable(typeof(BalloonInfo))]
 [JsonSerializable(typeof(QmpCommandInfo[]))]
+[JsonSerializable(typeof(QmpCpuInfo[]))]
+[JsonSerializable(typeof(QmpTarget))]
+[JsonSerializable(typeof(QmpKvm))]
+[JsonSerializable(typeof(QmpMachine[]))]
+[JsonSerializable(typeof(QmpNamed[]))]
 [JsonSerializable(typeof(QmpEmpty))]
 [JsonSerializable(typeof(ShutdownEventData))]
 [JsonSerializable(typeof(QmpErrorBody))]

@@ -88,6 +88,10 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
         output.WriteLine($"VMM RSS before {before} KiB, after inflating by 128 MiB {after} KiB");
         // 128 MiB went into the balloon; at least 64 MiB of it must have left the VMM's resident set.
         Assert.True(before - after > 64 * 1024, Text(s));
+        // query-cpus on the running VM: both vCPUs with the ids of their host threads.
+        string cpus = s.GuestMarker("HOST-QMP-CPUS") ?? "";
+        var ids = System.Text.RegularExpressions.Regex.Matches(cpus, "\"thread_id\":([0-9]+)").Select(m => int.Parse(m.Groups[1].Value)).ToList();
+        Assert.True(ids.Count == 2 && ids.All(id => id > 0) && ids[0] != ids[1], cpus);
     }
 
     [Fact]

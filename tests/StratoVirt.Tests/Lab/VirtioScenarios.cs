@@ -90,6 +90,7 @@ public static class VirtioScenarios
         until [ "$(rss)" -gt 184320 ] 2>/dev/null || [ $n -ge 900 ]; do sleep 0.2; n=$((n + 1)); done
         sleep 2
         echo "HOST-BALLOON-RSS-BEFORE-KB $(rss)"
+        qmp-send /tmp/qmp.sock '{"execute":"query-cpus"}' | sed 's/^/HOST-QMP-CPUS /'
         qmp-send /tmp/qmp.sock '{"execute":"balloon","arguments":{"value":134217728}}' | sed 's/^/HOST-QMP /'
         n=0 actual=
         while [ $n -lt 240 ]; do

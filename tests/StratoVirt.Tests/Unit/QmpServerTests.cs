@@ -45,6 +45,8 @@ public sealed class QmpServerTests : IDisposable
 
         public ulong? BalloonActual => Actual;
 
+        public IReadOnlyList<(int Index, int ThreadId)> CpuThreads => [(0, 4242), (1, 4243)];
+
         public bool TrySetBalloon(ulong targetBytes, out string? error)
         {
             if (targetBytes < 1 << 20)
@@ -210,8 +212,8 @@ public sealed class QmpServerTests : IDisposable
             c.Execute("""{"execute":"query-version"}"""));
         using var doc = JsonDocument.Parse(c.Execute("""{"execute":"query-commands"}"""));
         var names = doc.RootElement.GetProperty("return").EnumerateArray().Select(e => e.GetProperty("name").GetString());
-        Assert.Equal(["qmp_capabilities", "quit", "query-status", "query-version", "query-commands", "balloon", "query-balloon"],
-            names);
+        Assert.Equal(["qmp_capabilities", "quit", "query-status", "query-version", "query-commands", "balloon", "query-balloon",
+            "query-cpus", "query-target", "query-kvm", "query-machines", "query-events"], names);
     }
 
     [Fact]
@@ -346,5 +348,67 @@ public sealed class QmpServerTests : IDisposable
         string stdout = p.StandardOutput.ReadToEnd();
         Assert.True(p.WaitForExit(60_000), $"{file} did not finish");
         return (p.ExitCode, stdout + stderr.Result);
+    }
+
+    [Fact]
+    public void ProbesAndQueryCpusAnswerLikeUpstream()
+    {
+        using var c = Connect();
+        Assert.Equal("""{"return":{"arch":"x86_64"}}""", c.Execute("""{"execute":"query-target"}"""));
+        Assert.Equal("""{"return":{"enabled":true,"present":true}}""", c.Execute("""{"execute":"query-kvm"}"""));
+        Assert.Contains("\"name\":\"microvm\"", c.Execute("""{"execute":"query-machines"}"""));
+        Assert.Contains("\"name\":\"SHUTDOWN\"", c.Execute("""{"execute":"query-events"}"""));
+        string cpus = c.Execute("""{"execute":"query-cpus","id":7}""");
+        Assert.StartsWith("""{"return":[{"CPU":0,"current":true,"halted":false,"qom_path":"/machine/unattached/device[0]","thread_id":4242,""", cpus);
+        Assert.Contains("\"thread_id\":4243", cpus);
+        Assert.EndsWith(",\"id\":7}", cpus);
+    }
+
+    /// <summary>10,000 generated malformed requests, each framed so that it ends (a non-brace line, or a balanced
+    /// object with bad content): every one gets an error reply, and the server still answers afterwards.</summary>
+    [Fact]
+    public void TenThousandMalformedInputsEachGetAnErrorAndTheServerKeepsAnswering()
+    {
+        using var c = Connect();
+        var random = new Random(20261122);
+        const string Junk = "abcxyz0123456789 :,.-_+*/\\'";
+        string Noise(int max)
+        {
+            var chars = new char[random.Next(1, max)];
+            for (int i = 0; i < chars.Length; i++) chars[i] = Junk[random.Next(Junk.Length)];
+            return new string(chars);
+        }
+        string[] shapes =
+        [
+            "{\"execute\":123}", "{\"execute\":null}", "{\"arguments\":{}}", "{\"execute\":\"balloon\",\"arguments\":[1]}",
+            "{\"execute\":\"balloon\",\"arguments\":{\"value\":\"big\"}}", "{\"execute\":\"balloon\",\"arguments\":{\"value\":-1}}",
+            "{\"execute\":\"balloon\",\"arguments\":{\"value\":1,\"extra\":2}}", "{\"execute\":\"balloon\"}",
+            "{\"execute\":\"no-such-command\"}", "{\"execute\":\"\"}", "{\"execute\":\"q\\u0000\"}", "{ \"}\" : ",
+        ];
+        int sent = 0;
+        for (int batch = 0; batch < 20; batch++)
+        {
+            var text = new StringBuilder();
+            for (int i = 0; i < 500; i++, sent++)
+            {
+                text.Append((sent % 4) switch
+                {
+                    0 => "x" + Noise(80) + "\n",                                      // not JSON at all
+                    1 => "{" + Noise(60).Replace("\\", "") + "}",                      // braces around garbage
+                    2 => shapes[random.Next(shapes.Length - 1)],                       // well-formed, wrong content
+                    _ => "{\"execute\":\"" + Noise(20).Replace("\\", "") + "\",\"id\":" + sent + "}", // unknown command
+                });
+            }
+            c.Send(text.ToString());
+            for (int i = 0; i < 500; i++)
+            {
+                string? reply = c.ReadLine();
+                Assert.NotNull(reply);
+                Assert.StartsWith("{\"error\":{\"class\":", reply);
+            }
+        }
+        Assert.Equal(10_000, sent);
+        Assert.Equal("""{"return":{"running":true,"singlestep":false,"status":"running"},"id":"last"}""",
+            c.Execute("""{"execute":"query-status","id":"last"}"""));
     }
 }
