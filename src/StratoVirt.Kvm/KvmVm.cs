@@ -69,6 +69,21 @@ public sealed unsafe class KvmVm : IDisposable
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Ioeventfd, &ioeventfd), $"KVM_IOEVENTFD at 0x{address:x}");
     }
 
+    /// <summary>KVM_GET_CLOCK: the guest's kvmclock, in ns.</summary>
+    public ulong GetClock()
+    {
+        var data = new KvmClockData();
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetClock, &data), "KVM_GET_CLOCK");
+        return data.Clock;
+    }
+
+    /// <summary>KVM_SET_CLOCK: sets the guest's kvmclock (used to keep it still across a pause).</summary>
+    public void SetClock(ulong nanoseconds)
+    {
+        var data = new KvmClockData { Clock = nanoseconds };
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetClock, &data), "KVM_SET_CLOCK");
+    }
+
     public KvmVcpu CreateVcpu(int id)
     {
         int fd = SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.CreateVcpu, (ulong)id), $"KVM_CREATE_VCPU {id}");

@@ -94,6 +94,45 @@ public sealed class MicroVm : IDisposable, IQmpCommands
 
     void IQmpCommands.Quit() => RequestExit(MachineExit.PowerOff("QMP quit"));
 
+    private volatile bool _paused;
+    private ulong? _pausedClock;
+
+    bool IQmpCommands.Running => !_paused;
+
+    void IQmpCommands.Stop()
+    {
+        if (_paused) return;
+        foreach (var vcpu in _vcpus)
+            if (!vcpu.Pause(TimeSpan.FromSeconds(2))) Log.Warn($"vCPU {vcpu.Id} did not pause within 2 s");
+        _pausedClock = TryGetClock();
+        _paused = true;
+        _qmp?.SendEvent("STOP");
+    }
+
+    void IQmpCommands.Cont()
+    {
+        if (!_paused) return;
+        // The guest clock stands still while paused, as it would on hardware that was stopped.
+        if (_pausedClock is { } clock)
+        {
+            try { _vm.SetClock(clock); }
+            catch (SysException e) { Log.Warn($"{e.Message}; the guest clock jumps over the pause"); }
+        }
+        _paused = false;
+        foreach (var vcpu in _vcpus) vcpu.Resume();
+        _qmp?.SendEvent("RESUME");
+    }
+
+    private ulong? TryGetClock()
+    {
+        try { return _vm.GetClock(); }
+        catch (SysException e)
+        {
+            Log.Debug($"{e.Message}; the guest clock will jump over the pause");
+            return null;
+        }
+    }
+
     ulong? IQmpCommands.BalloonActual => _balloon?.ActualBytes;
 
     IReadOnlyList<(int Index, int ThreadId)> IQmpCommands.CpuThreads => [.. _vcpus.Select(v => (v.Id, v.ThreadId))];
@@ -247,6 +286,12 @@ public sealed class MicroVm : IDisposable, IQmpCommands
     public MachineExit Run()
     {
         using var terminal = _serial is not null && _config.Serial is SerialBackend.Stdio ? RawTerminal.TryEnter(0) : null;
+        if (_config.StartPaused)
+        {
+            foreach (var vcpu in _vcpus) vcpu.RequestPause();
+            _pausedClock = TryGetClock();
+            _paused = true;
+        }
         foreach (var vcpu in _vcpus) vcpu.Start();
         // Set up while the guest already runs: nothing below is needed before the first stop request.
         VcpuKick.Install();

@@ -15,6 +15,9 @@ public sealed class Vcpu : IDisposable
     private Thread? _thread;
     private volatile bool _stop;
     private volatile int _tid;
+    private readonly object _pauseGate = new();
+    private volatile bool _pauseRequested;
+    private bool _paused;
 
     public Vcpu(KvmVcpu kvm, IoBus pio, IoBus mmio, Action<MachineExit> onExit)
     {
@@ -35,13 +38,54 @@ public sealed class Vcpu : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Stops the thread: immediate_exit catches a kick that lands outside KVM_RUN, the signal one inside it.</summary>
-    public void Stop(TimeSpan timeout)
+    /// <summary>Makes the thread stop before its next KVM_RUN (set before <see cref="Start"/> for -S).</summary>
+    public void RequestPause()
     {
-        _stop = true;
+        lock (_pauseGate) _pauseRequested = true;
+        Kick();
+    }
+
+    /// <summary>Pauses the vCPU and waits until its thread is parked outside KVM_RUN; false on timeout (or if the
+    /// thread is gone).</summary>
+    public bool Pause(TimeSpan timeout)
+    {
+        RequestPause();
+        lock (_pauseGate)
+        {
+            var until = DateTime.UtcNow + timeout;
+            while (!_paused && _thread is { IsAlive: true })
+            {
+                var left = until - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero || !Monitor.Wait(_pauseGate, left)) return _paused;
+            }
+            return _paused;
+        }
+    }
+
+    public void Resume()
+    {
+        lock (_pauseGate)
+        {
+            _pauseRequested = false;
+            Monitor.PulseAll(_pauseGate);
+        }
+    }
+
+    /// <summary>Gets the thread out of KVM_RUN: immediate_exit catches a kick that lands outside KVM_RUN, the
+    /// signal one inside it.</summary>
+    private void Kick()
+    {
         _kvm.RunState.ImmediateExit = 1;
         int tid = _tid;
         if (tid != 0) Libc.TgKill(Libc.GetPid(), tid, VcpuKick.Signal);
+    }
+
+    /// <summary>Stops the thread.</summary>
+    public void Stop(TimeSpan timeout)
+    {
+        _stop = true;
+        Kick();
+        lock (_pauseGate) Monitor.PulseAll(_pauseGate);
         if (_thread is not null && !_thread.Join(timeout))
             Log.Warn($"vCPU {Id} did not stop within {timeout.TotalMilliseconds} ms");
     }
@@ -53,6 +97,8 @@ public sealed class Vcpu : IDisposable
         {
             while (!_stop)
             {
+                if (_pauseRequested) ParkWhilePaused();
+                if (_stop) break;
                 if (!_kvm.Run()) continue; // EINTR: a kick, or a signal for the runtime
                 var exit = HandleExit();
                 if (exit is not null)
@@ -65,6 +111,18 @@ public sealed class Vcpu : IDisposable
         catch (Exception e)
         {
             _onExit(MachineExit.Failure($"vCPU {Id}: {e.Message}"));
+        }
+    }
+
+    private void ParkWhilePaused()
+    {
+        lock (_pauseGate)
+        {
+            _paused = true;
+            Monitor.PulseAll(_pauseGate);
+            while (_pauseRequested && !_stop) Monitor.Wait(_pauseGate);
+            _paused = false;
+            if (!_stop) _kvm.RunState.ImmediateExit = 0; // a later pause sets it again under this lock's ordering
         }
     }
 

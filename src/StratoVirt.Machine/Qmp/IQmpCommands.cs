@@ -17,4 +17,13 @@ public interface IQmpCommands
     /// <summary>The vCPUs as <c>query-cpus</c> reports them: index and host thread id (Kata reads the ids to pin
     /// vCPU threads).</summary>
     IReadOnlyList<(int Index, int ThreadId)> CpuThreads { get; }
+
+    /// <summary>False while the vCPUs are paused (<c>stop</c>, or -S until <c>cont</c>).</summary>
+    bool Running { get; }
+
+    /// <summary>The <c>stop</c> command: pause every vCPU (and the guest clock). No-op when already paused.</summary>
+    void Stop();
+
+    /// <summary>The <c>cont</c> command: resume. No-op when running.</summary>
+    void Cont();
 }

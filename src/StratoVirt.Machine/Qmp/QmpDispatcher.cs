@@ -45,7 +45,10 @@ internal sealed class QmpDispatcher
         {
             ["qmp_capabilities"] = (_, s) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, () => s.Negotiated = true),
             ["quit"] = (_, _) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, Quit),
-            ["query-status"] = (_, _) => QmpReply.Ok(new QmpStatus(true, false, "running"), QmpJsonContext.Default.QmpStatus),
+            ["query-status"] = (_, _) => QmpReply.Ok(_machine.Running ? new QmpStatus(true, false, "running")
+                : new QmpStatus(false, false, "paused"), QmpJsonContext.Default.QmpStatus),
+            ["stop"] = (_, _) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, _machine.Stop),
+            ["cont"] = (_, _) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, _machine.Cont),
             ["query-version"] = (_, _) => QmpReply.Ok(QmpServer.Version, QmpJsonContext.Default.QmpVersion),
             ["query-commands"] = (_, _) => QmpReply.Ok(CommandList(), QmpJsonContext.Default.QmpCommandInfoArray),
             ["balloon"] = (a, _) => Balloon(a),
@@ -108,7 +111,7 @@ internal sealed class QmpDispatcher
     }
 
     /// <summary>The events this server can send.</summary>
-    private static readonly QmpNamed[] Events = [new("SHUTDOWN"), new("BALLOON_CHANGED")];
+    private static readonly QmpNamed[] Events = [new("SHUTDOWN"), new("STOP"), new("RESUME"), new("BALLOON_CHANGED")];
 
     private QmpCpuInfo[] Cpus() =>
     [

@@ -25,6 +25,8 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-serial", Arity.Value),
         new("-D", Arity.OptionalValue),
         new("-qmp", Arity.Value),
+        new("-S", Arity.Flag),
+        new("-freeze", Arity.Flag),
         new("-drive", Arity.Value, Repeatable: true),
         new("-device", Arity.Value, Repeatable: true),
         new("-netdev", Arity.Value, Repeatable: true),
@@ -36,8 +38,6 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-version", Arity.Flag),
         new("-V", Arity.Flag),
         // Options later parts of the project implement.
-        new("-S", Arity.Flag, Unsupported: Later),
-        new("-freeze", Arity.Flag, Unsupported: Later),
 
         new("-mon", Arity.Value, Unsupported: Later),
         new("-pidfile", Arity.Value, Unsupported: Later),
@@ -94,6 +94,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             Serial = One("-serial") is { } serial ? ParseSerial(serial) : null,
             Acpi = acpi,
             QmpSocket = One("-qmp") is { } qmp ? ParseQmp(qmp) : null,
+            StartPaused = o.ContainsKey("-S") || o.ContainsKey("-freeze"),
             Devices = devices.Devices,
             IoThreads = devices.IoThreads,
         };

@@ -103,4 +103,21 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
         Assert.Equal("rc=0", s.GuestMarker("GUEST-VSOCK-SERVED"));
         Assert.Equal("removed", s.GuestMarker("HOST-VSOCK-SOCKET"));
     }
+
+    [Fact]
+    public void StartPausedThenStopAndContThroughQmp()
+    {
+        var s = Run("qmp-lifecycle", guestFinishes: false);
+        // -S: the kernel did not start (no banner on the console) until cont.
+        Assert.Equal("0", s.GuestMarker("HOST-LIFE-KERNEL-LINES-WHILE-S"));
+        Assert.Contains("\"status\":\"paused\"", s.GuestMarker("HOST-LIFE-STATUS-S"));
+        Assert.Contains("\"status\":\"paused\"", string.Join('\n', s.Output.Where(l => l.StartsWith("HOST-LIFE-STATUS-STOPPED", StringComparison.Ordinal))));
+        Assert.Equal("0", s.GuestMarker("HOST-LIFE-TICKS-WHILE-STOPPED"));
+        Assert.True(Number(s, "HOST-LIFE-TICKS-AFTER-CONT") >= 3, Text(s));
+        // The guest clock stands still while paused: no gap between ticks comes near the 3 s stop.
+        var uptimes = s.Output.Where(l => l.StartsWith("GUEST-TICK ", StringComparison.Ordinal))
+            .Select(l => double.Parse(l.Split(' ')[2], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.True(uptimes.Count >= 6, Text(s));
+        Assert.All(uptimes.Zip(uptimes.Skip(1)), p => Assert.InRange(p.Second - p.First, 0.3, 2.0));
+    }
 }

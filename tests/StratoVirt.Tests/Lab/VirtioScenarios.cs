@@ -129,6 +129,39 @@ public static class VirtioScenarios
         VSOCKHOST
         """;
 
+    /// <summary>The host side of the lifecycle scenario: the VM starts paused (-S), then QMP cont, stop for 3 s,
+    /// cont again; the guest's ticks (its console, kept in a file) show when it ran.</summary>
+    private const string LifecycleHost = """
+        cat >/tmp/lab-lifecycle-host.sh <<'LIFEHOST'
+        rm -f /tmp/qmp-life.sock /tmp/life.out
+        "$VMM" "$@" >/tmp/life.out 2>&1 &
+        vmm=$!
+        ticks() { grep -c GUEST-TICK /tmp/life.out; }
+        n=0
+        until [ -S /tmp/qmp-life.sock ] || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+        sleep 2
+        echo "HOST-LIFE-KERNEL-LINES-WHILE-S $(grep -c 'Linux version' /tmp/life.out)"
+        qmp-send /tmp/qmp-life.sock '{"execute":"query-status"}' | sed 's/^/HOST-LIFE-STATUS-S /'
+        qmp-send /tmp/qmp-life.sock '{"execute":"cont"}' >/dev/null
+        n=0
+        until [ "$(ticks)" -ge 4 ] || [ $n -ge 600 ]; do sleep 0.2; n=$((n + 1)); done
+        qmp-send /tmp/qmp-life.sock '{"execute":"stop"}' | sed 's/^/HOST-LIFE-STOP /'
+        a=$(ticks)
+        qmp-send /tmp/qmp-life.sock '{"execute":"query-status"}' | sed 's/^/HOST-LIFE-STATUS-STOPPED /'
+        sleep 3
+        echo "HOST-LIFE-TICKS-WHILE-STOPPED $(($(ticks) - a))"
+        qmp-send /tmp/qmp-life.sock '{"execute":"cont"}' >/dev/null
+        n=0
+        until [ "$(ticks)" -ge $((a + 3)) ] || [ $n -ge 300 ]; do sleep 0.2; n=$((n + 1)); done
+        echo "HOST-LIFE-TICKS-AFTER-CONT $(($(ticks) - a))"
+        qmp-send /tmp/qmp-life.sock '{"execute":"quit"}' >/dev/null
+        wait $vmm
+        rc=$?
+        grep -E "GUEST-(INIT|TICK)" /tmp/life.out
+        exit $rc
+        LIFEHOST
+        """;
+
     public static readonly string[] Lines =
     [
         Guest("virtio-rng", "rng",
@@ -145,6 +178,9 @@ public static class VirtioScenarios
         VsockHost,
         Guest("virtio-vsock", "vsock", "-device vhost-vsock-device,id=vsock0,guest-cid=3,uds-path=/tmp/vsock.sock",
             vmm: "sh /tmp/lab-vsock-host.sh"),
+        LifecycleHost,
+        Guest("qmp-lifecycle", "count", "-S -qmp unix:/tmp/qmp-life.sock,server,nowait",
+            vmm: "sh /tmp/lab-lifecycle-host.sh"),
         ConsoleHost,
         Guest("virtio-console", "console",
             "-chardev file,id=con0,path=/tmp/hvc0.out -device virtio-serial-device -device virtconsole,chardev=con0,id=port0",

@@ -47,6 +47,12 @@ public sealed class QmpServerTests : IDisposable
 
         public IReadOnlyList<(int Index, int ThreadId)> CpuThreads => [(0, 4242), (1, 4243)];
 
+        public bool Running { get; private set; } = true;
+
+        public void Stop() => Running = false;
+
+        public void Cont() => Running = true;
+
         public bool TrySetBalloon(ulong targetBytes, out string? error)
         {
             if (targetBytes < 1 << 20)
@@ -212,7 +218,7 @@ public sealed class QmpServerTests : IDisposable
             c.Execute("""{"execute":"query-version"}"""));
         using var doc = JsonDocument.Parse(c.Execute("""{"execute":"query-commands"}"""));
         var names = doc.RootElement.GetProperty("return").EnumerateArray().Select(e => e.GetProperty("name").GetString());
-        Assert.Equal(["qmp_capabilities", "quit", "query-status", "query-version", "query-commands", "balloon", "query-balloon",
+        Assert.Equal(["qmp_capabilities", "quit", "query-status", "stop", "cont", "query-version", "query-commands", "balloon", "query-balloon",
             "query-cpus", "query-target", "query-kvm", "query-machines", "query-events"], names);
     }
 
@@ -410,5 +416,15 @@ public sealed class QmpServerTests : IDisposable
         Assert.Equal(10_000, sent);
         Assert.Equal("""{"return":{"running":true,"singlestep":false,"status":"running"},"id":"last"}""",
             c.Execute("""{"execute":"query-status","id":"last"}"""));
+    }
+
+    [Fact]
+    public void StopAndContChangeTheStatus()
+    {
+        using var c = Connect();
+        Assert.Equal(Empty, c.Execute("""{"execute":"stop"}"""));
+        Assert.Equal("""{"return":{"running":false,"singlestep":false,"status":"paused"}}""", c.Execute("""{"execute":"query-status"}"""));
+        Assert.Equal(Empty, c.Execute("""{"execute":"cont"}"""));
+        Assert.Equal("""{"return":{"running":true,"singlestep":false,"status":"running"}}""", c.Execute("""{"execute":"query-status"}"""));
     }
 }
