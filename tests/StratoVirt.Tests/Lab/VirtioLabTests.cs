@@ -86,8 +86,10 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
         Assert.InRange(Number(s, "HOST-BALLOON-ACTUAL"), 120_000_000, 140_000_000);
         long before = Number(s, "HOST-BALLOON-RSS-BEFORE-KB"), after = Number(s, "HOST-BALLOON-RSS-AFTER-KB");
         output.WriteLine($"VMM RSS before {before} KiB, after inflating by 128 MiB {after} KiB");
-        // 128 MiB went into the balloon; at least 64 MiB of it must have left the VMM's resident set.
-        Assert.True(before - after > 64 * 1024, Text(s));
+        // 128 MiB went into the balloon: the guest touched about 200 MiB, and afterwards the VMM holds little more
+        // than the 128 MiB the guest kept.
+        Assert.True(before - after > 48 * 1024, Text(s));
+        Assert.True(after < 150 * 1024, Text(s));
         // query-cpus on the running VM: both vCPUs with the ids of their host threads.
         string cpus = s.GuestMarker("HOST-QMP-CPUS") ?? "";
         var ids = System.Text.RegularExpressions.Regex.Matches(cpus, "\"thread_id\":([0-9]+)").Select(m => int.Parse(m.Groups[1].Value)).ToList();

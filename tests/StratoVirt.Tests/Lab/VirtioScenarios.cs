@@ -88,7 +88,15 @@ public static class VirtioScenarios
         rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$vmm/status" 2>/dev/null; }
         n=0
         until [ "$(rss)" -gt 184320 ] 2>/dev/null || [ $n -ge 900 ]; do sleep 0.2; n=$((n + 1)); done
-        sleep 2
+        # The guest is still filling: wait until the RSS holds still (under 1 MiB of change in a second).
+        last=0 n=0
+        while [ $n -lt 60 ]; do
+            now=$(rss)
+            [ $((now - last)) -lt 1024 ] && [ $((last - now)) -lt 1024 ] && break
+            last=$now
+            sleep 1
+            n=$((n + 1))
+        done
         echo "HOST-BALLOON-RSS-BEFORE-KB $(rss)"
         qmp-send /tmp/qmp.sock '{"execute":"query-cpus"}' | sed 's/^/HOST-QMP-CPUS /'
         qmp-send /tmp/qmp.sock '{"execute":"balloon","arguments":{"value":134217728}}' | sed 's/^/HOST-QMP /'
