@@ -10,6 +10,8 @@
 # guest's own uptime at that point, the boot timer our VMM logs, and the ratios ours/QEMU.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 usage() {
     echo "usage: $0 [--vmm <binary>] [--repeat <n>] [--log <file>] [--timeout <s>] | --report <log>" >&2
@@ -39,18 +41,7 @@ report() {  # report <log>
     tr -d '\r' <"$1" | awk -f "$root/bench/lab-boot-report.awk"
 }
 
-if [[ -n "$report_only" ]]; then
-    [[ -f "$report_only" ]] || { echo "bench: no log $report_only" >&2; exit 2; }
-    report "$report_only"
-    exit 0
-fi
-
-run_args=(--with-qemu)
-if [[ -x "$vmm" ]]; then
-    run_args+=(--vmm "$vmm")
-else
-    echo "bench: no VMM binary at $vmm (build it with scripts/build.sh): measuring QEMU alone" >&2
-fi
+lab_comparison_setup "$report_only" "$vmm"
 
 mkdir -p "$root/.cache/lab/bench" "$(dirname "$log")"
 scenarios="$root/.cache/lab/bench/scenarios.sh"

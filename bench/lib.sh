@@ -22,6 +22,24 @@ parse_bench_options() {
     bench_args=("$@")
 }
 
+# For the side-by-side lab comparisons (ours against QEMU in one run): with --report only, prints the table of
+# an earlier log with the caller's report function and exits; otherwise sets the array run_args for
+# scripts/lab/run.sh (QEMU, plus our VMM when the binary exists).
+#   lab_comparison_setup <report-only log or empty> <vmm binary>
+lab_comparison_setup() {
+    if [[ -n "$1" ]]; then
+        [[ -f "$1" ]] || { echo "bench: no log $1" >&2; exit 2; }
+        report "$1"
+        exit 0
+    fi
+    run_args=(--with-qemu)
+    if [[ -x "$2" ]]; then
+        run_args+=(--vmm "$2")
+    else
+        echo "bench: no VMM binary at $2 (build it with scripts/build.sh): measuring QEMU alone" >&2
+    fi
+}
+
 # The directory of built benchmark inputs: floor, launch, payloads.
 bench_dir() { echo "$root/.cache/bench"; }
 

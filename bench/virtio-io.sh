@@ -20,6 +20,8 @@
 # Inputs go to .cache/lab/bench/ (guest initramfs, randread); the log to .cache/lab/bench/virtio-io.log.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 usage() {
     echo "usage: $0 [--vmm <binary>] [--repeat <n>] [--secs <s>] [--log <file>] [--timeout <s>] | --report <log>" >&2
@@ -116,18 +118,7 @@ report() {  # report <log>
         }'
 }
 
-if [[ -n "$report_only" ]]; then
-    [[ -f "$report_only" ]] || { echo "bench: no log $report_only" >&2; exit 2; }
-    report "$report_only"
-    exit 0
-fi
-
-run_args=(--with-qemu)
-if [[ -x "$vmm" ]]; then
-    run_args+=(--vmm "$vmm")
-else
-    echo "bench: no VMM binary at $vmm (build it with scripts/build.sh): measuring QEMU alone" >&2
-fi
+lab_comparison_setup "$report_only" "$vmm"
 command -v gcc >/dev/null || { echo "bench: gcc is needed to build bench/randread.c (apt-get install gcc)" >&2; exit 1; }
 
 work="$root/.cache/lab/bench"
