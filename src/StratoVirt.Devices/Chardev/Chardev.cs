@@ -156,16 +156,15 @@ public abstract unsafe class Chardev : ISerialOutput, IDisposable
                     if (!WaitWritable(fd)) return Drop(data.Length - done);
                     len = Math.Min(len, BlockingChunk);
                 }
-                nint n = socket
-                    ? Libc.Send(fd, p + done, (nuint)len, Libc.MSG_DONTWAIT | Libc.MSG_NOSIGNAL)
-                    : Libc.Write(fd, p + done, (nuint)len);
+                // Sockets go through UnixSocket.Send (no SIGPIPE, never blocks), which returns -errno itself.
+                nint n = socket ? UnixSocket.Send(fd, data.Slice(done, len)) : Libc.Write(fd, p + done, (nuint)len);
                 if (n > 0)
                 {
                     done += (int)n;
                     _stalled = false;
                     continue;
                 }
-                int errno = n < 0 ? Marshal.GetLastPInvokeError() : Libc.EAGAIN;
+                int errno = n >= 0 ? Libc.EAGAIN : socket ? (int)-n : Marshal.GetLastPInvokeError();
                 if (errno == Libc.EINTR) continue;
                 if (errno == Libc.EAGAIN && !blockingFd)
                 {
