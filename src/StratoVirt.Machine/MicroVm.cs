@@ -16,7 +16,7 @@ namespace StratoVirt.Machine;
 /// The x86_64 microVM: guest RAM, the in-kernel irqchip and PIT, the legacy devices, a directly booted kernel,
 /// one thread per vCPU, and the main event loop that serves the console until the guest stops.
 /// </summary>
-public sealed class MicroVm : IDisposable, IQmpCommands
+public sealed partial class MicroVm : IDisposable, IQmpCommands
 {
     private const uint SerialIrq = 4;
     private const ulong SerialPort = 0x3F8;

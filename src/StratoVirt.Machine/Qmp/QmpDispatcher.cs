@@ -23,7 +23,7 @@ internal readonly record struct QmpReply(Action<Utf8JsonWriter>? WriteReturn, Qm
 }
 
 /// <summary>Turns one JSON request into its JSON reply. Knows nothing of sockets.</summary>
-internal sealed class QmpDispatcher
+internal sealed partial class QmpDispatcher
 {
     public const string GenericError = "GenericError", CommandNotFound = "CommandNotFound";
 
@@ -61,7 +61,11 @@ internal sealed class QmpDispatcher
                 new[] { new QmpMachine("microvm", 254, false, true) }, QmpJsonContext.Default.QmpMachineArray),
             ["query-events"] = (_, _) => QmpReply.Ok(Events, QmpJsonContext.Default.QmpNamedArray),
         };
+        AddHotplugCommands();
     }
+
+    /// <summary>blockdev-add/del, netdev_add/del and device_add/del, where the machine supports hotplug.</summary>
+    partial void AddHotplugCommands();
 
     /// <summary>The reply to <paramref name="request"/> (one line, newline-terminated) and what to run after it
     /// is queued.</summary>
