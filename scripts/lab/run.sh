@@ -45,7 +45,7 @@ lab_say "booting the outer VM (QEMU TCG, -cpu max, 2 vCPUs, 6 GiB; timeout ${lim
 start=$SECONDS
 set +e
 timeout -k 10 "$limit" qemu-system-x86_64 -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 6144 \
-    -kernel "$LAB_VMLINUZ" -initrd "$work/outer.cpio" -append "console=ttyS0 quiet" \
+    -kernel "$LAB_VMLINUZ" -initrd "$work/outer.cpio" -append "console=ttyS0 quiet panic=1" \
     -nographic -no-reboot </dev/null 2>&1 | tee "$log"
 qemu_rc=${PIPESTATUS[0]}
 set -e
@@ -61,5 +61,8 @@ lab_say "outer VM ran ${elapsed}s (host wall); its init started at ${outer_init:
 if tr -d '\r' <"$log" | grep -q '^@@LAB DONE'; then
     exit 0
 fi
+# With panic=1 and -no-reboot a panicking outer kernel ends the VM at once instead of idling until the timeout.
+panic_line="$(tr -d '\r' <"$log" | sed -n '/^@@/h; /^@@/!H; ${x; p}' | grep -m1 'Kernel panic' || true)"
+[[ -z "$panic_line" ]] || lab_say "error: the console ends with a kernel panic: $panic_line"
 lab_say "error: no '@@LAB DONE' in the console: the scenarios did not finish"
 exit 1

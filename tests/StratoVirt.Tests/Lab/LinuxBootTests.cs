@@ -6,18 +6,7 @@ namespace StratoVirt.Tests.Lab;
 [Trait("Level", "Lab")]
 public sealed class LinuxBootTests(ITestOutputHelper output)
 {
-    private LabScenario Boot(string name)
-    {
-        var s = LabSession.Instance.Linux(name);
-        Assert.True(s.Ended, $"{name} did not finish (log: {LabSession.Instance.LogPath})");
-        int attempts = LabSession.Instance.Log.AttemptsOf(name);
-        if (attempts > 1)
-        {
-            output.WriteLine($"{name} ran {attempts} times: the lab's timeout killed the earlier attempts " +
-                $"(their @@HUNG lines are in {LabSession.Instance.LogPath})");
-        }
-        return s;
-    }
+    private LabScenario Boot(string name) => LabSession.Instance.Ended(name, output);
 
     private static string Text(LabScenario s) => string.Join('\n', s.Output);
 

@@ -7,8 +7,9 @@ public static class LinuxScenarios
     /// threads stood and, see <see cref="Preamble"/>, runs it once more).</summary>
     private const int TimeoutSeconds = 120;
 
-    /// <summary>Set before the lines: the emulated lab (TCG under nested SVM) now and then stalls a guest; one
-    /// retry keeps that from failing a run, and the tests report every retry.</summary>
+    /// <summary>Set before the Linux lines (after the payload cases, one of which triple-faults on purpose): the
+    /// emulated lab (TCG under nested SVM) now and then stalls or triple-faults a guest; one retry keeps that
+    /// from failing a run, and the tests report every retry.</summary>
     public const string Preamble = "LAB_TIMEOUT_RETRIES=1";
 
     public const string TypedCommands = @"uname -a\necho typed-$((6*7))\npoweroff -f";

@@ -8,10 +8,7 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
 {
     private LabScenario Run(string name, bool guestFinishes = true)
     {
-        var s = LabSession.Instance.Log[name];
-        Assert.True(s.Ended, $"{name} did not finish (log: {LabSession.Instance.LogPath})");
-        int attempts = LabSession.Instance.Log.AttemptsOf(name);
-        if (attempts > 1) output.WriteLine($"{name} ran {attempts} times (see @@HUNG in {LabSession.Instance.LogPath})");
+        var s = LabSession.Instance.Ended(name, output);
         Assert.True(s.ExitCode == 0, Text(s));
         if (guestFinishes) Assert.True(s.OutputContains($"GUEST-TEST-END {TestName(name)} rc=0"), Text(s));
         return s;
