@@ -29,8 +29,8 @@ public sealed record MachineConfig
     public bool Acpi { get; init; } = true;
     /// <summary>-S / -freeze: the vCPUs wait for QMP <c>cont</c>.</summary>
     public bool StartPaused { get; init; }
-    /// <summary>The QMP Unix socket path (-qmp unix:path,server,nowait), or null.</summary>
-    public string? QmpSocket { get; init; }
+    /// <summary>Where QMP listens: -qmp (unix:path or tcp:ip:port) and -mon's socket chardev; empty for none.</summary>
+    public IReadOnlyList<Qmp.MonitorEndpoint> Monitors { get; init; } = [];
     /// <summary>virtio-mmio devices, in slot order.</summary>
     public IReadOnlyList<VirtioDeviceConfig> Devices { get; init; } = [];
     /// <summary>Ids of the -object iothread event loops.</summary>

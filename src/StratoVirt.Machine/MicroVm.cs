@@ -89,7 +89,7 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         AddLegacyDevices();
         AttachVirtioDevices();
         CreateVcpus(entry);
-        if (_config.QmpSocket is { } qmp) _qmp = new QmpServer(qmp, _mainLoop, this);
+        if (_config.Monitors.Count > 0) _qmp = new QmpServer(_config.Monitors, _mainLoop, this);
     }
 
     void IQmpCommands.Quit() => RequestExit(MachineExit.PowerOff("QMP quit"));

@@ -45,7 +45,7 @@ public static unsafe class UnixSocket
         }
     }
 
-    /// <summary>Accepts one pending connection as a non-blocking fd; null with <paramref name="errno"/> set when
+    /// <summary>Accepts one pending connection (on any stream listener, unix or TCP) as a non-blocking fd; null with <paramref name="errno"/> set when
     /// there is none (EAGAIN: none pending; ECONNRESET: the client left before it was accepted).</summary>
     public static FileDescriptor? Accept(FileDescriptor listener, out int errno)
     {
@@ -84,6 +84,93 @@ public static unsafe class UnixSocket
             while (true)
             {
                 nint n = Libc.Recv(fd, p, (nuint)buffer.Length, Libc.MSG_DONTWAIT);
+                if (n >= 0) return (int)n;
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != Libc.EINTR) return -errno;
+            }
+        }
+    }
+
+    /// <summary>Fds accepted in one message; any beyond the first are closed (QMP's getfd takes one).</summary>
+    private const int MaxReceivedFds = 8;
+
+    /// <summary>
+    /// <see cref="Receive"/> that also takes file descriptors passed with SCM_RIGHTS: the first one comes back in
+    /// <paramref name="passed"/> (close-on-exec, owned by the caller), any others are closed at once. The kernel
+    /// ends a read at the data an fd came with, so the fd belongs to the last bytes returned.
+    /// </summary>
+    public static int ReceiveWithFd(int fd, Span<byte> buffer, out FileDescriptor? passed)
+    {
+        passed = null;
+        // Room for a cmsghdr and MaxReceivedFds ints, 8-byte aligned as cmsghdr requires.
+        ulong* control = stackalloc ulong[(CmsgHdr.Size + MaxReceivedFds * sizeof(int) + 7) / 8];
+        int controlBytes = (CmsgHdr.Size + MaxReceivedFds * sizeof(int) + 7) / 8 * 8;
+        // buffer is pinned for the call; iov, msg and control live on this frame and recvmsg writes within
+        // the lengths they give.
+        fixed (byte* p = buffer)
+        {
+            var iov = new Iovec { Base = (nint)p, Length = (nuint)buffer.Length };
+            while (true)
+            {
+                var msg = new MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)controlBytes };
+                nint n = Libc.RecvMsg(fd, &msg, Libc.MSG_DONTWAIT | Libc.MSG_CMSG_CLOEXEC);
+                if (n < 0)
+                {
+                    int errno = Marshal.GetLastPInvokeError();
+                    if (errno == Libc.EINTR) continue;
+                    return -errno;
+                }
+                passed = TakeFds((byte*)control, (int)msg.ControlLength);
+                return (int)n;
+            }
+        }
+    }
+
+    /// <summary>The first SCM_RIGHTS fd in a received control buffer; the rest are closed.</summary>
+    private static FileDescriptor? TakeFds(byte* control, int length)
+    {
+        FileDescriptor? first = null;
+        int offset = 0;
+        while (offset + CmsgHdr.Size <= length)
+        {
+            // offset + header size is within the control bytes the kernel filled.
+            var header = (CmsgHdr*)(control + offset);
+            int cmsgLength = (int)header->Length;
+            if (cmsgLength < CmsgHdr.Size || offset + cmsgLength > length) break;
+            if (header->Level == Libc.SOL_SOCKET && header->Type == Libc.SCM_RIGHTS)
+            {
+                int count = (cmsgLength - CmsgHdr.Size) / sizeof(int);
+                for (int i = 0; i < count; i++)
+                {
+                    int received = ((int*)(control + offset + CmsgHdr.Size))[i];
+                    if (first is null) first = new FileDescriptor(received);
+                    else Libc.Close(received);
+                }
+            }
+            offset += (cmsgLength + 7) & ~7;
+        }
+        return first;
+    }
+
+    /// <summary>Sends <paramref name="data"/> with <paramref name="passFd"/> attached by SCM_RIGHTS (as a QMP
+    /// client passes an fd for getfd): the byte count or a negative errno.</summary>
+    public static int SendWithFd(int fd, ReadOnlySpan<byte> data, int passFd)
+    {
+        ulong* control = stackalloc ulong[(CmsgHdr.Size + sizeof(int) + 7) / 8];
+        int controlBytes = (CmsgHdr.Size + sizeof(int) + 7) / 8 * 8;
+        // control is this frame's 24 bytes: a cmsghdr and one int; data is pinned for the call.
+        var header = (CmsgHdr*)control;
+        header->Length = (nuint)(CmsgHdr.Size + sizeof(int));
+        header->Level = Libc.SOL_SOCKET;
+        header->Type = Libc.SCM_RIGHTS;
+        *(int*)((byte*)control + CmsgHdr.Size) = passFd;
+        fixed (byte* p = data)
+        {
+            var iov = new Iovec { Base = (nint)p, Length = (nuint)data.Length };
+            var msg = new MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)controlBytes };
+            while (true)
+            {
+                nint n = Libc.SendMsg(fd, &msg, Libc.MSG_NOSIGNAL);
                 if (n >= 0) return (int)n;
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno != Libc.EINTR) return -errno;

@@ -2,14 +2,25 @@ using System.Buffers;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using StratoVirt.Sys;
 
 namespace StratoVirt.Machine.Qmp;
 
 /// <summary>Per-connection protocol state.</summary>
-internal sealed class QmpSession
+internal sealed class QmpSession(LeakBucket bucket, bool canPassFds)
 {
-    /// <summary>Set once qmp_capabilities has been answered; commands and events wait for it.</summary>
+    /// <summary>Set by the client's first command (normally qmp_capabilities); events wait for it.</summary>
     public volatile bool Negotiated;
+
+    /// <summary>Upstream's flow control for this connection.</summary>
+    public LeakBucket Bucket { get; } = bucket;
+
+    /// <summary>True on a unix socket, where SCM_RIGHTS can carry fds; false over TCP.</summary>
+    public bool CanPassFds { get; } = canPassFds;
+
+    /// <summary>The fd that came with the request being handled, if any; getfd takes it, and the server closes
+    /// whatever is left once the request is answered.</summary>
+    public FileDescriptor? ReceivedFd;
 }
 
 /// <summary>A command's outcome: a return value writer or an error, and what to run once the reply is queued.</summary>
@@ -22,50 +33,89 @@ internal readonly record struct QmpReply(Action<Utf8JsonWriter>? WriteReturn, Qm
         new(null, new QmpErrorBody(errorClass, desc));
 }
 
-/// <summary>Turns one JSON request into its JSON reply. Knows nothing of sockets.</summary>
+/// <summary>
+/// Turns one JSON request into its JSON reply. Knows nothing of sockets.
+/// <para>Negotiation: upstream StratoVirt accepts <c>qmp_capabilities</c> but does not require it, and its
+/// scripts send commands straight after the greeting; QEMU clients (libvirt, Kata's govmm) always negotiate
+/// first. So every command is served from the start, <c>qmp_capabilities</c> answers <c>{}</c> whenever it
+/// comes, and events start after the client's first command — for a QEMU client that is exactly QEMU's
+/// behaviour (no event before the negotiation reply), and an upstream-style script still gets its events.</para>
+/// </summary>
 internal sealed partial class QmpDispatcher
 {
-    public const string GenericError = "GenericError", CommandNotFound = "CommandNotFound";
+    public const string GenericError = "GenericError", CommandNotFound = "CommandNotFound",
+        DeviceNotActive = "DeviceNotActive", OperationThrottled = "OperationThrottled";
 
     private static readonly QmpEmpty Empty = new();
 
     /// <summary>Quotes and non-ASCII stay readable in replies (QMP clients and lab scripts grep them); the
     /// default encoder would write ' as \u0027.</summary>
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>The probe answers, parsed once (and so written compact, on one line).</summary>
+    private static readonly (string Name, JsonElement Return)[] Probes =
+        [.. QmpCatalog.Probes.Select(p => (p.Name, JsonDocument.Parse(p.Return).RootElement.Clone()))];
+
+    /// <summary>Every command, one entry each. A handler gets the request's <c>arguments</c> (default when
+    /// absent) and the session; build it with <see cref="NoArgs"/> or <see cref="Args{T}"/> so that arguments
+    /// are checked the same strict way everywhere.</summary>
     private readonly Dictionary<string, Func<JsonElement, QmpSession, QmpReply>> _commands;
     private readonly IQmpCommands _machine;
+    private readonly QmpFdStore _fds;
     private readonly Action _onQuit;
 
+    /// <param name="fds">Where getfd stores fds (the dispatcher does not own it).</param>
     /// <param name="onQuit">Runs after the quit reply is queued, before the machine is asked to quit.</param>
-    public QmpDispatcher(IQmpCommands machine, Action onQuit)
+    public QmpDispatcher(IQmpCommands machine, QmpFdStore fds, Action onQuit)
     {
         _machine = machine;
+        _fds = fds;
         _onQuit = onQuit;
         _commands = new()
         {
-            ["qmp_capabilities"] = (_, s) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, () => s.Negotiated = true),
-            ["quit"] = (_, _) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, Quit),
-            ["query-status"] = (_, _) => QmpReply.Ok(_machine.Running ? new QmpStatus(true, false, "running")
-                : new QmpStatus(false, false, "paused"), QmpJsonContext.Default.QmpStatus),
-            ["stop"] = (_, _) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, _machine.Stop),
-            ["cont"] = (_, _) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, _machine.Cont),
-            ["query-version"] = (_, _) => QmpReply.Ok(QmpServer.Version, QmpJsonContext.Default.QmpVersion),
-            ["query-commands"] = (_, _) => QmpReply.Ok(CommandList(), QmpJsonContext.Default.QmpCommandInfoArray),
-            ["balloon"] = (a, _) => Balloon(a),
-            ["query-balloon"] = (_, _) => QueryBalloon(),
-            ["query-cpus"] = (_, _) => QmpReply.Ok(Cpus(), QmpJsonContext.Default.QmpCpuInfoArray),
-            // libvirt's and Kata's probes: fixed answers for this machine.
-            ["query-target"] = (_, _) => QmpReply.Ok(new QmpTarget("x86_64"), QmpJsonContext.Default.QmpTarget),
-            ["query-kvm"] = (_, _) => QmpReply.Ok(new QmpKvm(true, true), QmpJsonContext.Default.QmpKvm),
-            ["query-machines"] = (_, _) => QmpReply.Ok(
-                new[] { new QmpMachine("microvm", 254, false, true) }, QmpJsonContext.Default.QmpMachineArray),
-            ["query-events"] = (_, _) => QmpReply.Ok(Events, QmpJsonContext.Default.QmpNamedArray),
+            ["qmp_capabilities"] = NoArgs(s => Ok(() => s.Negotiated = true)),
+            ["quit"] = NoArgs(_ => Ok(Quit)),
+            ["query-status"] = NoArgs(_ => QmpReply.Ok(_machine.Running ? new QmpStatus(true, false, "running")
+                : new QmpStatus(false, false, "paused"), QmpJsonContext.Default.QmpStatus)),
+            ["stop"] = NoArgs(_ => Ok(_machine.Stop)),
+            ["cont"] = NoArgs(_ => Ok(_machine.Cont)),
+            ["query-version"] = NoArgs(_ => QmpReply.Ok(QmpServer.Version, QmpJsonContext.Default.QmpVersion)),
+            ["query-commands"] = NoArgs(_ => QmpReply.Ok(CommandList(), QmpJsonContext.Default.QmpCommandInfoArray)),
+            ["balloon"] = Args(QmpJsonContext.Default.BalloonArguments, (a, _) => Balloon(a.Value)),
+            ["query-balloon"] = NoArgs(_ => QueryBalloon()),
+            ["query-cpus"] = NoArgs(_ => QmpReply.Ok(Cpus(), QmpJsonContext.Default.QmpCpuInfoArray)),
+            ["query-hotpluggable-cpus"] = NoArgs(_ => QmpReply.Ok(HotpluggableCpus(), QmpJsonContext.Default.QmpHotpluggableCpuArray)),
+            // Upstream's microVM logs its memory layout and returns nothing.
+            ["query-mem"] = NoArgs(_ => Ok()),
+            ["getfd"] = Args(QmpJsonContext.Default.FdNameArguments, (a, s) => GetFd(a.FdName, s)),
+            ["closefd"] = Args(QmpJsonContext.Default.FdNameArguments, (a, _) => CloseFd(a.FdName)),
+            ["query-target"] = NoArgs(_ => QmpReply.Ok(new QmpTarget("x86_64"), QmpJsonContext.Default.QmpTarget)),
+            ["query-kvm"] = NoArgs(_ => QmpReply.Ok(new QmpKvm(true, true), QmpJsonContext.Default.QmpKvm)),
+            ["query-machines"] = NoArgs(_ => QmpReply.Ok(
+                new[] { new QmpMachine("microvm", 254, false, true) }, QmpJsonContext.Default.QmpMachineArray)),
+            ["query-events"] = NoArgs(_ => QmpReply.Ok(Events, QmpJsonContext.Default.QmpNamedArray)),
+            // Like upstream's, this probe takes a typename and ignores anything else.
+            ["device-list-properties"] = (a, _) => QmpReply.Ok(DeviceProperties(a), QmpJsonContext.Default.QmpPropertyArray),
         };
+        foreach (var (name, value) in Probes) _commands[name] = (_, _) => new QmpReply(value.WriteTo, null);
         AddHotplugCommands();
     }
 
     /// <summary>blockdev-add/del, netdev_add/del and device_add/del, where the machine supports hotplug.</summary>
     partial void AddHotplugCommands();
+
+    /// <summary>A command without arguments: any argument is refused as unexpected.</summary>
+    internal static Func<JsonElement, QmpSession, QmpReply> NoArgs(Func<QmpSession, QmpReply> run) =>
+        (arguments, session) => QmpArguments.CheckNone(arguments) is { } error ? QmpReply.Fail(error) : run(session);
+
+    /// <summary>A command whose arguments deserialise, strictly (<see cref="QmpArguments"/>), into
+    /// <typeparamref name="T"/>.</summary>
+    internal static Func<JsonElement, QmpSession, QmpReply> Args<T>(JsonTypeInfo<T> info, Func<T, QmpSession, QmpReply> run) =>
+        (arguments, session) => QmpArguments.TryParse(arguments, info, out T? parsed, out string? error)
+            ? run(parsed, session)
+            : QmpReply.Fail(error);
+
+    private static QmpReply Ok(Action? after = null) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, after);
 
     /// <summary>The reply to <paramref name="request"/> (one line, newline-terminated) and what to run after it
     /// is queued.</summary>
@@ -79,19 +129,24 @@ internal sealed partial class QmpDispatcher
         }
         catch (JsonException e)
         {
-            return Serialize(QmpReply.Fail($"JSON parse error, {e.Message}"), default);
+            return Serialize(session.Bucket.TryAdmit() ? QmpReply.Fail($"JSON parse error, {e.Message}") : Throttled(session), default);
         }
         using (doc)
         {
             var root = doc.RootElement;
+            JsonElement id = default;
+            if (root.ValueKind == JsonValueKind.Object) root.TryGetProperty("id", out id);
+            if (!session.Bucket.TryAdmit()) return Serialize(Throttled(session), id);
             if (root.ValueKind != JsonValueKind.Object)
                 return Serialize(QmpReply.Fail("QMP input must be a JSON object"), default);
-            root.TryGetProperty("id", out var id);
             var reply = Execute(root, session);
             after = reply.After;
             return Serialize(reply, id);
         }
     }
+
+    private static QmpReply Throttled(QmpSession session) => QmpReply.Fail(
+        $"More than {session.Bucket.PerSecond} requests received during 1 second", OperationThrottled);
 
     private QmpReply Execute(JsonElement root, QmpSession session)
     {
@@ -100,17 +155,22 @@ internal sealed partial class QmpDispatcher
         if (execute.ValueKind != JsonValueKind.String)
             return QmpReply.Fail("QMP input member 'execute' must be a string");
         var arguments = default(JsonElement);
-        if (root.TryGetProperty("arguments", out var args))
+        foreach (var member in root.EnumerateObject())
         {
-            if (args.ValueKind != JsonValueKind.Object)
+            if (member.Name is "execute" or "id") continue;
+            if (member.Name != "arguments") return QmpReply.Fail($"QMP input member '{member.Name}' is unexpected");
+            if (member.Value.ValueKind != JsonValueKind.Object)
                 return QmpReply.Fail("QMP input member 'arguments' must be an object");
-            arguments = args;
+            arguments = member.Value;
         }
         string name = execute.GetString()!;
         if (!_commands.TryGetValue(name, out var command))
-            return QmpReply.Fail($"The command {name} has not been found", CommandNotFound);
-        if (!session.Negotiated && name != "qmp_capabilities")
-            return QmpReply.Fail("Expecting capabilities negotiation with 'qmp_capabilities'", CommandNotFound);
+        {
+            return QmpCatalog.Unsupported.TryGetValue(name, out string? text)
+                ? QmpReply.Fail(text ?? $"{name} is not supported by this machine")
+                : QmpReply.Fail($"The command {name} has not been found", CommandNotFound);
+        }
+        session.Negotiated = true;
         return command(arguments, session);
     }
 
@@ -120,10 +180,27 @@ internal sealed partial class QmpDispatcher
     private QmpCpuInfo[] Cpus() =>
     [
         .. _machine.CpuThreads.Select(c => new QmpCpuInfo(c.Index, c.Index == 0, false,
-            $"/machine/unattached/device[{c.Index}]", c.ThreadId, new QmpCpuProps(c.Index, 0, 0))),
+            QomPath(c.Index), c.ThreadId, new QmpCpuProps(c.Index, 0, 0))),
     ];
 
+    /// <summary>Every vCPU slot, all of them present: the microVM's vCPUs are not hotpluggable, so each entry
+    /// carries the qom-path of the vCPU in it (as QEMU shows plugged CPUs).</summary>
+    private QmpHotpluggableCpu[] HotpluggableCpus() =>
+    [
+        .. _machine.CpuThreads.Select(c => new QmpHotpluggableCpu("host-x86-cpu", 1, new QmpCpuProps(c.Index, 0, 0), QomPath(c.Index))),
+    ];
+
+    private static string QomPath(int index) => $"/machine/unattached/device[{index}]";
+
     private QmpCommandInfo[] CommandList() => [.. _commands.Keys.Select(n => new QmpCommandInfo(n))];
+
+    private static QmpProperty[] DeviceProperties(JsonElement arguments)
+    {
+        string typename = arguments.ValueKind == JsonValueKind.Object && arguments.TryGetProperty("typename", out var t)
+            && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
+        return [.. QmpCatalog.DeviceProperties.Where(p => typename.Contains(p.TypeContains, StringComparison.Ordinal))
+            .Select(p => new QmpProperty(p.Name, p.Type))];
+    }
 
     private void Quit()
     {
@@ -131,29 +208,31 @@ internal sealed partial class QmpDispatcher
         _machine.Quit();
     }
 
-    private QmpReply Balloon(JsonElement arguments)
+    private QmpReply GetFd(string name, QmpSession session)
     {
-        if (_machine.BalloonActual is null) return QmpReply.Fail(NoBalloon);
-        BalloonArguments? parsed;
-        try
-        {
-            parsed = arguments.ValueKind == JsonValueKind.Object
-                ? arguments.Deserialize(QmpJsonContext.Default.BalloonArguments)
-                : null;
-        }
-        catch (JsonException e)
-        {
-            return QmpReply.Fail($"Invalid arguments for 'balloon': {e.Message}");
-        }
-        if (parsed is null) return QmpReply.Fail("Parameter 'value' is missing");
-        return _machine.TrySetBalloon(parsed.Value, out string? error)
-            ? QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty)
+        if (name.Length > 0 && char.IsAsciiDigit(name[0]))
+            return QmpReply.Fail("Parameter 'fdname' expects a name not starting with a digit");
+        if (session.ReceivedFd is not { } fd)
+            return QmpReply.Fail("No file descriptor supplied via SCM_RIGHTS");
+        session.ReceivedFd = null;
+        _fds.Add(name, fd);
+        return Ok();
+    }
+
+    private QmpReply CloseFd(string name) =>
+        _fds.Close(name) ? Ok() : QmpReply.Fail($"File descriptor named '{name}' not found");
+
+    private QmpReply Balloon(ulong value)
+    {
+        if (_machine.BalloonActual is null) return QmpReply.Fail(NoBalloon, DeviceNotActive);
+        return _machine.TrySetBalloon(value, out string? error)
+            ? Ok()
             : QmpReply.Fail(error ?? "balloon failed");
     }
 
     private QmpReply QueryBalloon() => _machine.BalloonActual is { } actual
         ? QmpReply.Ok(new BalloonInfo(actual), QmpJsonContext.Default.BalloonInfo)
-        : QmpReply.Fail(NoBalloon);
+        : QmpReply.Fail(NoBalloon, DeviceNotActive);
 
     private const string NoBalloon = "No balloon device has been activated";
 

@@ -12,6 +12,9 @@ internal sealed class QmpFramer(int maxBytes)
     private int _depth;
     private bool _inString, _escaped;
 
+    /// <summary>True while a text has started and not ended.</summary>
+    public bool InProgress => _current.Count > 0;
+
     /// <summary>Feeds <paramref name="data"/>, adding each complete text to <paramref name="messages"/>; false
     /// when the text in progress grew past the limit (the framer is then reset).</summary>
     public bool Push(ReadOnlySpan<byte> data, List<byte[]> messages)

@@ -29,6 +29,13 @@ public sealed record QmpCpuInfo([property: JsonPropertyName("CPU")] int Cpu, boo
     [property: JsonPropertyName("qom_path")] string QomPath, [property: JsonPropertyName("thread_id")] int ThreadId,
     QmpCpuProps Props);
 
+/// <summary>One <c>query-hotpluggable-cpus</c> entry, in QEMU's shape.</summary>
+public sealed record QmpHotpluggableCpu(string Type, [property: JsonPropertyName("vcpus-count")] int VcpusCount,
+    QmpCpuProps Props, [property: JsonPropertyName("qom-path")] string QomPath);
+
+/// <summary>A property name and type, for <c>device-list-properties</c>.</summary>
+public sealed record QmpProperty(string Name, string Type);
+
 public sealed record QmpTarget(string Arch);
 
 public sealed record QmpKvm(bool Enabled, bool Present);
@@ -50,6 +57,15 @@ public sealed class BalloonArguments
     public ulong Value { get; set; }
 }
 
+/// <summary>getfd and closefd.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class FdNameArguments
+{
+    [JsonRequired]
+    [JsonPropertyName("fdname")]
+    public string FdName { get; set; } = "";
+}
+
 /// <summary>Source-generated (reflection-free, NativeAOT-safe) JSON for every QMP payload.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(QmpGreeting))]
@@ -66,4 +82,7 @@ public sealed class BalloonArguments
 [JsonSerializable(typeof(ShutdownEventData))]
 [JsonSerializable(typeof(QmpErrorBody))]
 [JsonSerializable(typeof(BalloonArguments))]
+[JsonSerializable(typeof(FdNameArguments))]
+[JsonSerializable(typeof(QmpHotpluggableCpu[]))]
+[JsonSerializable(typeof(QmpProperty[]))]
 public sealed partial class QmpJsonContext : JsonSerializerContext;

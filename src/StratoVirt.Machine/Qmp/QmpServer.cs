@@ -4,18 +4,25 @@ using StratoVirt.Sys;
 namespace StratoVirt.Machine.Qmp;
 
 /// <summary>
-/// A QMP server on a Unix socket, served from an <see cref="EventLoop"/> the machine runs.
-/// <para>One client at a time: while a client is connected the listening socket is taken off the loop, so
+/// A QMP server on one or more listeners (unix sockets and TCP addresses), served from an <see cref="EventLoop"/>
+/// the machine runs.
+/// <para>One client at a time: while a client is connected every listening socket is taken off the loop, so
 /// further connections wait in the kernel's backlog and get their greeting once the current client leaves.</para>
-/// <para>Each client gets the greeting, must send <c>qmp_capabilities</c> first (other commands get
-/// CommandNotFound until then), and receives events only after that. Requests may be split across reads or
-/// come several per read; malformed JSON gets a GenericError and the connection stays open; a request
-/// longer than <see cref="MaxRequestBytes"/> gets an error and the connection is closed.</para>
+/// <para>Each client gets the greeting; commands are served at once (see <see cref="QmpDispatcher"/> on
+/// negotiation) and events follow the client's first command. Requests may be split across reads or come
+/// several per read; malformed JSON gets a GenericError and the connection stays open; a request longer than
+/// <see cref="MaxRequestBytes"/> gets an error and the connection is closed. Each connection is rate-limited as
+/// upstream does (<see cref="DefaultRateLimit"/> requests a second; the excess gets OperationThrottled).</para>
+/// <para>On a unix socket a request may carry one fd by SCM_RIGHTS: <c>getfd</c> keeps it in <see cref="Fds"/>,
+/// any other command's fd is closed once it is answered.</para>
 /// <para><see cref="SendEvent{T}"/> may be called from any thread.</para>
 /// </summary>
 public sealed class QmpServer : IDisposable
 {
     public const int MaxRequestBytes = 64 * 1024;
+
+    /// <summary>Upstream's LEAK_BUCKET_LIMIT: requests per second per connection.</summary>
+    public const int DefaultRateLimit = 100;
 
     /// <summary>Queued output beyond this means the client stopped reading; it is disconnected.</summary>
     private const int MaxPendingOutput = 4 << 20;
@@ -23,48 +30,91 @@ public sealed class QmpServer : IDisposable
     /// <summary>What the greeting and query-version report: QEMU 5.0.1, as upstream does.</summary>
     public static readonly QmpVersion Version = new(new QemuVersion(1, 0, 5), "StratoVirt-2.5.0");
 
-    private readonly string _path;
     private readonly EventLoop _loop;
     private readonly QmpDispatcher _dispatcher;
-    private readonly FileDescriptor _listener;
+    private readonly Listener[] _listeners;
+    private readonly int _rateLimit;
+    private readonly TimeProvider _clock;
     private readonly Lock _lock = new();
     private readonly byte[] _readBuffer = new byte[4096];
-    private ulong _listenToken;
+    private readonly List<(byte[] Request, FileDescriptor? Fd)> _requests = [];
+    private readonly List<byte[]> _framed = [];
     private Client? _client;
     private bool _disposed;
 
-    private sealed class Client(FileDescriptor fd)
+    private sealed class Listener(MonitorEndpoint endpoint, FileDescriptor fd)
+    {
+        public MonitorEndpoint Endpoint { get; } = endpoint;
+        public FileDescriptor Fd { get; } = fd;
+        public ulong Token;
+    }
+
+    private sealed class Client(FileDescriptor fd, QmpSession session)
     {
         public FileDescriptor Fd { get; } = fd;
         public ulong Token;
         public bool WantsWrite;
-        public readonly QmpSession Session = new();
+        public readonly QmpSession Session = session;
         public readonly QmpFramer Framer = new(MaxRequestBytes);
         public readonly ByteQueue Output = new();
+
+        /// <summary>An fd that came with the bytes of a request not yet complete.</summary>
+        public FileDescriptor? PendingFd;
     }
 
-    /// <summary>Binds <paramref name="path"/> (mode 0600; a stale socket there is replaced) and starts accepting
-    /// on <paramref name="loop"/>. Throws <see cref="SysException"/> when the path is too long, is another kind
-    /// of file, or has a live listener.</summary>
-    public QmpServer(string path, EventLoop loop, IQmpCommands commands)
+    /// <summary>Binds every endpoint (a unix socket mode 0600, a stale socket there replaced; a TCP address with
+    /// SO_REUSEADDR) and starts accepting on <paramref name="loop"/>.</summary>
+    /// <param name="rateLimit">Requests per second per connection; 0 turns the limit off.</param>
+    /// <param name="clock">The rate limit's clock (tests step it by hand).</param>
+    /// <exception cref="SysException">A path is too long, is another kind of file or has a live listener; a TCP
+    /// port is in use or the address is not this host's. Nothing stays bound.</exception>
+    public QmpServer(IReadOnlyList<MonitorEndpoint> endpoints, EventLoop loop, IQmpCommands commands,
+        int rateLimit = DefaultRateLimit, TimeProvider? clock = null)
     {
-        _path = path;
+        if (endpoints.Count == 0) throw new ArgumentException("a QMP server needs at least one endpoint", nameof(endpoints));
         _loop = loop;
-        _dispatcher = new QmpDispatcher(commands, SendShutdownForQuit);
-        _listener = UnixSocket.Listen(path, mode: 0x180 /* 0600 */);
+        _rateLimit = rateLimit;
+        _clock = clock ?? TimeProvider.System;
+        _dispatcher = new QmpDispatcher(commands, Fds, SendShutdownForQuit);
+        var listeners = new List<Listener>();
         try
         {
-            _listenToken = loop.Add(_listener.Fd, Libc.EPOLLIN, _ => OnAccept());
+            foreach (var endpoint in endpoints) listeners.Add(Bind(endpoint));
+            _listeners = [.. listeners];
+            lock (_lock) Listen();
         }
         catch
         {
-            _listener.Dispose();
-            Libc.Unlink(path);
+            foreach (var l in listeners)
+            {
+                if (l.Token != 0) loop.Remove(l.Token);
+                Close(l);
+            }
             throw;
         }
     }
 
-    public string Path => _path;
+    private static Listener Bind(MonitorEndpoint endpoint)
+    {
+        switch (endpoint)
+        {
+            case MonitorEndpoint.Unix unix:
+                return new Listener(endpoint, UnixSocket.Listen(unix.Path, mode: 0x180 /* 0600 */));
+            case MonitorEndpoint.Tcp tcp:
+            {
+                var fd = TcpSocket.Listen(tcp.Address, tcp.Port);
+                return new Listener(tcp with { Port = TcpSocket.LocalPort(fd) }, fd);
+            }
+            default:
+                throw new ArgumentException($"unknown monitor endpoint {endpoint}", nameof(endpoint));
+        }
+    }
+
+    /// <summary>The endpoints as bound: a TCP port 0 is replaced by the port the kernel chose.</summary>
+    public IReadOnlyList<MonitorEndpoint> Endpoints => [.. _listeners.Select(l => l.Endpoint)];
+
+    /// <summary>The fds clients passed with getfd, by name (for <c>netdev_add fds=&lt;name&gt;</c>).</summary>
+    public QmpFdStore Fds { get; } = new();
 
     /// <summary>True while a client is connected.</summary>
     public bool HasClient
@@ -72,27 +122,8 @@ public sealed class QmpServer : IDisposable
         get { lock (_lock) return _client is not null; }
     }
 
-    /// <summary>Parses upstream's <c>-qmp unix:&lt;path&gt;,server,nowait</c> and returns the path.</summary>
-    public static string ParseOption(string value)
-    {
-        if (!value.StartsWith("unix:", StringComparison.Ordinal))
-            throw new FormatException($"-qmp {value}: only unix:<path>,server,nowait is supported");
-        string[] parts = value["unix:".Length..].Split(',');
-        string path = parts[0];
-        if (path.Length == 0) throw new FormatException($"-qmp {value}: the socket path is empty");
-        bool server = false, nowait = false;
-        foreach (string p in parts.Skip(1))
-        {
-            if (p == "server") server = true;
-            else if (p == "nowait") nowait = true;
-            else throw new FormatException($"-qmp {value}: unknown parameter '{p}'");
-        }
-        if (!server || !nowait) throw new FormatException($"-qmp {value}: 'server' and 'nowait' are required");
-        return path;
-    }
-
-    /// <summary>Sends <c>{"event":name,"data":data,"timestamp":...}</c> to the client, if one has negotiated
-    /// capabilities; otherwise the event is dropped. Any thread.</summary>
+    /// <summary>Sends <c>{"event":name,"data":data,"timestamp":...}</c> to the client, once it has sent its
+    /// first command; otherwise the event is dropped. Any thread.</summary>
     public void SendEvent<T>(string name, T? data, JsonTypeInfo<T> dataInfo)
     {
         lock (_lock)
@@ -112,31 +143,48 @@ public sealed class QmpServer : IDisposable
     private void SendShutdownForQuit() =>
         SendEvent("SHUTDOWN", new ShutdownEventData(false, "host-qmp-quit"), QmpJsonContext.Default.ShutdownEventData);
 
-    private void OnAccept()
+    /// <summary>Puts every listener on the loop. Under the lock.</summary>
+    private void Listen()
+    {
+        foreach (var l in _listeners) l.Token = _loop.Add(l.Fd.Fd, Libc.EPOLLIN, _ => OnAccept(l));
+    }
+
+    /// <summary>Takes every listener off the loop. Under the lock.</summary>
+    private void StopListening()
+    {
+        foreach (var l in _listeners)
+        {
+            if (l.Token != 0) _loop.Remove(l.Token);
+            l.Token = 0;
+        }
+    }
+
+    private void OnAccept(Listener listener)
     {
         lock (_lock)
         {
             if (_disposed || _client is not null) return;
-            var fd = UnixSocket.Accept(_listener, out int errno);
+            var fd = UnixSocket.Accept(listener.Fd, out int errno);
             if (fd is null)
             {
                 if (errno is not (Libc.EAGAIN or Libc.ECONNRESET))
-                    Log.Warn($"qmp: accept on {_path}: {Libc.ErrorText(errno)}");
+                    Log.Warn($"qmp: accept on {listener.Endpoint}: {Libc.ErrorText(errno)}");
                 return;
             }
-            var client = new Client(fd);
-            _loop.Remove(_listenToken);
-            _listenToken = 0;
+            var session = new QmpSession(new LeakBucket(_rateLimit, _clock), listener.Endpoint is MonitorEndpoint.Unix);
+            var client = new Client(fd, session);
+            StopListening();
             _client = client;
             client.Token = _loop.Add(fd.Fd, Libc.EPOLLIN, events => OnClientReady(client, events));
-            Log.Debug("qmp: client connected");
+            Log.Debug($"qmp: client connected on {listener.Endpoint}");
             Queue(client, QmpDispatcher.Greeting());
         }
     }
 
     private void OnClientReady(Client client, uint events)
     {
-        var messages = new List<byte[]>();
+        // The loop calls this on its one thread, so the request lists are not shared.
+        _requests.Clear();
         bool closing = false, overflow = false;
         lock (_lock)
         {
@@ -145,21 +193,40 @@ public sealed class QmpServer : IDisposable
             if (_client != client) return;
             while (!closing && !overflow)
             {
-                int n = UnixSocket.Receive(client.Fd.Fd, _readBuffer);
+                FileDescriptor? fd = null;
+                int n = client.Session.CanPassFds
+                    ? UnixSocket.ReceiveWithFd(client.Fd.Fd, _readBuffer, out fd)
+                    : UnixSocket.Receive(client.Fd.Fd, _readBuffer);
                 if (n == -Libc.EAGAIN) break;
                 if (n < 0) Log.Debug($"qmp: recv: {Libc.ErrorText(-n)}");
-                if (n <= 0) closing = true;
-                else overflow = !client.Framer.Push(_readBuffer.AsSpan(0, n), messages);
+                if (n <= 0)
+                {
+                    fd?.Dispose();
+                    closing = true;
+                    break;
+                }
+                _framed.Clear();
+                overflow = !client.Framer.Push(_readBuffer.AsSpan(0, n), _framed);
+                AttachFds(client, fd, overflow);
             }
         }
 
         // Commands run outside the lock: the machine may call SendEvent (or Dispose) from inside them.
-        foreach (byte[] message in messages)
+        for (int i = 0; i < _requests.Count; i++)
         {
-            byte[] reply = _dispatcher.Handle(message, client.Session, out Action? after);
+            var (request, fd) = _requests[i];
+            client.Session.ReceivedFd = fd;
+            byte[] reply = _dispatcher.Handle(request, client.Session, out Action? after);
+            // An fd the command did not take (anything but getfd) is closed now.
+            client.Session.ReceivedFd?.Dispose();
+            client.Session.ReceivedFd = null;
             lock (_lock)
             {
-                if (_disposed || _client != client) return;
+                if (_disposed || _client != client)
+                {
+                    CloseFds(i + 1);
+                    return;
+                }
                 Queue(client, reply);
             }
             after?.Invoke();
@@ -176,6 +243,49 @@ public sealed class QmpServer : IDisposable
             }
             Disconnect(client);
         }
+    }
+
+    /// <summary>
+    /// Moves this read's framed requests to the run list with the fd, if any, that came with them. The kernel
+    /// ends a read at the data an fd was sent with, so the fd belongs to the request whose bytes end the read:
+    /// the one still being framed, else the last one this read completed. A request completed by a later read
+    /// gets the fd held for it.
+    /// </summary>
+    private void AttachFds(Client client, FileDescriptor? fd, bool overflow)
+    {
+        for (int i = 0; i < _framed.Count; i++)
+        {
+            FileDescriptor? attached = null;
+            if (i == 0 && client.PendingFd is not null)
+            {
+                attached = client.PendingFd;
+                client.PendingFd = null;
+            }
+            if (fd is not null && i == _framed.Count - 1 && !client.Framer.InProgress)
+            {
+                attached?.Dispose();
+                attached = fd;
+                fd = null;
+            }
+            _requests.Add((_framed[i], attached));
+        }
+        if (fd is null) return;
+        if (client.Framer.InProgress && !overflow)
+        {
+            client.PendingFd?.Dispose();
+            client.PendingFd = fd;
+        }
+        else
+        {
+            fd.Dispose(); // came with nothing but whitespace, or with an overlong request
+        }
+    }
+
+    /// <summary>Closes the fds of requests from <paramref name="from"/> on, which will not run.</summary>
+    private void CloseFds(int from)
+    {
+        for (int i = from; i < _requests.Count; i++) _requests[i].Fd?.Dispose();
+        _requests.Clear();
     }
 
     /// <summary>Appends to the client's output and writes what the socket takes. Under the lock.</summary>
@@ -219,11 +329,20 @@ public sealed class QmpServer : IDisposable
         _client = null;
         _loop.Remove(client.Token);
         client.Fd.Dispose();
+        client.PendingFd?.Dispose();
+        client.PendingFd = null;
         Log.Debug("qmp: client disconnected");
-        if (!_disposed) _listenToken = _loop.Add(_listener.Fd, Libc.EPOLLIN, _ => OnAccept());
+        if (!_disposed) Listen();
     }
 
-    /// <summary>Writes what output the socket takes now, closes the client and the listener, unlinks the path.</summary>
+    private static void Close(Listener listener)
+    {
+        listener.Fd.Dispose();
+        if (listener.Endpoint is MonitorEndpoint.Unix unix) Libc.Unlink(unix.Path);
+    }
+
+    /// <summary>Writes what output the socket takes now, closes the client, the listeners and every stored fd,
+    /// and unlinks the unix socket paths.</summary>
     public void Dispose()
     {
         lock (_lock)
@@ -235,10 +354,9 @@ public sealed class QmpServer : IDisposable
                 Flush(client);
                 Disconnect(client);
             }
-            if (_listenToken != 0) _loop.Remove(_listenToken);
-            _listenToken = 0;
-            _listener.Dispose();
-            Libc.Unlink(_path);
+            StopListening();
+            foreach (var l in _listeners) Close(l);
+            Fds.Dispose();
         }
     }
 }

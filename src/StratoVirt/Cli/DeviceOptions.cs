@@ -1,5 +1,6 @@
 using System.Globalization;
 using StratoVirt.Machine;
+using StratoVirt.Machine.Qmp;
 using StratoVirt.Virtio.Devices;
 
 namespace StratoVirt.Cli;
@@ -13,6 +14,9 @@ internal sealed class DeviceOptions
     private readonly Dictionary<string, (string Path, bool ReadOnly, bool Direct)> _drives = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (string? IfName, int? Fd)> _netdevs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ChardevConfig> _chardevs = new(StringComparer.Ordinal);
+    /// <summary>TCP socket chardevs: only a -mon monitor can use them.</summary>
+    private readonly Dictionary<string, MonitorEndpoint.Tcp> _tcpChardevs = new(StringComparer.Ordinal);
+    private string? _monitorChardev;
     private readonly Dictionary<string, string> _rngs = new(StringComparer.Ordinal);
     private readonly List<string> _ioThreads = [];
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
@@ -29,12 +33,16 @@ internal sealed class DeviceOptions
 
     public IReadOnlyDictionary<string, ChardevConfig> Chardevs => _chardevs;
 
+    /// <summary>The QMP endpoint -mon names through its socket chardev, or null without -mon.</summary>
+    public MonitorEndpoint? Monitor { get; private set; }
+
     public static DeviceOptions Parse(Dictionary<string, List<string>> o)
     {
         var d = new DeviceOptions();
         foreach (string v in Values(o, "-drive")) d.AddDrive(v);
         foreach (string v in Values(o, "-netdev")) d.AddNetdev(v);
         foreach (string v in Values(o, "-chardev")) d.AddChardev(v);
+        foreach (string v in Values(o, "-mon")) d.AddMonitor(v);
         foreach (string v in Values(o, "-object")) d.AddObject(v);
         foreach (string v in Values(o, "-device")) d.AddDevice(v);
         return d;
@@ -103,13 +111,16 @@ internal sealed class DeviceOptions
         var v = new OptionValue("-chardev", text, "backend", ["backend", "id", "path", "server", "nowait", "wait",
             "host", "port", "mux", "signal"]);
         string id = RequireId(v, "-chardev");
+        if (v.Get("backend") == "socket" && (v.Has("host") || v.Has("port")))
+        {
+            AddTcpChardev(v, id);
+            return;
+        }
         ChardevConfig config = v.Get("backend") switch
         {
             "stdio" => new ChardevConfig.Stdio(id),
             "pty" => new ChardevConfig.Pty(id),
             "file" => new ChardevConfig.File(id, v.Get("path") ?? throw new UsageException($"option -chardev: file chardev '{id}' needs path=")),
-            "socket" when v.Has("host") || v.Has("port") =>
-                throw new UsageException($"option -chardev: chardev '{id}': TCP sockets are not supported by this build; use path="),
             "socket" => new ChardevConfig.UnixSocket(id,
                 v.Get("path") ?? throw new UsageException($"option -chardev: socket chardev '{id}' needs path="),
                 v.GetBool("server", false), v.GetBool("nowait", false) || !v.GetBool("wait", true)),
@@ -117,7 +128,53 @@ internal sealed class DeviceOptions
         };
         if (config is ChardevConfig.UnixSocket { Server: false })
             throw new UsageException($"option -chardev: chardev '{id}': only server sockets are supported (add server,nowait)");
+        if (_tcpChardevs.ContainsKey(id)) throw new UsageException($"option -chardev: id '{id}' is used twice");
         Unique(_chardevs, id, "-chardev", config);
+    }
+
+    /// <summary>socket,host=,port=: kept apart from the other chardevs, since only -mon can use it.</summary>
+    private void AddTcpChardev(OptionValue v, string id)
+    {
+        if (v.Has("path")) throw new UsageException($"option -chardev: chardev '{id}': give either path= or host= and port=");
+        if (!v.GetBool("server", false) || !(v.GetBool("nowait", false) || !v.GetBool("wait", true)))
+            throw new UsageException($"option -chardev: chardev '{id}': only server sockets are supported (add server,nowait)");
+        MonitorEndpoint.Tcp endpoint;
+        try
+        {
+            endpoint = MonitorEndpoint.ParseTcp(v.Get("host") ?? "", v.Get("port") ?? "");
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"option -chardev: chardev '{id}': {e.Message}");
+        }
+        if (_chardevs.ContainsKey(id) || !_tcpChardevs.TryAdd(id, endpoint))
+            throw new UsageException($"option -chardev: id '{id}' is used twice");
+    }
+
+    /// <summary>-mon chardev=&lt;id&gt;,id=&lt;monid&gt;[,mode=control]: QMP on a socket chardev, which no device
+    /// may then use (as upstream, the monitor takes the chardev).</summary>
+    private void AddMonitor(string text)
+    {
+        if (Monitor is not null) throw new UsageException("option -mon: only one monitor is supported");
+        var v = new OptionValue("-mon", text, null, ["chardev", "id", "mode", "pretty"]);
+        if (v.Get("mode") is { } mode && mode != "control")
+            throw new UsageException($"option -mon: mode={mode} is not supported; only mode=control (QMP)");
+        string chardev = v.Get("chardev") is { Length: > 0 } c ? c : throw new UsageException("option -mon: chardev= is required");
+        if (_tcpChardevs.TryGetValue(chardev, out var tcp)) Monitor = tcp;
+        else if (!_chardevs.TryGetValue(chardev, out var config))
+            throw new UsageException($"option -mon: no -chardev with id '{chardev}'");
+        else if (config is ChardevConfig.UnixSocket socket)
+        {
+            if (!socket.NoWait)
+                throw new UsageException($"option -mon: chardev '{chardev}' needs both server and nowait");
+            Monitor = new MonitorEndpoint.Unix(socket.Path);
+        }
+        else
+        {
+            throw new UsageException(
+                $"option -mon: chardev '{chardev}' is a {config.GetType().Name.ToLowerInvariant()} chardev; the monitor needs a socket chardev");
+        }
+        _monitorChardev = chardev;
     }
 
     private void AddObject(string text)
@@ -233,6 +290,12 @@ internal sealed class DeviceOptions
     {
         string driver = v.Get("driver")!;
         string name = v.Get(key) ?? throw new UsageException($"option -device: {driver} needs {key}=");
+        if (option == "-chardev" && (name == _monitorChardev || _tcpChardevs.ContainsKey(name)))
+        {
+            throw new UsageException(name == _monitorChardev
+                ? $"option -device: {driver} {key}={name}: that chardev is used by the -mon monitor"
+                : $"option -device: {driver} {key}={name}: TCP chardevs serve only -mon in this build; use path=");
+        }
         if (!exists(name)) throw new UsageException($"option -device: {driver} {key}={name}: no {option} with id '{name}'");
         if (!_used.Add($"{option}/{name}")) throw new UsageException($"option -device: {option} '{name}' is used by two devices");
         return name;

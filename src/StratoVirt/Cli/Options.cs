@@ -1,4 +1,5 @@
 using StratoVirt.Machine;
+using StratoVirt.Machine.Qmp;
 
 namespace StratoVirt.Cli;
 
@@ -25,6 +26,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-serial", Arity.Value),
         new("-D", Arity.OptionalValue),
         new("-qmp", Arity.Value),
+        new("-mon", Arity.Value),
         new("-S", Arity.Flag),
         new("-freeze", Arity.Flag),
         new("-drive", Arity.Value, Repeatable: true),
@@ -39,7 +41,6 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-V", Arity.Flag),
         // Options later parts of the project implement.
 
-        new("-mon", Arity.Value, Unsupported: Later),
         new("-pidfile", Arity.Value, Unsupported: Later),
         new("-daemonize", Arity.Flag, Unsupported: Later),
         new("-incoming", Arity.Value, Unsupported: Later),
@@ -93,7 +94,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             Cpus = One("-smp") is { } smp ? ParseSmp(smp) : CpuTopology.Single(1),
             Serial = One("-serial") is { } serial ? ParseSerial(serial) : null,
             Acpi = acpi,
-            QmpSocket = One("-qmp") is { } qmp ? ParseQmp(qmp) : null,
+            Monitors = Monitors(One("-qmp"), devices.Monitor),
             StartPaused = o.ContainsKey("-S") || o.ContainsKey("-freeze"),
             Devices = devices.Devices,
             IoThreads = devices.IoThreads,
@@ -189,9 +190,20 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         }
     }
 
-    internal static string ParseQmp(string text)
+    /// <summary>-qmp's endpoint and -mon's, which must differ.</summary>
+    private static List<MonitorEndpoint> Monitors(string? qmp, MonitorEndpoint? mon)
     {
-        try { return StratoVirt.Machine.Qmp.QmpServer.ParseOption(text); }
+        var monitors = new List<MonitorEndpoint>();
+        if (qmp is not null) monitors.Add(ParseQmp(qmp));
+        if (mon is null) return monitors;
+        if (monitors.Contains(mon)) throw new UsageException($"option -mon: {mon} is the -qmp socket too");
+        monitors.Add(mon);
+        return monitors;
+    }
+
+    internal static MonitorEndpoint ParseQmp(string text)
+    {
+        try { return MonitorEndpoint.ParseQmp(text); }
         catch (FormatException e) { throw new UsageException($"option -qmp: {e.Message}"); }
     }
 

@@ -1,5 +1,6 @@
 using StratoVirt.Cli;
 using StratoVirt.Machine;
+using StratoVirt.Machine.Qmp;
 
 namespace StratoVirt.Tests.Unit;
 
@@ -95,8 +96,7 @@ public sealed class CommandLineTests
         Assert.Contains("-kernel is required", Error("-machine", "microvm"));
         Assert.Contains("given more than once", Error("-machine", "microvm", "-kernel", "a", "-kernel", "b"));
         Assert.Contains("unexpected argument 'stray'", Error("-machine", "microvm", "-kernel", "k", "stray"));
-        Assert.Contains("not supported by this build yet", Error("-machine", "microvm", "-kernel", "k", "-mon", "chardev=c,id=m"));
-        Assert.Contains("option -qmp", Error("-machine", "microvm", "-kernel", "k", "-qmp", "tcp:127.0.0.1:4444"));
+        Assert.Contains("option -qmp: 'server' and 'nowait' are required", Error("-machine", "microvm", "-kernel", "k", "-qmp", "tcp:127.0.0.1:4444"));
     }
 
     [Fact]
@@ -113,4 +113,48 @@ public sealed class CommandLineTests
         Assert.Equal("/tmp/s", Assert.IsType<SerialBackend.File>(Parse("-machine", "microvm", "-kernel", "k", "-serial", "file,path=/tmp/s").Machine.Serial).Path);
         Assert.Contains("unknown backend", Error("-machine", "microvm", "-kernel", "k", "-serial", "telnet"));
     }
+
+    private static readonly string[] Base = ["-machine", "microvm", "-kernel", "k"];
+
+    [Fact]
+    public void QmpTakesUnixAndTcpEndpoints()
+    {
+        Assert.Equal([new MonitorEndpoint.Unix("/run/q.sock")], Parse([.. Base, "-qmp", "unix:/run/q.sock,server,nowait"]).Machine.Monitors);
+        Assert.Equal([new MonitorEndpoint.Tcp(System.Net.IPAddress.Loopback, 4444)],
+            Parse([.. Base, "-qmp", "tcp:127.0.0.1:4444,server,nowait"]).Machine.Monitors);
+        Assert.Empty(Parse(Base).Machine.Monitors);
+        Assert.Contains("option -qmp: invalid host 'example.org'", Error([.. Base, "-qmp", "tcp:example.org:4444,server,nowait"]));
+        Assert.Contains("option -qmp: invalid port '99999'", Error([.. Base, "-qmp", "tcp:127.0.0.1:99999,server,nowait"]));
+    }
+
+    [Fact]
+    public void MonTakesASocketChardevAsUpstreamDoes()
+    {
+        var o = Parse([.. Base, "-chardev", "socket,id=qmp0,path=/run/mon.sock,server,nowait", "-mon", "chardev=qmp0,id=monitor,mode=control"]);
+        Assert.Equal([new MonitorEndpoint.Unix("/run/mon.sock")], o.Machine.Monitors);
+        o = Parse([.. Base, "-chardev", "socket,id=t,host=127.0.0.1,port=4445,server,nowait", "-mon", "chardev=t,id=m",
+            "-qmp", "unix:/run/q.sock,server,nowait"]);
+        Assert.Equal([new MonitorEndpoint.Unix("/run/q.sock"), new MonitorEndpoint.Tcp(System.Net.IPAddress.Loopback, 4445)],
+            o.Machine.Monitors);
+    }
+
+    [Theory]
+    [InlineData("option -mon: mode=readline is not supported; only mode=control",
+        "-chardev", "socket,id=c,path=/s,server,nowait", "-mon", "chardev=c,id=m,mode=readline")]
+    [InlineData("option -mon: chardev= is required", "-mon", "id=m")]
+    [InlineData("option -mon: no -chardev with id 'c'", "-mon", "chardev=c,id=m")]
+    [InlineData("option -mon: chardev 'c' is a stdio chardev; the monitor needs a socket chardev",
+        "-chardev", "stdio,id=c", "-mon", "chardev=c,id=m")]
+    [InlineData("option -mon: chardev 'c' needs both server and nowait",
+        "-chardev", "socket,id=c,path=/s,server", "-mon", "chardev=c,id=m")]
+    [InlineData("option -device: virtconsole chardev=c: that chardev is used by the -mon monitor",
+        "-chardev", "socket,id=c,path=/s,server,nowait", "-mon", "chardev=c,id=m",
+        "-device", "virtio-serial-device", "-device", "virtconsole,chardev=c")]
+    [InlineData("option -device: virtconsole chardev=t: TCP chardevs serve only -mon in this build; use path=",
+        "-chardev", "socket,id=t,host=127.0.0.1,port=1,server,nowait",
+        "-device", "virtio-serial-device", "-device", "virtconsole,chardev=t")]
+    [InlineData("option -chardev: chardev 't': invalid host 'nowhere'", "-chardev", "socket,id=t,host=nowhere,port=1,server,nowait")]
+    [InlineData("option -mon: unix:/s is the -qmp socket too",
+        "-qmp", "unix:/s,server,nowait", "-chardev", "socket,id=c,path=/s,server,nowait", "-mon", "chardev=c,id=m")]
+    public void BadMonitorsAreRefused(string message, params string[] args) => Assert.StartsWith(message, Error([.. Base, .. args]));
 }
