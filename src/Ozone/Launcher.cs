@@ -16,7 +16,7 @@ public static class Launcher
         if (Libc.GetEUid() != 0) throw new OzoneException($"must be run as root (euid is {Libc.GetEUid()})");
         SandboxCalls.CloseInheritedFds();
         var chroot = new ChrootDir(o);
-        if (o.CleanResource && o.ExecArgs.Count == 0) return CleanEarlierRun(o, chroot);
+        if (o.CleanResource && !o.HasCommand) return CleanEarlierRun(o, chroot);
 
         string execFile = RealFile(o.ExecFile, "-exec-file");
         var sources = o.Sources.Select(s => RealPath(s, "-source")).ToList();

@@ -20,6 +20,9 @@ public sealed class OzoneOptions
     public string? CpusetCpus { get; init; }
     public string? MemoryLimit { get; init; }
     public bool CleanResource { get; init; }
+    /// <summary>True when "--" is given: ozone runs the binary (with -clean-resource, then cleans up after it);
+    /// without it, -clean-resource alone is upstream's clean-up of an earlier run.</summary>
+    public bool HasCommand { get; init; }
     /// <summary>Everything after "--": the arguments of the sandboxed binary.</summary>
     public IReadOnlyList<string> ExecArgs { get; init; } = [];
 
@@ -46,8 +49,8 @@ public sealed class OzoneOptions
           -source <file>...       files or folders bind-mounted into the chroot root (kernel, disk images)
           -numa <node>            cpuset.mems of the cgroup
           -cgroup <key=value>...  cpuset.cpus=<cpus> and/or memory.limit_in_bytes=<bytes>
-          -clean-resource         with a command: remove chroot, mounts and cgroups when it exits;
-                                  alone: remove those of an earlier run with this name
+          -clean-resource         with "--": remove chroot, mounts and cgroups when the binary exits;
+                                  without "--": remove those of an earlier run with this name
           -h, --help              this text
         The binary runs as pid 1 of new PID, UTS, IPC and mount namespaces, inside the chroot, with no other
         device nodes than kvm, net/tun, urandom, null (and vhost-net, vhost-vsock if the host has them).
@@ -148,6 +151,7 @@ public sealed class OzoneOptions
             CpusetCpus = cpus,
             MemoryLimit = memory,
             CleanResource = values.ContainsKey("clean-resource"),
+            HasCommand = separator >= 0,
             ExecArgs = separator < 0 ? [] : args.Skip(separator + 1).ToArray(),
         };
     }
