@@ -4,7 +4,8 @@ namespace Ozone;
 
 /// <summary>
 /// The per-sandbox root folder /srv/ozone/&lt;exec name&gt;/&lt;name&gt;: a copy of the binary and a bind mount of each
-/// -source file or folder, all at its top level. It becomes "/" of the sandboxed process.
+/// -source file or folder, all at its top level, plus the binary's shared libraries at their own paths if it is
+/// dynamically linked. It becomes "/" of the sandboxed process.
 /// </summary>
 public sealed class ChrootDir
 {
@@ -36,6 +37,12 @@ public sealed class ChrootDir
         try
         {
             File.Copy(execFile, System.IO.Path.Combine(Path, _options.ExecName));
+            foreach (var library in SharedLibraries.Of(execFile))
+            {
+                string target = Path + library;
+                Directory.CreateDirectory(System.IO.Path.GetDirectoryName(target)!);
+                File.Copy(library, target);
+            }
             foreach (var source in sources) BindSource(source);
         }
         catch

@@ -93,7 +93,7 @@ public static class Launcher
                 SysException.Check(Libc.Unshare(Libc.CLONE_NEWPID), "unshare(CLONE_NEWPID)");
                 try
                 {
-                    pid = SandboxCalls.Spawn("/proc/self/exe", argv, SandboxCalls.Environment(), write.Fd);
+                    pid = SandboxCalls.Spawn("/proc/self/exe", argv, SandboxCalls.Environment(), write.Fd, Sandbox.StatusFd);
                 }
                 finally
                 {

@@ -88,10 +88,10 @@ public static unsafe class SandboxCalls
         throw SysException.Last($"execve {path}");
     }
 
-    /// <summary>posix_spawn(3) of <paramref name="path"/> with <paramref name="fdToPass"/> as the child's fd 3.</summary>
+    /// <summary>posix_spawn(3) of <paramref name="path"/> with <paramref name="fdToPass"/> as the child's <paramref name="childFd"/>.</summary>
     /// <remarks>glibc spawns with clone(CLONE_VM|CLONE_VFORK) and execs at once: no managed code runs in the child,
     /// which is why this, and not fork, is how a .NET process starts the first process of a new PID namespace.</remarks>
-    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<string> envp, int fdToPass)
+    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<string> envp, int fdToPass, int childFd)
     {
         using var args = new CStringArray(argv);
         using var env = new CStringArray(envp);
@@ -101,7 +101,7 @@ public static unsafe class SandboxCalls
         Libc.SpawnFileActionsInit(actions);
         try
         {
-            int err = Libc.SpawnFileActionsAddDup2(actions, fdToPass, 3);
+            int err = Libc.SpawnFileActionsAddDup2(actions, fdToPass, childFd);
             if (err != 0) throw new SysException("posix_spawn_file_actions_adddup2", err);
             int pid;
             err = Libc.PosixSpawn(&pid, file.Pointer[0], actions, null, args.Pointer, env.Pointer);

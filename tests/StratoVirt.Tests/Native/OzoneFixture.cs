@@ -28,7 +28,7 @@ public sealed class OzoneFixture : IDisposable
     /// <summary>A name no other test uses, so tests can run side by side.</summary>
     public static string NewName() => "t" + Guid.NewGuid().ToString("N")[..12];
 
-    public static string ChrootOf(string name) => $"/srv/ozone/probe/{name}";
+    public static string ChrootOf(string name, string exec = "probe") => $"/srv/ozone/{exec}/{name}";
 
     public void Dispose() => _dir.Dispose();
 }

@@ -16,16 +16,16 @@ public sealed class OzoneSandboxTests(OzoneFixture fx) : IClassFixture<OzoneFixt
         ["-name", name, "-exec-file", fx.Probe, "-uid", uid.ToString(), "-gid", gid.ToString()];
 
     /// <summary>The cgroup folders of a sandbox name, in every mounted hierarchy, whether or not they exist.</summary>
-    private static List<string> CgroupDirs(string name) =>
+    private static List<string> CgroupDirs(string name, string exec = "probe") =>
         MountTable.Parse(File.ReadAllText(MountTable.Path)).Where(m => m.FsType is "cgroup" or "cgroup2")
-            .Select(m => Path.Combine(m.MountPoint, "probe", name)).ToList();
+            .Select(m => Path.Combine(m.MountPoint, exec, name)).ToList();
 
-    private static void AssertNothingLeft(string name)
+    private static void AssertNothingLeft(string name, string exec = "probe")
     {
-        string chroot = OzoneFixture.ChrootOf(name);
+        string chroot = OzoneFixture.ChrootOf(name, exec);
         Assert.False(Directory.Exists(chroot), $"{chroot} is left behind");
         Assert.DoesNotContain(chroot, File.ReadAllText(MountTable.Path));
-        Assert.DoesNotContain(CgroupDirs(name), Directory.Exists);
+        Assert.DoesNotContain(CgroupDirs(name, exec), Directory.Exists);
     }
 
     private static void AssertOneLineError(VmmResult r, string expected)
@@ -196,6 +196,36 @@ public sealed class OzoneSandboxTests(OzoneFixture fx) : IClassFixture<OzoneFixt
             "-cgroup", "memory.limit_in_bytes=64M", "--"]);
         AssertOneLineError(r, $"setns {notNetns}: Invalid argument (errno 22)");
         AssertNothingLeft(name);
+    }
+
+    [Fact]
+    public void StratovirtRunsInTheSandboxWithItsSharedLibraries()
+    {
+        // out/stratovirt links glibc dynamically: ozone copies the loader and libraries into the chroot. With no
+        // /dev/kvm on this host, the VMM shows it runs by reading the -source file and refusing it as a kernel.
+        string name = OzoneFixture.NewName();
+        string text = Source($"{name}.txt", "not a kernel");
+        string[] args = ["-name", name, "-exec-file", VmmProcess.Binary, "-uid", "1234", "-gid", "1234", "-source", text,
+            "-cgroup", "memory.limit_in_bytes=256M", "-clean-resource", "--"];
+        var version = Ozone([.. args, "-version"]);
+        Assert.True(version.ExitCode == 0, version.ToString());
+        Assert.StartsWith("StratoVirt ", version.Stdout);
+        AssertNothingLeft(name, "stratovirt");
+        var refused = Ozone([.. args, "-machine", "microvm", "-kernel", $"/{name}.txt", "-m", "128"]);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Equal($"stratovirt: kernel /{name}.txt is a text file, not a kernel image", refused.Stderr.Trim());
+        AssertNothingLeft(name, "stratovirt");
+    }
+
+    [Fact]
+    public void SharedLibrariesOfStaticAndDynamicBinaries()
+    {
+        Assert.Null(SharedLibraries.Interpreter(fx.Probe));
+        Assert.Empty(SharedLibraries.Of(fx.Probe));
+        var libs = SharedLibraries.Of(VmmProcess.Binary);
+        Assert.Equal(SharedLibraries.Interpreter(VmmProcess.Binary), libs[0]);
+        Assert.Contains(libs, l => Path.GetFileName(l) == "libc.so.6");
+        Assert.All(libs, l => Assert.True(File.Exists(l), l));
     }
 
     [Fact]
