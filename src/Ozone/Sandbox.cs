@@ -38,7 +38,8 @@ public static class Sandbox
     {
         try
         {
-            int count = int.Parse(args[1]);
+            if (args.Length < 2 || !int.TryParse(args[1], out int count) || count < 0 || count > args.Length - 2)
+                throw new OzoneException($"{StageArgument} is ozone's own second stage, not an option");
             var dirs = args[2..(2 + count)];
             var options = OzoneOptions.Parse(args[(2 + count)..]);
             Enter(options, dirs);
