@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds the NativeAOT stratovirt binary at out/stratovirt.
+# Builds the NativeAOT binaries: out/stratovirt and out/ozone (the sandbox launcher).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 echo "build: publishing NativeAOT stratovirt (net9.0, linux-x64)..."
 dotnet publish src/StratoVirt/StratoVirt.csproj -c Release -f net9.0 -r linux-x64 -o out --nologo -v quiet \
     -p:TreatWarningsAsErrors=true
+echo "build: publishing NativeAOT ozone (net9.0, linux-x64)..."
+dotnet publish src/Ozone/Ozone.csproj -c Release -f net9.0 -r linux-x64 -o out --nologo -v quiet \
+    -p:TreatWarningsAsErrors=true
 rm -f out/*.dbg
-ls -l out/stratovirt | awk '{printf "build: out/stratovirt (%d bytes)\n", $5}'
+ls -l out/stratovirt out/ozone | awk '{printf "build: %s (%d bytes)\n", $9, $5}'

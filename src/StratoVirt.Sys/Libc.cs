@@ -412,3 +412,120 @@ public struct Flock
     public long Start, Length;
     public int Pid;
 }
+
+// ---- ozone: mounts, namespaces, credentials, capabilities, process start ----
+
+public static unsafe partial class Libc
+{
+    public const ulong MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MS_SLAVE = 0x80000;
+    public const int MNT_DETACH = 2;
+    public const int CLONE_NEWNS = 0x20000, CLONE_NEWUTS = 0x04000000, CLONE_NEWIPC = 0x08000000, CLONE_NEWPID = 0x20000000;
+    public const long SYS_pivot_root = 155, SYS_close_range = 436;
+    public const uint CLOSE_RANGE_CLOEXEC = 4;
+    public const int PR_SET_PDEATHSIG = 1, PR_SET_KEEPCAPS = 8, PR_CAPBSET_READ = 23, PR_CAPBSET_DROP = 24,
+        PR_SET_NO_NEW_PRIVS = 38, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2;
+    public const uint S_IFCHR = 0x2000;
+    public const int SIGKILL = 9, SIGQUIT = 3;
+    public const int ESRCH = 3, ECHILD = 10, ENOTEMPTY = 39;
+    /// <summary>_LINUX_CAPABILITY_VERSION_3: two 32-bit words per capability set.</summary>
+    public const uint CapabilityVersion3 = 0x20080522;
+
+    [LibraryImport(Lib, EntryPoint = "mount", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Mount(string? source, string target, string? fsType, ulong flags, nint data);
+
+    [LibraryImport(Lib, EntryPoint = "umount2", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Umount2(string target, int flags);
+
+    /// <summary>syscall(2) for calls glibc does not wrap (pivot_root) or wraps only in newer versions (close_range).</summary>
+    [LibraryImport(Lib, EntryPoint = "syscall", SetLastError = true)]
+    public static partial long Syscall(long number, nint a1, nint a2, nint a3);
+
+    [LibraryImport(Lib, EntryPoint = "sethostname", SetLastError = true)]
+    public static partial int SetHostName(byte* name, nuint length);
+
+    [LibraryImport(Lib, EntryPoint = "setns", SetLastError = true)]
+    public static partial int SetNs(int fd, int nsType);
+
+    [LibraryImport(Lib, EntryPoint = "mknod", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Mknod(string path, uint mode, ulong dev);
+
+    [LibraryImport(Lib, EntryPoint = "chown", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Chown(string path, uint uid, uint gid);
+
+    [LibraryImport(Lib, EntryPoint = "mkdir", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Mkdir(string path, uint mode);
+
+    [LibraryImport(Lib, EntryPoint = "rmdir", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Rmdir(string path);
+
+    [LibraryImport(Lib, EntryPoint = "chdir", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Chdir(string path);
+
+    [LibraryImport(Lib, EntryPoint = "setgroups", SetLastError = true)]
+    public static partial int SetGroups(nuint size, uint* list);
+
+    [LibraryImport(Lib, EntryPoint = "setresuid", SetLastError = true)]
+    public static partial int SetResUid(uint ruid, uint euid, uint suid);
+
+    [LibraryImport(Lib, EntryPoint = "setresgid", SetLastError = true)]
+    public static partial int SetResGid(uint rgid, uint egid, uint sgid);
+
+    [LibraryImport(Lib, EntryPoint = "geteuid")]
+    public static partial uint GetEUid();
+
+    [LibraryImport(Lib, EntryPoint = "prctl", SetLastError = true)]
+    public static partial int Prctl(int option, ulong arg2, ulong arg3, ulong arg4, ulong arg5);
+
+    [LibraryImport(Lib, EntryPoint = "capget", SetLastError = true)]
+    public static partial int CapGet(CapHeader* header, CapData* data);
+
+    [LibraryImport(Lib, EntryPoint = "capset", SetLastError = true)]
+    public static partial int CapSet(CapHeader* header, CapData* data);
+
+    [LibraryImport(Lib, EntryPoint = "execve", SetLastError = true)]
+    public static partial int Execve(byte* path, byte** argv, byte** envp);
+
+    /// <summary>Returns 0 or an errno value (posix_spawn does not set errno).</summary>
+    [LibraryImport(Lib, EntryPoint = "posix_spawn")]
+    public static partial int PosixSpawn(int* pid, byte* path, void* fileActions, void* attr, byte** argv, byte** envp);
+
+    /// <summary>Size reserved for the opaque posix_spawn_file_actions_t (80 bytes in glibc).</summary>
+    public const int SpawnFileActionsSize = 128;
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_init")]
+    public static partial int SpawnFileActionsInit(void* actions);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_adddup2")]
+    public static partial int SpawnFileActionsAddDup2(void* actions, int fd, int newFd);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_destroy")]
+    public static partial int SpawnFileActionsDestroy(void* actions);
+
+    [LibraryImport(Lib, EntryPoint = "waitpid", SetLastError = true)]
+    public static partial int WaitPid(int pid, int* status, int options);
+
+    [LibraryImport(Lib, EntryPoint = "kill", SetLastError = true)]
+    public static partial int Kill(int pid, int sig);
+
+    [LibraryImport(Lib, EntryPoint = "pipe2", SetLastError = true)]
+    public static partial int Pipe2(int* fds, int flags);
+
+    /// <summary>makedev(3): the kernel's 64-bit device number from a major and minor.</summary>
+    public static ulong MakeDev(uint major, uint minor) =>
+        ((ulong)(major & 0xfff) << 8) | (minor & 0xffu) | ((ulong)(minor & ~0xffu) << 12) | ((ulong)(major & ~0xfffu) << 32);
+}
+
+/// <summary>struct __user_cap_header_struct.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct CapHeader
+{
+    public uint Version;
+    public int Pid;
+}
+
+/// <summary>struct __user_cap_data_struct; version 3 uses two of them (capabilities 0-31 and 32-63).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct CapData
+{
+    public uint Effective, Permitted, Inheritable;
+}
