@@ -34,17 +34,16 @@ internal sealed partial class QmpDispatcher
     private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private readonly Dictionary<string, Func<JsonElement, QmpSession, QmpReply>> _commands;
     private readonly IQmpCommands _machine;
-    private readonly Action _onQuit;
 
-    /// <param name="onQuit">Runs after the quit reply is queued, before the machine is asked to quit.</param>
-    public QmpDispatcher(IQmpCommands machine, Action onQuit)
+    public QmpDispatcher(IQmpCommands machine)
     {
         _machine = machine;
-        _onQuit = onQuit;
         _commands = new()
         {
             ["qmp_capabilities"] = (_, s) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, () => s.Negotiated = true),
-            ["quit"] = (_, _) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, Quit),
+            ["quit"] = (_, _) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, _machine.Quit),
+            ["system_reset"] = (_, _) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, _machine.SystemReset),
+            ["system_powerdown"] = (_, _) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, _machine.SystemPowerdown),
             ["query-status"] = (_, _) => QmpReply.Ok(_machine.Running ? new QmpStatus(true, false, "running")
                 : new QmpStatus(false, false, "paused"), QmpJsonContext.Default.QmpStatus),
             ["stop"] = (_, _) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, _machine.Stop),
@@ -115,7 +114,8 @@ internal sealed partial class QmpDispatcher
     }
 
     /// <summary>The events this server can send.</summary>
-    private static readonly QmpNamed[] Events = [new("SHUTDOWN"), new("STOP"), new("RESUME"), new("BALLOON_CHANGED")];
+    private static readonly QmpNamed[] Events =
+        [new("SHUTDOWN"), new("RESET"), new("POWERDOWN"), new("STOP"), new("RESUME"), new("BALLOON_CHANGED")];
 
     private QmpCpuInfo[] Cpus() =>
     [
@@ -124,12 +124,6 @@ internal sealed partial class QmpDispatcher
     ];
 
     private QmpCommandInfo[] CommandList() => [.. _commands.Keys.Select(n => new QmpCommandInfo(n))];
-
-    private void Quit()
-    {
-        _onQuit();
-        _machine.Quit();
-    }
 
     private QmpReply Balloon(JsonElement arguments)
     {
