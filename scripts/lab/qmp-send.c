@@ -5,7 +5,8 @@
  *
  * Connects to the Unix socket, reads the greeting, negotiates with qmp_capabilities, then sends each command
  * and prints every line received until its reply (events that arrive meanwhile are printed too). With
- * --wait-event it then goes on printing lines until event NAME has arrived (or had arrived meanwhile).
+ * --wait-event it then goes on printing lines until event NAME has arrived (or had arrived meanwhile), for up
+ * to 180 s.
  * Exits 0 when no reply was an error, 1 when one was, 2 on usage, connection or protocol trouble (10 s without
  * input, or the server closing before the awaited event).
  *
@@ -21,6 +22,10 @@
 #include <unistd.h>
 
 #define TIMEOUT_MS 10000
+/* --wait-event waits longer: a guest may take a while to boot and power off. */
+#define WAIT_EVENT_TIMEOUT_MS 180000
+
+static int timeout_ms = TIMEOUT_MS;
 
 static int sock = -1;
 static char inbuf[1 << 20];
@@ -53,7 +58,7 @@ static size_t read_line(char **line)
         }
         if (inlen == sizeof inbuf - 1) { errno = 0; die("line too long"); }
         struct pollfd p = { .fd = sock, .events = POLLIN };
-        int r = poll(&p, 1, TIMEOUT_MS);
+        int r = poll(&p, 1, timeout_ms);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) die("poll");
         if (r == 0) { errno = 0; die("timed out waiting for the server"); }
@@ -141,6 +146,7 @@ int main(int argc, char **argv)
     }
     int failed = execute("{\"execute\":\"qmp_capabilities\"}", 0);
     for (int i = 2; i < commands; i++) failed |= execute(argv[i], 1);
+    timeout_ms = WAIT_EVENT_TIMEOUT_MS;
     while (wait_event && !wait_event_seen) {
         read_line(&line);
         note_event(line);
