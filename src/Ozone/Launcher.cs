@@ -79,7 +79,7 @@ public static class Launcher
     /// <summary>Starts the second stage as pid 1 of a new PID namespace and waits until it has exec'd the binary.</summary>
     private static int StartSandbox(List<string> argv)
     {
-        var (read, write) = SandboxCalls.Pipe();
+        var (read, write) = ChildProcess.Pipe();
         using (read)
         {
             int pid;
@@ -93,7 +93,7 @@ public static class Launcher
                 SysException.Check(Libc.Unshare(Libc.CLONE_NEWPID), "unshare(CLONE_NEWPID)");
                 try
                 {
-                    pid = SandboxCalls.Spawn("/proc/self/exe", argv, SandboxCalls.Environment(), write.Fd, Sandbox.StatusFd);
+                    pid = ChildProcess.Spawn("/proc/self/exe", argv, SandboxCalls.Environment(), write.Fd, Sandbox.StatusFd);
                 }
                 finally
                 {
@@ -103,9 +103,9 @@ public static class Launcher
             // The second stage writes its error here, or exec closes the pipe (close-on-exec) and we read EOF.
             var message = new byte[4096];
             int n = 0, got;
-            while (n < message.Length && (got = SandboxCalls.Read(read, message.AsSpan(n))) > 0) n += got;
+            while (n < message.Length && (got = ChildProcess.Read(read, message.AsSpan(n))) > 0) n += got;
             if (n == 0) return pid;
-            SandboxCalls.Wait(pid);
+            ChildProcess.WaitForExit(pid);
             throw new OzoneException(Encoding.UTF8.GetString(message, 0, n));
         }
     }
@@ -122,7 +122,7 @@ public static class Launcher
                 ctx.Cancel = true;
             }));
         }
-        try { return SandboxCalls.Wait(pid); }
+        try { return ChildProcess.WaitForExit(pid); }
         finally { foreach (var r in registrations) r.Dispose(); }
     }
 

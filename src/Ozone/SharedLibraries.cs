@@ -41,17 +41,17 @@ public static class SharedLibraries
     {
         if (Interpreter(binary) is not { } interpreter) return [];
         if (!File.Exists(interpreter)) throw new OzoneException($"-exec-file {binary} needs {interpreter}, which does not exist");
-        var (read, write) = SandboxCalls.Pipe();
+        var (read, write) = ChildProcess.Pipe();
         int pid;
-        using (write) pid = SandboxCalls.Spawn(interpreter, [interpreter, "--list", binary], SandboxCalls.Environment(), write.Fd, 1);
+        using (write) pid = ChildProcess.Spawn(interpreter, [interpreter, "--list", binary], SandboxCalls.Environment(), write.Fd, 1);
         var output = new MemoryStream();
         using (read)
         {
             var buffer = new byte[4096];
             int n;
-            while ((n = SandboxCalls.Read(read, buffer)) > 0) output.Write(buffer, 0, n);
+            while ((n = ChildProcess.Read(read, buffer)) > 0) output.Write(buffer, 0, n);
         }
-        if (SandboxCalls.Wait(pid) != 0) throw new OzoneException($"{interpreter} --list {binary} failed");
+        if (ChildProcess.WaitForExit(pid) != 0) throw new OzoneException($"{interpreter} --list {binary} failed");
 
         // Lines are "name => /path (0x...)", "/path (0x...)" for the interpreter, or "linux-vdso.so.1 (0x...)".
         var libraries = new List<string> { interpreter };

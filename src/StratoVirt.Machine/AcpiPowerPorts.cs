@@ -18,8 +18,8 @@ public sealed class AcpiPowerPorts(Action<MachineExit> requestExit) : IBusDevice
         ulong port = Base + offset;
         byte value = data[0];
         if (port == AcpiPorts.SleepControl && AcpiPorts.IsPowerOff(value))
-            requestExit(MachineExit.PowerOff("guest powered off (ACPI S5)"));
+            requestExit(MachineExit.GuestPowerOff("guest powered off (ACPI S5)"));
         else if (port == AcpiPorts.Reset && value == AcpiPorts.ResetValue)
-            requestExit(MachineExit.PowerOff("guest requested a reset (ACPI)"));
+            requestExit(MachineExit.GuestReset("guest requested a reset (ACPI)"));
     }
 }

@@ -92,7 +92,11 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         if (_config.Monitors.Count > 0) _qmp = new QmpServer(_config.Monitors, _mainLoop, this);
     }
 
-    void IQmpCommands.Quit() => RequestExit(MachineExit.PowerOff("QMP quit"));
+    void IQmpCommands.Quit() => RequestExit(MachineExit.QmpQuit);
+
+    void IQmpCommands.SystemReset() => RequestExit(MachineExit.QmpSystemReset);
+
+    void IQmpCommands.SystemPowerdown() => RequestExit(MachineExit.QmpSystemPowerdown);
 
     private volatile bool _paused;
     private ulong? _pausedClock;
@@ -234,7 +238,7 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
             _serial = new Serial16550(new KvmInterruptLine(_vm, SerialIrq), new FdSerialOutput(_serialFd));
             Pio.Register(SerialPort, 8, _serial);
         }
-        var i8042 = new I8042(() => RequestExit(MachineExit.PowerOff("guest requested a reset (i8042)")));
+        var i8042 = new I8042(() => RequestExit(MachineExit.GuestReset("guest requested a reset (i8042)")));
         Pio.Register(0x60, 1, i8042.DataPort); // one port each: 0x61 belongs to the in-kernel PIT
         Pio.Register(0x64, 1, i8042.CommandPort);
         Pio.Register(0x70, 2, new CmosRtc(() => DateTime.UtcNow));
@@ -307,13 +311,37 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         {
             foreach (var vcpu in _vcpus) vcpu.Stop(TimeSpan.FromSeconds(2));
         }
-        return _exit!;
+        var exit = _exit!;
+        ReportExit(exit);
+        return exit;
+    }
+
+    /// <summary>How long the last reply and events may take to reach a QMP client that does not read them.</summary>
+    private static readonly TimeSpan QmpFlushBound = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Tells the QMP client how the VM ended (RESET or POWERDOWN first where they apply, then SHUTDOWN),
+    /// and waits briefly until the client has it: the process exits right after.</summary>
+    private void ReportExit(MachineExit exit)
+    {
+        if (_qmp is not { } qmp) return;
+        var data = new ShutdownEventData(exit.ByGuest, exit.QmpReason);
+        switch (exit.PrecedingEvent)
+        {
+            case "RESET":
+                qmp.SendEvent("RESET", data, QmpJsonContext.Default.ShutdownEventData);
+                break;
+            case { } name:
+                qmp.SendEvent(name);
+                break;
+        }
+        qmp.SendEvent("SHUTDOWN", data, QmpJsonContext.Default.ShutdownEventData);
+        qmp.FlushOutput(QmpFlushBound);
     }
 
     private void OnSignal(PosixSignalContext context)
     {
         context.Cancel = true;
-        RequestExit(MachineExit.PowerOff($"terminated by signal {context.Signal}"));
+        RequestExit(MachineExit.Signal(context.Signal.ToString()));
     }
 
     /// <summary>The main thread's loop: exit requests, console input, and the queues of devices without an iothread.</summary>

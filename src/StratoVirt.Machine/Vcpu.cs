@@ -110,7 +110,7 @@ public sealed class Vcpu : IDisposable
         }
         catch (Exception e)
         {
-            _onExit(MachineExit.Failure($"vCPU {Id}: {e.Message}"));
+            _onExit(MachineExit.HostError($"vCPU {Id}: {e.Message}"));
         }
     }
 
@@ -142,24 +142,24 @@ public sealed class Vcpu : IDisposable
             case KvmExit.IrqWindowOpen:
                 return null;
             case KvmExit.Hlt:
-                return MachineExit.PowerOff($"vCPU {Id} halted");
+                return MachineExit.GuestPowerOff($"vCPU {Id} halted");
             case KvmExit.Shutdown:
-                return MachineExit.Failure($"vCPU {Id}: guest triple fault (KVM_EXIT_SHUTDOWN)");
+                return MachineExit.GuestPanic($"vCPU {Id}: guest triple fault (KVM_EXIT_SHUTDOWN)");
             case KvmExit.SystemEvent:
                 return run.SystemEventType switch
                 {
-                    1 => MachineExit.PowerOff("guest shut down"),
-                    2 => MachineExit.PowerOff("guest reset"),
-                    _ => MachineExit.Failure($"vCPU {Id}: guest crashed (system event {run.SystemEventType})"),
+                    1 => MachineExit.GuestPowerOff("guest shut down"),
+                    2 => MachineExit.GuestReset("guest reset"),
+                    _ => MachineExit.GuestPanic($"vCPU {Id}: guest crashed (system event {run.SystemEventType})"),
                 };
             case KvmExit.InternalError:
-                return MachineExit.Failure(run.InternalSuberror == 1
+                return MachineExit.HostError(run.InternalSuberror == 1
                     ? $"vCPU {Id}: KVM failed to emulate an instruction at rip=0x{SafeRip():x}"
                     : $"vCPU {Id}: KVM internal error {run.InternalSuberror} at rip=0x{SafeRip():x}");
             case KvmExit.FailEntry:
-                return MachineExit.Failure($"vCPU {Id}: KVM could not enter the guest (hardware reason 0x{run.FailEntryReason:x})");
+                return MachineExit.HostError($"vCPU {Id}: KVM could not enter the guest (hardware reason 0x{run.FailEntryReason:x})");
             default:
-                return MachineExit.Failure($"vCPU {Id}: unexpected KVM exit reason {run.ExitReason} at rip=0x{SafeRip():x}");
+                return MachineExit.HostError($"vCPU {Id}: unexpected KVM exit reason {run.ExitReason} at rip=0x{SafeRip():x}");
         }
     }
 

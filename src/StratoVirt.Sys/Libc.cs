@@ -255,6 +255,48 @@ public static unsafe partial class Libc
 
     public const uint EPOLLONESHOT = 1u << 30;
 
+    // ---- -daemonize: spawning the daemon, pipes, pid files ----
+
+    /// <summary>glibc's POSIX_SPAWN_SETSID: the child starts a new session (no controlling terminal).</summary>
+    public const short POSIX_SPAWN_SETSID = 0x80;
+    /// <summary>Room for glibc's posix_spawn_file_actions_t (80 bytes) and posix_spawnattr_t (336 bytes) on
+    /// x86_64, with margin; both are opaque and only ever passed by pointer.</summary>
+    public const int SpawnFileActionsSize = 128, SpawnAttrSize = 512;
+
+    [LibraryImport(Lib, EntryPoint = "pipe2", SetLastError = true)]
+    public static partial int Pipe2(int* fds, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "dup2", SetLastError = true)]
+    public static partial int Dup2(int oldFd, int newFd);
+
+    [LibraryImport(Lib, EntryPoint = "waitpid", SetLastError = true)]
+    public static partial int WaitPid(int pid, int* status, int options);
+
+    /// <summary>The posix_spawn family returns an errno value (0 on success) instead of setting errno.</summary>
+    [LibraryImport(Lib, EntryPoint = "posix_spawn")]
+    public static partial int PosixSpawn(int* pid, byte* path, void* fileActions, void* attr, byte** argv, byte** envp);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_init")]
+    public static partial int PosixSpawnFileActionsInit(void* fileActions);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_destroy")]
+    public static partial int PosixSpawnFileActionsDestroy(void* fileActions);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_addopen")]
+    public static partial int PosixSpawnFileActionsAddOpen(void* fileActions, int fd, byte* path, int flags, int mode);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_adddup2")]
+    public static partial int PosixSpawnFileActionsAddDup2(void* fileActions, int fd, int newFd);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawnattr_init")]
+    public static partial int PosixSpawnAttrInit(void* attr);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawnattr_destroy")]
+    public static partial int PosixSpawnAttrDestroy(void* attr);
+
+    [LibraryImport(Lib, EntryPoint = "posix_spawnattr_setflags")]
+    public static partial int PosixSpawnAttrSetFlags(void* attr, short flags);
+
     [LibraryImport(Lib, EntryPoint = "strerror")]
     private static partial byte* StrError(int errnum);
 
@@ -485,30 +527,8 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "execve", SetLastError = true)]
     public static partial int Execve(byte* path, byte** argv, byte** envp);
 
-    /// <summary>Returns 0 or an errno value (posix_spawn does not set errno).</summary>
-    [LibraryImport(Lib, EntryPoint = "posix_spawn")]
-    public static partial int PosixSpawn(int* pid, byte* path, void* fileActions, void* attr, byte** argv, byte** envp);
-
-    /// <summary>Size reserved for the opaque posix_spawn_file_actions_t (80 bytes in glibc).</summary>
-    public const int SpawnFileActionsSize = 128;
-
-    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_init")]
-    public static partial int SpawnFileActionsInit(void* actions);
-
-    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_adddup2")]
-    public static partial int SpawnFileActionsAddDup2(void* actions, int fd, int newFd);
-
-    [LibraryImport(Lib, EntryPoint = "posix_spawn_file_actions_destroy")]
-    public static partial int SpawnFileActionsDestroy(void* actions);
-
-    [LibraryImport(Lib, EntryPoint = "waitpid", SetLastError = true)]
-    public static partial int WaitPid(int pid, int* status, int options);
-
     [LibraryImport(Lib, EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int sig);
-
-    [LibraryImport(Lib, EntryPoint = "pipe2", SetLastError = true)]
-    public static partial int Pipe2(int* fds, int flags);
 
     /// <summary>makedev(3): the kernel's 64-bit device number from a major and minor.</summary>
     public static ulong MakeDev(uint major, uint minor) =>

@@ -195,6 +195,15 @@ public static unsafe class UnixSocket
         }
     }
 
+    /// <summary>Blocks until <paramref name="fd"/> can take more output, has failed, or <paramref name="timeoutMs"/>
+    /// passed; false on timeout.</summary>
+    public static bool WaitWritable(int fd, int timeoutMs)
+    {
+        var pfd = new PollFd { Fd = fd, Events = Libc.POLLOUT };
+        // pfd is a local of this frame; poll writes only its revents.
+        return Libc.Poll(&pfd, 1, timeoutMs) != 0;
+    }
+
     /// <summary>shutdown(2) (<see cref="Libc.SHUT_WR"/> and so on); errors (the peer is already gone) are ignored.</summary>
     public static void Shutdown(int fd, int how) => Libc.Shutdown(fd, how);
 

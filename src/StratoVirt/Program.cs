@@ -13,14 +13,19 @@ public static class Program
     public static int Main(string[] args)
     {
         ProcessClock.MarkStart();
+        bool daemon = Daemon.TakeChildMarker();
         try
         {
+            if (daemon) Daemon.DetachStandardStreams();
             var parsed = ArgParser.Parse(args, Options.Specs);
             if (Options.WantsHelp(parsed)) { Log.WriteRaw(1, Usage); return 0; }
             if (Options.WantsVersion(parsed)) { Log.WriteRaw(1, $"StratoVirt {Version} (C# implementation)\n"); return 0; }
             var options = Options.FromArgs(parsed, HostMemory());
+            if (options.PidFile is not null && !options.Daemonize)
+                throw new UsageException("option -pidfile must be used together with -daemonize");
+            if (options.Daemonize && !daemon) return Daemon.Start(args, options.PidFile);
             SetUpLogging(options);
-            return Run(options.Machine);
+            return Run(options, daemon);
         }
         catch (Exception e) when (e is UsageException or BootException or KvmUnavailableException or SysException
                                       or GuestMemoryException or ArgumentException or MachineConfigException)
@@ -31,11 +36,15 @@ public static class Program
         }
     }
 
-    private static int Run(MachineConfig config)
+    private static int Run(Options options, bool daemon)
     {
+        var config = options.Machine;
+        // As upstream: the pid file exists from before the VM is built until the process ends.
+        using var pidFile = options.PidFile is { } path ? PidFile.Create(path, Libc.GetPid()) : null;
         using var vm = MicroVm.Create(config);
         if (Log.IsEnabled(LogLevel.Info))
             Log.Info($"VM {config.Name}: {config.Cpus.Count} vCPU(s), {config.MemorySize >> 20} MiB, kernel {config.KernelPath}");
+        if (daemon) Daemon.ReportReady();
         var exit = vm.Run();
         if (exit.IsError)
         {
@@ -100,6 +109,8 @@ public static class Program
           -object iothread,id=<t>    an event-loop thread for the devices that name it
         Process:
           -D [logfile]               log to the file, or stderr (level from STRATOVIRT_LOG_LEVEL)
+          -daemonize                 run in the background; returns once the VM is set up
+          -pidfile <file>            with -daemonize: write the daemon's pid there (removed at exit)
           -disable-seccomp
           -version, -help
 

@@ -3,8 +3,16 @@ namespace StratoVirt.Machine.Qmp;
 /// <summary>What QMP commands need from the machine. Called on the thread of the loop the server runs on.</summary>
 public interface IQmpCommands
 {
-    /// <summary>The <c>quit</c> command, after its reply and SHUTDOWN event were queued: the machine should exit.</summary>
+    /// <summary>The <c>quit</c> command, after its reply was queued: the machine ends and sends SHUTDOWN.</summary>
     void Quit();
+
+    /// <summary>The <c>system_reset</c> command, after its reply was queued: a microVM ends on reset (RESET, then
+    /// SHUTDOWN).</summary>
+    void SystemReset();
+
+    /// <summary>The <c>system_powerdown</c> command, after its reply was queued: a microVM has no power button, so
+    /// it ends (POWERDOWN, then SHUTDOWN).</summary>
+    void SystemPowerdown();
 
     /// <summary>The guest's memory size as the balloon leaves it (RAM minus the balloon), in bytes; null when
     /// the machine has no balloon device.</summary>

@@ -67,8 +67,6 @@ internal static class QmpCatalog
         ["query-mem-gpa"] = "query_mem_gpa is not supported yet",
         ["query-ohui-status"] = "query_ohui_status not supported for VM",
         ["query-workloads"] = "query_workloads not supported for VM",
-        ["system_powerdown"] = null,
-        ["system_reset"] = null,
         ["device_add"] = null,
         ["device_del"] = null,
         ["blockdev-add"] = null,

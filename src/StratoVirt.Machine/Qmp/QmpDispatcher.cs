@@ -62,19 +62,18 @@ internal sealed partial class QmpDispatcher
     private readonly Dictionary<string, Func<JsonElement, QmpSession, QmpReply>> _commands;
     private readonly IQmpCommands _machine;
     private readonly QmpFdStore _fds;
-    private readonly Action _onQuit;
 
     /// <param name="fds">Where getfd stores fds (the dispatcher does not own it).</param>
-    /// <param name="onQuit">Runs after the quit reply is queued, before the machine is asked to quit.</param>
-    public QmpDispatcher(IQmpCommands machine, QmpFdStore fds, Action onQuit)
+    public QmpDispatcher(IQmpCommands machine, QmpFdStore fds)
     {
         _machine = machine;
         _fds = fds;
-        _onQuit = onQuit;
         _commands = new()
         {
             ["qmp_capabilities"] = NoArgs(s => Ok(() => s.Negotiated = true)),
-            ["quit"] = NoArgs(_ => Ok(Quit)),
+            ["quit"] = NoArgs(_ => Ok(_machine.Quit)),
+            ["system_reset"] = NoArgs(_ => Ok(_machine.SystemReset)),
+            ["system_powerdown"] = NoArgs(_ => Ok(_machine.SystemPowerdown)),
             ["query-status"] = NoArgs(_ => QmpReply.Ok(_machine.Running ? new QmpStatus(true, false, "running")
                 : new QmpStatus(false, false, "paused"), QmpJsonContext.Default.QmpStatus)),
             ["stop"] = NoArgs(_ => Ok(_machine.Stop)),
@@ -175,7 +174,8 @@ internal sealed partial class QmpDispatcher
     }
 
     /// <summary>The events this server can send.</summary>
-    private static readonly QmpNamed[] Events = [new("SHUTDOWN"), new("STOP"), new("RESUME"), new("BALLOON_CHANGED")];
+    private static readonly QmpNamed[] Events =
+        [new("SHUTDOWN"), new("RESET"), new("POWERDOWN"), new("STOP"), new("RESUME"), new("BALLOON_CHANGED")];
 
     private QmpCpuInfo[] Cpus() =>
     [
@@ -200,12 +200,6 @@ internal sealed partial class QmpDispatcher
             && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
         return [.. QmpCatalog.DeviceProperties.Where(p => typename.Contains(p.TypeContains, StringComparison.Ordinal))
             .Select(p => new QmpProperty(p.Name, p.Type))];
-    }
-
-    private void Quit()
-    {
-        _onQuit();
-        _machine.Quit();
     }
 
     private QmpReply GetFd(string name, QmpSession session)

@@ -75,7 +75,7 @@ public sealed class QmpServer : IDisposable
         _loop = loop;
         _rateLimit = rateLimit;
         _clock = clock ?? TimeProvider.System;
-        _dispatcher = new QmpDispatcher(commands, Fds, SendShutdownForQuit);
+        _dispatcher = new QmpDispatcher(commands, Fds);
         var listeners = new List<Listener>();
         try
         {
@@ -140,8 +140,27 @@ public sealed class QmpServer : IDisposable
     public void SendBalloonChanged(ulong actualBytes) =>
         SendEvent("BALLOON_CHANGED", new BalloonInfo(actualBytes), QmpJsonContext.Default.BalloonInfo);
 
-    private void SendShutdownForQuit() =>
-        SendEvent("SHUTDOWN", new ShutdownEventData(false, "host-qmp-quit"), QmpJsonContext.Default.ShutdownEventData);
+    /// <summary>Waits up to <paramref name="bound"/> until the client has taken every queued reply and event (the
+    /// machine calls this as it ends, so the last ones are not lost when the process exits). Any thread.</summary>
+    public void FlushOutput(TimeSpan bound)
+    {
+        long deadline = Environment.TickCount64 + (long)bound.TotalMilliseconds;
+        lock (_lock)
+        {
+            while (!_disposed && _client is { } client && client.Output.Count > 0)
+            {
+                Flush(client);
+                if (_client != client || client.Output.Count == 0) return;
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0)
+                {
+                    Log.Warn($"qmp: the client did not take its last {client.Output.Count} bytes within {bound.TotalMilliseconds} ms");
+                    return;
+                }
+                UnixSocket.WaitWritable(client.Fd.Fd, (int)left);
+            }
+        }
+    }
 
     /// <summary>Puts every listener on the loop. Under the lock.</summary>
     private void Listen()

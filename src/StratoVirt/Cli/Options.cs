@@ -6,6 +6,12 @@ namespace StratoVirt.Cli;
 /// <summary>The stratovirt command line turned into a machine configuration and process settings.</summary>
 public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEnabled)
 {
+    /// <summary>-daemonize: run in the background once the VM is set up (see Daemon).</summary>
+    public bool Daemonize { get; init; }
+
+    /// <summary>-pidfile: where the daemon writes its pid; only with -daemonize, as upstream.</summary>
+    public string? PidFile { get; init; }
+
     public const ulong MinMemory = 128UL << 20;
     public const ulong MaxMemory = 512UL << 30;
 
@@ -35,14 +41,14 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-chardev", Arity.Value, Repeatable: true),
         new("-object", Arity.Value, Repeatable: true),
         new("-disable-seccomp", Arity.Flag),
+        new("-daemonize", Arity.Flag),
+        new("-pidfile", Arity.Value),
         new("-help", Arity.Flag),
         new("-h", Arity.Flag),
         new("-version", Arity.Flag),
         new("-V", Arity.Flag),
         // Options later parts of the project implement.
 
-        new("-pidfile", Arity.Value, Unsupported: Later),
-        new("-daemonize", Arity.Flag, Unsupported: Later),
         new("-incoming", Arity.Value, Unsupported: Later),
         new("-mem-path", Arity.Value, Unsupported: Later),
         new("-mem-prealloc", Arity.Flag, Unsupported: Later),
@@ -100,7 +106,13 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             IoThreads = devices.IoThreads,
         };
         string? log = One("-D");
-        return new Options(config, string.IsNullOrEmpty(log) ? null : log, o.ContainsKey("-D"));
+        string? pidFile = One("-pidfile");
+        if (pidFile is { Length: 0 }) throw new UsageException("option -pidfile: the path is empty");
+        return new Options(config, string.IsNullOrEmpty(log) ? null : log, o.ContainsKey("-D"))
+        {
+            Daemonize = o.ContainsKey("-daemonize"),
+            PidFile = pidFile,
+        };
     }
 
     /// <summary>Returns whether ACPI tables are wanted.</summary>

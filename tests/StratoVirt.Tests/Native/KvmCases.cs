@@ -13,6 +13,34 @@ public static class KvmCases
     private static string[] Boot(string payload, params string[] extra) =>
         ["-machine", "microvm", "-kernel", $"{{payload:{payload}}}", "-serial", "stdio", .. extra];
 
+    /// <summary>The counter payload with its serial port in a file and a QMP socket, both in the working directory
+    /// that <see cref="WithQmp"/> makes.</summary>
+    private static string[] CounterWithQmp(params string[] extra) =>
+        ["-machine", "microvm", "-kernel", "{payload:counter.bin}", "-serial", "file,path=serial.out",
+            "-qmp", "unix:qmp.sock,server,nowait", .. extra];
+
+    /// <summary>
+    /// Wraps the VMM command in a shell script for the QMP lifecycle cases: a fresh working directory, $q for the
+    /// QMP client (scripts/lab/qmp-send.c; $QMP_SEND or qmp-send on PATH), waitfor '&lt;test&gt;' (polls up to 30 s),
+    /// and at the end the VMM's exit code as the case's, after a line saying whether the QMP socket was removed.
+    /// The body starts the VMM itself (<c>{vmm}</c> stands for its command).
+    /// </summary>
+    private static Func<string, string> WithQmp(string body) => vmm =>
+        "d=$(mktemp -d) && cd \"$d\" || exit 2\n" +
+        "q=${QMP_SEND:-qmp-send}\n" +
+        "waitfor() { n=0; until eval \"$1\" || [ $n -ge 300 ]; do sleep 0.1; n=$((n + 1)); done; }\n" +
+        body.Replace("{vmm}", vmm) + "\n" +
+        "[ -e qmp.sock ] && echo 'QMP-SOCKET left' || echo 'QMP-SOCKET removed'\n" +
+        "cd / && rm -rf \"$d\"\n" +
+        "exit $rc\n";
+
+    /// <summary>Starts the VMM in the background and waits for its socket and first output.</summary>
+    private const string StartVmm = "{vmm} &\npid=$!\nwaitfor '[ -S qmp.sock ] && [ -s serial.out ]'\n";
+
+    /// <summary>Ends the VM with one QMP command and prints every line up to the SHUTDOWN event.</summary>
+    private static string EndWith(string command) =>
+        StartVmm + $"$q qmp.sock '{{\"execute\":\"{command}\"}}' --wait-event SHUTDOWN\nwait $pid; rc=$?";
+
     public static readonly VmmCase[] All =
     [
         new("hello-bin", Boot("hello.bin", "-m", "256", "-D"), WithInfoLog: true),
@@ -31,6 +59,44 @@ public static class KvmCases
         // The idle payload never stops by itself; SIGTERM must end the VMM cleanly with exit 0.
         new("sigterm", Boot("idle.bin", "-D"), WithInfoLog: true,
             Wrap: vmm => $"{vmm} & pid=$!; sleep 3; kill -TERM $pid; wait $pid"),
+        // QMP lifecycle on the counter payload: stop holds the output still, cont resumes it, quit ends the VM.
+        new("qmp-stop-cont-quit", CounterWithQmp(), Wrap: WithQmp(StartVmm + """
+            $q qmp.sock '{"execute":"stop"}' '{"execute":"query-status"}'
+            a=$(wc -c <serial.out); sleep 1; b=$(wc -c <serial.out)
+            echo "PAUSED-GROWTH $((b - a))"
+            $q qmp.sock '{"execute":"cont"}' '{"execute":"query-status"}'
+            waitfor '[ $(wc -c <serial.out) -gt $b ]'
+            echo "RESUMED-GROWTH $(($(wc -c <serial.out) - b))"
+            $q qmp.sock '{"execute":"quit"}' --wait-event SHUTDOWN
+            wait $pid; rc=$?
+            """)),
+        new("qmp-system-reset", CounterWithQmp(), Wrap: WithQmp(EndWith("system_reset"))),
+        new("qmp-system-powerdown", CounterWithQmp(), Wrap: WithQmp(EndWith("system_powerdown"))),
+        // A client that is connected when SIGTERM arrives gets SHUTDOWN host-signal before the VMM exits.
+        new("qmp-sigterm", CounterWithQmp(), Wrap: WithQmp(StartVmm + """
+            $q qmp.sock '{"execute":"query-status"}' --wait-event SHUTDOWN >events.out &
+            client=$!
+            waitfor 'grep -q return events.out'
+            kill -TERM $pid
+            wait $pid; rc=$?
+            wait $client; echo "CLIENT-EXIT $?"
+            cat events.out
+            """)),
+        // -daemonize returns once the VM is ready: the pid file names the live daemon and the socket listens;
+        // after quit both are gone.
+        new("daemonize", CounterWithQmp("-daemonize", "-pidfile", "vm.pid"), Wrap: WithQmp("""
+            {vmm}
+            echo "PARENT-EXIT $?"
+            [ -S qmp.sock ] && echo "READY-SOCKET yes" || echo "READY-SOCKET no"
+            daemon=$(cat vm.pid)
+            kill -0 "$daemon" && echo "DAEMON-ALIVE yes" || echo "DAEMON-ALIVE no"
+            [ "$(cut -d' ' -f6 /proc/$daemon/stat)" = "$daemon" ] && echo "DAEMON-SESSION own" || echo "DAEMON-SESSION inherited"
+            $q qmp.sock '{"execute":"quit"}' --wait-event SHUTDOWN
+            waitfor '! kill -0 $daemon 2>/dev/null'
+            kill -0 "$daemon" 2>/dev/null && echo "DAEMON-GONE no" || echo "DAEMON-GONE yes"
+            [ -e vm.pid ] && echo "PIDFILE left" || echo "PIDFILE removed"
+            rc=0
+            """)),
     ];
 
     public static VmmCase Get(string name) => All.Single(c => c.Name == name);

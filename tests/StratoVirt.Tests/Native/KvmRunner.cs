@@ -39,6 +39,8 @@ public static class KvmRunner
         var args = c.Args.Select(a => Resolve(a, payloads.Dir)).ToArray();
         var env = c.WithInfoLog ? new Dictionary<string, string> { ["STRATOVIRT_LOG_LEVEL"] = "info" } : null;
         if (c.Wrap is null) return VmmProcess.Run(args, TimeSpan.FromSeconds(c.TimeoutSeconds), env);
+        env ??= [];
+        env["QMP_SEND"] = payloads.QmpSend;
         return VmmProcess.RunCommand("sh", ["-c", c.Wrap(Quote(VmmProcess.Binary, args))],
             TimeSpan.FromSeconds(c.TimeoutSeconds), env);
     }

@@ -63,6 +63,78 @@ public sealed class PayloadBootTests(PayloadFixture payloads)
         Assert.Contains("Hello from payload", r.Stdout);
     }
 
+    /// <summary>The lines of a QMP lifecycle case that are events of <paramref name="name"/>.</summary>
+    private static List<string> Events(VmmResult r, string name) =>
+        [.. r.Stdout.Split('\n').Where(l => l.StartsWith($"{{\"event\":\"{name}\"", StringComparison.Ordinal))];
+
+    private static void AssertEndedCleanly(VmmResult r)
+    {
+        Assert.False(r.TimedOut, r.ToString());
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("QMP-SOCKET removed", r.Stdout);
+    }
+
+    [Fact]
+    public void QmpStopHoldsTheGuestStillContResumesItAndQuitEndsItWithShutdown()
+    {
+        var r = Run("qmp-stop-cont-quit");
+        AssertEndedCleanly(r);
+        Assert.Contains("\"status\":\"paused\"", r.Stdout);
+        Assert.Contains("\"status\":\"running\"", r.Stdout);
+        Assert.Single(Events(r, "STOP"));
+        Assert.Single(Events(r, "RESUME"));
+        Assert.Contains("PAUSED-GROWTH 0", r.Stdout);
+        var resumed = System.Text.RegularExpressions.Regex.Match(r.Stdout, @"RESUMED-GROWTH (\d+)");
+        Assert.True(resumed.Success && long.Parse(resumed.Groups[1].Value) > 0, r.ToString());
+        var shutdown = Assert.Single(Events(r, "SHUTDOWN"));
+        Assert.StartsWith("""{"event":"SHUTDOWN","data":{"guest":false,"reason":"host-qmp-quit"},""", shutdown);
+    }
+
+    [Fact]
+    public void QmpSystemResetEndsTheMicroVmWithResetThenShutdown()
+    {
+        var r = Run("qmp-system-reset");
+        AssertEndedCleanly(r);
+        const string Data = "\"data\":{\"guest\":false,\"reason\":\"host-qmp-system-reset\"}";
+        Assert.StartsWith($"{{\"event\":\"RESET\",{Data},", Assert.Single(Events(r, "RESET")));
+        Assert.StartsWith($"{{\"event\":\"SHUTDOWN\",{Data},", Assert.Single(Events(r, "SHUTDOWN")));
+        Assert.True(r.Stdout.IndexOf("\"event\":\"RESET\"") < r.Stdout.IndexOf("\"event\":\"SHUTDOWN\""), r.ToString());
+    }
+
+    [Fact]
+    public void QmpSystemPowerdownEndsTheMicroVmWithPowerdownThenShutdown()
+    {
+        var r = Run("qmp-system-powerdown");
+        AssertEndedCleanly(r);
+        Assert.StartsWith("""{"event":"POWERDOWN","timestamp":""", Assert.Single(Events(r, "POWERDOWN")));
+        Assert.StartsWith("""{"event":"SHUTDOWN","data":{"guest":false,"reason":"host-qmp-quit"},""",
+            Assert.Single(Events(r, "SHUTDOWN")));
+        Assert.True(r.Stdout.IndexOf("\"event\":\"POWERDOWN\"") < r.Stdout.IndexOf("\"event\":\"SHUTDOWN\""), r.ToString());
+    }
+
+    [Fact]
+    public void SigtermTellsTheConnectedClientShutdownHostSignal()
+    {
+        var r = Run("qmp-sigterm");
+        AssertEndedCleanly(r);
+        Assert.Contains("CLIENT-EXIT 0", r.Stdout);
+        Assert.StartsWith("""{"event":"SHUTDOWN","data":{"guest":false,"reason":"host-signal"},""",
+            Assert.Single(Events(r, "SHUTDOWN")));
+    }
+
+    [Fact]
+    public void DaemonizeReturnsOnceTheVmIsReadyAndCleansUpAtExit()
+    {
+        var r = Run("daemonize");
+        AssertEndedCleanly(r);
+        Assert.Equal("", r.Stderr);
+        foreach (string line in new[] { "PARENT-EXIT 0", "READY-SOCKET yes", "DAEMON-ALIVE yes", "DAEMON-SESSION own",
+                     "DAEMON-GONE yes", "PIDFILE removed" })
+            Assert.Contains(line, r.Stdout);
+        Assert.StartsWith("""{"event":"SHUTDOWN","data":{"guest":false,"reason":"host-qmp-quit"},""",
+            Assert.Single(Events(r, "SHUTDOWN")));
+    }
+
     [Fact]
     public void TripleFaultEndsWithOneClearLineAndNonZeroExit()
     {

@@ -27,6 +27,22 @@ public sealed class PayloadFixture : IDisposable
 
     public string Dir => _dir.Path;
 
+    private string? _qmpSend;
+
+    /// <summary>scripts/lab/qmp-send.c built for this host (the lab's outer VM has its own), for the QMP cases.</summary>
+    public string QmpSend
+    {
+        get
+        {
+            if (_qmpSend is not null) return _qmpSend;
+            string exe = Path.Combine(_dir.Path, "qmp-send");
+            var r = VmmProcess.RunCommand("gcc", ["-O2", "-o", exe, Path.Combine(VmmProcess.RepoRoot, "scripts/lab/qmp-send.c")],
+                TimeSpan.FromMinutes(2));
+            if (r.ExitCode != 0) throw new InvalidOperationException($"building qmp-send failed:\n{r}");
+            return _qmpSend = exe;
+        }
+    }
+
     /// <summary>Path of a built payload, e.g. Get("hello", "bin") or Get("hello", "bzImage").</summary>
     public string Get(string name, string kind = "bin")
     {

@@ -38,11 +38,15 @@ public sealed partial class QmpServerTests : IDisposable
 
     private sealed class FakeMachine : IQmpCommands
     {
-        public int QuitCalls;
+        public int QuitCalls, ResetCalls, PowerdownCalls;
         public ulong? Actual = 1UL << 30;
         public ulong? Target;
 
         public void Quit() => Interlocked.Increment(ref QuitCalls);
+
+        public void SystemReset() => Interlocked.Increment(ref ResetCalls);
+
+        public void SystemPowerdown() => Interlocked.Increment(ref PowerdownCalls);
 
         public ulong? BalloonActual => Actual;
 
@@ -264,13 +268,13 @@ public sealed partial class QmpServerTests : IDisposable
             c.Execute("""{"execute":"query-version"}"""));
         using var doc = JsonDocument.Parse(c.Execute("""{"execute":"query-commands"}"""));
         var names = doc.RootElement.GetProperty("return").EnumerateArray().Select(e => e.GetProperty("name").GetString()!).ToHashSet();
-        string[] served = ["qmp_capabilities", "quit", "query-status", "stop", "cont", "query-version", "query-commands",
+        string[] served = ["qmp_capabilities", "quit", "system_reset", "system_powerdown", "query-status", "stop", "cont", "query-version", "query-commands",
             "balloon", "query-balloon", "query-cpus", "query-hotpluggable-cpus", "query-mem", "getfd", "closefd", "query-target",
             "query-kvm", "query-machines", "query-events", "qom-list-types", "device-list-properties", "query-chardev",
             "query-iothreads", "query-qmp-schema", "qom-list", "qom-get"];
         Assert.Superset(served.ToHashSet(), names);
         // What is listed answers: no listed command is CommandNotFound or "not supported".
-        foreach (string name in names.Where(n => n != "quit"))
+        foreach (string name in names.Where(n => n is not ("quit" or "system_reset" or "system_powerdown")))
         {
             string reply = c.Execute($$"""{"execute":"{{name}}"}""");
             Assert.DoesNotContain("CommandNotFound", reply);
@@ -302,12 +306,73 @@ public sealed partial class QmpServerTests : IDisposable
     }
 
     [Fact]
-    public void QuitRepliesThenReportsShutdownThenAsksTheMachine()
+    public void QuitSystemResetAndSystemPowerdownReplyThenAskTheMachine()
     {
         using var c = Connect();
         Assert.Equal("""{"return":{},"id":9}""", c.Execute("""{"execute":"quit","id":9}"""));
-        Assert.StartsWith("""{"event":"SHUTDOWN","data":{"guest":false,"reason":"host-qmp-quit"},""", c.ReadLine());
         Assert.True(WaitFor(() => Volatile.Read(ref _machine.QuitCalls) == 1));
+        Assert.Equal("""{"return":{},"id":10}""", c.Execute("""{"execute":"system_reset","id":10}"""));
+        Assert.True(WaitFor(() => Volatile.Read(ref _machine.ResetCalls) == 1));
+        Assert.Equal("""{"return":{},"id":11}""", c.Execute("""{"execute":"system_powerdown","id":11}"""));
+        Assert.True(WaitFor(() => Volatile.Read(ref _machine.PowerdownCalls) == 1));
+        // The machine sends SHUTDOWN as it ends (MicroVm.ReportExit), not the server: nothing more arrives here.
+        Assert.True(c.IsQuietFor(200));
+        string events = c.Execute("""{"execute":"query-events"}""");
+        Assert.Contains("\"name\":\"RESET\"", events);
+        Assert.Contains("\"name\":\"POWERDOWN\"", events);
+    }
+
+    private static void NegotiateByHand(EventLoop loop, QmpServer server, Client c)
+    {
+        for (int i = 0; i < 50 && !server.HasClient; i++) loop.RunOnce(100);
+        Assert.Equal(Greeting, c.ReadLine());
+        c.Send(Caps + "\n");
+        loop.RunOnce(1000);
+        Assert.Equal(Empty, c.ReadLine());
+    }
+
+    /// <summary>As the machine ends, its loop no longer runs: FlushOutput alone must get the last events to a client
+    /// that reads late, and must give up on one that never reads.</summary>
+    [Fact]
+    public void FlushOutputDeliversTheBacklogWithoutTheLoopAndIsBounded()
+    {
+        using var loop = new EventLoop("qmp-flush-test"); // never started: pumped by hand until the backlog exists
+        string flushPath = Path.Combine(_dir.Path, "flush.sock");
+        using var server = new QmpServer([new MonitorEndpoint.Unix(flushPath)], loop, _machine);
+        using var c = new Client(flushPath);
+        NegotiateByHand(loop, server, c);
+        // About 2 MiB of events: far more than the socket buffer holds, less than the disconnect limit.
+        string filler = new('x', 1000);
+        for (int i = 0; i < 2000; i++)
+            server.SendEvent("FILL", new ShutdownEventData(false, filler), QmpJsonContext.Default.ShutdownEventData);
+        server.SendEvent("LAST");
+        int lines = 0;
+        bool sawLast = false;
+        var reader = new Thread(() =>
+        {
+            Thread.Sleep(300);
+            for (string? line; (line = c.ReadLine()) is not null;)
+            {
+                lines++;
+                if (line.StartsWith("""{"event":"LAST",""", StringComparison.Ordinal)) { sawLast = true; return; }
+            }
+        });
+        reader.Start();
+        server.FlushOutput(TimeSpan.FromSeconds(10));
+        Assert.True(reader.Join(10_000));
+        Assert.True(sawLast);
+        Assert.Equal(2001, lines);
+
+        // A client that never reads: FlushOutput returns after its bound.
+        string stuckPath = Path.Combine(_dir.Path, "stuck.sock");
+        using var stuck = new QmpServer([new MonitorEndpoint.Unix(stuckPath)], loop, _machine);
+        using var s = new Client(stuckPath);
+        NegotiateByHand(loop, stuck, s);
+        for (int i = 0; i < 2000; i++)
+            stuck.SendEvent("FILL", new ShutdownEventData(false, filler), QmpJsonContext.Default.ShutdownEventData);
+        var sw = Stopwatch.StartNew();
+        stuck.FlushOutput(TimeSpan.FromMilliseconds(300));
+        Assert.InRange(sw.ElapsedMilliseconds, 250, 3000);
     }
 
     [Fact]
@@ -413,6 +478,26 @@ public sealed partial class QmpServerTests : IDisposable
         (rc, output) = Run(exe, _path, """{"execute":"xyz"}""");
         Assert.Equal(1, rc);
         Assert.Contains("CommandNotFound", output);
+
+        // --wait-event: after its commands it prints lines until the named event (sent here until it has gone).
+        Assert.True(WaitFor(() => !_server!.HasClient));
+        using var done = new ManualResetEventSlim();
+        var sender = new Thread(() =>
+        {
+            while (!done.Wait(50))
+            {
+                _server!.SendEvent("RESUME");
+                _server.SendEvent("STOP");
+            }
+        });
+        sender.Start();
+        (rc, output) = Run(exe, _path, """{"execute":"query-status"}""", "--wait-event", "STOP");
+        done.Set();
+        sender.Join();
+        Assert.Equal(0, rc);
+        var lines = output.TrimEnd().Split('\n');
+        Assert.Contains(lines, l => l.StartsWith("""{"return":{"running":true""", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("""{"event":"STOP",""", StringComparison.Ordinal));
     }
 
     private static (int ExitCode, string Output) Run(string file, params string[] args)

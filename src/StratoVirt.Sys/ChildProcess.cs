@@ -1,0 +1,132 @@
+using System.Runtime.InteropServices;
+
+namespace StratoVirt.Sys;
+
+/// <summary>
+/// Starting and reaping a child program without fork(): fork in a running .NET process keeps only the calling
+/// thread, so the runtime's other threads (GC, signal handling) would be missing in the child. posix_spawn
+/// execs the new program straight away instead.
+/// </summary>
+public static unsafe class ChildProcess
+{
+    /// <summary>A pipe, both ends close-on-exec.</summary>
+    public static (FileDescriptor Read, FileDescriptor Write) Pipe()
+    {
+        int* fds = stackalloc int[2];
+        SysException.Check(Libc.Pipe2(fds, Libc.O_CLOEXEC), "pipe2");
+        return (new FileDescriptor(fds[0]), new FileDescriptor(fds[1]));
+    }
+
+    /// <summary>
+    /// Starts <paramref name="path"/> with <paramref name="argv"/> and <paramref name="environment"/> ("NAME=value")
+    /// in a new session, stdin and stdout on /dev/null and stderr on <paramref name="stderrFd"/>; returns its pid.
+    /// </summary>
+    public static int SpawnDetached(string path, IReadOnlyList<string> argv, IReadOnlyList<string> environment, int stderrFd) =>
+        Start(path, argv, environment, stderrFd, 2, detached: true);
+
+    /// <summary>Starts <paramref name="path"/> with the caller's stdio and session, and <paramref name="fdToPass"/>
+    /// as the child's fd <paramref name="childFd"/>; returns its pid.</summary>
+    /// <remarks>glibc spawns with clone(CLONE_VM|CLONE_VFORK) and execs at once: no managed code runs in the
+    /// child, which also makes this how a .NET process starts the first process of a new PID namespace.</remarks>
+    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<string> environment, int fdToPass, int childFd) =>
+        Start(path, argv, environment, fdToPass, childFd, detached: false);
+
+    private static int Start(string path, IReadOnlyList<string> argv, IReadOnlyList<string> environment, int fdToPass,
+        int childFd, bool detached)
+    {
+        // Every native string and pointer array lives until posix_spawn has returned; the child execs a copy.
+        var strings = new List<nint>(argv.Count + environment.Count + 2);
+        byte** nativeArgv = null, nativeEnv = null;
+        byte* actions = stackalloc byte[Libc.SpawnFileActionsSize];
+        byte* attr = stackalloc byte[Libc.SpawnAttrSize];
+        bool actionsReady = false, attrReady = false;
+        try
+        {
+            byte* Utf8(string s)
+            {
+                nint p = Marshal.StringToCoTaskMemUTF8(s);
+                strings.Add(p);
+                return (byte*)p;
+            }
+            byte** Array(IReadOnlyList<string> items)
+            {
+                var array = (byte**)NativeMemory.AllocZeroed((nuint)(items.Count + 1), (nuint)sizeof(byte*));
+                strings.Add((nint)array);
+                for (int i = 0; i < items.Count; i++) array[i] = Utf8(items[i]);
+                return array; // NULL-terminated by AllocZeroed
+            }
+            nativeArgv = Array(argv);
+            nativeEnv = Array(environment);
+
+            // actions and attr are opaque glibc objects on this frame, initialised before use and destroyed below.
+            Check(Libc.PosixSpawnFileActionsInit(actions), "posix_spawn_file_actions_init");
+            actionsReady = true;
+            Check(Libc.PosixSpawnAttrInit(attr), "posix_spawnattr_init");
+            attrReady = true;
+            if (detached)
+            {
+                byte* devNull = Utf8("/dev/null");
+                Check(Libc.PosixSpawnFileActionsAddOpen(actions, 0, devNull, Libc.O_RDONLY, 0), "posix_spawn_file_actions_addopen");
+                Check(Libc.PosixSpawnFileActionsAddOpen(actions, 1, devNull, Libc.O_WRONLY, 0), "posix_spawn_file_actions_addopen");
+                Check(Libc.PosixSpawnAttrSetFlags(attr, Libc.POSIX_SPAWN_SETSID), "posix_spawnattr_setflags");
+            }
+            Check(Libc.PosixSpawnFileActionsAddDup2(actions, fdToPass, childFd), "posix_spawn_file_actions_adddup2");
+
+            int pid;
+            Check(Libc.PosixSpawn(&pid, Utf8(path), actions, attr, nativeArgv, nativeEnv), $"start {path}");
+            return pid;
+        }
+        finally
+        {
+            if (actionsReady) Libc.PosixSpawnFileActionsDestroy(actions);
+            if (attrReady) Libc.PosixSpawnAttrDestroy(attr);
+            // The two pointer arrays were allocated with NativeMemory, the strings with CoTaskMem.
+            foreach (nint p in strings)
+            {
+                if (p == (nint)nativeArgv || p == (nint)nativeEnv) NativeMemory.Free((void*)p);
+                else Marshal.FreeCoTaskMem(p);
+            }
+        }
+
+        static void Check(int errno, string what)
+        {
+            if (errno != 0) throw new SysException(what, errno);
+        }
+    }
+
+    /// <summary>Waits for the child to end; returns its exit status, or 128 + the signal that killed it.</summary>
+    public static int WaitForExit(int pid)
+    {
+        int status;
+        while (Libc.WaitPid(pid, &status, 0) < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno != Libc.EINTR) throw new SysException($"waitpid {pid}", errno);
+        }
+        int signal = status & 0x7F;
+        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal;
+    }
+
+    /// <summary>Points <paramref name="fd"/> at /dev/null (a daemon's standard streams once it is detached).</summary>
+    public static void RedirectToDevNull(int fd)
+    {
+        using var devNull = FileDescriptor.Open("/dev/null", Libc.O_RDWR);
+        SysException.Check(Libc.Dup2(devNull.Fd, fd), $"dup2 /dev/null to fd {fd}");
+    }
+
+    /// <summary>Reads what is there (blocking): the byte count, 0 at end of file; throws on errors.</summary>
+    public static int Read(FileDescriptor fd, Span<byte> buffer)
+    {
+        // The span is pinned for the call and read writes at most its length.
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                nint n = Libc.Read(fd.Fd, p, (nuint)buffer.Length);
+                if (n >= 0) return (int)n;
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != Libc.EINTR) throw new SysException("read", errno);
+            }
+        }
+    }
+}
