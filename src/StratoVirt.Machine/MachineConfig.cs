@@ -27,6 +27,8 @@ public sealed record MachineConfig
     public SerialBackend? Serial { get; init; }
     /// <summary>Describe the machine with ACPI tables (Linux also gets an MP table either way).</summary>
     public bool Acpi { get; init; } = true;
+    /// <summary>-machine dump-guest-core: whether guest RAM goes into the VMM's core dumps.</summary>
+    public bool DumpGuestCore { get; init; } = true;
     /// <summary>-S / -freeze: the vCPUs wait for QMP <c>cont</c>.</summary>
     public bool StartPaused { get; init; }
     /// <summary>The QMP Unix socket path (-qmp unix:path,server,nowait), or null.</summary>

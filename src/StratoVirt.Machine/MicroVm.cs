@@ -66,7 +66,7 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
     private void Build(KernelImage kernel)
     {
         // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo.
-        _memory = new GuestMemory(Layout.RamRegions(_config.MemorySize));
+        _memory = new GuestMemory(Layout.RamRegions(_config.MemorySize), _config.DumpGuestCore);
         _owned.Add(_memory);
         CreateVirtioDevices();
         var spec = new BootSpec(kernel, _config.InitrdPath, KernelCommandLine(), WriteFirmwareTables());
