@@ -84,6 +84,7 @@ public sealed class LabSession
         sb.AppendLine(LinuxScenarios.Preamble);
         foreach (var line in LinuxScenarios.Lines) sb.AppendLine(line);
         foreach (var line in VirtioScenarios.Lines) sb.AppendLine(line);
+        foreach (var line in KataScenarios.Lines) sb.AppendLine(line);
         return sb.ToString();
     }
 
