@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the lab need (idempotent; quiet when all are present).
 set -euo pipefail
-packages=(qemu-system-x86 busybox-static cpio e2fsprogs acpica-tools lz4 xz-utils zstd)
+# golang-go and govmm build tests/kata/kata-qmp, Kata Containers' own QMP client (GOPATH mode, no module proxy).
+packages=(qemu-system-x86 busybox-static cpio e2fsprogs acpica-tools lz4 xz-utils zstd
+    golang-go golang-github-kata-containers-govmm-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

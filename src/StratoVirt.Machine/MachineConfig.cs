@@ -27,6 +27,8 @@ public sealed record MachineConfig
     public SerialBackend? Serial { get; init; }
     /// <summary>Describe the machine with ACPI tables (Linux also gets an MP table either way).</summary>
     public bool Acpi { get; init; } = true;
+    /// <summary>-machine dump-guest-core: whether guest RAM goes into the VMM's core dumps.</summary>
+    public bool DumpGuestCore { get; init; } = true;
     /// <summary>-S / -freeze: the vCPUs wait for QMP <c>cont</c>.</summary>
     public bool StartPaused { get; init; }
     /// <summary>Where QMP listens: -qmp (unix:path or tcp:ip:port) and -mon's socket chardev; empty for none.</summary>

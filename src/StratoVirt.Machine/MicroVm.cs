@@ -66,7 +66,7 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
     private void Build(KernelImage kernel)
     {
         // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo.
-        _memory = new GuestMemory(Layout.RamRegions(_config.MemorySize));
+        _memory = new GuestMemory(Layout.RamRegions(_config.MemorySize), _config.DumpGuestCore);
         _owned.Add(_memory);
         CreateVirtioDevices();
         var spec = new BootSpec(kernel, _config.InitrdPath, KernelCommandLine(), WriteFirmwareTables());
@@ -157,7 +157,8 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
     /// a bad path fails fast; each device gets the event loop (main or iothread) that will run it.</summary>
     private void CreateVirtioDevices()
     {
-        if (_config.Devices.Count > VirtioMmioSlots.Capacity)
+        if (_config.Monitors.Count > 0) ReplaceableSlots.CheckCapacity(_config.Devices);
+        else if (_config.Devices.Count > VirtioMmioSlots.Capacity)
             throw new MachineConfigException(
                 $"{_config.Devices.Count} virtio devices requested; the microVM has {VirtioMmioSlots.Capacity} slots");
         foreach (string id in _config.IoThreads)
@@ -178,6 +179,8 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
                 : _ioThreads.GetValueOrDefault(c.IoThread) ?? throw new MachineConfigException(
                     $"device '{c.Id}': iothread '{c.IoThread}' is not defined (add -object iothread,id={c.IoThread})");
         }
+        // Without a monitor nobody can hotplug: no empty slots to probe at boot.
+        if (_config.Monitors.Count > 0) ReserveHotplugSlots();
     }
 
     /// <summary>Opens a -chardev backend; the machine owns it (devices do not dispose theirs).</summary>
@@ -260,7 +263,7 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         _memory.Write(MpTable.DefaultAddress, MpTable.Build(MpTable.DefaultAddress, cpus));
         if (!_config.Acpi) return null;
         var acpi = AcpiTables.Build(AcpiTables.DefaultAddress,
-            new AcpiConfig(cpus, VirtioMmioSlots.Windows(_config.Devices.Count)));
+            new AcpiConfig(cpus, VirtioMmioSlots.Windows(_virtioDevices.Count)));
         if ((ulong)acpi.Length > MpTable.DefaultAddress - AcpiTables.DefaultAddress)
             throw new BootException("ACPI tables overflow their area below the MP table");
         _memory.Write(AcpiTables.DefaultAddress, acpi);
@@ -383,6 +386,7 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         foreach (var loop in _ioThreads.Values) loop.Dispose(); // stops the threads before their devices go
         _virtioSlots.Dispose(); // disposes the attached devices
         foreach (var device in _virtioDevices.Skip(_virtioSlots.Transports.Count)) device.Dispose();
+        _hotplug?.Dispose(); // backends stored by blockdev-add/netdev_add and not plugged in
         _mainLoop.Dispose();
         for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
         _kvm?.Dispose();

@@ -10,7 +10,8 @@ public sealed unsafe class GuestMemory : IDisposable
 {
     private readonly GuestRegion[] _regions;
 
-    public GuestMemory(IEnumerable<(ulong Address, ulong Size)> layout)
+    /// <param name="dumpable">false keeps guest RAM out of the VMM's core dumps.</param>
+    public GuestMemory(IEnumerable<(ulong Address, ulong Size)> layout, bool dumpable = true)
     {
         var regions = new List<GuestRegion>();
         try
@@ -19,7 +20,7 @@ public sealed unsafe class GuestMemory : IDisposable
             {
                 if (regions.Count > 0 && address < regions[^1].End)
                     throw new ArgumentException($"guest memory region 0x{address:x} overlaps its neighbour");
-                regions.Add(new GuestRegion(address, size));
+                regions.Add(new GuestRegion(address, size, dumpable));
             }
         }
         catch

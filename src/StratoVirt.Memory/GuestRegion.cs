@@ -9,7 +9,9 @@ public sealed unsafe class GuestRegion : IDisposable
     public ulong Size { get; }
     public nint HostAddress { get; private set; }
 
-    public GuestRegion(ulong guestAddress, ulong size)
+    /// <param name="dumpable">false keeps the region out of the VMM's core dumps (MADV_DONTDUMP), as
+    /// -machine dump-guest-core=off asks.</param>
+    public GuestRegion(ulong guestAddress, ulong size, bool dumpable = true)
     {
         GuestAddress = guestAddress;
         Size = size;
@@ -18,6 +20,12 @@ public sealed unsafe class GuestRegion : IDisposable
             Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE, -1, 0);
         if (p == (void*)-1) throw SysException.Last($"mmap of {size >> 20} MiB guest RAM");
         HostAddress = (nint)p;
+        if (!dumpable && Libc.Madvise(p, (nuint)size, Libc.MADV_DONTDUMP) != 0)
+        {
+            var error = SysException.Last($"madvise(MADV_DONTDUMP) of {size >> 20} MiB guest RAM");
+            Dispose();
+            throw error;
+        }
     }
 
     public ulong End => GuestAddress + Size;

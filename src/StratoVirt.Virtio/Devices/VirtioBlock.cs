@@ -15,6 +15,11 @@ namespace StratoVirt.Virtio.Devices;
 /// into the guest's writable buffers: the data read, or the ID, plus the status byte; a chain with no writable byte
 /// cannot carry a status and is returned with length 0. Requests never allocate: the chain, iovec array, ID and
 /// discard segments are allocated with the device.
+/// <para>A device may have no medium (an empty microVM hotplug slot): capacity 0, every request fails
+/// with IOERR. <see cref="Insert"/> and <see cref="Eject"/> swap the image under <see cref="VirtioDevice.Gate"/>
+/// and raise a configuration-change interrupt so the driver re-reads the capacity. The features offered never
+/// change (the driver may already have negotiated them): an empty device offers a read-write disk's, and a
+/// read-only image inserted into it refuses writes with IOERR.</para>
 /// </remarks>
 public sealed class VirtioBlock : VirtioDevice
 {
@@ -31,7 +36,8 @@ public sealed class VirtioBlock : VirtioDevice
 
     private const uint ConfigSize = 60; // through write_zeroes_may_unmap and its padding
 
-    private readonly RawImage _image;
+    private readonly bool _offerReadOnly;
+    private RawImage? _image;
     private readonly DescriptorChain _chain;
     private readonly Iovec[] _iov;
     private readonly byte[] _config = new byte[ConfigSize];
@@ -44,32 +50,101 @@ public sealed class VirtioBlock : VirtioDevice
     /// what VIRTIO_BLK_T_GET_ID returns, at most 20 bytes. Errors with the image are SysExceptions naming it.
     /// </summary>
     public VirtioBlock(string path, bool readOnly = false, bool direct = true, string? serial = null)
-        : base(VirtioDeviceId.Block, 1)
+        : this(readOnly)
     {
-        if (serial is not null && Encoding.UTF8.GetByteCount(serial) > IdBytes)
-            throw new ArgumentException($"drive serial '{serial}' is longer than {IdBytes} bytes");
-        if (serial is not null) Encoding.UTF8.GetBytes(serial, _id);
+        SetSerial(serial);
         _image = RawImage.Open(path, readOnly, direct);
-        _chain = new DescriptorChain(MaxQueueSize);
-        _iov = new Iovec[MaxQueueSize];
         Capacity = _image.Size >> SectorShift;
-        Serial = serial;
         BuildConfig();
     }
 
-    public string Path => _image.Path;
-    public bool ReadOnly => _image.ReadOnly;
-    public string? Serial { get; }
+    private VirtioBlock(bool offerReadOnly) : base(VirtioDeviceId.Block, 1)
+    {
+        _offerReadOnly = offerReadOnly;
+        _chain = new DescriptorChain(MaxQueueSize);
+        _iov = new Iovec[MaxQueueSize];
+    }
+
+    /// <summary>A device with no medium (an empty hotplug slot), offering a read-write disk's features.</summary>
+    public static VirtioBlock Empty(string id)
+    {
+        var device = new VirtioBlock(offerReadOnly: false) { Id = id };
+        device.BuildConfig();
+        return device;
+    }
+
+    /// <summary>Throws ArgumentException when <paramref name="serial"/> does not fit GET_ID's 20 bytes.</summary>
+    public static void CheckSerial(string? serial)
+    {
+        if (serial is not null && Encoding.UTF8.GetByteCount(serial) > IdBytes)
+            throw new ArgumentException($"drive serial '{serial}' is longer than {IdBytes} bytes");
+    }
+
+    private void SetSerial(string? serial)
+    {
+        CheckSerial(serial);
+        Array.Clear(_id);
+        if (serial is not null) Encoding.UTF8.GetBytes(serial, _id);
+        Serial = serial;
+    }
+
+    /// <summary>The image's path; null while the device has no medium.</summary>
+    public string? Path => _image?.Path;
+
+    /// <summary>Whether writes are refused: the device was created read-only, or its image is.</summary>
+    public bool ReadOnly => _offerReadOnly || (_image?.ReadOnly ?? false);
+
+    public string? Serial { get; private set; }
 
     /// <summary>Whether aligned requests go through O_DIRECT (false where the filesystem has none).</summary>
-    public bool Direct => _image.Direct;
+    public bool Direct => _image?.Direct ?? false;
 
-    /// <summary>Size in 512-byte sectors; a partial last sector of the image is not part of the disk.</summary>
-    public ulong Capacity { get; }
+    /// <summary>Whether an image is inserted.</summary>
+    public bool HasMedium => _image is not null;
+
+    /// <summary>Size in 512-byte sectors (0 without a medium); a partial last sector of the image is not part of
+    /// the disk.</summary>
+    public ulong Capacity { get; private set; }
+
+    /// <summary>
+    /// Puts <paramref name="image"/> (owned by the device from now on) into a device without a medium, with the
+    /// GET_ID <paramref name="serial"/>, and tells the driver the new capacity. Safe while the queue is served.
+    /// </summary>
+    public void Insert(RawImage image, string? serial)
+    {
+        CheckSerial(serial);
+        lock (Gate)
+        {
+            if (_disposed) throw new ObjectDisposedException(nameof(VirtioBlock));
+            if (_image is not null) throw new InvalidOperationException($"virtio-blk {Id} already holds {_image.Path}");
+            SetSerial(serial);
+            _image = image;
+            Capacity = image.Size >> SectorShift;
+            BuildConfig();
+            SignalConfigChange();
+        }
+    }
+
+    /// <summary>
+    /// Removes the medium: waits for a request in progress, syncs and closes the image (releasing its lock), and
+    /// tells the driver the capacity is now 0. No-op without a medium.
+    /// </summary>
+    public void Eject()
+    {
+        lock (Gate)
+        {
+            if (_image is null) return;
+            CloseImage();
+            Capacity = 0;
+            SetSerial(null);
+            BuildConfig();
+            SignalConfigChange();
+        }
+    }
 
     protected override ulong DeviceFeatures =>
         VirtioBlockFeature.SegMax | VirtioBlockFeature.BlkSize | VirtioBlockFeature.Flush |
-        (ReadOnly ? VirtioBlockFeature.ReadOnly : VirtioBlockFeature.Discard | VirtioBlockFeature.WriteZeroes);
+        (_offerReadOnly ? VirtioBlockFeature.ReadOnly : VirtioBlockFeature.Discard | VirtioBlockFeature.WriteZeroes);
 
     private void BuildConfig()
     {
@@ -78,7 +153,7 @@ public sealed class VirtioBlock : VirtioDevice
         // seg_max: the header and the status take two of a chain's descriptors.
         BinaryPrimitives.WriteUInt32LittleEndian(c[12..], (uint)MaxQueueSize - 2);
         BinaryPrimitives.WriteUInt32LittleEndian(c[20..], SectorSize); // blk_size
-        if (ReadOnly) return;
+        if (_offerReadOnly) return;
         BinaryPrimitives.WriteUInt32LittleEndian(c[36..], MaxRequestSectors); // max_discard_sectors
         BinaryPrimitives.WriteUInt32LittleEndian(c[40..], MaxSegments); // max_discard_seg
         BinaryPrimitives.WriteUInt32LittleEndian(c[44..], 1); // discard_sector_alignment
@@ -119,6 +194,7 @@ public sealed class VirtioBlock : VirtioDevice
 
     private byte Handle(ref uint dataWritten)
     {
+        if (_image is null) return Reject("a request to a drive without a medium");
         if (_chain.ReadableLength < HeaderSize) return Reject("a {0}-byte request header", _chain.ReadableLength);
         Span<byte> header = stackalloc byte[HeaderSize];
         _chain.Read(0, header);
@@ -131,7 +207,7 @@ public sealed class VirtioBlock : VirtioDevice
             case VirtioBlockRequest.Out:
                 return ReadOnly ? Reject("a write to a read-only drive") : Write(sector);
             case VirtioBlockRequest.Flush:
-                return Complete(_image.Flush(), "flush");
+                return Complete(_image!.Flush(), "flush");
             case VirtioBlockRequest.GetId:
                 int n = (int)Math.Min((ulong)IdBytes, _chain.WritableLength - 1);
                 dataWritten = (uint)_chain.Write(0, _id.AsSpan(0, n));
@@ -149,7 +225,7 @@ public sealed class VirtioBlock : VirtioDevice
         ulong length = _chain.WritableLength - 1;
         if (!InRange(sector, length)) return Reject("a read of {0} bytes at sector {1}", length, sector);
         int count = Iovecs(_chain.ReadableCount, _chain.Count, 0, length);
-        int errno = _image.Read(_iov.AsSpan(0, count), (long)(sector << SectorShift), out ulong done);
+        int errno = _image!.Read(_iov.AsSpan(0, count), (long)(sector << SectorShift), out ulong done);
         dataWritten = (uint)done;
         return Complete(errno, "read");
     }
@@ -159,8 +235,8 @@ public sealed class VirtioBlock : VirtioDevice
         ulong length = _chain.ReadableLength - HeaderSize;
         if (!InRange(sector, length)) return Reject("a write of {0} bytes at sector {1}", length, sector);
         int count = Iovecs(0, _chain.ReadableCount, HeaderSize, length);
-        int errno = _image.Write(_iov.AsSpan(0, count), (long)(sector << SectorShift), out _);
-        if (errno == 0 && _writeThrough) errno = _image.Flush();
+        int errno = _image!.Write(_iov.AsSpan(0, count), (long)(sector << SectorShift), out _);
+        if (errno == 0 && _writeThrough) errno = _image!.Flush();
         return Complete(errno, "write");
     }
 
@@ -221,17 +297,17 @@ public sealed class VirtioBlock : VirtioDevice
         {
             var (sector, sectors, unmap) = _segments[i];
             long offset = (long)(sector << SectorShift), length = (long)sectors << SectorShift;
-            int errno = zero ? _image.WriteZeroes(offset, length, unmap) : _image.Discard(offset, length);
+            int errno = zero ? _image!.WriteZeroes(offset, length, unmap) : _image!.Discard(offset, length);
             if (errno != 0) return Complete(errno, zero ? "write-zeroes" : "discard");
         }
-        return zero && _writeThrough ? Complete(_image.Flush(), "write-zeroes") : VirtioBlockStatus.Ok;
+        return zero && _writeThrough ? Complete(_image!.Flush(), "write-zeroes") : VirtioBlockStatus.Ok;
     }
 
     private byte Complete(int errno, string what)
     {
         if (errno == 0) return VirtioBlockStatus.Ok;
         if (Log.IsEnabled(LogLevel.Warn))
-            Log.Warn($"virtio-blk {Id}: {what} on {Path} failed: {Libc.ErrorText(errno)} (errno {errno})");
+            Log.Warn($"virtio-blk {Id}: {what} on {_image!.Path} failed: {Libc.ErrorText(errno)} (errno {errno})");
         return VirtioBlockStatus.IoError;
     }
 
@@ -253,12 +329,20 @@ public sealed class VirtioBlock : VirtioDevice
         {
             if (_disposed) return;
             _disposed = true;
-            int errno = ReadOnly ? 0 : _image.Flush();
-            if (errno != 0)
-                Log.Error($"virtio-blk {Id}: syncing {Path} failed: {Libc.ErrorText(errno)} (errno {errno})");
-            _image.Dispose();
+            CloseImage();
         }
         base.Dispose();
+    }
+
+    /// <summary>Syncs a writable image and closes it. Under Gate.</summary>
+    private void CloseImage()
+    {
+        if (_image is not { } image) return;
+        _image = null;
+        int errno = image.ReadOnly ? 0 : image.Flush();
+        if (errno != 0)
+            Log.Error($"virtio-blk {Id}: syncing {image.Path} failed: {Libc.ErrorText(errno)} (errno {errno})");
+        image.Dispose();
     }
 }
 

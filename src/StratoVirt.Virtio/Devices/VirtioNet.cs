@@ -10,6 +10,10 @@ namespace StratoVirt.Virtio.Devices;
 /// no control queue. Frames pass between guest memory and the backend with readv/writev; the 12-byte
 /// virtio_net_hdr the guest and the tap both use travels unchanged, except num_buffers, which the device fills in.
 /// </summary>
+/// <remarks>A device may have no backend (an empty microVM hotplug slot): its link is down (VIRTIO_NET_F_STATUS),
+/// it receives nothing and drops what the guest sends. <see cref="Attach"/> and <see cref="Detach"/> swap the
+/// backend under <see cref="VirtioDevice.Gate"/> and raise a configuration-change interrupt so the driver sees the
+/// link go up or down.</remarks>
 public sealed class VirtioNet : VirtioDevice
 {
     public const ulong FeatureCsum = 1UL << 0, FeatureGuestCsum = 1UL << 1, FeatureMac = 1UL << 5,
@@ -28,8 +32,9 @@ public sealed class VirtioNet : VirtioDevice
     /// <summary>Room past the first receive chain for what does not fit in it (a frame is at most ~64 KiB).</summary>
     private const int ScratchSize = 128 * 1024;
 
-    private readonly INetBackend _backend;
+    private INetBackend? _backend;
     private readonly byte[] _mac;
+    private bool _macRead;
     private readonly DescriptorChain _rxHead = new(), _rxChain = new(), _txChain = new();
     private readonly Iovec[] _iov = new Iovec[257];
     private readonly byte[] _scratch = GC.AllocateUninitializedArray<byte>(ScratchSize, pinned: true);
@@ -46,21 +51,31 @@ public sealed class VirtioNet : VirtioDevice
     private bool _rxStalled, _txBlocked, _broken;
 
     /// <summary>
-    /// A virtio-net device on <paramref name="backend"/> (which it owns from now on), with the guest-visible MAC
-    /// <paramref name="mac"/> (6 bytes, unicast) or a random locally administered one when null.
+    /// A virtio-net device on <paramref name="backend"/> (which it owns from now on; null: no backend, link down),
+    /// with the guest-visible MAC <paramref name="mac"/> (6 bytes, unicast) or a random locally administered one
+    /// when null.
     /// </summary>
-    public VirtioNet(INetBackend backend, byte[]? mac = null) : base(VirtioDeviceId.Net, 2)
+    public VirtioNet(INetBackend? backend, byte[]? mac = null) : base(VirtioDeviceId.Net, 2)
     {
-        if (mac is not null && mac.Length != 6)
-            throw new ArgumentException($"a MAC address has 6 bytes, not {mac.Length}", nameof(mac));
-        if (mac is not null && (mac[0] & 1) != 0)
-            throw new ArgumentException($"MAC address {FormatMac(mac)} is a multicast address", nameof(mac));
+        CheckMac(mac);
         _backend = backend;
         _mac = mac is null ? RandomMac() : (byte[])mac.Clone();
         _scratchAddress = Marshal.UnsafeAddrOfPinnedArrayElement(_scratch, 0);
     }
 
-    public string BackendName => _backend.Name;
+    /// <summary>The backend's name; null while the device has none.</summary>
+    public string? BackendName => _backend?.Name;
+
+    /// <summary>The backend's fd; null while the device has none.</summary>
+    public int? BackendFd => _backend?.Fd;
+
+    private static void CheckMac(byte[]? mac)
+    {
+        if (mac is not null && mac.Length != 6)
+            throw new ArgumentException($"a MAC address has 6 bytes, not {mac.Length}", nameof(mac));
+        if (mac is not null && (mac[0] & 1) != 0)
+            throw new ArgumentException($"MAC address {FormatMac(mac)} is a multicast address", nameof(mac));
+    }
     public byte[] Mac => (byte[])_mac.Clone();
 
     /// <summary>Frames dropped: received ones that did not fit the guest's buffers, transmitted ones that were
@@ -107,8 +122,9 @@ public sealed class VirtioNet : VirtioDevice
         // struct virtio_net_config: mac[6], status (le16); the fields after it belong to features not offered.
         Span<byte> config = stackalloc byte[8];
         _mac.CopyTo(config);
-        BinaryPrimitives.WriteUInt16LittleEndian(config[6..], StatusLinkUp);
+        BinaryPrimitives.WriteUInt16LittleEndian(config[6..], _backend is null ? (ushort)0 : StatusLinkUp);
         ReadFrom(config, offset, data);
+        if (offset < 6 && data.Length > 0) _macRead = true;
     }
 
     /// <summary>The tap offloads (TUN_F_*) matching what the guest accepted to receive.</summary>
@@ -127,9 +143,56 @@ public sealed class VirtioNet : VirtioDevice
     {
         _pendingCount = 0;
         _rxStalled = _txBlocked = _broken = false;
+        StartBackend();
+    }
+
+    /// <summary>Active with a backend: pass the guest's offloads on and watch the backend. Under Gate.</summary>
+    private void StartBackend()
+    {
+        if (_backend is null || !Active) return;
         _backend.SetOffload(TunOffloads(Features));
         _interest = Queue(RxQueue).Active ? Libc.EPOLLIN : 0;
         _watch = Watch(_backend.Fd, _interest, OnBackendReady);
+    }
+
+    /// <summary>
+    /// Connects <paramref name="backend"/> (owned by the device from now on) to a device without one and raises the
+    /// link. <paramref name="mac"/>, when given, becomes the device's address if the driver has not read it yet
+    /// (once read, the guest keeps the one it has). Safe while the queues are served.
+    /// </summary>
+    public void Attach(INetBackend backend, byte[]? mac)
+    {
+        CheckMac(mac);
+        lock (Gate)
+        {
+            if (_backend is not null) throw new InvalidOperationException($"virtio-net {Id} already uses {_backend.Name}");
+            if (mac is not null && !_macRead) mac.CopyTo(_mac, 0);
+            else if (mac is not null && !mac.AsSpan().SequenceEqual(_mac))
+                Log.Warn($"virtio-net {Id}: the guest already read MAC {FormatMac(_mac)}; mac={FormatMac(mac)} is not applied");
+            _backend = backend;
+            _rxStalled = _txBlocked = _broken = false;
+            StartBackend();
+            SignalConfigChange();
+        }
+    }
+
+    /// <summary>Disconnects and closes the backend and takes the link down. No-op without a backend.</summary>
+    public void Detach()
+    {
+        lock (Gate)
+        {
+            if (_backend is null) return;
+            if (_watch != 0) Unwatch(_watch);
+            // Receive buffers a half-delivered frame took were popped in a row and not used: give them back.
+            if (Active) for (int i = 0; i < _pendingCount; i++) Queue(RxQueue).Unpop();
+            _watch = 0;
+            _interest = 0;
+            _pendingCount = 0;
+            _rxStalled = _txBlocked = _broken = false;
+            _backend.Dispose();
+            _backend = null;
+            SignalConfigChange();
+        }
     }
 
     protected override void OnReset()
@@ -157,6 +220,7 @@ public sealed class VirtioNet : VirtioDevice
 
     private void OnBackendReady(uint ready)
     {
+        if (_backend is null) return; // detached while this event was on its way
         if ((ready & Libc.EPOLLOUT) != 0 && _txBlocked)
         {
             _txBlocked = false;
@@ -164,7 +228,7 @@ public sealed class VirtioNet : VirtioDevice
         }
         if ((ready & Libc.EPOLLIN) != 0) Receive();
         if ((ready & (Libc.EPOLLERR | Libc.EPOLLHUP)) != 0 && !_broken)
-            Stop($"backend {_backend.Name} reported {((ready & Libc.EPOLLHUP) != 0 ? "a hang-up" : "an error")}");
+            Stop($"backend {_backend!.Name} reported {((ready & Libc.EPOLLHUP) != 0 ? "a hang-up" : "an error")}");
         UpdateInterest();
     }
 
@@ -192,7 +256,7 @@ public sealed class VirtioNet : VirtioDevice
     private void Receive()
     {
         var queue = Queue(RxQueue);
-        if (!queue.Active || _broken) return;
+        if (!queue.Active || _broken || _backend is null) return;
         bool mergeable = (Features & FeatureMrgRxbuf) != 0;
         int used = 0;
         while (true)
@@ -315,7 +379,7 @@ public sealed class VirtioNet : VirtioDevice
     private long ReadFrame(int count)
     {
         nint n = Transfer(write: false, count, out int errno);
-        if (n < 0 && errno != Libc.EAGAIN) Stop($"reading from {_backend.Name}: {Libc.ErrorText(errno)}");
+        if (n < 0 && errno != Libc.EAGAIN) Stop($"reading from {_backend!.Name}: {Libc.ErrorText(errno)}");
         return n;
     }
 
@@ -327,7 +391,8 @@ public sealed class VirtioNet : VirtioDevice
             // _iov is pinned for the call; each entry points into mapped guest RAM or the pinned scratch array.
             while (true)
             {
-                nint n = write ? Libc.Writev(_backend.Fd, iov, count) : Libc.Readv(_backend.Fd, iov, count);
+                int fd = _backend!.Fd;
+                nint n = write ? Libc.Writev(fd, iov, count) : Libc.Readv(fd, iov, count);
                 errno = n < 0 ? Marshal.GetLastPInvokeError() : 0;
                 if (errno != Libc.EINTR) return n;
             }
@@ -349,7 +414,7 @@ public sealed class VirtioNet : VirtioDevice
                 TxDropped++;
                 Log.Debug($"virtio-net {Id}: dropped a transmit chain of {length} bytes (header {HeaderSize}, frame at most {MaxFrame})");
             }
-            else if (_broken)
+            else if (_broken || _backend is null)
             {
                 TxDropped++; // the backend is gone: drop rather than let the guest's transmit queue time out
             }
@@ -372,13 +437,13 @@ public sealed class VirtioNet : VirtioDevice
         if (Transfer(write: true, count, out int errno) >= 0) return true;
         if (errno == Libc.EAGAIN) return false;
         TxDropped++;
-        Log.Debug($"virtio-net {Id}: {_backend.Name} refused a {length}-byte frame: {Libc.ErrorText(errno)}");
+        Log.Debug($"virtio-net {Id}: {_backend!.Name} refused a {length}-byte frame: {Libc.ErrorText(errno)}");
         return true;
     }
 
     public override void Dispose()
     {
-        _backend.Dispose();
+        _backend?.Dispose();
         base.Dispose();
     }
 }

@@ -260,7 +260,9 @@ internal sealed class DeviceOptions
                 string cidText = v.Get("guest-cid") ?? throw new UsageException("option -device: vhost-vsock-device needs guest-cid=");
                 if (!ulong.TryParse(cidText, NumberStyles.None, CultureInfo.InvariantCulture, out ulong cid) || cid < 3 || cid > uint.MaxValue)
                     throw new UsageException($"option -device: vhost-vsock-device guest-cid={cidText} is out of range 3-{uint.MaxValue}");
-                if (v.Has("vhostfd")) throw new UsageException("option -device: vhost-vsock-device vhostfd= is not supported (no /dev/vhost-vsock here)");
+                if (v.Has("vhostfd"))
+                    throw new UsageException($"option -device: vhost-vsock-device vhostfd={v.Get("vhostfd")} hands over an open /dev/vhost-vsock, " +
+                        "but this build implements vsock in user space only; give uds-path=<socket> instead");
                 if (_devices.Any(d => d is VsockDeviceConfig)) throw new UsageException("option -device: only one vhost-vsock-device is supported");
                 Add(new VsockDeviceConfig(DeviceId(v), cid, v.Get("uds-path")));
                 break;

@@ -43,6 +43,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-disable-seccomp", Arity.Flag),
         new("-daemonize", Arity.Flag),
         new("-pidfile", Arity.Value),
+        new("-uuid", Arity.Value),
         new("-help", Arity.Flag),
         new("-h", Arity.Flag),
         new("-version", Arity.Flag),
@@ -61,7 +62,6 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-display", Arity.Value, Ignored: true),
         // Accepted and ignored for libvirt compatibility, as upstream does.
         new("-overcommit", Arity.Value, Ignored: true),
-        new("-uuid", Arity.Value, Ignored: true),
         new("-no-user-config", Arity.Flag, Ignored: true),
         new("-nodefaults", Arity.Flag, Ignored: true),
         new("-sandbox", Arity.Value, Ignored: true),
@@ -82,11 +82,16 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
     {
         string? One(string name) => o.TryGetValue(name, out var v) ? v[0] : null;
 
-        bool acpi = ParseMachine(One("-machine"));
+        var (acpi, dumpGuestCore) = ParseMachine(One("-machine"));
         if (One("-accel") is { } accel && accel is not ("kvm" or "kvm:tcg"))
             throw new UsageException($"option -accel: '{accel}' is not supported; only kvm is");
         if (One("-cpu") is { } cpu && cpu.Split(',')[0] != "host")
             throw new UsageException($"option -cpu: '{cpu}' is not supported; only host is");
+
+        // Kata and libvirt pass the sandbox's UUID; upstream's microvm keeps it nowhere (its only use is the
+        // standard VM's SMBIOS, which has a -smbios field of its own), so it is checked and then dropped.
+        if (One("-uuid") is { } uuid && !Guid.TryParseExact(uuid, "D", out _))
+            throw new UsageException($"option -uuid: '{uuid}' is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hex digits)");
 
         string kernel = One("-kernel") ?? throw new UsageException("option -kernel is required for the microvm machine");
         var devices = DeviceOptions.Parse(o);
@@ -101,6 +106,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             Serial = One("-serial") is { } serial ? ParseSerial(serial) : null,
             Acpi = acpi,
             Monitors = Monitors(One("-qmp"), devices.Monitor),
+            DumpGuestCore = dumpGuestCore,
             StartPaused = o.ContainsKey("-S") || o.ContainsKey("-freeze"),
             Devices = devices.Devices,
             IoThreads = devices.IoThreads,
@@ -115,8 +121,8 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         };
     }
 
-    /// <summary>Returns whether ACPI tables are wanted.</summary>
-    internal static bool ParseMachine(string? text)
+    /// <summary>Returns whether ACPI tables are wanted and whether guest RAM goes into core dumps.</summary>
+    internal static (bool Acpi, bool DumpGuestCore) ParseMachine(string? text)
     {
         if (text is null) throw new UsageException("option -machine is required (use -machine microvm)");
         var v = new OptionValue("-machine", text, "type", ["type", "dump-guest-core", "mem-share", "accel", "usb", "acpi"]);
@@ -125,12 +131,13 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             throw new UsageException(type is "q35" or "virt" or "none"
                 ? $"option -machine: type '{type}' (the standard VM) is not supported by this build; use microvm"
                 : $"option -machine: unknown machine type '{type}' (use microvm)");
-        v.GetBool("dump-guest-core", true);
-        if (v.GetBool("mem-share", false)) throw new UsageException("option -machine: mem-share=on is not supported by this build yet");
+        bool dumpGuestCore = v.GetBool("dump-guest-core", true);
+        if (v.GetBool("mem-share", false))
+            throw new UsageException("option -machine: mem-share=on (guest RAM shared with vhost-user backends such as virtiofsd) is not supported by this build yet");
         if (v.Get("accel") is { } accel && accel is not ("kvm" or "kvm:tcg"))
             throw new UsageException($"option -machine: accel={accel} is not supported; only kvm is");
         if (v.Get("usb") is { } usb && usb != "off") throw new UsageException("option -machine: usb must be off");
-        return v.GetBool("acpi", true);
+        return (v.GetBool("acpi", true), dumpGuestCore);
     }
 
     internal static ulong ParseMemory(string text, ulong hostMemory)

@@ -103,6 +103,7 @@ public sealed class LabSession
         foreach (var line in LinuxScenarios.Lines) sb.AppendLine(line);
         foreach (var line in VirtioScenarios.Lines) sb.AppendLine(line);
         foreach (var line in LifecycleScenarios.Lines) sb.AppendLine(line);
+        foreach (var line in KataScenarios.Lines) sb.AppendLine(line);
         return sb.ToString();
     }
 

@@ -102,7 +102,7 @@ public sealed class CommandLineTests
     [Fact]
     public void LibvirtNoOpOptionsAreAccepted()
     {
-        var o = Parse("-machine", "microvm", "-kernel", "k", "-uuid", "1234", "-nodefaults", "-no-user-config",
+        var o = Parse("-machine", "microvm", "-kernel", "k", "-uuid", "6a1e4f2c-03b5-4d7e-8f90-1a2b3c4d5e6f", "-nodefaults", "-no-user-config",
             "-nographic", "-disable-seccomp");
         Assert.Equal("k", o.Machine.KernelPath);
     }

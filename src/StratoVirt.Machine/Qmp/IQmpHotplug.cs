@@ -1,0 +1,49 @@
+using StratoVirt.Sys;
+
+namespace StratoVirt.Machine.Qmp;
+
+/// <summary>
+/// What the hotplug commands need from the machine: backends stored by name (blockdev-add, netdev_add) and the
+/// microVM's replaceable virtio-mmio slots they are plugged into (device_add) and out of (device_del). Called on
+/// the QMP server's loop; each method throws <see cref="HotplugException"/> with a one-line reason when it refuses.
+/// </summary>
+public interface IQmpHotplug
+{
+    /// <summary>Opens and locks the image now and stores it under <see cref="BlockdevSpec.NodeName"/>.</summary>
+    void BlockdevAdd(BlockdevSpec spec);
+
+    /// <summary>Closes a stored image that no device uses.</summary>
+    void BlockdevDel(string nodeName);
+
+    /// <summary>Opens the tap now and stores it under <see cref="NetdevSpec.Id"/>.</summary>
+    void NetdevAdd(NetdevSpec spec);
+
+    /// <summary>Closes a stored tap that no device uses.</summary>
+    void NetdevDel(string id);
+
+    /// <summary>Plugs a stored backend into a replaceable slot of its kind.</summary>
+    void DeviceAdd(DeviceAddSpec spec);
+
+    /// <summary>Empties the device's slot, closes its backend, and sends DEVICE_DELETED before returning.</summary>
+    void DeviceDel(string id);
+}
+
+/// <summary>A hotplug request the machine refuses (unknown name, slot in use, an image that cannot be opened).</summary>
+public sealed class HotplugException(string message) : Exception(message);
+
+/// <summary>The kinds of replaceable slot a microVM has.</summary>
+public enum HotplugKind { Block, Net }
+
+/// <summary>A raw image to open for blockdev-add.</summary>
+public sealed record BlockdevSpec(string NodeName, string Filename, bool ReadOnly, bool Direct);
+
+/// <summary>
+/// A tap for netdev_add: by interface name, by an fd number the VMM inherited (left open if it is not a tap), or
+/// an fd handed over by getfd (<see cref="OwnedFd"/>, which the callee owns from then on, and closes if it
+/// refuses it).
+/// </summary>
+public sealed record NetdevSpec(string Id, string? IfName, int? InheritedFd, FileDescriptor? OwnedFd);
+
+/// <summary>device_add, resolved: the backend's name, the slot index within the kind (null: the first free one),
+/// and the MAC and serial to give the device.</summary>
+public sealed record DeviceAddSpec(string Id, HotplugKind Kind, string Backend, int? Slot, byte[]? Mac, string? Serial);

@@ -1,0 +1,135 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using StratoVirt.Sys;
+using StratoVirt.Virtio.Devices;
+
+namespace StratoVirt.Machine.Qmp;
+
+/// <summary>blockdev-add/del, netdev_add/del and device_add/del: arguments checked here, the rest done by the
+/// machine's <see cref="IQmpHotplug"/>.</summary>
+internal sealed partial class QmpDispatcher
+{
+    private static readonly JsonElement NoArguments = JsonDocument.Parse("{}").RootElement.Clone();
+
+    /// <summary>Takes the fd a client gave a name with getfd out of the store (the caller owns it then); null
+    /// when no fd has that name. netdev_add tries a name first, then a number.</summary>
+    internal Func<string, FileDescriptor?> TakeNamedFd { get; set; } = static _ => null;
+
+    partial void AddHotplugCommands()
+    {
+        if (_machine is not IQmpHotplug hotplug) return;
+        var json = QmpHotplugJsonContext.Default;
+        _commands["blockdev-add"] = (a, _) => Hotplug(a, json.BlockdevAddArguments, "blockdev-add",
+            args => hotplug.BlockdevAdd(Blockdev(args)));
+        _commands["blockdev-del"] = (a, _) => Hotplug(a, json.NodeNameArguments, "blockdev-del",
+            args => hotplug.BlockdevDel(args.NodeName));
+        _commands["netdev_add"] = (a, _) => Hotplug(a, json.NetdevAddArguments, "netdev_add",
+            args => hotplug.NetdevAdd(Netdev(args)));
+        _commands["netdev_del"] = (a, _) => Hotplug(a, json.IdArguments, "netdev_del", args => hotplug.NetdevDel(args.Id));
+        _commands["device_add"] = (a, _) => Hotplug(a, json.DeviceAddArguments, "device_add",
+            args => hotplug.DeviceAdd(Device(args)));
+        _commands["device_del"] = (a, _) => Hotplug(a, json.IdArguments, "device_del", args => hotplug.DeviceDel(args.Id));
+    }
+
+    /// <summary>Parses the arguments and runs the command; a refusal becomes a GenericError.</summary>
+    private static QmpReply Hotplug<T>(JsonElement arguments, JsonTypeInfo<T> info, string command, Action<T> run)
+    {
+        T? parsed;
+        try
+        {
+            parsed = (arguments.ValueKind == JsonValueKind.Undefined ? NoArguments : arguments).Deserialize(info);
+        }
+        catch (JsonException e)
+        {
+            return QmpReply.Fail($"Invalid arguments for '{command}': {e.Message}");
+        }
+        if (parsed is null) return QmpReply.Fail($"Invalid arguments for '{command}': null");
+        try
+        {
+            run(parsed);
+        }
+        catch (HotplugException e)
+        {
+            return QmpReply.Fail(e.Message);
+        }
+        return QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty);
+    }
+
+    private static BlockdevSpec Blockdev(BlockdevAddArguments a)
+    {
+        if (a.NodeName.Length == 0) throw new HotplugException("blockdev-add: node-name is empty");
+        if (a.Driver is "qcow2") throw new HotplugException($"blockdev-add '{a.NodeName}': qcow2 is not supported (raw only)");
+        if (a.Driver is not (null or "raw"))
+            throw new HotplugException($"blockdev-add '{a.NodeName}': driver '{a.Driver}' is not supported (raw only)");
+        if (a.File.Driver is not ("file" or "host_device"))
+            throw new HotplugException($"blockdev-add '{a.NodeName}': file driver '{a.File.Driver}' is not supported (file or host_device)");
+        if (a.File.Filename.Length == 0) throw new HotplugException($"blockdev-add '{a.NodeName}': file.filename is empty");
+        if (a.File.Aio is not (null or "native" or "threads" or "io_uring" or "off"))
+            throw new HotplugException($"blockdev-add '{a.NodeName}': aio '{a.File.Aio}' is not one of native, io_uring, threads, off");
+        if (a.Media is not (null or "disk"))
+            throw new HotplugException($"blockdev-add '{a.NodeName}': media '{a.Media}' is not supported by the microvm (disk only)");
+        return new BlockdevSpec(a.NodeName, a.File.Filename, a.ReadOnly ?? false, a.Cache?.Direct ?? true);
+    }
+
+    private NetdevSpec Netdev(NetdevAddArguments a)
+    {
+        string id = a.Id;
+        if (id.Length == 0) throw new HotplugException("netdev_add: id is empty");
+        if (a.Type is not (null or "tap"))
+            throw new HotplugException($"netdev_add '{id}': type '{a.Type}' is not supported (tap only)");
+        if (a.Vhost == true || a.Vhostfd is not null || a.Vhostfds is not null)
+            throw new HotplugException($"netdev_add '{id}': vhost-net is not supported by this build");
+        if (a.Queues is > 1) throw new HotplugException($"netdev_add '{id}': multiqueue is not supported");
+        foreach (string? script in new[] { a.Script, a.Downscript })
+            if (script is not (null or "" or "no"))
+                throw new HotplugException($"netdev_add '{id}': script '{script}' is not supported (use no)");
+        if (a.Fd is not null && a.Fds is not null) throw new HotplugException($"netdev_add '{id}': give fd or fds, not both");
+        string? fdText = a.Fds ?? a.Fd;
+        if (fdText is null == a.Ifname is null)
+            throw new HotplugException($"netdev_add '{id}': give exactly one of ifname and fd/fds");
+        if (fdText is null) return new NetdevSpec(id, a.Ifname, null, null);
+        if (fdText.Contains(':')) throw new HotplugException($"netdev_add '{id}': multiqueue is not supported (one fd only)");
+        if (TakeNamedFd(fdText) is { } owned) return new NetdevSpec(id, null, null, owned);
+        if (!int.TryParse(fdText, NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
+            throw new HotplugException($"netdev_add '{id}': fd '{fdText}' is neither a name given with getfd nor a descriptor number");
+        return new NetdevSpec(id, null, fd, null);
+    }
+
+    private static DeviceAddSpec Device(DeviceAddArguments a)
+    {
+        string id = a.Id, driver = a.Driver;
+        HotplugKind kind = driver.Contains("blk", StringComparison.Ordinal) ? HotplugKind.Block
+            : driver.Contains("net", StringComparison.Ordinal) ? HotplugKind.Net
+            : throw new HotplugException($"{driver} cannot be hotplugged into a microVM (only virtio-blk and virtio-net)");
+        // The backend: drive/netdev as QEMU names it; upstream takes a net device's from chardev, or needs id ==
+        // the backend's name.
+        string backend = (kind == HotplugKind.Block ? a.Drive : a.Netdev ?? a.Chardev) ?? id;
+        int? slot = null;
+        if (a.Addr is { } addr)
+        {
+            bool hex = addr.StartsWith("0x", StringComparison.OrdinalIgnoreCase);
+            if (!int.TryParse(hex ? addr[2..] : addr, hex ? NumberStyles.AllowHexSpecifier : NumberStyles.None,
+                    CultureInfo.InvariantCulture, out int n))
+                throw new HotplugException($"Invalid addr '{addr}' for device {id}");
+            slot = n;
+        }
+        else if (a.Lun is { } lun)
+        {
+            if (lun < 0) throw new HotplugException($"Invalid lun {lun} for device {id}");
+            slot = lun + 1;
+        }
+        byte[]? mac = null;
+        if (kind == HotplugKind.Net && a.Mac is { } text)
+        {
+            try { mac = VirtioNet.ParseMac(text); }
+            catch (ArgumentException e) { throw new HotplugException($"device_add '{id}': {e.Message}"); }
+        }
+        if (kind == HotplugKind.Block)
+        {
+            try { VirtioBlock.CheckSerial(a.Serial); }
+            catch (ArgumentException e) { throw new HotplugException($"device_add '{id}': {e.Message}"); }
+        }
+        return new DeviceAddSpec(id, kind, backend, slot, mac, kind == HotplugKind.Block ? a.Serial : null);
+    }
+}
