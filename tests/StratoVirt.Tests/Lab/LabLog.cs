@@ -35,17 +35,17 @@ public sealed record LabScenario(string Name, int? ExitCode, long? WallMs, long?
         }
     }
 
-    /// <summary>The rest of the first output line that starts with <paramref name="marker"/> and a space
-    /// (e.g. "GUEST-CPUS" gives "2"), or null.</summary>
+    /// <summary>The rest of the first output line that holds <paramref name="marker"/> and a space (e.g. "GUEST-CPUS"
+    /// gives "2"), or null. The marker may follow other text that is not part of a longer name: the guest's console
+    /// and the host script share one output, so a host line can land after a guest line's text before its
+    /// newline.</summary>
     public string? GuestMarker(string marker)
     {
         foreach (string line in Output)
         {
-            if (line.Length > marker.Length && line[marker.Length] == ' ' &&
-                line.StartsWith(marker, StringComparison.Ordinal))
-            {
-                return line[(marker.Length + 1)..].Trim();
-            }
+            int at = line.IndexOf(marker + " ", StringComparison.Ordinal);
+            if (at < 0 || (at > 0 && (char.IsLetter(line[at - 1]) || line[at - 1] == '-'))) continue;
+            return line[(at + marker.Length + 1)..].Trim();
         }
         return null;
     }

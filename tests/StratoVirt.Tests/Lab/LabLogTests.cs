@@ -96,6 +96,15 @@ public sealed class LabLogTests
     }
 
     [Fact]
+    public void FindsAMarkerThatLandedAfterAnotherLinesText()
+    {
+        const string log = "@@BEGIN glued\nGUEST-TEST-END vsock rc=0HOST-VSOCK-ECHOED abc123\nX-HOST-ONLY 1\n@@END glued rc=0 wall_ms=5\n";
+        LabScenario s = LabLog.Parse(log)["glued"];
+        Assert.Equal("abc123", s.GuestMarker("HOST-VSOCK-ECHOED"));
+        Assert.Null(s.GuestMarker("HOST-ONLY")); // inside a longer name
+    }
+
+    [Fact]
     public void AnUnfinishedRunHasAnOpenScenarioAndNoDone()
     {
         const string Truncated =
