@@ -10,50 +10,30 @@ namespace StratoVirt.Machine.Qmp;
 /// machine's <see cref="IQmpHotplug"/>.</summary>
 internal sealed partial class QmpDispatcher
 {
-    private static readonly JsonElement NoArguments = JsonDocument.Parse("{}").RootElement.Clone();
-
-    /// <summary>Takes the fd a client gave a name with getfd out of the store (the caller owns it then); null
-    /// when no fd has that name. netdev_add tries a name first, then a number.</summary>
-    internal Func<string, FileDescriptor?> TakeNamedFd { get; set; } = static _ => null;
-
     partial void AddHotplugCommands()
     {
         if (_machine is not IQmpHotplug hotplug) return;
         var json = QmpHotplugJsonContext.Default;
-        _commands["blockdev-add"] = (a, _) => Hotplug(a, json.BlockdevAddArguments, "blockdev-add",
-            args => hotplug.BlockdevAdd(Blockdev(args)));
-        _commands["blockdev-del"] = (a, _) => Hotplug(a, json.NodeNameArguments, "blockdev-del",
-            args => hotplug.BlockdevDel(args.NodeName));
-        _commands["netdev_add"] = (a, _) => Hotplug(a, json.NetdevAddArguments, "netdev_add",
-            args => hotplug.NetdevAdd(Netdev(args)));
-        _commands["netdev_del"] = (a, _) => Hotplug(a, json.IdArguments, "netdev_del", args => hotplug.NetdevDel(args.Id));
-        _commands["device_add"] = (a, _) => Hotplug(a, json.DeviceAddArguments, "device_add",
-            args => hotplug.DeviceAdd(Device(args)));
-        _commands["device_del"] = (a, _) => Hotplug(a, json.IdArguments, "device_del", args => hotplug.DeviceDel(args.Id));
+        _commands["blockdev-add"] = Args(json.BlockdevAddArguments, (a, _) => Run(() => hotplug.BlockdevAdd(Blockdev(a))));
+        _commands["blockdev-del"] = Args(json.NodeNameArguments, (a, _) => Run(() => hotplug.BlockdevDel(a.NodeName)));
+        _commands["netdev_add"] = Args(json.NetdevAddArguments, (a, _) => Run(() => hotplug.NetdevAdd(Netdev(a))));
+        _commands["netdev_del"] = Args(json.IdArguments, (a, _) => Run(() => hotplug.NetdevDel(a.Id)));
+        _commands["device_add"] = Args(json.DeviceAddArguments, (a, _) => Run(() => hotplug.DeviceAdd(Device(a))));
+        _commands["device_del"] = Args(json.IdArguments, (a, _) => Run(() => hotplug.DeviceDel(a.Id)));
     }
 
-    /// <summary>Parses the arguments and runs the command; a refusal becomes a GenericError.</summary>
-    private static QmpReply Hotplug<T>(JsonElement arguments, JsonTypeInfo<T> info, string command, Action<T> run)
+    /// <summary>Runs a hotplug step; a refusal becomes a GenericError.</summary>
+    private static QmpReply Run(Action step)
     {
-        T? parsed;
         try
         {
-            parsed = (arguments.ValueKind == JsonValueKind.Undefined ? NoArguments : arguments).Deserialize(info);
-        }
-        catch (JsonException e)
-        {
-            return QmpReply.Fail($"Invalid arguments for '{command}': {e.Message}");
-        }
-        if (parsed is null) return QmpReply.Fail($"Invalid arguments for '{command}': null");
-        try
-        {
-            run(parsed);
+            step();
         }
         catch (HotplugException e)
         {
             return QmpReply.Fail(e.Message);
         }
-        return QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty);
+        return Ok();
     }
 
     private static BlockdevSpec Blockdev(BlockdevAddArguments a)
@@ -90,7 +70,7 @@ internal sealed partial class QmpDispatcher
             throw new HotplugException($"netdev_add '{id}': give exactly one of ifname and fd/fds");
         if (fdText is null) return new NetdevSpec(id, a.Ifname, null, null);
         if (fdText.Contains(':')) throw new HotplugException($"netdev_add '{id}': multiqueue is not supported (one fd only)");
-        if (TakeNamedFd(fdText) is { } owned) return new NetdevSpec(id, null, null, owned);
+        if (_fds.TryTake(fdText, out var owned)) return new NetdevSpec(id, null, null, owned);
         if (!int.TryParse(fdText, NumberStyles.None, CultureInfo.InvariantCulture, out int fd))
             throw new HotplugException($"netdev_add '{id}': fd '{fdText}' is neither a name given with getfd nor a descriptor number");
         return new NetdevSpec(id, null, fd, null);
