@@ -27,6 +27,7 @@ public sealed class LabSession
         payloads.Add(ExtractVmlinux(work.Path));
         var (guestInitrd, rootImage) = BuildGuest(work.Path);
         payloads.Add(rootImage);
+        payloads.Add(HotplugScenarios.BuildImage(work.Path));
         string scenarios = Path.Combine(work.Path, "scenarios.sh");
         File.WriteAllText(scenarios, ScenarioFile());
 
@@ -102,6 +103,7 @@ public sealed class LabSession
         sb.AppendLine(LinuxScenarios.Preamble);
         foreach (var line in LinuxScenarios.Lines) sb.AppendLine(line);
         foreach (var line in VirtioScenarios.Lines) sb.AppendLine(line);
+        foreach (var line in HotplugScenarios.Lines) sb.AppendLine(line);
         foreach (var line in LifecycleScenarios.Lines) sb.AppendLine(line);
         foreach (var line in KataScenarios.Lines) sb.AppendLine(line);
         return sb.ToString();

@@ -1,0 +1,64 @@
+namespace StratoVirt.Tests.Lab;
+
+/// <summary>MicroVM hotplug in the nested lab: QMP blockdev-add/device_add/device_del against a Linux guest that
+/// mounts the hotplugged disk (scripts/lab/guest/tests/hotplug.sh).</summary>
+public static class HotplugScenarios
+{
+    /// <summary>The empty ext4 image LabSession adds to the lab (as /lab/hotplug.ext4).</summary>
+    public const string Image = "hotplug.ext4";
+
+    /// <summary>Makes <see cref="Image"/> (16 MiB) in <paramref name="dir"/>; returns its path.</summary>
+    public static string BuildImage(string dir)
+    {
+        string path = Path.Combine(dir, Image);
+        var r = VmmProcess.RunCommand("mkfs.ext4", ["-q", "-F", path, "16M"], TimeSpan.FromMinutes(1));
+        if (r.ExitCode != 0) throw new InvalidOperationException($"mkfs.ext4 for the hotplug image failed: {r}");
+        return path;
+    }
+
+    /// <summary>The host side: plugs the image into block slot 1 the way Kata does (blockdev-add with aio native,
+    /// device_add virtio-blk-mmio at addr 0x1) once the guest is ready, tries a second device into the occupied
+    /// slot and a blockdev-del of the node in use, unplugs it after the guest wrote to it (DEVICE_DELETED), and
+    /// plugs it back. The guest's console goes to a file the host watches; its markers are printed at the end.</summary>
+    private const string Host = """
+        cat >/tmp/lab-hotplug-host.sh <<'HPHOST'
+        rm -f /tmp/qmp-hp.sock /tmp/hp.out
+        cp /lab/hotplug.ext4 /tmp/hp.img
+        "$VMM" "$@" >/tmp/hp.out 2>&1 &
+        vmm=$!
+        waitfor() {  # waitfor <console text>: up to 240 s
+            n=0
+            until grep -q "$1" /tmp/hp.out || [ $n -ge 1200 ]; do sleep 0.2; n=$((n + 1)); done
+            grep -q "$1" /tmp/hp.out || echo "HOST-HP-TIMEOUT $1"
+        }
+        qmp() { qmp-send /tmp/qmp-hp.sock "$1" | grep -v '^{"QMP"' | sed "s/^/$2 /"; }
+        add='{"execute":"blockdev-add","arguments":{"node-name":"drive1","driver":"raw","read-only":false,"file":{"driver":"file","filename":"/tmp/hp.img","aio":"native"}}}'
+        plug='{"execute":"device_add","arguments":{"id":"drive1","driver":"virtio-blk-mmio","drive":"drive1","addr":"0x1"}}'
+        waitfor GUEST-HOTPLUG-READY
+        qmp "$add" HOST-HP-ADD
+        qmp "$plug" HOST-HP-PLUG
+        waitfor GUEST-HOTPLUG-PLUGGED
+        qmp '{"execute":"blockdev-add","arguments":{"node-name":"other","file":{"driver":"file","filename":"/tmp/hp.img"}}}' HOST-HP-ADD-LOCKED
+        qmp '{"execute":"blockdev-del","arguments":{"node-name":"drive1"}}' HOST-HP-DEL-IN-USE
+        waitfor GUEST-HOTPLUG-UNMOUNTED
+        qmp '{"execute":"device_del","arguments":{"id":"drive1"}}' HOST-HP-UNPLUG
+        waitfor GUEST-HOTPLUG-EMPTY
+        qmp "$add" HOST-HP-READD
+        qmp "$plug" HOST-HP-REPLUG
+        waitfor GUEST-TEST-END
+        wait $vmm
+        rc=$?
+        grep -E "GUEST-|virtio_blk|vdb" /tmp/hp.out
+        rm -f /tmp/hp.img
+        exit $rc
+        HPHOST
+        """;
+
+    public static readonly string[] Lines =
+    [
+        Host,
+        "scenario virtio-hotplug 420 env STRATOVIRT_LOG_LEVEL=info sh /tmp/lab-hotplug-host.sh -machine microvm " +
+        "-kernel \"$KERNEL\" -initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=hotplug\" " +
+        "-m 256 -smp 2 -serial stdio -name virtio-hotplug -D -qmp unix:/tmp/qmp-hp.sock,server,nowait",
+    ];
+}
