@@ -1,6 +1,6 @@
 namespace StratoVirt.Tests.Lab;
 
-/// <summary>Block hotplug as Kata drives it, against Debian's kernel in the nested lab (see
+/// <summary>Block hotplug as Kata drives it, and net hotplug, against Debian's kernel in the nested lab (see
 /// <see cref="HotplugScenarios"/>).</summary>
 [Trait("Level", "Lab")]
 public sealed class HotplugLabTests
@@ -33,5 +33,23 @@ public sealed class HotplugLabTests
         Assert.Equal("{\"return\":{}}", s.GuestMarker("HOST-HP-REPLUG"));
         Assert.Equal("32768", s.GuestMarker("GUEST-HOTPLUG-REPLUGGED"));
         Assert.Equal("written-through-a-hotplugged-disk", s.GuestMarker("GUEST-HOTPLUG-READBACK"));
+    }
+
+    [Fact]
+    public void ATapPluggedIntoAnEmptyNetSlotCarriesPingsUntilItIsUnplugged()
+    {
+        var s = LabSession.Instance.Log["virtio-hotplug-net"];
+        Assert.True(s.Ended && s.ExitCode == 0, Text(s));
+        Assert.True(s.OutputContains("GUEST-TEST-END hotplug-net rc=0"), Text(s));
+        Assert.DoesNotContain(s.Output, line => line.StartsWith("HOST-HPN-TIMEOUT", StringComparison.Ordinal));
+        Assert.Equal("0", s.GuestMarker("GUEST-HPNET-READY")); // the empty slot: link down
+        Assert.Equal("{\"return\":{}}", s.GuestMarker("HOST-HPN-ADD"));
+        Assert.Equal("{\"return\":{}}", s.GuestMarker("HOST-HPN-PLUG"));
+        Assert.Equal("1", s.GuestMarker("GUEST-HPNET-CARRIER"));
+        Assert.Equal("rc=0", s.GuestMarker("GUEST-HPNET-PING"));
+        var unplug = s.Output.Where(l => l.StartsWith("HOST-HPN-UNPLUG ", StringComparison.Ordinal)).ToList();
+        Assert.True(unplug.Count == 2, Text(s));
+        Assert.Contains("\"event\":\"DEVICE_DELETED\",\"data\":{\"device\":\"net1\"", unplug[0]);
+        Assert.Equal("0", s.GuestMarker("GUEST-HPNET-UNPLUGGED"));
     }
 }

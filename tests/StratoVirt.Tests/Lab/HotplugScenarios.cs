@@ -54,11 +54,45 @@ public static class HotplugScenarios
         HPHOST
         """;
 
+    /// <summary>The host side of net hotplug, in a network namespace of its own (unshare -n): once the guest's
+    /// empty net slot is up, netdev_add creates tap0, the host gives it 10.0.2.2 and device_add puts it into the
+    /// slot; after the guest's pings, device_del takes it out again.</summary>
+    private const string NetHost = """
+        cat >/tmp/lab-hpnet-host.sh <<'HPNHOST'
+        rm -f /tmp/qmp-hpn.sock /tmp/hpn.out
+        "$VMM" "$@" >/tmp/hpn.out 2>&1 &
+        vmm=$!
+        waitfor() {  # waitfor <console text>: up to 240 s
+            n=0
+            until grep -q "$1" /tmp/hpn.out || [ $n -ge 1200 ]; do sleep 0.2; n=$((n + 1)); done
+            grep -q "$1" /tmp/hpn.out || echo "HOST-HPN-TIMEOUT $1"
+        }
+        qmp() { qmp-send /tmp/qmp-hpn.sock "$1" | grep -v '^{"QMP"' | sed "s/^/$2 /"; }
+        ip link set lo up
+        waitfor GUEST-HPNET-READY
+        qmp '{"execute":"netdev_add","arguments":{"id":"net1","ifname":"tap0"}}' HOST-HPN-ADD
+        ip addr add 10.0.2.2/24 dev tap0
+        ip link set tap0 up
+        qmp '{"execute":"device_add","arguments":{"id":"net1","driver":"virtio-net-mmio","netdev":"net1","addr":"0x0"}}' HOST-HPN-PLUG
+        waitfor GUEST-HPNET-PINGED
+        qmp '{"execute":"device_del","arguments":{"id":"net1"}}' HOST-HPN-UNPLUG
+        waitfor GUEST-TEST-END
+        wait $vmm
+        rc=$?
+        grep -E "GUEST-" /tmp/hpn.out
+        exit $rc
+        HPNHOST
+        """;
+
     public static readonly string[] Lines =
     [
         Host,
         "scenario virtio-hotplug 420 env STRATOVIRT_LOG_LEVEL=info sh /tmp/lab-hotplug-host.sh -machine microvm " +
         "-kernel \"$KERNEL\" -initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=hotplug\" " +
         "-m 256 -smp 2 -serial stdio -name virtio-hotplug -D -qmp unix:/tmp/qmp-hp.sock,server,nowait",
+        NetHost,
+        "scenario virtio-hotplug-net 420 env STRATOVIRT_LOG_LEVEL=info unshare -n sh /tmp/lab-hpnet-host.sh -machine microvm " +
+        "-kernel \"$KERNEL\" -initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=hotplug-net\" " +
+        "-m 256 -smp 2 -serial stdio -name virtio-hotplug-net -D -qmp unix:/tmp/qmp-hpn.sock,server,nowait",
     ];
 }
