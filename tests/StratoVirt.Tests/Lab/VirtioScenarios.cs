@@ -22,6 +22,7 @@ public static class VirtioScenarios
         cat >/tmp/lab-net-host.sh <<'NETHOST'
         ip link set lo up
         mkdir -p /tmp/www
+        rm -f /tmp/net-got
         dd if=/dev/urandom of=/tmp/www/blob bs=1M count=16 2>/dev/null
         echo "HOST-NET-SERVING $(sha256sum /tmp/www/blob | cut -d' ' -f1)"
         (
@@ -35,12 +36,14 @@ public static class VirtioScenarios
                 sleep 1
                 n=$((n + 1))
             done
-            echo "HOST-NET-GOT $(wc -c </tmp/from-guest) $(sha256sum /tmp/from-guest | cut -d' ' -f1)"
+            # Kept for after the VM: while it runs, its console shares this output and can split the line.
+            echo "HOST-NET-GOT $(wc -c </tmp/from-guest) $(sha256sum /tmp/from-guest | cut -d' ' -f1)" >/tmp/net-got
             timeout 20 wget -q -O /dev/null http://10.0.2.15:8080/done 2>/dev/null
         ) &
         "$VMM" "$@"
         rc=$?
         wait
+        cat /tmp/net-got 2>/dev/null
         exit $rc
         NETHOST
         """;
@@ -85,6 +88,9 @@ public static class VirtioScenarios
         rm -f /tmp/qmp.sock
         "$VMM" "$@" &
         vmm=$!
+        # This script's lines go to a file until the VM is gone: the VM's console shares the output and could
+        # split them.
+        exec 3>&1 >/tmp/balloon-host.out
         rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$vmm/status" 2>/dev/null; }
         n=0
         until [ "$(rss)" -gt 184320 ] 2>/dev/null || [ $n -ge 900 ]; do sleep 0.2; n=$((n + 1)); done
@@ -111,6 +117,10 @@ public static class VirtioScenarios
         echo "HOST-BALLOON-RSS-AFTER-KB $(rss)"
         qmp-send /tmp/qmp.sock '{"execute":"quit"}' | sed 's/^/HOST-QMP /'
         wait $vmm
+        rc=$?
+        exec >&3 3>&-
+        cat /tmp/balloon-host.out
+        exit $rc
         BALHOST
         """;
 
@@ -129,9 +139,11 @@ public static class VirtioScenarios
             sleep 1
             n=$((n + 1))
         done
-        echo "HOST-VSOCK-ECHOED $(sha256sum </tmp/hv.back | cut -d' ' -f1)"
+        echoed=$(sha256sum </tmp/hv.back | cut -d' ' -f1)
         wait $vmm
         rc=$?
+        # Printed once the VM is gone: while it runs, its console shares this output and can split the line.
+        echo "HOST-VSOCK-ECHOED $echoed"
         [ -e /tmp/vsock.sock ] && echo "HOST-VSOCK-SOCKET left behind" || echo "HOST-VSOCK-SOCKET removed"
         exit $rc
         VSOCKHOST
