@@ -37,5 +37,10 @@ if [[ -z "$total" ]]; then
 fi
 passed="$(count Passed)"; failed="$(count Failed)"; skipped="$(count Skipped)"
 passed=${passed:-0}; failed=${failed:-0}; skipped=${skipped:-0}
+if [[ "$failed" -gt 0 ]]; then
+    # CI keeps only the tail of the output: repeat each failure's name and message (up to its stack trace) here.
+    echo "Failed tests:"
+    awk '/^  Failed [^ ]/ { show = 1; n = 0 } /^  Stack Trace:/ { show = 0 } show && n++ < 40' "$log"
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [[ "$status" -eq 0 && "$failed" -eq 0 && "$passed" -gt 0 ]]
