@@ -297,6 +297,17 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "posix_spawnattr_setflags")]
     public static partial int PosixSpawnAttrSetFlags(void* attr, short flags);
 
+    // ---- seccomp ----
+
+    public const int SYS_seccomp = 317, SECCOMP_SET_MODE_FILTER = 1;
+    public const uint SECCOMP_FILTER_FLAG_TSYNC = 1;
+    public const int SIGSYS = 31, SA_SIGINFO = 4;
+
+    /// <summary>seccomp(2) through syscall(2); glibc's syscall is assembly that ignores the variadic-call
+    /// register conventions, so a fixed-argument declaration is safe.</summary>
+    [LibraryImport(Lib, EntryPoint = "syscall", SetLastError = true)]
+    public static partial long SeccompSyscall(long number, int operation, uint flags, SockFprog* program);
+
     [LibraryImport(Lib, EntryPoint = "strerror")]
     private static partial byte* StrError(int errnum);
 
@@ -548,4 +559,12 @@ public struct CapHeader
 public struct CapData
 {
     public uint Effective, Permitted, Inheritable;
+}
+
+/// <summary>struct sock_fprog: a BPF program's length and instructions.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct SockFprog
+{
+    public ushort Length;
+    public void* Filter;
 }

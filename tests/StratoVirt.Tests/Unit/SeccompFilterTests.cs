@@ -1,0 +1,111 @@
+using System.Runtime.CompilerServices;
+using StratoVirt.Sys.Seccomp;
+
+namespace StratoVirt.Tests.Unit;
+
+[Trait("Level", "Unit")]
+public sealed class SeccompFilterTests
+{
+    /// <summary>The kernel's view of one call (struct seccomp_data).</summary>
+    private static byte[] Data(string name, uint arch = SeccompFilter.AuditArchX86_64, params ulong[] args) =>
+        Data(SyscallNames.Number(name), arch, args);
+
+    private static byte[] Data(int nr, uint arch, params ulong[] args)
+    {
+        var data = new byte[64];
+        BitConverter.TryWriteBytes(data.AsSpan(0), nr);
+        BitConverter.TryWriteBytes(data.AsSpan(4), arch);
+        for (int i = 0; i < args.Length; i++) BitConverter.TryWriteBytes(data.AsSpan(16 + 8 * i), args[i]);
+        return data;
+    }
+
+    /// <summary>A classic-BPF interpreter for the instructions the compiler emits (a test double of the kernel's).</summary>
+    private static uint Run(BpfInstruction[] program, byte[] data)
+    {
+        uint a = 0;
+        for (int pc = 0; pc < program.Length; pc++)
+        {
+            var i = program[pc];
+            switch (i.Code)
+            {
+                case SeccompFilter.LdWAbs: a = BitConverter.ToUInt32(data, (int)i.K); break;
+                case SeccompFilter.AluAndK: a &= i.K; break;
+                case SeccompFilter.JmpJeqK: pc += a == i.K ? i.JumpTrue : i.JumpFalse; break;
+                case SeccompFilter.JmpJgeK: pc += a >= i.K ? i.JumpTrue : i.JumpFalse; break;
+                case SeccompFilter.RetK: return i.K;
+                default: throw new InvalidOperationException($"unexpected BPF code {i.Code:x}");
+            }
+        }
+        throw new InvalidOperationException("the program ran off its end");
+    }
+
+    private static readonly SeccompFilter Filter = new([
+        SyscallRule.Allow("read"),
+        SyscallRule.AllowIf("ioctl", 1, 0xAE80 /* KVM_RUN */, 0xC008AE67),
+        SyscallRule.AllowMasked("mmap", 2, 4 /* PROT_EXEC */, 0),
+        SyscallRule.AllowIf("futex", 1, 128, 129),
+        SyscallRule.Allow("exit_group"),
+    ]);
+
+    private static uint Verdict(byte[] data) => Run(Filter.Compile(SeccompFilter.RetTrap), data);
+
+    [Fact]
+    public void InstructionHasTheKernelsLayout() => Assert.Equal(8, Unsafe.SizeOf<BpfInstruction>());
+
+    [Fact]
+    public void ListedCallsPassAndOthersTrap()
+    {
+        Assert.Equal(SeccompFilter.RetAllow, Verdict(Data("read")));
+        Assert.Equal(SeccompFilter.RetAllow, Verdict(Data("exit_group")));
+        Assert.Equal(SeccompFilter.RetTrap, Verdict(Data("write")));
+        Assert.Equal(SeccompFilter.RetTrap, Verdict(Data("execve")));
+    }
+
+    [Fact]
+    public void ArgumentValuesAreChecked()
+    {
+        Assert.Equal(SeccompFilter.RetAllow, Verdict(Data("ioctl", args: [5, 0xAE80])));
+        Assert.Equal(SeccompFilter.RetAllow, Verdict(Data("ioctl", args: [5, 0xC008AE67])));
+        Assert.Equal(SeccompFilter.RetTrap, Verdict(Data("ioctl", args: [5, 0x5401 /* TCGETS */])));
+        // Upper bits set make it a different request as far as the filter is concerned.
+        Assert.Equal(SeccompFilter.RetTrap, Verdict(Data("ioctl", args: [5, 0x1_0000_AE80])));
+        Assert.Equal(SeccompFilter.RetAllow, Verdict(Data("futex", args: [0, 129])));
+        Assert.Equal(SeccompFilter.RetTrap, Verdict(Data("futex", args: [0, 0 /* shared FUTEX_WAIT */])));
+    }
+
+    [Fact]
+    public void MaskedArgumentRefusesExecutableMappings()
+    {
+        Assert.Equal(SeccompFilter.RetAllow, Verdict(Data("mmap", args: [0, 4096, 3 /* RW */, 0x22])));
+        Assert.Equal(SeccompFilter.RetTrap, Verdict(Data("mmap", args: [0, 4096, 5 /* R|X */, 0x22])));
+    }
+
+    [Fact]
+    public void OtherArchitecturesAndX32AreKilled()
+    {
+        Assert.Equal(SeccompFilter.RetKillProcess, Verdict(Data("read", arch: 0x40000003 /* i386 */)));
+        Assert.Equal(SeccompFilter.RetKillProcess, Verdict(Data(0x40000000, SeccompFilter.AuditArchX86_64)));
+    }
+
+    [Fact]
+    public void BadRulesAreRefused()
+    {
+        Assert.Throws<ArgumentException>(() => new SeccompFilter([SyscallRule.Allow("read"), SyscallRule.Allow("read")]));
+        Assert.Throws<ArgumentException>(() => SyscallRule.Allow("no_such_call"));
+        Assert.Throws<ArgumentException>(() => new SeccompFilter([SyscallRule.AllowIf("ioctl", 7, 1)]));
+        var tooMany = SyscallRule.AllowIf("ioctl", 1, [.. Enumerable.Range(0, 300).Select(i => (uint)i)]);
+        Assert.Throws<ArgumentException>(() => new SeccompFilter([tooMany]).Compile(SeccompFilter.RetTrap));
+    }
+
+    [Fact]
+    public void NamesComeFromTheKernelTable()
+    {
+        Assert.Equal(0, SyscallNames.Number("read"));
+        Assert.Equal(16, SyscallNames.Number("ioctl"));
+        Assert.Equal(317, SyscallNames.Number("seccomp"));
+        Assert.Equal("exit_group", SyscallNames.Name(231));
+        Assert.Null(SyscallNames.Name(-1));
+        Assert.Null(SyscallNames.Name(100_000));
+        Assert.Equal("ioctl"u8.ToArray(), SyscallNames.Utf8Name(16).ToArray());
+    }
+}
