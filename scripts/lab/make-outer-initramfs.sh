@@ -5,8 +5,9 @@
 # (/lab/stratovirt) and optionally QEMU, each with the shared libraries ldd lists.
 #
 #   scripts/lab/make-outer-initramfs.sh --out <file> --scenarios <file.sh> [--vmm <binary>] [--with-qemu]
-#                                       [--guest-initrd <cpio.gz>] [--add <file>]... [--gzip]
+#                                       [--with-strace] [--guest-initrd <cpio.gz>] [--add <file>]... [--gzip]
 #
+#   --with-strace   adds strace (/usr/bin/strace) and its libraries, for counting the VMM's system calls
 #   --guest-initrd  inner initramfs to use (default: built by make-guest-initramfs.sh into .cache/lab/)
 #   --add           copies another file into /lab/ (disk images, extra tools)
 #   --gzip          compresses the archive (default: not compressed; TCG unpacks gzip slowly)
@@ -16,11 +17,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/host.sh"
 
 usage() {
-    echo "usage: $0 --out <file> --scenarios <file.sh> [--vmm <binary>] [--with-qemu] [--guest-initrd <cpio.gz>]" \
-        "[--add <file>]... [--gzip]" >&2
+    echo "usage: $0 --out <file> --scenarios <file.sh> [--vmm <binary>] [--with-qemu] [--with-strace]" \
+        "[--guest-initrd <cpio.gz>] [--add <file>]... [--gzip]" >&2
     exit 2
 }
-out='' scenarios='' vmm='' with_qemu=0 guest_initrd='' compress=0
+out='' scenarios='' vmm='' with_qemu=0 with_strace=0 guest_initrd='' compress=0
 extra=()
 while (($#)); do
     case "$1" in
@@ -28,6 +29,7 @@ while (($#)); do
         --scenarios) (($# >= 2)) || usage; scenarios=$2; shift 2 ;;
         --vmm) (($# >= 2)) || usage; vmm=$2; shift 2 ;;
         --with-qemu) with_qemu=1; shift ;;
+        --with-strace) with_strace=1; shift ;;
         --guest-initrd) (($# >= 2)) || usage; guest_initrd=$2; shift 2 ;;
         --add) (($# >= 2)) || usage; extra+=("$2"); shift 2 ;;
         --gzip) compress=1; shift ;;
@@ -106,6 +108,12 @@ if ((with_qemu)); then
     echo "export QEMU=/usr/bin/qemu-system-x86_64 QEMU_FW=/lab/qemu-fw" >>"$root/lab/env.sh"
 else
     echo "export QEMU= QEMU_FW=" >>"$root/lab/env.sh"
+fi
+
+if ((with_strace)); then
+    lab_need_packages strace
+    cp /usr/bin/strace "$root/usr/bin/"
+    lab_copy_ldd_libs /usr/bin/strace "$root"
 fi
 
 mkdir -p "$(dirname "$out")"

@@ -3,7 +3,7 @@
 # kernel loads kvm_amd and so has a working /dev/kvm; the VMM under test boots inner guests there.
 #
 #   scripts/lab/run.sh --scenarios <file.sh> --log <out.log> [--vmm <stratovirt binary>] [--with-qemu]
-#                      [--timeout <seconds>] [--guest-initrd <cpio.gz>] [--add <file>]... [--gzip]
+#                      [--with-strace] [--timeout <seconds>] [--guest-initrd <cpio.gz>] [--add <file>]... [--gzip]
 #
 # The scenario file is sourced by busybox ash in the outer VM after scripts/lab/outer/lib.sh (see there for
 # scenario, scenario_input and the @@ markers) with $VMM, $KERNEL, $INITRD and, with --with-qemu, $QEMU and
@@ -15,7 +15,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/host.sh"
 
 usage() {
-    echo "usage: $0 --scenarios <file.sh> --log <out.log> [--vmm <binary>] [--with-qemu] [--timeout <s>]" \
+    echo "usage: $0 --scenarios <file.sh> --log <out.log> [--vmm <binary>] [--with-qemu] [--with-strace] [--timeout <s>]" \
         "[--guest-initrd <cpio.gz>] [--add <file>]... [--gzip]" >&2
     exit 2
 }
@@ -27,7 +27,7 @@ while (($#)); do
         --log) (($# >= 2)) || usage; log=$2; shift 2 ;;
         --timeout) (($# >= 2)) || usage; limit=$2; shift 2 ;;
         --vmm | --guest-initrd | --add) (($# >= 2)) || usage; build_args+=("$1" "$2"); shift 2 ;;
-        --with-qemu | --gzip) build_args+=("$1"); shift ;;
+        --with-qemu | --with-strace | --gzip) build_args+=("$1"); shift ;;
         *) usage ;;
     esac
 done
