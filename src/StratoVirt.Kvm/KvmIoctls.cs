@@ -1,7 +1,7 @@
 namespace StratoVirt.Kvm;
 
 /// <summary>KVM ioctl request numbers and capability ids (from linux/kvm.h, x86_64).</summary>
-internal static class KvmIoctls
+public static class KvmIoctls
 {
     public const ulong GetApiVersion = 0xAE00;
     public const ulong CreateVm = 0xAE01;

@@ -31,6 +31,8 @@ public sealed record MachineConfig
     public bool DumpGuestCore { get; init; } = true;
     /// <summary>-S / -freeze: the vCPUs wait for QMP <c>cont</c>.</summary>
     public bool StartPaused { get; init; }
+    /// <summary>Confine every thread with its seccomp allow-list before the guest runs (-disable-seccomp: off).</summary>
+    public bool Seccomp { get; init; } = true;
     /// <summary>Where QMP listens: -qmp (unix:path or tcp:ip:port) and -mon's socket chardev; empty for none.</summary>
     public IReadOnlyList<Qmp.MonitorEndpoint> Monitors { get; init; } = [];
     /// <summary>virtio-mmio devices, in slot order.</summary>

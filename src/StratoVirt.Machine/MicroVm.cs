@@ -7,6 +7,7 @@ using StratoVirt.Kvm;
 using StratoVirt.Machine.Qmp;
 using StratoVirt.Memory;
 using StratoVirt.Sys;
+using StratoVirt.Sys.Seccomp;
 using StratoVirt.Virtio;
 using StratoVirt.Virtio.Devices;
 
@@ -44,7 +45,11 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
     public GuestMemory Memory => _memory;
     public IReadOnlyList<Vcpu> Vcpus => _vcpus;
 
-    private MicroVm(MachineConfig config) => _config = config;
+    private MicroVm(MachineConfig config)
+    {
+        _config = config;
+        _threadsConfined = new CountdownEvent(config.Cpus.Count + config.IoThreads.Count);
+    }
 
     /// <summary>Builds the whole machine; nothing runs until <see cref="Run"/>.</summary>
     public static MicroVm Create(MachineConfig config)
@@ -213,10 +218,11 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
     private void AttachVirtioDevices()
     {
         bool irqfd = _kvm.CheckExtension(KvmCap.Irqfd) > 0, ioeventfd = _kvm.CheckExtension(KvmCap.Ioeventfd) > 0;
+        _irqfdAndIoeventfd = irqfd && ioeventfd;
         if (_virtioDevices.Count > 0 && !(irqfd && ioeventfd))
             Log.Info($"KVM lacks {(irqfd ? "" : "irqfd ")}{(ioeventfd ? "" : "ioeventfd")}; virtio devices use slower paths");
         foreach (var device in _virtioDevices) _virtioSlots.Add(device, _vm, Mmio, _memory, irqfd, ioeventfd);
-        foreach (var loop in _ioThreads.Values) loop.StartThread();
+        foreach (var (id, loop) in _ioThreads) loop.StartThread(() => PrepareThread(ThreadKind.IoThread, $"iothread {id}"));
     }
 
     private void RequireCapabilities()
@@ -276,7 +282,7 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         for (int id = 0; id < _config.Cpus.Count; id++)
         {
             var kvmVcpu = _vm.CreateVcpu(id);
-            var vcpu = new Vcpu(kvmVcpu, Pio, Mmio, RequestExit);
+            var vcpu = new Vcpu(kvmVcpu, Pio, Mmio, RequestExit, () => PrepareThread(ThreadKind.Vcpu, $"CPU {kvmVcpu.Id}/KVM"));
             _vcpus.Add(vcpu);
             VcpuSetup.ConfigureCommon(kvmVcpu, CpuidBuilder.ForVcpu(supported, id, _config.Cpus));
             if (id == 0) VcpuSetup.ConfigureBoot(kvmVcpu, entry);
@@ -293,25 +299,34 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
     public MachineExit Run()
     {
         using var terminal = _serial is not null && _config.Serial is SerialBackend.Stdio ? RawTerminal.TryEnter(0) : null;
-        if (_config.StartPaused)
-        {
-            foreach (var vcpu in _vcpus) vcpu.RequestPause();
-            _pausedClock = TryGetClock();
-            _paused = true;
-        }
-        foreach (var vcpu in _vcpus) vcpu.Start();
-        // Set up while the guest already runs: nothing below is needed before the first stop request.
+        if (_config.Seccomp) Seccomp.ReportBlockedCalls(Log.Fd);
         VcpuKick.Install();
         // SIGTERM, SIGINT and SIGHUP end the VM through the same path as a guest power-off, so the terminal is restored.
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, OnSignal);
+        using var signals = new TerminationSignals();
+        ulong signalToken = _mainLoop.Add(signals.Fd, Libc.EPOLLIN, _ =>
+        {
+            while (signals.TryTake(out int signal)) RequestExit(MachineExit.Signal(TerminationSignals.Name(signal)));
+        });
+        // The vCPU threads start parked; they run the guest once every thread is confined.
+        foreach (var vcpu in _vcpus) vcpu.RequestPause();
+        foreach (var vcpu in _vcpus) vcpu.Start();
         try
         {
+            ConfineProcess();
+            if (_config.StartPaused)
+            {
+                _pausedClock = TryGetClock();
+                _paused = true;
+            }
+            else
+            {
+                foreach (var vcpu in _vcpus) vcpu.Resume();
+            }
             RunEventLoop();
         }
         finally
         {
+            _mainLoop.Remove(signalToken);
             foreach (var vcpu in _vcpus) vcpu.Stop(TimeSpan.FromSeconds(2));
         }
         var exit = _exit!;
@@ -339,12 +354,6 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         }
         qmp.SendEvent("SHUTDOWN", data, QmpJsonContext.Default.ShutdownEventData);
         qmp.FlushOutput(QmpFlushBound);
-    }
-
-    private void OnSignal(PosixSignalContext context)
-    {
-        context.Cancel = true;
-        RequestExit(MachineExit.Signal(context.Signal.ToString()));
     }
 
     /// <summary>The main thread's loop: exit requests, console input, and the queues of devices without an iothread.</summary>
@@ -391,5 +400,6 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
         _kvm?.Dispose();
         _exitEvent.Dispose();
+        _threadsConfined.Dispose();
     }
 }

@@ -12,6 +12,7 @@ public sealed class Vcpu : IDisposable
     private readonly IoBus _pio;
     private readonly IoBus _mmio;
     private readonly Action<MachineExit> _onExit;
+    private readonly Action _prepareThread;
     private Thread? _thread;
     private volatile bool _stop;
     private volatile int _tid;
@@ -19,8 +20,10 @@ public sealed class Vcpu : IDisposable
     private volatile bool _pauseRequested;
     private bool _paused;
 
-    public Vcpu(KvmVcpu kvm, IoBus pio, IoBus mmio, Action<MachineExit> onExit)
+    /// <param name="prepareThread">Runs first on the new thread (names it and confines it).</param>
+    public Vcpu(KvmVcpu kvm, IoBus pio, IoBus mmio, Action<MachineExit> onExit, Action prepareThread)
     {
+        _prepareThread = prepareThread;
         _kvm = kvm;
         _pio = pio;
         _mmio = mmio;
@@ -95,11 +98,19 @@ public sealed class Vcpu : IDisposable
         _tid = Libc.GetTid();
         try
         {
+            _prepareThread();
             while (!_stop)
             {
                 if (_pauseRequested) ParkWhilePaused();
                 if (_stop) break;
-                if (!_kvm.Run()) continue; // EINTR: a kick, or a signal for the runtime
+                if (!_kvm.Run())
+                {
+                    // EINTR: a kick, or a signal for the runtime. A pause that was lifted before this thread
+                    // parked leaves immediate_exit set: clear it, or KVM_RUN would return at once forever.
+                    lock (_pauseGate)
+                        if (!_pauseRequested && !_stop) _kvm.RunState.ImmediateExit = 0;
+                    continue;
+                }
                 var exit = HandleExit();
                 if (exit is not null)
                 {

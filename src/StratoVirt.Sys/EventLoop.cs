@@ -79,11 +79,18 @@ public sealed class EventLoop : IDisposable
     /// <summary>Makes a RunOnce that is waiting return.</summary>
     public void Wake() => _wake.Signal();
 
-    /// <summary>Runs the loop on a thread of its own until <see cref="Dispose"/>.</summary>
-    public void StartThread()
+    /// <summary>Runs the loop on a thread of its own until <see cref="Dispose"/>; <paramref name="prepare"/> runs
+    /// first on that thread, and if it throws the loop never runs.</summary>
+    public void StartThread(Action prepare)
     {
         _thread = new Thread(() =>
         {
+            try { prepare(); }
+            catch (Exception e)
+            {
+                Log.Error($"{Name}: {e.Message}");
+                return;
+            }
             while (!_stopping)
             {
                 try { RunOnce(-1); }

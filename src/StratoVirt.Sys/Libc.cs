@@ -84,8 +84,9 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "pthread_sigmask")]
     public static partial int PthreadSigmask(int how, ulong* set, ulong* oldset);
 
+    /// <summary>signalfd(3): <paramref name="mask"/> is a sigset_t (glibc's is 128 bytes).</summary>
     [LibraryImport(Lib, EntryPoint = "signalfd", SetLastError = true)]
-    public static partial int SignalFd(int fd, ulong* mask, nuint sizemask, int flags);
+    public static partial int SignalFd(int fd, ulong* mask, int flags);
 
     [LibraryImport(Lib, EntryPoint = "clock_gettime")]
     public static partial int ClockGetTime(int clock, TimeSpec* ts);
@@ -111,24 +112,17 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "_exit")]
     public static partial void Exit(int status);
 
-    [LibraryImport(Lib, EntryPoint = "readv", SetLastError = true)]
-    public static partial nint Readv(int fd, Iovec* iov, int iovcnt);
+    /// <summary>preadv2(2): readv at <paramref name="offset"/>, or at the current position (sockets, taps) when it
+    /// is -1. Block and net I/O both use it (and <see cref="Pwritev2"/>), so the seccomp lists name two calls, not four.</summary>
+    [LibraryImport(Lib, EntryPoint = "preadv2", SetLastError = true)]
+    public static partial nint Preadv2(int fd, Iovec* iov, int iovcnt, long offset, int flags);
 
-    [LibraryImport(Lib, EntryPoint = "writev", SetLastError = true)]
-    public static partial nint Writev(int fd, Iovec* iov, int iovcnt);
-
-    [LibraryImport(Lib, EntryPoint = "preadv", SetLastError = true)]
-    public static partial nint Preadv(int fd, Iovec* iov, int iovcnt, long offset);
-
-    [LibraryImport(Lib, EntryPoint = "pwritev", SetLastError = true)]
-    public static partial nint Pwritev(int fd, Iovec* iov, int iovcnt, long offset);
+    [LibraryImport(Lib, EntryPoint = "pwritev2", SetLastError = true)]
+    public static partial nint Pwritev2(int fd, Iovec* iov, int iovcnt, long offset, int flags);
 
     // ---- Unix sockets (QMP, chardevs, vsock) ----
 
     public const int SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
-
-    [LibraryImport(Lib, EntryPoint = "recv", SetLastError = true)]
-    public static partial nint Recv(int fd, byte* buf, nuint len, int flags);
 
     [LibraryImport(Lib, EntryPoint = "shutdown", SetLastError = true)]
     public static partial int Shutdown(int fd, int how);
@@ -162,7 +156,8 @@ public static unsafe partial class Libc
     // ---- virtio-blk ----
 
     public const int EISDIR = 21, ENOSYS = 38, EOPNOTSUPP = 95;
-    public const int SEEK_END = 2;
+    /// <summary>ioctl: a block device's size in bytes (_IOR(0x12, 114, size_t)).</summary>
+    public const ulong BLKGETSIZE64 = 0x80081272;
     public const uint S_IFMT = 0xF000, S_IFDIR = 0x4000, S_IFREG = 0x8000, S_IFBLK = 0x6000;
     /// <summary>Open-file-description record locks (fcntl F_OFD_*): owned by the open file, not the process.</summary>
     public const int F_OFD_SETLK = 37;
@@ -178,9 +173,6 @@ public static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "fdatasync", SetLastError = true)]
     public static partial int FDataSync(int fd);
-
-    [LibraryImport(Lib, EntryPoint = "lseek", SetLastError = true)]
-    public static partial long LSeek(int fd, long offset, int whence);
 
     // ---- virtio-net and tap ----
 
@@ -223,9 +215,6 @@ public static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "accept4", SetLastError = true)]
     public static partial int Accept4(int fd, void* addr, uint* addrlen, int flags);
-
-    [LibraryImport(Lib, EntryPoint = "send", SetLastError = true)]
-    public static partial nint Send(int fd, byte* buf, nuint count, int flags);
 
     [LibraryImport(Lib, EntryPoint = "poll", SetLastError = true)]
     public static partial int Poll(PollFd* fds, nuint nfds, int timeoutMs);
@@ -300,7 +289,6 @@ public static unsafe partial class Libc
     // ---- seccomp ----
 
     public const int SYS_seccomp = 317, SECCOMP_SET_MODE_FILTER = 1;
-    public const uint SECCOMP_FILTER_FLAG_TSYNC = 1;
     public const int SIGSYS = 31, SA_SIGINFO = 4;
 
     /// <summary>seccomp(2) through syscall(2); glibc's syscall is assembly that ignores the variadic-call
@@ -475,7 +463,7 @@ public static unsafe partial class Libc
     public const int CLONE_NEWNS = 0x20000, CLONE_NEWUTS = 0x04000000, CLONE_NEWIPC = 0x08000000, CLONE_NEWPID = 0x20000000;
     public const long SYS_pivot_root = 155, SYS_close_range = 436;
     public const uint CLOSE_RANGE_CLOEXEC = 4;
-    public const int PR_SET_PDEATHSIG = 1, PR_SET_KEEPCAPS = 8, PR_CAPBSET_READ = 23, PR_CAPBSET_DROP = 24,
+    public const int PR_SET_PDEATHSIG = 1, PR_SET_KEEPCAPS = 8, PR_SET_NAME = 15, PR_CAPBSET_READ = 23, PR_CAPBSET_DROP = 24,
         PR_SET_NO_NEW_PRIVS = 38, PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2;
     public const uint S_IFCHR = 0x2000;
     public const int SIGKILL = 9, SIGQUIT = 3;

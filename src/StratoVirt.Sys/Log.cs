@@ -18,6 +18,9 @@ public static unsafe class Log
 
     public static LogLevel Level => _enabled ? _level : LogLevel.Off;
 
+    /// <summary>Where log lines go: the -D file, or stderr.</summary>
+    public static int Fd => _fd;
+
     /// <summary>Parses a STRATOVIRT_LOG_LEVEL value; null for an unknown name.</summary>
     public static LogLevel? ParseLevel(string? value) => value?.Trim().ToLowerInvariant() switch
     {

@@ -78,12 +78,15 @@ public static unsafe class UnixSocket
     /// is ready).</summary>
     public static int Receive(int fd, Span<byte> buffer)
     {
-        // The span is pinned for the duration of the call and recv writes at most its length.
+        // The span is pinned for the duration of the call; iov and msg live on this frame and recvmsg writes at
+        // most the span's length. (recvmsg rather than recv: one call fewer for the seccomp lists.)
         fixed (byte* p = buffer)
         {
+            var iov = new Iovec { Base = (nint)p, Length = (nuint)buffer.Length };
             while (true)
             {
-                nint n = Libc.Recv(fd, p, (nuint)buffer.Length, Libc.MSG_DONTWAIT);
+                var msg = new MsgHdr { Iov = &iov, IovLength = 1 };
+                nint n = Libc.RecvMsg(fd, &msg, Libc.MSG_DONTWAIT);
                 if (n >= 0) return (int)n;
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno != Libc.EINTR) return -errno;
@@ -182,12 +185,15 @@ public static unsafe class UnixSocket
     /// closed peer is -EPIPE or -ECONNRESET, never SIGPIPE.</summary>
     public static int Send(int fd, ReadOnlySpan<byte> data)
     {
-        // The span is pinned for the duration of the call and send reads at most its length.
+        // The span is pinned for the duration of the call; iov and msg live on this frame and sendmsg reads at
+        // most the span's length.
         fixed (byte* p = data)
         {
+            var iov = new Iovec { Base = (nint)p, Length = (nuint)data.Length };
             while (true)
             {
-                nint n = Libc.Send(fd, p, (nuint)data.Length, Libc.MSG_DONTWAIT | Libc.MSG_NOSIGNAL);
+                var msg = new MsgHdr { Iov = &iov, IovLength = 1 };
+                nint n = Libc.SendMsg(fd, &msg, Libc.MSG_DONTWAIT | Libc.MSG_NOSIGNAL);
                 if (n >= 0) return (int)n;
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno != Libc.EINTR) return -errno;

@@ -28,7 +28,8 @@ public static class Program
             return Run(options, daemon);
         }
         catch (Exception e) when (e is UsageException or BootException or KvmUnavailableException or SysException
-                                      or GuestMemoryException or ArgumentException or MachineConfigException)
+                                      or GuestMemoryException or ArgumentException or MachineConfigException
+                                      or SeccompException)
         {
             Log.Error(e.Message);
             Log.WriteRaw(2, $"stratovirt: {e.Message}\n");
@@ -41,6 +42,8 @@ public static class Program
         var config = options.Machine;
         // As upstream: the pid file exists from before the VM is built until the process ends.
         using var pidFile = options.PidFile is { } path ? PidFile.Create(path, Libc.GetPid()) : null;
+        // Before any thread of the VM exists, so that every thread inherits the mask (see MicroVm.Run).
+        TerminationSignals.BlockInEveryThread();
         using var vm = MicroVm.Create(config);
         if (Log.IsEnabled(LogLevel.Info))
             Log.Info($"VM {config.Name}: {config.Cpus.Count} vCPU(s), {config.MemorySize >> 20} MiB, kernel {config.KernelPath}");

@@ -129,7 +129,9 @@ public sealed class QmpServer : IDisposable
         lock (_lock)
         {
             if (_disposed || _client is not { Session.Negotiated: true } client) return;
-            Queue(client, QmpDispatcher.Event(name, data, dataInfo, DateTimeOffset.UtcNow));
+            // Only queued: the loop's thread sends it when the socket is writable, so that a vCPU or iothread
+            // raising an event needs no socket calls in its seccomp list.
+            Queue(client, QmpDispatcher.Event(name, data, dataInfo, DateTimeOffset.UtcNow), sendNow: false);
         }
     }
 
@@ -307,8 +309,9 @@ public sealed class QmpServer : IDisposable
         _requests.Clear();
     }
 
-    /// <summary>Appends to the client's output and writes what the socket takes. Under the lock.</summary>
-    private void Queue(Client client, byte[] bytes)
+    /// <summary>Appends to the client's output and, with <paramref name="sendNow"/>, writes what the socket takes;
+    /// what is left waits for EPOLLOUT. Under the lock.</summary>
+    private void Queue(Client client, byte[] bytes, bool sendNow = true)
     {
         if (client.Output.Count + bytes.Length > MaxPendingOutput)
         {
@@ -317,7 +320,8 @@ public sealed class QmpServer : IDisposable
             return;
         }
         client.Output.Append(bytes);
-        Flush(client);
+        if (sendNow) Flush(client);
+        else WatchWritable(client);
     }
 
     /// <summary>Writes queued output until done or the socket is full; watches EPOLLOUT only while output waits.</summary>
@@ -335,6 +339,12 @@ public sealed class QmpServer : IDisposable
             }
             client.Output.Consume(n);
         }
+        WatchWritable(client);
+    }
+
+    /// <summary>Watches EPOLLOUT exactly while output waits. Under the lock.</summary>
+    private void WatchWritable(Client client)
+    {
         bool wants = client.Output.Count > 0;
         if (wants == client.WantsWrite) return;
         client.WantsWrite = wants;

@@ -11,10 +11,10 @@ public static unsafe class Seccomp
 
     private static int _logFd = -1;
 
-    /// <summary>Applies <paramref name="filter"/> (calls outside it raise SIGSYS) to the calling thread, or with
-    /// <paramref name="allThreads"/> to every thread of the process (SECCOMP_FILTER_FLAG_TSYNC). Sets
-    /// NO_NEW_PRIVS first, as the kernel requires of an unprivileged caller.</summary>
-    public static void Apply(SeccompFilter filter, bool allThreads)
+    /// <summary>Applies <paramref name="filter"/> to the calling thread (calls outside it raise SIGSYS), which
+    /// passes it to every thread it creates later. Sets NO_NEW_PRIVS first, as the kernel requires of an
+    /// unprivileged caller.</summary>
+    public static void Apply(SeccompFilter filter)
     {
         var program = filter.Compile(SeccompFilter.RetTrap);
         SysException.Check(Libc.Prctl(Libc.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)");
@@ -22,10 +22,8 @@ public static unsafe class Seccomp
         fixed (BpfInstruction* instructions = program)
         {
             var fprog = new SockFprog { Length = (ushort)program.Length, Filter = instructions };
-            long r = Libc.SeccompSyscall(Libc.SYS_seccomp, Libc.SECCOMP_SET_MODE_FILTER,
-                allThreads ? Libc.SECCOMP_FILTER_FLAG_TSYNC : 0, &fprog);
-            if (r < 0) throw SysException.Last("seccomp(SECCOMP_SET_MODE_FILTER)");
-            if (r > 0) throw new SysException($"seccomp TSYNC: thread {r} has a filter of its own", Libc.EINVAL);
+            if (Libc.SeccompSyscall(Libc.SYS_seccomp, Libc.SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0)
+                throw SysException.Last("seccomp(SECCOMP_SET_MODE_FILTER)");
         }
     }
 
@@ -34,6 +32,7 @@ public static unsafe class Seccomp
     public static void ReportBlockedCalls(int logFd)
     {
         _logFd = logFd;
+        _ = SyscallNames.Utf8Name(0); // runs the table's initializer now, not in the handler
         var act = new KernelSigAction
         {
             Handler = (nint)(delegate* unmanaged<int, byte*, void*, void>)&OnSigSys,
@@ -56,8 +55,7 @@ public static unsafe class Seccomp
         var name = SyscallNames.Utf8Name(nr);
         n += Append(line[n..], name.IsEmpty ? "?"u8 : name);
         n += Append(line[n..], " ("u8);
-        nr.TryFormat(line[n..], out int digits);
-        n += digits;
+        n += FormatDecimal(line[n..], (uint)nr);
         n += Append(line[n..], "); stopping the VM\n"u8);
         fixed (byte* p = line)
         {
@@ -65,6 +63,21 @@ public static unsafe class Seccomp
             if (_logFd > 2) Libc.Write(_logFd, p, (nuint)n);
         }
         Libc.Exit(BlockedExitCode);
+    }
+
+    /// <summary>Writes a number in decimal (no culture data: this runs in a signal handler).</summary>
+    private static int FormatDecimal(Span<byte> destination, uint value)
+    {
+        Span<byte> digits = stackalloc byte[10];
+        int count = 0;
+        do
+        {
+            digits[count++] = (byte)('0' + value % 10);
+            value /= 10;
+        } while (value > 0 && count < digits.Length);
+        int n = Math.Min(count, destination.Length);
+        for (int i = 0; i < n; i++) destination[i] = digits[count - 1 - i];
+        return n;
     }
 
     private static int Append(Span<byte> destination, ReadOnlySpan<byte> text)

@@ -43,11 +43,10 @@ public sealed class SeccompFilter
     public SeccompFilter(IEnumerable<SyscallRule> rules)
     {
         Rules = [.. rules];
-        var duplicate = Rules.GroupBy(r => r.Number).FirstOrDefault(g => g.Count() > 1);
-        if (duplicate is not null)
-            throw new ArgumentException($"system call {duplicate.First().Name} has more than one rule");
+        var numbers = new HashSet<int>();
         foreach (var r in Rules)
         {
+            if (!numbers.Add(r.Number)) throw new ArgumentException($"system call {r.Name} has more than one rule");
             if (r.Arg is < -1 or > 5) throw new ArgumentException($"{r.Name}: argument index {r.Arg} is not 0-5");
             if (r.Arg >= 0 && r.Values is not { Count: > 0 })
                 throw new ArgumentException($"{r.Name}: an argument check needs at least one value");

@@ -73,9 +73,8 @@ public sealed unsafe class RawImage : IDisposable
             ulong size = (ulong)st.Size;
             if (type == Libc.S_IFBLK)
             {
-                long end = Libc.LSeek(fd, 0, Libc.SEEK_END);
-                if (end < 0) throw SysException.Last($"size of drive image {path}");
-                size = (ulong)end;
+                // size is a local the kernel writes 8 bytes to.
+                if (Libc.Ioctl(fd, Libc.BLKGETSIZE64, &size) < 0) throw SysException.Last($"size of drive image {path}");
             }
             Lock(fd, path, readOnly);
             if (direct) directFd = OpenDirect(path, flags, st);
@@ -147,7 +146,7 @@ public sealed unsafe class RawImage : IDisposable
                 bool direct = _directFd is not null && Aligned(p, count, offset);
                 int fd = direct ? _directFd!.Fd : _fd.Fd;
                 // The iovecs point into guest RAM that the caller checked, or into this image's zero buffer.
-                nint n = write ? Libc.Pwritev(fd, p, count, offset) : Libc.Preadv(fd, p, count, offset);
+                nint n = write ? Libc.Pwritev2(fd, p, count, offset, 0) : Libc.Preadv2(fd, p, count, offset, 0);
                 if (n < 0)
                 {
                     int errno = Marshal.GetLastPInvokeError();

@@ -392,7 +392,7 @@ public sealed class VirtioNet : VirtioDevice
             while (true)
             {
                 int fd = _backend!.Fd;
-                nint n = write ? Libc.Writev(fd, iov, count) : Libc.Readv(fd, iov, count);
+                nint n = write ? Libc.Pwritev2(fd, iov, count, -1, 0) : Libc.Preadv2(fd, iov, count, -1, 0); // -1: no offset, as readv/writev
                 errno = n < 0 ? Marshal.GetLastPInvokeError() : 0;
                 if (errno != Libc.EINTR) return n;
             }

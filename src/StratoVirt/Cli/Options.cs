@@ -108,6 +108,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             Monitors = Monitors(One("-qmp"), devices.Monitor),
             DumpGuestCore = dumpGuestCore,
             StartPaused = o.ContainsKey("-S") || o.ContainsKey("-freeze"),
+            Seccomp = !o.ContainsKey("-disable-seccomp"),
             Devices = devices.Devices,
             IoThreads = devices.IoThreads,
         };

@@ -2,10 +2,11 @@ namespace StratoVirt.Tests.Native;
 
 /// <summary>
 /// One run of stratovirt that needs a working /dev/kvm. Arguments may name payloads as "{payload:hello.bin}";
-/// they resolve to the host's build of the payloads, or to /lab/ inside the nested lab.
+/// they resolve to the host's build of the payloads, or to /lab/ inside the nested lab. <see cref="Preload"/> names
+/// a shared object among the payloads to load into the VMM with LD_PRELOAD.
 /// </summary>
 public sealed record VmmCase(string Name, string[] Args, int TimeoutSeconds = 30, bool WithInfoLog = false,
-    Func<string, string>? Wrap = null);
+    Func<string, string>? Wrap = null, string? Preload = null);
 
 /// <summary>Every KVM-backed payload run the tests assert on; the lab runs them all in one boot.</summary>
 public static class KvmCases
@@ -55,6 +56,10 @@ public static class KvmCases
         new("fault", Boot("fault.bin")),
         new("mmio-probe", Boot("mmio-probe.bin")),
         new("large-memory", Boot("hello.bin", "-m", "4G")),
+        // A system call outside every seccomp list (made by the LD_PRELOAD shim in the event loops) is named and
+        // stops the VM; without seccomp the same shim changes nothing.
+        new("seccomp-blocked", Boot("idle.bin", "-D"), WithInfoLog: true, Preload: "{payload:blocked-call.so}"),
+        new("seccomp-disabled", Boot("hello.bin", "-disable-seccomp"), Preload: "{payload:blocked-call.so}"),
         new("no-permission", ["-machine", "microvm", "-kernel", "{payload:hello.bin}"], Wrap: KvmRunner.WithoutKvmPermission),
         // The idle payload never stops by itself; SIGTERM must end the VMM cleanly with exit 0.
         new("sigterm", Boot("idle.bin", "-D"), WithInfoLog: true,

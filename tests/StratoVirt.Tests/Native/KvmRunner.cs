@@ -38,6 +38,7 @@ public static class KvmRunner
     {
         var args = c.Args.Select(a => Resolve(a, payloads.Dir)).ToArray();
         var env = c.WithInfoLog ? new Dictionary<string, string> { ["STRATOVIRT_LOG_LEVEL"] = "info" } : null;
+        if (c.Preload is { } preload) (env ??= [])["LD_PRELOAD"] = Resolve(preload, payloads.Dir);
         if (c.Wrap is null) return VmmProcess.Run(args, TimeSpan.FromSeconds(c.TimeoutSeconds), env);
         env ??= [];
         env["QMP_SEND"] = payloads.QmpSend;

@@ -19,6 +19,27 @@ public sealed class PayloadBootTests(PayloadFixture payloads)
         Assert.Contains("Hello from payload", r.Stdout);
         Assert.Matches(@"Guest-boot-time = \d+ us \d+ ms, \d+ CPU us \d+ CPU ms \(monotonic \d+ ns\)", r.Stderr);
         Assert.Contains("guest requested a reset (i8042)", r.Stderr);
+        // The payload ran under seccomp: every thread confined (main, finalizer, one vCPU).
+        Assert.Contains("seccomp: 3 threads confined", r.Stderr);
+    }
+
+    [Fact]
+    public void ABlockedSystemCallIsNamedInOneLineAndStopsTheVm()
+    {
+        var r = Run("seccomp-blocked");
+        Assert.False(r.TimedOut, r.ToString());
+        Assert.True(r.ExitCode == 159, r.ToString()); // 128 + SIGSYS
+        Assert.Contains("stratovirt: seccomp blocked system call uname (63); stopping the VM\n", r.Stderr);
+        Assert.Contains("seccomp: 3 threads confined", r.Stderr); // the line came after confinement
+    }
+
+    [Fact]
+    public void WithoutSeccompTheSameCallIsHarmless()
+    {
+        var r = Run("seccomp-disabled");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("Hello from payload", r.Stdout);
+        Assert.DoesNotContain("seccomp", r.Stderr);
     }
 
     [Fact]

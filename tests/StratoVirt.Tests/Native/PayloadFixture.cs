@@ -13,7 +13,7 @@ public static class PayloadBuilder
         if (r.ExitCode != 0) throw new InvalidOperationException($"build-payloads.sh failed:\n{r}");
         byte[] hello = File.ReadAllBytes(Path.Combine(dir, "hello.bin"));
         File.WriteAllBytes(Path.Combine(dir, "hello.elf"), BootImageTests.MakeElf(0x1000000, 0x1000000, hello));
-        return Directory.GetFiles(dir).Where(f => f.EndsWith(".bin") || f.EndsWith(".bzImage") || f.EndsWith(".elf"))
+        return Directory.GetFiles(dir).Where(f => f.EndsWith(".bin") || f.EndsWith(".bzImage") || f.EndsWith(".elf") || f.EndsWith(".so"))
             .Order().ToList();
     }
 }

@@ -26,7 +26,7 @@ public sealed partial class QmpServerTests : IDisposable
     public QmpServerTests()
     {
         _path = Path.Combine(_dir.Path, "qmp.sock");
-        _loop.StartThread();
+        _loop.StartThread(() => { });
     }
 
     public void Dispose()

@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using StratoVirt.Kvm;
+using StratoVirt.Machine;
 using StratoVirt.Sys.Seccomp;
 
 namespace StratoVirt.Tests.Unit;
@@ -7,7 +9,7 @@ namespace StratoVirt.Tests.Unit;
 public sealed class SeccompFilterTests
 {
     /// <summary>The kernel's view of one call (struct seccomp_data).</summary>
-    private static byte[] Data(string name, uint arch = SeccompFilter.AuditArchX86_64, params ulong[] args) =>
+    internal static byte[] Data(string name, uint arch = SeccompFilter.AuditArchX86_64, params ulong[] args) =>
         Data(SyscallNames.Number(name), arch, args);
 
     private static byte[] Data(int nr, uint arch, params ulong[] args)
@@ -20,7 +22,7 @@ public sealed class SeccompFilterTests
     }
 
     /// <summary>A classic-BPF interpreter for the instructions the compiler emits (a test double of the kernel's).</summary>
-    private static uint Run(BpfInstruction[] program, byte[] data)
+    internal static uint Run(BpfInstruction[] program, byte[] data)
     {
         uint a = 0;
         for (int pc = 0; pc < program.Length; pc++)
@@ -107,5 +109,91 @@ public sealed class SeccompFilterTests
         Assert.Null(SyscallNames.Name(-1));
         Assert.Null(SyscallNames.Name(100_000));
         Assert.Equal("ioctl"u8.ToArray(), SyscallNames.Utf8Name(16).ToArray());
+    }
+}
+
+[Trait("Level", "Unit")]
+public sealed class SeccompProfileTests
+{
+    private static uint Verdict(ThreadKind kind, string name, params ulong[] args) =>
+        SeccompFilterTests.Run(SeccompProfile.For(kind).Compile(SeccompFilter.RetTrap),
+            SeccompFilterTests.Data(name, SeccompFilter.AuditArchX86_64, args));
+
+    private static bool Allowed(ThreadKind kind, string name, params ulong[] args) =>
+        Verdict(kind, name, args) == SeccompFilter.RetAllow;
+
+    [Fact]
+    public void TheWholeProcessStaysWithinFortyCalls()
+    {
+        Assert.InRange(SeccompProfile.ProcessWide().Count, 1, 40);
+        Assert.InRange(SeccompProfile.ProcessWide(irqfdAndIoeventfd: false).Count, 1, 40);
+    }
+
+    [Theory]
+    [InlineData(ThreadKind.Main)]
+    [InlineData(ThreadKind.Vcpu)]
+    [InlineData(ThreadKind.IoThread)]
+    [InlineData(ThreadKind.Runtime)]
+    public void NoThreadMayStartProgramsThreadsOrVms(ThreadKind kind)
+    {
+        foreach (var name in new[] { "execve", "execveat", "clone", "clone3", "fork", "ptrace", "seccomp", "prctl",
+                     "mount", "setns", "unshare", "bpf", "process_vm_writev", "kill", "open_by_handle_at", "init_module" })
+            Assert.False(Allowed(kind, name), $"{kind} may call {name}");
+        Assert.False(Allowed(kind, "mmap", 0, 4096, 5 /* PROT_READ|PROT_EXEC */, 0x22), $"{kind} may map code");
+        Assert.False(Allowed(kind, "mprotect", 0, 4096, 7), $"{kind} may make memory executable");
+        Assert.False(Allowed(kind, "ioctl", 3, KvmIoctls.CreateVm), $"{kind} may create a VM");
+        Assert.False(Allowed(kind, "futex", 0, 6 /* FUTEX_LOCK_PI */), $"{kind} may take a PI futex");
+        Assert.False(Allowed(kind, "madvise", 0, 4096, 100 /* MADV_HWPOISON */), $"{kind} may poison a page");
+    }
+
+    [Fact]
+    public void EveryThreadCanDoWhatTheRuntimeAndTheBlockedCallReportNeed()
+    {
+        foreach (var kind in SeccompProfile.Kinds)
+        {
+            Assert.True(Allowed(kind, "mmap", 0, 4096, 3, 0x22), $"{kind}: GC heap");
+            Assert.True(Allowed(kind, "futex", 0, 128 | 256 | 9), $"{kind}: a timed private wait");
+            Assert.True(Allowed(kind, "openat", unchecked((ulong)-100), 0, 0 /* O_RDONLY: /proc/meminfo */), kind.ToString());
+            Assert.True(Allowed(kind, "write") && Allowed(kind, "exit_group"), $"{kind}: the SIGSYS report");
+        }
+    }
+
+    [Fact]
+    public void VcpusRunKvmAndNothingMore()
+    {
+        Assert.True(Allowed(ThreadKind.Vcpu, "ioctl", 7, KvmIoctls.Run));
+        Assert.True(Allowed(ThreadKind.Vcpu, "ioctl", 7, KvmIoctls.IrqLine));
+        Assert.False(Allowed(ThreadKind.Vcpu, "ioctl", 7, KvmIoctls.SetUserMemoryRegion));
+        Assert.False(Allowed(ThreadKind.Vcpu, "openat", unchecked((ulong)-100), 0, 2 /* O_RDWR */));
+        Assert.False(Allowed(ThreadKind.Vcpu, "socket"));
+        Assert.False(Allowed(ThreadKind.Vcpu, "preadv2"));
+        // Without ioeventfd the vCPU runs the device queues itself.
+        var slow = SeccompProfile.For(ThreadKind.Vcpu, irqfdAndIoeventfd: false).AllowedNames.ToHashSet();
+        Assert.Contains("preadv2", slow);
+        Assert.Contains("ioctl", slow);
+    }
+
+    [Fact]
+    public void TheMainLoopHotplugsButCannotReshapeTheVm()
+    {
+        Assert.True(Allowed(ThreadKind.Main, "openat", unchecked((ulong)-100), 0, 0x80002 /* O_RDWR|O_CLOEXEC */));
+        Assert.True(Allowed(ThreadKind.Main, "ioctl", 9, 0x400454ca /* TUNSETIFF */));
+        Assert.True(Allowed(ThreadKind.Main, "fcntl", 9, 37 /* F_OFD_SETLK */));
+        Assert.False(Allowed(ThreadKind.Main, "fcntl", 9, 0 /* F_DUPFD */));
+        Assert.False(Allowed(ThreadKind.Main, "ioctl", 9, KvmIoctls.Run));
+        Assert.False(Allowed(ThreadKind.Main, "ioctl", 9, KvmIoctls.CreateVcpu));
+        Assert.False(Allowed(ThreadKind.Main, "bind"));
+        Assert.False(Allowed(ThreadKind.Main, "listen"));
+    }
+
+    [Fact]
+    public void IothreadsOnlyMoveData()
+    {
+        var names = SeccompProfile.For(ThreadKind.IoThread).AllowedNames.ToHashSet();
+        Assert.Contains("preadv2", names);
+        Assert.Contains("epoll_wait", names);
+        Assert.DoesNotContain("ioctl", names);
+        Assert.DoesNotContain("socket", names);
+        Assert.False(Allowed(ThreadKind.IoThread, "openat", unchecked((ulong)-100), 0, 0x40 /* O_CREAT */));
     }
 }

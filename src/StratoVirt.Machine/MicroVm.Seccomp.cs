@@ -1,0 +1,94 @@
+using StratoVirt.Sys;
+using StratoVirt.Sys.Seccomp;
+
+namespace StratoVirt.Machine;
+
+/// <summary>
+/// Seccomp confinement. Each vCPU and iothread names itself and applies its own allow-list as the first thing it
+/// does; the main thread waits for them, has the runtime's finalizer thread apply its list, checks that no other
+/// thread exists, and applies its own list last. The vCPUs wait, parked, until then: the guest never runs next
+/// to an unconfined thread.
+/// </summary>
+public sealed partial class MicroVm
+{
+    private readonly CountdownEvent _threadsConfined;
+    private string? _confineError;
+    private bool _irqfdAndIoeventfd = true;
+
+    /// <summary>How long the main thread waits for the other threads to confine themselves.</summary>
+    private static readonly TimeSpan ConfineTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Runs first on each vCPU and iothread.</summary>
+    private void PrepareThread(ThreadKind kind, string name)
+    {
+        ThreadName.SetCurrent(name);
+        if (!_config.Seccomp) return;
+        try
+        {
+            Seccomp.Apply(SeccompProfile.For(kind, _irqfdAndIoeventfd));
+        }
+        catch (SysException e)
+        {
+            Interlocked.CompareExchange(ref _confineError, $"thread {name}: {e.Message}", null);
+            throw;
+        }
+        finally
+        {
+            _threadsConfined.Signal();
+        }
+    }
+
+    /// <summary>Confines the rest of the process once the vCPU and iothreads have confined themselves.</summary>
+    private void ConfineProcess()
+    {
+        if (!_config.Seccomp)
+        {
+            Log.Info("seccomp is off (-disable-seccomp)");
+            return;
+        }
+        if (!_threadsConfined.Wait(ConfineTimeout))
+            throw new SysException($"seccomp: {_threadsConfined.CurrentCount} thread(s) did not start within {ConfineTimeout.TotalSeconds} s", Libc.EAGAIN);
+        if (_confineError is { } error) throw new SeccompException(error);
+
+        var runtimeFilter = SeccompProfile.For(ThreadKind.Runtime);
+        if (!FinalizerThread.Run(() =>
+            {
+                ThreadName.SetCurrent("finalizer");
+                Seccomp.Apply(runtimeFilter);
+            }, out var finalizerError))
+            throw new SeccompException($"finalizer thread: {finalizerError}");
+        int threads = _vcpus.Count + _ioThreads.Count + 2; // + main and the finalizer thread
+        if (CountThreads() is not { } counted)
+            Log.Info("seccomp: no /proc (as under ozone), so the thread count is not checked");
+        else if (counted != threads)
+            throw new SeccompException($"the process has {counted} threads, {threads} were expected; " +
+                                       "a thread the VMM does not know of would run unconfined");
+        Seccomp.Apply(SeccompProfile.For(ThreadKind.Main, _irqfdAndIoeventfd));
+        if (Log.IsEnabled(LogLevel.Info))
+            Log.Info($"seccomp: {threads} threads confined; allowed system calls: {SeccompProfile.Counts(_irqfdAndIoeventfd)}" +
+                     $", {SeccompProfile.ProcessWide(_irqfdAndIoeventfd).Count} distinct in the process");
+    }
+
+    /// <summary>The Threads: line of /proc/self/status; null without /proc.</summary>
+    private static unsafe int? CountThreads()
+    {
+        int raw = Libc.Open("/proc/self/status", Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+        if (raw < 0) return null;
+        using var fd = new FileDescriptor(raw);
+        var buffer = new byte[8192];
+        int length = 0;
+        nint n;
+        // Reads into the pinned array's free tail; the kernel writes at most the length given.
+        fixed (byte* p = buffer)
+            while (length < buffer.Length && (n = Libc.Read(fd.Fd, p + length, (nuint)(buffer.Length - length))) > 0)
+                length += (int)n;
+        foreach (var line in System.Text.Encoding.ASCII.GetString(buffer, 0, length).Split('\n'))
+            if (line.StartsWith("Threads:", StringComparison.Ordinal) && int.TryParse(line.AsSpan(8).Trim(), out int count))
+                return count;
+        throw new SeccompException("cannot read the thread count from /proc/self/status");
+    }
+}
+
+/// <summary>Seccomp could not be set up; the VM does not start.</summary>
+public sealed class SeccompException(string message)
+    : Exception($"{message} (-disable-seccomp runs the VM without system call filters)");

@@ -1,0 +1,157 @@
+using StratoVirt.Kvm;
+using StratoVirt.Sys;
+using StratoVirt.Sys.Seccomp;
+using static StratoVirt.Sys.Seccomp.SyscallRule;
+
+namespace StratoVirt.Machine;
+
+/// <summary>The kinds of thread the VMM runs, each with its own system call allow-list.</summary>
+public enum ThreadKind
+{
+    /// <summary>The main event loop: QMP, console input, devices without an iothread, hotplug, and the ending.</summary>
+    Main,
+    /// <summary>A vCPU: KVM_RUN and the port and MMIO exits it dispatches.</summary>
+    Vcpu,
+    /// <summary>An -object iothread: the queues of the block and net devices that name it.</summary>
+    IoThread,
+    /// <summary>The .NET runtime's finalizer thread.</summary>
+    Runtime,
+}
+
+/// <summary>
+/// What each kind of thread may call once the guest runs, as data. Everything else (opening a VM, creating
+/// threads, binding sockets) happens before the filters go on. Argument checks narrow the calls that can do
+/// much more than the VMM needs: ioctl to the request numbers used after start, fcntl to record locks, futex to
+/// private wait and wake, madvise to the advice the GC and the balloon give, and mmap and mprotect to mappings
+/// without PROT_EXEC.
+/// </summary>
+public static class SeccompProfile
+{
+    private const uint FutexPrivate = 128, FutexClockRealtime = 256;
+    private const uint FutexWait = 0, FutexWake = 1, FutexWaitBitset = 9, FutexWakeBitset = 10;
+    private const uint MadvDontNeed = 4, MadvFree = 8, MadvDontDump = 16, MadvDoDump = 17;
+    private const uint TcGets = 0x5401, TcSets = 0x5402;
+
+    /// <summary>
+    /// What the .NET runtime itself calls on any thread that runs managed code: a thread that allocates may run a
+    /// collection, which maps, commits and releases memory, reads /proc/meminfo and the address-space limit,
+    /// and stops the other threads (tgkill, membarrier); locks spin (sched_yield, clock_nanosleep) and wait
+    /// (futex). write and exit_group are the SIGSYS report's; exit ends a thread.
+    /// </summary>
+    private static readonly SyscallRule[] RuntimeCalls =
+    [
+        AllowMasked("futex", 1, ~FutexClockRealtime,
+            FutexPrivate | FutexWait, FutexPrivate | FutexWake, FutexPrivate | FutexWaitBitset, FutexPrivate | FutexWakeBitset),
+        AllowMasked("mmap", 2, Libc.PROT_EXEC, 0),
+        AllowMasked("mprotect", 2, Libc.PROT_EXEC, 0),
+        Allow("munmap"),
+        AllowIf("madvise", 2, MadvDontNeed, MadvFree, MadvDontDump, MadvDoDump),
+        Allow("membarrier"),
+        Allow("tgkill"),
+        Allow("getpid"),
+        Allow("sched_yield"),
+        Allow("clock_nanosleep"),
+        Allow("clock_gettime"), // the vDSO answers it, except on hosts whose clocksource it cannot read
+        AllowIf("openat", 2, Libc.O_RDONLY),
+        Allow("newfstatat"),
+        Allow("read"),
+        Allow("close"),
+        Allow("prlimit64"),
+        Allow("rt_sigprocmask"),
+        Allow("rt_sigreturn"),
+        Allow("write"),
+        Allow("exit"),
+        Allow("exit_group"),
+    ];
+
+    private static readonly SyscallRule[] VcpuCalls =
+    [
+        AllowIf("ioctl", 1, (uint)KvmIoctls.Run, (uint)KvmIoctls.IrqLine, (uint)KvmIoctls.GetRegs,
+            (uint)Libc.TUNSETOFFLOAD), // virtio-net's activation passes the features the guest took to the tap
+        Allow("epoll_ctl"), // a device the guest activates or resets adds or removes its queue fds
+    ];
+
+    /// <summary>Block and net queues: vectored I/O at an offset (disks) or at none (taps), flush, discard.</summary>
+    private static readonly SyscallRule[] DeviceIoCalls =
+    [
+        Allow("epoll_wait"),
+        Allow("epoll_ctl"),
+        Allow("preadv2"),
+        Allow("pwritev2"),
+        Allow("fdatasync"),
+        Allow("fallocate"),
+    ];
+
+    private static readonly SyscallRule[] MainCalls =
+    [
+        .. DeviceIoCalls,
+        AllowIf("ioctl", 1,
+            (uint)KvmIoctls.GetClock, (uint)KvmIoctls.SetClock, (uint)KvmIoctls.IrqLine, // stop/cont; interrupts
+            TcGets, TcSets, // the terminal, restored at the end
+            (uint)Libc.TUNSETIFF, (uint)Libc.TUNGETIFF, (uint)Libc.TUNSETOFFLOAD, (uint)Libc.TUNSETVNETHDRSZ,
+            (uint)Libc.TUNGETVNETHDRSZ, (uint)Libc.FIONBIO, (uint)Libc.FIOCLEX, // netdev_add
+            (uint)Libc.BLKGETSIZE64), // blockdev-add of a block device
+        AllowIf("fcntl", 1, Libc.F_OFD_SETLK), // blockdev-add locks its image
+        Allow("openat"), // blockdev-add, netdev_add
+        Allow("poll"), // chardev output waiting for room; the last QMP reply
+        Allow("accept4"),
+        Allow("recvmsg"),
+        Allow("sendmsg"),
+        Allow("socket"), // vsock: a guest connection reaches the host's unix socket
+        Allow("connect"),
+        Allow("shutdown"),
+        Allow("unlink"), // the QMP socket and pid file at the end
+    ];
+
+    /// <summary>The filter for one kind of thread. Without irqfd and ioeventfd a vCPU runs device queues itself
+    /// and an iothread raises interrupts with KVM_IRQ_LINE.</summary>
+    public static SeccompFilter For(ThreadKind kind, bool irqfdAndIoeventfd = true) => new(kind switch
+    {
+        ThreadKind.Main => Merge(RuntimeCalls, MainCalls),
+        ThreadKind.Vcpu when irqfdAndIoeventfd => Merge(RuntimeCalls, VcpuCalls),
+        ThreadKind.Vcpu => Merge(RuntimeCalls, MainCalls, VcpuCalls),
+        ThreadKind.IoThread when irqfdAndIoeventfd => Merge(RuntimeCalls, DeviceIoCalls),
+        ThreadKind.IoThread => Merge(RuntimeCalls, DeviceIoCalls, [AllowIf("ioctl", 1, (uint)KvmIoctls.IrqLine)]),
+        ThreadKind.Runtime => RuntimeCalls,
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    });
+
+    /// <summary>Every kind of thread.</summary>
+    public static readonly ThreadKind[] Kinds = [ThreadKind.Main, ThreadKind.Vcpu, ThreadKind.IoThread, ThreadKind.Runtime];
+
+    /// <summary>The distinct calls any thread of the process may make.</summary>
+    public static IReadOnlySet<string> ProcessWide(bool irqfdAndIoeventfd = true)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var kind in Kinds) names.UnionWith(For(kind, irqfdAndIoeventfd).AllowedNames);
+        return names;
+    }
+
+    /// <summary>"Main 37, Vcpu 23, ...": how many calls each kind of thread may make, for the log.</summary>
+    public static string Counts(bool irqfdAndIoeventfd = true) =>
+        string.Join(", ", Kinds.Select(k => $"{Name(k)} {For(k, irqfdAndIoeventfd).Rules.Count}"));
+
+    private static string Name(ThreadKind kind) => kind switch
+    {
+        ThreadKind.Main => "Main",
+        ThreadKind.Vcpu => "Vcpu",
+        ThreadKind.IoThread => "IoThread",
+        _ => "Runtime",
+    };
+
+    /// <summary>Joins lists; for a call in more than one, the unconditional rule wins, and two checks of the same
+    /// argument allow the values of both.</summary>
+    private static IEnumerable<SyscallRule> Merge(params SyscallRule[][] lists)
+    {
+        var merged = new Dictionary<string, SyscallRule>(StringComparer.Ordinal);
+        foreach (var rule in lists.SelectMany(l => l))
+        {
+            if (!merged.TryGetValue(rule.Name, out var known)) merged[rule.Name] = rule;
+            else if (known.Arg < 0 || rule.Arg < 0) merged[rule.Name] = Allow(rule.Name);
+            else if (known.Arg == rule.Arg && known.Mask == rule.Mask)
+                merged[rule.Name] = known with { Values = [.. known.Values!, .. rule.Values!.Where(v => !known.Values!.Contains(v))] };
+            else throw new ArgumentException($"{rule.Name}: two lists check different arguments");
+        }
+        return merged.Values;
+    }
+}
