@@ -32,7 +32,7 @@ public sealed class LabSession
         File.WriteAllText(scenarios, ScenarioFile());
 
         var args = new List<string> { Root("scripts/lab/run.sh"), "--scenarios", scenarios, "--log", LogPath,
-            "--vmm", VmmProcess.Binary, "--timeout", "1800", "--guest-initrd", guestInitrd };
+            "--vmm", VmmProcess.Binary, "--timeout", "1800", "--guest-initrd", guestInitrd, "--with-strace" };
         foreach (var file in payloads) args.AddRange(["--add", file]);
         Log = Boot(args);
         if (!Log.Done)
@@ -97,6 +97,7 @@ public sealed class LabSession
             var args = c.Args.Select(a => KvmRunner.Resolve(a, "/lab"));
             string command = KvmRunner.Quote("$VMM", args).Replace("'$VMM'", "\"$VMM\"");
             if (c.WithInfoLog) command = "STRATOVIRT_LOG_LEVEL=info " + command;
+            if (c.Preload is { } preload) command = $"LD_PRELOAD={KvmRunner.Resolve(preload, "/lab")} {command}";
             if (c.Wrap is not null) command = c.Wrap(command);
             sb.AppendLine($"scenario kvm-{c.Name} {c.TimeoutSeconds} run_case {KvmRunner.Word(command)}");
         }
@@ -106,6 +107,7 @@ public sealed class LabSession
         foreach (var line in HotplugScenarios.Lines) sb.AppendLine(line);
         foreach (var line in LifecycleScenarios.Lines) sb.AppendLine(line);
         foreach (var line in KataScenarios.Lines) sb.AppendLine(line);
+        foreach (var line in SeccompScenarios.Lines) sb.AppendLine(line);
         return sb.ToString();
     }
 
