@@ -50,6 +50,12 @@ public sealed record LabScenario(string Name, int? ExitCode, long? WallMs, long?
         return null;
     }
 
+    /// <summary>Asserts that <paramref name="marker"/>'s value (see <see cref="GuestMarker"/>) is
+    /// <paramref name="expected"/>, showing the whole output when it is not.</summary>
+    public void AssertMarker(string marker, string expected) =>
+        Assert.True(GuestMarker(marker) == expected,
+            $"{marker}: expected '{expected}', got '{GuestMarker(marker)}'\n{string.Join('\n', Output)}");
+
     /// <summary>Whether some output line contains <paramref name="text"/>.</summary>
     public bool OutputContains(string text)
     {

@@ -28,6 +28,7 @@ public sealed class LabSession
         var (guestInitrd, rootImage) = BuildGuest(work.Path);
         payloads.Add(rootImage);
         payloads.Add(HotplugScenarios.BuildImage(work.Path));
+        payloads.Add(Path.Combine(VmmProcess.RepoRoot, "out", "ozone"));
         string scenarios = Path.Combine(work.Path, "scenarios.sh");
         File.WriteAllText(scenarios, ScenarioFile());
 
@@ -108,6 +109,7 @@ public sealed class LabSession
         foreach (var line in LifecycleScenarios.Lines) sb.AppendLine(line);
         foreach (var line in KataScenarios.Lines) sb.AppendLine(line);
         foreach (var line in SeccompScenarios.Lines) sb.AppendLine(line);
+        foreach (var line in OzoneScenarios.Lines) sb.AppendLine(line);
         return sb.ToString();
     }
 

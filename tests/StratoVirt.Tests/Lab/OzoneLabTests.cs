@@ -1,0 +1,55 @@
+using Xunit.Abstractions;
+
+namespace StratoVirt.Tests.Lab;
+
+/// <summary>The ozone-linux scenario (<see cref="OzoneScenarios"/>): a Debian guest booted through ozone, with
+/// cgroup v2, in the nested lab.</summary>
+[Trait("Level", "Lab")]
+public sealed class OzoneLabTests(ITestOutputHelper output)
+{
+    private LabScenario Scenario() => LabSession.Instance.Ended(OzoneScenarios.Name, output);
+
+    [Fact]
+    public void ALinuxGuestBootsInTheSandboxFromItsSourcedDisk()
+    {
+        var s = Scenario();
+        Assert.True(s.ExitCode == 0, string.Join('\n', s.Output));
+        s.AssertMarker("GUEST-OZONE-ROOT", "/dev/vda ext4");
+        s.AssertMarker("GUEST-OZONE-WROTE", "written-inside-ozone");
+        s.AssertMarker("HOST-OZONE-IMAGE", "written");
+        // Seccomp works in the sandbox, where there is no /proc to count threads in.
+        Assert.True(s.OutputContains("seccomp: 3 threads confined"), string.Join('\n', s.Output));
+    }
+
+    [Fact]
+    public void TheVmmRunsConfinedAsTheGivenIdsInACgroupV2WithTheGivenLimits()
+    {
+        var s = Scenario();
+        s.AssertMarker("HOST-OZONE-CGROUP-FS", "cgroup2fs");
+        s.AssertMarker("HOST-OZONE-MEMORY-MAX", (512L << 20).ToString());
+        s.AssertMarker("HOST-OZONE-CPUSET", "0-1");
+        s.AssertMarker("HOST-OZONE-VMM-COMM", "stratovirt");
+        s.AssertMarker("HOST-OZONE-VMM-UID", "1000");
+        s.AssertMarker("HOST-OZONE-VMM-GID", "1000");
+        s.AssertMarker("HOST-OZONE-VMM-CAPEFF", "0000000000000000");
+        s.AssertMarker("HOST-OZONE-VMM-CAPBND", "0000000000000000");
+        s.AssertMarker("HOST-OZONE-VMM-SECCOMP", "2");
+        s.AssertMarker("HOST-OZONE-VMM-NSPID", "1");
+        // Its root is the chroot: the binary, its loader and libraries, /dev and the three sources.
+        var root = (s.GuestMarker("HOST-OZONE-VMM-ROOT") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains("stratovirt", root);
+        Assert.Contains("oz-root.img", root);
+        Assert.Contains("oz-kernel", root);
+        Assert.Contains("dev", root);
+        Assert.DoesNotContain("proc", root);
+        Assert.DoesNotContain("lab", root);
+    }
+
+    [Fact]
+    public void CleanResourceLeavesNothingBehind()
+    {
+        var s = Scenario();
+        s.AssertMarker("HOST-OZONE-CHROOT", "removed");
+        s.AssertMarker("HOST-OZONE-CGROUP-DIR", "removed");
+    }
+}
