@@ -84,8 +84,19 @@ public static class Sandbox
         // pivot_root needs the new root to be a mount point.
         SysException.Check(Libc.Mount(root, root, null, Libc.MS_BIND | Libc.MS_REC, 0), $"bind-mount {root} on itself");
         SysException.Check(Libc.Chdir(root), $"chdir {root}");
-        SandboxCalls.PivotRootHere();
-        SysException.Check(Libc.Umount2(".", Libc.MNT_DETACH), "detach the old root");
+        try
+        {
+            SandboxCalls.PivotRootHere();
+            SysException.Check(Libc.Umount2(".", Libc.MNT_DETACH), "detach the old root");
+        }
+        catch (SysException e) when (e.Errno == Libc.EINVAL)
+        {
+            // The host runs from its initramfs (rootfs), which pivot_root cannot take away: move the chroot onto /
+            // and chroot into it, as switch_root does. The old tree stays below, out of reach of a process without
+            // CAP_SYS_CHROOT (the bounding set is emptied before exec unless -capability keeps it).
+            SysException.Check(Libc.Mount(".", "/", null, Libc.MS_MOVE, 0), "move the chroot onto /");
+            SysException.Check(Libc.Chroot("."), "chroot");
+        }
         SysException.Check(Libc.Chdir("/"), "chdir /");
     }
 

@@ -458,7 +458,7 @@ public struct Flock
 
 public static unsafe partial class Libc
 {
-    public const ulong MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MS_SLAVE = 0x80000;
+    public const ulong MS_BIND = 0x1000, MS_MOVE = 0x2000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MS_SLAVE = 0x80000;
     public const int MNT_DETACH = 2;
     public const int CLONE_NEWNS = 0x20000, CLONE_NEWUTS = 0x04000000, CLONE_NEWIPC = 0x08000000, CLONE_NEWPID = 0x20000000;
     public const long SYS_pivot_root = 155, SYS_close_range = 436;
@@ -501,6 +501,9 @@ public static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "chdir", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int Chdir(string path);
+
+    [LibraryImport(Lib, EntryPoint = "chroot", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Chroot(string path);
 
     [LibraryImport(Lib, EntryPoint = "setgroups", SetLastError = true)]
     public static partial int SetGroups(nuint size, uint* list);

@@ -25,7 +25,7 @@ public sealed class OzoneLabTests(ITestOutputHelper output)
     public void TheVmmRunsConfinedAsTheGivenIdsInACgroupV2WithTheGivenLimits()
     {
         var s = Scenario();
-        s.AssertMarker("HOST-OZONE-CGROUP-FS", "cgroup2fs");
+        s.AssertMarker("HOST-OZONE-CGROUP-FS", "cgroup2");
         s.AssertMarker("HOST-OZONE-MEMORY-MAX", (512L << 20).ToString());
         s.AssertMarker("HOST-OZONE-CPUSET", "0-1");
         s.AssertMarker("HOST-OZONE-VMM-COMM", "stratovirt");

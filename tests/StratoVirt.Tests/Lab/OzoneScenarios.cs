@@ -15,7 +15,7 @@ public static class OzoneScenarios
         cat >/tmp/lab-ozone-host.sh <<'OZHOST'
         mkdir -p /sys/fs/cgroup
         grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup
-        echo "HOST-OZONE-CGROUP-FS $(stat -f -c %T /sys/fs/cgroup)"
+        echo "HOST-OZONE-CGROUP-FS $(awk '$2 == "/sys/fs/cgroup" { print $3 }' /proc/mounts)"
         rm -rf /tmp/oz && mkdir -p /tmp/oz
         cp /lab/rootfs.ext4 /tmp/oz/oz-root.img
         cp "$KERNEL" /tmp/oz/oz-kernel
@@ -24,7 +24,8 @@ public static class OzoneScenarios
         cg=/sys/fs/cgroup/stratovirt/ozlab
         (
             n=0
-            until [ -s $cg/cgroup.procs ] || [ $n -ge 600 ]; do sleep 0.1; n=$((n + 1)); done
+            # cgroup files have no size: read them.
+            until [ -n "$(cat $cg/cgroup.procs 2>/dev/null)" ] || [ $n -ge 600 ]; do sleep 0.1; n=$((n + 1)); done
             pid=$(head -n 1 $cg/cgroup.procs)
             sleep 1
             echo "HOST-OZONE-MEMORY-MAX $(cat $cg/memory.max)"
