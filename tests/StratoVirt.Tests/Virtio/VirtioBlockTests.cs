@@ -137,6 +137,29 @@ public sealed class VirtioBlockTests : IDisposable
     // ---- configuration ----
 
     [Fact]
+    public void ABlockDeviceDriveTakesItsSizeFromTheDevice()
+    {
+        // A loop device over a 3 MiB image (root, as the CI runs): fstat gives a block device no size, BLKGETSIZE64 does.
+        string path = Image(3 << 20, seed: 5);
+        var attach = VmmProcess.RunCommand("losetup", ["-f", "--show", path], TimeSpan.FromSeconds(20));
+        Assert.True(attach.ExitCode == 0, attach.ToString());
+        string device = attach.Stdout.Trim();
+        try
+        {
+            using (var image = RawImage.Open(device, readOnly: true, direct: false))
+                Assert.Equal(3UL << 20, image.Size);
+            var d = Start(device, readOnly: true);
+            Assert.Equal((ulong)(3 << 20) / Sector, BinaryPrimitives.ReadUInt64LittleEndian(d.ReadConfig(0, 8)));
+        }
+        finally
+        {
+            foreach (var o in _open) o.Dispose();
+            _open.Clear();
+            VmmProcess.RunCommand("losetup", ["-d", device], TimeSpan.FromSeconds(20));
+        }
+    }
+
+    [Fact]
     public void ConfigSpaceDescribesTheImage()
     {
         var d = Start(Image(1024 * 1024 + 100));
