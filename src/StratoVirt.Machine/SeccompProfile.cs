@@ -105,7 +105,13 @@ public static class SeccompProfile
 
     /// <summary>The filter for one kind of thread. Without irqfd and ioeventfd a vCPU runs device queues itself
     /// and an iothread raises interrupts with KVM_IRQ_LINE.</summary>
-    public static SeccompFilter For(ThreadKind kind, bool irqfdAndIoeventfd = true) => new(kind switch
+    public static SeccompFilter For(ThreadKind kind, bool irqfdAndIoeventfd = true) =>
+        Built[(int)kind * 2 + (irqfdAndIoeventfd ? 1 : 0)] ??= Build(kind, irqfdAndIoeventfd);
+
+    /// <summary>Each filter is built once, however many vCPUs install it (two threads racing build equal ones).</summary>
+    private static readonly SeccompFilter?[] Built = new SeccompFilter?[8];
+
+    private static SeccompFilter Build(ThreadKind kind, bool irqfdAndIoeventfd) => new(kind switch
     {
         ThreadKind.Main => Merge(RuntimeCalls, MainCalls),
         ThreadKind.Vcpu when irqfdAndIoeventfd => Merge(RuntimeCalls, VcpuCalls),

@@ -16,7 +16,7 @@ public static unsafe class Seccomp
     /// unprivileged caller.</summary>
     public static void Apply(SeccompFilter filter)
     {
-        var program = filter.Compile(SeccompFilter.RetTrap);
+        var program = filter.TrapProgram;
         SysException.Check(Libc.Prctl(Libc.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)");
         // BpfInstruction has sock_filter's layout (u16 code, u8 jt, u8 jf, u32 k); the array is pinned for the call.
         fixed (BpfInstruction* instructions = program)

@@ -56,6 +56,11 @@ public sealed class SeccompFilter
     /// <summary>The distinct system calls this filter lets through (in any form).</summary>
     public IEnumerable<string> AllowedNames => Rules.Select(r => r.Name);
 
+    private BpfInstruction[]? _trapProgram;
+
+    /// <summary>The program whose default action is SIGSYS, compiled once.</summary>
+    public BpfInstruction[] TrapProgram => _trapProgram ??= Compile(RetTrap);
+
     /// <summary>The BPF program; calls outside the list get <paramref name="defaultAction"/>.</summary>
     public BpfInstruction[] Compile(uint defaultAction)
     {
