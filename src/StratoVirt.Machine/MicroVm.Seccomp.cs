@@ -70,18 +70,14 @@ public sealed partial class MicroVm
     }
 
     /// <summary>The Threads: line of /proc/self/status; null without /proc.</summary>
-    private static unsafe int? CountThreads()
+    private static int? CountThreads()
     {
-        int raw = Libc.Open("/proc/self/status", Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
-        if (raw < 0) return null;
-        using var fd = new FileDescriptor(raw);
+        HostFile status;
+        try { status = HostFile.OpenRead("/proc/self/status"); }
+        catch (SysException) { return null; }
         var buffer = new byte[8192];
-        int length = 0;
-        nint n;
-        // Reads into the pinned array's free tail; the kernel writes at most the length given.
-        fixed (byte* p = buffer)
-            while (length < buffer.Length && (n = Libc.Read(fd.Fd, p + length, (nuint)(buffer.Length - length))) > 0)
-                length += (int)n;
+        int length;
+        using (status) length = status.ReadUpTo(buffer, 0);
         foreach (var line in System.Text.Encoding.ASCII.GetString(buffer, 0, length).Split('\n'))
             if (line.StartsWith("Threads:", StringComparison.Ordinal) && int.TryParse(line.AsSpan(8).Trim(), out int count))
                 return count;

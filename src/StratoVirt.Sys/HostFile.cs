@@ -45,16 +45,20 @@ public sealed unsafe class HostFile : IDisposable
     }
 
     /// <summary>Fills <paramref name="buffer"/> from <paramref name="offset"/>; false if the file ends first.</summary>
-    public bool ReadExactly(Span<byte> buffer, long offset)
+    public bool ReadExactly(Span<byte> buffer, long offset) => ReadUpTo(buffer, offset) == buffer.Length;
+
+    /// <summary>Reads from <paramref name="offset"/> until <paramref name="buffer"/> is full or the file ends
+    /// (/proc files report no size); returns the bytes read.</summary>
+    public int ReadUpTo(Span<byte> buffer, long offset)
     {
-        while (!buffer.IsEmpty)
+        int total = 0;
+        while (total < buffer.Length)
         {
-            int n = Read(buffer, offset);
-            if (n == 0) return false;
-            buffer = buffer[n..];
-            offset += n;
+            int n = Read(buffer[total..], offset + total);
+            if (n == 0) break;
+            total += n;
         }
-        return true;
+        return total;
     }
 
     public void Dispose() => _fd.Dispose();
