@@ -16,22 +16,32 @@ public static class HotplugScenarios
         return path;
     }
 
+    /// <summary>The start of a hotplug host script: the VMM runs in the background with its console in
+    /// /tmp/&lt;name&gt;.out and QMP on /tmp/qmp-&lt;name&gt;.sock; waitfor &lt;console text&gt; polls up to 240 s
+    /// (printing &lt;timeoutMarker&gt; and the text if it never comes), qmp &lt;command&gt; &lt;prefix&gt; prints the
+    /// reply lines after the prefix.</summary>
+    private static string Prologue(string name, string timeoutMarker) => $$"""
+        rm -f /tmp/qmp-{{name}}.sock /tmp/{{name}}.out
+        "$VMM" "$@" >/tmp/{{name}}.out 2>&1 &
+        vmm=$!
+        waitfor() {  # waitfor <console text>: up to 240 s
+            n=0
+            until grep -q "$1" /tmp/{{name}}.out || [ $n -ge 1200 ]; do sleep 0.2; n=$((n + 1)); done
+            grep -q "$1" /tmp/{{name}}.out || echo "{{timeoutMarker}} $1"
+        }
+        qmp() { qmp-send /tmp/qmp-{{name}}.sock "$1" | grep -v '^{"QMP"' | sed "s/^/$2 /"; }
+
+        """;
+
     /// <summary>The host side: plugs the image into block slot 1 the way Kata does (blockdev-add with aio native,
     /// device_add virtio-blk-mmio at addr 0x1) once the guest is ready, tries a second device into the occupied
     /// slot and a blockdev-del of the node in use, unplugs it after the guest wrote to it (DEVICE_DELETED), and
     /// plugs it back. The guest's console goes to a file the host watches; its markers are printed at the end.</summary>
-    private const string Host = """
+    private static readonly string Host = """
         cat >/tmp/lab-hotplug-host.sh <<'HPHOST'
-        rm -f /tmp/qmp-hp.sock /tmp/hp.out
         cp /lab/hotplug.ext4 /tmp/hp.img
-        "$VMM" "$@" >/tmp/hp.out 2>&1 &
-        vmm=$!
-        waitfor() {  # waitfor <console text>: up to 240 s
-            n=0
-            until grep -q "$1" /tmp/hp.out || [ $n -ge 1200 ]; do sleep 0.2; n=$((n + 1)); done
-            grep -q "$1" /tmp/hp.out || echo "HOST-HP-TIMEOUT $1"
-        }
-        qmp() { qmp-send /tmp/qmp-hp.sock "$1" | grep -v '^{"QMP"' | sed "s/^/$2 /"; }
+
+        """ + Prologue("hp", "HOST-HP-TIMEOUT") + """
         add='{"execute":"blockdev-add","arguments":{"node-name":"drive1","driver":"raw","read-only":false,"file":{"driver":"file","filename":"/tmp/hp.img","aio":"native"}}}'
         plug='{"execute":"device_add","arguments":{"id":"drive1","driver":"virtio-blk-mmio","drive":"drive1","addr":"0x1"}}'
         waitfor GUEST-HOTPLUG-READY
@@ -57,17 +67,10 @@ public static class HotplugScenarios
     /// <summary>The host side of net hotplug, in a network namespace of its own (unshare -n): once the guest's
     /// empty net slot is up, netdev_add creates tap0, the host gives it 10.0.2.2 and device_add puts it into the
     /// slot; after the guest's pings, device_del takes it out again.</summary>
-    private const string NetHost = """
+    private static readonly string NetHost = """
         cat >/tmp/lab-hpnet-host.sh <<'HPNHOST'
-        rm -f /tmp/qmp-hpn.sock /tmp/hpn.out
-        "$VMM" "$@" >/tmp/hpn.out 2>&1 &
-        vmm=$!
-        waitfor() {  # waitfor <console text>: up to 240 s
-            n=0
-            until grep -q "$1" /tmp/hpn.out || [ $n -ge 1200 ]; do sleep 0.2; n=$((n + 1)); done
-            grep -q "$1" /tmp/hpn.out || echo "HOST-HPN-TIMEOUT $1"
-        }
-        qmp() { qmp-send /tmp/qmp-hpn.sock "$1" | grep -v '^{"QMP"' | sed "s/^/$2 /"; }
+
+        """ + Prologue("hpn", "HOST-HPN-TIMEOUT") + """
         ip link set lo up
         waitfor GUEST-HPNET-READY
         qmp '{"execute":"netdev_add","arguments":{"id":"net1","ifname":"tap0"}}' HOST-HPN-ADD
