@@ -50,11 +50,14 @@ public sealed record LabScenario(string Name, int? ExitCode, long? WallMs, long?
         return null;
     }
 
+    /// <summary>The whole output, one line per line, for assertion messages.</summary>
+    public string Text => string.Join('\n', Output);
+
     /// <summary>Asserts that <paramref name="marker"/>'s value (see <see cref="GuestMarker"/>) is
     /// <paramref name="expected"/>, showing the whole output when it is not.</summary>
     public void AssertMarker(string marker, string expected) =>
         Assert.True(GuestMarker(marker) == expected,
-            $"{marker}: expected '{expected}', got '{GuestMarker(marker)}'\n{string.Join('\n', Output)}");
+            $"{marker}: expected '{expected}', got '{GuestMarker(marker)}'\n{Text}");
 
     /// <summary>Whether some output line contains <paramref name="text"/>.</summary>
     public bool OutputContains(string text)

@@ -9,14 +9,12 @@ public sealed class LifecycleLabTests
     {
         var s = LabSession.Instance.Log[name];
         Assert.True(s.Ended, $"{name} did not finish (log: {LabSession.Instance.LogPath})");
-        Assert.True(s.ExitCode == 0, Text(s));
+        Assert.True(s.ExitCode == 0, s.Text);
         Assert.Equal("0", s.GuestMarker("HOST-VMM-EXIT"));
         Assert.Equal("rc=0", s.GuestMarker("HOST-QMP-CLIENT"));
         Assert.Equal("removed", s.GuestMarker("HOST-QMP-SOCKET"));
         return s;
     }
-
-    private static string Text(LabScenario s) => string.Join('\n', s.Output);
 
     private static string Event(LabScenario s, string name) =>
         Assert.Single(s.Output, l => l.StartsWith($"HOST-QMP {{\"event\":\"{name}\"", StringComparison.Ordinal));
@@ -25,12 +23,12 @@ public sealed class LifecycleLabTests
     public void SystemPowerdownEndsARunningLinuxGuestWithPowerdownAndShutdown()
     {
         var s = Run("qmp-powerdown");
-        Assert.True(s.OutputContains("GUEST-TICK 0"), Text(s));
+        Assert.True(s.OutputContains("GUEST-TICK 0"), s.Text);
         Assert.Equal("HOST-QMP {\"return\":{}}", Assert.Single(s.Output, l => l.StartsWith("HOST-QMP {\"return\"", StringComparison.Ordinal)));
         Event(s, "POWERDOWN");
         Assert.StartsWith("HOST-QMP {\"event\":\"SHUTDOWN\",\"data\":{\"guest\":false,\"reason\":\"host-qmp-quit\"}", Event(s, "SHUTDOWN"));
         var lines = s.Output.ToList();
-        Assert.True(lines.FindIndex(l => l.Contains("\"POWERDOWN\"")) < lines.FindIndex(l => l.Contains("\"SHUTDOWN\"")), Text(s));
+        Assert.True(lines.FindIndex(l => l.Contains("\"POWERDOWN\"")) < lines.FindIndex(l => l.Contains("\"SHUTDOWN\"")), s.Text);
     }
 
     [Fact]

@@ -8,8 +8,6 @@ public sealed class LinuxBootTests(ITestOutputHelper output)
 {
     private LabScenario Boot(string name) => LabSession.Instance.Ended(name, output);
 
-    private static string Text(LabScenario s) => string.Join('\n', s.Output);
-
     [Theory]
     [InlineData("linux-1cpu-poweroff", 1, 256)]
     [InlineData("linux-2cpu-reboot", 2, 256)]
@@ -18,14 +16,14 @@ public sealed class LinuxBootTests(ITestOutputHelper output)
     public void KernelReachesInitWithItsCpusAndMemoryAndEndsWithExitZero(string name, int cpus, int memoryMiB)
     {
         var s = Boot(name);
-        Assert.True(s.ExitCode == 0, Text(s));
+        Assert.True(s.ExitCode == 0, s.Text);
         Assert.NotNull(s.GuestUptimeAtInit);
         Assert.StartsWith("Linux ", s.GuestMarker("GUEST-UNAME"));
         Assert.Equal(cpus.ToString(), s.GuestMarker("GUEST-CPUS"));
         long memKb = long.Parse(s.GuestMarker("GUEST-MEMTOTAL-KB")!);
         // MemTotal is RAM less what the kernel reserves for itself: between 75% and 100% of -m.
         Assert.InRange(memKb, memoryMiB * 1024L * 3 / 4, memoryMiB * 1024L);
-        Assert.Contains($"smp: Brought up 1 node, {cpus} CPU", Text(s));
+        Assert.Contains($"smp: Brought up 1 node, {cpus} CPU", s.Text);
     }
 
     [Fact]
@@ -33,7 +31,7 @@ public sealed class LinuxBootTests(ITestOutputHelper output)
     {
         var s = Boot("linux-1cpu-poweroff");
         Assert.Equal(0, s.ExitCode);
-        Assert.True(s.OutputContains("guest powered off (ACPI S5)"), Text(s));
+        Assert.True(s.OutputContains("guest powered off (ACPI S5)"), s.Text);
     }
 
     [Theory]
@@ -43,7 +41,7 @@ public sealed class LinuxBootTests(ITestOutputHelper output)
     {
         var s = Boot(name);
         Assert.Equal(0, s.ExitCode);
-        Assert.True(s.OutputContains("guest requested a reset (i8042)"), Text(s));
+        Assert.True(s.OutputContains("guest requested a reset (i8042)"), s.Text);
     }
 
     [Fact]
@@ -54,8 +52,8 @@ public sealed class LinuxBootTests(ITestOutputHelper output)
         long now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         // The lab finished before this test ran; its guests booted within the last half hour.
         Assert.InRange(guest, now - 1800, now + 60);
-        Assert.True(s.OutputContains("rtc_cmos 00:01: registered as rtc0"), Text(s));
-        Assert.False(s.OutputContains("probe of rtc_cmos failed"), Text(s));
+        Assert.True(s.OutputContains("rtc_cmos 00:01: registered as rtc0"), s.Text);
+        Assert.False(s.OutputContains("probe of rtc_cmos failed"), s.Text);
     }
 
     [Fact]
@@ -77,8 +75,8 @@ public sealed class LinuxBootTests(ITestOutputHelper output)
     public void SerialConsoleShellRunsTypedCommands()
     {
         var s = Boot("linux-shell");
-        Assert.True(s.ExitCode == 0, Text(s));
-        Assert.True(s.OutputContains("typed-42"), Text(s));
+        Assert.True(s.ExitCode == 0, s.Text);
+        Assert.True(s.OutputContains("typed-42"), s.Text);
         Assert.Contains(s.Output, l => l.StartsWith("Linux ") && l.Contains("x86_64"));
     }
 }

@@ -13,12 +13,12 @@ public sealed class OzoneLabTests(ITestOutputHelper output)
     public void ALinuxGuestBootsInTheSandboxFromItsSourcedDisk()
     {
         var s = Scenario();
-        Assert.True(s.ExitCode == 0, string.Join('\n', s.Output));
+        Assert.True(s.ExitCode == 0, s.Text);
         s.AssertMarker("GUEST-OZONE-ROOT", "/dev/vda ext4");
         s.AssertMarker("GUEST-OZONE-WROTE", "written-inside-ozone");
         s.AssertMarker("HOST-OZONE-IMAGE", "written");
         // Seccomp works in the sandbox, where there is no /proc to count threads in.
-        Assert.True(s.OutputContains("seccomp: 3 threads confined"), string.Join('\n', s.Output));
+        Assert.True(s.OutputContains("seccomp: 3 threads confined"), s.Text);
     }
 
     [Fact]

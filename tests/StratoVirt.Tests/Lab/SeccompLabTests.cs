@@ -37,7 +37,7 @@ public sealed class SeccompLabTests(ITestOutputHelper output)
     public void TheGuestUsesEveryDeviceUnderSeccomp()
     {
         var s = Scenario();
-        string text = string.Join('\n', s.Output);
+        string text = s.Text;
         Assert.True(s.ExitCode == 0, text);
         Assert.Contains("seccomp: 5 threads confined", text); // main, finalizer, 2 vCPUs, 1 iothread
         Assert.Matches(@"GUEST-SYSCALLS-BLK [0-9a-f]{16}", text);

@@ -9,17 +9,15 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
     private LabScenario Run(string name, bool guestFinishes = true)
     {
         var s = LabSession.Instance.Ended(name, output);
-        Assert.True(s.ExitCode == 0, Text(s));
-        if (guestFinishes) Assert.True(s.OutputContains($"GUEST-TEST-END {TestName(name)} rc=0"), Text(s));
+        Assert.True(s.ExitCode == 0, s.Text);
+        if (guestFinishes) Assert.True(s.OutputContains($"GUEST-TEST-END {TestName(name)} rc=0"), s.Text);
         return s;
     }
 
     private static long Number(LabScenario s, string marker) =>
-        long.TryParse(s.GuestMarker(marker), out long n) ? n : throw new Xunit.Sdk.XunitException($"no number after {marker}:\n{Text(s)}");
+        long.TryParse(s.GuestMarker(marker), out long n) ? n : throw new Xunit.Sdk.XunitException($"no number after {marker}:\n{s.Text}");
 
     private static string TestName(string scenario) => scenario["virtio-".Length..].Split('-')[0];
-
-    private static string Text(LabScenario s) => string.Join('\n', s.Output);
 
     [Fact]
     public void RngFeedsTheGuestsHwRandom()
@@ -28,7 +26,7 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
         Assert.Equal("virtio_rng.0", s.GuestMarker("GUEST-RNG-CURRENT"));
         Assert.Equal("256", s.GuestMarker("GUEST-RNG-BYTES"));
         // 256 random bytes show well over 100 distinct values; a device returning zeros or a pattern would not.
-        Assert.True(int.Parse(s.GuestMarker("GUEST-RNG-DISTINCT")!) > 100, Text(s));
+        Assert.True(int.Parse(s.GuestMarker("GUEST-RNG-DISTINCT")!) > 100, s.Text);
         // Driver unbind and bind: the device is reset and set up again, and works.
         Assert.Equal("virtio0", s.GuestMarker("GUEST-RNG-REBOUND"));
         Assert.Equal("64", s.GuestMarker("GUEST-RNG-BYTES-AFTER-REBIND"));
@@ -51,7 +49,7 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
     {
         var s = Run("virtio-console");
         Assert.Equal("/dev/hvc0", s.GuestMarker("GUEST-HVC"));
-        Assert.True(s.OutputContains("HOST-HVC0 hello-from-hvc0 42"), Text(s));
+        Assert.True(s.OutputContains("HOST-HVC0 hello-from-hvc0 42"), s.Text);
         // console=hvc0: once the driver registers hvc0 the kernel writes its log there too.
         Assert.Contains(s.Output, line => line.StartsWith("HOST-HVC0 [", StringComparison.Ordinal) && line.EndsWith("] kmsg-via-hvc0", StringComparison.Ordinal));
     }
@@ -79,14 +77,14 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
     public void BalloonInflatedThroughQmpGivesMemoryBackToTheHost()
     {
         var s = Run("virtio-balloon", guestFinishes: false);
-        Assert.True(s.OutputContains("GUEST-BALLOON-FILLED"), Text(s));
+        Assert.True(s.OutputContains("GUEST-BALLOON-FILLED"), s.Text);
         Assert.InRange(Number(s, "HOST-BALLOON-ACTUAL"), 120_000_000, 140_000_000);
         long before = Number(s, "HOST-BALLOON-RSS-BEFORE-KB"), after = Number(s, "HOST-BALLOON-RSS-AFTER-KB");
         output.WriteLine($"VMM RSS before {before} KiB, after inflating by 128 MiB {after} KiB");
         // 128 MiB went into the balloon: the guest touched about 200 MiB, and afterwards the VMM holds little more
         // than the 128 MiB the guest kept.
-        Assert.True(before - after > 48 * 1024, Text(s));
-        Assert.True(after < 150 * 1024, Text(s));
+        Assert.True(before - after > 48 * 1024, s.Text);
+        Assert.True(after < 150 * 1024, s.Text);
         // query-cpus on the running VM: both vCPUs with the ids of their host threads.
         string cpus = s.GuestMarker("HOST-QMP-CPUS") ?? "";
         var ids = System.Text.RegularExpressions.Regex.Matches(cpus, "\"thread_id\":([0-9]+)").Select(m => int.Parse(m.Groups[1].Value)).ToList();
@@ -112,11 +110,11 @@ public sealed class VirtioLabTests(ITestOutputHelper output)
         Assert.Contains("\"status\":\"paused\"", s.GuestMarker("HOST-LIFE-STATUS-S"));
         Assert.Contains("\"status\":\"paused\"", string.Join('\n', s.Output.Where(l => l.StartsWith("HOST-LIFE-STATUS-STOPPED", StringComparison.Ordinal))));
         Assert.Equal("0", s.GuestMarker("HOST-LIFE-TICKS-WHILE-STOPPED"));
-        Assert.True(Number(s, "HOST-LIFE-TICKS-AFTER-CONT") >= 3, Text(s));
+        Assert.True(Number(s, "HOST-LIFE-TICKS-AFTER-CONT") >= 3, s.Text);
         // The guest clock stands still while paused: no gap between ticks comes near the 3 s stop.
         var uptimes = s.Output.Where(l => l.StartsWith("GUEST-TICK ", StringComparison.Ordinal))
             .Select(l => double.Parse(l.Split(' ')[2], System.Globalization.CultureInfo.InvariantCulture)).ToList();
-        Assert.True(uptimes.Count >= 6, Text(s));
+        Assert.True(uptimes.Count >= 6, s.Text);
         Assert.All(uptimes.Zip(uptimes.Skip(1)), p => Assert.InRange(p.Second - p.First, 0.3, 2.0));
     }
 }

@@ -31,28 +31,21 @@ public sealed class HotplugDeviceTests : IDisposable
         return d;
     }
 
-    private static byte[] Header(uint type, ulong sector)
-    {
-        var h = new byte[16];
-        BinaryPrimitives.WriteUInt32LittleEndian(h, type);
-        BinaryPrimitives.WriteUInt64LittleEndian(h.AsSpan(8), sector);
-        return h;
-    }
 
     private static byte WriteSector(TestDriver d, ulong sector, byte[] data) =>
-        d.Request(0, TestBuffer.In(Header(VirtioBlockRequest.Out, sector)), TestBuffer.In(data), TestBuffer.Out(1))
+        d.Request(0, TestBuffer.In(VirtioBlockTests.Header(VirtioBlockRequest.Out, sector)), TestBuffer.In(data), TestBuffer.Out(1))
             .WrittenBytes[^1];
 
     private static (byte Status, byte[] Data) ReadSector(TestDriver d, ulong sector)
     {
-        var c = d.Request(0, TestBuffer.In(Header(VirtioBlockRequest.In, sector)), TestBuffer.Out(Sector), TestBuffer.Out(1));
+        var c = d.Request(0, TestBuffer.In(VirtioBlockTests.Header(VirtioBlockRequest.In, sector)), TestBuffer.Out(Sector), TestBuffer.Out(1));
         return (c.WrittenBytes[^1], c.WrittenBytes[..Sector]);
     }
 
     /// <summary>The status of a read whose chain has no data buffer: a refused request writes only its status
     /// byte, which a chain with data would leave after unwritten data.</summary>
     private static byte RefusedReadStatus(TestDriver d, ulong sector) =>
-        d.Request(0, TestBuffer.In(Header(VirtioBlockRequest.In, sector)), TestBuffer.Out(1)).WrittenBytes[^1];
+        d.Request(0, TestBuffer.In(VirtioBlockTests.Header(VirtioBlockRequest.In, sector)), TestBuffer.Out(1)).WrittenBytes[^1];
 
     private static ulong Capacity(TestDriver d) => BinaryPrimitives.ReadUInt64LittleEndian(d.ReadConfig(0, 8));
 

@@ -59,7 +59,7 @@ public sealed class VirtioBlockTests : IDisposable
 
     private sealed record Outcome(byte Status, uint Written, byte[] Data);
 
-    private static byte[] Header(uint type, ulong sector = 0)
+    internal static byte[] Header(uint type, ulong sector = 0)
     {
         var h = new byte[16];
         BinaryPrimitives.WriteUInt32LittleEndian(h, type);
