@@ -91,9 +91,15 @@ public abstract class VirtioDevice : IDisposable
     {
         foreach (ulong token in _watches) Loop.Remove(token);
         _watches.Clear();
-        if (_transport is not null) OnReset();
-        _transport = null;
-        Features = 0;
+        try
+        {
+            if (_transport is not null) OnReset();
+        }
+        finally
+        {
+            _transport = null; // inactive even if the device's own reset failed
+            Features = 0;
+        }
     }
 
     /// <summary>The queues are ready: start host-side I/O (e.g. watch a tap fd).</summary>
@@ -122,14 +128,15 @@ public abstract class VirtioDevice : IDisposable
     }
 
     /// <summary>Runs host-side work (a callback from a backend) under <see cref="Gate"/>, only while the device is
-    /// active; a malformed ring met on the way fails the device as in queue processing.</summary>
+    /// active; whatever it throws (a malformed ring met on the way, a backend failure) fails the device as in
+    /// queue processing, and the VM runs on.</summary>
     protected void RunGuarded<T>(Action<T> handler, T argument)
     {
         lock (Gate)
         {
             if (!Active) return;
             try { handler(argument); }
-            catch (VirtqueueException e) { _transport!.Fail(e.Message); }
+            catch (Exception e) { _transport!.Fail(VirtioMmioTransport.Describe(e)); }
         }
     }
 

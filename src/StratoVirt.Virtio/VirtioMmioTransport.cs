@@ -63,17 +63,31 @@ public sealed class VirtioMmioTransport : IBusDevice, IVirtioTransport, IDisposa
         _notify[index].Drain();
         lock (_device.Gate)
         {
-            if (!_device.Active) return;
+            // A queue the driver left unready has nothing to serve (activation looks at every queue once).
+            if (!_device.Active || !_queues[index].Active) return;
             try { _device.ProcessQueue(index); }
-            catch (VirtqueueException e) { FailLocked(e.Message); }
+            catch (Exception e) { FailLocked(Describe(e)); }
         }
     }
+
+    /// <summary>The reason a device stops: a guest's misprogramming is named as it is; anything else the device
+    /// threw (a host-side failure, a defect) also names its type, since it is not the guest's doing.</summary>
+    internal static string Describe(Exception e) =>
+        e is VirtqueueException or StratoVirt.Memory.GuestMemoryException ? e.Message : $"{e.GetType().Name}: {e.Message}";
 
     public void Read(ulong offset, Span<byte> data)
     {
         if (offset >= VirtioMmioRegister.Config)
         {
-            lock (_device.Gate) _device.ReadConfig((uint)(offset - VirtioMmioRegister.Config), data);
+            lock (_device.Gate)
+            {
+                try { _device.ReadConfig((uint)(offset - VirtioMmioRegister.Config), data); }
+                catch (Exception e)
+                {
+                    data.Fill(0xff);
+                    FailLocked($"reading its configuration space: {Describe(e)}");
+                }
+            }
             return;
         }
         data.Clear(); // registers are 32-bit; other widths read as zero
@@ -111,7 +125,11 @@ public sealed class VirtioMmioTransport : IBusDevice, IVirtioTransport, IDisposa
     {
         if (offset >= VirtioMmioRegister.Config)
         {
-            lock (_device.Gate) _device.WriteConfig((uint)(offset - VirtioMmioRegister.Config), data);
+            lock (_device.Gate)
+            {
+                try { _device.WriteConfig((uint)(offset - VirtioMmioRegister.Config), data); }
+                catch (Exception e) { FailLocked($"writing its configuration space: {Describe(e)}"); }
+            }
             return;
         }
         if (data.Length != 4 || offset % 4 != 0) return; // registers are 32-bit; anything else is ignored
@@ -165,7 +183,9 @@ public sealed class VirtioMmioTransport : IBusDevice, IVirtioTransport, IDisposa
         _status |= value;
         if ((added & VirtioStatus.FeaturesOk) != 0 && !FeaturesAcceptable())
             _status &= ~VirtioStatus.FeaturesOk; // the driver reads it back and gives up
-        if ((added & VirtioStatus.DriverOk) != 0 && (_status & VirtioStatus.FeaturesOk) != 0 && !_failed)
+        // A driver that wrote FAILED has given up on the device: it does not go live until a reset.
+        if ((added & VirtioStatus.DriverOk) != 0 && (_status & VirtioStatus.FeaturesOk) != 0
+            && (_status & VirtioStatus.Failed) == 0 && !_failed)
             ActivateLocked();
     }
 
@@ -192,9 +212,9 @@ public sealed class VirtioMmioTransport : IBusDevice, IVirtioTransport, IDisposa
                 if (q.Ready) q.Activate(_memory, _driverFeatures);
             _device.Activate(this, _memory, _queues, _driverFeatures);
         }
-        catch (VirtqueueException e)
+        catch (Exception e)
         {
-            FailLocked(e.Message);
+            FailLocked(Describe(e));
             return;
         }
         // Notifications that arrived before DRIVER_OK were dropped; look at every queue once.
@@ -203,7 +223,7 @@ public sealed class VirtioMmioTransport : IBusDevice, IVirtioTransport, IDisposa
 
     private void ResetLocked()
     {
-        _device.Deactivate();
+        DeactivateDevice();
         foreach (var q in _queues) q.Reset();
         _status = 0;
         _failed = false;
@@ -233,9 +253,17 @@ public sealed class VirtioMmioTransport : IBusDevice, IVirtioTransport, IDisposa
         if (_failed) return;
         _failed = true;
         Log.Warn($"virtio {_device.Id}: device stopped until the driver resets it: {reason}");
-        _device.Deactivate();
+        DeactivateDevice();
         _status |= VirtioStatus.NeedsReset;
         SignalConfigChange();
+    }
+
+    /// <summary>Stops the device's host side; a device that fails even to stop is logged, and the transport's
+    /// state (status, queues) still goes back as the driver asked.</summary>
+    private void DeactivateDevice()
+    {
+        try { _device.Deactivate(); }
+        catch (Exception e) { Log.Warn($"virtio {_device.Id}: stopping the device failed: {Describe(e)}"); }
     }
 
     public void Dispose()

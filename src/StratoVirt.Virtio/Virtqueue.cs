@@ -72,13 +72,17 @@ public sealed class Virtqueue
         _nextAvail = _nextUsed = _usedAtLastSignal = 0;
     }
 
-    private GuestMemory Mem => _memory ?? throw new InvalidOperationException($"queue {Index} is not active");
+    /// <summary>The rings' memory; a queue the driver did not set up (it may leave any queue unused) is a guest
+    /// error only when a device tries to return a buffer on it.</summary>
+    private GuestMemory Mem => _memory ?? throw new VirtqueueException($"queue {Index} is not ready");
 
     private ushort AvailIdx() => Mem.ReadUInt16(AvailRing + 2);
 
-    /// <summary>Whether the driver has made buffers available that were not popped yet.</summary>
+    /// <summary>Whether the driver has made buffers available that were not popped yet; never for a queue the
+    /// driver did not make ready.</summary>
     public bool HasAvailable()
     {
+        if (!Active) return false;
         ushort pending = (ushort)(AvailIdx() - _nextAvail);
         if (pending > Size)
             throw new VirtqueueException($"queue {Index}: available index moved {pending} entries ahead of a {Size}-entry ring");
@@ -126,6 +130,7 @@ public sealed class Virtqueue
     /// <summary>Whether the driver wants an interrupt for the chains used since the last time this said yes.</summary>
     public bool NeedsInterrupt()
     {
+        if (!Active) return false;
         Interlocked.MemoryBarrier(); // the used index is visible before the driver's suppression fields are read
         ushort old = _usedAtLastSignal, now = _nextUsed;
         if (old == now) return false;
@@ -152,7 +157,8 @@ public sealed class Virtqueue
 /// <summary>
 /// One descriptor chain popped from a virtqueue, checked: every buffer lies inside guest RAM, device-readable
 /// buffers come before device-writable ones, and the chain (indirect table included) is no longer than the queue.
-/// The arrays are allocated once per chain object, so popping allocates nothing.
+/// Zero-length descriptors carry nothing and are left out, whatever address they name. The arrays are allocated
+/// once per chain object, so popping allocates nothing.
 /// </summary>
 public sealed class DescriptorChain
 {
@@ -188,7 +194,8 @@ public sealed class DescriptorChain
         ulong table = queue.DescTable;
         ushort tableSize = queue.Size, i = head;
         bool indirect = false, writable = false;
-        // Count is bounded by limit below, so a chain whose next indices loop ends with an error too.
+        // Every descriptor visited counts against limit, so a chain whose next indices loop ends with an error.
+        int visited = 0;
         while (true)
         {
             var (address, length, flags, next) = queue.ReadDescriptor(memory, table, i);
@@ -207,7 +214,7 @@ public sealed class DescriptorChain
                 i = 0;
                 continue;
             }
-            if (Count >= limit) throw Bad(queue, "the chain loops or is longer than the queue");
+            if (visited++ >= limit) throw Bad(queue, "the chain loops or is longer than the queue");
             if (length != 0 && !memory.Contains(address, length))
                 throw Bad(queue, $"buffer at 0x{address:x} (+{length}) is outside guest RAM");
             if ((flags & Virtqueue.FlagWrite) != 0)
@@ -218,12 +225,15 @@ public sealed class DescriptorChain
             else
             {
                 if (writable) throw Bad(queue, "a device-readable buffer follows a device-writable one");
-                ReadableCount++;
                 ReadableLength += length;
             }
-            _address[Count] = address;
-            _length[Count] = length;
-            Count++;
+            if (length != 0)
+            {
+                if (!writable) ReadableCount++;
+                _address[Count] = address;
+                _length[Count] = length;
+                Count++;
+            }
             if ((flags & Virtqueue.FlagNext) == 0) return;
             if (next >= tableSize) throw Bad(queue, $"next index {next} is outside the {tableSize}-entry table");
             i = next;

@@ -145,7 +145,6 @@ public sealed class VirtioBalloon : VirtioDevice
     public override void ProcessQueue(int index)
     {
         var queue = Queue(index);
-        if (!queue.Active) return; // the transport looks at every queue on activation, set up or not
         switch (index)
         {
             case InflateQueue: DrainPfnQueue(queue, discard: true); break;
