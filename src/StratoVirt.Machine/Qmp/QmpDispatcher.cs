@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text.Unicode;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
@@ -121,6 +122,10 @@ internal sealed partial class QmpDispatcher
     public byte[] Handle(ReadOnlyMemory<byte> request, QmpSession session, out Action? after)
     {
         after = null;
+        // The parser accepts invalid UTF-8 inside strings and fails only when one is decoded, so the whole text
+        // is checked first (QEMU's lexer rejects it the same way).
+        if (!Utf8.IsValid(request.Span))
+            return Serialize(session.Bucket.TryAdmit() ? QmpReply.Fail(InvalidUtf8) : Throttled(session), default);
         JsonDocument doc;
         try
         {
@@ -133,16 +138,78 @@ internal sealed partial class QmpDispatcher
         using (doc)
         {
             var root = doc.RootElement;
+            if (!Decodes(root))
+                return Serialize(session.Bucket.TryAdmit() ? QmpReply.Fail(InvalidEscape) : Throttled(session), default);
             JsonElement id = default;
             if (root.ValueKind == JsonValueKind.Object) root.TryGetProperty("id", out id);
             if (!session.Bucket.TryAdmit()) return Serialize(Throttled(session), id);
             if (root.ValueKind != JsonValueKind.Object)
                 return Serialize(QmpReply.Fail("QMP input must be a JSON object"), default);
-            var reply = Execute(root, session);
+            QmpReply reply;
+            try
+            {
+                reply = Execute(root, session);
+            }
+            catch (Exception e)
+            {
+                // A command that fails unexpectedly fails alone: the client gets an error, the VM runs on.
+                string name = CommandName(root);
+                Log.Warn($"qmp: {name} failed: {e.GetType().Name}: {e.Message}");
+                reply = QmpReply.Fail($"{name} failed: {e.Message}");
+            }
             after = reply.After;
             return Serialize(reply, id);
         }
     }
+
+    /// <summary>The request's command name for a message (the request decoded, see <see cref="Decodes"/>).</summary>
+    private static string CommandName(JsonElement root) =>
+        root.TryGetProperty("execute", out var execute) && execute.ValueKind == JsonValueKind.String
+            ? execute.GetString()! : "the command";
+
+    /// <summary>Whether every name and string in <paramref name="element"/> decodes: a \u escape of a lone
+    /// surrogate is valid JSON text but no string, and the parser finds that out only when the string is read.
+    /// QMP requests are small and rare, so each is decoded once up front rather than guarded everywhere.</summary>
+    private static bool Decodes(JsonElement element)
+    {
+        try
+        {
+            return DecodesOrThrows(element);
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+
+        static bool DecodesOrThrows(JsonElement e)
+        {
+            switch (e.ValueKind)
+            {
+                case JsonValueKind.String:
+                    _ = e.GetString();
+                    return true;
+                case JsonValueKind.Object:
+                    foreach (var member in e.EnumerateObject())
+                    {
+                        _ = member.Name;
+                        if (!DecodesOrThrows(member.Value)) return false;
+                    }
+                    return true;
+                case JsonValueKind.Array:
+                    foreach (var item in e.EnumerateArray())
+                        if (!DecodesOrThrows(item)) return false;
+                    return true;
+                default:
+                    return true;
+            }
+        }
+    }
+
+    /// <summary>QEMU's reply to bytes that are not UTF-8 inside a JSON string.</summary>
+    internal const string InvalidUtf8 = "JSON parse error, invalid UTF-8 sequence in string";
+
+    /// <summary>The reply to a \u escape that decodes to no character (a lone surrogate).</summary>
+    internal const string InvalidEscape = "JSON parse error, invalid escape sequence in string";
 
     private static QmpReply Throttled(QmpSession session) => QmpReply.Fail(
         $"More than {session.Bucket.PerSecond} requests received during 1 second", OperationThrottled);

@@ -182,6 +182,18 @@ public sealed class QmpServer : IDisposable
 
     private void OnAccept(Listener listener)
     {
+        try
+        {
+            Accept(listener);
+        }
+        catch (Exception e)
+        {
+            Log.Warn($"qmp: accepting a client on {listener.Endpoint} failed: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private void Accept(Listener listener)
+    {
         lock (_lock)
         {
             if (_disposed || _client is not null) return;
@@ -202,7 +214,26 @@ public sealed class QmpServer : IDisposable
         }
     }
 
+    /// <summary>Serves one client's readiness; a failure there ends that connection only (the next client is
+    /// greeted as usual) and the VM runs on.</summary>
     private void OnClientReady(Client client, uint events)
+    {
+        try
+        {
+            ServeClient(client, events);
+        }
+        catch (Exception e)
+        {
+            Log.Warn($"qmp: closing the connection after a failure: {e.GetType().Name}: {e.Message}");
+            CloseFds(0);
+            lock (_lock)
+            {
+                if (!_disposed && _client == client) Disconnect(client);
+            }
+        }
+    }
+
+    private void ServeClient(Client client, uint events)
     {
         // The loop calls this on its one thread, so the request lists are not shared.
         _requests.Clear();
@@ -250,7 +281,9 @@ public sealed class QmpServer : IDisposable
                 }
                 Queue(client, reply);
             }
-            after?.Invoke();
+            if (after is null) continue;
+            try { after(); }
+            catch (Exception e) { Log.Warn($"qmp: completing a command failed: {e.GetType().Name}: {e.Message}"); }
         }
 
         if (!overflow && !closing) return;

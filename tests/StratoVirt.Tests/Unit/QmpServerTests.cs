@@ -54,12 +54,23 @@ public sealed partial class QmpServerTests : IDisposable
 
         public bool Running { get; private set; } = true;
 
-        public void Stop() => Running = false;
+        /// <summary>Makes stop fail the way a defect in the machine would.</summary>
+        public bool StopThrows;
+
+        public void Stop()
+        {
+            if (StopThrows) throw new InvalidOperationException("the machine broke");
+            Running = false;
+        }
 
         public void Cont() => Running = true;
 
+        /// <summary>Makes balloon fail the way a defect in the machine would.</summary>
+        public bool BalloonThrows;
+
         public bool TrySetBalloon(ulong targetBytes, out string? error)
         {
+            if (BalloonThrows) throw new InvalidOperationException("the balloon broke");
             if (targetBytes < 1 << 20)
             {
                 error = "balloon target too small";
@@ -94,6 +105,8 @@ public sealed partial class QmpServerTests : IDisposable
             new(new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp), new IPEndPoint(IPAddress.Loopback, port));
 
         public void Send(string text) => _socket.Send(Encoding.UTF8.GetBytes(text));
+
+        public void Send(byte[] bytes) => _socket.Send(bytes);
 
         /// <summary>Sends <paramref name="text"/> with <paramref name="fd"/> attached by SCM_RIGHTS.</summary>
         public void SendWithFd(string text, int fd)
