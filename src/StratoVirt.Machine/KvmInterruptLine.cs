@@ -1,16 +1,25 @@
 using StratoVirt.Devices;
 using StratoVirt.Kvm;
+using StratoVirt.Sys;
 
 namespace StratoVirt.Machine;
 
-/// <summary>A GSI of the in-kernel irqchip, pulsed to deliver one edge.</summary>
-public sealed class KvmInterruptLine(KvmVm vm, uint gsi) : IInterruptLine
+/// <summary>A GSI of the in-kernel irqchip, pulsed to deliver one edge. KVM refusing the line is a failure of the
+/// VM, not of the device that raised it: <paramref name="onFailure"/> ends the VM.</summary>
+public sealed class KvmInterruptLine(KvmVm vm, uint gsi, Action<string> onFailure) : IInterruptLine
 {
     public uint Gsi { get; } = gsi;
 
     public void Trigger()
     {
-        vm.SetIrqLine(Gsi, true);
-        vm.SetIrqLine(Gsi, false);
+        try
+        {
+            vm.SetIrqLine(Gsi, true);
+            vm.SetIrqLine(Gsi, false);
+        }
+        catch (SysException e)
+        {
+            onFailure(e.Message);
+        }
     }
 }

@@ -221,7 +221,7 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         _irqfdAndIoeventfd = irqfd && ioeventfd;
         if (_virtioDevices.Count > 0 && !(irqfd && ioeventfd))
             Log.Info($"KVM lacks {(irqfd ? "" : "irqfd ")}{(ioeventfd ? "" : "ioeventfd")}; virtio devices use slower paths");
-        foreach (var device in _virtioDevices) _virtioSlots.Add(device, _vm, Mmio, _memory, irqfd, ioeventfd);
+        foreach (var device in _virtioDevices) _virtioSlots.Add(device, _vm, Mmio, _memory, irqfd, ioeventfd, VmFailed);
         foreach (var (id, loop) in _ioThreads) loop.StartThread(() => PrepareThread(ThreadKind.IoThread, $"iothread {id}"));
     }
 
@@ -244,7 +244,7 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
                 SerialBackend.File f => OpenSerialFile(f.Path),
                 _ => 1,
             };
-            _serial = new Serial16550(new KvmInterruptLine(_vm, SerialIrq), new FdSerialOutput(_serialFd));
+            _serial = new Serial16550(new KvmInterruptLine(_vm, SerialIrq, VmFailed), new FdSerialOutput(_serialFd));
             Pio.Register(SerialPort, 8, _serial);
         }
         var i8042 = new I8042(() => RequestExit(MachineExit.GuestReset("guest requested a reset (i8042)")));
@@ -288,6 +288,9 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
             if (id == 0) VcpuSetup.ConfigureBoot(kvmVcpu, entry);
         }
     }
+
+    /// <summary>A failure of the VM itself (KVM refused an interrupt): the VM ends with a host error.</summary>
+    private void VmFailed(string reason) => RequestExit(MachineExit.HostError(reason));
 
     /// <summary>Ends the VM; the first reason given wins. Safe from any thread.</summary>
     public void RequestExit(MachineExit exit)

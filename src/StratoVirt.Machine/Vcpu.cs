@@ -181,20 +181,36 @@ public sealed class Vcpu : IDisposable
         var data = _kvm.RunBytes((int)run.IoDataOffset, size * count);
         bool isOut = run.IoDirection == 1;
         for (int i = 0; i < count; i++)
-        {
-            var item = data.Slice(i * size, size);
-            if (isOut) _pio.Write(run.IoPort, item);
-            else _pio.Read(run.IoPort, item);
-        }
+            Access(_pio, run.IoPort, data.Slice(i * size, size), isOut);
     }
 
     private void HandleMmio(ref KvmRun run)
     {
         int len = (int)Math.Min(run.MmioLen, 8u);
-        var data = _kvm.RunBytes(40, len);
-        if (run.MmioIsWrite != 0) _mmio.Write(run.MmioPhysAddr, data);
-        else _mmio.Read(run.MmioPhysAddr, data);
+        Access(_mmio, run.MmioPhysAddr, _kvm.RunBytes(40, len), run.MmioIsWrite != 0);
     }
+
+    /// <summary>One register access. A device that throws fails that access alone (a read returns all ones); the
+    /// guest and the other devices run on. Devices report what must end the VM through the machine, not by
+    /// throwing.</summary>
+    private void Access(IoBus bus, ulong address, Span<byte> data, bool write)
+    {
+        try
+        {
+            if (write) bus.Write(address, data);
+            else bus.Read(address, data);
+        }
+        catch (Exception e)
+        {
+            if (!write) data.Fill(0xff);
+            if (_accessFaults++ < MaxLoggedAccessFaults)
+                Log.Warn($"vCPU {Id}: {(write ? "write to" : "read from")} {bus.Name} 0x{address:x} failed: " +
+                         $"{e.GetType().Name}: {e.Message}{(_accessFaults == MaxLoggedAccessFaults ? " (further failures are not logged)" : "")}");
+        }
+    }
+
+    private const int MaxLoggedAccessFaults = 10;
+    private int _accessFaults;
 
     private ulong SafeRip()
     {

@@ -38,8 +38,10 @@ public sealed class VirtioMmioSlots : IDisposable
         string.Join(' ', Windows(count).Select(w => $"virtio_mmio.device={w.Size}@0x{w.Base:x}:{w.Irq}"));
 
     /// <summary>Puts <paramref name="device"/> into the next slot: its registers on the MMIO bus, its interrupt
-    /// through KVM irqfd, and its queue notifications through KVM ioeventfd where the host offers them.</summary>
-    public void Add(VirtioDevice device, KvmVm vm, IoBus mmio, GuestMemory memory, bool irqfd, bool ioeventfd)
+    /// through KVM irqfd, and its queue notifications through KVM ioeventfd where the host offers them.
+    /// <paramref name="vmFailed"/> ends the VM if KVM refuses the interrupt line.</summary>
+    public void Add(VirtioDevice device, KvmVm vm, IoBus mmio, GuestMemory memory, bool irqfd, bool ioeventfd,
+        Action<string> vmFailed)
     {
         int slot = _transports.Count;
         if (slot >= Capacity)
@@ -55,7 +57,7 @@ public sealed class VirtioMmioSlots : IDisposable
         }
         else
         {
-            line = new KvmInterruptLine(vm, window.Irq);
+            line = new KvmInterruptLine(vm, window.Irq, vmFailed);
         }
         var transport = new VirtioMmioTransport(device, memory, line);
         _transports.Add(transport);

@@ -72,7 +72,19 @@ public sealed class EventLoop : IDisposable
             }
             Registration? r;
             lock (_handlers) _handlers.TryGetValue(token, out r);
-            r?.Handler(_events[i].Events);
+            if (r is null) continue;
+            try
+            {
+                r.Handler(_events[i].Events);
+            }
+            catch (Exception e)
+            {
+                // The last line of defence: the owner (a device, the QMP server, a chardev) contains its own
+                // failures. One that escapes stops only this fd's handler, which could otherwise fail again on
+                // every wait for a level-triggered fd; the loop and the VM run on.
+                Log.Warn($"{Name}: the handler of fd {r.Fd} failed and was removed: {e.GetType().Name}: {e.Message}");
+                Remove(token);
+            }
         }
     }
 

@@ -35,6 +35,13 @@ public static class Program
             Log.WriteRaw(2, $"stratovirt: {e.Message}\n");
             return 1;
         }
+        catch (Exception e)
+        {
+            // A defect, not a user error: still one line, a failure status, and the VM's cleanup has run.
+            Log.Error($"internal error: {e}");
+            Log.WriteRaw(2, $"stratovirt: internal error: {e.GetType().Name}: {e.Message}\n");
+            return 1;
+        }
     }
 
     private static int Run(Options options, bool daemon)
@@ -58,6 +65,9 @@ public static class Program
         {
             Log.Info($"VM {config.Name} stopped: {exit.Reason}");
         }
+        // How often the runtime collected (each collection runs under the seccomp lists; the tests force many).
+        if (Log.IsEnabled(LogLevel.Info))
+            Log.Info($"gc: {GC.CollectionCount(0)} gen0, {GC.CollectionCount(1)} gen1, {GC.CollectionCount(2)} gen2 collections");
         return exit.Code;
     }
 
