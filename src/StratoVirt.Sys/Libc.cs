@@ -51,6 +51,9 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "mmap", SetLastError = true)]
     public static partial void* Mmap(void* addr, nuint length, int prot, int flags, int fd, long offset);
 
+    [LibraryImport(Lib, EntryPoint = "mprotect", SetLastError = true)]
+    public static partial int Mprotect(void* addr, nuint length, int prot);
+
     [LibraryImport(Lib, EntryPoint = "munmap", SetLastError = true)]
     public static partial int Munmap(void* addr, nuint length);
 

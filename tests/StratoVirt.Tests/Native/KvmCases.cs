@@ -59,6 +59,14 @@ public static class KvmCases
         // A system call outside every seccomp list (made by the LD_PRELOAD shim in the event loops) is named and
         // stops the VM; without seccomp the same shim changes nothing.
         new("seccomp-blocked", Boot("idle.bin", "-D"), WithInfoLog: true, Preload: "{payload:blocked-call.so}"),
+        // The same call on one kind of thread at a time: the handler's report must come out on each.
+        new("seccomp-blocked-main", Boot("idle.bin", "-D"), WithInfoLog: true, Preload: "{payload:blocked-call.so}",
+            Wrap: vmm => $"BLOCKED_CALL_ON=main {vmm}"),
+        new("seccomp-blocked-vcpu", Boot("idle.bin", "-D", "-smp", "2"), WithInfoLog: true, Preload: "{payload:blocked-call.so}",
+            Wrap: vmm => $"BLOCKED_CALL_ON=vcpu {vmm}"),
+        new("seccomp-blocked-iothread", Boot("idle.bin", "-D", "-object", "iothread,id=io0", "-drive", "id=d0,file=disk.img",
+                "-device", "virtio-blk-device,drive=d0,id=blk0,iothread=io0"), WithInfoLog: true, Preload: "{payload:blocked-call.so}",
+            Wrap: vmm => $"d=$(mktemp -d) && cd \"$d\" && truncate -s 1M disk.img && BLOCKED_CALL_ON=iothread {vmm}; rc=$?; cd / && rm -rf \"$d\"; exit $rc"),
         new("seccomp-disabled", Boot("hello.bin", "-disable-seccomp"), Preload: "{payload:blocked-call.so}"),
         new("no-permission", ["-machine", "microvm", "-kernel", "{payload:hello.bin}"], Wrap: KvmRunner.WithoutKvmPermission),
         // The idle payload never stops by itself; SIGTERM must end the VMM cleanly with exit 0.
