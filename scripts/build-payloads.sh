@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Build the payload guests in tests/payloads/*.S.
+# Build the payload guests: tests/payloads/NAME.S (assembly) and tests/payloads/NAME/*.c (freestanding C, one
+# payload per folder, linked by tests/payloads/payload.ld with the section .text.entry first).
 #
 #   scripts/build-payloads.sh <outdir>
 #
-# For each tests/payloads/NAME.S writes:
+# For each payload NAME writes:
 #   <outdir>/NAME.bin      flat 64-bit code (load at 0x1000000 and enter at its first byte)
 #   <outdir>/NAME.bzImage  the same code wrapped as a minimal bzImage (64-bit entry 0x100200)
 # and <outdir>/blocked-call.so, the seccomp test shim (tests/seccomp/blocked-call.c).
@@ -20,7 +21,7 @@ out=$1
 mkdir -p "$out/obj"
 out=$(cd "$out" && pwd)
 
-for tool in gcc ld objcopy readelf; do
+for tool in gcc ld objcopy readelf nm; do
     command -v "$tool" >/dev/null || { echo "build-payloads: $tool not found (apt-get install gcc binutils)" >&2; exit 1; }
 done
 
@@ -31,6 +32,18 @@ ldflags=()
 if ld --help 2>/dev/null | grep -- --no-warn-rwx-segments >/dev/null; then
     ldflags+=(--no-warn-rwx-segments)
 fi
+
+# C payloads: freestanding, position-independent code with no SSE (no FPU state is set up), no red zone, no
+# stack protector or unwind tables, and no jump tables or memset-shaped loops turned into library calls.
+cflags=(-O2 -Wall -Wextra -ffreestanding -nostdlib -fpie -fno-jump-tables -mno-red-zone -mgeneral-regs-only
+    -fno-asynchronous-unwind-tables -fno-stack-protector -fno-tree-loop-distribute-patterns -fcf-protection=none)
+
+# Writes NAME.bin and NAME.bzImage from the linked ELF of a payload.
+emit() {  # emit <name> <elf>
+    objcopy -O binary -j .text "$2" "$out/$1.bin"
+    "$out/obj/mkbzimage" "$out/$1.bin" "$out/$1.bzImage" "$1"
+    count=$((count + 1))
+}
 
 shopt -s nullglob
 count=0
@@ -47,9 +60,36 @@ for s in "$src"/*.S; do
         exit 1
     fi
     ld "${ldflags[@]}" -nostdlib -static -N -e _start -Ttext=0x1000000 -o "$elf" "$obj"
-    objcopy -O binary -j .text "$elf" "$out/$name.bin"
-    "$out/obj/mkbzimage" "$out/$name.bin" "$out/$name.bzImage" "$name"
-    count=$((count + 1))
+    emit "$name" "$elf"
+done
+for dir in "$src"/*/; do
+    name=$(basename "$dir")
+    sources=("$dir"*.c)
+    ((${#sources[@]})) || continue
+    objs=()
+    for c in "${sources[@]}"; do
+        obj=$out/obj/$name-$(basename "$c" .c).o
+        gcc "${cflags[@]}" -I "$dir" -c -o "$obj" "$c"
+        # Position independence: the compiler leaves references between sections and files (code to constants,
+        # calls) to the linker, but all of them must be PC-relative; an absolute one (a pointer in static data)
+        # would only be right at the link address.
+        bad=$(readelf -rW "$obj" | awk '$3 ~ /^R_X86_64_/ && $3 != "R_X86_64_PC32" && $3 != "R_X86_64_PLT32"')
+        if [ -n "$bad" ]; then
+            echo "build-payloads: $name/$(basename "$c") is not position independent (absolute relocations):" >&2
+            echo "$bad" >&2
+            exit 1
+        fi
+        objs+=("$obj")
+    done
+    elf=$out/obj/$name.elf
+    ld "${ldflags[@]}" -nostdlib -static -N -T "$src/payload.ld" -o "$elf" "${objs[@]}"
+    # The entry must be the first byte (the VMM enters flat payloads there).
+    entry=$(nm "$elf" | awk '$3 == "_start" { print $1 }')
+    if [ "$((16#${entry:-0}))" -ne $((0x1000000)) ]; then
+        echo "build-payloads: $name: _start is at 0x${entry:-?}, not at the start of the payload" >&2
+        exit 1
+    fi
+    emit "$name" "$elf"
 done
 [ "$count" -gt 0 ] || { echo "build-payloads: no payloads in $src" >&2; exit 1; }
 

@@ -42,6 +42,70 @@ public static class KvmCases
     private static string EndWith(string command) =>
         StartVmm + $"$q qmp.sock '{{\"execute\":\"{command}\"}}' --wait-event SHUTDOWN\nwait $pid; rc=$?";
 
+    /// <summary>Seeds and steps per seed of the hostile guest: 24 VMM runs that take about two minutes in the lab.</summary>
+    public const int HostileSeeds = 24, HostileIterations = 2000;
+
+    /// <summary>
+    /// The hostile payload (tests/payloads/hostile/) against every device type at once: two drives (one on an
+    /// iothread, one read-only), a tap, a console on a file, rng, a balloon with free page reporting, vsock, and a
+    /// QMP socket so that the hotplug slots exist too (all 10 windows hold a device). The VMM runs under seccomp.
+    /// </summary>
+    private static readonly string[] HostileArgs = Boot("hostile.bin", "-m", "512", "-qmp", "unix:qmp.sock,server,nowait",
+        "-object", "iothread,id=io0",
+        "-drive", "id=disk0,file=disk.img,direct=off", "-device", "virtio-blk-device,drive=disk0,id=blk0,serial=HOSTILE,iothread=io0",
+        "-drive", "id=disk1,file=ro.img,readonly=on", "-device", "virtio-blk-device,drive=disk1,id=blk1",
+        "-netdev", "tap,id=net0,ifname=hostile0", "-device", "virtio-net-device,netdev=net0,id=net1,mac=52:54:00:12:34:56",
+        "-chardev", "file,id=con0,path=hvc.out", "-device", "virtio-serial-device", "-device", "virtconsole,chardev=con0,id=con1",
+        "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-device,rng=rng0,id=rng1",
+        "-device", "virtio-balloon-device,id=balloon0,deflate-on-oom=on,free-page-reporting=on",
+        "-device", "vhost-vsock-device,id=vsock0,guest-cid=3,uds-path=v.sock");
+
+    /// <summary>
+    /// Runs the hostile guest once per seed with fresh images in a temporary directory, each run in a network
+    /// namespace of its own (the VMM creates the tap there; pings to an address on it make ARP requests arrive), with
+    /// a vsock listener on host port 6000 when vsock-echo is on PATH (the lab has it); a run is killed after 60 s.
+    /// Per seed it prints "HOSTILE-RUN seed=&lt;n&gt; rc=&lt;exit&gt; ms=&lt;wall&gt; dots=&lt;progress dots, one per 256
+    /// steps&gt;" and the guest's HOSTILE- lines on stdout, and the VMM's stderr prefixed "seed=&lt;n&gt;: " on stderr.
+    /// </summary>
+    private static string HostileRuns(string vmm) => $$"""
+        d=$(mktemp -d) && cd "$d" || exit 2
+        cat >seed.sh <<'SEED'
+        ip link set lo up
+        (
+            n=0
+            until ip link show hostile0 >/dev/null 2>&1 || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+            ip addr add 10.0.9.1/24 dev hostile0 && ip link set hostile0 up
+            exec ping -q -w 120 10.0.9.2
+        ) >/dev/null 2>&1 &
+        traffic=$!
+        listener=
+        if command -v vsock-echo >/dev/null; then vsock-echo uds-listen v.sock_6000 >/dev/null 2>&1 & listener=$!; fi
+        timeout 60 {{vmm}} -append "seed=$1 iterations=$2" >serial.out 2>vmm.err
+        rc=$?
+        kill $traffic $listener 2>/dev/null
+        wait
+        exit $rc
+        SEED
+        if [ "$(id -u)" = 0 ]; then netns='unshare -n'; else netns='unshare -rn'; fi
+        failed=0
+        for seed in $(seq 1 {{HostileSeeds}}); do
+            rm -f disk.img ro.img hvc.out serial.out vmm.err v.sock*
+            truncate -s 1M disk.img
+            printf 'HOSTILE-RO-DISK' >ro.img && truncate -s 64K ro.img
+            read -r t0 _ </proc/uptime
+            $netns sh seed.sh $seed {{HostileIterations}}
+            rc=$?
+            read -r t1 _ </proc/uptime
+            [ $rc -eq 0 ] || failed=$((failed + 1))
+            ms=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%d", (b - a) * 1000 }')
+            echo "HOSTILE-RUN seed=$seed rc=$rc ms=$ms dots=$(($(tr -cd . <serial.out | wc -c)))"
+            tr -d '\r' <serial.out | grep '^HOSTILE-'
+            sed "s/^/seed=$seed: /" vmm.err >&2
+        done
+        cd / && rm -rf "$d"
+        [ $failed -eq 0 ]
+        """;
+
     public static readonly VmmCase[] All =
     [
         new("hello-bin", Boot("hello.bin", "-m", "256", "-D"), WithInfoLog: true),
@@ -110,6 +174,9 @@ public static class KvmCases
             [ -e vm.pid ] && echo "PIDFILE left" || echo "PIDFILE removed"
             rc=0
             """)),
+        // A guest that attacks every virtio device with random register writes and descriptor chains, many seeds:
+        // the VMM must survive every one of them.
+        new("hostile-guest", HostileArgs, TimeoutSeconds: 420, Wrap: HostileRuns),
     ];
 
     public static VmmCase Get(string name) => All.Single(c => c.Name == name);
