@@ -68,6 +68,7 @@ gcc -static -O2 -o "$root/bin/kvm-hold" "$here/kvm-hold.c" || lab_die "cannot bu
 # A QMP client and the host side of the userspace vsock, for the device scenarios.
 gcc -static -O2 -o "$root/bin/qmp-send" "$here/qmp-send.c" || lab_die "cannot build qmp-send"
 gcc -static -O2 -o "$root/bin/vsock-echo" "$here/../../tests/guest/vsock-echo.c" || lab_die "cannot build vsock-echo"
+gcc -static -O2 -o "$root/bin/qmp-fuzz" "$here/../../tests/qmp/qmp-fuzz.c" || lab_die "cannot build qmp-fuzz"
 # Kata Containers' QMP client (govmm) for the kata scenario.
 "$here/../../tests/kata/build.sh" "$root/bin/kata-qmp" || lab_die "cannot build kata-qmp (tests/kata/build.sh)"
 install -m 0755 "$here/outer/init" "$root/init"

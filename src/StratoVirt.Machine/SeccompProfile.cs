@@ -33,10 +33,24 @@ public static class SeccompProfile
     private const uint TcGets = 0x5401, TcSets = 0x5402;
 
     /// <summary>
-    /// What the .NET runtime itself calls on any thread that runs managed code: a thread that allocates may run a
-    /// collection, which maps, commits and releases memory, reads /proc/meminfo and the address-space limit,
-    /// and stops the other threads (tgkill, membarrier); locks spin (sched_yield, clock_nanosleep) and wait
-    /// (futex). write and exit_group are the SIGSYS report's; exit ends a thread.
+    /// What the NativeAOT runtime itself calls, after start-up, on any thread that runs managed code, taken from
+    /// its sources (the GC's OS layer gcenv.unix.cpp, the runtime's PAL, glibc's abort) and checked with strace
+    /// under collections forced through the GC's knobs (see the README's Seccomp section):
+    /// <list type="bullet">
+    /// <item>Collections: commit is mprotect(RW) + madvise(DODUMP), decommit mmap(FIXED, PROT_NONE) +
+    /// madvise(DONTDUMP); every collection checks the memory load: /proc/meminfo (openat, newfstatat, read,
+    /// close), the address-space limit (prlimit64) and sysinfo (also the fallback where /proc is missing, as
+    /// under ozone).</item>
+    /// <item>Suspending the other threads: membarrier, then tgkill of the activation signal with getpid and
+    /// rt_sigprocmask around it; the stopped thread's handler calls getpid and returns (rt_sigreturn).</item>
+    /// <item>Locks spin (sched_yield, clock_nanosleep) and wait (futex: private wait, wake and the bitset forms,
+    /// glibc adding CLOCK_REALTIME to untimed waits).</item>
+    /// <item>The failure path (an unhandled exception, FailFast, out of memory): the message is written, then
+    /// abort raises SIGABRT on the calling thread (gettid, getpid, tgkill, rt_sigprocmask), so such an ending
+    /// shows its real cause instead of a seccomp report.</item>
+    /// <item>The SIGSYS report: write and exit_group. exit ends a thread.</item>
+    /// </list>
+    /// The background GC thread (clone3 and friends) never exists: concurrent collection is off in the build.
     /// </summary>
     private static readonly SyscallRule[] RuntimeCalls =
     [
@@ -49,6 +63,7 @@ public static class SeccompProfile
         Allow("membarrier"),
         Allow("tgkill"),
         Allow("getpid"),
+        Allow("gettid"),
         Allow("sched_yield"),
         Allow("clock_nanosleep"),
         Allow("clock_gettime"), // the vDSO answers it, except on hosts whose clocksource it cannot read
@@ -57,6 +72,7 @@ public static class SeccompProfile
         Allow("read"),
         Allow("close"),
         Allow("prlimit64"),
+        Allow("sysinfo"),
         Allow("rt_sigprocmask"),
         Allow("rt_sigreturn"),
         Allow("write"),

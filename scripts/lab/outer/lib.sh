@@ -37,8 +37,15 @@ lab_note() {
     echo "@@NOTE $*"
 }
 
+# LAB_ONLY (an extended regex, set by the scenario file) runs only the scenarios whose names match: for working
+# on a few scenarios without booting through all of them.
+_lab_selected() {
+    [ -z "${LAB_ONLY:-}" ] || echo "$1" | grep -Eq "$LAB_ONLY"
+}
+
 scenario() {
     [ $# -ge 3 ] || { echo "@@NOTE usage: scenario <name> <timeout-s> <command...>"; return 2; }
+    _lab_selected "$1" || return 0
     _lab_name=$1 _lab_limit=$2
     shift 2
     _lab_attempts "$_lab_name" "$_lab_limit" "" "$@"
@@ -46,6 +53,7 @@ scenario() {
 
 scenario_input() {
     [ $# -ge 4 ] || { echo "@@NOTE usage: scenario_input <name> <timeout-s> <input-text> <command...>"; return 2; }
+    _lab_selected "$1" || return 0
     _lab_name=$1 _lab_limit=$2 _lab_input=$3
     shift 3
     _lab_attempts "$_lab_name" "$_lab_limit" "$_lab_input" "$@"

@@ -86,7 +86,12 @@ public sealed class LabSession
     internal static string ScenarioFile()
     {
         var sb = new StringBuilder();
+        // STRATOVIRT_LAB_ONLY=<regex> runs only the matching scenarios (with a matching dotnet test --filter).
+        if (Environment.GetEnvironmentVariable("STRATOVIRT_LAB_ONLY") is { Length: > 0 } only)
+            sb.AppendLine($"LAB_ONLY={KvmRunner.Word(only)}");
         sb.AppendLine("export VMM");
+        // Every VMM in the lab collects often (see KvmRunner.GcStress), each collection under seccomp.
+        foreach (var (name, value) in KvmRunner.GcStress) sb.AppendLine($"export {name}={value}");
         sb.AppendLine("run_case() {  # run_case <shell command>: stdout lines as O|..., stderr lines as E|...");
         sb.AppendLine("    sh -c \"$1\" </dev/null >/tmp/case.out 2>/tmp/case.err");
         sb.AppendLine("    _rc=$?");

@@ -14,6 +14,10 @@ public sealed partial class HostileGuestTests(PayloadFixture payloads, ITestOutp
     [GeneratedRegex(@"^HOSTILE-RUN seed=(\d+) rc=(-?\d+) ms=(\d+) dots=(\d+)$", RegexOptions.Multiline)]
     private static partial Regex RunLine();
 
+    /// <summary>A seed run again after the lab triple-faulted its guest (see KvmCases.HostileRuns).</summary>
+    [GeneratedRegex(@"^HOSTILE-RETRY .*$", RegexOptions.Multiline)]
+    private static partial Regex RetryLine();
+
     [GeneratedRegex(@"^HOSTILE-DONE seed=(\d+) steps=(\d+) needs-reset=(\d+) activations=(\d+) used=(\d+)$", RegexOptions.Multiline)]
     private static partial Regex DoneLine();
 
@@ -63,6 +67,7 @@ public sealed partial class HostileGuestTests(PayloadFixture payloads, ITestOutp
                 failures.Add($"seed {seed}: exit {run.Rc}{(d is null ? ", " + stopped : "")}" +
                     string.Concat(lines.Where(l => l.Length > $"seed={seed}: ".Length).Take(12).Select(l => "\n    " + l)));
         }
+        foreach (Match retry in RetryLine().Matches(r.Stdout)) output.WriteLine(retry.Value.TrimEnd());
         output.WriteLine($"{runs.Count} seeds ran, {KvmCases.HostileIterations} steps each; windows seen in " +
             $"DEVICE_NEEDS_RESET: {needsReset} in all; activations {activations}; used buffers {used}; " +
             $"{failures.Count} seeds failed");

@@ -95,6 +95,18 @@ public static class KvmCases
             read -r t0 _ </proc/uptime
             $netns sh seed.sh $seed {{HostileIterations}}
             rc=$?
+            # The nested lab now and then triple-faults a guest on its own (see LinuxScenarios.Preamble): such a
+            # run is reported and the seed runs once more.
+            if [ $rc -eq 1 ] && grep -q 'guest triple fault' vmm.err; then
+                echo "HOSTILE-RETRY seed=$seed after a triple fault"
+                sed "s/^/retry seed=$seed: /" vmm.err >&2
+                rm -f disk.img ro.img hvc.out serial.out vmm.err v.sock*
+                truncate -s 1M disk.img
+                printf 'HOSTILE-RO-DISK' >ro.img && truncate -s 64K ro.img
+                read -r t0 _ </proc/uptime
+                $netns sh seed.sh $seed {{HostileIterations}}
+                rc=$?
+            fi
             read -r t1 _ </proc/uptime
             [ $rc -eq 0 ] || failed=$((failed + 1))
             ms=$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%d", (b - a) * 1000 }')
@@ -104,6 +116,26 @@ public static class KvmCases
         done
         cd / && rm -rf "$d"
         [ $failed -eq 0 ]
+        """;
+
+    /// <summary>Frames and valid command cycles of the hostile QMP client (tests/qmp/qmp-fuzz.c).</summary>
+    public const int QmpFuzzFrames = 3000, QmpFuzzCycles = 40;
+
+    /// <summary>
+    /// The hostile QMP client against an idle payload VM under seccomp, in a network namespace of its own (its
+    /// netdev_add makes taps): generated frames first, a liveness check every 64, then every command with valid
+    /// arguments (hotplug included) <see cref="QmpFuzzCycles"/> times, then quit. Prints "FUZZ-EXIT n".
+    /// </summary>
+    private static string QmpFuzzRun(string vmm) => $$"""
+        d=$(mktemp -d) && cd "$d" || exit 2
+        if [ "$(id -u)" = 0 ]; then netns='unshare -n'; else netns='unshare -rn'; fi
+        $netns env {{vmm}} &
+        pid=$!
+        ${QMP_FUZZ:-qmp-fuzz} qmp.sock 20261204 {{QmpFuzzFrames}} "$d" --cycles {{QmpFuzzCycles}}
+        echo "FUZZ-EXIT $?"
+        wait $pid; rc=$?
+        cd / && rm -rf "$d"
+        exit $rc
         """;
 
     public static readonly VmmCase[] All =
@@ -177,6 +209,8 @@ public static class KvmCases
         // A guest that attacks every virtio device with random register writes and descriptor chains, many seeds:
         // the VMM must survive every one of them.
         new("hostile-guest", HostileArgs, TimeoutSeconds: 420, Wrap: HostileRuns),
+        new("qmp-fuzz", ["-machine", "microvm", "-kernel", "{payload:idle.bin}", "-serial", "file,path=serial.out",
+            "-qmp", "unix:qmp.sock,server,nowait", "-D"], TimeoutSeconds: 600, WithInfoLog: true, Wrap: QmpFuzzRun),
     ];
 
     public static VmmCase Get(string name) => All.Single(c => c.Name == name);

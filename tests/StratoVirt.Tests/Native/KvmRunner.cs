@@ -14,6 +14,19 @@ public static class KvmRunner
 
     public static bool HostHasKvm => HostKvm.Value;
 
+    /// <summary>
+    /// The GC knobs every VMM in the native and lab runs gets, so that collections of every generation happen
+    /// often and each one runs under the seccomp lists: a 64 KiB gen0 budget, a 4 KiB gen1 budget, and a "high
+    /// memory load" threshold of 1 % so that the memory-load check turns collections into full ones. NativeAOT
+    /// reads them as hex without 0x, and the names are case-sensitive.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string> GcStress = new Dictionary<string, string>
+    {
+        ["DOTNET_GCgen0size"] = "10000",
+        ["DOTNET_GCGen1MaxBudget"] = "1000",
+        ["DOTNET_GCHighMemPercent"] = "1",
+    };
+
     private static bool ProbeHostKvm()
     {
         try
@@ -37,11 +50,12 @@ public static class KvmRunner
     private static VmmResult RunLocally(VmmCase c, PayloadFixture payloads)
     {
         var args = c.Args.Select(a => Resolve(a, payloads.Dir)).ToArray();
-        var env = c.WithInfoLog ? new Dictionary<string, string> { ["STRATOVIRT_LOG_LEVEL"] = "info" } : null;
-        if (c.Preload is { } preload) (env ??= [])["LD_PRELOAD"] = Resolve(preload, payloads.Dir);
+        var env = new Dictionary<string, string>(GcStress);
+        if (c.WithInfoLog) env["STRATOVIRT_LOG_LEVEL"] = "info";
+        if (c.Preload is { } preload) env["LD_PRELOAD"] = Resolve(preload, payloads.Dir);
         if (c.Wrap is null) return VmmProcess.Run(args, TimeSpan.FromSeconds(c.TimeoutSeconds), env);
-        env ??= [];
         env["QMP_SEND"] = payloads.QmpSend;
+        env["QMP_FUZZ"] = payloads.QmpFuzz;
         return VmmProcess.RunCommand("sh", ["-c", c.Wrap(Quote(VmmProcess.Binary, args))],
             TimeSpan.FromSeconds(c.TimeoutSeconds), env);
     }

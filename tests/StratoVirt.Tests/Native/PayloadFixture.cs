@@ -27,20 +27,20 @@ public sealed class PayloadFixture : IDisposable
 
     public string Dir => _dir.Path;
 
-    private string? _qmpSend;
+    private string? _qmpSend, _qmpFuzz;
 
     /// <summary>scripts/lab/qmp-send.c built for this host (the lab's outer VM has its own), for the QMP cases.</summary>
-    public string QmpSend
+    public string QmpSend => _qmpSend ??= BuildTool("qmp-send", "scripts/lab/qmp-send.c");
+
+    /// <summary>tests/qmp/qmp-fuzz.c built for this host, for the hostile QMP case.</summary>
+    public string QmpFuzz => _qmpFuzz ??= BuildTool("qmp-fuzz", "tests/qmp/qmp-fuzz.c");
+
+    private string BuildTool(string name, string source)
     {
-        get
-        {
-            if (_qmpSend is not null) return _qmpSend;
-            string exe = Path.Combine(_dir.Path, "qmp-send");
-            var r = VmmProcess.RunCommand("gcc", ["-O2", "-o", exe, Path.Combine(VmmProcess.RepoRoot, "scripts/lab/qmp-send.c")],
-                TimeSpan.FromMinutes(2));
-            if (r.ExitCode != 0) throw new InvalidOperationException($"building qmp-send failed:\n{r}");
-            return _qmpSend = exe;
-        }
+        string exe = Path.Combine(_dir.Path, name);
+        var r = VmmProcess.RunCommand("gcc", ["-O2", "-o", exe, Path.Combine(VmmProcess.RepoRoot, source)], TimeSpan.FromMinutes(2));
+        if (r.ExitCode != 0) throw new InvalidOperationException($"building {name} failed:\n{r}");
+        return exe;
     }
 
     /// <summary>Path of a built payload, e.g. Get("hello", "bin") or Get("hello", "bzImage").</summary>

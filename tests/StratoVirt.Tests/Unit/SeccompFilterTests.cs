@@ -154,6 +154,15 @@ public sealed class SeccompProfileTests
             Assert.True(Allowed(kind, "futex", 0, 128 | 256 | 9), $"{kind}: a timed private wait");
             Assert.True(Allowed(kind, "openat", unchecked((ulong)-100), 0, 0 /* O_RDONLY: /proc/meminfo */), kind.ToString());
             Assert.True(Allowed(kind, "write") && Allowed(kind, "exit_group"), $"{kind}: the SIGSYS report");
+            // What the GC's memory-load check and thread suspension call, on every collection.
+            foreach (string call in new[] { "sysinfo", "prlimit64", "newfstatat", "read", "close", "membarrier", "tgkill", "getpid" })
+                Assert.True(Allowed(kind, call), $"{kind}: {call} (garbage collection)");
+            Assert.True(Allowed(kind, "mprotect", 0, 4096, 3 /* RW: commit */) && Allowed(kind, "madvise", 0, 4096, 17 /* DODUMP */),
+                $"{kind}: committing GC memory");
+            Assert.True(Allowed(kind, "mmap", 0, 4096, 0, 0x32 /* FIXED|PRIVATE|ANONYMOUS */) && Allowed(kind, "madvise", 0, 4096, 16),
+                $"{kind}: decommitting GC memory");
+            // abort() after an unhandled exception raises SIGABRT on its own thread.
+            Assert.True(Allowed(kind, "gettid") && Allowed(kind, "rt_sigprocmask"), $"{kind}: the abort path");
         }
     }
 
