@@ -78,8 +78,14 @@ public sealed class VirtioMmioSlots : IDisposable
     }
 }
 
-/// <summary>An interrupt line bound to a GSI with KVM irqfd: one eventfd write, no ioctl.</summary>
+/// <summary>An edge-triggered GSI bound with KVM irqfd: one eventfd write, no ioctl. The kernel delivers each write
+/// as an edge, so a level asserted here is one edge and its release is nothing.</summary>
 public sealed class EventFdInterruptLine(EventFd fd) : IInterruptLine
 {
-    public void Trigger() => fd.Signal();
+    public void Pulse() => fd.Signal();
+
+    public void SetLevel(bool asserted)
+    {
+        if (asserted) fd.Signal();
+    }
 }

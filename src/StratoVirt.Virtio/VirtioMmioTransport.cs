@@ -235,14 +235,14 @@ public sealed class VirtioMmioTransport : IBusDevice, IVirtioTransport, IDisposa
     public void SignalUsed()
     {
         Interlocked.Or(ref _interruptStatus, (int)VirtioMmioRegister.UsedBufferInterrupt);
-        _irq.Trigger();
+        _irq.Pulse();
     }
 
     public void SignalConfigChange()
     {
         Interlocked.Increment(ref _configGeneration);
         Interlocked.Or(ref _interruptStatus, (int)VirtioMmioRegister.ConfigChangeInterrupt);
-        _irq.Trigger();
+        _irq.Pulse();
     }
 
     /// <summary>Called from the device's own processing (Gate already held).</summary>

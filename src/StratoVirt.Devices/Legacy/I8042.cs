@@ -74,7 +74,7 @@ public sealed class I8042 : IBusDevice
             for (int i = 0; i < data.Length; i++) data[i] = ReadPort(offset + (ulong)i);
             raise = SampleIrq();
         }
-        if (raise) _kbdIrq!.Trigger();
+        if (raise) _kbdIrq!.Pulse();
     }
 
     /// <inheritdoc />
@@ -91,7 +91,7 @@ public sealed class I8042 : IBusDevice
             }
             raise = SampleIrq();
         }
-        if (raise) _kbdIrq!.Trigger();
+        if (raise) _kbdIrq!.Pulse();
         if (reset) _onReset();
     }
 

@@ -10,7 +10,7 @@ namespace StratoVirt.Devices.Legacy;
 /// Threading: register accesses come from vCPU threads and input from the main loop; one lock guards the state.
 /// The output sink, the interrupt line and <see cref="InputSpaceAvailable"/> are called after that lock is
 /// released, so a slow console never blocks input. The interrupt line is driven as a level (is any enabled
-/// source pending?) and <see cref="IInterruptLine.Trigger"/> fires on each rising edge, the way an ISA PIC sees
+/// source pending?) and <see cref="IInterruptLine.Pulse"/> fires on each rising edge, the way an ISA PIC sees
 /// a real UART. Interrupts are not gated by MCR OUT2.
 /// </remarks>
 public sealed class Serial16550 : IBusDevice
@@ -103,7 +103,7 @@ public sealed class Serial16550 : IBusDevice
             if (accepted < bytes.Length) _inputHeldOff = true;
             raise = SampleIrq();
         }
-        if (raise) _irq.Trigger();
+        if (raise) _irq.Pulse();
         return accepted;
     }
 
@@ -144,7 +144,7 @@ public sealed class Serial16550 : IBusDevice
 
     private void Notify(bool raise, bool resume)
     {
-        if (raise) _irq.Trigger();
+        if (raise) _irq.Pulse();
         if (resume) InputSpaceAvailable?.Invoke();
     }
 

@@ -4,14 +4,23 @@ using StratoVirt.Memory;
 
 namespace StratoVirt.Tests.Devices;
 
-/// <summary>An interrupt line that counts how often it was triggered.</summary>
+/// <summary>An interrupt line that counts its edges (pulses and rising levels) and keeps its level.</summary>
 internal sealed class CountingInterruptLine : IInterruptLine
 {
     private int _count;
+    private volatile bool _level;
 
     public int Count => Volatile.Read(ref _count);
 
-    public void Trigger() => Interlocked.Increment(ref _count);
+    public bool Level => _level;
+
+    public void Pulse() => Interlocked.Increment(ref _count);
+
+    public void SetLevel(bool asserted)
+    {
+        if (asserted && !_level) Interlocked.Increment(ref _count);
+        _level = asserted;
+    }
 }
 
 /// <summary>A serial sink that records every byte it is given.</summary>
