@@ -14,6 +14,7 @@ public static class KvmIoctls
     public const ulong SetIdentityMapAddr = 0x4008AE48;
     public const ulong CreateIrqchip = 0xAE60;
     public const ulong IrqLine = 0x4008AE61;
+    public const ulong SetGsiRouting = 0x4008AE6A;
     public const ulong Irqfd = 0x4020AE76;
     public const ulong CreatePit2 = 0x4040AE77;
     public const ulong Ioeventfd = 0x4040AE79;
@@ -31,6 +32,7 @@ public static class KvmIoctls
     public const ulong SetLapic = 0x4400AE8F;
     public const ulong SetCpuid2 = 0x4008AE90;
     public const ulong GetMpState = 0x8004AE98;
+    public const ulong SignalMsi = 0x4020AEA5;
 }
 
 /// <summary>KVM capabilities the VMM asks about.</summary>
@@ -45,8 +47,11 @@ public enum KvmCap
     Irqfd = 32,
     Pit2 = 33,
     Ioeventfd = 36,
+    IrqRouting = 25,
     SetIdentityMapAddr = 37,
     MaxVcpus = 66,
+    SignalMsi = 77,
+    IrqfdResample = 82,
     ImmediateExit = 136,
 }
 

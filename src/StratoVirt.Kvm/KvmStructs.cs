@@ -89,6 +89,8 @@ public unsafe struct KvmIrqfd
 {
     public uint Fd, Gsi, Flags, ResampleFd;
     public fixed byte Pad[16];
+
+    public const uint FlagDeassign = 1, FlagResample = 2;
 }
 
 [StructLayout(LayoutKind.Sequential)]
@@ -131,7 +133,10 @@ public struct KvmRun
     [FieldOffset(34)] public ushort IoPort;
     [FieldOffset(36)] public uint IoCount;
     [FieldOffset(40)] public ulong IoDataOffset;
+    public const byte IoOut = 1;
     // mmio (data at 40, 8 bytes)
+    public const ulong MmioDataOffset = 40;
+    public const int MmioDataSize = 8;
     [FieldOffset(32)] public ulong MmioPhysAddr;
     [FieldOffset(48)] public uint MmioLen;
     [FieldOffset(52)] public byte MmioIsWrite;
@@ -140,4 +145,31 @@ public struct KvmRun
     // internal error / system event share the first two words
     [FieldOffset(32)] public uint InternalSuberror;
     [FieldOffset(32)] public uint SystemEventType;
+}
+
+/// <summary>struct kvm_irq_routing_entry: where one GSI goes, an irqchip pin or an MSI message.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 48)]
+public struct KvmIrqRoutingEntry
+{
+    [FieldOffset(0)] public uint Gsi;
+    [FieldOffset(4)] public uint Type;
+    [FieldOffset(8)] public uint Flags;
+    // irqchip
+    [FieldOffset(16)] public uint Irqchip;
+    [FieldOffset(20)] public uint Pin;
+    // msi
+    [FieldOffset(16)] public uint MsiAddressLow;
+    [FieldOffset(20)] public uint MsiAddressHigh;
+    [FieldOffset(24)] public uint MsiData;
+
+    public const uint TypeIrqchip = 1, TypeMsi = 2;
+    public const uint IrqchipPicMaster = 0, IrqchipPicSlave = 1, IrqchipIoapic = 2;
+}
+
+/// <summary>struct kvm_msi: one message for KVM_SIGNAL_MSI.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct KvmMsi
+{
+    public uint AddressLow, AddressHigh, Data, Flags, DevId;
+    public fixed byte Pad[12];
 }

@@ -2,8 +2,8 @@ using StratoVirt.Sys;
 
 namespace StratoVirt.Kvm;
 
-/// <summary>One KVM vCPU: its register state and the shared kvm_run page.</summary>
-public sealed unsafe class KvmVcpu : IDisposable
+/// <summary>One KVM vCPU: its register state and the shared kvm_run page, whose exits it decodes.</summary>
+public sealed unsafe class KvmVcpu : IVcpu
 {
     private readonly FileDescriptor _fd;
     private readonly int _runSize;
@@ -27,24 +27,60 @@ public sealed unsafe class KvmVcpu : IDisposable
     public int Id { get; }
 
     /// <summary>The kvm_run page; valid until Dispose.</summary>
-    public ref KvmRun RunState => ref *_run;
+    internal ref KvmRun RunState => ref *_run;
 
     /// <summary>Bytes of the kvm_run page at an offset (the I/O data area, the MMIO data field).</summary>
-    public Span<byte> RunBytes(int offset, int length)
+    private Span<byte> RunBytes(ulong offset, int length)
     {
-        if (offset < 0 || length < 0 || offset > _runSize - length)
-            throw new ArgumentOutOfRangeException(nameof(offset), $"kvm_run range {offset}+{length} outside the page");
+        if (length < 0 || offset > (ulong)(_runSize - length))
+            throw new SysException($"KVM_RUN on vCPU {Id}: exit data at {offset}+{length} lies outside kvm_run", Libc.EINVAL);
         // Bounds were checked against the mapping size above.
         return new Span<byte>((byte*)_run + offset, length);
     }
 
-    /// <summary>Enters the guest. Returns false when interrupted by a signal (EINTR) rather than a guest exit.</summary>
-    public bool Run()
+    public bool ImmediateExit
     {
-        if (Libc.Ioctl(_fd.Fd, KvmIoctls.Run, 0UL) == 0) return true;
-        int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-        if (errno == Libc.EINTR || errno == Libc.EAGAIN) return false;
-        throw new SysException($"KVM_RUN on vCPU {Id}", errno);
+        get => _run->ImmediateExit != 0;
+        set => _run->ImmediateExit = value ? (byte)1 : (byte)0;
+    }
+
+    public ulong InstructionPointer
+    {
+        get
+        {
+            try { return GetRegs().Rip; }
+            catch (SysException) { return 0; }
+        }
+    }
+
+    /// <summary>Enters the guest and decodes why it left. EINTR and EAGAIN (a kick, another signal,
+    /// immediate_exit) are an Interrupted exit; any other failure of KVM_RUN is a SysException.</summary>
+    public VcpuExit Run()
+    {
+        if (Libc.Ioctl(_fd.Fd, KvmIoctls.Run, 0UL) != 0)
+        {
+            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            if (errno == Libc.EINTR || errno == Libc.EAGAIN) return VcpuExit.Of(VcpuExitKind.Interrupted);
+            throw new SysException($"KVM_RUN on vCPU {Id}", errno);
+        }
+        ref var run = ref *_run;
+        switch ((KvmExit)run.ExitReason)
+        {
+            case KvmExit.Io:
+                int size = run.IoSize, count = (int)run.IoCount;
+                return VcpuExit.Io(run.IoPort, run.IoDirection == KvmRun.IoOut, size, count, RunBytes(run.IoDataOffset, size * count));
+            case KvmExit.Mmio:
+                return VcpuExit.Mmio(run.MmioPhysAddr, run.MmioIsWrite != 0,
+                    RunBytes(KvmRun.MmioDataOffset, (int)Math.Min(run.MmioLen, KvmRun.MmioDataSize)));
+            case KvmExit.Hlt: return VcpuExit.Of(VcpuExitKind.Hlt);
+            case KvmExit.Shutdown: return VcpuExit.Of(VcpuExitKind.Shutdown);
+            case KvmExit.SystemEvent: return VcpuExit.Of(VcpuExitKind.SystemEvent, run.SystemEventType);
+            case KvmExit.InternalError: return VcpuExit.Of(VcpuExitKind.InternalError, run.InternalSuberror);
+            case KvmExit.FailEntry: return VcpuExit.Of(VcpuExitKind.FailEntry, run.FailEntryReason);
+            case KvmExit.Intr: return VcpuExit.Of(VcpuExitKind.Interrupted);
+            case KvmExit.IrqWindowOpen: return VcpuExit.Of(VcpuExitKind.IrqWindowOpen);
+            default: return VcpuExit.Of(VcpuExitKind.Unknown, run.ExitReason);
+        }
     }
 
     public KvmRegs GetRegs() => Get<KvmRegs>(KvmIoctls.GetRegs, "KVM_GET_REGS");

@@ -58,15 +58,66 @@ public sealed unsafe class KvmVm : IDisposable
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Irqfd, &irqfd), $"KVM_IRQFD gsi {gsi}");
     }
 
-    /// <summary>KVM_IOEVENTFD: a guest MMIO write of <paramref name="value"/> (length <paramref name="length"/>) to
-    /// <paramref name="address"/> signals <paramref name="eventFd"/> in the kernel instead of exiting to user space.</summary>
-    public void AssignIoeventfd(ulong address, uint length, ulong value, int eventFd)
+    /// <summary>KVM_IRQFD with KVM_IRQFD_FLAG_RESAMPLE, for a level-triggered line: a write to
+    /// <paramref name="eventFd"/> asserts <paramref name="gsi"/>; when the guest ends the interrupt (EOI) the kernel
+    /// deasserts it and writes <paramref name="resampleFd"/>, so the VMM can assert it again while the device still
+    /// wants service.</summary>
+    public void AssignResampledIrqfd(int eventFd, uint gsi, int resampleFd)
+    {
+        var irqfd = new KvmIrqfd { Fd = (uint)eventFd, Gsi = gsi, Flags = KvmIrqfd.FlagResample, ResampleFd = (uint)resampleFd };
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Irqfd, &irqfd), $"KVM_IRQFD (resample) gsi {gsi}");
+    }
+
+    /// <summary>Detaches an irqfd from <paramref name="gsi"/> (a device unplugged, a vector moved).</summary>
+    public void DeassignIrqfd(int eventFd, uint gsi)
+    {
+        var irqfd = new KvmIrqfd { Fd = (uint)eventFd, Gsi = gsi, Flags = KvmIrqfd.FlagDeassign };
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Irqfd, &irqfd), $"KVM_IRQFD deassign gsi {gsi}");
+    }
+
+    /// <summary>KVM_SET_GSI_ROUTING: replaces the whole routing table with <paramref name="routes"/>.</summary>
+    public void SetGsiRouting(GsiRoutes routes)
+    {
+        var entries = routes.Entries;
+        // struct kvm_irq_routing: u32 nr, u32 flags, then the entries.
+        var buffer = new byte[8 + entries.Count * sizeof(KvmIrqRoutingEntry)];
+        fixed (byte* p = buffer)
+        {
+            // The buffer holds the 8-byte header and every entry; the kernel reads exactly that much.
+            *(uint*)p = (uint)entries.Count;
+            for (int i = 0; i < entries.Count; i++) ((KvmIrqRoutingEntry*)(p + 8))[i] = entries[i];
+            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetGsiRouting, p), $"KVM_SET_GSI_ROUTING ({entries.Count} routes)");
+        }
+    }
+
+    /// <summary>KVM_SIGNAL_MSI: delivers one message-signalled interrupt now. False when the guest's interrupt
+    /// controller blocked it (KVM returns 0 for a message nobody took).</summary>
+    public bool SignalMsi(ulong address, uint data)
+    {
+        var msi = new KvmMsi { AddressLow = (uint)address, AddressHigh = (uint)(address >> 32), Data = data };
+        return SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SignalMsi, &msi), "KVM_SIGNAL_MSI") > 0;
+    }
+
+    /// <summary>KVM_IOEVENTFD: a guest write of <paramref name="value"/> (any value when null; length
+    /// <paramref name="length"/>) to <paramref name="address"/> (an MMIO address, or a port with
+    /// <paramref name="pio"/>) signals <paramref name="eventFd"/> in the kernel instead of exiting to user space.</summary>
+    public void AssignIoeventfd(ulong address, uint length, ulong? value, int eventFd, bool pio = false) =>
+        Ioeventfd(address, length, value, eventFd, pio, deassign: false);
+
+    /// <summary>Removes an ioeventfd assigned with the same arguments (a BAR that moved, a device unplugged).</summary>
+    public void DeassignIoeventfd(ulong address, uint length, ulong? value, int eventFd, bool pio = false) =>
+        Ioeventfd(address, length, value, eventFd, pio, deassign: true);
+
+    private void Ioeventfd(ulong address, uint length, ulong? value, int eventFd, bool pio, bool deassign)
     {
         var ioeventfd = new KvmIoeventfd
         {
-            Addr = address, Len = length, Datamatch = value, Fd = eventFd, Flags = KvmIoeventfd.FlagDatamatch,
+            Addr = address, Len = length, Datamatch = value ?? 0, Fd = eventFd,
+            Flags = (value is null ? 0 : KvmIoeventfd.FlagDatamatch) | (pio ? KvmIoeventfd.FlagPio : 0)
+                    | (deassign ? KvmIoeventfd.FlagDeassign : 0),
         };
-        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Ioeventfd, &ioeventfd), $"KVM_IOEVENTFD at 0x{address:x}");
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Ioeventfd, &ioeventfd),
+            $"KVM_IOEVENTFD{(deassign ? " deassign" : "")} at {(pio ? "port" : "")} 0x{address:x}");
     }
 
     /// <summary>KVM_GET_CLOCK: the guest's kvmclock, in ns.</summary>

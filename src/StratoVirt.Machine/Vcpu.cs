@@ -4,15 +4,16 @@ using StratoVirt.Sys;
 
 namespace StratoVirt.Machine;
 
-/// <summary>One vCPU thread: runs KVM_RUN in a loop and dispatches port and MMIO exits to the buses.</summary>
+/// <summary>One vCPU thread: runs the vCPU in a loop and dispatches its port and MMIO exits to the buses.</summary>
 public sealed class Vcpu : IDisposable
 {
     private const int StackSize = 256 * 1024;
-    private readonly KvmVcpu _kvm;
+    private readonly IVcpu _vcpu;
     private readonly IoBus _pio;
     private readonly IoBus _mmio;
     private readonly Action<MachineExit> _onExit;
     private readonly Action _prepareThread;
+    private readonly bool _signalKicks;
     private Thread? _thread;
     private volatile bool _stop;
     private volatile int _tid;
@@ -21,17 +22,20 @@ public sealed class Vcpu : IDisposable
     private bool _paused;
 
     /// <param name="prepareThread">Runs first on the new thread (names it and confines it).</param>
-    public Vcpu(KvmVcpu kvm, IoBus pio, IoBus mmio, Action<MachineExit> onExit, Action prepareThread)
+    /// <param name="signalKicks">Whether a kick also signals the thread (<see cref="VcpuKick"/>), which a vCPU
+    /// blocked in KVM_RUN needs; a test's scripted vCPU returns on immediate_exit alone.</param>
+    public Vcpu(IVcpu vcpu, IoBus pio, IoBus mmio, Action<MachineExit> onExit, Action prepareThread, bool signalKicks = true)
     {
         _prepareThread = prepareThread;
-        _kvm = kvm;
+        _vcpu = vcpu;
         _pio = pio;
         _mmio = mmio;
         _onExit = onExit;
+        _signalKicks = signalKicks;
     }
 
-    public int Id => _kvm.Id;
-    public KvmVcpu Kvm => _kvm;
+    public int Id => _vcpu.Id;
+    public IVcpu Handle => _vcpu;
     /// <summary>The Linux thread id of the vCPU thread, once it has started.</summary>
     public int ThreadId => _tid;
 
@@ -41,14 +45,14 @@ public sealed class Vcpu : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Makes the thread stop before its next KVM_RUN (set before <see cref="Start"/> for -S).</summary>
+    /// <summary>Makes the thread stop before its next run (set before <see cref="Start"/> for -S).</summary>
     public void RequestPause()
     {
         lock (_pauseGate) _pauseRequested = true;
         Kick();
     }
 
-    /// <summary>Pauses the vCPU and waits until its thread is parked outside KVM_RUN; false on timeout (or if the
+    /// <summary>Pauses the vCPU and waits until its thread is parked outside the guest; false on timeout (or if the
     /// thread is gone).</summary>
     public bool Pause(TimeSpan timeout)
     {
@@ -74,13 +78,13 @@ public sealed class Vcpu : IDisposable
         }
     }
 
-    /// <summary>Gets the thread out of KVM_RUN: immediate_exit catches a kick that lands outside KVM_RUN, the
+    /// <summary>Gets the thread out of the guest: immediate_exit catches a kick that lands outside KVM_RUN, the
     /// signal one inside it.</summary>
     private void Kick()
     {
-        _kvm.RunState.ImmediateExit = 1;
+        _vcpu.ImmediateExit = true;
         int tid = _tid;
-        if (tid != 0) Libc.TgKill(Libc.GetPid(), tid, VcpuKick.Signal);
+        if (tid != 0 && _signalKicks) Libc.TgKill(Libc.GetPid(), tid, VcpuKick.Signal);
     }
 
     /// <summary>Stops the thread.</summary>
@@ -103,15 +107,7 @@ public sealed class Vcpu : IDisposable
             {
                 if (_pauseRequested) ParkWhilePaused();
                 if (_stop) break;
-                if (!_kvm.Run())
-                {
-                    // EINTR: a kick, or a signal for the runtime. A pause that was lifted before this thread
-                    // parked leaves immediate_exit set: clear it, or KVM_RUN would return at once forever.
-                    lock (_pauseGate)
-                        if (!_pauseRequested && !_stop) _kvm.RunState.ImmediateExit = 0;
-                    continue;
-                }
-                var exit = HandleExit();
+                var exit = Dispatch(_vcpu.Run());
                 if (exit is not null)
                 {
                     _onExit(exit);
@@ -133,61 +129,50 @@ public sealed class Vcpu : IDisposable
             Monitor.PulseAll(_pauseGate);
             while (_pauseRequested && !_stop) Monitor.Wait(_pauseGate);
             _paused = false;
-            if (!_stop) _kvm.RunState.ImmediateExit = 0; // a later pause sets it again under this lock's ordering
+            if (!_stop) _vcpu.ImmediateExit = false; // a later pause sets it again under this lock's ordering
         }
     }
 
     /// <summary>Handles one exit; returns non-null when the VM must end.</summary>
-    private MachineExit? HandleExit()
+    internal MachineExit? Dispatch(VcpuExit exit)
     {
-        ref var run = ref _kvm.RunState;
-        switch ((KvmExit)run.ExitReason)
+        switch (exit.Kind)
         {
-            case KvmExit.Io:
-                HandleIo(ref run);
+            case VcpuExitKind.Io:
+                for (int i = 0; i < exit.Count; i++)
+                    Access(_pio, exit.Address, exit.Data.Slice(i * exit.Size, exit.Size), exit.IsWrite);
                 return null;
-            case KvmExit.Mmio:
-                HandleMmio(ref run);
+            case VcpuExitKind.Mmio:
+                Access(_mmio, exit.Address, exit.Data, exit.IsWrite);
                 return null;
-            case KvmExit.Intr:
-            case KvmExit.IrqWindowOpen:
+            case VcpuExitKind.Interrupted:
+                // A kick, or a signal for the runtime. A pause that was lifted before this thread parked leaves
+                // immediate_exit set: clear it, or the vCPU would return at once forever.
+                lock (_pauseGate)
+                    if (!_pauseRequested && !_stop) _vcpu.ImmediateExit = false;
                 return null;
-            case KvmExit.Hlt:
+            case VcpuExitKind.IrqWindowOpen:
+                return null;
+            case VcpuExitKind.Hlt:
                 return MachineExit.GuestPowerOff($"vCPU {Id} halted");
-            case KvmExit.Shutdown:
+            case VcpuExitKind.Shutdown:
                 return MachineExit.GuestPanic($"vCPU {Id}: guest triple fault (KVM_EXIT_SHUTDOWN)");
-            case KvmExit.SystemEvent:
-                return run.SystemEventType switch
+            case VcpuExitKind.SystemEvent:
+                return exit.SystemEventType switch
                 {
-                    1 => MachineExit.GuestPowerOff("guest shut down"),
-                    2 => MachineExit.GuestReset("guest reset"),
-                    _ => MachineExit.GuestPanic($"vCPU {Id}: guest crashed (system event {run.SystemEventType})"),
+                    SystemEvent.Shutdown => MachineExit.GuestPowerOff("guest shut down"),
+                    SystemEvent.Reset => MachineExit.GuestReset("guest reset"),
+                    _ => MachineExit.GuestPanic($"vCPU {Id}: guest crashed (system event {exit.Detail})"),
                 };
-            case KvmExit.InternalError:
-                return MachineExit.HostError(run.InternalSuberror == 1
-                    ? $"vCPU {Id}: KVM failed to emulate an instruction at rip=0x{SafeRip():x}"
-                    : $"vCPU {Id}: KVM internal error {run.InternalSuberror} at rip=0x{SafeRip():x}");
-            case KvmExit.FailEntry:
-                return MachineExit.HostError($"vCPU {Id}: KVM could not enter the guest (hardware reason 0x{run.FailEntryReason:x})");
+            case VcpuExitKind.InternalError:
+                return MachineExit.HostError(exit.Detail == 1
+                    ? $"vCPU {Id}: KVM failed to emulate an instruction at rip=0x{_vcpu.InstructionPointer:x}"
+                    : $"vCPU {Id}: KVM internal error {exit.Detail} at rip=0x{_vcpu.InstructionPointer:x}");
+            case VcpuExitKind.FailEntry:
+                return MachineExit.HostError($"vCPU {Id}: KVM could not enter the guest (hardware reason 0x{exit.Detail:x})");
             default:
-                return MachineExit.HostError($"vCPU {Id}: unexpected KVM exit reason {run.ExitReason} at rip=0x{SafeRip():x}");
+                return MachineExit.HostError($"vCPU {Id}: unexpected KVM exit reason {exit.Detail} at rip=0x{_vcpu.InstructionPointer:x}");
         }
-    }
-
-    private void HandleIo(ref KvmRun run)
-    {
-        int size = run.IoSize;
-        int count = (int)run.IoCount;
-        var data = _kvm.RunBytes((int)run.IoDataOffset, size * count);
-        bool isOut = run.IoDirection == 1;
-        for (int i = 0; i < count; i++)
-            Access(_pio, run.IoPort, data.Slice(i * size, size), isOut);
-    }
-
-    private void HandleMmio(ref KvmRun run)
-    {
-        int len = (int)Math.Min(run.MmioLen, 8u);
-        Access(_mmio, run.MmioPhysAddr, _kvm.RunBytes(40, len), run.MmioIsWrite != 0);
     }
 
     /// <summary>One register access. A device that throws fails that access alone (a read returns all ones); the
@@ -212,11 +197,5 @@ public sealed class Vcpu : IDisposable
     private const int MaxLoggedAccessFaults = 10;
     private int _accessFaults;
 
-    private ulong SafeRip()
-    {
-        try { return _kvm.GetRegs().Rip; }
-        catch (SysException) { return 0; }
-    }
-
-    public void Dispose() => _kvm.Dispose();
+    public void Dispose() => _vcpu.Dispose();
 }

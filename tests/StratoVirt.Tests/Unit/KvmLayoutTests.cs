@@ -23,6 +23,26 @@ public sealed class KvmLayoutTests
         Assert.Equal(64, Unsafe.SizeOf<KvmIoeventfd>());
         Assert.Equal(1024, Unsafe.SizeOf<KvmLapicState>());
         Assert.Equal(0x930, Unsafe.SizeOf<KvmRun>());
+        Assert.Equal(48, Unsafe.SizeOf<KvmIrqRoutingEntry>());
+        Assert.Equal(32, Unsafe.SizeOf<KvmMsi>());
+    }
+
+    [Fact]
+    public void GsiRoutesStartFromTheIrqchipsDefaultsAndCarryMsiMessages()
+    {
+        var routes = GsiRoutes.WithIrqchipDefaults();
+        // GSIs 0-15 on the IOAPIC and a PIC, 16-23 on the IOAPIC only: what KVM sets up with the irqchip.
+        Assert.Equal(24 + 16, routes.Entries.Count);
+        Assert.Contains(routes.Entries, e => e is { Gsi: 9, Irqchip: KvmIrqRoutingEntry.IrqchipPicSlave, Pin: 1 });
+        Assert.Contains(routes.Entries, e => e is { Gsi: 20, Irqchip: KvmIrqRoutingEntry.IrqchipIoapic, Pin: 20 });
+        routes.SetMsi(24, 0xFEE0_1000, 0x4031);
+        routes.SetMsi(24, 0x1_FEE0_2000, 0x4032); // reprogrammed: replaces the first
+        var msi = Assert.Single(routes.Entries, e => e.Type == KvmIrqRoutingEntry.TypeMsi);
+        Assert.Equal((24u, 0xFEE0_2000u, 1u, 0x4032u), (msi.Gsi, msi.MsiAddressLow, msi.MsiAddressHigh, msi.MsiData));
+        Assert.Throws<ArgumentOutOfRangeException>(() => routes.SetMsi(5, 0xFEE0_0000, 0));
+        routes.Remove(24);
+        routes.Remove(5); // the irqchip's own routes stay
+        Assert.Equal(24 + 16, routes.Entries.Count);
     }
 
     [Fact]
