@@ -3,7 +3,7 @@ using StratoVirt.Sys;
 namespace StratoVirt.Kvm;
 
 /// <summary>A KVM virtual machine: memory slots, in-kernel interrupt controllers, vCPUs.</summary>
-public sealed unsafe class KvmVm : IDisposable
+public sealed unsafe class KvmVm : IGuestClock, IDisposable
 {
     private readonly FileDescriptor _fd;
 
@@ -121,7 +121,7 @@ public sealed unsafe class KvmVm : IDisposable
     }
 
     /// <summary>KVM_GET_CLOCK: the guest's kvmclock, in ns.</summary>
-    public ulong GetClock()
+    public ulong Get()
     {
         var data = new KvmClockData();
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetClock, &data), "KVM_GET_CLOCK");
@@ -129,7 +129,7 @@ public sealed unsafe class KvmVm : IDisposable
     }
 
     /// <summary>KVM_SET_CLOCK: sets the guest's kvmclock (used to keep it still across a pause).</summary>
-    public void SetClock(ulong nanoseconds)
+    public void Set(ulong nanoseconds)
     {
         var data = new KvmClockData { Clock = nanoseconds };
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetClock, &data), "KVM_SET_CLOCK");

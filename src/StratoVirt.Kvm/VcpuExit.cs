@@ -101,3 +101,13 @@ public interface IVcpu : IDisposable
     /// <summary>The guest's instruction pointer, for messages; 0 when it cannot be read.</summary>
     ulong InstructionPointer { get; }
 }
+
+/// <summary>The guest's clock as the hypervisor keeps it (kvmclock), read and set so that it stands still while
+/// the VM is paused.</summary>
+public interface IGuestClock
+{
+    /// <summary>The clock in nanoseconds.</summary>
+    ulong Get();
+
+    void Set(ulong nanoseconds);
+}

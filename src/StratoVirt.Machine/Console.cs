@@ -15,10 +15,31 @@ public sealed unsafe class StdinConsole
     private readonly Serial16550 _serial;
     private readonly byte[] _buffer = new byte[256];
     private int _start, _end;
+    private ulong _token;
+    private bool _ended;
 
     public StdinConsole(Serial16550 serial) => _serial = serial;
 
-    public bool HasBacklog => _start < _end;
+    /// <summary>Watches stdin on <paramref name="loop"/> until end of input; stdin that epoll cannot watch (a
+    /// regular file, /dev/null) gives no input.</summary>
+    public void Attach(EventLoop loop)
+    {
+        try
+        {
+            _token = loop.Add(0, Libc.EPOLLIN, _ =>
+            {
+                if (OnReadable()) return;
+                loop.Remove(_token); // end of input: the guest keeps running
+                _ended = true;
+            });
+        }
+        catch (SysException)
+        {
+            _ended = true;
+        }
+    }
+
+    public bool HasBacklog => !_ended && _start < _end;
 
     /// <summary>Reads what stdin has; returns false at end of input.</summary>
     public bool OnReadable()

@@ -15,7 +15,7 @@ public abstract record SerialBackend
     public sealed record File(string Path) : SerialBackend;
 }
 
-/// <summary>Everything needed to build and run a microVM.</summary>
+/// <summary>Everything needed to build and run a machine.</summary>
 public sealed record MachineConfig
 {
     public string Name { get; init; } = "StratoVirt";
@@ -33,8 +33,8 @@ public sealed record MachineConfig
     public bool StartPaused { get; init; }
     /// <summary>Confine every thread with its seccomp allow-list before the guest runs (-disable-seccomp: off).</summary>
     public bool Seccomp { get; init; } = true;
-    /// <summary>Where QMP listens: -qmp (unix:path or tcp:ip:port) and -mon's socket chardev; empty for none.</summary>
-    public IReadOnlyList<Qmp.MonitorEndpoint> Monitors { get; init; } = [];
+    /// <summary>Whether the machine keeps hotplug slots (a management client exists to use them: -qmp or -mon).</summary>
+    public bool HotplugSlots { get; init; }
     /// <summary>virtio-mmio devices, in slot order.</summary>
     public IReadOnlyList<VirtioDeviceConfig> Devices { get; init; } = [];
     /// <summary>Ids of the -object iothread event loops.</summary>

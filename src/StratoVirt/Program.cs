@@ -3,6 +3,7 @@ using StratoVirt.Cli;
 using StratoVirt.Kvm;
 using StratoVirt.Machine;
 using StratoVirt.Memory;
+using StratoVirt.Qmp;
 using StratoVirt.Sys;
 
 namespace StratoVirt;
@@ -49,13 +50,17 @@ public static class Program
         var config = options.Machine;
         // As upstream: the pid file exists from before the VM is built until the process ends.
         using var pidFile = options.PidFile is { } path ? PidFile.Create(path, Libc.GetPid()) : null;
-        // Before any thread of the VM exists, so that every thread inherits the mask (see MicroVm.Run).
+        // Before any thread of the VM exists, so that every thread inherits the mask (see VirtualMachine.Run).
         TerminationSignals.BlockInEveryThread();
-        using var vm = MicroVm.Create(config);
+        using var vm = MicroVmBuilder.Build(config);
+        using var qmp = options.Monitors.Count > 0 ? new QmpServer(options.Monitors, vm.MainLoop, vm, vm.Hotplug) : null;
+        if (qmp is not null) vm.Events += qmp.Send;
         if (Log.IsEnabled(LogLevel.Info))
             Log.Info($"VM {config.Name}: {config.Cpus.Count} vCPU(s), {config.MemorySize >> 20} MiB, kernel {config.KernelPath}");
         if (daemon) Daemon.ReportReady();
         var exit = vm.Run();
+        // The ending events are queued; a client that does not read them gets at most this long.
+        qmp?.FlushOutput(QmpFlushBound);
         if (exit.IsError)
         {
             Log.Error(exit.Reason);
@@ -70,6 +75,9 @@ public static class Program
             Log.Info($"gc: {GC.CollectionCount(0)} gen0, {GC.CollectionCount(1)} gen1, {GC.CollectionCount(2)} gen2 collections");
         return exit.Code;
     }
+
+    /// <summary>How long the last reply and events may take to reach a QMP client that does not read them.</summary>
+    private static readonly TimeSpan QmpFlushBound = TimeSpan.FromMilliseconds(500);
 
     private static void SetUpLogging(Options options)
     {

@@ -1,6 +1,6 @@
 using System.Globalization;
 using StratoVirt.Machine;
-using StratoVirt.Machine.Qmp;
+using StratoVirt.Qmp;
 using StratoVirt.Virtio.Devices;
 
 namespace StratoVirt.Cli;

@@ -1,5 +1,5 @@
 using StratoVirt.Machine;
-using StratoVirt.Machine.Qmp;
+using StratoVirt.Qmp;
 
 namespace StratoVirt.Cli;
 
@@ -8,6 +8,9 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
 {
     /// <summary>-daemonize: run in the background once the VM is set up (see Daemon).</summary>
     public bool Daemonize { get; init; }
+
+    /// <summary>Where QMP listens: -qmp (unix:path or tcp:ip:port) and -mon's socket chardev; empty for none.</summary>
+    public IReadOnlyList<MonitorEndpoint> Monitors { get; init; } = [];
 
     /// <summary>-pidfile: where the daemon writes its pid; only with -daemonize, as upstream.</summary>
     public string? PidFile { get; init; }
@@ -95,6 +98,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
 
         string kernel = One("-kernel") ?? throw new UsageException("option -kernel is required for the microvm machine");
         var devices = DeviceOptions.Parse(o);
+        var monitors = ParseMonitors(One("-qmp"), devices.Monitor);
         var config = new MachineConfig
         {
             Name = One("-name") ?? "StratoVirt",
@@ -105,7 +109,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             Cpus = One("-smp") is { } smp ? ParseSmp(smp) : CpuTopology.Single(1),
             Serial = One("-serial") is { } serial ? ParseSerial(serial) : null,
             Acpi = acpi,
-            Monitors = Monitors(One("-qmp"), devices.Monitor),
+            HotplugSlots = monitors.Count > 0,
             DumpGuestCore = dumpGuestCore,
             StartPaused = o.ContainsKey("-S") || o.ContainsKey("-freeze"),
             Seccomp = !o.ContainsKey("-disable-seccomp"),
@@ -117,6 +121,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         if (pidFile is { Length: 0 }) throw new UsageException("option -pidfile: the path is empty");
         return new Options(config, string.IsNullOrEmpty(log) ? null : log, o.ContainsKey("-D"))
         {
+            Monitors = monitors,
             Daemonize = o.ContainsKey("-daemonize"),
             PidFile = pidFile,
         };
@@ -211,7 +216,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
     }
 
     /// <summary>-qmp's endpoint and -mon's, which must differ.</summary>
-    private static List<MonitorEndpoint> Monitors(string? qmp, MonitorEndpoint? mon)
+    private static List<MonitorEndpoint> ParseMonitors(string? qmp, MonitorEndpoint? mon)
     {
         var monitors = new List<MonitorEndpoint>();
         if (qmp is not null) monitors.Add(ParseQmp(qmp));

@@ -1,6 +1,6 @@
 using StratoVirt.Cli;
 using StratoVirt.Machine;
-using StratoVirt.Machine.Qmp;
+using StratoVirt.Qmp;
 
 namespace StratoVirt.Tests.Unit;
 
@@ -119,10 +119,10 @@ public sealed class CommandLineTests
     [Fact]
     public void QmpTakesUnixAndTcpEndpoints()
     {
-        Assert.Equal([new MonitorEndpoint.Unix("/run/q.sock")], Parse([.. Base, "-qmp", "unix:/run/q.sock,server,nowait"]).Machine.Monitors);
+        Assert.Equal([new MonitorEndpoint.Unix("/run/q.sock")], Parse([.. Base, "-qmp", "unix:/run/q.sock,server,nowait"]).Monitors);
         Assert.Equal([new MonitorEndpoint.Tcp(System.Net.IPAddress.Loopback, 4444)],
-            Parse([.. Base, "-qmp", "tcp:127.0.0.1:4444,server,nowait"]).Machine.Monitors);
-        Assert.Empty(Parse(Base).Machine.Monitors);
+            Parse([.. Base, "-qmp", "tcp:127.0.0.1:4444,server,nowait"]).Monitors);
+        Assert.Empty(Parse(Base).Monitors);
         Assert.Contains("option -qmp: invalid host 'example.org'", Error([.. Base, "-qmp", "tcp:example.org:4444,server,nowait"]));
         Assert.Contains("option -qmp: invalid port '99999'", Error([.. Base, "-qmp", "tcp:127.0.0.1:99999,server,nowait"]));
     }
@@ -131,11 +131,11 @@ public sealed class CommandLineTests
     public void MonTakesASocketChardevAsUpstreamDoes()
     {
         var o = Parse([.. Base, "-chardev", "socket,id=qmp0,path=/run/mon.sock,server,nowait", "-mon", "chardev=qmp0,id=monitor,mode=control"]);
-        Assert.Equal([new MonitorEndpoint.Unix("/run/mon.sock")], o.Machine.Monitors);
+        Assert.Equal([new MonitorEndpoint.Unix("/run/mon.sock")], o.Monitors);
         o = Parse([.. Base, "-chardev", "socket,id=t,host=127.0.0.1,port=4445,server,nowait", "-mon", "chardev=t,id=m",
             "-qmp", "unix:/run/q.sock,server,nowait"]);
         Assert.Equal([new MonitorEndpoint.Unix("/run/q.sock"), new MonitorEndpoint.Tcp(System.Net.IPAddress.Loopback, 4445)],
-            o.Machine.Monitors);
+            o.Monitors);
     }
 
     [Theory]

@@ -50,7 +50,8 @@ public sealed class KataCommandLineTests
         Assert.Equal("/usr/share/kata-containers/vmlinux.container", m.KernelPath);
         Assert.Equal("/usr/share/kata-containers/kata-containers-initrd.img", m.InitrdPath);
         Assert.Equal(append, m.CommandLine);
-        Assert.Equal([new StratoVirt.Machine.Qmp.MonitorEndpoint.Unix($"{VmPath}/qmp.socket")], m.Monitors);
+        Assert.Equal([new StratoVirt.Qmp.MonitorEndpoint.Unix($"{VmPath}/qmp.socket")], o.Monitors);
+        Assert.True(m.HotplugSlots);
         Assert.False(m.DumpGuestCore);
         Assert.True(o.LogEnabled);
         Assert.Null(o.LogFile); // -D with no file logs to stderr, which Kata reads

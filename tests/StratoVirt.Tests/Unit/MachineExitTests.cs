@@ -1,8 +1,9 @@
 using StratoVirt.Machine;
+using StratoVirt.Qmp;
 
 namespace StratoVirt.Tests.Unit;
 
-/// <summary>Every way a VM ends, mapped to its exit code and to what a QMP client is told.</summary>
+/// <summary>Every way a VM ends, mapped to its exit code, its ending events and the cause a QMP client is told.</summary>
 [Trait("Level", "Unit")]
 public sealed class MachineExitTests
 {
@@ -39,8 +40,16 @@ public sealed class MachineExitTests
         Assert.Equal(code, exit.Code);
         Assert.Equal(code != 0, exit.IsError);
         Assert.Equal(guest, exit.ByGuest);
-        Assert.Equal(reason, exit.QmpReason);
-        Assert.Equal(preceding, exit.PrecedingEvent);
+        var events = exit.EndingEvents().ToList();
+        var shutdown = Assert.IsType<MachineEvent.Shutdown>(events[^1]);
+        Assert.Equal((guest, exit.Cause), (shutdown.Guest, shutdown.Cause));
+        Assert.Equal(reason, QmpServer.ShutdownCause(exit.Cause));
+        Assert.Equal(preceding, events.Count == 1 ? null : events[0] switch
+        {
+            MachineEvent.Reset r when r.Guest == guest && r.Cause == exit.Cause => "RESET",
+            MachineEvent.Powerdown => "POWERDOWN",
+            var other => other.ToString(),
+        });
     }
 
     [Fact]

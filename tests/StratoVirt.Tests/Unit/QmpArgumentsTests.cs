@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using StratoVirt.Machine.Qmp;
+using StratoVirt.Qmp;
 
 namespace StratoVirt.Tests.Unit;
 

@@ -1,5 +1,6 @@
 using System.Text;
-using StratoVirt.Machine.Qmp;
+using StratoVirt.Machine;
+using StratoVirt.Qmp;
 using StratoVirt.Sys;
 
 namespace StratoVirt.Tests.Unit;
@@ -8,7 +9,7 @@ namespace StratoVirt.Tests.Unit;
 [Trait("Level", "Unit")]
 public sealed class QmpHotplugTests
 {
-    private sealed class FakeMachine : IQmpCommands, IQmpHotplug
+    private sealed class FakeMachine : IMachineControl, IHotplug
     {
         public readonly List<object> Calls = [];
         public string? Refusal;
@@ -41,7 +42,7 @@ public sealed class QmpHotplugTests
     private readonly QmpFdStore _fds = new();
     private readonly QmpDispatcher _dispatcher;
 
-    public QmpHotplugTests() => _dispatcher = new QmpDispatcher(_machine, _fds);
+    public QmpHotplugTests() => _dispatcher = new QmpDispatcher(_machine, _machine, _fds);
 
     private string Send(string json)
     {

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
-using StratoVirt.Machine.Qmp;
+using StratoVirt.Qmp;
 using StratoVirt.Sys;
 
 namespace StratoVirt.Tests.Unit;

@@ -3,7 +3,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using StratoVirt.Machine.Qmp;
+using StratoVirt.Machine;
+using StratoVirt.Qmp;
 using StratoVirt.Sys;
 
 namespace StratoVirt.Tests.Unit;
@@ -36,7 +37,7 @@ public sealed partial class QmpServerTests : IDisposable
         _dir.Dispose();
     }
 
-    private sealed class FakeMachine : IQmpCommands
+    private sealed class FakeMachine : IMachineControl
     {
         public int QuitCalls, ResetCalls, PowerdownCalls;
         public ulong? Actual = 1UL << 30;
@@ -140,7 +141,7 @@ public sealed partial class QmpServerTests : IDisposable
     }
 
     private QmpServer Start(int rateLimit = QmpServer.DefaultRateLimit, TimeProvider? clock = null) =>
-        _server = new QmpServer([new MonitorEndpoint.Unix(_path)], _loop, _machine, rateLimit, clock);
+        _server = new QmpServer([new MonitorEndpoint.Unix(_path)], _loop, _machine, rateLimit: rateLimit, clock: clock);
 
     private Client Connect(bool negotiate = true)
     {
@@ -301,9 +302,9 @@ public sealed partial class QmpServerTests : IDisposable
     public void EventsReachTheClientOnlyAfterNegotiation()
     {
         using var c = Connect(negotiate: false);
-        _server!.SendBalloonChanged(1); // not negotiated yet: dropped
+        _server!.Send(new MachineEvent.BalloonChanged(1)); // not negotiated yet: dropped
         Assert.Equal(Empty, c.Execute(Caps));
-        var sender = new Thread(() => _server.SendBalloonChanged(268435456));
+        var sender = new Thread(() => _server.Send(new MachineEvent.BalloonChanged(268435456)));
         sender.Start();
         sender.Join();
         using var doc = JsonDocument.Parse(c.ReadLine()!);
@@ -318,6 +319,29 @@ public sealed partial class QmpServerTests : IDisposable
         Assert.StartsWith("""{"event":"STOP","timestamp":{"seconds":""", c.ReadLine());
     }
 
+    /// <summary>Each typed machine event becomes its QMP event with QEMU's names and data.</summary>
+    [Fact]
+    public void MachineEventsBecomeTheirQmpEvents()
+    {
+        using var c = Connect();
+        _server!.Send(new MachineEvent.Reset(true, ExitCause.GuestReset));
+        _server.Send(new MachineEvent.Powerdown());
+        _server.Send(new MachineEvent.Stopped());
+        _server.Send(new MachineEvent.Resumed());
+        _server.Send(new MachineEvent.DeviceDeleted("blk1"));
+        _server.Send(new MachineEvent.Shutdown(false, ExitCause.QmpSystemPowerdown));
+        string[] expected =
+        [
+            """{"event":"RESET","data":{"guest":true,"reason":"guest-reset"},""",
+            """{"event":"POWERDOWN","timestamp":""",
+            """{"event":"STOP","timestamp":""",
+            """{"event":"RESUME","timestamp":""",
+            """{"event":"DEVICE_DELETED","data":{"device":"blk1","path":"blk1"},""",
+            """{"event":"SHUTDOWN","data":{"guest":false,"reason":"host-qmp-quit"},""",
+        ];
+        foreach (string prefix in expected) Assert.StartsWith(prefix, c.ReadLine());
+    }
+
     [Fact]
     public void QuitSystemResetAndSystemPowerdownReplyThenAskTheMachine()
     {
@@ -328,7 +352,7 @@ public sealed partial class QmpServerTests : IDisposable
         Assert.True(WaitFor(() => Volatile.Read(ref _machine.ResetCalls) == 1));
         Assert.Equal("""{"return":{},"id":11}""", c.Execute("""{"execute":"system_powerdown","id":11}"""));
         Assert.True(WaitFor(() => Volatile.Read(ref _machine.PowerdownCalls) == 1));
-        // The machine sends SHUTDOWN as it ends (MicroVm.ReportExit), not the server: nothing more arrives here.
+        // The machine raises SHUTDOWN as it ends (VirtualMachine.Run), not the server: nothing more arrives here.
         Assert.True(c.IsQuietFor(200));
         string events = c.Execute("""{"execute":"query-events"}""");
         Assert.Contains("\"name\":\"RESET\"", events);

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using StratoVirt.Machine;
-using StratoVirt.Machine.Qmp;
+using StratoVirt.Qmp;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
 using StratoVirt.Virtio.Devices;

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace StratoVirt.Machine.Qmp;
+namespace StratoVirt.Qmp;
 
 /// <summary>The QEMU version QMP clients are shown (Kata's govmm wants major 5 or later).</summary>
 public sealed record QemuVersion(int Micro, int Minor, int Major);

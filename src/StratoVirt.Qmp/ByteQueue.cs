@@ -1,4 +1,4 @@
-namespace StratoVirt.Machine.Qmp;
+namespace StratoVirt.Qmp;
 
 /// <summary>A growable FIFO of bytes: appended at the back, consumed from the front.</summary>
 internal sealed class ByteQueue

@@ -3,9 +3,10 @@ using System.Text.Unicode;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using StratoVirt.Machine;
 using StratoVirt.Sys;
 
-namespace StratoVirt.Machine.Qmp;
+namespace StratoVirt.Qmp;
 
 /// <summary>Per-connection protocol state.</summary>
 internal sealed class QmpSession(LeakBucket bucket, bool canPassFds)
@@ -61,13 +62,16 @@ internal sealed partial class QmpDispatcher
     /// absent) and the session; build it with <see cref="NoArgs"/> or <see cref="Args{T}"/> so that arguments
     /// are checked the same strict way everywhere.</summary>
     private readonly Dictionary<string, Func<JsonElement, QmpSession, QmpReply>> _commands;
-    private readonly IQmpCommands _machine;
+    private readonly IMachineControl _machine;
+    private readonly IHotplug? _hotplug;
     private readonly QmpFdStore _fds;
 
+    /// <param name="hotplug">The machine's hotplug; null: the hotplug commands are not offered.</param>
     /// <param name="fds">Where getfd stores fds (the dispatcher does not own it).</param>
-    public QmpDispatcher(IQmpCommands machine, QmpFdStore fds)
+    public QmpDispatcher(IMachineControl machine, IHotplug? hotplug, QmpFdStore fds)
     {
         _machine = machine;
+        _hotplug = hotplug;
         _fds = fds;
         _commands = new()
         {

@@ -1,4 +1,4 @@
-namespace StratoVirt.Machine.Qmp;
+namespace StratoVirt.Qmp;
 
 /// <summary>
 /// Upstream's QMP flow control: a leaky bucket that each request fills by one unit and that drains at

@@ -9,11 +9,18 @@ namespace StratoVirt.Machine;
 /// thread exists, and applies its own list last. The vCPUs wait, parked, until then: the guest never runs next
 /// to an unconfined thread.
 /// </summary>
-public sealed partial class MicroVm
+public sealed partial class VirtualMachine
 {
     private readonly CountdownEvent _threadsConfined;
     private string? _confineError;
     private bool _irqfdAndIoeventfd = true;
+
+    /// <summary>Whether KVM signals the devices' queues and interrupts through eventfds (set by the builder): without
+    /// them a vCPU serves device queues itself and needs more calls in its list.</summary>
+    internal bool IrqfdAndIoeventfd
+    {
+        set => _irqfdAndIoeventfd = value;
+    }
 
     /// <summary>How long the main thread waits for the other threads to confine themselves.</summary>
     private static readonly TimeSpan ConfineTimeout = TimeSpan.FromSeconds(10);

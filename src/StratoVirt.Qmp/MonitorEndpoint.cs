@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 
-namespace StratoVirt.Machine.Qmp;
+namespace StratoVirt.Qmp;
 
 /// <summary>Where a QMP monitor listens: a unix socket path or a TCP address (from -qmp, or -mon with a socket
 /// -chardev).</summary>

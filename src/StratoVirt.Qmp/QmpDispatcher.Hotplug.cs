@@ -1,18 +1,19 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using StratoVirt.Machine;
 using StratoVirt.Sys;
 using StratoVirt.Virtio.Devices;
 
-namespace StratoVirt.Machine.Qmp;
+namespace StratoVirt.Qmp;
 
 /// <summary>blockdev-add/del, netdev_add/del and device_add/del: arguments checked here, the rest done by the
-/// machine's <see cref="IQmpHotplug"/>.</summary>
+/// machine's <see cref="IHotplug"/>.</summary>
 internal sealed partial class QmpDispatcher
 {
     partial void AddHotplugCommands()
     {
-        if (_machine is not IQmpHotplug hotplug) return;
+        if (_hotplug is not { } hotplug) return;
         var json = QmpHotplugJsonContext.Default;
         _commands["blockdev-add"] = Args(json.BlockdevAddArguments, (a, _) => Run(() => hotplug.BlockdevAdd(Blockdev(a))));
         _commands["blockdev-del"] = Args(json.NodeNameArguments, (a, _) => Run(() => hotplug.BlockdevDel(a.NodeName)));

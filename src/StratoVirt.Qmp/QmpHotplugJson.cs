@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace StratoVirt.Machine.Qmp;
+namespace StratoVirt.Qmp;
 
 // Arguments of the hotplug commands with upstream's names. Unknown members are refused; members upstream keeps
 // only for QEMU compatibility are typed JsonElement so that any value is accepted, and ignored.

@@ -1,4 +1,3 @@
-using StratoVirt.Machine.Qmp;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
 using StratoVirt.Virtio.Devices;
@@ -13,7 +12,7 @@ namespace StratoVirt.Machine;
 /// a disk's capacity or a link's state change.
 /// </summary>
 /// <remarks>Used only from the QMP server's loop; the devices guard the swap against their own queue processing.</remarks>
-public sealed class ReplaceableSlots : IQmpHotplug, IDisposable
+public sealed class ReplaceableSlots : IHotplug, IDisposable
 {
     public const int BlockSlots = 4, NetSlots = 2;
 

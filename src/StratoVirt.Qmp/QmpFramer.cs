@@ -1,4 +1,4 @@
-namespace StratoVirt.Machine.Qmp;
+namespace StratoVirt.Qmp;
 
 /// <summary>
 /// Cuts a QMP input stream into top-level JSON texts, however they arrive: split across reads, several per read.

@@ -1,7 +1,7 @@
 namespace StratoVirt.Machine;
 
-/// <summary>What ended the VM. Each cause maps to one QEMU ShutdownCause and one set of QMP events
-/// (<see cref="MachineExit"/>).</summary>
+/// <summary>What ended the VM. Each cause has one set of ending events (<see cref="MachineExit.EndingEvents"/>),
+/// which QMP reports with one of QEMU's ShutdownCause names.</summary>
 public enum ExitCause
 {
     /// <summary>The guest powered off: ACPI S5, or a KVM shutdown system event.</summary>
@@ -21,7 +21,7 @@ public enum ExitCause
     HostError,
 }
 
-/// <summary>Why the VM stopped: the process exit code, a line for the log, and what QMP clients are told.</summary>
+/// <summary>Why the VM stopped: the process exit code, a line for the log, and what management clients are told.</summary>
 public sealed record MachineExit(int Code, string Reason, ExitCause Cause)
 {
     public bool IsError => Code != 0;
@@ -29,26 +29,21 @@ public sealed record MachineExit(int Code, string Reason, ExitCause Cause)
     /// <summary>The SHUTDOWN event's "guest": true when the guest itself asked for (or caused) the ending.</summary>
     public bool ByGuest => Cause is ExitCause.GuestPowerOff or ExitCause.GuestReset or ExitCause.GuestPanic;
 
-    /// <summary>The SHUTDOWN (and RESET) event's "reason", one of QEMU's ShutdownCause names that clients parse.
-    /// system_powerdown has no cause of its own there: it ends the VM from the host, as quit does.</summary>
-    public string QmpReason => Cause switch
+    /// <summary>What management clients are told as the VM ends: a reset or a power-button press first where that
+    /// is how it ended, then the shutdown.</summary>
+    public IEnumerable<MachineEvent> EndingEvents()
     {
-        ExitCause.GuestPowerOff => "guest-shutdown",
-        ExitCause.GuestReset => "guest-reset",
-        ExitCause.GuestPanic => "guest-panic",
-        ExitCause.QmpQuit or ExitCause.QmpSystemPowerdown => "host-qmp-quit",
-        ExitCause.QmpSystemReset => "host-qmp-system-reset",
-        ExitCause.Signal => "host-signal",
-        _ => "host-error",
-    };
-
-    /// <summary>The event sent just before SHUTDOWN: RESET for resets, POWERDOWN for system_powerdown, else null.</summary>
-    public string? PrecedingEvent => Cause switch
-    {
-        ExitCause.GuestReset or ExitCause.QmpSystemReset => "RESET",
-        ExitCause.QmpSystemPowerdown => "POWERDOWN",
-        _ => null,
-    };
+        switch (Cause)
+        {
+            case ExitCause.GuestReset or ExitCause.QmpSystemReset:
+                yield return new MachineEvent.Reset(ByGuest, Cause);
+                break;
+            case ExitCause.QmpSystemPowerdown:
+                yield return new MachineEvent.Powerdown();
+                break;
+        }
+        yield return new MachineEvent.Shutdown(ByGuest, Cause);
+    }
 
     public static MachineExit GuestPowerOff(string reason) => new(0, reason, ExitCause.GuestPowerOff);
     public static MachineExit GuestReset(string reason) => new(0, reason, ExitCause.GuestReset);

@@ -1,4 +1,4 @@
-namespace StratoVirt.Machine.Qmp;
+namespace StratoVirt.Qmp;
 
 /// <summary>
 /// The fixed parts of upstream's QMP command surface, as data: the answers to libvirt's probes (the same for every

@@ -1,6 +1,6 @@
 using StratoVirt.Sys;
 
-namespace StratoVirt.Machine.Qmp;
+namespace StratoVirt.Qmp;
 
 /// <summary>
 /// The file descriptors QMP clients passed with <c>getfd</c>, by name. The store owns them: a re-used name

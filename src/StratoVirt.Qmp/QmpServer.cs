@@ -1,7 +1,8 @@
 using System.Text.Json.Serialization.Metadata;
+using StratoVirt.Machine;
 using StratoVirt.Sys;
 
-namespace StratoVirt.Machine.Qmp;
+namespace StratoVirt.Qmp;
 
 /// <summary>
 /// A QMP server on one or more listeners (unix sockets and TCP addresses), served from an <see cref="EventLoop"/>
@@ -68,14 +69,15 @@ public sealed class QmpServer : IDisposable
     /// <param name="clock">The rate limit's clock (tests step it by hand).</param>
     /// <exception cref="SysException">A path is too long, is another kind of file or has a live listener; a TCP
     /// port is in use or the address is not this host's. Nothing stays bound.</exception>
-    public QmpServer(IReadOnlyList<MonitorEndpoint> endpoints, EventLoop loop, IQmpCommands commands,
-        int rateLimit = DefaultRateLimit, TimeProvider? clock = null)
+    /// <param name="hotplug">The machine's hotplug; null: no hotplug commands.</param>
+    public QmpServer(IReadOnlyList<MonitorEndpoint> endpoints, EventLoop loop, IMachineControl commands,
+        IHotplug? hotplug = null, int rateLimit = DefaultRateLimit, TimeProvider? clock = null)
     {
         if (endpoints.Count == 0) throw new ArgumentException("a QMP server needs at least one endpoint", nameof(endpoints));
         _loop = loop;
         _rateLimit = rateLimit;
         _clock = clock ?? TimeProvider.System;
-        _dispatcher = new QmpDispatcher(commands, Fds);
+        _dispatcher = new QmpDispatcher(commands, hotplug, Fds);
         var listeners = new List<Listener>();
         try
         {
@@ -138,12 +140,52 @@ public sealed class QmpServer : IDisposable
     /// <summary>An event without data.</summary>
     public void SendEvent(string name) => SendEvent<QmpEmpty>(name, null, QmpJsonContext.Default.QmpEmpty);
 
-    /// <summary>BALLOON_CHANGED with the guest's memory size as the balloon now leaves it.</summary>
-    public void SendBalloonChanged(ulong actualBytes) =>
-        SendEvent("BALLOON_CHANGED", new BalloonInfo(actualBytes), QmpJsonContext.Default.BalloonInfo);
+    /// <summary>Turns what happened to the machine into its QMP event (subscribe it to
+    /// <c>VirtualMachine.Events</c>). Any thread.</summary>
+    public void Send(MachineEvent e)
+    {
+        switch (e)
+        {
+            case MachineEvent.Shutdown s:
+                SendEvent("SHUTDOWN", new ShutdownEventData(s.Guest, ShutdownCause(s.Cause)), QmpJsonContext.Default.ShutdownEventData);
+                break;
+            case MachineEvent.Reset r:
+                SendEvent("RESET", new ShutdownEventData(r.Guest, ShutdownCause(r.Cause)), QmpJsonContext.Default.ShutdownEventData);
+                break;
+            case MachineEvent.Powerdown:
+                SendEvent("POWERDOWN");
+                break;
+            case MachineEvent.Stopped:
+                SendEvent("STOP");
+                break;
+            case MachineEvent.Resumed:
+                SendEvent("RESUME");
+                break;
+            case MachineEvent.DeviceDeleted d:
+                // upstream's path is the id; QEMU's would be /machine/peripheral/<id>
+                SendEvent("DEVICE_DELETED", new DeviceDeletedEventData(d.Id, d.Id), QmpHotplugJsonContext.Default.DeviceDeletedEventData);
+                break;
+            case MachineEvent.BalloonChanged b:
+                SendEvent("BALLOON_CHANGED", new BalloonInfo(b.ActualBytes), QmpJsonContext.Default.BalloonInfo);
+                break;
+        }
+    }
 
-    /// <summary>Waits up to <paramref name="bound"/> until the client has taken every queued reply and event (the
-    /// machine calls this as it ends, so the last ones are not lost when the process exits). Any thread.</summary>
+    /// <summary>QEMU's ShutdownCause name for how the VM ended, which clients parse. system_powerdown has no cause
+    /// of its own there: it ends the VM from the host, as quit does.</summary>
+    public static string ShutdownCause(ExitCause cause) => cause switch
+    {
+        ExitCause.GuestPowerOff => "guest-shutdown",
+        ExitCause.GuestReset => "guest-reset",
+        ExitCause.GuestPanic => "guest-panic",
+        ExitCause.QmpQuit or ExitCause.QmpSystemPowerdown => "host-qmp-quit",
+        ExitCause.QmpSystemReset => "host-qmp-system-reset",
+        ExitCause.Signal => "host-signal",
+        _ => "host-error",
+    };
+
+    /// <summary>Waits up to <paramref name="bound"/> until the client has taken every queued reply and event (called
+    /// as the VM ends, so the last ones are not lost when the process exits). Any thread.</summary>
     public void FlushOutput(TimeSpan bound)
     {
         long deadline = Environment.TickCount64 + (long)bound.TotalMilliseconds;

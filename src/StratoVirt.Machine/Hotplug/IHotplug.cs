@@ -1,13 +1,13 @@
 using StratoVirt.Sys;
 
-namespace StratoVirt.Machine.Qmp;
+namespace StratoVirt.Machine;
 
 /// <summary>
-/// What the hotplug commands need from the machine: backends stored by name (blockdev-add, netdev_add) and the
-/// microVM's replaceable virtio-mmio slots they are plugged into (device_add) and out of (device_del). Called on
-/// the QMP server's loop; each method throws <see cref="HotplugException"/> with a one-line reason when it refuses.
+/// Hotplug as a machine type offers it: backends stored by name (blockdev-add, netdev_add) and the slots they are
+/// plugged into (device_add) and out of (device_del) — the microVM's replaceable virtio-mmio slots today. Called on
+/// the main loop; each method throws <see cref="HotplugException"/> with a one-line reason when it refuses.
 /// </summary>
-public interface IQmpHotplug
+public interface IHotplug
 {
     /// <summary>Opens and locks the image now and stores it under <see cref="BlockdevSpec.NodeName"/>.</summary>
     void BlockdevAdd(BlockdevSpec spec);
@@ -24,7 +24,7 @@ public interface IQmpHotplug
     /// <summary>Plugs a stored backend into a replaceable slot of its kind.</summary>
     void DeviceAdd(DeviceAddSpec spec);
 
-    /// <summary>Empties the device's slot, closes its backend, and sends DEVICE_DELETED before returning.</summary>
+    /// <summary>Empties the device's slot, closes its backend, and raises DeviceDeleted before returning.</summary>
     void DeviceDel(string id);
 }
 

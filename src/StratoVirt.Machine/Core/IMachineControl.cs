@@ -1,0 +1,34 @@
+namespace StratoVirt.Machine;
+
+/// <summary>What a management client (QMP) can ask of a running machine. Called on the main loop's thread.</summary>
+public interface IMachineControl
+{
+    /// <summary>Ends the VM (the <c>quit</c> command).</summary>
+    void Quit();
+
+    /// <summary>Resets the VM (<c>system_reset</c>); a microVM ends on reset.</summary>
+    void SystemReset();
+
+    /// <summary>Presses the power button (<c>system_powerdown</c>); a microVM has none, so it ends.</summary>
+    void SystemPowerdown();
+
+    /// <summary>The guest's memory size as the balloon leaves it (RAM minus the balloon), in bytes; null when
+    /// the machine has no balloon device.</summary>
+    ulong? BalloonActual { get; }
+
+    /// <summary>Asks the guest to bring its memory to <paramref name="targetBytes"/>. False with a message when there
+    /// is no balloon or the value cannot be applied.</summary>
+    bool TrySetBalloon(ulong targetBytes, out string? error);
+
+    /// <summary>The vCPUs: index and host thread id (Kata reads the ids to pin vCPU threads).</summary>
+    IReadOnlyList<(int Index, int ThreadId)> CpuThreads { get; }
+
+    /// <summary>False while the vCPUs are paused (stop, or -S until cont).</summary>
+    bool Running { get; }
+
+    /// <summary>Pauses every vCPU (and the guest clock); no-op when already paused.</summary>
+    void Stop();
+
+    /// <summary>Resumes; no-op when running.</summary>
+    void Cont();
+}

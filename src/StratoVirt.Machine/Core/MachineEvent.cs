@@ -1,0 +1,30 @@
+namespace StratoVirt.Machine;
+
+/// <summary>
+/// Something that happened to the machine that its management clients are told about. The machine raises these;
+/// QMP turns them into its JSON events. Raised on any thread.
+/// </summary>
+public abstract record MachineEvent
+{
+    /// <summary>The VM ends. <paramref name="Guest"/>: the guest itself asked for (or caused) it; <paramref name="Cause"/>
+    /// says why.</summary>
+    public sealed record Shutdown(bool Guest, ExitCause Cause) : MachineEvent;
+
+    /// <summary>The VM was reset (just before it ends, on a microVM).</summary>
+    public sealed record Reset(bool Guest, ExitCause Cause) : MachineEvent;
+
+    /// <summary>The power button was pressed (system_powerdown).</summary>
+    public sealed record Powerdown : MachineEvent;
+
+    /// <summary>The vCPUs were paused.</summary>
+    public sealed record Stopped : MachineEvent;
+
+    /// <summary>The vCPUs run again.</summary>
+    public sealed record Resumed : MachineEvent;
+
+    /// <summary>A device was unplugged and is gone from the guest.</summary>
+    public sealed record DeviceDeleted(string Id) : MachineEvent;
+
+    /// <summary>The guest's memory as the balloon leaves it changed.</summary>
+    public sealed record BalloonChanged(ulong ActualBytes) : MachineEvent;
+}

@@ -1,0 +1,256 @@
+using StratoVirt.Kvm;
+using StratoVirt.Memory;
+using StratoVirt.Sys;
+using StratoVirt.Sys.Seccomp;
+using StratoVirt.Virtio;
+using StratoVirt.Virtio.Devices;
+
+namespace StratoVirt.Machine;
+
+/// <summary>
+/// The machine core every machine type shares: the vCPU threads and their exit loop, pause and resume, how the VM
+/// ends (exit codes and ending events), the main event loop and the iothreads, seccomp confinement, the controls a
+/// management client uses, and the plumbing for hotplug and the balloon. A machine type's builder (the microVM's:
+/// <see cref="MicroVmBuilder"/>) adds only what is its own — memory map, buses and their devices, boot, firmware
+/// tables — and hands over what it made through the internal members here.
+/// </summary>
+public sealed partial class VirtualMachine : IMachineControl, IDisposable
+{
+    private readonly MachineConfig _config;
+    private readonly List<IDisposable> _owned = [];
+    private readonly EventFd _exitEvent = new();
+    private readonly EventLoop _mainLoop = new("main");
+    private readonly Dictionary<string, EventLoop> _ioThreads = new(StringComparer.Ordinal);
+    private readonly List<Vcpu> _vcpus = [];
+    private readonly List<Func<IDisposable?>> _runScopes = [];
+    private MachineExit? _exit;
+    private IGuestClock? _clock;
+    private VirtioBalloon? _balloon;
+
+    /// <summary>A machine with its loops and nothing else; a builder adds the rest.</summary>
+    internal VirtualMachine(MachineConfig config)
+    {
+        _config = config;
+        _threadsConfined = new CountdownEvent(config.Cpus.Count + config.IoThreads.Count);
+        foreach (string id in config.IoThreads) _ioThreads.Add(id, new EventLoop($"iothread {id}"));
+    }
+
+    public MachineConfig Config => _config;
+
+    /// <summary>The port-I/O address space (the builder registers its devices).</summary>
+    public IoBus Pio { get; } = new("port I/O");
+
+    /// <summary>The MMIO address space outside guest RAM.</summary>
+    public IoBus Mmio { get; } = new("MMIO");
+
+    public GuestMemory Memory { get; internal set; } = null!;
+
+    public IReadOnlyList<Vcpu> Vcpus => _vcpus;
+
+    /// <summary>The loop on the main thread: QMP, chardevs, and the devices without an iothread.</summary>
+    public EventLoop MainLoop => _mainLoop;
+
+    /// <summary>The machine type's hotplug, or null when it has none (a microVM without a monitor).</summary>
+    public IHotplug? Hotplug { get; internal set; }
+
+    /// <summary>What happened to the machine, for its management clients (QMP). Raised on any thread.</summary>
+    public event Action<MachineEvent>? Events;
+
+    internal void Raise(MachineEvent e) => Events?.Invoke(e);
+
+    /// <summary>The loop that runs a device: the iothread it names, or the main loop.</summary>
+    internal EventLoop LoopFor(string? ioThread, string deviceId) =>
+        ioThread is null ? _mainLoop
+            : _ioThreads.GetValueOrDefault(ioThread) ?? throw new MachineConfigException(
+                $"device '{deviceId}': iothread '{ioThread}' is not defined (add -object iothread,id={ioThread})");
+
+    /// <summary>Disposes <paramref name="resource"/> with the machine, after the vCPUs and iothreads have stopped and
+    /// before anything registered earlier (so memory outlives the devices that use it).</summary>
+    internal T Own<T>(T resource) where T : IDisposable
+    {
+        _owned.Add(resource);
+        return resource;
+    }
+
+    /// <summary>Something to hold while the VM runs (a raw terminal): entered at <see cref="Run"/>, released after.</summary>
+    internal void AddRunScope(Func<IDisposable?> enter) => _runScopes.Add(enter);
+
+    /// <summary>The hypervisor's guest clock, which stands still while the VM is paused.</summary>
+    internal void SetClock(IGuestClock clock) => _clock = clock;
+
+    /// <summary>Adds a vCPU thread for <paramref name="vcpu"/>; it starts with <see cref="Run"/>.</summary>
+    internal Vcpu AddVcpu(IVcpu vcpu, bool signalKicks = true)
+    {
+        var thread = new Vcpu(vcpu, Pio, Mmio, RequestExit, () => PrepareThread(ThreadKind.Vcpu, $"CPU {vcpu.Id}/KVM"), signalKicks);
+        _vcpus.Add(thread);
+        return thread;
+    }
+
+    /// <summary>The balloon the QMP balloon commands drive; its changes are raised as events.</summary>
+    internal void SetBalloon(VirtioBalloon balloon)
+    {
+        _balloon = balloon;
+        balloon.ActualChanged += actual => Raise(new MachineEvent.BalloonChanged(actual));
+    }
+
+    /// <summary>Starts the iothreads; each confines itself first. Call once the devices that use them are attached.</summary>
+    internal void StartIoThreads()
+    {
+        foreach (var (id, loop) in _ioThreads) loop.StartThread(() => PrepareThread(ThreadKind.IoThread, $"iothread {id}"));
+    }
+
+    /// <summary>A failure of the VM itself (KVM refused an interrupt): the VM ends with a host error.</summary>
+    internal void VmFailed(string reason) => RequestExit(MachineExit.HostError(reason));
+
+    /// <summary>Ends the VM; the first reason given wins. Safe from any thread.</summary>
+    public void RequestExit(MachineExit exit)
+    {
+        if (Interlocked.CompareExchange(ref _exit, exit, null) is null) _exitEvent.Signal();
+    }
+
+    void IMachineControl.Quit() => RequestExit(MachineExit.QmpQuit);
+
+    void IMachineControl.SystemReset() => RequestExit(MachineExit.QmpSystemReset);
+
+    void IMachineControl.SystemPowerdown() => RequestExit(MachineExit.QmpSystemPowerdown);
+
+    private volatile bool _paused;
+    private ulong? _pausedClock;
+
+    bool IMachineControl.Running => !_paused;
+
+    void IMachineControl.Stop()
+    {
+        if (_paused) return;
+        foreach (var vcpu in _vcpus)
+            if (!vcpu.Pause(TimeSpan.FromSeconds(2))) Log.Warn($"vCPU {vcpu.Id} did not pause within 2 s");
+        _pausedClock = TryGetClock();
+        _paused = true;
+        Raise(new MachineEvent.Stopped());
+    }
+
+    void IMachineControl.Cont()
+    {
+        if (!_paused) return;
+        // The guest clock stands still while paused, as it would on hardware that was stopped.
+        if (_pausedClock is { } clock)
+        {
+            try { _clock!.Set(clock); }
+            catch (SysException e) { Log.Warn($"{e.Message}; the guest clock jumps over the pause"); }
+        }
+        _paused = false;
+        foreach (var vcpu in _vcpus) vcpu.Resume();
+        Raise(new MachineEvent.Resumed());
+    }
+
+    private ulong? TryGetClock()
+    {
+        if (_clock is null) return null;
+        try { return _clock.Get(); }
+        catch (SysException e)
+        {
+            Log.Debug($"{e.Message}; the guest clock will jump over the pause");
+            return null;
+        }
+    }
+
+    ulong? IMachineControl.BalloonActual => _balloon?.ActualBytes;
+
+    IReadOnlyList<(int Index, int ThreadId)> IMachineControl.CpuThreads => [.. _vcpus.Select(v => (v.Id, v.ThreadId))];
+
+    bool IMachineControl.TrySetBalloon(ulong targetBytes, out string? error)
+    {
+        if (_balloon is null)
+        {
+            error = "No balloon device has been activated";
+            return false;
+        }
+        _balloon.SetTarget(targetBytes);
+        error = null;
+        return true;
+    }
+
+    /// <summary>Runs the guest until it powers off, resets, or fails; returns why it stopped, after raising the
+    /// ending events.</summary>
+    public MachineExit Run()
+    {
+        var scopes = new List<IDisposable>();
+        try
+        {
+            foreach (var enter in _runScopes)
+                if (enter() is { } scope) scopes.Add(scope);
+            if (_config.Seccomp) Seccomp.ReportBlockedCalls(Log.Fd);
+            if (_vcpus.Count > 0) VcpuKick.Install();
+            RunVcpus();
+        }
+        finally
+        {
+            for (int i = scopes.Count - 1; i >= 0; i--) scopes[i].Dispose();
+        }
+        var exit = _exit!;
+        foreach (var e in exit.EndingEvents()) Raise(e);
+        return exit;
+    }
+
+    private void RunVcpus()
+    {
+        // SIGTERM, SIGINT and SIGHUP end the VM through the same path as a guest power-off, so the terminal is restored.
+        using var signals = new TerminationSignals();
+        ulong signalToken = _mainLoop.Add(signals.Fd, Libc.EPOLLIN, _ =>
+        {
+            while (signals.TryTake(out int signal)) RequestExit(MachineExit.Signal(TerminationSignals.Name(signal)));
+        });
+        // The vCPU threads start parked; they run the guest once every thread is confined.
+        foreach (var vcpu in _vcpus) vcpu.RequestPause();
+        foreach (var vcpu in _vcpus) vcpu.Start();
+        try
+        {
+            ConfineProcess();
+            if (_config.StartPaused)
+            {
+                _pausedClock = TryGetClock();
+                _paused = true;
+            }
+            else
+            {
+                foreach (var vcpu in _vcpus) vcpu.Resume();
+            }
+            RunEventLoop();
+        }
+        finally
+        {
+            _mainLoop.Remove(signalToken);
+            foreach (var vcpu in _vcpus) vcpu.Stop(TimeSpan.FromSeconds(2));
+        }
+    }
+
+    private StdinConsole? _console;
+
+    /// <summary>The serial console fed from stdin, when the builder gave the UART stdio.</summary>
+    internal void SetConsole(StdinConsole console) => _console = console;
+
+    /// <summary>The main thread's loop: exit requests, console input, QMP, and the queues of devices without an
+    /// iothread.</summary>
+    private void RunEventLoop()
+    {
+        ulong exitToken = _mainLoop.Add(_exitEvent.Fd, Libc.EPOLLIN, _ => { }); // wakes the loop; _exit says why
+        _console?.Attach(_mainLoop);
+        while (Volatile.Read(ref _exit) is null)
+        {
+            // While the UART's FIFO is full, poll briefly instead of reading more input.
+            _mainLoop.RunOnce(_console is { HasBacklog: true } ? 5 : -1);
+            _console?.Flush();
+        }
+        _mainLoop.Remove(exitToken);
+    }
+
+    public void Dispose()
+    {
+        foreach (var vcpu in _vcpus) vcpu.Dispose();
+        foreach (var loop in _ioThreads.Values) loop.Dispose(); // stops the threads before their devices go
+        for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
+        _mainLoop.Dispose();
+        _exitEvent.Dispose();
+        _threadsConfined.Dispose();
+    }
+}

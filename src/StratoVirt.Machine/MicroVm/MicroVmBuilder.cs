@@ -1,0 +1,244 @@
+using StratoVirt.Boot;
+using StratoVirt.Boot.Acpi;
+using StratoVirt.Devices.Chardev;
+using StratoVirt.Devices.Legacy;
+using StratoVirt.Kvm;
+using StratoVirt.Memory;
+using StratoVirt.Sys;
+using StratoVirt.Virtio;
+using StratoVirt.Virtio.Devices;
+
+namespace StratoVirt.Machine;
+
+/// <summary>
+/// Builds the x86_64 microVM on the machine core: guest RAM in the microVM's map, the in-kernel irqchip and PIT,
+/// the legacy devices (16550, i8042, CMOS RTC, ACPI power ports, boot timer), virtio-mmio slots (with the
+/// replaceable hotplug slots when a monitor exists), ACPI and MP tables, a directly booted kernel and the vCPUs'
+/// starting state.
+/// </summary>
+public sealed class MicroVmBuilder
+{
+    private const uint SerialIrq = 4;
+    private const ulong SerialPort = 0x3F8;
+
+    private readonly MachineConfig _config;
+    private readonly VirtualMachine _vm;
+    private readonly VirtioDeviceSet _devices = new();
+    private KvmSystem _kvm = null!;
+    private KvmVm _kvmVm = null!;
+
+    private MicroVmBuilder(MachineConfig config)
+    {
+        _config = config;
+        _vm = new VirtualMachine(config);
+    }
+
+    /// <summary>Builds the whole machine; nothing runs until <see cref="VirtualMachine.Run"/>. On failure nothing
+    /// is left open.</summary>
+    public static VirtualMachine Build(MachineConfig config)
+    {
+        var kernel = KernelImage.Open(config.KernelPath);
+        var builder = new MicroVmBuilder(config);
+        try
+        {
+            builder.Build(kernel);
+            return builder._vm;
+        }
+        catch
+        {
+            builder._vm.Dispose();
+            throw;
+        }
+    }
+
+    private void Build(KernelImage kernel)
+    {
+        // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo.
+        var memory = _vm.Own(new GuestMemory(Layout.RamRegions(_config.MemorySize), _config.DumpGuestCore));
+        _vm.Memory = memory;
+        _vm.Own(_devices);
+        CreateVirtioDevices();
+        var spec = new BootSpec(kernel, _config.InitrdPath, KernelCommandLine(), WriteFirmwareTables(memory));
+        var entry = BootLoader.Load(memory, spec);
+
+        _kvm = _vm.Own(KvmSystem.Open());
+        RequireCapabilities();
+        _kvmVm = _vm.Own(_kvm.CreateVm());
+        _vm.SetClock(_kvmVm);
+        if (!_kvmVm.TrySetIdentityMapAddress(Layout.KvmIdentityMap))
+            Log.Debug("KVM_SET_IDENTITY_MAP_ADDR refused; this host does not need it");
+        try { _kvmVm.SetTssAddress(Layout.KvmTss); }
+        catch (SysException e) { Log.Debug($"{e.Message}; continuing without a real-mode TSS"); }
+        _kvmVm.CreateIrqchip();
+        _kvmVm.CreatePit2();
+        uint slot = 0;
+        foreach (var region in memory.Regions)
+            _kvmVm.SetUserMemoryRegion(slot++, region.GuestAddress, region.Size, region.HostAddress);
+
+        AddLegacyDevices();
+        AttachVirtioDevices(memory);
+        CreateVcpus(entry);
+    }
+
+    /// <summary>Opens every device's host side (image files, taps, sockets) before anything else is set up, so that
+    /// a bad path fails fast; each device gets the event loop (main or iothread) that will run it.</summary>
+    private void CreateVirtioDevices()
+    {
+        if (_config.HotplugSlots) ReplaceableSlots.CheckCapacity(_config.Devices);
+        else if (_config.Devices.Count > VirtioMmioSlots.Capacity)
+            throw new MachineConfigException(
+                $"{_config.Devices.Count} virtio devices requested; the microVM has {VirtioMmioSlots.Capacity} slots");
+        foreach (var c in _config.Devices)
+        {
+            var device = VirtioDeviceFactory.Create(c, _config.MemorySize, OpenChardev);
+            _devices.Add(device);
+            if (device is VirtioBalloon balloon) _vm.SetBalloon(balloon);
+            device.Loop = _vm.LoopFor(c.IoThread, c.Id);
+        }
+        // Without a monitor nobody can hotplug: no empty slots to probe at boot.
+        if (_config.HotplugSlots) ReserveHotplugSlots();
+    }
+
+    /// <summary>Puts the created blk and net devices into the replaceable slots, with empty devices in the rest,
+    /// and the other devices after them.</summary>
+    private void ReserveHotplugSlots()
+    {
+        var blocks = _devices.Created.OfType<VirtioBlock>().ToList();
+        var nets = _devices.Created.OfType<VirtioNet>().ToList();
+        var others = _devices.Created.Where(d => d is not (VirtioBlock or VirtioNet)).ToList();
+        var slots = new ReplaceableSlots(blocks, nets, _vm.MainLoop, others.Select(d => d.Id),
+            id => _vm.Raise(new MachineEvent.DeviceDeleted(id)));
+        _vm.Own(slots);
+        _vm.Hotplug = slots;
+        _devices.Reorder([.. slots.Devices, .. others]);
+    }
+
+    /// <summary>Opens a -chardev backend; the machine disposes it after the devices (devices do not dispose theirs).</summary>
+    private Chardev OpenChardev(ChardevConfig config)
+    {
+        Chardev chardev = config switch
+        {
+            ChardevConfig.Stdio when _config.Serial is SerialBackend.Stdio =>
+                throw new MachineConfigException($"chardev '{config.Id}': stdio is already the serial port's (-serial stdio)"),
+            ChardevConfig.Stdio => new StdioChardev(config.Id),
+            ChardevConfig.File f => new FileChardev(f.Id, f.Path),
+            ChardevConfig.UnixSocket u => new SocketChardev(u.Id, u.Path),
+            ChardevConfig.Pty => new PtyChardev(config.Id),
+            _ => throw new MachineConfigException($"chardev '{config.Id}': unsupported backend"),
+        };
+        _devices.Chardevs.Add(chardev);
+        if (chardev is PtyChardev pty) Log.WriteRaw(2, $"char device redirected to {pty.PtyPath} (label {config.Id})\n");
+        return chardev;
+    }
+
+    /// <summary>-append, plus virtio_mmio.device= for each device (kernels without ACPI find devices that way;
+    /// kernels that read the DSDT ignore the parameter or log that the window is taken).</summary>
+    private string KernelCommandLine()
+    {
+        if (_devices.Created.Count == 0) return _config.CommandLine;
+        string devices = VirtioMmioSlots.KernelParameters(_devices.Created.Count);
+        return _config.CommandLine.Length == 0 ? devices : $"{_config.CommandLine} {devices}";
+    }
+
+    private void AttachVirtioDevices(GuestMemory memory)
+    {
+        bool irqfd = _kvm.CheckExtension(KvmCap.Irqfd) > 0, ioeventfd = _kvm.CheckExtension(KvmCap.Ioeventfd) > 0;
+        _vm.IrqfdAndIoeventfd = irqfd && ioeventfd;
+        if (_devices.Created.Count > 0 && !(irqfd && ioeventfd))
+            Log.Info($"KVM lacks {(irqfd ? "" : "irqfd ")}{(ioeventfd ? "" : "ioeventfd")}; virtio devices use slower paths");
+        foreach (var device in _devices.Created)
+            _devices.Slots.Add(device, _kvmVm, _vm.Mmio, memory, irqfd, ioeventfd, _vm.VmFailed);
+        _vm.StartIoThreads();
+    }
+
+    private void RequireCapabilities()
+    {
+        foreach (var cap in new[] { KvmCap.Irqchip, KvmCap.UserMemory, KvmCap.Pit2, KvmCap.ExtCpuid })
+            if (_kvm.CheckExtension(cap) == 0)
+                throw new KvmUnavailableException($"this host's KVM lacks the {cap} capability, which the microVM needs");
+        int max = Math.Max(_kvm.CheckExtension(KvmCap.MaxVcpus), _kvm.CheckExtension(KvmCap.NrVcpus));
+        if (max > 0 && _config.Cpus.Count > max)
+            throw new KvmUnavailableException($"-smp {_config.Cpus.Count} exceeds this host's KVM limit of {max} vCPUs");
+    }
+
+    private void AddLegacyDevices()
+    {
+        if (_config.Serial is { } backend)
+        {
+            int serialFd = backend switch
+            {
+                SerialBackend.File f => _vm.Own(FileDescriptor.Open(f.Path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC, 0x1A4 /* 0644 */)).Fd,
+                _ => 1,
+            };
+            var serial = new Serial16550(new KvmInterruptLine(_kvmVm, SerialIrq, _vm.VmFailed), new FdSerialOutput(serialFd));
+            _vm.Pio.Register(SerialPort, 8, serial);
+            if (backend is SerialBackend.Stdio)
+            {
+                _vm.AddRunScope(() => RawTerminal.TryEnter(0));
+                _vm.SetConsole(new StdinConsole(serial));
+            }
+        }
+        var i8042 = new I8042(() => _vm.RequestExit(MachineExit.GuestReset("guest requested a reset (i8042)")));
+        _vm.Pio.Register(0x60, 1, i8042.DataPort); // one port each: 0x61 belongs to the in-kernel PIT
+        _vm.Pio.Register(0x64, 1, i8042.CommandPort);
+        _vm.Pio.Register(0x70, 2, new CmosRtc(() => DateTime.UtcNow));
+        _vm.Pio.Register(AcpiPowerPorts.Base, AcpiPowerPorts.Length, new AcpiPowerPorts(_vm.RequestExit));
+        _vm.Mmio.Register(Layout.BootTimer, Layout.BootTimerSize, new BootTimer(() => Log.Info(ProcessClock.BootTimeLine())));
+    }
+
+    /// <summary>Writes the MP table and, unless disabled, the ACPI tables; returns the RSDP address.</summary>
+    private ulong? WriteFirmwareTables(GuestMemory memory)
+    {
+        int cpus = _config.Cpus.Count;
+        memory.Write(MpTable.DefaultAddress, MpTable.Build(MpTable.DefaultAddress, cpus));
+        if (!_config.Acpi) return null;
+        var acpi = AcpiTables.Build(AcpiTables.DefaultAddress,
+            new AcpiConfig(cpus, VirtioMmioSlots.Windows(_devices.Created.Count)));
+        if ((ulong)acpi.Length > MpTable.DefaultAddress - AcpiTables.DefaultAddress)
+            throw new BootException("ACPI tables overflow their area below the MP table");
+        memory.Write(AcpiTables.DefaultAddress, acpi);
+        return AcpiTables.DefaultAddress;
+    }
+
+    private void CreateVcpus(BootEntry entry)
+    {
+        var supported = _kvm.GetSupportedCpuid();
+        for (int id = 0; id < _config.Cpus.Count; id++)
+        {
+            var kvmVcpu = _kvmVm.CreateVcpu(id);
+            _vm.AddVcpu(kvmVcpu);
+            VcpuSetup.ConfigureCommon(kvmVcpu, CpuidBuilder.ForVcpu(supported, id, _config.Cpus));
+            if (id == 0) VcpuSetup.ConfigureBoot(kvmVcpu, entry);
+        }
+    }
+
+    /// <summary>The machine's virtio devices: those created, in slot order, the slots they were put in, and the
+    /// chardevs they use. Devices in a slot go with the slot; any left out (a build that failed half way) are
+    /// disposed on their own; the chardevs last (devices do not dispose theirs).</summary>
+    private sealed class VirtioDeviceSet : IDisposable
+    {
+        private readonly List<VirtioDevice> _created = [];
+
+        public IReadOnlyList<VirtioDevice> Created => _created;
+
+        public List<Chardev> Chardevs { get; } = [];
+
+        public VirtioMmioSlots Slots { get; } = new();
+
+        public void Add(VirtioDevice device) => _created.Add(device);
+
+        public void Reorder(IEnumerable<VirtioDevice> devices)
+        {
+            var ordered = devices.ToList();
+            _created.Clear();
+            _created.AddRange(ordered);
+        }
+
+        public void Dispose()
+        {
+            Slots.Dispose(); // disposes the attached devices
+            foreach (var device in _created.Skip(Slots.Transports.Count)) device.Dispose();
+            foreach (var chardev in Chardevs) chardev.Dispose();
+        }
+    }
+}
