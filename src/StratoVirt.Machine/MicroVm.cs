@@ -20,7 +20,7 @@ namespace StratoVirt.Machine;
 public sealed partial class MicroVm : IDisposable, IQmpCommands
 {
     private const uint SerialIrq = 4;
-    private const ulong SerialPort = 0x3F8;
+    private const ulong SerialPortBase = 0x3F8;
 
     private readonly MachineConfig _config;
     private readonly List<IDisposable> _owned = [];
@@ -31,8 +31,7 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
     private KvmVm _vm = null!;
     private GuestMemory _memory = null!;
     private readonly List<Vcpu> _vcpus = [];
-    private Serial16550? _serial;
-    private int _serialFd = -1;
+    private Chardev? _serialChardev;
     private readonly EventLoop _mainLoop = new("main");
     private readonly Dictionary<string, EventLoop> _ioThreads = new(StringComparer.Ordinal);
     private readonly List<VirtioDevice> _virtioDevices = [];
@@ -73,6 +72,7 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo.
         _memory = new GuestMemory(Layout.RamRegions(_config.MemorySize), _config.DumpGuestCore);
         _owned.Add(_memory);
+        OpenSerialChardev();
         CreateVirtioDevices();
         var spec = new BootSpec(kernel, _config.InitrdPath, KernelCommandLine(), WriteFirmwareTables());
         var entry = BootLoader.Load(_memory, spec);
@@ -193,7 +193,7 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
     {
         Chardev chardev = config switch
         {
-            ChardevConfig.Stdio when _config.Serial is SerialBackend.Stdio =>
+            ChardevConfig.Stdio when _serialChardev is StdioChardev =>
                 throw new MachineConfigException($"chardev '{config.Id}': stdio is already the serial port's (-serial stdio)"),
             ChardevConfig.Stdio => new StdioChardev(config.Id),
             ChardevConfig.File f => new FileChardev(f.Id, f.Path),
@@ -235,17 +235,21 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
             throw new KvmUnavailableException($"-smp {_config.Cpus.Count} exceeds this host's KVM limit of {max} vCPUs");
     }
 
+    /// <summary>Opens the serial port's chardev with the other host sides, before anything else is set up.</summary>
+    private void OpenSerialChardev()
+    {
+        if (_config.Serial is not { } config) return;
+        try { _serialChardev = OpenChardev(config); }
+        catch (ChardevException e) { throw new MachineConfigException($"serial port: {e.Message}"); }
+    }
+
     private void AddLegacyDevices()
     {
-        if (_config.Serial is { } backend)
+        if (_serialChardev is not null)
         {
-            _serialFd = backend switch
-            {
-                SerialBackend.File f => OpenSerialFile(f.Path),
-                _ => 1,
-            };
-            _serial = new Serial16550(new KvmInterruptLine(_vm, SerialIrq, VmFailed), new FdSerialOutput(_serialFd));
-            Pio.Register(SerialPort, 8, _serial);
+            var serial = new SerialPort(new KvmInterruptLine(_vm, SerialIrq, VmFailed), _serialChardev);
+            Pio.Register(SerialPortBase, Serial16550.Length, serial.Uart);
+            serial.Attach(_mainLoop); // input is served once the main loop runs
         }
         var i8042 = new I8042(() => RequestExit(MachineExit.GuestReset("guest requested a reset (i8042)")));
         Pio.Register(0x60, 1, i8042.DataPort); // one port each: 0x61 belongs to the in-kernel PIT
@@ -253,13 +257,6 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         Pio.Register(0x70, 2, new CmosRtc(() => DateTime.UtcNow));
         Pio.Register(AcpiPowerPorts.Base, AcpiPowerPorts.Length, new AcpiPowerPorts(RequestExit));
         Mmio.Register(Layout.BootTimer, Layout.BootTimerSize, new BootTimer(() => Log.Info(ProcessClock.BootTimeLine())));
-    }
-
-    private int OpenSerialFile(string path)
-    {
-        var fd = FileDescriptor.Open(path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC, 0x1A4 /* 0644 */);
-        _owned.Add(fd);
-        return fd.Fd;
     }
 
     /// <summary>Writes the MP table and, unless disabled, the ACPI tables; returns the RSDP address.</summary>
@@ -301,7 +298,6 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
     /// <summary>Runs the guest until it powers off, resets, or fails; returns why it stopped.</summary>
     public MachineExit Run()
     {
-        using var terminal = _serial is not null && _config.Serial is SerialBackend.Stdio ? RawTerminal.TryEnter(0) : null;
         if (_config.Seccomp) Seccomp.ReportBlockedCalls(Log.Fd);
         VcpuKick.Install();
         // SIGTERM, SIGINT and SIGHUP end the VM through the same path as a guest power-off, so the terminal is restored.
@@ -359,35 +355,12 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         qmp.FlushOutput(QmpFlushBound);
     }
 
-    /// <summary>The main thread's loop: exit requests, console input, and the queues of devices without an iothread.</summary>
+    /// <summary>The main thread's loop: exit requests, chardev input (the serial port's and the console's), and
+    /// the queues of devices without an iothread.</summary>
     private void RunEventLoop()
     {
         ulong exitToken = _mainLoop.Add(_exitEvent.Fd, Libc.EPOLLIN, _ => { }); // wakes the loop; _exit says why
-        StdinConsole? console = null;
-        ulong stdinToken = 0;
-        if (_serial is not null && _config.Serial is SerialBackend.Stdio)
-        {
-            console = new StdinConsole(_serial);
-            try
-            {
-                stdinToken = _mainLoop.Add(0, Libc.EPOLLIN, _ =>
-                {
-                    if (!console.OnReadable())
-                    {
-                        _mainLoop.Remove(stdinToken); // end of input: the guest keeps running
-                        console = null;
-                    }
-                });
-            }
-            catch (SysException) { console = null; } // stdin is a regular file or /dev/null: no console input
-        }
-
-        while (Volatile.Read(ref _exit) is null)
-        {
-            // While the UART's FIFO is full, poll briefly instead of reading more input.
-            _mainLoop.RunOnce(console is { HasBacklog: true } ? 5 : -1);
-            console?.Flush();
-        }
+        while (Volatile.Read(ref _exit) is null) _mainLoop.RunOnce(-1);
         _mainLoop.Remove(exitToken);
     }
 
