@@ -8,13 +8,6 @@ public sealed record CpuTopology(int Count, int MaxCpus, int Sockets, int Dies, 
     public static CpuTopology Single(int count) => new(count, count, 1, 1, 1, count, 1);
 }
 
-/// <summary>Where the serial port's output goes and whether it takes input.</summary>
-public abstract record SerialBackend
-{
-    public sealed record Stdio : SerialBackend;
-    public sealed record File(string Path) : SerialBackend;
-}
-
 /// <summary>Everything needed to build and run a machine.</summary>
 public sealed record MachineConfig
 {
@@ -24,7 +17,8 @@ public sealed record MachineConfig
     public required string KernelPath { get; init; }
     public string? InitrdPath { get; init; }
     public string CommandLine { get; init; } = "";
-    public SerialBackend? Serial { get; init; }
+    /// <summary>The chardev of the serial port (COM1, -serial); null: the machine has no serial port.</summary>
+    public ChardevConfig? Serial { get; init; }
     /// <summary>Describe the machine with ACPI tables (Linux also gets an MP table either way).</summary>
     public bool Acpi { get; init; } = true;
     /// <summary>-machine dump-guest-core: whether guest RAM goes into the VMM's core dumps.</summary>

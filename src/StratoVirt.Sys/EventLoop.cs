@@ -58,10 +58,11 @@ public sealed class EventLoop : IDisposable
         }
     }
 
-    /// <summary>Waits up to <paramref name="timeoutMs"/> (-1: forever) and runs the handlers of what became ready.</summary>
-    public void RunOnce(int timeoutMs)
+    /// <summary>Waits up to <paramref name="timeoutMs"/> (-1: forever) and runs the handlers of what became ready;
+    /// returns how many ran.</summary>
+    public int RunOnce(int timeoutMs)
     {
-        int n = _epoll.Wait(_events, timeoutMs);
+        int n = _epoll.Wait(_events, timeoutMs), ran = 0;
         for (int i = 0; i < n; i++)
         {
             ulong token = _events[i].Data;
@@ -73,6 +74,7 @@ public sealed class EventLoop : IDisposable
             Registration? r;
             lock (_handlers) _handlers.TryGetValue(token, out r);
             if (r is null) continue;
+            ran++;
             try
             {
                 r.Handler(_events[i].Events);
@@ -86,6 +88,7 @@ public sealed class EventLoop : IDisposable
                 Remove(token);
             }
         }
+        return ran;
     }
 
     /// <summary>Makes a RunOnce that is waiting return.</summary>

@@ -117,7 +117,8 @@ public static class Program
           -initrd <file>
           -append <kernel command line>
         Devices:
-          -serial stdio|file,path=<file>   16550 UART at 0x3f8, IRQ 4
+          -serial chardev:<c>|stdio|pty|file,path=<f>|socket,path=<p>,server,nowait
+                                     16550 UART at 0x3f8, IRQ 4 (one)
           -drive id=<d>,file=<raw image>[,readonly=on|off][,direct=on|off][,aio=...]
           -device virtio-blk-device,drive=<d>,id=<id>[,serial=<s>][,iothread=<t>]
           -netdev tap,id=<n>,ifname=<tap>|fd=<fd>

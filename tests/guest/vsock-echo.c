@@ -11,6 +11,8 @@
  *                                     host port P to <uds-path>_P)
  *   vsock-echo uds-connect PATH PORT  connect to the VMM's uds-path, ask for guest PORT ("CONNECT PORT\n"),
  *                                     expect "OK ...\n", then copy like connect
+ * And a plain Unix stream client, for the VMM's socket chardevs (a serial console, say):
+ *   vsock-echo uds-pipe PATH          connect to the Unix socket PATH and copy like connect
  *
  * Build: gcc -static -O2 -o vsock-echo vsock-echo.c
  * Exit status: 0 on success, 1 on a usage or socket error (the error is printed on stderr).
@@ -178,14 +180,34 @@ static int client(unsigned int cid, unsigned int port)
     return pump(s);
 }
 
-static int uds_client(const char *path, unsigned int port)
+/* A stream socket connected to the Unix socket PATH; -1 once the error is printed. */
+static int uds_connect(const char *path)
 {
     struct sockaddr_un addr;
     int s = unix_address(path, &addr);
+    if (s < 0) {
+        fail("socket(AF_UNIX)");
+        return -1;
+    }
+    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        fail("connect");
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+static int uds_pipe(const char *path)
+{
+    int s = uds_connect(path);
+    return s < 0 ? 1 : pump(s);
+}
+
+static int uds_client(const char *path, unsigned int port)
+{
+    int s = uds_connect(path);
     if (s < 0)
-        return fail("socket(AF_UNIX)");
-    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0)
-        return fail("connect");
+        return 1;
     char line[64];
     int len = snprintf(line, sizeof line, "CONNECT %u\n", port);
     if (write_all(s, line, (size_t)len) < 0)
@@ -220,6 +242,9 @@ int main(int argc, char **argv)
         return uds_serve(argv[2], argc == 4 && strcmp(argv[3], "1") == 0);
     if (argc == 4 && strcmp(argv[1], "uds-connect") == 0)
         return uds_client(argv[2], (unsigned int)parse(argv[3], "port", 0xFFFFFFFFul));
-    fprintf(stderr, "usage: vsock-echo listen PORT [1] | connect CID PORT | uds-listen PATH [1] | uds-connect PATH PORT\n");
+    if (argc == 3 && strcmp(argv[1], "uds-pipe") == 0)
+        return uds_pipe(argv[2]);
+    fprintf(stderr, "usage: vsock-echo listen PORT [1] | connect CID PORT | uds-listen PATH [1] | uds-connect PATH PORT"
+                    " | uds-pipe PATH\n");
     return 1;
 }

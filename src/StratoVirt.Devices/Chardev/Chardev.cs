@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using StratoVirt.Devices.Legacy;
 using StratoVirt.Sys;
 
@@ -25,7 +24,7 @@ public sealed class ChardevException(string message) : Exception(message);
 /// Locking: the chardev never holds its own lock while calling the frontend's callback, so a frontend may call
 /// any member while holding its own lock (virtio devices hold their Gate).
 /// </remarks>
-public abstract unsafe class Chardev : ISerialOutput, IDisposable
+public abstract class Chardev : ISerialOutput, IDisposable
 {
     /// <summary>How long a write waits for a stuck reader before output is dropped.</summary>
     public const int StallTimeoutMs = 100;
@@ -144,36 +143,32 @@ public abstract unsafe class Chardev : ISerialOutput, IDisposable
     protected bool WriteFd(int fd, ReadOnlySpan<byte> data, bool socket = false, bool blockingFd = false)
     {
         const int BlockingChunk = 512; // a pipe or tty that polls writable takes this much without blocking
-        fixed (byte* p = data)
+        int done = 0;
+        while (done < data.Length)
         {
-            // p points at the caller's span, which outlives this call; offsets stay below data.Length.
-            int done = 0;
-            while (done < data.Length)
+            int len = data.Length - done;
+            if (blockingFd)
             {
-                int len = data.Length - done;
-                if (blockingFd)
-                {
-                    if (!WaitWritable(fd)) return Drop(data.Length - done);
-                    len = Math.Min(len, BlockingChunk);
-                }
-                // Sockets go through UnixSocket.Send (no SIGPIPE, never blocks), which returns -errno itself.
-                nint n = socket ? UnixSocket.Send(fd, data.Slice(done, len)) : Libc.Write(fd, p + done, (nuint)len);
-                if (n > 0)
-                {
-                    done += (int)n;
-                    _stalled = false;
-                    continue;
-                }
-                int errno = n >= 0 ? Libc.EAGAIN : socket ? (int)-n : Marshal.GetLastPInvokeError();
-                if (errno == Libc.EINTR) continue;
-                if (errno == Libc.EAGAIN && !blockingFd)
-                {
-                    if (WaitWritable(fd)) continue;
-                    return Drop(data.Length - done);
-                }
-                Drop(data.Length - done);
-                return false;
+                if (!WaitWritable(fd)) return Drop(data.Length - done);
+                len = Math.Min(len, BlockingChunk);
             }
+            // Sockets go through UnixSocket.Send (no SIGPIPE, never blocks); both return -errno.
+            var chunk = data.Slice(done, len);
+            int n = socket ? UnixSocket.Send(fd, chunk) : StreamIo.Write(fd, chunk);
+            if (n > 0)
+            {
+                done += n;
+                _stalled = false;
+                continue;
+            }
+            int errno = n == 0 ? Libc.EAGAIN : -n;
+            if (errno == Libc.EAGAIN && !blockingFd)
+            {
+                if (WaitWritable(fd)) continue;
+                return Drop(data.Length - done);
+            }
+            Drop(data.Length - done);
+            return false;
         }
         return true;
     }
@@ -191,13 +186,11 @@ public abstract unsafe class Chardev : ISerialOutput, IDisposable
     /// <summary>Waits for room: up to the stall timeout normally, not at all while already stalled.</summary>
     private bool WaitWritable(int fd)
     {
-        var pfd = new PollFd { Fd = fd, Events = Libc.POLLOUT };
         while (true)
         {
-            // pfd is a stack local the call cannot outlive.
-            int r = Libc.Poll(&pfd, 1, _stalled ? 0 : StallTimeoutMs);
-            if (r > 0) return (pfd.REvents & Libc.POLLOUT) != 0;
-            if (r == 0 || Marshal.GetLastPInvokeError() != Libc.EINTR) return false;
+            int ready = StreamIo.Poll(fd, Libc.POLLOUT, _stalled ? 0 : StallTimeoutMs);
+            if (ready > 0) return (ready & Libc.POLLOUT) != 0;
+            if (ready != -Libc.EINTR) return false;
         }
     }
 
@@ -208,25 +201,11 @@ public abstract unsafe class Chardev : ISerialOutput, IDisposable
     {
         errno = 0;
         if (buffer.IsEmpty) return -1;
-        if (blockingFd)
-        {
-            var pfd = new PollFd { Fd = fd, Events = Libc.POLLIN };
-            // pfd is a stack local the call cannot outlive.
-            if (Libc.Poll(&pfd, 1, 0) <= 0) return -1;
-        }
-        fixed (byte* p = buffer)
-        {
-            // Reads at most buffer.Length bytes into the pinned span.
-            while (true)
-            {
-                nint n = Libc.Read(fd, p, (nuint)buffer.Length);
-                if (n >= 0) return (int)n;
-                errno = Marshal.GetLastPInvokeError();
-                if (errno == Libc.EINTR) continue;
-                if (errno == Libc.EAGAIN) errno = 0;
-                return -1;
-            }
-        }
+        if (blockingFd && StreamIo.Poll(fd, Libc.POLLIN, 0) <= 0) return -1;
+        int n = StreamIo.Read(fd, buffer);
+        if (n >= 0) return n;
+        if (n != -Libc.EAGAIN) errno = -n;
+        return -1;
     }
 
     /// <summary>Releases the backend's fds; the loop registrations go first.</summary>

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using StratoVirt.Sys;
 
 namespace StratoVirt.Devices.Chardev;
@@ -12,7 +11,7 @@ namespace StratoVirt.Devices.Chardev;
 /// (which would wake the event loop forever). The cost: output written while nobody is attached waits in the
 /// terminal's buffer (a few KiB) for the next user; past that, writes hit the stall policy and are dropped.
 /// </remarks>
-public sealed unsafe class PtyChardev : Chardev
+public sealed class PtyChardev : Chardev
 {
     private readonly FileDescriptor _master;
     private readonly FileDescriptor _slave;
@@ -20,21 +19,9 @@ public sealed unsafe class PtyChardev : Chardev
     /// <exception cref="ChardevException">No pseudo-terminal could be allocated.</exception>
     public PtyChardev(string id) : base(id)
     {
-        int fd = Libc.PosixOpenPt(Libc.O_RDWR | Libc.O_NOCTTY | Libc.O_NONBLOCK | Libc.O_CLOEXEC);
-        if (fd < 0) throw Fail(id, SysException.Last("posix_openpt"));
-        _master = new FileDescriptor(fd);
-        try
-        {
-            SysException.Check(Libc.GrantPt(fd), "grantpt");
-            SysException.Check(Libc.UnlockPt(fd), "unlockpt");
-            PtyPath = SlaveName(fd);
-            Termios t;
-            // t is a stack local filled by tcgetattr and only read by the two calls below.
-            SysException.Check(Libc.TcGetAttr(fd, &t), "tcgetattr");
-            Libc.CfMakeRaw(&t);
-            SysException.Check(Libc.TcSetAttr(fd, 0 /* TCSANOW */, &t), "tcsetattr");
-            _slave = FileDescriptor.Open(PtyPath, Libc.O_RDWR | Libc.O_NOCTTY | Libc.O_NONBLOCK);
-        }
+        try { (_master, PtyPath) = PseudoTerminal.Open(); }
+        catch (SysException e) { throw Fail(id, e); }
+        try { _slave = FileDescriptor.Open(PtyPath, Libc.O_RDWR | Libc.O_NOCTTY | Libc.O_NONBLOCK); }
         catch (SysException e)
         {
             _master.Dispose();
@@ -45,20 +32,8 @@ public sealed unsafe class PtyChardev : Chardev
     private static ChardevException Fail(string id, SysException e) =>
         new($"chardev '{id}': cannot set up a pseudo-terminal: {e.Message}");
 
-    private static string SlaveName(int master)
-    {
-        Span<byte> name = stackalloc byte[128];
-        fixed (byte* p = name)
-        {
-            // ptsname_r writes a NUL-terminated name of at most name.Length bytes into the pinned buffer.
-            int rc = Libc.PtsNameR(master, p, (nuint)name.Length);
-            if (rc != 0) throw new SysException("ptsname_r", rc);
-            return Marshal.PtrToStringUTF8((nint)p)!;
-        }
-    }
-
     /// <summary>The slave device a user opens, e.g. /dev/pts/3.</summary>
-    public string PtyPath { get; } = "";
+    public string PtyPath { get; }
 
     public override int InputFd => _master.Fd;
 

@@ -79,12 +79,13 @@ public sealed class Serial16550 : IBusDevice
     /// </summary>
     public event Action? InputSpaceAvailable;
 
-    /// <summary>Whether <see cref="EnqueueInput"/> would accept at least one byte right now.</summary>
-    public bool CanAcceptInput
+    /// <summary>How many bytes <see cref="EnqueueInput"/> would accept right now: none while the guest has the port
+    /// in loopback.</summary>
+    public int InputRoom
     {
         get
         {
-            lock (_gate) return !Loopback && _rxCount < RxFifoCapacity;
+            lock (_gate) return Loopback ? 0 : RxFifoCapacity - _rxCount;
         }
     }
 

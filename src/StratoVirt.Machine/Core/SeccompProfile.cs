@@ -84,7 +84,9 @@ public static class SeccompProfile
     [
         AllowIf("ioctl", 1, (uint)KvmIoctls.Run, (uint)KvmIoctls.IrqLine, (uint)KvmIoctls.GetRegs,
             (uint)Libc.TUNSETOFFLOAD), // virtio-net's activation passes the features the guest took to the tap
-        Allow("epoll_ctl"), // a device the guest activates or resets adds or removes its queue fds
+        Allow("epoll_ctl"), // a device the guest activates or resets adds or removes its queue fds; serial input resumes
+        Allow("poll"), // the serial port's output waiting for room in its chardev
+        Allow("sendmsg"), // the serial port's output to a socket chardev
     ];
 
     /// <summary>Block and net queues: vectored I/O at an offset (disks) or at none (taps), flush, discard.</summary>

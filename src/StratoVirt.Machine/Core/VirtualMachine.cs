@@ -22,7 +22,6 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     private readonly EventLoop _mainLoop = new("main");
     private readonly Dictionary<string, EventLoop> _ioThreads = new(StringComparer.Ordinal);
     private readonly List<Vcpu> _vcpus = [];
-    private readonly List<Func<IDisposable?>> _runScopes = [];
     private MachineExit? _exit;
     private IGuestClock? _clock;
     private VirtioBalloon? _balloon;
@@ -71,9 +70,6 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         _owned.Add(resource);
         return resource;
     }
-
-    /// <summary>Something to hold while the VM runs (a raw terminal): entered at <see cref="Run"/>, released after.</summary>
-    internal void AddRunScope(Func<IDisposable?> enter) => _runScopes.Add(enter);
 
     /// <summary>The hypervisor's guest clock, which stands still while the VM is paused.</summary>
     internal void SetClock(IGuestClock clock) => _clock = clock;
@@ -174,19 +170,9 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     /// ending events.</summary>
     public MachineExit Run()
     {
-        var scopes = new List<IDisposable>();
-        try
-        {
-            foreach (var enter in _runScopes)
-                if (enter() is { } scope) scopes.Add(scope);
-            if (_config.Seccomp) Seccomp.ReportBlockedCalls(Log.Fd);
-            if (_vcpus.Count > 0) VcpuKick.Install();
-            RunVcpus();
-        }
-        finally
-        {
-            for (int i = scopes.Count - 1; i >= 0; i--) scopes[i].Dispose();
-        }
+        if (_config.Seccomp) Seccomp.ReportBlockedCalls(Log.Fd);
+        if (_vcpus.Count > 0) VcpuKick.Install();
+        RunVcpus();
         var exit = _exit!;
         foreach (var e in exit.EndingEvents()) Raise(e);
         return exit;
@@ -224,23 +210,12 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         }
     }
 
-    private StdinConsole? _console;
-
-    /// <summary>The serial console fed from stdin, when the builder gave the UART stdio.</summary>
-    internal void SetConsole(StdinConsole console) => _console = console;
-
-    /// <summary>The main thread's loop: exit requests, console input, QMP, and the queues of devices without an
-    /// iothread.</summary>
+    /// <summary>The main thread's loop: exit requests, chardev input (the serial port's and the console's), QMP,
+    /// and the queues of devices without an iothread.</summary>
     private void RunEventLoop()
     {
         ulong exitToken = _mainLoop.Add(_exitEvent.Fd, Libc.EPOLLIN, _ => { }); // wakes the loop; _exit says why
-        _console?.Attach(_mainLoop);
-        while (Volatile.Read(ref _exit) is null)
-        {
-            // While the UART's FIFO is full, poll briefly instead of reading more input.
-            _mainLoop.RunOnce(_console is { HasBacklog: true } ? 5 : -1);
-            _console?.Flush();
-        }
+        while (Volatile.Read(ref _exit) is null) _mainLoop.RunOnce(-1);
         _mainLoop.Remove(exitToken);
     }
 

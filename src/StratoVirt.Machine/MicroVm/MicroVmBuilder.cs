@@ -19,13 +19,14 @@ namespace StratoVirt.Machine;
 public sealed class MicroVmBuilder
 {
     private const uint SerialIrq = 4;
-    private const ulong SerialPort = 0x3F8;
+    private const ulong SerialPortBase = 0x3F8;
 
     private readonly MachineConfig _config;
     private readonly VirtualMachine _vm;
     private readonly VirtioDeviceSet _devices = new();
     private KvmSystem _kvm = null!;
     private KvmVm _kvmVm = null!;
+    private Chardev? _serialChardev;
 
     private MicroVmBuilder(MachineConfig config)
     {
@@ -57,6 +58,7 @@ public sealed class MicroVmBuilder
         var memory = _vm.Own(new GuestMemory(Layout.RamRegions(_config.MemorySize), _config.DumpGuestCore));
         _vm.Memory = memory;
         _vm.Own(_devices);
+        OpenSerialChardev();
         CreateVirtioDevices();
         var spec = new BootSpec(kernel, _config.InitrdPath, KernelCommandLine(), WriteFirmwareTables(memory));
         var entry = BootLoader.Load(memory, spec);
@@ -118,7 +120,7 @@ public sealed class MicroVmBuilder
     {
         Chardev chardev = config switch
         {
-            ChardevConfig.Stdio when _config.Serial is SerialBackend.Stdio =>
+            ChardevConfig.Stdio when _serialChardev is StdioChardev =>
                 throw new MachineConfigException($"chardev '{config.Id}': stdio is already the serial port's (-serial stdio)"),
             ChardevConfig.Stdio => new StdioChardev(config.Id),
             ChardevConfig.File f => new FileChardev(f.Id, f.Path),
@@ -161,22 +163,21 @@ public sealed class MicroVmBuilder
             throw new KvmUnavailableException($"-smp {_config.Cpus.Count} exceeds this host's KVM limit of {max} vCPUs");
     }
 
+    /// <summary>Opens the serial port's chardev with the other host sides, before anything else is set up.</summary>
+    private void OpenSerialChardev()
+    {
+        if (_config.Serial is not { } config) return;
+        try { _serialChardev = OpenChardev(config); }
+        catch (ChardevException e) { throw new MachineConfigException($"serial port: {e.Message}"); }
+    }
+
     private void AddLegacyDevices()
     {
-        if (_config.Serial is { } backend)
+        if (_serialChardev is not null)
         {
-            int serialFd = backend switch
-            {
-                SerialBackend.File f => _vm.Own(FileDescriptor.Open(f.Path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC, 0x1A4 /* 0644 */)).Fd,
-                _ => 1,
-            };
-            var serial = new Serial16550(new KvmInterruptLine(_kvmVm, SerialIrq, _vm.VmFailed), new FdSerialOutput(serialFd));
-            _vm.Pio.Register(SerialPort, 8, serial);
-            if (backend is SerialBackend.Stdio)
-            {
-                _vm.AddRunScope(() => RawTerminal.TryEnter(0));
-                _vm.SetConsole(new StdinConsole(serial));
-            }
+            var serial = new SerialPort(new KvmInterruptLine(_kvmVm, SerialIrq, _vm.VmFailed), _serialChardev);
+            _vm.Pio.Register(SerialPortBase, Serial16550.Length, serial.Uart);
+            serial.Attach(_vm.MainLoop); // input is served once the main loop runs
         }
         var i8042 = new I8042(() => _vm.RequestExit(MachineExit.GuestReset("guest requested a reset (i8042)")));
         _vm.Pio.Register(0x60, 1, i8042.DataPort); // one port each: 0x61 belongs to the in-kernel PIT

@@ -9,7 +9,7 @@ namespace StratoVirt.Cli;
 /// -drive, -netdev, -chardev, -object and -device: backends are collected by id first, then each -device names
 /// the backend it uses. Every id is unique across each kind, and every reference must resolve.
 /// </summary>
-internal sealed class DeviceOptions
+internal sealed partial class DeviceOptions
 {
     private readonly Dictionary<string, (string Path, bool ReadOnly, bool Direct)> _drives = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (string? IfName, int? Fd)> _netdevs = new(StringComparer.Ordinal);
@@ -45,6 +45,7 @@ internal sealed class DeviceOptions
         foreach (string v in Values(o, "-mon")) d.AddMonitor(v);
         foreach (string v in Values(o, "-object")) d.AddObject(v);
         foreach (string v in Values(o, "-device")) d.AddDevice(v);
+        foreach (string v in Values(o, "-serial")) d.AddSerial(v);
         return d;
     }
 
@@ -108,28 +109,39 @@ internal sealed class DeviceOptions
 
     private void AddChardev(string text)
     {
-        var v = new OptionValue("-chardev", text, "backend", ["backend", "id", "path", "server", "nowait", "wait",
-            "host", "port", "mux", "signal"]);
+        var v = new OptionValue("-chardev", text, "backend", ["backend", "id", .. ChardevParameters]);
         string id = RequireId(v, "-chardev");
-        if (v.Get("backend") == "socket" && (v.Has("host") || v.Has("port")))
+        if (IsTcpSocket(v))
         {
             AddTcpChardev(v, id);
             return;
         }
+        var config = ParseChardev(v, "-chardev", id);
+        if (_tcpChardevs.ContainsKey(id)) throw new UsageException($"option -chardev: id '{id}' is used twice");
+        Unique(_chardevs, id, "-chardev", config);
+    }
+
+    /// <summary>A chardev backend's parameters after its name, but for id (-serial's inline backends have none).</summary>
+    private static readonly string[] ChardevParameters = ["path", "server", "nowait", "wait", "host", "port", "mux", "signal"];
+
+    private static bool IsTcpSocket(OptionValue v) => v.Get("backend") == "socket" && (v.Has("host") || v.Has("port"));
+
+    /// <summary>A stdio, pty, file or unix socket backend, for -chardev and -serial's inline forms.</summary>
+    private static ChardevConfig ParseChardev(OptionValue v, string option, string id)
+    {
         ChardevConfig config = v.Get("backend") switch
         {
             "stdio" => new ChardevConfig.Stdio(id),
             "pty" => new ChardevConfig.Pty(id),
-            "file" => new ChardevConfig.File(id, v.Get("path") ?? throw new UsageException($"option -chardev: file chardev '{id}' needs path=")),
+            "file" => new ChardevConfig.File(id, v.Get("path") ?? throw new UsageException($"option {option}: file chardev '{id}' needs path=")),
             "socket" => new ChardevConfig.UnixSocket(id,
-                v.Get("path") ?? throw new UsageException($"option -chardev: socket chardev '{id}' needs path="),
+                v.Get("path") ?? throw new UsageException($"option {option}: socket chardev '{id}' needs path="),
                 v.GetBool("server", false), v.GetBool("nowait", false) || !v.GetBool("wait", true)),
-            var other => throw new UsageException($"option -chardev: unknown backend '{other}' (stdio, pty, socket or file)"),
+            var other => throw new UsageException($"option {option}: unknown backend '{other}' (stdio, pty, socket or file)"),
         };
         if (config is ChardevConfig.UnixSocket { Server: false })
-            throw new UsageException($"option -chardev: chardev '{id}': only server sockets are supported (add server,nowait)");
-        if (_tcpChardevs.ContainsKey(id)) throw new UsageException($"option -chardev: id '{id}' is used twice");
-        Unique(_chardevs, id, "-chardev", config);
+            throw new UsageException($"option {option}: chardev '{id}': only server sockets are supported (add server,nowait)");
+        return config;
     }
 
     /// <summary>socket,host=,port=: kept apart from the other chardevs, since only -mon can use it.</summary>

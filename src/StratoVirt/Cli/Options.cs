@@ -107,7 +107,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             CommandLine = o.TryGetValue("-append", out var append) ? string.Join(' ', append) : "",
             MemorySize = One("-m") is { } m ? ParseMemory(m, hostMemory) : 256UL << 20,
             Cpus = One("-smp") is { } smp ? ParseSmp(smp) : CpuTopology.Single(1),
-            Serial = One("-serial") is { } serial ? ParseSerial(serial) : null,
+            Serial = devices.Serial,
             Acpi = acpi,
             HotplugSlots = monitors.Count > 0,
             DumpGuestCore = dumpGuestCore,
@@ -116,6 +116,9 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             Devices = devices.Devices,
             IoThreads = devices.IoThreads,
         };
+        // As upstream: the daemon has no terminal, and its stdin and stdout are /dev/null.
+        if (o.ContainsKey("-daemonize") && config.Serial is ChardevConfig.Stdio)
+            throw new UsageException("option -serial: stdio cannot be used with -daemonize");
         string? log = One("-D");
         string? pidFile = One("-pidfile");
         if (pidFile is { Length: 0 }) throw new UsageException("option -pidfile: the path is empty");
@@ -230,20 +233,5 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
     {
         try { return MonitorEndpoint.ParseQmp(text); }
         catch (FormatException e) { throw new UsageException($"option -qmp: {e.Message}"); }
-    }
-
-    internal static SerialBackend ParseSerial(string text)
-    {
-        if (text == "stdio") return new SerialBackend.Stdio();
-        if (text.StartsWith("file", StringComparison.Ordinal))
-        {
-            var v = new OptionValue("-serial", text, "type", ["type", "path"]);
-            if (v.Get("type") != "file") throw new UsageException($"option -serial: unknown backend in '{text}'");
-            return new SerialBackend.File(v.Get("path") ?? throw new UsageException("option -serial: file needs path="));
-        }
-        if (text.StartsWith("chardev:", StringComparison.Ordinal) || text.StartsWith("pty", StringComparison.Ordinal)
-            || text.StartsWith("socket", StringComparison.Ordinal))
-            throw new UsageException($"option -serial: backend '{text.Split(',', ':')[0]}' is not supported by this build yet");
-        throw new UsageException($"option -serial: unknown backend '{text}' (stdio or file,path=<file>)");
     }
 }

@@ -52,16 +52,7 @@ public sealed class ChardevTests : IDisposable
 
     private string PathOf(string name) => Path.Combine(_dir.Path, name);
 
-    private bool PumpUntil(Func<bool> done, int timeoutMs = 5000)
-    {
-        long until = Environment.TickCount64 + timeoutMs;
-        while (!done())
-        {
-            if (Environment.TickCount64 > until) return false;
-            _loop.RunOnce(10);
-        }
-        return true;
-    }
+    private bool PumpUntil(Func<bool> done) => _loop.RunUntil(done);
 
     /// <summary>Attaches like a frontend that always has room: reads everything into <see cref="_input"/>.</summary>
     private void AttachReader(Chardev chardev) => chardev.Attach(_loop, () =>

@@ -23,7 +23,7 @@ public sealed class CommandLineTests
         Assert.Equal("/i", o.Machine.InitrdPath);
         Assert.Equal(256UL << 20, o.Machine.MemorySize);
         Assert.Equal(2, o.Machine.Cpus.Count);
-        Assert.IsType<SerialBackend.Stdio>(o.Machine.Serial);
+        Assert.IsType<ChardevConfig.Stdio>(o.Machine.Serial);
         Assert.Equal("vm1", o.Machine.Name);
         Assert.True(o.LogEnabled);
         Assert.Null(o.LogFile);
@@ -110,11 +110,56 @@ public sealed class CommandLineTests
     [Fact]
     public void SerialBackends()
     {
-        Assert.Equal("/tmp/s", Assert.IsType<SerialBackend.File>(Parse("-machine", "microvm", "-kernel", "k", "-serial", "file,path=/tmp/s").Machine.Serial).Path);
+        Assert.Equal("/tmp/s", Assert.IsType<ChardevConfig.File>(Parse("-machine", "microvm", "-kernel", "k", "-serial", "file,path=/tmp/s").Machine.Serial).Path);
         Assert.Contains("unknown backend", Error("-machine", "microvm", "-kernel", "k", "-serial", "telnet"));
     }
 
     private static readonly string[] Base = ["-machine", "microvm", "-kernel", "k"];
+
+    [Fact]
+    public void SerialTakesUpstreamsChardevForms()
+    {
+        ChardevConfig? Serial(params string[] args) => Parse([.. Base, .. args]).Machine.Serial;
+        Assert.Null(Serial());
+        Assert.Equal(new ChardevConfig.Stdio("serial_chardev"), Serial("-serial", "stdio"));
+        Assert.Equal(new ChardevConfig.Pty("serial_chardev"), Serial("-serial", "pty"));
+        Assert.Equal(new ChardevConfig.File("serial_chardev", "/tmp/s"), Serial("-serial", "file,path=/tmp/s"));
+        Assert.Equal(new ChardevConfig.UnixSocket("serial_chardev", "/run/s.sock", true, true),
+            Serial("-serial", "socket,path=/run/s.sock,server,nowait"));
+        Assert.Equal(new ChardevConfig.UnixSocket("ser0", "/run/s.sock", true, true),
+            Serial("-chardev", "socket,id=ser0,path=/run/s.sock,server,nowait", "-serial", "chardev:ser0"));
+        Assert.Equal(new ChardevConfig.Pty("p"), Serial("-serial", "chardev:p", "-chardev", "pty,id=p"));
+        // Not stdio: the daemon may have it.
+        Assert.True(Parse([.. Base, "-serial", "pty", "-daemonize"]).Daemonize);
+    }
+
+    [Theory]
+    [InlineData("option -serial: unknown backend 'telnet'", "-serial", "telnet")]
+    [InlineData("option -serial: file chardev 'serial_chardev' needs path=", "-serial", "file")]
+    [InlineData("option -serial: chardev 'serial_chardev': only server sockets are supported (add server,nowait)",
+        "-serial", "socket,path=/s")]
+    [InlineData("option -serial: TCP sockets serve only -mon in this build; use path=",
+        "-serial", "socket,host=127.0.0.1,port=4446,server,nowait")]
+    [InlineData("option -serial: unknown parameter 'id'", "-serial", "stdio,id=s")]
+    [InlineData("option -serial is given more than once", "-serial", "stdio", "-serial", "pty")]
+    [InlineData("option -serial: no -chardev with id 'c'", "-serial", "chardev:c")]
+    [InlineData("option -serial: chardev 't': TCP chardevs serve only -mon in this build; use path=",
+        "-chardev", "socket,id=t,host=127.0.0.1,port=1,server,nowait", "-serial", "chardev:t")]
+    [InlineData("option -serial: chardev 'c' is used by the -mon monitor",
+        "-chardev", "socket,id=c,path=/s,server,nowait", "-serial", "chardev:c", "-mon", "chardev=c,id=m")]
+    [InlineData("option -serial: chardev 'c' is used by a device",
+        "-chardev", "socket,id=c,path=/s,server,nowait", "-serial", "chardev:c",
+        "-device", "virtio-serial-device", "-device", "virtconsole,chardev=c")]
+    [InlineData("option -device: virtconsole chardev=serial_chardev: no -chardev with id 'serial_chardev'",
+        "-serial", "stdio", "-device", "virtio-serial-device", "-device", "virtconsole,chardev=serial_chardev")]
+    [InlineData("option -serial: stdio is already the console of virtconsole 'con0'",
+        "-serial", "stdio", "-chardev", "stdio,id=c", "-device", "virtio-serial-device", "-device", "virtconsole,chardev=c,id=con0")]
+    [InlineData("option -serial: stdio is already the console of virtconsole 'con0'",
+        "-chardev", "stdio,id=s", "-serial", "chardev:s", "-chardev", "stdio,id=c", "-device", "virtio-serial-device",
+        "-device", "virtconsole,chardev=c,id=con0")]
+    [InlineData("option -serial: stdio cannot be used with -daemonize", "-serial", "stdio", "-daemonize")]
+    [InlineData("option -serial: stdio cannot be used with -daemonize", "-chardev", "stdio,id=s", "-serial", "chardev:s", "-daemonize")]
+    public void BadSerialsAreRefused(string message, params string[] args) => Assert.StartsWith(message, Error([.. Base, .. args]));
 
     [Fact]
     public void QmpTakesUnixAndTcpEndpoints()

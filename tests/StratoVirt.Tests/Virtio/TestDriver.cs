@@ -275,16 +275,7 @@ internal sealed class TestDriver : IDisposable
     }
 
     /// <summary>Runs the loop until <paramref name="done"/> or the timeout (for devices fed by host fds).</summary>
-    public bool PumpUntil(Func<bool> done, int timeoutMs = 5000)
-    {
-        var until = Environment.TickCount64 + timeoutMs;
-        while (!done())
-        {
-            if (Environment.TickCount64 > until) return false;
-            Loop.RunOnce(10);
-        }
-        return true;
-    }
+    public bool PumpUntil(Func<bool> done, int timeoutMs = 5000) => Loop.RunUntil(done, timeoutMs);
 
     public ushort UsedIndex(int q) => Memory.ReadUInt16(_queues[q].Used + 2);
 

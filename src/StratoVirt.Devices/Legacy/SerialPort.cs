@@ -1,0 +1,78 @@
+using StratoVirt.Sys;
+
+namespace StratoVirt.Devices.Legacy;
+
+// Inside this namespace, so that the type wins over the sibling namespace StratoVirt.Devices.Chardev.
+using StratoVirt.Devices.Chardev;
+
+/// <summary>
+/// A serial port on a chardev (-serial): a 16550A UART that transmits into the chardev and receives what the
+/// chardev's host side sends, with flow control instead of polling.
+/// </summary>
+/// <remarks>
+/// Input is read on the event loop when the chardev is readable, as much as the receive FIFO has room for. When
+/// the FIFO is full, or the guest holds the port in loopback, one byte more is read and refused, and the chardev's
+/// input watch is turned off: further bytes wait in the host fd (the kernel's buffer), and no loop iteration runs
+/// without progress. The refusal makes the UART raise <see cref="Serial16550.InputSpaceAvailable"/> once the guest
+/// has read the FIFO down to half or left loopback (on that vCPU); the refused bytes then go first and the watch is turned back on.
+/// Nothing is dropped and the order is kept.
+/// </remarks>
+public sealed class SerialPort
+{
+    private readonly Chardev _chardev;
+    private readonly Lock _gate = new(); // input from the loop thread and room from a vCPU, one at a time
+    private readonly byte[] _held = new byte[Serial16550.RxFifoCapacity];
+    private int _heldStart, _heldEnd;
+
+    /// <summary>A UART raising <paramref name="irq"/> on <paramref name="chardev"/>, which it claims.</summary>
+    /// <exception cref="ChardevException">A device already uses the chardev.</exception>
+    public SerialPort(IInterruptLine irq, Chardev chardev)
+    {
+        ArgumentNullException.ThrowIfNull(chardev);
+        chardev.Claim(this);
+        _chardev = chardev;
+        Uart = new Serial16550(irq, chardev);
+        Uart.InputSpaceAvailable += OnInputSpace;
+    }
+
+    /// <summary>The device the port bus maps (8 ports).</summary>
+    public Serial16550 Uart { get; }
+
+    public Chardev Chardev => _chardev;
+
+    /// <summary>Starts taking input; the chardev is watched on <paramref name="loop"/>. Once.</summary>
+    public void Attach(EventLoop loop) => _chardev.Attach(loop, OnInput);
+
+    /// <summary>The chardev is readable (loop thread): moves input into the FIFO while it has room.</summary>
+    private void OnInput()
+    {
+        lock (_gate)
+        {
+            while (OfferHeld())
+            {
+                // At least one byte even when the FIFO is full: the UART refusing it is what makes it report room.
+                int n = _chardev.Read(_held.AsSpan(0, Math.Clamp(Uart.InputRoom, 1, _held.Length)));
+                if (n == 0) return; // nothing more now; the chardev handles end of input and disconnects itself
+                _heldStart = 0;
+                _heldEnd = n;
+            }
+            _chardev.SetInputEnabled(false);
+        }
+    }
+
+    /// <summary>The FIFO has room again after a refusal (the vCPU that read it).</summary>
+    private void OnInputSpace()
+    {
+        lock (_gate)
+        {
+            if (OfferHeld()) _chardev.SetInputEnabled(true);
+        }
+    }
+
+    /// <summary>Queues the held bytes in the UART; true when none is left. Under <see cref="_gate"/>.</summary>
+    private bool OfferHeld()
+    {
+        if (_heldStart < _heldEnd) _heldStart += Uart.EnqueueInput(_held.AsSpan(_heldStart, _heldEnd - _heldStart));
+        return _heldStart == _heldEnd;
+    }
+}
