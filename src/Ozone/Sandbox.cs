@@ -45,7 +45,7 @@ public static class Sandbox
             Enter(options, dirs);
             return 0;
         }
-        catch (Exception e) when (e is OzoneException or SysException or IOException or UnauthorizedAccessException)
+        catch (VmmException e)
         {
             Log.WriteAll(StatusFd, Encoding.UTF8.GetBytes(e.Message));
             return 1;

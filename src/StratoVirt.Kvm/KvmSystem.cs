@@ -83,4 +83,4 @@ public sealed unsafe class KvmSystem : IDisposable
 }
 
 /// <summary>KVM cannot be used at all on this host; the message says why.</summary>
-public sealed class KvmUnavailableException(string message) : Exception(message);
+public sealed class KvmUnavailableException(string message) : VmmException(message);

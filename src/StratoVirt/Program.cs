@@ -1,8 +1,5 @@
-using StratoVirt.Boot;
 using StratoVirt.Cli;
-using StratoVirt.Kvm;
 using StratoVirt.Machine;
-using StratoVirt.Memory;
 using StratoVirt.Sys;
 
 namespace StratoVirt;
@@ -27,9 +24,7 @@ public static class Program
             SetUpLogging(options);
             return Run(options, daemon);
         }
-        catch (Exception e) when (e is UsageException or BootException or KvmUnavailableException or SysException
-                                      or GuestMemoryException or ArgumentException or MachineConfigException
-                                      or SeccompException)
+        catch (VmmException e)
         {
             Log.Error(e.Message);
             Log.WriteRaw(2, $"stratovirt: {e.Message}\n");
