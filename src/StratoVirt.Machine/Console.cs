@@ -10,7 +10,7 @@ public sealed class FdSerialOutput(int fd) : ISerialOutput
 }
 
 /// <summary>Feeds bytes read from stdin into the UART's receive FIFO, holding back what the FIFO cannot take.</summary>
-public sealed unsafe class StdinConsole
+public sealed class StdinConsole
 {
     private readonly Serial16550 _serial;
     private readonly byte[] _buffer = new byte[256];
@@ -24,14 +24,11 @@ public sealed unsafe class StdinConsole
     public bool OnReadable()
     {
         if (HasBacklog) return true;
-        fixed (byte* p = _buffer)
-        {
-            nint n = Libc.Read(0, p, (nuint)_buffer.Length);
-            if (n < 0) return System.Runtime.InteropServices.Marshal.GetLastPInvokeError() is Libc.EINTR or Libc.EAGAIN;
-            if (n == 0) return false;
-            _start = 0;
-            _end = (int)n;
-        }
+        int n = FileIo.Read(0, _buffer);
+        if (n < 0) return n == -Libc.EAGAIN;
+        if (n == 0) return false;
+        _start = 0;
+        _end = n;
         Flush();
         return true;
     }

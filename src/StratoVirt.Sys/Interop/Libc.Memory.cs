@@ -23,6 +23,14 @@ public static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "sysinfo", SetLastError = true)]
     public static partial int SysInfo(SysInfoData* info);
+
+    /// <summary>The host's RAM in bytes, or 0 when sysinfo fails.</summary>
+    public static ulong HostRamBytes()
+    {
+        SysInfoData info;
+        // info is a local of this frame that sysinfo fills.
+        return SysInfo(&info) == 0 ? info.TotalRam * Math.Max(info.MemUnit, 1u) : 0;
+    }
 }
 
 /// <summary>struct sysinfo on x86_64: only the fields the VMM reads are named.</summary>
