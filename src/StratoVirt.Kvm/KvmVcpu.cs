@@ -66,6 +66,7 @@ public sealed unsafe class KvmVcpu : IDisposable
     /// <summary>An ioctl that reads one kvm struct.</summary>
     private void Set<T>(ulong request, in T value, string name) where T : unmanaged
     {
+        // value is pinned for the call and the kernel reads sizeof(T) bytes of it.
         fixed (T* p = &value)
             SysException.Check(Libc.Ioctl(_fd.Fd, request, p), name);
     }
@@ -74,6 +75,7 @@ public sealed unsafe class KvmVcpu : IDisposable
     {
         int bytes = 8 + entries.Length * sizeof(KvmCpuidEntry2);
         var buffer = new byte[bytes];
+        // The array is pinned for the ioctl and sized for the 8-byte header and every entry.
         fixed (byte* p = buffer)
         {
             *(uint*)p = (uint)entries.Length;

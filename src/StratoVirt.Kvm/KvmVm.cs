@@ -22,6 +22,7 @@ public sealed unsafe class KvmVm : IDisposable
         {
             Slot = slot, GuestPhysAddr = guestAddress, MemorySize = size, UserspaceAddr = (ulong)hostAddress,
         };
+        // region is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetUserMemoryRegion, &region),
             $"KVM_SET_USER_MEMORY_REGION slot {slot} at 0x{guestAddress:x}");
     }
@@ -31,6 +32,7 @@ public sealed unsafe class KvmVm : IDisposable
 
     /// <summary>KVM_SET_IDENTITY_MAP_ADDR; returns false where the host refuses it (PVM does not need it).</summary>
     public bool TrySetIdentityMapAddress(ulong address) =>
+        // address is this call's parameter, which the ioctl reads as a u64.
         Libc.Ioctl(_fd.Fd, KvmIoctls.SetIdentityMapAddr, &address) == 0;
 
     /// <summary>Creates the in-kernel PIC, IOAPIC and per-vCPU local APICs.</summary>
@@ -41,6 +43,7 @@ public sealed unsafe class KvmVm : IDisposable
     public void CreatePit2()
     {
         var config = new KvmPitConfig();
+        // config is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.CreatePit2, &config), "KVM_CREATE_PIT2");
     }
 
@@ -48,6 +51,7 @@ public sealed unsafe class KvmVm : IDisposable
     public void SetIrqLine(uint gsi, bool level)
     {
         var irq = new KvmIrqLevel { Irq = gsi, Level = level ? 1u : 0u };
+        // irq is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.IrqLine, &irq), $"KVM_IRQ_LINE {gsi}");
     }
 
@@ -55,6 +59,7 @@ public sealed unsafe class KvmVm : IDisposable
     public void AssignIrqfd(int eventFd, uint gsi)
     {
         var irqfd = new KvmIrqfd { Fd = (uint)eventFd, Gsi = gsi };
+        // irqfd is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Irqfd, &irqfd), $"KVM_IRQFD gsi {gsi}");
     }
 
@@ -66,6 +71,7 @@ public sealed unsafe class KvmVm : IDisposable
         {
             Addr = address, Len = length, Datamatch = value, Fd = eventFd, Flags = KvmIoeventfd.FlagDatamatch,
         };
+        // ioeventfd is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Ioeventfd, &ioeventfd), $"KVM_IOEVENTFD at 0x{address:x}");
     }
 
@@ -73,6 +79,7 @@ public sealed unsafe class KvmVm : IDisposable
     public ulong GetClock()
     {
         var data = new KvmClockData();
+        // data is a local of this frame that the ioctl fills.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetClock, &data), "KVM_GET_CLOCK");
         return data.Clock;
     }
@@ -81,6 +88,7 @@ public sealed unsafe class KvmVm : IDisposable
     public void SetClock(ulong nanoseconds)
     {
         var data = new KvmClockData { Clock = nanoseconds };
+        // data is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetClock, &data), "KVM_SET_CLOCK");
     }
 

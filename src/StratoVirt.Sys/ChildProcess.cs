@@ -13,6 +13,7 @@ public static unsafe class ChildProcess
     public static (FileDescriptor Read, FileDescriptor Write) Pipe()
     {
         int* fds = stackalloc int[2];
+        // pipe2 stores exactly two fds in this frame's buffer.
         SysException.Check(Libc.Pipe2(fds, Libc.O_CLOEXEC), "pipe2");
         return (new FileDescriptor(fds[0]), new FileDescriptor(fds[1]));
     }
@@ -77,6 +78,7 @@ public static unsafe class ChildProcess
     public static int WaitForExit(int pid)
     {
         int status;
+        // status is a local of this frame that waitpid fills.
         while (Libc.WaitPid(pid, &status, 0) < 0)
         {
             int errno = Marshal.GetLastPInvokeError();

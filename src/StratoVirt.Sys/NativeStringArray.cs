@@ -11,13 +11,14 @@ internal sealed unsafe class NativeStringArray : IDisposable
     public NativeStringArray(IReadOnlyList<string> items)
     {
         _count = items.Count;
-        // Zeroed, so the entry after the last string is the NULL terminator (and Dispose can run at any point).
+        // _count + 1 zeroed entries: the strings fill the first _count, the last stays the NULL terminator.
         Pointer = (byte**)NativeMemory.AllocZeroed((nuint)(_count + 1), (nuint)sizeof(byte*));
         for (int i = 0; i < _count; i++) Pointer[i] = (byte*)Marshal.StringToCoTaskMemUTF8(items[i]);
     }
 
     public byte** Pointer { get; private set; }
 
+    /// <summary>One string; the index is checked against the count, so the read stays inside the array.</summary>
     public byte* this[int index] => (uint)index < (uint)_count ? Pointer[index] : throw new ArgumentOutOfRangeException(nameof(index));
 
     public void Dispose()

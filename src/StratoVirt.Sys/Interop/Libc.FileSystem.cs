@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace StratoVirt.Sys;
 
 /// <summary>Paths: creating and removing folders, device nodes and links, owners and modes, the working folder.</summary>
-public static unsafe partial class Libc
+public static partial class Libc
 {
     [LibraryImport(Lib, EntryPoint = "unlink", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int Unlink(string path);

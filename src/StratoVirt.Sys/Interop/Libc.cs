@@ -9,7 +9,7 @@ namespace StratoVirt.Sys;
 /// each with its constants and structs. Declarations return what libc returns; the classes above them (FileDescriptor,
 /// Epoll, UnixSocket, ...) turn errno into a <see cref="SysException"/> or a negative errno result.
 /// </summary>
-public static unsafe partial class Libc
+public static partial class Libc
 {
     private const string Lib = "libc";
 
