@@ -27,7 +27,7 @@ public sealed class ChrootDir
     /// <summary>Creates the folder (it must not exist), copies the binary and bind-mounts the sources; undoes it all on failure.</summary>
     public void Create(string execFile, IReadOnlyList<string> sources)
     {
-        OzoneException.OnFileError(() => Directory.CreateDirectory(ExecDir));
+        OzoneException.FileStep(() => Directory.CreateDirectory(ExecDir));
         if (Libc.Mkdir(Path, 0x1c0 /* 0700 */) != 0)
         {
             var e = SysException.Last($"create {Path}");
@@ -36,7 +36,7 @@ public sealed class ChrootDir
         _created = true;
         try
         {
-            OzoneException.OnFileError(() => Fill(execFile, sources));
+            OzoneException.FileStep(() => Fill(execFile, sources));
         }
         catch
         {
@@ -78,7 +78,7 @@ public sealed class ChrootDir
         // Never delete through a mount point: that would delete the source's own files.
         if (MountTable.Below(MountTable.Read(), Path).Count > 0)
             throw new OzoneException($"{Path} still has mounts below it; not deleting it");
-        if (Directory.Exists(Path)) OzoneException.OnFileError(() => Directory.Delete(Path, recursive: true));
+        if (Directory.Exists(Path)) OzoneException.FileStep(() => Directory.Delete(Path, recursive: true));
         _created = false;
         Libc.Rmdir(ExecDir); // fails with ENOTEMPTY while another sandbox of this binary exists: then it stays
     }

@@ -139,7 +139,7 @@ public static class Launcher
         var info = new FileInfo(path);
         if (!info.Exists && !Directory.Exists(path)) throw new OzoneException($"{what} {path} does not exist");
         FileSystemInfo? target = null;
-        OzoneException.OnFileError(() => target = info.ResolveLinkTarget(returnFinalTarget: true));
+        OzoneException.FileStep(() => target = info.ResolveLinkTarget(returnFinalTarget: true));
         return Path.GetFullPath(target?.FullName ?? info.FullName);
     }
 

@@ -7,7 +7,7 @@ public sealed class OzoneException(string message) : VmmException(message)
 {
     /// <summary>Runs a step made of System.IO calls (copying the binary, making or deleting folders): an
     /// IOException or UnauthorizedAccessException becomes an OzoneException with the same message.</summary>
-    public static void OnFileError(Action step)
+    public static void FileStep(Action step)
     {
         try { step(); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new OzoneException(e.Message); }
