@@ -3,7 +3,7 @@ using StratoVirt.Sys;
 namespace Ozone;
 
 /// <summary>Linux capability names and numbers, and the calls that shrink a process's capabilities.</summary>
-public static unsafe class CapabilitySet
+public static class CapabilitySet
 {
     /// <summary>Names in number order (linux/capability.h).</summary>
     public static readonly string[] Names =
@@ -54,17 +54,6 @@ public static unsafe class CapabilitySet
         for (int cap = 0; cap < 64 && Libc.Prctl(Libc.PR_CAPBSET_READ, (ulong)cap, 0, 0, 0) >= 0; cap++)
             if ((keep & (1UL << cap)) == 0)
                 SysException.Check(Libc.Prctl(Libc.PR_CAPBSET_DROP, (ulong)cap, 0, 0, 0), $"drop capability {cap} from the bounding set");
-    }
-
-    /// <summary>Sets the effective, permitted and inheritable sets all to <paramref name="mask"/>.</summary>
-    public static void SetAll(ulong mask)
-    {
-        var header = new CapHeader { Version = Libc.CapabilityVersion3, Pid = 0 };
-        var data = stackalloc CapData[2];
-        data[0] = new CapData { Effective = (uint)mask, Permitted = (uint)mask, Inheritable = (uint)mask };
-        data[1] = new CapData { Effective = (uint)(mask >> 32), Permitted = (uint)(mask >> 32), Inheritable = (uint)(mask >> 32) };
-        // The header and the two data structs live on this stack frame for the whole call.
-        SysException.Check(Libc.CapSet(&header, data), "capset");
     }
 
     /// <summary>Raises each capability of <paramref name="mask"/> in the ambient set, so it survives exec as a non-root user.</summary>

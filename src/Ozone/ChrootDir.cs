@@ -27,7 +27,7 @@ public sealed class ChrootDir
     /// <summary>Creates the folder (it must not exist), copies the binary and bind-mounts the sources; undoes it all on failure.</summary>
     public void Create(string execFile, IReadOnlyList<string> sources)
     {
-        Directory.CreateDirectory(ExecDir);
+        OzoneException.FileStep(() => Directory.CreateDirectory(ExecDir));
         if (Libc.Mkdir(Path, 0x1c0 /* 0700 */) != 0)
         {
             var e = SysException.Last($"create {Path}");
@@ -36,20 +36,25 @@ public sealed class ChrootDir
         _created = true;
         try
         {
-            File.Copy(execFile, System.IO.Path.Combine(Path, _options.ExecName));
-            foreach (var library in SharedLibraries.Of(execFile))
-            {
-                string target = Path + library;
-                Directory.CreateDirectory(System.IO.Path.GetDirectoryName(target)!);
-                File.Copy(library, target);
-            }
-            foreach (var source in sources) BindSource(source);
+            OzoneException.FileStep(() => Fill(execFile, sources));
         }
         catch
         {
             Remove();
             throw;
         }
+    }
+
+    private void Fill(string execFile, IReadOnlyList<string> sources)
+    {
+        File.Copy(execFile, System.IO.Path.Combine(Path, _options.ExecName));
+        foreach (var library in SharedLibraries.Of(execFile))
+        {
+            string target = Path + library;
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(target)!);
+            File.Copy(library, target);
+        }
+        foreach (var source in sources) BindSource(source);
     }
 
     /// <summary>Bind-mounts a source at the chroot's top level and gives it to uid:gid, as upstream does
@@ -73,7 +78,7 @@ public sealed class ChrootDir
         // Never delete through a mount point: that would delete the source's own files.
         if (MountTable.Below(MountTable.Read(), Path).Count > 0)
             throw new OzoneException($"{Path} still has mounts below it; not deleting it");
-        if (Directory.Exists(Path)) Directory.Delete(Path, recursive: true);
+        if (Directory.Exists(Path)) OzoneException.FileStep(() => Directory.Delete(Path, recursive: true));
         _created = false;
         Libc.Rmdir(ExecDir); // fails with ENOTEMPTY while another sandbox of this binary exists: then it stays
     }

@@ -68,7 +68,7 @@ public static class Launcher
         foreach (Action step in (Action[])[cgroups.Remove, chroot.Remove])
         {
             try { step(); }
-            catch (Exception e) when (e is OzoneException or SysException or IOException or UnauthorizedAccessException)
+            catch (VmmException e)
             {
                 failures.Append($" (and rolling back failed: {e.Message})");
             }
@@ -138,7 +138,8 @@ public static class Launcher
     {
         var info = new FileInfo(path);
         if (!info.Exists && !Directory.Exists(path)) throw new OzoneException($"{what} {path} does not exist");
-        var target = info.ResolveLinkTarget(returnFinalTarget: true);
+        FileSystemInfo? target = null;
+        OzoneException.FileStep(() => target = info.ResolveLinkTarget(returnFinalTarget: true));
         return Path.GetFullPath(target?.FullName ?? info.FullName);
     }
 

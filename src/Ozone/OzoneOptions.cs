@@ -1,7 +1,18 @@
+using StratoVirt.Sys;
+
 namespace Ozone;
 
 /// <summary>Bad ozone input or a sandbox step that cannot be done; the message is the whole error line.</summary>
-public sealed class OzoneException(string message) : Exception(message);
+public sealed class OzoneException(string message) : VmmException(message)
+{
+    /// <summary>Runs a step made of System.IO calls (copying the binary, making or deleting folders): an
+    /// IOException or UnauthorizedAccessException becomes an OzoneException with the same message.</summary>
+    public static void FileStep(Action step)
+    {
+        try { step(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new OzoneException(e.Message); }
+    }
+}
 
 /// <summary>The ozone command line, parsed with upstream's rules and checked without touching the file system.</summary>
 public sealed class OzoneOptions

@@ -17,9 +17,15 @@ public static class Program
         {
             return Launcher.Run(OzoneOptions.Parse(args), args);
         }
-        catch (Exception e) when (e is OzoneException or SysException or IOException or UnauthorizedAccessException)
+        catch (VmmException e)
         {
             Log.WriteRaw(2, $"ozone: {e.Message.ReplaceLineEndings(" ")}\n");
+            return 1;
+        }
+        catch (Exception e)
+        {
+            // A defect, not a user error: still one line and a failure status.
+            Log.WriteRaw(2, $"ozone: internal error: {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}\n");
             return 1;
         }
     }

@@ -45,7 +45,7 @@ public static class Sandbox
             Enter(options, dirs);
             return 0;
         }
-        catch (Exception e) when (e is OzoneException or SysException or IOException or UnauthorizedAccessException)
+        catch (VmmException e)
         {
             Log.WriteAll(StatusFd, Encoding.UTF8.GetBytes(e.Message));
             return 1;
@@ -57,7 +57,7 @@ public static class Sandbox
         CgroupLimits.Join(cgroupDirs);
 
         SysException.Check(Libc.Unshare(Libc.CLONE_NEWUTS | Libc.CLONE_NEWIPC), "unshare(CLONE_NEWUTS|CLONE_NEWIPC)");
-        SandboxCalls.SetHostName(HostName);
+        Confinement.SetHostName(HostName);
         if (o.NetNs is { } netns)
         {
             using var ns = FileDescriptor.Open(netns, Libc.O_RDONLY);
@@ -72,7 +72,7 @@ public static class Sandbox
         // Set after the id change, which clears it: the sandbox dies with the first stage.
         SysException.Check(Libc.Prctl(Libc.PR_SET_PDEATHSIG, Libc.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)");
         SandboxCalls.CloseInheritedFds();
-        SandboxCalls.Exec("/" + o.ExecName, [o.ExecName, .. o.ExecArgs], SandboxCalls.Environment());
+        Confinement.Exec("/" + o.ExecName, [o.ExecName, .. o.ExecArgs], SandboxCalls.Environment());
     }
 
     /// <summary>A new mount namespace whose root is the chroot folder; the host's tree is detached from it.</summary>
@@ -86,7 +86,7 @@ public static class Sandbox
         SysException.Check(Libc.Chdir(root), $"chdir {root}");
         try
         {
-            SandboxCalls.PivotRootHere();
+            Confinement.PivotRootHere();
             SysException.Check(Libc.Umount2(".", Libc.MNT_DETACH), "detach the old root");
         }
         catch (SysException e) when (e.Errno == Libc.EINVAL)
@@ -118,15 +118,15 @@ public static class Sandbox
 
     /// <summary>Bounding set down to -capability, no supplementary groups, gid and uid, and the kept capabilities
     /// made effective: for a non-root uid through the ambient set, which is how they survive the exec.</summary>
-    private static unsafe void DropPrivileges(OzoneOptions o)
+    private static void DropPrivileges(OzoneOptions o)
     {
         ulong keep = CapabilitySet.Mask(o.Capabilities);
         CapabilitySet.DropBounding(keep);
-        SysException.Check(Libc.SetGroups(0, null), "setgroups");
+        Confinement.ClearSupplementaryGroups();
         SysException.Check(Libc.SetResGid(o.Gid, o.Gid, o.Gid), $"setresgid {o.Gid}");
         if (keep != 0) SysException.Check(Libc.Prctl(Libc.PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)");
         SysException.Check(Libc.SetResUid(o.Uid, o.Uid, o.Uid), $"setresuid {o.Uid}");
-        CapabilitySet.SetAll(keep);
+        Confinement.SetCapabilities(keep);
         if (o.Uid != 0) CapabilitySet.RaiseAmbient(keep);
     }
 }

@@ -108,7 +108,29 @@ public unsafe struct KvmIoeventfd
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct KvmLapicState
 {
-    public fixed byte Regs[1024];
+    public const int Size = 1024;
+    public fixed byte Regs[Size];
+
+    /// <summary>The 32-bit register at <paramref name="offset"/> of the APIC page (0x350: LVT LINT0, ...).</summary>
+    public uint GetRegister(int offset)
+    {
+        CheckRegister(offset);
+        // offset is 4-byte aligned and the register lies inside the fixed page (checked above).
+        fixed (byte* p = Regs) return *(uint*)(p + offset);
+    }
+
+    public void SetRegister(int offset, uint value)
+    {
+        CheckRegister(offset);
+        // offset is 4-byte aligned and the register lies inside the fixed page (checked above).
+        fixed (byte* p = Regs) *(uint*)(p + offset) = value;
+    }
+
+    private static void CheckRegister(int offset)
+    {
+        if (offset < 0 || offset > Size - sizeof(uint) || offset % sizeof(uint) != 0)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"0x{offset:x} is not an APIC register offset");
+    }
 }
 
 [StructLayout(LayoutKind.Sequential)]

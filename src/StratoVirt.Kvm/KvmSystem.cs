@@ -53,6 +53,8 @@ public sealed unsafe class KvmSystem : IDisposable
         {
             int bytes = 8 + capacity * sizeof(KvmCpuidEntry2);
             var managed = new byte[bytes];
+            // The array is pinned for the ioctl; its header says it holds `capacity` entries, which bounds both
+            // what KVM writes and what is read back (n <= capacity).
             fixed (byte* p = managed)
             {
                 *(uint*)p = (uint)capacity;
@@ -83,4 +85,4 @@ public sealed unsafe class KvmSystem : IDisposable
 }
 
 /// <summary>KVM cannot be used at all on this host; the message says why.</summary>
-public sealed class KvmUnavailableException(string message) : Exception(message);
+public sealed class KvmUnavailableException(string message) : VmmException(message);

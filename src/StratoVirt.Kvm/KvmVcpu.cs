@@ -102,6 +102,7 @@ public sealed unsafe class KvmVcpu : IVcpu
     /// <summary>An ioctl that reads one kvm struct.</summary>
     private void Set<T>(ulong request, in T value, string name) where T : unmanaged
     {
+        // value is pinned for the call and the kernel reads sizeof(T) bytes of it.
         fixed (T* p = &value)
             SysException.Check(Libc.Ioctl(_fd.Fd, request, p), name);
     }
@@ -110,6 +111,7 @@ public sealed unsafe class KvmVcpu : IVcpu
     {
         int bytes = 8 + entries.Length * sizeof(KvmCpuidEntry2);
         var buffer = new byte[bytes];
+        // The array is pinned for the ioctl and sized for the 8-byte header and every entry.
         fixed (byte* p = buffer)
         {
             *(uint*)p = (uint)entries.Length;

@@ -22,6 +22,7 @@ public sealed unsafe class KvmVm : IGuestClock, IDisposable
         {
             Slot = slot, GuestPhysAddr = guestAddress, MemorySize = size, UserspaceAddr = (ulong)hostAddress,
         };
+        // region is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetUserMemoryRegion, &region),
             $"KVM_SET_USER_MEMORY_REGION slot {slot} at 0x{guestAddress:x}");
     }
@@ -31,6 +32,7 @@ public sealed unsafe class KvmVm : IGuestClock, IDisposable
 
     /// <summary>KVM_SET_IDENTITY_MAP_ADDR; returns false where the host refuses it (PVM does not need it).</summary>
     public bool TrySetIdentityMapAddress(ulong address) =>
+        // address is this call's parameter, which the ioctl reads as a u64.
         Libc.Ioctl(_fd.Fd, KvmIoctls.SetIdentityMapAddr, &address) == 0;
 
     /// <summary>Creates the in-kernel PIC, IOAPIC and per-vCPU local APICs.</summary>
@@ -41,6 +43,7 @@ public sealed unsafe class KvmVm : IGuestClock, IDisposable
     public void CreatePit2()
     {
         var config = new KvmPitConfig();
+        // config is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.CreatePit2, &config), "KVM_CREATE_PIT2");
     }
 
@@ -48,6 +51,7 @@ public sealed unsafe class KvmVm : IGuestClock, IDisposable
     public void SetIrqLine(uint gsi, bool level)
     {
         var irq = new KvmIrqLevel { Irq = gsi, Level = level ? 1u : 0u };
+        // irq is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.IrqLine, &irq), $"KVM_IRQ_LINE {gsi}");
     }
 
@@ -55,6 +59,7 @@ public sealed unsafe class KvmVm : IGuestClock, IDisposable
     public void AssignIrqfd(int eventFd, uint gsi)
     {
         var irqfd = new KvmIrqfd { Fd = (uint)eventFd, Gsi = gsi };
+        // irqfd is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Irqfd, &irqfd), $"KVM_IRQFD gsi {gsi}");
     }
 
@@ -65,6 +70,7 @@ public sealed unsafe class KvmVm : IGuestClock, IDisposable
     public void AssignResampledIrqfd(int eventFd, uint gsi, int resampleFd)
     {
         var irqfd = new KvmIrqfd { Fd = (uint)eventFd, Gsi = gsi, Flags = KvmIrqfd.FlagResample, ResampleFd = (uint)resampleFd };
+        // irqfd is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Irqfd, &irqfd), $"KVM_IRQFD (resample) gsi {gsi}");
     }
 
@@ -72,6 +78,7 @@ public sealed unsafe class KvmVm : IGuestClock, IDisposable
     public void DeassignIrqfd(int eventFd, uint gsi)
     {
         var irqfd = new KvmIrqfd { Fd = (uint)eventFd, Gsi = gsi, Flags = KvmIrqfd.FlagDeassign };
+        // irqfd is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Irqfd, &irqfd), $"KVM_IRQFD deassign gsi {gsi}");
     }
 
@@ -95,6 +102,7 @@ public sealed unsafe class KvmVm : IGuestClock, IDisposable
     public bool SignalMsi(ulong address, uint data)
     {
         var msi = new KvmMsi { AddressLow = (uint)address, AddressHigh = (uint)(address >> 32), Data = data };
+        // msi is a local of this frame that the ioctl only reads.
         return SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SignalMsi, &msi), "KVM_SIGNAL_MSI") > 0;
     }
 
@@ -116,6 +124,7 @@ public sealed unsafe class KvmVm : IGuestClock, IDisposable
             Flags = (value is null ? 0 : KvmIoeventfd.FlagDatamatch) | (pio ? KvmIoeventfd.FlagPio : 0)
                     | (deassign ? KvmIoeventfd.FlagDeassign : 0),
         };
+        // ioeventfd is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.Ioeventfd, &ioeventfd),
             $"KVM_IOEVENTFD{(deassign ? " deassign" : "")} at {(pio ? "port" : "")} 0x{address:x}");
     }
@@ -124,6 +133,7 @@ public sealed unsafe class KvmVm : IGuestClock, IDisposable
     public ulong Get()
     {
         var data = new KvmClockData();
+        // data is a local of this frame that the ioctl fills.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetClock, &data), "KVM_GET_CLOCK");
         return data.Clock;
     }
@@ -132,6 +142,7 @@ public sealed unsafe class KvmVm : IGuestClock, IDisposable
     public void Set(ulong nanoseconds)
     {
         var data = new KvmClockData { Clock = nanoseconds };
+        // data is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetClock, &data), "KVM_SET_CLOCK");
     }
 

@@ -6,7 +6,7 @@ using StratoVirt.Virtio.Devices;
 namespace StratoVirt.Machine;
 
 /// <summary>A machine configuration the host cannot satisfy (a missing image, a tap that cannot be opened, ...).</summary>
-public sealed class MachineConfigException(string message) : Exception(message);
+public sealed class MachineConfigException(string message) : VmmException(message);
 
 /// <summary>Creates the device model of each -device, opening its host side.</summary>
 public static class VirtioDeviceFactory

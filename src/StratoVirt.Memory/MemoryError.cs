@@ -1,8 +1,10 @@
+using StratoVirt.Sys;
+
 namespace StratoVirt.Memory;
 
 /// <summary>A guest physical access that falls outside guest RAM.</summary>
 public sealed class GuestMemoryException(ulong address, ulong length)
-    : Exception($"guest address range 0x{address:x}+0x{length:x} is outside guest memory")
+    : VmmException($"guest address range 0x{address:x}+0x{length:x} is outside guest memory")
 {
     public ulong Address { get; } = address;
     public ulong Length { get; } = length;

@@ -13,6 +13,7 @@ public static unsafe class ChildProcess
     public static (FileDescriptor Read, FileDescriptor Write) Pipe()
     {
         int* fds = stackalloc int[2];
+        // pipe2 stores exactly two fds in this frame's buffer.
         SysException.Check(Libc.Pipe2(fds, Libc.O_CLOEXEC), "pipe2");
         return (new FileDescriptor(fds[0]), new FileDescriptor(fds[1]));
     }
@@ -35,29 +36,14 @@ public static unsafe class ChildProcess
         int childFd, bool detached)
     {
         // Every native string and pointer array lives until posix_spawn has returned; the child execs a copy.
-        var strings = new List<nint>(argv.Count + environment.Count + 2);
-        byte** nativeArgv = null, nativeEnv = null;
+        using var nativeArgv = new NativeStringArray(argv);
+        using var nativeEnv = new NativeStringArray(environment);
+        using var paths = new NativeStringArray([path, "/dev/null"]);
         byte* actions = stackalloc byte[Libc.SpawnFileActionsSize];
         byte* attr = stackalloc byte[Libc.SpawnAttrSize];
         bool actionsReady = false, attrReady = false;
         try
         {
-            byte* Utf8(string s)
-            {
-                nint p = Marshal.StringToCoTaskMemUTF8(s);
-                strings.Add(p);
-                return (byte*)p;
-            }
-            byte** Array(IReadOnlyList<string> items)
-            {
-                var array = (byte**)NativeMemory.AllocZeroed((nuint)(items.Count + 1), (nuint)sizeof(byte*));
-                strings.Add((nint)array);
-                for (int i = 0; i < items.Count; i++) array[i] = Utf8(items[i]);
-                return array; // NULL-terminated by AllocZeroed
-            }
-            nativeArgv = Array(argv);
-            nativeEnv = Array(environment);
-
             // actions and attr are opaque glibc objects on this frame, initialised before use and destroyed below.
             Check(Libc.PosixSpawnFileActionsInit(actions), "posix_spawn_file_actions_init");
             actionsReady = true;
@@ -65,7 +51,7 @@ public static unsafe class ChildProcess
             attrReady = true;
             if (detached)
             {
-                byte* devNull = Utf8("/dev/null");
+                byte* devNull = paths[1];
                 Check(Libc.PosixSpawnFileActionsAddOpen(actions, 0, devNull, Libc.O_RDONLY, 0), "posix_spawn_file_actions_addopen");
                 Check(Libc.PosixSpawnFileActionsAddOpen(actions, 1, devNull, Libc.O_WRONLY, 0), "posix_spawn_file_actions_addopen");
                 Check(Libc.PosixSpawnAttrSetFlags(attr, Libc.POSIX_SPAWN_SETSID), "posix_spawnattr_setflags");
@@ -73,19 +59,13 @@ public static unsafe class ChildProcess
             Check(Libc.PosixSpawnFileActionsAddDup2(actions, fdToPass, childFd), "posix_spawn_file_actions_adddup2");
 
             int pid;
-            Check(Libc.PosixSpawn(&pid, Utf8(path), actions, attr, nativeArgv, nativeEnv), $"start {path}");
+            Check(Libc.PosixSpawn(&pid, paths[0], actions, attr, nativeArgv.Pointer, nativeEnv.Pointer), $"start {path}");
             return pid;
         }
         finally
         {
             if (actionsReady) Libc.PosixSpawnFileActionsDestroy(actions);
             if (attrReady) Libc.PosixSpawnAttrDestroy(attr);
-            // The two pointer arrays were allocated with NativeMemory, the strings with CoTaskMem.
-            foreach (nint p in strings)
-            {
-                if (p == (nint)nativeArgv || p == (nint)nativeEnv) NativeMemory.Free((void*)p);
-                else Marshal.FreeCoTaskMem(p);
-            }
         }
 
         static void Check(int errno, string what)
@@ -98,6 +78,7 @@ public static unsafe class ChildProcess
     public static int WaitForExit(int pid)
     {
         int status;
+        // status is a local of this frame that waitpid fills.
         while (Libc.WaitPid(pid, &status, 0) < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -117,16 +98,7 @@ public static unsafe class ChildProcess
     /// <summary>Reads what is there (blocking): the byte count, 0 at end of file; throws on errors.</summary>
     public static int Read(FileDescriptor fd, Span<byte> buffer)
     {
-        // The span is pinned for the call and read writes at most its length.
-        fixed (byte* p = buffer)
-        {
-            while (true)
-            {
-                nint n = Libc.Read(fd.Fd, p, (nuint)buffer.Length);
-                if (n >= 0) return (int)n;
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno != Libc.EINTR) throw new SysException("read", errno);
-            }
-        }
+        int n = FileIo.Read(fd.Fd, buffer);
+        return n >= 0 ? n : throw new SysException("read", -n);
     }
 }

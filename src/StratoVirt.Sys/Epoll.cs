@@ -14,12 +14,14 @@ public sealed unsafe class Epoll : IDisposable
     private void Control(int op, int fd, uint events, ulong token, string what)
     {
         var ev = new EpollEvent { Events = events, Data = token };
+        // ev is a local of this frame that epoll_ctl only reads.
         SysException.Check(Libc.EpollCtl(_fd.Fd, op, fd, &ev), $"{what} fd {fd}");
     }
 
     /// <summary>Waits for events; returns how many were stored (0 on timeout or EINTR).</summary>
     public int Wait(Span<EpollEvent> events, int timeoutMs)
     {
+        // The span is pinned for the call and epoll_wait stores at most events.Length entries.
         fixed (EpollEvent* p = events)
         {
             int n = Libc.EpollWait(_fd.Fd, p, events.Length, timeoutMs);

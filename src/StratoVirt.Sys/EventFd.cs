@@ -23,6 +23,7 @@ public sealed unsafe class EventFd : IDisposable
     public ulong Drain()
     {
         ulong value = 0;
+        // Reading 8 bytes into a stack local the call cannot outlive.
         return Libc.Read(_fd.Fd, (byte*)&value, 8) == 8 ? value : 0;
     }
 

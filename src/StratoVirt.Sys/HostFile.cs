@@ -20,6 +20,7 @@ public sealed unsafe class HostFile : IDisposable
     {
         var fd = FileDescriptor.Open(path, Libc.O_RDONLY);
         Stat st;
+        // st is a local of this frame that fstat fills.
         if (Libc.FStat(fd.Fd, &st) != 0)
         {
             var e = SysException.Last($"fstat {path}");
@@ -32,6 +33,7 @@ public sealed unsafe class HostFile : IDisposable
     /// <summary>Reads at <paramref name="offset"/>; returns the bytes read, 0 at end of file.</summary>
     public int Read(Span<byte> buffer, long offset)
     {
+        // The span is pinned for the call and pread writes at most its length.
         fixed (byte* p = buffer)
         {
             while (true)

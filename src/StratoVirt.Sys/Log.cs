@@ -9,7 +9,7 @@ public enum LogLevel { Trace, Debug, Info, Warn, Error, Off }
 /// The process log: one line per message, written with write(2) to stderr or the -D file. Errors are
 /// always shown on stderr; other levels only when -D is given.
 /// </summary>
-public static unsafe class Log
+public static class Log
 {
     private static int _fd = 2;
     private static LogLevel _level = LogLevel.Error;
@@ -74,21 +74,12 @@ public static unsafe class Log
     /// <summary>Writes all bytes to an fd, retrying on EINTR and short writes; gives up silently on other errors.</summary>
     public static void WriteAll(int fd, ReadOnlySpan<byte> data)
     {
-        fixed (byte* p = data)
+        while (!data.IsEmpty)
         {
-            int done = 0;
-            while (done < data.Length)
-            {
-                nint r = Libc.Write(fd, p + done, (nuint)(data.Length - done));
-                if (r < 0)
-                {
-                    int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-                    if (errno == Libc.EINTR) continue;
-                    if (errno == Libc.EAGAIN) { Thread.Sleep(1); continue; }
-                    return;
-                }
-                done += (int)r;
-            }
+            int n = FileIo.Write(fd, data);
+            if (n == -Libc.EAGAIN) { Thread.Sleep(1); continue; }
+            if (n < 0) return;
+            data = data[n..];
         }
     }
 }

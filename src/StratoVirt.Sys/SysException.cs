@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace StratoVirt.Sys;
 
 /// <summary>A failed system call: what was attempted and the errno text.</summary>
-public sealed class SysException : Exception
+public sealed class SysException : VmmException
 {
     public int Errno { get; }
 

@@ -34,14 +34,14 @@ public static unsafe class TcpSocket
             if (v6)
             {
                 var addr = new SockAddrIn6 { Family = Libc.AF_INET6, Port = networkPort, ScopeId = (uint)address.ScopeId };
-                // Address is a 16-byte inline buffer of this local; an IPv6 address is 16 bytes.
+                // Address is a 16-byte inline buffer of this local (an IPv6 address is 16 bytes); bind only reads addr.
                 address.TryWriteBytes(new Span<byte>(addr.Address, 16), out _);
                 result = Libc.Bind(sock.Fd, &addr, (uint)sizeof(SockAddrIn6));
             }
             else
             {
                 var addr = new SockAddrIn { Family = Libc.AF_INET, Port = networkPort };
-                // Address is a 4-byte inline buffer of this local; an IPv4 address is 4 bytes.
+                // Address is a 4-byte inline buffer of this local (an IPv4 address is 4 bytes); bind only reads addr.
                 address.TryWriteBytes(new Span<byte>(addr.Address, 4), out _);
                 result = Libc.Bind(sock.Fd, &addr, (uint)sizeof(SockAddrIn));
             }

@@ -23,6 +23,7 @@ public sealed unsafe class RawTerminal : IDisposable
     {
         if (Libc.IsATty(fd) != 1) return null;
         Termios t;
+        // t is a local of this frame that tcgetattr fills and tcsetattr reads.
         if (Libc.TcGetAttr(fd, &t) != 0) return null;
         var saved = t;
         // Keystrokes such as Ctrl-C go to the guest, as with QEMU's and StratoVirt's stdio console.
@@ -38,6 +39,7 @@ public sealed unsafe class RawTerminal : IDisposable
     {
         if (!_active) return;
         _active = false;
+        // _saved is pinned for the call, which only reads it.
         fixed (Termios* p = &_saved) Libc.TcSetAttr(_fd, TCSANOW, p);
     }
 }

@@ -1,10 +1,11 @@
 using System.Buffers.Binary;
 using StratoVirt.Memory;
+using StratoVirt.Sys;
 
 namespace StratoVirt.Virtio;
 
 /// <summary>A guest's misprogrammed virtqueue or descriptor chain; the device that meets one stops (NEEDS_RESET).</summary>
-public sealed class VirtqueueException(string message) : Exception(message);
+public sealed class VirtqueueException(string message) : VmmException(message);
 
 /// <summary>
 /// A split virtqueue (virtio 1.2, section 2.7) as the device sees it: the driver's configuration, set through the

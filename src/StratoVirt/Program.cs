@@ -1,8 +1,5 @@
-using StratoVirt.Boot;
 using StratoVirt.Cli;
-using StratoVirt.Kvm;
 using StratoVirt.Machine;
-using StratoVirt.Memory;
 using StratoVirt.Qmp;
 using StratoVirt.Sys;
 
@@ -21,16 +18,14 @@ public static class Program
             var parsed = ArgParser.Parse(args, Options.Specs);
             if (Options.WantsHelp(parsed)) { Log.WriteRaw(1, Usage); return 0; }
             if (Options.WantsVersion(parsed)) { Log.WriteRaw(1, $"StratoVirt {Version} (C# implementation)\n"); return 0; }
-            var options = Options.FromArgs(parsed, HostMemory());
+            var options = Options.FromArgs(parsed, Libc.HostRamBytes());
             if (options.PidFile is not null && !options.Daemonize)
                 throw new UsageException("option -pidfile must be used together with -daemonize");
             if (options.Daemonize && !daemon) return Daemon.Start(args, options.PidFile);
             SetUpLogging(options);
             return Run(options, daemon);
         }
-        catch (Exception e) when (e is UsageException or BootException or KvmUnavailableException or SysException
-                                      or GuestMemoryException or ArgumentException or MachineConfigException
-                                      or SeccompException)
+        catch (VmmException e)
         {
             Log.Error(e.Message);
             Log.WriteRaw(2, $"stratovirt: {e.Message}\n");
@@ -92,12 +87,6 @@ public static class Program
             if (fd < 0) throw SysException.Last($"open log file {path}");
         }
         Log.Enable(fd, level);
-    }
-
-    private static unsafe ulong HostMemory()
-    {
-        SysInfoData info;
-        return Libc.SysInfo(&info) == 0 ? info.TotalRam * Math.Max(info.MemUnit, 1u) : 0;
     }
 
     private static string Version =>

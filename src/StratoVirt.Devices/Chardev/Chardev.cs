@@ -4,7 +4,7 @@ using StratoVirt.Sys;
 namespace StratoVirt.Devices.Chardev;
 
 /// <summary>A chardev could not be set up from its host configuration; the message names the chardev.</summary>
-public sealed class ChardevException(string message) : Exception(message);
+public sealed class ChardevException(string message) : VmmException(message);
 
 /// <summary>
 /// A character backend (-chardev): a byte stream between one guest-facing frontend (virtconsole, a UART) and

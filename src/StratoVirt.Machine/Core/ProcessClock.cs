@@ -3,27 +3,18 @@ using StratoVirt.Sys;
 namespace StratoVirt.Machine;
 
 /// <summary>Timestamps relative to the start of the VMM, for the boot-time log.</summary>
-public static unsafe class ProcessClock
+public static class ProcessClock
 {
-    private const int ClockProcessCpuTime = 2;
-
     /// <summary>CLOCK_MONOTONIC at the first line of Main (set by the executable).</summary>
     public static long StartNs { get; private set; } = Libc.MonotonicNanoseconds();
 
     public static void MarkStart() => StartNs = Libc.MonotonicNanoseconds();
 
-    public static long CpuNs()
-    {
-        TimeSpec ts;
-        Libc.ClockGetTime(ClockProcessCpuTime, &ts);
-        return ts.Seconds * 1_000_000_000L + ts.Nanoseconds;
-    }
-
     /// <summary>Firecracker's boot-time line, plus the raw monotonic time so benchmarks can use their own start.</summary>
     public static string BootTimeLine()
     {
         long now = Libc.MonotonicNanoseconds();
-        long us = (now - StartNs) / 1000, cpuUs = CpuNs() / 1000;
+        long us = (now - StartNs) / 1000, cpuUs = Libc.ProcessCpuNanoseconds() / 1000;
         return $"Guest-boot-time = {us} us {us / 1000} ms, {cpuUs} CPU us {cpuUs / 1000} CPU ms (monotonic {now} ns)";
     }
 }

@@ -94,4 +94,4 @@ public sealed partial class VirtualMachine
 
 /// <summary>Seccomp could not be set up; the VM does not start.</summary>
 public sealed class SeccompException(string message)
-    : Exception($"{message} (-disable-seccomp runs the VM without system call filters)");
+    : VmmException($"{message} (-disable-seccomp runs the VM without system call filters)");

@@ -29,7 +29,7 @@ public interface IHotplug
 }
 
 /// <summary>A hotplug request the machine refuses (unknown name, slot in use, an image that cannot be opened).</summary>
-public sealed class HotplugException(string message) : Exception(message);
+public sealed class HotplugException(string message) : VmmException(message);
 
 /// <summary>The kinds of replaceable slot a microVM has.</summary>
 public enum HotplugKind { Block, Net }

@@ -39,14 +39,12 @@ public static class VcpuSetup
     }
 
     /// <summary>LINT0 delivers ExtINT (the PIC) and LINT1 delivers NMI, as a PC BIOS leaves them.</summary>
-    private static unsafe void ConfigureLapic(KvmVcpu vcpu)
+    private static void ConfigureLapic(KvmVcpu vcpu)
     {
         var lapic = vcpu.GetLapic();
         const int Lint0 = 0x350, Lint1 = 0x360;
-        uint* lint0 = (uint*)(lapic.Regs + Lint0); // offsets lie inside the fixed 1024-byte register page
-        uint* lint1 = (uint*)(lapic.Regs + Lint1);
-        *lint0 = (*lint0 & ~0x700u) | 0x700; // delivery mode ExtINT
-        *lint1 = (*lint1 & ~0x700u) | 0x400; // delivery mode NMI
+        lapic.SetRegister(Lint0, (lapic.GetRegister(Lint0) & ~0x700u) | 0x700); // delivery mode ExtINT
+        lapic.SetRegister(Lint1, (lapic.GetRegister(Lint1) & ~0x700u) | 0x400); // delivery mode NMI
         vcpu.SetLapic(lapic);
     }
 

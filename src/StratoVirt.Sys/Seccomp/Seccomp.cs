@@ -31,6 +31,7 @@ public static unsafe class Seccomp
     {
         var act = new KernelSigAction { Handler = SigSysHandler.Create(logFd), Flags = Libc.SA_SIGINFO };
         KernelSigAction old;
+        // act and old are locals of this frame; sigaction reads one and fills the other.
         SysException.Check(Libc.SigAction(Libc.SIGSYS, &act, &old), "sigaction(SIGSYS)");
     }
 }

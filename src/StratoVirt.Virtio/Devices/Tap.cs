@@ -19,7 +19,7 @@ public interface INetBackend : IDisposable
 }
 
 /// <summary>A backend's bad host configuration (no such tap, no permission, an fd that is not a tap).</summary>
-public sealed class TapException(string message) : Exception(message);
+public sealed class TapException(string message) : VmmException(message);
 
 /// <summary>
 /// A Linux tap interface (-netdev tap): opened by name through /dev/net/tun, or adopted from an fd the caller

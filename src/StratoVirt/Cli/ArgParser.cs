@@ -1,7 +1,9 @@
+using StratoVirt.Sys;
+
 namespace StratoVirt.Cli;
 
 /// <summary>A command-line mistake; the message names the option and value.</summary>
-public sealed class UsageException(string message) : Exception(message);
+public sealed class UsageException(string message) : VmmException(message);
 
 /// <summary>How many values an option takes.</summary>
 public enum Arity { Flag, Value, OptionalValue }

@@ -119,7 +119,7 @@ public sealed class MachineLifecycleTests : IDisposable
         var vm = Machine(false, vcpu);
         var control = (IMachineControl)vm;
         var run = RunAsync(vm);
-        Assert.True(WaitFor(() => vm.Vcpus[0].ThreadId != 0));
+        Assert.True(WaitFor(() => vcpu.Idling)); // running: Run has let the vCPUs go
         control.Stop();
         Assert.False(control.Running);
         _clock.Now = 9_000; // time went on while paused
@@ -140,10 +140,9 @@ public sealed class MachineLifecycleTests : IDisposable
         var vm = Machine(true, vcpu);
         var control = (IMachineControl)vm;
         var run = RunAsync(vm);
-        Assert.True(WaitFor(() => vm.Vcpus[0].ThreadId != 0));
+        Assert.True(WaitFor(() => !control.Running)); // Run has come as far as holding the vCPUs
         Thread.Sleep(50);
         Assert.False(run.IsCompleted);
-        Assert.False(control.Running);
         control.Cont();
         Assert.Equal(ExitCause.GuestReset, run.Result.Cause);
     }

@@ -34,6 +34,9 @@ internal sealed class ScriptedVcpu(int id, params ScriptedExit[] script) : IVcpu
 
     public bool Disposed { get; private set; }
 
+    /// <summary>Set once the vCPU ran out of script and waits like a running guest (the machine let it run).</summary>
+    public volatile bool Idling;
+
     public bool ImmediateExit
     {
         get => _immediateExit;
@@ -50,6 +53,7 @@ internal sealed class ScriptedVcpu(int id, params ScriptedExit[] script) : IVcpu
         if (next is null)
         {
             // The guest idles: only a kick brings the vCPU back.
+            Idling = true;
             while (!_immediateExit) Thread.Sleep(1);
             return VcpuExit.Of(VcpuExitKind.Interrupted);
         }

@@ -46,6 +46,19 @@ public sealed class KvmLayoutTests
     }
 
     [Fact]
+    public unsafe void LapicRegistersAreWordsOfThePage()
+    {
+        var lapic = new KvmLapicState();
+        lapic.SetRegister(0x350, 0x0001_0700);
+        Assert.Equal(0x0001_0700u, lapic.GetRegister(0x350));
+        Assert.Equal((0x00, 0x07, 0x01), (lapic.Regs[0x350], lapic.Regs[0x351], lapic.Regs[0x352]));
+        lapic.SetRegister(KvmLapicState.Size - 4, 1);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new KvmLapicState().GetRegister(KvmLapicState.Size));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new KvmLapicState().GetRegister(0x352));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new KvmLapicState().GetRegister(-4));
+    }
+
+    [Fact]
     public void GdtDescriptorsDecodeToLongModeSegments()
     {
         var code = VcpuSetup.Segment(LongModeTables.Gdt[1], LongModeTables.CodeSelector);

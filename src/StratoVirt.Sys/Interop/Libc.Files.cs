@@ -1,0 +1,78 @@
+using System.Runtime.InteropServices;
+
+namespace StratoVirt.Sys;
+
+/// <summary>File descriptors: open, close, read and write (plain and vectored), fstat, pipes and ioctl.</summary>
+public static unsafe partial class Libc
+{
+    public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100,
+        O_TRUNC = 0x200, O_APPEND = 0x400, O_NONBLOCK = 0x800, O_DIRECT = 0x4000, O_NOFOLLOW = 0x20000,
+        O_CLOEXEC = 0x80000, O_PATH = 0x200000;
+
+    public const uint S_IFMT = 0xF000, S_IFSOCK = 0xC000, S_IFREG = 0x8000, S_IFBLK = 0x6000, S_IFDIR = 0x4000,
+        S_IFCHR = 0x2000;
+
+    /// <summary>ioctl requests that work on any fd: set non-blocking mode, set close-on-exec.</summary>
+    public const ulong FIONBIO = 0x5421, FIOCLEX = 0x5451;
+
+    public const long SYS_close_range = 436;
+    public const uint CLOSE_RANGE_CLOEXEC = 4;
+
+    [LibraryImport(Lib, EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Open(string path, int flags, int mode);
+
+    [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [LibraryImport(Lib, EntryPoint = "read", SetLastError = true)]
+    public static partial nint Read(int fd, byte* buf, nuint count);
+
+    [LibraryImport(Lib, EntryPoint = "write", SetLastError = true)]
+    public static partial nint Write(int fd, byte* buf, nuint count);
+
+    [LibraryImport(Lib, EntryPoint = "pread", SetLastError = true)]
+    public static partial nint PRead(int fd, byte* buf, nuint count, long offset);
+
+    /// <summary>preadv2(2): readv at <paramref name="offset"/>, or at the current position (sockets, taps) when it
+    /// is -1. Block and net I/O both use it (and <see cref="Pwritev2"/>), so the seccomp lists name two calls, not four.</summary>
+    [LibraryImport(Lib, EntryPoint = "preadv2", SetLastError = true)]
+    public static partial nint Preadv2(int fd, Iovec* iov, int iovcnt, long offset, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "pwritev2", SetLastError = true)]
+    public static partial nint Pwritev2(int fd, Iovec* iov, int iovcnt, long offset, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "fstat", SetLastError = true)]
+    public static partial int FStat(int fd, Stat* st);
+
+    [LibraryImport(Lib, EntryPoint = "pipe2", SetLastError = true)]
+    public static partial int Pipe2(int* fds, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "dup2", SetLastError = true)]
+    public static partial int Dup2(int oldFd, int newFd);
+
+    [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(int fd, ulong request, ulong arg);
+
+    [LibraryImport(Lib, EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(int fd, ulong request, void* arg);
+}
+
+/// <summary>struct iovec: one buffer of a readv/writev-style call.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct Iovec
+{
+    public nint Base;
+    public nuint Length;
+}
+
+/// <summary>struct stat on x86_64.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct Stat
+{
+    public ulong Dev, Ino, NLink;
+    public uint Mode, Uid, Gid, Pad0;
+    public ulong RDev;
+    public long Size, BlkSize, Blocks;
+    public long ATime, ATimeNs, MTime, MTimeNs, CTime, CTimeNs;
+    public fixed long Reserved[3];
+}
