@@ -1,5 +1,6 @@
 using StratoVirt.Boot;
 using StratoVirt.Cli;
+using StratoVirt.Devices.Options;
 using StratoVirt.Kvm;
 using StratoVirt.Machine;
 using StratoVirt.Memory;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using StratoVirt.Devices.Options;
 using StratoVirt.Machine;
 using StratoVirt.Machine.Qmp;
 using StratoVirt.Virtio.Devices;

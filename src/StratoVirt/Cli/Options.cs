@@ -1,3 +1,4 @@
+using StratoVirt.Devices.Options;
 using StratoVirt.Machine;
 using StratoVirt.Machine.Qmp;
 

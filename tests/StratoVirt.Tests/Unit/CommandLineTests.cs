@@ -1,4 +1,5 @@
 using StratoVirt.Cli;
+using StratoVirt.Devices.Options;
 using StratoVirt.Machine;
 using StratoVirt.Machine.Qmp;
 

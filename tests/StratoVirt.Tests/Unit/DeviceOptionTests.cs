@@ -1,5 +1,6 @@
 using StratoVirt.Boot.Acpi;
 using StratoVirt.Cli;
+using StratoVirt.Devices.Options;
 using StratoVirt.Machine;
 
 namespace StratoVirt.Tests.Unit;
