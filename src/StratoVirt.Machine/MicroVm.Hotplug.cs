@@ -1,5 +1,6 @@
 using StratoVirt.Machine.Qmp;
-using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.Devices.Net;
 
 namespace StratoVirt.Machine;
 

@@ -1,7 +1,8 @@
 using StratoVirt.Machine.Qmp;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
-using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.Devices.Net;
 
 namespace StratoVirt.Machine;
 

@@ -1,10 +1,11 @@
 using System.Buffers.Binary;
 using StratoVirt.Memory;
+using StratoVirt.Sys;
 
 namespace StratoVirt.Virtio;
 
 /// <summary>A guest's misprogrammed virtqueue or descriptor chain; the device that meets one stops (NEEDS_RESET).</summary>
-public sealed class VirtqueueException(string message) : Exception(message);
+public sealed class VirtqueueException(string message) : VmmException(message);
 
 /// <summary>
 /// A split virtqueue (virtio 1.2, section 2.7) as the device sees it: the driver's configuration, set through the
@@ -61,6 +62,14 @@ public sealed class Virtqueue
         if (!memory.Contains(address, length))
             throw new VirtqueueException($"queue {Index}: {what} at 0x{address:x} (+{length}) is outside guest RAM");
     }
+
+    /// <summary>The device's positions in the rings: the next available entry to pop, the next used entry to fill,
+    /// and the used index the driver last heard about (for saved state).</summary>
+    public (ushort NextAvail, ushort NextUsed, ushort SignalledUsed) Positions => (_nextAvail, _nextUsed, _usedAtLastSignal);
+
+    /// <summary>Continues an activated queue from saved <see cref="Positions"/>.</summary>
+    public void RestorePositions(ushort nextAvail, ushort nextUsed, ushort signalledUsed) =>
+        (_nextAvail, _nextUsed, _usedAtLastSignal) = (nextAvail, nextUsed, signalledUsed);
 
     /// <summary>Back to the state after device reset.</summary>
     public void Reset()

@@ -2,7 +2,8 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using StratoVirt.Sys;
-using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.Devices.Net;
 
 namespace StratoVirt.Machine.Qmp;
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using StratoVirt.Devices.Options;
 using StratoVirt.Machine;
 using StratoVirt.Machine.Qmp;
-using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Net;
 
 namespace StratoVirt.Cli;
 
