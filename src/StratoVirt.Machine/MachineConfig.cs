@@ -1,3 +1,5 @@
+using StratoVirt.Virtio.Devices;
+
 namespace StratoVirt.Machine;
 
 /// <summary>The vCPU topology from -smp; Count vCPUs are created, MaxCpus bounds hotplug.</summary>

@@ -9,6 +9,7 @@ using StratoVirt.Memory;
 using StratoVirt.Sys;
 using StratoVirt.Sys.Seccomp;
 using StratoVirt.Virtio;
+using StratoVirt.Virtio.Devices;
 using StratoVirt.Virtio.Devices.Balloon;
 
 namespace StratoVirt.Machine;
@@ -173,16 +174,16 @@ public sealed partial class MicroVm : IDisposable, IQmpCommands
         }
         foreach (var c in _config.Devices)
         {
-            var device = VirtioDeviceFactory.Create(c, _config.MemorySize, OpenChardev);
+            var loop = c.IoThread is null ? _mainLoop
+                : _ioThreads.GetValueOrDefault(c.IoThread) ?? throw new MachineConfigException(
+                    $"device '{c.Id}': iothread '{c.IoThread}' is not defined (add -object iothread,id={c.IoThread})");
+            var device = VirtioDeviceFactory.Create(c, new VirtioDeviceResources(_config.MemorySize, OpenChardev, loop));
             _virtioDevices.Add(device);
             if (device is VirtioBalloon balloon)
             {
                 _balloon = balloon;
                 balloon.ActualChanged += actual => _qmp?.SendBalloonChanged(actual);
             }
-            device.Loop = c.IoThread is null ? _mainLoop
-                : _ioThreads.GetValueOrDefault(c.IoThread) ?? throw new MachineConfigException(
-                    $"device '{c.Id}': iothread '{c.IoThread}' is not defined (add -object iothread,id={c.IoThread})");
         }
         // Without a monitor nobody can hotplug: no empty slots to probe at boot.
         if (_config.Monitors.Count > 0) ReserveHotplugSlots();
