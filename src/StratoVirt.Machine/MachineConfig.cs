@@ -1,3 +1,6 @@
+using StratoVirt.Devices.Chardev;
+using StratoVirt.Virtio.Devices;
+
 namespace StratoVirt.Machine;
 
 /// <summary>The vCPU topology from -smp; Count vCPUs are created, MaxCpus bounds hotplug.</summary>

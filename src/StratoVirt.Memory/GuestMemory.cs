@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using StratoVirt.Sys;
 
 namespace StratoVirt.Memory;
 
@@ -77,6 +79,42 @@ public sealed unsafe class GuestMemory : IDisposable
         }
         host = 0;
         return false;
+    }
+
+    /// <summary>[address, address+length) as an iovec for vectored I/O, when it lies inside one region; false
+    /// otherwise. The iovec stays valid while this memory is.</summary>
+    public bool TryGetIovec(ulong address, ulong length, out Iovec iovec)
+    {
+        bool inside = TryGetHostAddress(address, length, out nint host);
+        iovec = new Iovec { Base = host, Length = inside ? (nuint)length : 0 };
+        return inside;
+    }
+
+    /// <summary>
+    /// Gives [address, address+length) back to the host (madvise MADV_DONTNEED): guest RAM is private anonymous
+    /// memory, so the host frees the pages and the guest's next access finds zeros. The range must be guest RAM
+    /// (it may run over adjacent regions) and aligned to host pages, as regions are. Returns 0 or the errno.
+    /// </summary>
+    public int Discard(ulong address, ulong length)
+    {
+        while (length > 0)
+        {
+            var region = RegionAt(address) ?? throw new GuestMemoryException(address, length);
+            ulong part = Math.Min(length, region.End - address);
+            // [address, address+part) lies inside this region's live mapping (checked just above).
+            if (Libc.Madvise((byte*)region.HostAddress + (address - region.GuestAddress), (nuint)part, Libc.MADV_DONTNEED) != 0)
+                return Marshal.GetLastPInvokeError();
+            address += part;
+            length -= part;
+        }
+        return 0;
+    }
+
+    private GuestRegion? RegionAt(ulong address)
+    {
+        foreach (var r in _regions)
+            if (r.Contains(address, 1)) return r;
+        return null;
     }
 
     public void Read(ulong address, Span<byte> destination) =>

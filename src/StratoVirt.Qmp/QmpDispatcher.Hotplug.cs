@@ -4,6 +4,8 @@ using System.Text.Json.Serialization.Metadata;
 using StratoVirt.Machine;
 using StratoVirt.Sys;
 using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.Devices.Net;
 
 namespace StratoVirt.Qmp;
 
@@ -80,9 +82,13 @@ internal sealed partial class QmpDispatcher
     private static DeviceAddSpec Device(DeviceAddArguments a)
     {
         string id = a.Id, driver = a.Driver;
-        HotplugKind kind = driver.Contains("blk", StringComparison.Ordinal) ? HotplugKind.Block
-            : driver.Contains("net", StringComparison.Ordinal) ? HotplugKind.Net
-            : throw new HotplugException($"{driver} cannot be hotplugged into a microVM (only virtio-blk and virtio-net)");
+        var registry = VirtioDeviceRegistry.Default;
+        HotplugKind kind = registry.Hotpluggable(driver)?.Slot switch
+        {
+            VirtioSlotClass.Block => HotplugKind.Block,
+            VirtioSlotClass.Net => HotplugKind.Net,
+            _ => throw new HotplugException($"{driver} cannot be hotplugged into a microVM (only {registry.HotpluggableNames})"),
+        };
         // The backend: drive/netdev as QEMU names it; upstream takes a net device's from chardev, or needs id ==
         // the backend's name.
         string backend = (kind == HotplugKind.Block ? a.Drive : a.Netdev ?? a.Chardev) ?? id;

@@ -1,15 +1,17 @@
+using StratoVirt.Devices.State;
 using StratoVirt.Memory;
 using StratoVirt.Sys;
 
 namespace StratoVirt.Virtio;
 
-/// <summary>What a device needs from its transport once the driver has set it up.</summary>
+/// <summary>What a device needs from its transport once the driver has set it up: it says what happened, the
+/// transport decides which interrupt that is.</summary>
 public interface IVirtioTransport
 {
-    /// <summary>Raises the used-buffer interrupt.</summary>
-    void SignalUsed();
+    /// <summary>Queue <paramref name="queue"/> has used buffers the driver wants to hear about.</summary>
+    void SignalUsed(int queue);
 
-    /// <summary>Raises the configuration-change interrupt (the driver re-reads the config space).</summary>
+    /// <summary>The configuration space changed (the driver re-reads it).</summary>
     void SignalConfigChange();
 
     /// <summary>Stops the device after the guest misprogrammed it: NEEDS_RESET until the driver resets it.</summary>
@@ -19,9 +21,10 @@ public interface IVirtioTransport
 /// <summary>
 /// The device half of a virtio device: features, config space and queue processing. All processing of one device
 /// runs on its event loop (the main loop or an iothread) under <see cref="Gate"/>, which the transport also takes
-/// to activate and reset the device from a vCPU thread.
+/// to activate and reset the device from a vCPU thread. Its saved state is the features its driver accepted and
+/// its own fields (each device's state record); the queues' and the transport's are the transport core's.
 /// </summary>
-public abstract class VirtioDevice : IDisposable
+public abstract class VirtioDevice : IStateful, IDisposable
 {
     private readonly List<ulong> _watches = [];
     private IVirtioTransport? _transport;
@@ -54,6 +57,46 @@ public abstract class VirtioDevice : IDisposable
 
     /// <summary>Features the driver accepted; valid while active.</summary>
     public ulong Features { get; private set; }
+
+    public abstract string StateName { get; }
+    public abstract int StateVersion { get; }
+
+    public void SaveState(StateWriter writer)
+    {
+        lock (Gate) SaveDeviceState(writer);
+    }
+
+    /// <summary>Restores the device's record into a device built from the same configuration that its driver has
+    /// not started, before its transport core restores (and so re-activates) it.</summary>
+    public void RestoreState(StateReader reader)
+    {
+        lock (Gate)
+        {
+            EnsureNotLive();
+            RestoreDeviceState(reader);
+        }
+    }
+
+    /// <summary>State is restored only into a device its driver has not started (a machine just built, or a
+    /// device just reset). Under Gate.</summary>
+    internal void EnsureNotLive()
+    {
+        if (Active) throw new StateException($"{StateName} {Id} is live: state is restored into a device its driver has not started");
+    }
+
+    /// <summary>Writes the device's state record: the features its driver accepted and its own fields. Under Gate.</summary>
+    protected abstract void SaveDeviceState(StateWriter writer);
+
+    /// <summary>Reads the whole record, checks it against the device, then applies it. Under Gate.</summary>
+    protected abstract void RestoreDeviceState(StateReader reader);
+
+    /// <summary>For <see cref="RestoreDeviceState"/>: the features the driver had accepted.</summary>
+    protected void RestoreFeatures(ulong features) => Features = features;
+
+    /// <summary>For <see cref="RestoreDeviceState"/>: the record was saved from a device set up differently (another
+    /// image, chardev, CID, ...) than this one, which a restore does not change.</summary>
+    protected StateException StateMismatch(string what, object? saved, object? current) =>
+        new($"{StateName} {Id}: the saved state has {what} {saved ?? "(none)"}, the device has {current ?? "(none)"}");
 
     public bool Active => _transport is not null;
 
@@ -114,7 +157,7 @@ public abstract class VirtioDevice : IDisposable
     /// <summary>Raises the used-buffer interrupt if the driver wants one for what was just added to the queue.</summary>
     protected void SignalUsed(Virtqueue queue)
     {
-        if (queue.NeedsInterrupt()) _transport?.SignalUsed();
+        if (queue.NeedsInterrupt()) _transport?.SignalUsed(queue.Index);
     }
 
     protected void SignalConfigChange() => _transport?.SignalConfigChange();
@@ -136,9 +179,14 @@ public abstract class VirtioDevice : IDisposable
         {
             if (!Active) return;
             try { handler(argument); }
-            catch (Exception e) { _transport!.Fail(VirtioMmioTransport.Describe(e)); }
+            catch (Exception e) { _transport!.Fail(DescribeFailure(e)); }
         }
     }
+
+    /// <summary>The reason a device stops: a guest's misprogramming is named as it is; anything else the device
+    /// threw (a host-side failure, a defect) also names its type, since it is not the guest's doing.</summary>
+    internal static string DescribeFailure(Exception e) =>
+        e is VirtqueueException or GuestMemoryException ? e.Message : $"{e.GetType().Name}: {e.Message}";
 
     /// <summary>Stops watching one fd that <see cref="Watch"/> added (e.g. a closed connection's socket).</summary>
     protected void Unwatch(ulong token)

@@ -20,23 +20,8 @@ public static class VirtioStatus
     public const uint Acknowledge = 1, Driver = 2, DriverOk = 4, FeaturesOk = 8, NeedsReset = 0x40, Failed = 0x80;
 }
 
-/// <summary>Register offsets of the virtio-mmio version 2 transport (virtio 1.2, section 4.2.2).</summary>
-public static class VirtioMmioRegister
+/// <summary>Interrupt status bits (the ISR of virtio-pci, InterruptStatus of virtio-mmio; virtio 1.2, 4.1.4.5).</summary>
+public static class VirtioInterruptStatus
 {
-    public const uint MagicValue = 0x000, Version = 0x004, DeviceId = 0x008, VendorId = 0x00C;
-    public const uint DeviceFeatures = 0x010, DeviceFeaturesSel = 0x014;
-    public const uint DriverFeatures = 0x020, DriverFeaturesSel = 0x024;
-    public const uint QueueSel = 0x030, QueueNumMax = 0x034, QueueNum = 0x038, QueueReady = 0x044;
-    public const uint QueueNotify = 0x050, InterruptStatus = 0x060, InterruptAck = 0x064, Status = 0x070;
-    public const uint QueueDescLow = 0x080, QueueDescHigh = 0x084, QueueDriverLow = 0x090, QueueDriverHigh = 0x094;
-    public const uint QueueDeviceLow = 0x0A0, QueueDeviceHigh = 0x0A4, ConfigGeneration = 0x0FC, Config = 0x100;
-
-    /// <summary>"virt" in little-endian.</summary>
-    public const uint Magic = 0x74726976;
-
-    /// <summary>Bytes of MMIO space each device window takes.</summary>
-    public const ulong WindowSize = 0x200;
-
-    /// <summary>InterruptStatus bits.</summary>
-    public const uint UsedBufferInterrupt = 1, ConfigChangeInterrupt = 2;
+    public const uint UsedBuffer = 1, ConfigChange = 2;
 }

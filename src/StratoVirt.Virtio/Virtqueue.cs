@@ -63,6 +63,14 @@ public sealed class Virtqueue
             throw new VirtqueueException($"queue {Index}: {what} at 0x{address:x} (+{length}) is outside guest RAM");
     }
 
+    /// <summary>The device's positions in the rings: the next available entry to pop, the next used entry to fill,
+    /// and the used index the driver last heard about (for saved state).</summary>
+    public (ushort NextAvail, ushort NextUsed, ushort SignalledUsed) Positions => (_nextAvail, _nextUsed, _usedAtLastSignal);
+
+    /// <summary>Continues an activated queue from saved <see cref="Positions"/>.</summary>
+    public void RestorePositions(ushort nextAvail, ushort nextUsed, ushort signalledUsed) =>
+        (_nextAvail, _nextUsed, _usedAtLastSignal) = (nextAvail, nextUsed, signalledUsed);
+
     /// <summary>Back to the state after device reset.</summary>
     public void Reset()
     {

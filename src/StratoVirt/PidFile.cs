@@ -1,4 +1,4 @@
-using StratoVirt.Cli;
+using StratoVirt.Devices.Options;
 using StratoVirt.Sys;
 
 namespace StratoVirt;

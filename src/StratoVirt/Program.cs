@@ -1,7 +1,9 @@
 using StratoVirt.Cli;
+using StratoVirt.Devices.Options;
 using StratoVirt.Machine;
 using StratoVirt.Qmp;
 using StratoVirt.Sys;
+using StratoVirt.Virtio.Devices;
 
 namespace StratoVirt;
 
@@ -92,7 +94,8 @@ public static class Program
     private static string Version =>
         typeof(Program).Assembly.GetName().Version is { } v ? $"{v.Major}.{v.Minor}.{v.Build}" : "unknown";
 
-    private const string Usage = """
+    /// <summary>-help: the machine's options, then each registered device type's, then the process's.</summary>
+    private static string Usage => $"""
         Usage: stratovirt -machine microvm -kernel <file> [options]
 
         Machine:
@@ -108,16 +111,8 @@ public static class Program
         Devices:
           -serial chardev:<c>|stdio|pty|file,path=<f>|socket,path=<p>,server,nowait
                                      16550 UART at 0x3f8, IRQ 4 (one)
-          -drive id=<d>,file=<raw image>[,readonly=on|off][,direct=on|off][,aio=...]
-          -device virtio-blk-device,drive=<d>,id=<id>[,serial=<s>][,iothread=<t>]
-          -netdev tap,id=<n>,ifname=<tap>|fd=<fd>
-          -device virtio-net-device,netdev=<n>,id=<id>[,mac=<mac>][,iothread=<t>]
           -chardev stdio|pty|file,path=<f>|socket,path=<p>,server,nowait,id=<c>
-          -device virtio-serial-device  -device virtconsole,chardev=<c>,id=<id>
-          -object rng-random,id=<r>,filename=/dev/urandom  -device virtio-rng-device,rng=<r>
-          -device virtio-balloon-device[,deflate-on-oom=on|off][,free-page-reporting=on|off]
-          -device vhost-vsock-device,id=<id>,guest-cid=<n>[,uds-path=<socket>]
-          -object iothread,id=<t>    an event-loop thread for the devices that name it
+        {string.Concat(VirtioDeviceRegistry.Default.Usage.Select(line => $"  {line}\n"))}  -object iothread,id=<t>    an event-loop thread for the devices that name it
         Process:
           -D [logfile]               log to the file, or stderr (level from STRATOVIRT_LOG_LEVEL)
           -daemonize                 run in the background; returns once the VM is set up

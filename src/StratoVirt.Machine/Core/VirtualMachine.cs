@@ -3,7 +3,7 @@ using StratoVirt.Memory;
 using StratoVirt.Sys;
 using StratoVirt.Sys.Seccomp;
 using StratoVirt.Virtio;
-using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Balloon;
 
 namespace StratoVirt.Machine;
 

@@ -7,6 +7,9 @@ using StratoVirt.Memory;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
 using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Balloon;
+using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.Devices.Net;
 
 namespace StratoVirt.Machine;
 
@@ -92,10 +95,10 @@ public sealed class MicroVmBuilder
                 $"{_config.Devices.Count} virtio devices requested; the microVM has {VirtioMmioSlots.Capacity} slots");
         foreach (var c in _config.Devices)
         {
-            var device = VirtioDeviceFactory.Create(c, _config.MemorySize, OpenChardev);
+            var loop = _vm.LoopFor(c.IoThread, c.Id);
+            var device = VirtioDeviceFactory.Create(c, new VirtioDeviceResources(_config.MemorySize, OpenChardev, loop));
             _devices.Add(device);
             if (device is VirtioBalloon balloon) _vm.SetBalloon(balloon);
-            device.Loop = _vm.LoopFor(c.IoThread, c.Id);
         }
         // Without a monitor nobody can hotplug: no empty slots to probe at boot.
         if (_config.HotplugSlots) ReserveHotplugSlots();

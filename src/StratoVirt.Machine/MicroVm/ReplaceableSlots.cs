@@ -1,6 +1,8 @@
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
 using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.Devices.Net;
 
 namespace StratoVirt.Machine;
 
@@ -65,7 +67,8 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
     /// <see cref="VirtioMmioSlots.Capacity"/> slots in all.</summary>
     public static void CheckCapacity(IReadOnlyList<VirtioDeviceConfig> devices)
     {
-        int blk = devices.Count(d => d is BlockDeviceConfig), net = devices.Count(d => d is NetDeviceConfig);
+        int blk = devices.Count(d => d.DeviceType.Slot == VirtioSlotClass.Block);
+        int net = devices.Count(d => d.DeviceType.Slot == VirtioSlotClass.Net);
         int others = devices.Count - blk - net, room = VirtioMmioSlots.Capacity - BlockSlots - NetSlots;
         if (blk > BlockSlots)
             throw new MachineConfigException($"{blk} virtio-blk devices requested; the microVM has {BlockSlots} block slots");

@@ -5,6 +5,7 @@ using StratoVirt.Kvm;
 using StratoVirt.Memory;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
+using StratoVirt.Virtio.Transport.Mmio;
 
 namespace StratoVirt.Machine;
 

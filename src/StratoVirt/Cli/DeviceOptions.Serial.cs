@@ -1,4 +1,6 @@
-using StratoVirt.Machine;
+using StratoVirt.Devices.Chardev;
+using StratoVirt.Devices.Options;
+using StratoVirt.Virtio.Devices.Console;
 
 namespace StratoVirt.Cli;
 

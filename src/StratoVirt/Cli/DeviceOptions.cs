@@ -1,4 +1,6 @@
 using System.Globalization;
+using StratoVirt.Devices.Chardev;
+using StratoVirt.Devices.Options;
 using StratoVirt.Machine;
 using StratoVirt.Qmp;
 using StratoVirt.Virtio.Devices;
@@ -7,40 +9,48 @@ namespace StratoVirt.Cli;
 
 /// <summary>
 /// -drive, -netdev, -chardev, -object and -device: backends are collected by id first, then each -device names
-/// the backend it uses. Every id is unique across each kind, and every reference must resolve.
+/// the backend it uses. Every id is unique across each kind, and every reference must resolve. The -device
+/// drivers, and the backend options they consume, are those of a <see cref="VirtioDeviceRegistry"/>.
 /// </summary>
-internal sealed partial class DeviceOptions
+internal sealed partial class DeviceOptions : IDeviceOptionContext
 {
-    private readonly Dictionary<string, (string Path, bool ReadOnly, bool Direct)> _drives = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (string? IfName, int? Fd)> _netdevs = new(StringComparer.Ordinal);
+    private readonly VirtioDeviceRegistry _registry;
+    /// <summary>The registry's backends (-drive, -netdev, -object rng-random, ...) by option name, then by id.</summary>
+    private readonly Dictionary<string, Dictionary<string, object>> _backends = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ChardevConfig> _chardevs = new(StringComparer.Ordinal);
     /// <summary>TCP socket chardevs: only a -mon monitor can use them.</summary>
     private readonly Dictionary<string, MonitorEndpoint.Tcp> _tcpChardevs = new(StringComparer.Ordinal);
     private string? _monitorChardev;
-    private readonly Dictionary<string, string> _rngs = new(StringComparer.Ordinal);
     private readonly List<string> _ioThreads = [];
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
     private readonly HashSet<string> _deviceIds = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _drivers = new(StringComparer.Ordinal);
     private readonly List<VirtioDeviceConfig> _devices = [];
-    private bool _serialBus;
     private int _autoId;
+
+    private DeviceOptions(VirtioDeviceRegistry registry)
+    {
+        _registry = registry;
+        foreach (var backend in registry.Backends) _backends[backend.Name] = new(StringComparer.Ordinal);
+    }
 
     public IReadOnlyList<string> IoThreads => _ioThreads;
 
     /// <summary>Devices in slot order: block devices first (so the first is /dev/vda), then net, then the rest.</summary>
-    public IReadOnlyList<VirtioDeviceConfig> Devices =>
-        [.. _devices.OrderBy(d => d switch { BlockDeviceConfig => 0, NetDeviceConfig => 1, _ => 2 })];
+    public IReadOnlyList<VirtioDeviceConfig> Devices => [.. _devices.OrderBy(d => d.DeviceType.Slot)];
+
+    IReadOnlyList<VirtioDeviceConfig> IDeviceOptionContext.Devices => _devices;
 
     public IReadOnlyDictionary<string, ChardevConfig> Chardevs => _chardevs;
 
     /// <summary>The QMP endpoint -mon names through its socket chardev, or null without -mon.</summary>
     public MonitorEndpoint? Monitor { get; private set; }
 
-    public static DeviceOptions Parse(Dictionary<string, List<string>> o)
+    public static DeviceOptions Parse(Dictionary<string, List<string>> o, VirtioDeviceRegistry registry)
     {
-        var d = new DeviceOptions();
-        foreach (string v in Values(o, "-drive")) d.AddDrive(v);
-        foreach (string v in Values(o, "-netdev")) d.AddNetdev(v);
+        var d = new DeviceOptions(registry);
+        foreach (var backend in registry.Backends.Where(b => b.ObjectType is null))
+            foreach (string v in Values(o, backend.Option)) d.AddBackend(backend, v);
         foreach (string v in Values(o, "-chardev")) d.AddChardev(v);
         foreach (string v in Values(o, "-mon")) d.AddMonitor(v);
         foreach (string v in Values(o, "-object")) d.AddObject(v);
@@ -60,51 +70,12 @@ internal sealed partial class DeviceOptions
         if (!map.TryAdd(id, value)) throw new UsageException($"option {option}: id '{id}' is used twice");
     }
 
-    private void AddDrive(string text)
+    /// <summary>-drive, -netdev: an option a device type consumes whole.</summary>
+    private void AddBackend(VirtioBackendOption backend, string text)
     {
-        var v = new OptionValue("-drive", text, null, ["id", "file", "readonly", "direct", "aio", "format", "if",
-            "discard", "detect-zeroes", "throttling.iops-total", "media", "unit", "l2-cache-size", "refcount-cache-size"]);
-        string id = RequireId(v, "-drive");
-        string file = v.Get("file") is { Length: > 0 } f ? f : throw new UsageException($"option -drive: drive '{id}' needs file=");
-        if (v.Get("format") is { } format && format != "raw")
-            throw new UsageException($"option -drive: drive '{id}': format={format} is not supported by the microvm (raw only)");
-        if (v.Get("if") is { } iface && iface != "none")
-            throw new UsageException($"option -drive: drive '{id}': if={iface} is not supported by the microvm");
-        if (v.Get("media") is { } media && media != "disk")
-            throw new UsageException($"option -drive: drive '{id}': media={media} is not supported by the microvm");
-        if (v.Get("aio") is { } aio && aio is not ("native" or "io_uring" or "threads" or "off"))
-            throw new UsageException($"option -drive: drive '{id}': aio={aio} is not one of native, io_uring, threads, off");
-        Unique(_drives, id, "-drive", (file, v.GetBool("readonly", false), v.GetBool("direct", true)));
-    }
-
-    private void AddNetdev(string text)
-    {
-        var v = new OptionValue("-netdev", text, "type", ["type", "id", "ifname", "fd", "fds", "queues", "vhost",
-            "vhostfd", "vhostfds", "script", "downscript"]);
-        string id = RequireId(v, "-netdev");
-        if (v.Get("type") != "tap")
-            throw new UsageException($"option -netdev: netdev '{id}': type {v.Get("type")} is not supported (tap only)");
-        if (v.GetBool("vhost", false))
-            throw new UsageException($"option -netdev: netdev '{id}': vhost=on needs /dev/vhost-net, which this build does not use");
-        if (v.GetInt("queues", 1, 16) is > 1)
-            throw new UsageException($"option -netdev: netdev '{id}': the microvm has no multiqueue net (queues=1)");
-        foreach (string script in new[] { "script", "downscript" })
-            if (v.Get(script) is { } s && s != "no")
-                throw new UsageException($"option -netdev: netdev '{id}': {script}={s} is not supported (use no)");
-        int? fd = null;
-        string? fdText = v.Get("fd") ?? v.Get("fds");
-        if (fdText is not null)
-        {
-            if (fdText.Contains(':'))
-                throw new UsageException($"option -netdev: netdev '{id}': several fds mean multiqueue, which the microvm lacks");
-            if (!int.TryParse(fdText, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n < 3)
-                throw new UsageException($"option -netdev: netdev '{id}': fd={fdText} is not an inherited file descriptor (3 or above)");
-            fd = n;
-        }
-        string? ifname = v.Get("ifname");
-        if (ifname is null == fd is null)
-            throw new UsageException($"option -netdev: netdev '{id}': give exactly one of ifname= and fd=/fds=");
-        Unique(_netdevs, id, "-netdev", (ifname, fd));
+        var v = new OptionValue(backend.Option, text, backend.DefaultKey, backend.Parameters);
+        string id = RequireId(v, backend.Option);
+        Unique(_backends[backend.Name], id, backend.Option, backend.Parse(v, id));
     }
 
     private void AddChardev(string text)
@@ -189,107 +160,55 @@ internal sealed partial class DeviceOptions
         _monitorChardev = chardev;
     }
 
+    /// <summary>Keys of the memory-backend objects, which are refused by name rather than as unknown keys.</summary>
+    private static readonly string[] MemoryBackendParameters = ["size", "host-nodes", "policy", "mem-path", "share", "prealloc", "dump-guest-core"];
+
+    /// <summary>-object: iothreads are the machine's; the other types are backends of registered devices.</summary>
     private void AddObject(string text)
     {
-        var v = new OptionValue("-object", text, "type", ["type", "id", "filename", "size", "host-nodes", "policy",
-            "mem-path", "share", "prealloc", "dump-guest-core"]);
+        var types = _registry.Backends.Where(b => b.ObjectType is not null).ToList();
+        var v = new OptionValue("-object", text, "type",
+            [.. new[] { "type", "id" }.Concat(types.SelectMany(b => b.Parameters)).Concat(MemoryBackendParameters).Distinct()]);
         string id = RequireId(v, "-object");
-        switch (v.Get("type"))
+        string? type = v.Get("type");
+        if (type == "iothread")
         {
-            case "iothread":
-                if (_ioThreads.Contains(id)) throw new UsageException($"option -object: id '{id}' is used twice");
-                _ioThreads.Add(id);
-                break;
-            case "rng-random":
-                Unique(_rngs, id, "-object", v.Get("filename") ?? "/dev/random");
-                break;
-            case var type when type is not null && type.StartsWith("memory-backend-", StringComparison.Ordinal):
-                throw new UsageException($"option -object: {type} is not supported by this build yet");
-            case var type:
-                throw new UsageException($"option -object: unknown object type '{type}' (iothread or rng-random)");
+            if (_ioThreads.Contains(id)) throw new UsageException($"option -object: id '{id}' is used twice");
+            _ioThreads.Add(id);
+        }
+        else if (types.Find(b => b.ObjectType == type) is { } backend)
+        {
+            Unique(_backends[backend.Name], id, "-object", backend.Parse(v, id));
+        }
+        else if (type is not null && type.StartsWith("memory-backend-", StringComparison.Ordinal))
+        {
+            throw new UsageException($"option -object: {type} is not supported by this build yet");
+        }
+        else
+        {
+            throw new UsageException(
+                $"option -object: unknown object type '{type}' (iothread or {string.Join(" or ", types.Select(b => b.ObjectType))})");
         }
     }
 
     private void AddDevice(string text)
     {
-        string driver = text.Split(',')[0];
-        switch (driver)
+        string name = text.Split(',')[0];
+        if (_registry.Driver(name) is { } driver)
         {
-            case "virtio-blk-device":
-            {
-                var v = Device(text, ["drive", "serial", "iothread", "bootindex", "num-queues", "queue-size"]);
-                string drive = Reference(v, "drive", _drives.ContainsKey, "-drive");
-                var (path, ro, direct) = _drives[drive];
-                string? serial = v.Get("serial");
-                if (serial is { Length: > 20 })
-                    throw new UsageException($"option -device: virtio-blk '{DeviceId(v)}': serial= is longer than 20 characters");
-                Add(new BlockDeviceConfig(DeviceId(v), path, ro, direct, serial) { IoThread = v.Get("iothread") });
-                break;
-            }
-            case "virtio-net-device":
-            {
-                var v = Device(text, ["netdev", "mac", "iothread", "mq", "queue-size"]);
-                string netdev = Reference(v, "netdev", _netdevs.ContainsKey, "-netdev");
-                var (ifname, fd) = _netdevs[netdev];
-                Add(new NetDeviceConfig(DeviceId(v), ifname, fd, ParseMac(v.Get("mac"))) { IoThread = v.Get("iothread") });
-                break;
-            }
-            case "virtio-serial-device":
-                Device(text, ["max_ports"]);
-                if (_serialBus) throw new UsageException("option -device: only one virtio-serial-device is supported");
-                _serialBus = true;
-                break;
-            case "virtconsole":
-            {
-                var v = Device(text, ["chardev", "nr"]);
-                if (!_serialBus) throw new UsageException("option -device: virtconsole needs a virtio-serial-device before it");
-                if (_devices.Any(d => d is ConsoleDeviceConfig))
-                    throw new UsageException("option -device: the microvm's virtio-serial has one port; only one virtconsole is supported");
-                if (v.GetInt("nr", 0, 0) is null && v.Has("nr")) throw new UsageException("option -device: virtconsole nr must be 0");
-                string chardev = Reference(v, "chardev", _chardevs.ContainsKey, "-chardev");
-                Add(new ConsoleDeviceConfig(DeviceId(v), _chardevs[chardev]));
-                break;
-            }
-            case "virtio-rng-device":
-            {
-                var v = Device(text, ["rng", "max-bytes", "period"]);
-                string rng = Reference(v, "rng", _rngs.ContainsKey, "-object rng-random");
-                Add(new RngDeviceConfig(DeviceId(v), _rngs[rng]));
-                break;
-            }
-            case "virtio-balloon-device":
-            {
-                var v = Device(text, ["deflate-on-oom", "free-page-reporting", "auto-balloon", "membuf-percent", "monitor-interval"]);
-                if (v.GetBool("auto-balloon", false))
-                    throw new UsageException("option -device: virtio-balloon auto-balloon is not supported by this build");
-                if (_devices.Any(d => d is BalloonDeviceConfig)) throw new UsageException("option -device: only one virtio-balloon-device is supported");
-                Add(new BalloonDeviceConfig(DeviceId(v), v.GetBool("deflate-on-oom", false), v.GetBool("free-page-reporting", false)));
-                break;
-            }
-            case "vhost-vsock-device":
-            {
-                var v = Device(text, ["guest-cid", "vhostfd", "uds-path"]);
-                string cidText = v.Get("guest-cid") ?? throw new UsageException("option -device: vhost-vsock-device needs guest-cid=");
-                if (!ulong.TryParse(cidText, NumberStyles.None, CultureInfo.InvariantCulture, out ulong cid) || cid < 3 || cid > uint.MaxValue)
-                    throw new UsageException($"option -device: vhost-vsock-device guest-cid={cidText} is out of range 3-{uint.MaxValue}");
-                if (v.Has("vhostfd"))
-                    throw new UsageException($"option -device: vhost-vsock-device vhostfd={v.Get("vhostfd")} hands over an open /dev/vhost-vsock, " +
-                        "but this build implements vsock in user space only; give uds-path=<socket> instead");
-                if (_devices.Any(d => d is VsockDeviceConfig)) throw new UsageException("option -device: only one vhost-vsock-device is supported");
-                Add(new VsockDeviceConfig(DeviceId(v), cid, v.Get("uds-path")));
-                break;
-            }
-            case var d when d.EndsWith("-pci", StringComparison.Ordinal):
-                throw new UsageException($"option -device: {d} needs the standard VM; the microvm uses the -device variants (virtio-mmio)");
-            default:
-                throw new UsageException($"option -device: unknown or unsupported driver '{driver}'");
+            var v = new OptionValue("-device", text, "driver", ["driver", "id", "bus", "addr", .. driver.Parameters]);
+            if (driver.Parse(v, this) is { } config) Add(config);
+            _drivers.Add(name);
+            return;
         }
+        if (name.EndsWith("-pci", StringComparison.Ordinal))
+            throw new UsageException($"option -device: {name} needs the standard VM; the microvm uses the -device variants (virtio-mmio)");
+        throw new UsageException($"option -device: unknown or unsupported driver '{name}'");
     }
 
-    private OptionValue Device(string text, string[] keys) =>
-        new("-device", text, "driver", ["driver", "id", "bus", "addr", .. keys]);
+    public string DeviceId(OptionValue v) => v.Get("id") ?? $"{v.Get("driver")}-{_autoId}";
 
-    private string DeviceId(OptionValue v) => v.Get("id") ?? $"{v.Get("driver")}-{_autoId}";
+    public bool HasDriver(string driver) => _drivers.Contains(driver);
 
     private void Add(VirtioDeviceConfig config)
     {
@@ -300,7 +219,7 @@ internal sealed partial class DeviceOptions
         _autoId++;
     }
 
-    private string Reference(OptionValue v, string key, Func<string, bool> exists, string option)
+    public T Backend<T>(OptionValue v, string key, string option) where T : class
     {
         string driver = v.Get("driver")!;
         string name = v.Get(key) ?? throw new UsageException($"option -device: {driver} needs {key}=");
@@ -310,15 +229,9 @@ internal sealed partial class DeviceOptions
                 ? $"option -device: {driver} {key}={name}: that chardev is used by the -mon monitor"
                 : $"option -device: {driver} {key}={name}: TCP chardevs serve only -mon in this build; use path=");
         }
-        if (!exists(name)) throw new UsageException($"option -device: {driver} {key}={name}: no {option} with id '{name}'");
+        object? backend = option == "-chardev" ? _chardevs.GetValueOrDefault(name) : _backends[option].GetValueOrDefault(name);
+        if (backend is null) throw new UsageException($"option -device: {driver} {key}={name}: no {option} with id '{name}'");
         if (!_used.Add($"{option}/{name}")) throw new UsageException($"option -device: {option} '{name}' is used by two devices");
-        return name;
-    }
-
-    private static byte[]? ParseMac(string? text)
-    {
-        if (text is null) return null;
-        try { return VirtioNet.ParseMac(text); }
-        catch (ArgumentException e) { throw new UsageException($"option -device: mac={text}: {e.Message}"); }
+        return (T)backend;
     }
 }

@@ -1,5 +1,8 @@
+using StratoVirt.Devices.Options;
 using StratoVirt.Machine;
+using StratoVirt.Devices.Chardev;
 using StratoVirt.Qmp;
+using StratoVirt.Virtio.Devices;
 
 namespace StratoVirt.Cli;
 
@@ -80,8 +83,9 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
     public static bool WantsHelp(Dictionary<string, List<string>> o) => o.ContainsKey("-help") || o.ContainsKey("-h");
     public static bool WantsVersion(Dictionary<string, List<string>> o) => o.ContainsKey("-version") || o.ContainsKey("-V");
 
-    /// <summary>Builds the configuration; <paramref name="hostMemory"/> is the host's RAM in bytes (0 if unknown).</summary>
-    public static Options FromArgs(Dictionary<string, List<string>> o, ulong hostMemory)
+    /// <summary>Builds the configuration; <paramref name="hostMemory"/> is the host's RAM in bytes (0 if unknown),
+    /// and <paramref name="registry"/> the virtio device types -device knows (by default this build's).</summary>
+    public static Options FromArgs(Dictionary<string, List<string>> o, ulong hostMemory, VirtioDeviceRegistry? registry = null)
     {
         string? One(string name) => o.TryGetValue(name, out var v) ? v[0] : null;
 
@@ -97,7 +101,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             throw new UsageException($"option -uuid: '{uuid}' is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hex digits)");
 
         string kernel = One("-kernel") ?? throw new UsageException("option -kernel is required for the microvm machine");
-        var devices = DeviceOptions.Parse(o);
+        var devices = DeviceOptions.Parse(o, registry ?? VirtioDeviceRegistry.Default);
         var monitors = ParseMonitors(One("-qmp"), devices.Monitor);
         var config = new MachineConfig
         {

@@ -1,4 +1,6 @@
 using StratoVirt.Cli;
+using StratoVirt.Devices.Options;
+using StratoVirt.Devices.Chardev;
 using StratoVirt.Machine;
 using StratoVirt.Qmp;
 

@@ -1,4 +1,5 @@
 using StratoVirt.Cli;
+using StratoVirt.Devices.Options;
 
 namespace StratoVirt.Tests.Unit;
 

@@ -1,6 +1,14 @@
 using StratoVirt.Boot.Acpi;
 using StratoVirt.Cli;
+using StratoVirt.Devices.Chardev;
+using StratoVirt.Devices.Options;
 using StratoVirt.Machine;
+using StratoVirt.Virtio.Devices.Balloon;
+using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.Devices.Console;
+using StratoVirt.Virtio.Devices.Net;
+using StratoVirt.Virtio.Devices.Rng;
+using StratoVirt.Virtio.Devices.Vsock;
 
 namespace StratoVirt.Tests.Unit;
 

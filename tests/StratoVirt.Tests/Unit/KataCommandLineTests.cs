@@ -1,6 +1,11 @@
 using StratoVirt.Cli;
+using StratoVirt.Devices.Chardev;
+using StratoVirt.Devices.Options;
 using StratoVirt.Machine;
 using StratoVirt.Memory;
+using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.Devices.Console;
+using StratoVirt.Virtio.Devices.Rng;
 
 namespace StratoVirt.Tests.Unit;
 

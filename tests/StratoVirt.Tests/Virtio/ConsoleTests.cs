@@ -2,7 +2,8 @@ using System.Text;
 using StratoVirt.Devices.Chardev;
 using StratoVirt.Tests.Devices;
 using StratoVirt.Virtio;
-using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Console;
+using StratoVirt.Virtio.Transport.Mmio;
 
 namespace StratoVirt.Tests.Virtio;
 
@@ -12,19 +13,15 @@ public sealed class ConsoleTests : IDisposable
 {
     private const int Rx = 0, Tx = 1;
     private readonly TempDir _dir = new();
-    private readonly List<IDisposable> _owned = [];
+    private readonly Disposables _owned = new();
 
     public void Dispose()
     {
-        for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
+        _owned.Dispose();
         _dir.Dispose();
     }
 
-    private T Own<T>(T d) where T : IDisposable
-    {
-        _owned.Add(d);
-        return d;
-    }
+    private T Own<T>(T d) where T : IDisposable => _owned.Own(d);
 
     private (TestDriver Driver, SocketChardev Chardev, UnixClient Client) SocketConsole()
     {

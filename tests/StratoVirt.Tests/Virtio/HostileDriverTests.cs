@@ -1,7 +1,13 @@
 using System.Buffers.Binary;
 using StratoVirt.Devices.Chardev;
 using StratoVirt.Virtio;
-using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Balloon;
+using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.Devices.Console;
+using StratoVirt.Virtio.Devices.Net;
+using StratoVirt.Virtio.Devices.Rng;
+using StratoVirt.Virtio.Devices.Vsock;
+using StratoVirt.Virtio.Transport.Mmio;
 
 namespace StratoVirt.Tests.Virtio;
 

@@ -4,6 +4,10 @@ using StratoVirt.Qmp;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
 using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.Devices.Net;
+using StratoVirt.Virtio.Devices.Rng;
+using StratoVirt.Virtio.Transport.Mmio;
 
 namespace StratoVirt.Tests.Virtio;
 

@@ -3,6 +3,7 @@ using StratoVirt.Memory;
 using StratoVirt.Sys;
 using StratoVirt.Tests.Devices;
 using StratoVirt.Virtio;
+using StratoVirt.Virtio.Transport.Mmio;
 
 namespace StratoVirt.Tests.Virtio;
 

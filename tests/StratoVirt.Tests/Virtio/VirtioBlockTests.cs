@@ -3,7 +3,8 @@ using System.Diagnostics;
 using System.Text;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
-using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.Transport.Mmio;
 
 namespace StratoVirt.Tests.Virtio;
 

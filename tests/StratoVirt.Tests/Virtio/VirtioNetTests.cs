@@ -2,7 +2,8 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
-using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Net;
+using StratoVirt.Virtio.Transport.Mmio;
 
 namespace StratoVirt.Tests.Virtio;
 

@@ -2,7 +2,8 @@ using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Text;
 using StratoVirt.Virtio;
-using StratoVirt.Virtio.Devices;
+using StratoVirt.Virtio.Devices.Vsock;
+using StratoVirt.Virtio.Transport.Mmio;
 
 namespace StratoVirt.Tests.Virtio;
 

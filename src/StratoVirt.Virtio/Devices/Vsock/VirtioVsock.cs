@@ -1,9 +1,10 @@
 using System.Buffers.Binary;
 using System.Buffers.Text;
 using System.Text;
+using StratoVirt.Devices.State;
 using StratoVirt.Sys;
 
-namespace StratoVirt.Virtio.Devices;
+namespace StratoVirt.Virtio.Devices.Vsock;
 
 /// <summary>
 /// virtio-vsock (virtio 1.2, section 5.10) with the host side in userspace over Unix domain sockets, for hosts
@@ -639,6 +640,19 @@ public sealed class VirtioVsock : VirtioDevice
     private void Drop(string why)
     {
         if (Log.IsEnabled(LogLevel.Debug)) Log.Debug($"vsock {Id}: {why}");
+    }
+
+    public override string StateName => VsockState.Name;
+    public override int StateVersion => VsockState.Version;
+
+    protected override void SaveDeviceState(StateWriter writer) => new VsockState(Features, GuestCid, UdsPath).Write(writer);
+
+    protected override void RestoreDeviceState(StateReader reader)
+    {
+        var state = VsockState.Read(reader);
+        if (state.GuestCid != GuestCid) throw StateMismatch("guest CID", state.GuestCid, GuestCid);
+        if (state.UdsPath != UdsPath) throw StateMismatch("uds-path", state.UdsPath, UdsPath);
+        RestoreFeatures(state.Features);
     }
 
     public override void Dispose()

@@ -1,7 +1,7 @@
 using System.Text;
 using StratoVirt.Sys;
 
-namespace StratoVirt.Virtio.Devices;
+namespace StratoVirt.Virtio.Devices.Net;
 
 /// <summary>
 /// The host side of a virtio-net device: a non-blocking fd on which each read returns one frame and each write
@@ -25,7 +25,7 @@ public sealed class TapException(string message) : VmmException(message);
 /// A Linux tap interface (-netdev tap): opened by name through /dev/net/tun, or adopted from an fd the caller
 /// already opened. Frames carry a 12-byte vnet header and no packet-information prefix.
 /// </summary>
-public sealed unsafe class Tap : INetBackend
+public sealed class Tap : INetBackend
 {
     /// <summary>The virtio 1.x virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, num_buffers.</summary>
     public const int VnetHeaderSize = 12;
@@ -68,22 +68,18 @@ public sealed unsafe class Tap : INetBackend
         var fd = new FileDescriptor(raw);
         try
         {
-            var req = new IfReq { Flags = (short)(Libc.IFF_TAP | Libc.IFF_NO_PI | Libc.IFF_VNET_HDR) };
-            Span<byte> nameBytes = new(req.Name, Libc.IFNAMSIZ); // req is a local: its fixed buffer cannot move
-            Encoding.UTF8.GetBytes(ifname, nameBytes);
-            if (Libc.Ioctl(fd.Fd, Libc.TUNSETIFF, &req) < 0)
+            int errno = TunDevice.SetInterface(fd.Fd, ifname, (short)(Libc.IFF_TAP | Libc.IFF_NO_PI | Libc.IFF_VNET_HDR), out string name);
+            if (errno != 0)
             {
-                var e = SysException.Last("TUNSETIFF");
-                throw new TapException(e.Errno switch
+                throw new TapException(errno switch
                 {
                     Libc.EPERM or Libc.EACCES =>
                         $"tap {ifname}: no permission to create or attach to the interface (needs CAP_NET_ADMIN or to be its owner)",
                     Libc.EBUSY => $"tap {ifname}: the interface is in use by another process",
                     Libc.EINVAL => $"tap {ifname}: the interface exists but is not a tap, or its name is invalid",
-                    _ => $"tap {ifname}: {e.Message}",
+                    _ => $"tap {ifname}: {new SysException("TUNSETIFF", errno).Message}",
                 });
             }
-            string name = ReadName(req);
             SetHeaderSize(fd.Fd, name);
             return new Tap(fd, name);
         }
@@ -101,42 +97,30 @@ public sealed unsafe class Tap : INetBackend
     public static Tap Adopt(int fd)
     {
         if (fd < 0) throw new TapException($"tap fd {fd}: not a file descriptor");
-        var req = new IfReq();
-        if (Libc.Ioctl(fd, Libc.TUNGETIFF, &req) < 0)
+        int errno = TunDevice.GetInterface(fd, out string name, out short flags);
+        if (errno != 0)
         {
-            var e = SysException.Last("TUNGETIFF");
-            throw new TapException(e.Errno == Libc.EBADF
+            throw new TapException(errno == Libc.EBADF
                 ? $"tap fd {fd}: not an open file descriptor"
-                : $"tap fd {fd}: not an attached tap device (TUNGETIFF: {Libc.ErrorText(e.Errno)})");
+                : $"tap fd {fd}: not an attached tap device (TUNGETIFF: {Libc.ErrorText(errno)})");
         }
-        string name = ReadName(req);
-        if ((req.Flags & Libc.IFF_TAP) == 0)
+        if ((flags & Libc.IFF_TAP) == 0)
             throw new TapException($"tap fd {fd} ({name}): a tun (layer 3) device, not a tap");
-        if ((req.Flags & Libc.IFF_VNET_HDR) == 0)
+        if ((flags & Libc.IFF_VNET_HDR) == 0)
             throw new TapException($"tap fd {fd} ({name}): opened without IFF_VNET_HDR (virtio-net needs vnet headers)");
-        if ((req.Flags & Libc.IFF_NO_PI) == 0)
+        if ((flags & Libc.IFF_NO_PI) == 0)
             throw new TapException($"tap fd {fd} ({name}): opened without IFF_NO_PI (frames would carry a packet-information prefix)");
-        int on = 1;
-        if (Libc.Ioctl(fd, Libc.FIONBIO, &on) < 0)
-            throw new TapException($"tap fd {fd} ({name}): {SysException.Last("FIONBIO").Message}");
+        if ((errno = TunDevice.SetNonBlocking(fd)) != 0)
+            throw new TapException($"tap fd {fd} ({name}): {new SysException("FIONBIO", errno).Message}");
         SetHeaderSize(fd, name);
-        Libc.Ioctl(fd, Libc.FIOCLEX, 0UL);
+        TunDevice.SetCloseOnExec(fd);
         return new Tap(new FileDescriptor(fd), name);
-    }
-
-    private static string ReadName(IfReq req)
-    {
-        // req is a by-value copy on this frame; its fixed buffer is 16 bytes.
-        var name = new ReadOnlySpan<byte>(req.Name, Libc.IFNAMSIZ);
-        int end = name.IndexOf((byte)0);
-        return Encoding.UTF8.GetString(end < 0 ? name : name[..end]);
     }
 
     private static void SetHeaderSize(int fd, string name)
     {
-        int size = VnetHeaderSize;
-        if (Libc.Ioctl(fd, Libc.TUNSETVNETHDRSZ, &size) < 0)
-            throw new TapException($"tap {name}: {SysException.Last("TUNSETVNETHDRSZ 12").Message}");
+        int errno = TunDevice.SetVnetHeaderSize(fd, VnetHeaderSize);
+        if (errno != 0) throw new TapException($"tap {name}: {new SysException("TUNSETVNETHDRSZ 12", errno).Message}");
     }
 
     /// <summary>The vnet header size the kernel uses on this tap (12 once opened).</summary>
@@ -144,16 +128,15 @@ public sealed unsafe class Tap : INetBackend
     {
         get
         {
-            int size = 0;
-            SysException.Check(Libc.Ioctl(Fd, Libc.TUNGETVNETHDRSZ, &size), $"tap {Name}: TUNGETVNETHDRSZ");
-            return size;
+            int errno = TunDevice.GetVnetHeaderSize(Fd, out int size);
+            return errno == 0 ? size : throw new SysException($"tap {Name}: TUNGETVNETHDRSZ", errno);
         }
     }
 
     public void SetOffload(uint tunFlags)
     {
-        if (Libc.Ioctl(Fd, Libc.TUNSETOFFLOAD, (ulong)tunFlags) < 0)
-            Log.Warn($"tap {Name}: {SysException.Last($"TUNSETOFFLOAD 0x{tunFlags:x}").Message}");
+        int errno = TunDevice.SetOffload(Fd, tunFlags);
+        if (errno != 0) Log.Warn($"tap {Name}: {new SysException($"TUNSETOFFLOAD 0x{tunFlags:x}", errno).Message}");
     }
 
     public void Dispose() => _fd.Dispose();

@@ -1,6 +1,6 @@
-using StratoVirt.Sys;
+using StratoVirt.Devices.State;
 
-namespace StratoVirt.Virtio.Devices;
+namespace StratoVirt.Virtio.Devices.Rng;
 
 /// <summary>
 /// virtio-rng (virtio 1.2, section 5.4): one request queue whose device-writable buffers are filled from a host
@@ -11,17 +11,16 @@ public sealed class VirtioRng : VirtioDevice
     /// <summary>Bytes read from the source per request at most; a guest asking for more gets a short fill.</summary>
     private const int MaxRequest = 64 * 1024;
 
-    private readonly FileDescriptor _source;
+    private readonly EntropySource _source;
     private readonly DescriptorChain _chain = new();
     private readonly byte[] _buffer = new byte[4096];
 
     public VirtioRng(string sourcePath) : base(VirtioDeviceId.Rng, 1)
     {
-        SourcePath = sourcePath;
-        _source = FileDescriptor.Open(sourcePath, Libc.O_RDONLY | Libc.O_NONBLOCK);
+        _source = new EntropySource(sourcePath);
     }
 
-    public string SourcePath { get; }
+    public string SourcePath => _source.Path;
 
     protected override ulong DeviceFeatures => 0;
 
@@ -34,7 +33,7 @@ public sealed class VirtioRng : VirtioDevice
             uint written = 0;
             while (written < want)
             {
-                int n = Fill(_buffer.AsSpan(0, (int)Math.Min((ulong)_buffer.Length, want - written)));
+                int n = _source.Read(_buffer.AsSpan(0, (int)Math.Min((ulong)_buffer.Length, want - written)));
                 if (n <= 0) break;
                 written += (uint)_chain.Write(written, _buffer.AsSpan(0, n));
             }
@@ -43,13 +42,16 @@ public sealed class VirtioRng : VirtioDevice
         SignalUsed(queue);
     }
 
-    private unsafe int Fill(Span<byte> buffer)
+    public override string StateName => RngState.Name;
+    public override int StateVersion => RngState.Version;
+
+    protected override void SaveDeviceState(StateWriter writer) => new RngState(Features, SourcePath).Write(writer);
+
+    protected override void RestoreDeviceState(StateReader reader)
     {
-        fixed (byte* p = buffer)
-        {
-            // Reads into a pinned managed buffer of the given length.
-            return (int)Libc.Read(_source.Fd, p, (nuint)buffer.Length);
-        }
+        var state = RngState.Read(reader);
+        if (state.SourcePath != SourcePath) throw StateMismatch("entropy source", state.SourcePath, SourcePath);
+        RestoreFeatures(state.Features);
     }
 
     public override void Dispose()

@@ -1,8 +1,9 @@
 using System.Buffers.Binary;
 using System.Text;
+using StratoVirt.Devices.State;
 using StratoVirt.Sys;
 
-namespace StratoVirt.Virtio.Devices;
+namespace StratoVirt.Virtio.Devices.Block;
 
 /// <summary>
 /// virtio-blk (virtio 1.2, section 5.2) over a raw image: one request queue whose requests are served
@@ -262,9 +263,8 @@ public sealed class VirtioBlock : VirtioDevice
             }
             ulong take = Math.Min(len - skip, length);
             // The chain checked every buffer against guest RAM when it was loaded.
-            if (!Memory.TryGetHostAddress(_chain.Address(i) + skip, take, out nint host))
+            if (!Memory.TryGetIovec(_chain.Address(i) + skip, take, out _iov[count++]))
                 throw new VirtqueueException($"buffer at 0x{_chain.Address(i):x} left guest RAM");
-            _iov[count++] = new Iovec { Base = host, Length = (nuint)take };
             length -= take;
             skip = 0;
         }
@@ -317,6 +317,21 @@ public sealed class VirtioBlock : VirtioDevice
     {
         if (Log.IsEnabled(LogLevel.Warn)) Log.Warn($"virtio-blk {Id}: rejected {string.Format(format, a, b)}");
         return VirtioBlockStatus.IoError;
+    }
+
+    public override string StateName => BlockState.Name;
+    public override int StateVersion => BlockState.Version;
+
+    protected override void SaveDeviceState(StateWriter writer) => new BlockState(Features, Path, Serial).Write(writer);
+
+    protected override void RestoreDeviceState(StateReader reader)
+    {
+        var state = BlockState.Read(reader);
+        if (state.MediumPath != Path) throw StateMismatch("medium", state.MediumPath, Path);
+        try { CheckSerial(state.Serial); }
+        catch (ArgumentException e) { throw new StateException($"{StateName} {Id}: {e.Message}"); }
+        SetSerial(state.Serial);
+        RestoreFeatures(state.Features);
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using StratoVirt.Devices.Chardev;
+using StratoVirt.Devices.State;
 
-namespace StratoVirt.Virtio.Devices;
+namespace StratoVirt.Virtio.Devices.Console;
 
 /// <summary>
 /// virtio-console (virtio 1.2, section 5.3) with one console port and no feature bits: queue 0 is port 0's
@@ -54,6 +55,18 @@ public sealed class VirtioConsole : VirtioDevice
     }
 
     protected override void OnReset() => _chardev.SetInputEnabled(false);
+
+    public override string StateName => ConsoleState.Name;
+    public override int StateVersion => ConsoleState.Version;
+
+    protected override void SaveDeviceState(StateWriter writer) => new ConsoleState(Features, _chardev.Id).Write(writer);
+
+    protected override void RestoreDeviceState(StateReader reader)
+    {
+        var state = ConsoleState.Read(reader);
+        if (state.ChardevId != _chardev.Id) throw StateMismatch("chardev", state.ChardevId, _chardev.Id);
+        RestoreFeatures(state.Features);
+    }
 
     public override void ProcessQueue(int index)
     {

@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
+using StratoVirt.Devices.State;
 using StratoVirt.Sys;
 
-namespace StratoVirt.Virtio.Devices;
+namespace StratoVirt.Virtio.Devices.Balloon;
 
 /// <summary>virtio-balloon feature bits (virtio 1.2, section 5.5.3).</summary>
 public static class VirtioBalloonFeature
@@ -36,11 +36,11 @@ public sealed class VirtioBalloon : VirtioDevice
     private const int InflateQueue = 0, DeflateQueue = 1, ReportingQueue = 2;
 
     private readonly DescriptorChain _chain = new();
-    private readonly nint _hostPageMask = Environment.SystemPageSize - 1;
+    private readonly ulong _hostPageMask = (ulong)Environment.SystemPageSize - 1;
     private uint _numPages, _actual;
-    // The host range being gathered for one madvise call (Discard appends, Flush issues it).
-    private nint _runStart;
-    private nint _runLength;
+    // The guest range being gathered for one discard (Discard appends, Flush issues it).
+    private ulong _runStart;
+    private ulong _runLength;
     private bool _warnedRejected, _warnedMadvise;
 
     /// <param name="ramSize">Bytes of guest RAM (the total of the memory regions): the base of the target and of
@@ -139,6 +139,23 @@ public sealed class VirtioBalloon : VirtioDevice
         ActualChanged?.Invoke(BytesLeft(pages));
     }
 
+    public override string StateName => BalloonState.Name;
+    public override int StateVersion => BalloonState.Version;
+
+    protected override void SaveDeviceState(StateWriter writer) =>
+        new BalloonState(Features, _numPages, _actual, DeflateOnOom, FreePageReporting).Write(writer);
+
+    protected override void RestoreDeviceState(StateReader reader)
+    {
+        var state = BalloonState.Read(reader);
+        if (state.DeflateOnOom != DeflateOnOom) throw StateMismatch("deflate-on-oom", state.DeflateOnOom, DeflateOnOom);
+        if (state.FreePageReporting != FreePageReporting)
+            throw StateMismatch("free-page-reporting", state.FreePageReporting, FreePageReporting);
+        Volatile.Write(ref _numPages, state.TargetPages);
+        Volatile.Write(ref _actual, state.ActualPages);
+        RestoreFeatures(state.Features);
+    }
+
     /// <summary>A reset driver starts with an empty balloon (the pages it held are the guest's again).</summary>
     protected override void OnReset() => SetActual(0);
 
@@ -186,7 +203,7 @@ public sealed class VirtioBalloon : VirtioDevice
     private void Page(uint pfn, bool discard)
     {
         ulong address = (ulong)pfn << PageShift;
-        if (!Memory.TryGetHostAddress(address, PageSize, out nint host))
+        if (!Memory.Contains(address, PageSize))
         {
             RejectedPages++;
             if (!_warnedRejected)
@@ -197,7 +214,7 @@ public sealed class VirtioBalloon : VirtioDevice
             }
             return;
         }
-        if (discard) Discard(host, PageSize);
+        if (discard) Discard(address, PageSize);
     }
 
     /// <summary>Each buffer of a report, readable or writable, is a range of free guest memory; the chain loader
@@ -209,8 +226,7 @@ public sealed class VirtioBalloon : VirtioDevice
             for (int i = 0; i < _chain.Count; i++)
             {
                 uint length = _chain.Length(i);
-                if (length != 0 && Memory.TryGetHostAddress(_chain.Address(i), length, out nint host))
-                    Discard(host, (nint)length);
+                if (length != 0 && Memory.Contains(_chain.Address(i), length)) Discard(_chain.Address(i), length);
             }
             Flush();
             queue.AddUsed(_chain.Head, 0);
@@ -218,46 +234,45 @@ public sealed class VirtioBalloon : VirtioDevice
         SignalUsed(queue);
     }
 
-    /// <summary>Adds host range [host, host+length) to the pending run if it extends it at either end; otherwise
-    /// issues the run and starts a new one.</summary>
-    private void Discard(nint host, nint length)
+    /// <summary>Adds guest range [address, address+length) (guest RAM) to the pending run if it extends it at either
+    /// end; otherwise issues the run and starts a new one.</summary>
+    private void Discard(ulong address, ulong length)
     {
-        if (_runLength != 0 && host == _runStart + _runLength)
+        if (_runLength != 0 && address == _runStart + _runLength)
         {
             _runLength += length;
             return;
         }
-        if (_runLength != 0 && host + length == _runStart)
+        if (_runLength != 0 && address + length == _runStart)
         {
-            _runStart = host;
+            _runStart = address;
             _runLength += length;
             return;
         }
         Flush();
-        _runStart = host;
+        _runStart = address;
         _runLength = length;
     }
 
-    /// <summary>madvise(MADV_DONTNEED) on the whole host pages inside the pending run (a host page larger than
-    /// 4 KiB is only freed once the guest gave up all of it in one run; madvise would round a partial one up).</summary>
-    private unsafe void Flush()
+    /// <summary>Gives the host the whole host pages inside the pending run (a host page larger than 4 KiB is only
+    /// freed once the guest gave up all of it in one run; madvise would round a partial one up). Guest RAM regions
+    /// start on host pages, so guest and host addresses agree on alignment.</summary>
+    private void Flush()
     {
-        nint start = (_runStart + _hostPageMask) & ~_hostPageMask;
-        nint end = (_runStart + _runLength) & ~_hostPageMask;
+        ulong start = (_runStart + _hostPageMask) & ~_hostPageMask;
+        ulong end = (_runStart + _runLength) & ~_hostPageMask;
         _runLength = 0;
         if (end <= start) return;
         DiscardCalls++;
-        // [start, end) lies inside a guest RAM mapping (every page of the run was looked up in GuestMemory) and is
-        // aligned to host pages; discarding private anonymous memory only zeroes what the guest gave up.
-        if (Libc.Madvise((void*)start, (nuint)(end - start), Libc.MADV_DONTNEED) == 0)
+        int errno = Memory.Discard(start, end - start);
+        if (errno == 0)
         {
-            DiscardedBytes += end - start;
+            DiscardedBytes += (long)(end - start);
         }
         else if (!_warnedMadvise)
         {
             _warnedMadvise = true;
-            Log.Warn($"virtio-balloon {Id}: madvise(MADV_DONTNEED) failed: {Libc.ErrorText(Marshal.GetLastPInvokeError())} " +
-                "(logged once)");
+            Log.Warn($"virtio-balloon {Id}: madvise(MADV_DONTNEED) failed: {Libc.ErrorText(errno)} (logged once)");
         }
     }
 }

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using StratoVirt.Sys;
 
-namespace StratoVirt.Virtio.Devices;
+namespace StratoVirt.Virtio.Devices.Block;
 
 /// <summary>
 /// A raw disk image (a regular file or a block device) behind a -drive: positioned vectored I/O, flush,
@@ -21,7 +21,7 @@ namespace StratoVirt.Virtio.Devices;
 /// conflicts with the record locks upstream StratoVirt and QEMU take, and between two drives of one process; it
 /// goes away when the image is closed, or with the process.</para>
 /// </remarks>
-public sealed unsafe class RawImage : IDisposable
+public sealed class RawImage : IDisposable
 {
     private const int EIO = 5;
     private const int ZeroChunk = 64 * 1024, ZeroIovecs = 16, PageSize = 4096;
@@ -30,7 +30,8 @@ public sealed unsafe class RawImage : IDisposable
     private readonly FileDescriptor _fd;
     private FileDescriptor? _directFd;
     private int _directAlign = 512;
-    private byte* _zeros;
+    private byte[]? _zeroBuffer;
+    private nint _zeros;
 
     private RawImage(string path, bool readOnly, FileDescriptor fd, FileDescriptor? directFd, ulong size)
     {
@@ -64,18 +65,14 @@ public sealed unsafe class RawImage : IDisposable
         FileDescriptor? directFd = null;
         try
         {
-            Stat st;
-            if (Libc.FStat(fd, &st) != 0) throw SysException.Last($"fstat drive image {path}");
-            uint type = st.Mode & Libc.S_IFMT;
-            if (type == Libc.S_IFDIR) throw new SysException($"drive image {path}", Libc.EISDIR);
-            if (type != Libc.S_IFREG && type != Libc.S_IFBLK)
+            int errno = FileStatus.Get(fd, out var st);
+            if (errno != 0) throw new SysException($"fstat drive image {path}", errno);
+            if (st.IsDirectory) throw new SysException($"drive image {path}", Libc.EISDIR);
+            if (!st.IsRegularFile && !st.IsBlockDevice)
                 throw new SysException($"drive image {path} is neither a regular file nor a block device", Libc.EINVAL);
             ulong size = (ulong)st.Size;
-            if (type == Libc.S_IFBLK)
-            {
-                // size is a local the kernel writes 8 bytes to.
-                if (Libc.Ioctl(fd, Libc.BLKGETSIZE64, &size) < 0) throw SysException.Last($"size of drive image {path}");
-            }
+            if (st.IsBlockDevice && (errno = BlockDevice.GetSize(fd, out size)) != 0)
+                throw new SysException($"size of drive image {path}", errno);
             Lock(fd, path, readOnly);
             if (direct) directFd = OpenDirect(path, flags, st);
             return new RawImage(path, readOnly, file, directFd, size);
@@ -90,12 +87,10 @@ public sealed unsafe class RawImage : IDisposable
 
     private static void Lock(int fd, string path, bool readOnly)
     {
-        var lk = new Flock { Type = readOnly ? Libc.F_RDLCK : Libc.F_WRLCK, Whence = 0, Length = 1 };
         foreach (long b in LockBytes)
         {
-            lk.Start = b;
-            if (Libc.FcntlLock(fd, Libc.F_OFD_SETLK, &lk) == 0) continue;
-            int errno = Marshal.GetLastPInvokeError();
+            int errno = ByteRangeLock.TryLock(fd, b, 1, exclusive: !readOnly);
+            if (errno == 0) continue;
             if (errno is Libc.EAGAIN or Libc.EACCES)
                 throw new SysException($"drive image {path} is in use by another VM or drive " +
                                        $"(cannot take its {(readOnly ? "shared" : "exclusive")} lock)", errno);
@@ -104,7 +99,7 @@ public sealed unsafe class RawImage : IDisposable
     }
 
     /// <summary>The O_DIRECT descriptor, or null where the filesystem has no direct I/O.</summary>
-    private static FileDescriptor? OpenDirect(string path, int flags, Stat first)
+    private static FileDescriptor? OpenDirect(string path, int flags, FileStatus first)
     {
         int fd = Libc.Open(path, flags | Libc.O_DIRECT | Libc.O_CLOEXEC, 0);
         if (fd < 0)
@@ -115,8 +110,7 @@ public sealed unsafe class RawImage : IDisposable
             return null;
         }
         var file = new FileDescriptor(fd);
-        Stat st;
-        if (Libc.FStat(fd, &st) != 0 || st.Dev != first.Dev || st.Ino != first.Ino)
+        if (FileStatus.Get(fd, out var st) != 0 || st.Device != first.Device || st.Inode != first.Inode)
         {
             file.Dispose();
             throw new SysException($"drive image {path} was replaced while it was being opened", Libc.EAGAIN);
@@ -135,48 +129,42 @@ public sealed unsafe class RawImage : IDisposable
     private int Transfer(bool write, Span<Iovec> iov, long offset, out ulong done)
     {
         done = 0;
-        fixed (Iovec* start = iov)
+        while (true)
         {
-            Iovec* p = start;
-            int count = iov.Length;
-            while (true)
+            while (!iov.IsEmpty && iov[0].Length == 0) iov = iov[1..];
+            if (iov.IsEmpty) return 0;
+            bool direct = _directFd is not null && Aligned(iov, offset);
+            int fd = direct ? _directFd!.Fd : _fd.Fd;
+            // The iovecs point into guest RAM that the caller checked, or into this image's zero buffer.
+            nint n = write ? VectoredIo.Write(fd, iov, offset) : VectoredIo.Read(fd, iov, offset);
+            if (n < 0)
             {
-                while (count > 0 && p->Length == 0) { p++; count--; }
-                if (count == 0) return 0;
-                bool direct = _directFd is not null && Aligned(p, count, offset);
-                int fd = direct ? _directFd!.Fd : _fd.Fd;
-                // The iovecs point into guest RAM that the caller checked, or into this image's zero buffer.
-                nint n = write ? Libc.Pwritev2(fd, p, count, offset, 0) : Libc.Preadv2(fd, p, count, offset, 0);
-                if (n < 0)
+                if (n == -Libc.EINVAL && direct)
                 {
-                    int errno = Marshal.GetLastPInvokeError();
-                    if (errno == Libc.EINTR) continue;
-                    if (errno == Libc.EINVAL && direct)
-                    {
-                        DirectRefused();
-                        continue;
-                    }
-                    return errno;
+                    DirectRefused();
+                    continue;
                 }
-                if (n == 0) return EIO; // the image ended before the request did: it shrank under us
-                done += (ulong)n;
-                offset += n;
-                for (nuint left = (nuint)n; left > 0;)
-                {
-                    nuint take = Math.Min(left, p->Length);
-                    p->Base += (nint)take;
-                    p->Length -= take;
-                    left -= take;
-                    if (p->Length == 0) { p++; count--; }
-                }
+                return (int)-n;
+            }
+            if (n == 0) return EIO; // the image ended before the request did: it shrank under us
+            done += (ulong)n;
+            offset += n;
+            for (nuint left = (nuint)n; left > 0;)
+            {
+                ref var first = ref iov[0];
+                nuint take = Math.Min(left, first.Length);
+                first.Base += (nint)take;
+                first.Length -= take;
+                left -= take;
+                if (first.Length == 0) iov = iov[1..];
             }
         }
     }
 
-    private bool Aligned(Iovec* p, int count, long offset)
+    private bool Aligned(ReadOnlySpan<Iovec> iov, long offset)
     {
         ulong mask = (ulong)_directAlign - 1, bits = (ulong)offset;
-        for (int i = 0; i < count; i++) bits |= (ulong)p[i].Base | p[i].Length;
+        foreach (var v in iov) bits |= (ulong)v.Base | v.Length;
         return (bits & mask) == 0;
     }
 
@@ -239,11 +227,13 @@ public sealed unsafe class RawImage : IDisposable
 
     private int WriteZeroBuffer(long offset, long length)
     {
-        if (_zeros == null)
+        if (_zeroBuffer is null)
         {
-            // Once per image, on the first write-zeroes the filesystem cannot do itself; page-aligned for O_DIRECT.
-            _zeros = (byte*)NativeMemory.AlignedAlloc(ZeroChunk, PageSize);
-            NativeMemory.Clear(_zeros, ZeroChunk);
+            // Once per image, on the first write-zeroes the filesystem cannot do itself: a pinned array with a
+            // page-aligned chunk inside it, for O_DIRECT.
+            _zeroBuffer = GC.AllocateArray<byte>(ZeroChunk + PageSize, pinned: true);
+            nint start = Marshal.UnsafeAddrOfPinnedArrayElement(_zeroBuffer, 0);
+            _zeros = (start + PageSize - 1) & ~(nint)(PageSize - 1);
         }
         Span<Iovec> iov = stackalloc Iovec[ZeroIovecs];
         while (length > 0)
@@ -253,7 +243,7 @@ public sealed unsafe class RawImage : IDisposable
             while (count < ZeroIovecs && batch < length)
             {
                 long n = Math.Min(ZeroChunk, length - batch);
-                iov[count++] = new Iovec { Base = (nint)_zeros, Length = (nuint)n };
+                iov[count++] = new Iovec { Base = _zeros, Length = (nuint)n };
                 batch += n;
             }
             int errno = Write(iov[..count], offset, out _);
@@ -268,10 +258,5 @@ public sealed unsafe class RawImage : IDisposable
     {
         _directFd?.Dispose();
         _fd.Dispose();
-        if (_zeros != null)
-        {
-            NativeMemory.AlignedFree(_zeros);
-            _zeros = null;
-        }
     }
 }

@@ -1,9 +1,10 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using StratoVirt.Devices.State;
 using StratoVirt.Sys;
 
-namespace StratoVirt.Virtio.Devices;
+namespace StratoVirt.Virtio.Devices.Net;
 
 /// <summary>
 /// virtio-net (virtio 1.2, section 5.1) over a tap-like backend: one receive queue (0) and one transmit queue (1),
@@ -183,16 +184,46 @@ public sealed class VirtioNet : VirtioDevice
         {
             if (_backend is null) return;
             if (_watch != 0) Unwatch(_watch);
-            // Receive buffers a half-delivered frame took were popped in a row and not used: give them back.
-            if (Active) for (int i = 0; i < _pendingCount; i++) Queue(RxQueue).Unpop();
+            ReturnPendingBuffers();
             _watch = 0;
             _interest = 0;
-            _pendingCount = 0;
             _rxStalled = _txBlocked = _broken = false;
             _backend.Dispose();
             _backend = null;
             SignalConfigChange();
         }
+    }
+
+    /// <summary>Gives back the receive buffers a half-delivered frame took (popped in a row and not used), dropping
+    /// the frame. Under Gate.</summary>
+    private void ReturnPendingBuffers()
+    {
+        if (Active) for (int i = 0; i < _pendingCount; i++) Queue(RxQueue).Unpop();
+        _pendingCount = 0;
+    }
+
+    public override string StateName => NetState.Name;
+    public override int StateVersion => NetState.Version;
+
+    protected override void SaveDeviceState(StateWriter writer)
+    {
+        if (_pendingCount > 0)
+        {
+            ReturnPendingBuffers();
+            RxDropped++;
+        }
+        new NetState(Features, Mac, _macRead, RxDropped, TxDropped).Write(writer);
+    }
+
+    protected override void RestoreDeviceState(StateReader reader)
+    {
+        var state = NetState.Read(reader);
+        try { CheckMac(state.Mac); }
+        catch (ArgumentException e) { throw new StateException($"{StateName} {Id}: {e.Message}"); }
+        state.Mac.CopyTo(_mac, 0);
+        _macRead = state.MacRead;
+        (RxDropped, TxDropped) = (state.RxDropped, state.TxDropped);
+        RestoreFeatures(state.Features);
     }
 
     protected override void OnReset()
@@ -369,9 +400,8 @@ public sealed class VirtioNet : VirtioDevice
         uint length = chain.Length(i);
         if (length == 0) return n;
         // The chain checked every buffer against guest RAM when it was popped; this cannot fail for a loaded chain.
-        if (!Memory.TryGetHostAddress(chain.Address(i), length, out nint host))
+        if (!Memory.TryGetIovec(chain.Address(i), length, out _iov[n]))
             throw new VirtqueueException($"buffer at 0x{chain.Address(i):x} (+{length}) is outside guest RAM");
-        _iov[n] = new Iovec { Base = host, Length = length };
         return n + 1;
     }
 
@@ -383,20 +413,14 @@ public sealed class VirtioNet : VirtioDevice
         return n;
     }
 
-    /// <summary>One readv or writev of the first <paramref name="count"/> entries of _iov, retried on EINTR.</summary>
-    private unsafe nint Transfer(bool write, int count, out int errno)
+    /// <summary>One readv or writev of the first <paramref name="count"/> entries of _iov (each points into
+    /// guest RAM or the pinned scratch array); offset -1 is the file position, as readv/writev.</summary>
+    private nint Transfer(bool write, int count, out int errno)
     {
-        fixed (Iovec* iov = _iov)
-        {
-            // _iov is pinned for the call; each entry points into mapped guest RAM or the pinned scratch array.
-            while (true)
-            {
-                int fd = _backend!.Fd;
-                nint n = write ? Libc.Pwritev2(fd, iov, count, -1, 0) : Libc.Preadv2(fd, iov, count, -1, 0); // -1: no offset, as readv/writev
-                errno = n < 0 ? Marshal.GetLastPInvokeError() : 0;
-                if (errno != Libc.EINTR) return n;
-            }
-        }
+        var iov = _iov.AsSpan(0, count);
+        nint n = write ? VectoredIo.Write(_backend!.Fd, iov, -1) : VectoredIo.Read(_backend!.Fd, iov, -1);
+        errno = n < 0 ? (int)-n : 0;
+        return n;
     }
 
     // ---- transmit: guest -> backend ----

@@ -1,4 +1,4 @@
-namespace StratoVirt.Virtio.Devices;
+namespace StratoVirt.Virtio.Devices.Vsock;
 
 /// <summary>
 /// A fixed-capacity byte FIFO: the bytes a vsock connection could not yet write to its host socket. Allocated once

@@ -1,0 +1,51 @@
+using StratoVirt.Devices.Chardev;
+using StratoVirt.Devices.Options;
+using StratoVirt.Sys;
+
+namespace StratoVirt.Virtio.Devices;
+
+/// <summary>A virtio device from -device (with what its -drive/-netdev/-chardev/-object named).</summary>
+public abstract record VirtioDeviceConfig(string Id)
+{
+    /// <summary>The -object iothread whose loop runs the device's queues; null: the main loop.</summary>
+    public string? IoThread { get; init; }
+
+    /// <summary>The registered type this configuration belongs to.</summary>
+    public abstract VirtioDeviceType DeviceType { get; }
+
+    /// <summary>Creates the device model, opening its host side (image, tap, socket, ...), to run on
+    /// <paramref name="machine"/>'s loop. Host errors are SysException, TapException, ChardevException or
+    /// ArgumentException, with messages that do not repeat the device id.</summary>
+    public VirtioDevice Create(VirtioDeviceResources machine)
+    {
+        var device = CreateDevice(machine);
+        device.Loop = machine.Loop;
+        return device;
+    }
+
+    protected abstract VirtioDevice CreateDevice(VirtioDeviceResources machine);
+}
+
+/// <summary>What the machine gives a device it creates: guest RAM's size (the balloon's bound), a way to open the
+/// -chardev backends it owns, and the event loop (main or iothread) that will run the device.</summary>
+public sealed record VirtioDeviceResources(ulong RamSize, Func<ChardevConfig, Chardev> OpenChardev, EventLoop Loop);
+
+/// <summary>What a -device parser may ask of the command line.</summary>
+public interface IDeviceOptionContext
+{
+    /// <summary>
+    /// The backend <paramref name="device"/>'s <paramref name="key"/>= names among those of
+    /// <paramref name="option"/> (a <see cref="VirtioBackendOption.Name"/>, or -chardev), which no other device may
+    /// then use. A missing key, an unknown id or a second user is a UsageException.
+    /// </summary>
+    T Backend<T>(OptionValue device, string key, string option) where T : class;
+
+    /// <summary>The device's id=, or one made up from its driver and position.</summary>
+    string DeviceId(OptionValue device);
+
+    /// <summary>The devices parsed so far.</summary>
+    IReadOnlyList<VirtioDeviceConfig> Devices { get; }
+
+    /// <summary>Whether an earlier -device used <paramref name="driver"/>.</summary>
+    bool HasDriver(string driver);
+}
