@@ -41,17 +41,41 @@ trap 'rm -rf "$work"' EXIT
 
 "$here/make-outer-initramfs.sh" --out "$work/outer.cpio" --scenarios "$scenarios" "${build_args[@]}"
 
-lab_say "booting the outer VM (QEMU TCG, -cpu max, 2 vCPUs, 6 GiB; timeout ${limit}s)"
+# A scenario prints at least every few seconds, and its watchdog reports a stuck one after its timeout; an outer VM
+# that prints nothing for this long is itself wedged (seen under TCG: idle, its clock no longer ticking), so it is
+# killed rather than left to the overall timeout, and the caller can boot it again.
+silence=${LAB_SILENCE_LIMIT:-300}
+lab_say "booting the outer VM (QEMU TCG, -cpu max, 2 vCPUs, 6 GiB; timeout ${limit}s, or ${silence}s without output)"
 start=$SECONDS
 set +e
-timeout -k 10 "$limit" qemu-system-x86_64 -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 6144 \
-    -kernel "$LAB_VMLINUZ" -initrd "$work/outer.cpio" -append "console=ttyS0 quiet panic=1" \
-    -nographic -no-reboot </dev/null 2>&1 | tee "$log"
-qemu_rc=${PIPESTATUS[0]}
+: >"$log"
+(
+    timeout -k 10 "$limit" qemu-system-x86_64 -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 6144 \
+        -kernel "$LAB_VMLINUZ" -initrd "$work/outer.cpio" -append "console=ttyS0 quiet panic=1" \
+        -nographic -no-reboot </dev/null 2>&1 | tee "$log"
+    echo "${PIPESTATUS[0]}" >"$work/qemu.rc"
+) &
+pipeline=$!
+last_size=-1 quiet_since=$SECONDS wedged=''
+while kill -0 "$pipeline" 2>/dev/null; do
+    sleep 5
+    size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+    if [[ "$size" != "$last_size" ]]; then
+        last_size=$size quiet_since=$SECONDS
+    elif ((SECONDS - quiet_since >= silence)); then
+        wedged=yes
+        pkill -KILL -f "$work/outer.cpio" # this run's QEMU: its command line names this run's initramfs
+        break
+    fi
+done
+wait "$pipeline"
+qemu_rc=$(cat "$work/qemu.rc" 2>/dev/null || echo 1)
 set -e
 elapsed=$((SECONDS - start))
 
-if ((qemu_rc == 124 || qemu_rc == 137)); then
+if [[ -n "$wedged" ]]; then
+    lab_say "error: the outer VM printed nothing for ${silence}s and was killed"
+elif ((qemu_rc == 124 || qemu_rc == 137)); then
     lab_say "error: the outer VM was killed after the ${limit}s timeout"
 elif ((qemu_rc != 0)); then
     lab_say "error: qemu-system-x86_64 exited with status $qemu_rc"

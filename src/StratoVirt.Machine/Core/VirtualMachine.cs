@@ -30,6 +30,8 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     internal VirtualMachine(MachineConfig config)
     {
         _config = config;
+        // Before any thread confines itself: an iothread starts serving while the machine is still being built.
+        if (config.Seccomp) Seccomp.ReportBlockedCalls(Log.Fd);
         _threadsConfined = new CountdownEvent(config.Cpus.Count + config.IoThreads.Count);
         foreach (string id in config.IoThreads) _ioThreads.Add(id, new EventLoop($"iothread {id}"));
     }
@@ -170,7 +172,6 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     /// ending events.</summary>
     public MachineExit Run()
     {
-        if (_config.Seccomp) Seccomp.ReportBlockedCalls(Log.Fd);
         if (_vcpus.Count > 0) VcpuKick.Install();
         RunVcpus();
         var exit = _exit!;
