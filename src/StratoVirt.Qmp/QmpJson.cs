@@ -16,6 +16,11 @@ public sealed record QmpStatus(bool Running, bool Singlestep, string Status);
 /// <summary>The <c>query-balloon</c> return and the BALLOON_CHANGED event data.</summary>
 public sealed record BalloonInfo(ulong Actual);
 
+/// <summary>BLOCK_IO_ERROR's data, in QEMU's shape (upstream StratoVirt has no such event): the device, "read" or
+/// "write", the action taken ("report": the guest got the error, the VM runs on), whether the disk was full, and the
+/// host's error text.</summary>
+public sealed record BlockIoErrorEventData(string Device, string Operation, string Action, bool Nospace, string Reason);
+
 public sealed record QmpCommandInfo(string Name);
 
 /// <summary>An empty object: the return of commands that return nothing.</summary>
@@ -72,6 +77,7 @@ public sealed class FdNameArguments
 [JsonSerializable(typeof(QmpVersion))]
 [JsonSerializable(typeof(QmpStatus))]
 [JsonSerializable(typeof(BalloonInfo))]
+[JsonSerializable(typeof(BlockIoErrorEventData))]
 [JsonSerializable(typeof(QmpCommandInfo[]))]
 [JsonSerializable(typeof(QmpCpuInfo[]))]
 [JsonSerializable(typeof(QmpTarget))]

@@ -168,6 +168,10 @@ public sealed class QmpServer : IDisposable
             case MachineEvent.BalloonChanged b:
                 SendEvent("BALLOON_CHANGED", new BalloonInfo(b.ActualBytes), QmpJsonContext.Default.BalloonInfo);
                 break;
+            case MachineEvent.BlockIoError b:
+                SendEvent("BLOCK_IO_ERROR", new BlockIoErrorEventData(b.Device, b.Write ? "write" : "read", "report",
+                    b.NoSpace, b.Reason), QmpJsonContext.Default.BlockIoErrorEventData);
+                break;
         }
     }
 

@@ -27,4 +27,8 @@ public abstract record MachineEvent
 
     /// <summary>The guest's memory as the balloon leaves it changed.</summary>
     public sealed record BalloonChanged(ulong ActualBytes) : MachineEvent;
+
+    /// <summary>A drive's image failed a guest request (the guest got an I/O error; the VM goes on).
+    /// <paramref name="Reason"/> is the host's error text; <paramref name="NoSpace"/>: it was ENOSPC.</summary>
+    public sealed record BlockIoError(string Device, bool Write, bool NoSpace, string Reason) : MachineEvent;
 }

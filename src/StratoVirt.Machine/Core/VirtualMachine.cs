@@ -4,6 +4,7 @@ using StratoVirt.Sys;
 using StratoVirt.Sys.Seccomp;
 using StratoVirt.Virtio;
 using StratoVirt.Virtio.Devices.Balloon;
+using StratoVirt.Virtio.Devices.Block;
 
 namespace StratoVirt.Machine;
 
@@ -90,6 +91,11 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         _balloon = balloon;
         balloon.ActualChanged += actual => Raise(new MachineEvent.BalloonChanged(actual));
     }
+
+    /// <summary>Raises the image failures of <paramref name="block"/> as events.</summary>
+    internal void WatchBlock(VirtioBlock block) =>
+        block.IoError += e => Raise(new MachineEvent.BlockIoError(e.Device, e.Write, e.Errno == Libc.ENOSPC,
+            Libc.ErrorText(e.Errno)));
 
     /// <summary>Starts the iothreads; each confines itself first. Call once the devices that use them are attached.</summary>
     internal void StartIoThreads()

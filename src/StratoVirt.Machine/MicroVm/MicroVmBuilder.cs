@@ -102,6 +102,8 @@ public sealed class MicroVmBuilder
         }
         // Without a monitor nobody can hotplug: no empty slots to probe at boot.
         if (_config.HotplugSlots) ReserveHotplugSlots();
+        // After the slots: a drive hotplugged later goes into one of their empty devices.
+        foreach (var block in _devices.Created.OfType<VirtioBlock>()) _vm.WatchBlock(block);
     }
 
     /// <summary>Puts the created blk and net devices into the replaceable slots, with empty devices in the rest,

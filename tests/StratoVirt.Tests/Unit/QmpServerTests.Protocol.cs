@@ -322,6 +322,7 @@ public sealed partial class QmpServerTests
         var names = doc.RootElement.GetProperty("return").EnumerateArray().Select(e => e.GetProperty("name").GetString()).ToList();
         Assert.Contains("SHUTDOWN", names);
         Assert.Contains("BALLOON_CHANGED", names);
+        Assert.Contains("BLOCK_IO_ERROR", names);
         Assert.DoesNotContain("USB_HOST_ADD_RES", names);
     }
 }

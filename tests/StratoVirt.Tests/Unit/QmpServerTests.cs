@@ -299,6 +299,21 @@ public sealed partial class QmpServerTests : IDisposable
     }
 
     [Fact]
+    public void ABlockIoErrorIsSentInQemusShape()
+    {
+        using var c = Connect();
+        _server!.Send(new MachineEvent.BlockIoError("disk1", Write: true, NoSpace: true, "No space left on device"));
+        using var doc = JsonDocument.Parse(c.ReadLine()!);
+        Assert.Equal("BLOCK_IO_ERROR", doc.RootElement.GetProperty("event").GetString());
+        Assert.Equal("""{"device":"disk1","operation":"write","action":"report","nospace":true,"reason":"No space left on device"}""",
+            doc.RootElement.GetProperty("data").GetRawText());
+        _server.Send(new MachineEvent.BlockIoError("disk1", Write: false, NoSpace: false, "Input/output error"));
+        using var read = JsonDocument.Parse(c.ReadLine()!);
+        Assert.Equal("read", read.RootElement.GetProperty("data").GetProperty("operation").GetString());
+        Assert.False(read.RootElement.GetProperty("data").GetProperty("nospace").GetBoolean());
+    }
+
+    [Fact]
     public void EventsReachTheClientOnlyAfterNegotiation()
     {
         using var c = Connect(negotiate: false);

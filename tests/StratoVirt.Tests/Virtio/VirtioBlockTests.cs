@@ -465,6 +465,44 @@ public sealed class VirtioBlockTests : IDisposable
         AssertOk(Read(d, 0, Sector));
     }
 
+    // ---- host failures ----
+
+    [Fact]
+    public void AnImageFailureIsReportedOncePerConditionAndEveryRequestIsAnswered()
+    {
+        string path = Image(16 * Sector, seed: 43);
+        var d = Start(path);
+        var errors = new List<BlockIoError>();
+        Block(d).IoError += errors.Add;
+        // The image shrinks under the drive (its host file system lost it): reads past the new end fail with EIO.
+        using (var f = new FileStream(path, FileMode.Open)) f.SetLength(4 * Sector);
+
+        // Four requests in one batch, a failing one between good ones: each gets its own used entry and status.
+        var placed = new[]
+        {
+            Place(d, [Header(VirtioBlockRequest.In, 0)], [Sector, 1]),
+            Place(d, [Header(VirtioBlockRequest.In, 8)], [Sector, 1]),
+            Place(d, [Header(VirtioBlockRequest.In, 9)], [Sector, 1]),
+            Place(d, [Header(VirtioBlockRequest.Out, 1), Pattern(Sector, 7)], [1]),
+        };
+        d.Notify(0);
+        var used = d.TakeUsed(0);
+        Assert.Equal(placed.Select(p => p.Head), used.Select(u => u.Head));
+        byte StatusOf(int i) => d.Memory.GetSpan(placed[i].Parts[^1].Addr, 1)[0];
+        Assert.Equal([VirtioBlockStatus.Ok, VirtioBlockStatus.IoError, VirtioBlockStatus.IoError, VirtioBlockStatus.Ok],
+            Enumerable.Range(0, 4).Select(StatusOf));
+        Assert.Equal(Pattern(Sector, 7), File.ReadAllBytes(path)[Sector..(2 * Sector)]);
+
+        // Two failures in a row, one report; the good write after them ended that condition, so the next failure
+        // is a new one.
+        Assert.Equal(new BlockIoError("blk0", Write: false, Libc.EIO), Assert.Single(errors));
+        Assert.Equal(VirtioBlockStatus.IoError, Read(d, 12, Sector).Status);
+        Assert.Equal(VirtioBlockStatus.IoError, Read(d, 13, Sector).Status);
+        Assert.Equal(2, errors.Count);
+        Assert.False(d.NeedsReset);
+        AssertOk(Read(d, 3, Sector));
+    }
+
     // ---- opening: locks and errors ----
 
     [Fact]

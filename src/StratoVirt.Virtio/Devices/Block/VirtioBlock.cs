@@ -45,6 +45,8 @@ public sealed class VirtioBlock : VirtioDevice
     private readonly byte[] _id = new byte[IdBytes];
     private readonly (ulong Sector, uint Count, bool Unmap)[] _segments = new (ulong, uint, bool)[MaxSegments];
     private bool _writeThrough, _disposed;
+    private int _lastErrno;
+    private ulong _failedInRow;
 
     /// <summary>
     /// Opens <paramref name="path"/> and takes its lock (see <see cref="RawImage"/>). <paramref name="serial"/> is
@@ -100,6 +102,13 @@ public sealed class VirtioBlock : VirtioDevice
     /// <summary>Whether aligned requests go through O_DIRECT (false where the filesystem has none).</summary>
     public bool Direct => _image?.Direct ?? false;
 
+    /// <summary>
+    /// Raised on the device's loop when the image fails a request with an errno other than the previous failure's,
+    /// or the first time since a request succeeded: a full or failing disk fails every request, and is reported
+    /// (and logged) once per condition, not once per request. The guest gets IOERR for each failed request.
+    /// </summary>
+    public event Action<BlockIoError>? IoError;
+
     /// <summary>Whether an image is inserted.</summary>
     public bool HasMedium => _image is not null;
 
@@ -120,6 +129,8 @@ public sealed class VirtioBlock : VirtioDevice
             if (_image is not null) throw new InvalidOperationException($"virtio-blk {Id} already holds {_image.Path}");
             SetSerial(serial);
             _image = image;
+            _failedInRow = 0;
+            _lastErrno = 0;
             Capacity = image.Size >> SectorShift;
             BuildConfig();
             SignalConfigChange();
@@ -208,7 +219,7 @@ public sealed class VirtioBlock : VirtioDevice
             case VirtioBlockRequest.Out:
                 return ReadOnly ? Reject("a write to a read-only drive") : Write(sector);
             case VirtioBlockRequest.Flush:
-                return Complete(_image!.Flush(), "flush");
+                return Complete(_image!.Flush(), write: true, "flush");
             case VirtioBlockRequest.GetId:
                 int n = (int)Math.Min((ulong)IdBytes, _chain.WritableLength - 1);
                 dataWritten = (uint)_chain.Write(0, _id.AsSpan(0, n));
@@ -228,7 +239,7 @@ public sealed class VirtioBlock : VirtioDevice
         int count = Iovecs(_chain.ReadableCount, _chain.Count, 0, length);
         int errno = _image!.Read(_iov.AsSpan(0, count), (long)(sector << SectorShift), out ulong done);
         dataWritten = (uint)done;
-        return Complete(errno, "read");
+        return Complete(errno, write: false, "read");
     }
 
     private byte Write(ulong sector)
@@ -238,7 +249,7 @@ public sealed class VirtioBlock : VirtioDevice
         int count = Iovecs(0, _chain.ReadableCount, HeaderSize, length);
         int errno = _image!.Write(_iov.AsSpan(0, count), (long)(sector << SectorShift), out _);
         if (errno == 0 && _writeThrough) errno = _image!.Flush();
-        return Complete(errno, "write");
+        return Complete(errno, write: true, "write");
     }
 
     /// <summary>Whole sectors, no more than a request may carry, inside the disk (overflow-safe).</summary>
@@ -298,17 +309,37 @@ public sealed class VirtioBlock : VirtioDevice
             var (sector, sectors, unmap) = _segments[i];
             long offset = (long)(sector << SectorShift), length = (long)sectors << SectorShift;
             int errno = zero ? _image!.WriteZeroes(offset, length, unmap) : _image!.Discard(offset, length);
-            if (errno != 0) return Complete(errno, zero ? "write-zeroes" : "discard");
+            if (errno != 0) return Complete(errno, write: true, zero ? "write-zeroes" : "discard");
         }
-        return zero && _writeThrough ? Complete(_image!.Flush(), "write-zeroes") : VirtioBlockStatus.Ok;
+        return Complete(zero && _writeThrough ? _image!.Flush() : 0, write: true, "write-zeroes");
     }
 
-    private byte Complete(int errno, string what)
+    /// <summary>The status of a request the image carried out: OK, or IOERR with the failure logged and raised
+    /// once per condition (see <see cref="IoError"/>); the first success after failures logs how many there
+    /// were.</summary>
+    private byte Complete(int errno, bool write, string what)
     {
-        if (errno == 0) return VirtioBlockStatus.Ok;
-        if (Log.IsEnabled(LogLevel.Warn))
-            Log.Warn($"virtio-blk {Id}: {what} on {_image!.Path} failed: {Libc.ErrorText(errno)} (errno {errno})");
+        if (errno == 0)
+        {
+            if (_failedInRow != 0) Recovered();
+            return VirtioBlockStatus.Ok;
+        }
+        _failedInRow++;
+        if (errno != _lastErrno)
+        {
+            _lastErrno = errno;
+            Log.Warn($"virtio-blk {Id}: {what} on {_image!.Path} failed: {Libc.ErrorText(errno)} (errno {errno}); " +
+                     "the guest gets an I/O error for each request that fails the same way");
+            IoError?.Invoke(new BlockIoError(Id, write, errno));
+        }
         return VirtioBlockStatus.IoError;
+    }
+
+    private void Recovered()
+    {
+        Log.Warn($"virtio-blk {Id}: I/O on {_image!.Path} works again after {_failedInRow} failed request(s)");
+        _failedInRow = 0;
+        _lastErrno = 0;
     }
 
     /// <summary>A request the driver got wrong: IOERR, and a warning when warnings are logged. The message is a
