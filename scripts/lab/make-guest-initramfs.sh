@@ -54,6 +54,8 @@ lab_install_busybox "$root"
 install -m 0755 "$here/guest/init" "$root/init"
 # busybox has no AF_VSOCK tool.
 gcc -static -O2 -o "$root/bin/vsock-echo" "$here/../../tests/guest/vsock-echo.c" || lab_die "cannot build vsock-echo (gcc with static glibc)"
+gcc -static -O2 -o "$root/bin/durability-records" "$here/../../tests/guest/durability-records.c" \
+    || lab_die "cannot build durability-records"
 mkdir -p "$root/tests"
 for t in "$here"/guest/tests/*.sh; do
     [[ -e "$t" ]] && install -m 0755 "$t" "$root/tests/"

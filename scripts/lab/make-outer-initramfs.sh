@@ -59,8 +59,10 @@ lab_say "outer initramfs: busybox, KVM modules, inner kernel and initramfs"
 lab_install_busybox "$root"
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
 
-# tun: taps for the virtio-net scenarios.
-for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko drivers/net/tun.ko; do
+# tun: taps for the virtio-net scenarios; loop and dm-mod: block devices for the durability and host-fault
+# scenarios (dm-mod has the linear and error targets built in).
+for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko drivers/net/tun.ko \
+    drivers/block/loop.ko drivers/md/dm-mod.ko; do
     [[ -f "$LAB_MODULES/kernel/$m" ]] || lab_die "module $m missing from $LAB_MODULES"
     cp "$LAB_MODULES/kernel/$m" "$root/lib/modules/"
 done
@@ -69,6 +71,11 @@ gcc -static -O2 -o "$root/bin/kvm-hold" "$here/kvm-hold.c" || lab_die "cannot bu
 gcc -static -O2 -o "$root/bin/qmp-send" "$here/qmp-send.c" || lab_die "cannot build qmp-send"
 gcc -static -O2 -o "$root/bin/vsock-echo" "$here/../../tests/guest/vsock-echo.c" || lab_die "cannot build vsock-echo"
 gcc -static -O2 -o "$root/bin/qmp-fuzz" "$here/../../tests/qmp/qmp-fuzz.c" || lab_die "cannot build qmp-fuzz"
+# The checker of the crash-durability trials, the trials themselves, and the host side of the blk-fault scenario.
+gcc -static -O2 -o "$root/bin/durability-records" "$here/../../tests/guest/durability-records.c" \
+    || lab_die "cannot build durability-records"
+install -m 0755 "$here/durability-trials.sh" "$root/bin/durability-trials"
+install -m 0755 "$here/blk-fault-host.sh" "$root/bin/blk-fault-host"
 # Kata Containers' QMP client (govmm) for the kata scenario.
 "$here/../../tests/kata/build.sh" "$root/bin/kata-qmp" || lab_die "cannot build kata-qmp (tests/kata/build.sh)"
 install -m 0755 "$here/outer/init" "$root/init"
@@ -110,6 +117,11 @@ if ((with_qemu)); then
 else
     echo "export QEMU= QEMU_FW=" >>"$root/lab/env.sh"
 fi
+
+# dmsetup switches a device-mapper table under a running VMM (the EIO host fault).
+lab_need_packages dmsetup
+cp /usr/sbin/dmsetup "$root/usr/sbin/"
+lab_copy_ldd_libs /usr/sbin/dmsetup "$root"
 
 if ((with_strace)); then
     lab_need_packages strace

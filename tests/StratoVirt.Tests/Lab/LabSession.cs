@@ -115,6 +115,7 @@ public sealed class LabSession
         foreach (var line in KataScenarios.Lines) sb.AppendLine(line);
         foreach (var line in SeccompScenarios.Lines) sb.AppendLine(line);
         foreach (var line in OzoneScenarios.Lines) sb.AppendLine(line);
+        foreach (var line in ReliabilityScenarios.Lines) sb.AppendLine(line);
         return sb.ToString();
     }
 

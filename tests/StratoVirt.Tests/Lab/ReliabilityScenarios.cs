@@ -1,0 +1,23 @@
+namespace StratoVirt.Tests.Lab;
+
+/// <summary>
+/// Host faults and crash durability in the nested lab: a Linux guest on disks whose host storage fills up or fails
+/// (scripts/lab/blk-fault-host.sh, guest test blk-fault.sh), and a few crash-durability trials per drive
+/// configuration (scripts/lab/durability-trials.sh; bench/durability.sh runs many).
+/// </summary>
+public static class ReliabilityScenarios
+{
+    /// <summary>Trials per configuration in the test run: enough to kill the VMM mid-write a few times, short enough
+    /// for CI (a trial is one guest boot).</summary>
+    public const int TestTrials = 3;
+
+    public static readonly string[] Configs = ["direct-on", "direct-off", "iothread"];
+
+    public static string[] Lines =>
+    [
+        "scenario blk-fault 300 env STRATOVIRT_LOG_LEVEL=info blk-fault-host -machine microvm -kernel \"$KERNEL\" " +
+        "-initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=blk-fault\" " +
+        "-m 256 -smp 2 -serial stdio -name blk-fault -D",
+        .. Configs.Select(c => $"scenario durability-{c} {TestTrials * 120} durability-trials {TestTrials} {c}"),
+    ];
+}
