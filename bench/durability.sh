@@ -35,6 +35,7 @@ done
 report() {  # report <log>
     echo
     echo "Crash durability in the nested lab (SIGKILL of the VMM at a random moment; log: $1, $(date -u -r "$1" +%Y-%m-%dT%H:%MZ))"
+    # failed: boots in which the guest acknowledged nothing (tried again; nothing was written in them)
     printf '%-12s %8s %8s %14s %13s\n' config trials failed acknowledged lost
     tr -d '\r' <"$1" | sed -n 's/^DUR-SUMMARY //p' | awk '{
         for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }

@@ -10,8 +10,10 @@
 # intact. Configurations: the drive with direct=on, with direct=off, and direct=on served by an iothread.
 # Prints per trial
 #   DUR-TRIAL config=<c> trial=<i> acked=<records> lost=<records> killed-after-ms=<ms>
-# (or DUR-TRIAL-FAILED with the reason when the guest never acknowledged a record), and at the end
-#   DUR-SUMMARY config=<c> trials=<completed> failed=<n> acked=<records> lost=<records>
+# A boot in which the guest never acknowledged a record (the lab's emulated SVM now and then stalls or kills a
+# guest early; nothing was written, so nothing can be lost) prints DUR-TRIAL-FAILED with the VMM's exit status and
+# console and is tried again, up to twice per trial. At the end:
+#   DUR-SUMMARY config=<c> trials=<completed> failed=<boots without an acknowledgement> acked=<records> lost=<records>
 # Exit status 0 when every trial completed and lost nothing.
 trials=$1 config=$2
 case "$config" in
@@ -23,7 +25,7 @@ esac
 case "$trials" in '' | *[!0-9]*) echo "durability-trials: <trials> must be a number, not '$trials'" >&2; exit 2 ;; esac
 
 backing=/tmp/dur-backing.img out=/tmp/dur-console.out
-completed=0 failed=0 acked_total=0 lost_total=0 i=1
+completed=0 failed=0 acked_total=0 lost_total=0 i=1 attempt=1
 while [ "$i" -le "$trials" ]; do
     rm -f "$backing"
     truncate -s 64M "$backing"
@@ -46,12 +48,19 @@ while [ "$i" -le "$trials" ]; do
     fi
     kill -KILL $vmm 2>/dev/null
     wait $vmm 2>/dev/null
+    status=$?
     # Only whole acknowledgements count: the number twice, as the guest printed it.
     acked=$(tr -d '\r' <"$out" | grep -o 'DUR-ACK [0-9]* [0-9]*' | awk '$2 == $3 { a = $2 } END { print a }')
     if [ -z "$acked" ]; then
         failed=$((failed + 1))
-        echo "DUR-TRIAL-FAILED config=$config trial=$i no record was acknowledged; the console's last lines:"
+        echo "DUR-TRIAL-FAILED config=$config trial=$i attempt=$attempt no record was acknowledged" \
+            "(VMM exit status $status, $(wc -c <"$out") bytes of console); its last lines:"
         tail -n 5 "$out" | sed 's/^/DUR-CONSOLE /'
+        if [ "$attempt" -lt 3 ]; then
+            attempt=$((attempt + 1))
+            losetup -d "$disk"
+            continue
+        fi
     else
         result=$(durability-records check "$disk" "$acked" "$nonce")
         lost=$(echo "$result" | sed -n 's/.* lost=\([0-9]*\).*/\1/p')
@@ -63,8 +72,8 @@ while [ "$i" -le "$trials" ]; do
         [ "$lost" -eq 0 ] || echo "DUR-LOST config=$config trial=$i $result"
     fi
     losetup -d "$disk"
-    i=$((i + 1))
+    i=$((i + 1)) attempt=1
 done
 rm -f "$backing" "$out"
 echo "DUR-SUMMARY config=$config trials=$completed failed=$failed acked=$acked_total lost=$lost_total"
-[ "$failed" -eq 0 ] && [ "$lost_total" -eq 0 ]
+[ "$completed" -eq "$trials" ] && [ "$lost_total" -eq 0 ]

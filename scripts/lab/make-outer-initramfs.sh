@@ -71,11 +71,13 @@ gcc -static -O2 -o "$root/bin/kvm-hold" "$here/kvm-hold.c" || lab_die "cannot bu
 gcc -static -O2 -o "$root/bin/qmp-send" "$here/qmp-send.c" || lab_die "cannot build qmp-send"
 gcc -static -O2 -o "$root/bin/vsock-echo" "$here/../../tests/guest/vsock-echo.c" || lab_die "cannot build vsock-echo"
 gcc -static -O2 -o "$root/bin/qmp-fuzz" "$here/../../tests/qmp/qmp-fuzz.c" || lab_die "cannot build qmp-fuzz"
-# The checker of the crash-durability trials, the trials themselves, and the host side of the blk-fault scenario.
+# The checker of the crash-durability trials, the trials themselves, and the host sides of the blk-fault and
+# tap-gone scenarios.
 gcc -static -O2 -o "$root/bin/durability-records" "$here/../../tests/guest/durability-records.c" \
     || lab_die "cannot build durability-records"
 install -m 0755 "$here/durability-trials.sh" "$root/bin/durability-trials"
 install -m 0755 "$here/blk-fault-host.sh" "$root/bin/blk-fault-host"
+install -m 0755 "$here/tap-gone-host.sh" "$root/bin/tap-gone-host"
 # Kata Containers' QMP client (govmm) for the kata scenario.
 "$here/../../tests/kata/build.sh" "$root/bin/kata-qmp" || lab_die "cannot build kata-qmp (tests/kata/build.sh)"
 install -m 0755 "$here/outer/init" "$root/init"

@@ -2,7 +2,8 @@ namespace StratoVirt.Tests.Lab;
 
 /// <summary>
 /// Host faults and crash durability in the nested lab: a Linux guest on disks whose host storage fills up or fails
-/// (scripts/lab/blk-fault-host.sh, guest test blk-fault.sh), and a few crash-durability trials per drive
+/// (scripts/lab/blk-fault-host.sh, guest test blk-fault.sh), a tap deleted under a running VM (tap-gone-host.sh,
+/// tap-gone.sh), and a few crash-durability trials per drive
 /// configuration (scripts/lab/durability-trials.sh; bench/durability.sh runs many).
 /// </summary>
 public static class ReliabilityScenarios
@@ -18,6 +19,10 @@ public static class ReliabilityScenarios
         "scenario blk-fault 300 env STRATOVIRT_LOG_LEVEL=info blk-fault-host -machine microvm -kernel \"$KERNEL\" " +
         "-initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=blk-fault\" " +
         "-m 256 -smp 2 -serial stdio -name blk-fault -D",
+        "scenario tap-gone 240 unshare -n env STRATOVIRT_LOG_LEVEL=info tap-gone-host -machine microvm " +
+        "-kernel \"$KERNEL\" -initrd \"$INITRD\" " +
+        "-append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=tap-gone\" -m 256 -smp 2 -serial stdio " +
+        "-name tap-gone -netdev tap,id=net0,ifname=tap0 -device virtio-net-device,netdev=net0,id=eth0 -D",
         .. Configs.Select(c => $"scenario durability-{c} {TestTrials * 120} durability-trials {TestTrials} {c}"),
     ];
 }

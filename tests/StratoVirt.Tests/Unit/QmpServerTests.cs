@@ -492,6 +492,21 @@ public sealed partial class QmpServerTests : IDisposable
         Assert.Equal("""{"return":{"actual":1073741824}}""", third.Execute("""{"execute":"query-balloon"}"""));
     }
 
+    [Fact]
+    public void AClientThatLeavesBeforeItsRepliesLeavesTheServerServingTheNext()
+    {
+        // Whole commands, then gone before reading a reply: the replies hit a closed socket (EPIPE or ECONNRESET).
+        for (int i = 0; i < 3; i++)
+        {
+            var c = Connect();
+            c.Send(string.Concat(Enumerable.Repeat("{\"execute\":\"query-status\"}\n", 50)));
+            c.Dispose();
+            Assert.True(WaitFor(() => !_server!.HasClient));
+        }
+        using var next = Connect();
+        Assert.Equal("""{"return":{"actual":1073741824}}""", next.Execute("""{"execute":"query-balloon"}"""));
+    }
+
     [Theory]
     [InlineData("unix:/run/qmp.sock,server,nowait", "unix:/run/qmp.sock")]
     [InlineData("unix:/tmp/a b,nowait,server", "unix:/tmp/a b")]
