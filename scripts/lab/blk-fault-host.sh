@@ -9,7 +9,7 @@
 # for the events, clears each fault when the guest asks, and after the VM prints the VMM's output, the events
 # (HOST-QMP-EVENT) and whether the VMM was still running when the guest powered off.
 set -u
-out=/tmp/fault.out events=/tmp/fault-events.out qmp=/tmp/fault-qmp.sock
+out=/tmp/fault.out err=/tmp/fault.err events=/tmp/fault-events.out qmp=/tmp/fault-qmp.sock
 rm -f "$out" "$events" "$qmp" /tmp/flaky.img
 mkdir -p /tmp/full
 mount -t tmpfs -o size=4m tmpfs /tmp/full || exit 2
@@ -24,7 +24,7 @@ dmsetup create svflaky --table "0 $sectors linear $loop 0" || exit 2
 "$VMM" "$@" -qmp "unix:$qmp,server,nowait" \
     -drive id=full,file=/tmp/full/disk.img,direct=off -device virtio-blk-device,drive=full,id=full,serial=full \
     -drive id=flaky,file=/dev/mapper/svflaky -device virtio-blk-device,drive=flaky,id=flaky,serial=flaky \
-    </dev/null >"$out" 2>&1 &
+    </dev/null >"$out" 2>"$err" &
 vmm=$!
 n=0
 until [ -S "$qmp" ] || [ $n -ge 300 ]; do sleep 0.1; n=$((n + 1)); done
@@ -43,10 +43,11 @@ wait $vmm
 rc=$?
 wait
 tr -d '\r' <"$out"
+cat "$err"
 cat /tmp/fault-host.out 2>/dev/null
 tr -d '\r' <"$events" | grep -o '"event": *"[A-Z_]*".*' | sed 's/^/HOST-QMP-EVENT /'
 dmsetup remove svflaky
 losetup -d "$loop"
 umount /tmp/full
-rm -f /tmp/flaky.img /tmp/fault-host.out "$events" "$qmp"
+rm -f /tmp/flaky.img /tmp/fault-host.out "$err" "$events" "$qmp"
 exit $rc

@@ -4,8 +4,8 @@
 # GUEST-TAPGONE-DELETE-NOW, and prints the CPU time the VMM's main thread (which serves the net device) used in
 # the 5 s after that: a device spinning on a dead tap would use all of it. Then the VM's output.
 ip link set lo up
-out=/tmp/tap-gone.out
-"$VMM" "$@" </dev/null >"$out" 2>&1 &
+out=/tmp/tap-gone.out err=/tmp/tap-gone.err
+"$VMM" "$@" </dev/null >"$out" 2>"$err" &
 vmm=$!
 n=0
 until ip link show tap0 >/dev/null 2>&1 || [ $n -ge 600 ]; do sleep 0.1; n=$((n + 1)); done
@@ -24,6 +24,7 @@ echo "HOST-TAPGONE-MAIN-THREAD-TICKS-IN-5S $((after - before))" >>/tmp/tap-gone-
 wait $vmm
 rc=$?
 tr -d '\r' <"$out"
+cat "$err"
 cat /tmp/tap-gone-host.out
-rm -f "$out" /tmp/tap-gone-host.out
+rm -f "$out" "$err" /tmp/tap-gone-host.out
 exit $rc

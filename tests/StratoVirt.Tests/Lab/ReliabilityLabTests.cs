@@ -44,7 +44,7 @@ public sealed partial class ReliabilityLabTests(ITestOutputHelper output)
         Assert.True(recovered.Success, s.Text);
         Assert.True(int.Parse(recovered.Groups["n"].Value) >= 2, recovered.Value);
         Assert.Equal(io.Count, s.Output.Count(l => l.Contains("the guest gets an I/O error for each request", StringComparison.Ordinal)));
-        Assert.Contains(s.Output, l => l.Contains("virtio-blk full: I/O on /tmp/full/disk.img works again after", StringComparison.Ordinal));
+        Assert.Contains(s.Output, l => l.Contains("virtio-blk full: I/O on /tmp/full/disk.img works again;", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -86,7 +86,7 @@ public sealed partial class ReliabilityLabTests(ITestOutputHelper output)
         Assert.True(s.ExitCode == 0, s.Text);
     }
 
-    [GeneratedRegex(@"virtio-blk flaky: I/O on /dev/mapper/svflaky works again after (?<n>\d+) failed")]
+    [GeneratedRegex(@"virtio-blk flaky: I/O on /dev/mapper/svflaky works again; (?<n>\d+) request\(s\) failed")]
     private static partial Regex Recovered();
 
     [GeneratedRegex(@"^config=(?<config>\S+) trials=(?<trials>\d+) failed=(?<failed>\d+) acked=(?<acked>\d+) lost=(?<lost>\d+)$")]

@@ -45,8 +45,10 @@ public sealed class VirtioBlock : VirtioDevice
     private readonly byte[] _id = new byte[IdBytes];
     private readonly (ulong Sector, uint Count, bool Unmap)[] _segments = new (ulong, uint, bool)[MaxSegments];
     private bool _writeThrough, _disposed;
-    private int _lastErrno;
-    private ulong _failedInRow;
+    private int _reportedErrno;
+    private long _reportedAt;
+    private ulong _failedSinceReport;
+    private bool _recoveryPending;
 
     /// <summary>
     /// Opens <paramref name="path"/> and takes its lock (see <see cref="RawImage"/>). <paramref name="serial"/> is
@@ -103,11 +105,15 @@ public sealed class VirtioBlock : VirtioDevice
     public bool Direct => _image?.Direct ?? false;
 
     /// <summary>
-    /// Raised on the device's loop when the image fails a request with an errno other than the previous failure's,
-    /// or the first time since a request succeeded: a full or failing disk fails every request, and is reported
-    /// (and logged) once per condition, not once per request. The guest gets IOERR for each failed request.
+    /// Raised on the device's loop when the image fails a request with an errno other than the last one reported,
+    /// or the same one at least <see cref="IoErrorReportInterval"/> after it was: a full or failing disk fails
+    /// every request (and a guest retrying interleaves them with ones that work), and is reported and logged once per
+    /// condition and interval, not once per request. The guest gets IOERR for each failed request.
     /// </summary>
     public event Action<BlockIoError>? IoError;
+
+    /// <summary>How long a reported failure is not reported again (see <see cref="IoError"/>).</summary>
+    public TimeSpan IoErrorReportInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Whether an image is inserted.</summary>
     public bool HasMedium => _image is not null;
@@ -129,8 +135,9 @@ public sealed class VirtioBlock : VirtioDevice
             if (_image is not null) throw new InvalidOperationException($"virtio-blk {Id} already holds {_image.Path}");
             SetSerial(serial);
             _image = image;
-            _failedInRow = 0;
-            _lastErrno = 0;
+            _failedSinceReport = 0;
+            _reportedErrno = 0;
+            _recoveryPending = false;
             Capacity = image.Size >> SectorShift;
             BuildConfig();
             SignalConfigChange();
@@ -315,19 +322,23 @@ public sealed class VirtioBlock : VirtioDevice
     }
 
     /// <summary>The status of a request the image carried out: OK, or IOERR with the failure logged and raised
-    /// once per condition (see <see cref="IoError"/>); the first success after failures logs how many there
-    /// were.</summary>
+    /// once per condition and interval (see <see cref="IoError"/>); the first success after a reported failure logs
+    /// how many requests failed since the report.</summary>
     private byte Complete(int errno, bool write, string what)
     {
         if (errno == 0)
         {
-            if (_failedInRow != 0) Recovered();
+            if (_recoveryPending) Recovered();
             return VirtioBlockStatus.Ok;
         }
-        _failedInRow++;
-        if (errno != _lastErrno)
+        _failedSinceReport++;
+        long now = Environment.TickCount64;
+        if (errno != _reportedErrno || now - _reportedAt >= (long)IoErrorReportInterval.TotalMilliseconds)
         {
-            _lastErrno = errno;
+            _reportedErrno = errno;
+            _reportedAt = now;
+            _failedSinceReport = 1;
+            _recoveryPending = true;
             Log.Warn($"virtio-blk {Id}: {what} on {_image!.Path} failed: {Libc.ErrorText(errno)} (errno {errno}); " +
                      "the guest gets an I/O error for each request that fails the same way");
             IoError?.Invoke(new BlockIoError(Id, write, errno));
@@ -337,9 +348,9 @@ public sealed class VirtioBlock : VirtioDevice
 
     private void Recovered()
     {
-        Log.Warn($"virtio-blk {Id}: I/O on {_image!.Path} works again after {_failedInRow} failed request(s)");
-        _failedInRow = 0;
-        _lastErrno = 0;
+        Log.Warn($"virtio-blk {Id}: I/O on {_image!.Path} works again; {_failedSinceReport} request(s) failed " +
+                 "since the failure was reported");
+        _recoveryPending = false;
     }
 
     /// <summary>A request the driver got wrong: IOERR, and a warning when warnings are logged. The message is a
