@@ -11,7 +11,6 @@ namespace StratoVirt.Fuzz;
 /// </summary>
 public sealed class CommandLineTarget : IFuzzTarget
 {
-
     public void Run(ReadOnlySpan<byte> input)
     {
         string[] args = Encoding.UTF8.GetString(input).Split('\0');

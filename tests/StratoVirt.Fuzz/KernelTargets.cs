@@ -20,7 +20,6 @@ public sealed class KernelTarget(KernelTarget.Kind kind) : IFuzzTarget, IDisposa
     private readonly GuestMemory _memory = new([(0UL, 64UL << 20)]);
     private byte[] _file = [];
 
-
     public void Run(ReadOnlySpan<byte> input)
     {
         int length = kind == Kind.BzImage ? Math.Max(input.Length, HeaderMagic + 4) : Math.Max(input.Length, 4);

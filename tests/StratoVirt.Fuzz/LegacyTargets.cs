@@ -22,7 +22,6 @@ public sealed class LegacyBusTarget(LegacyBusTarget.Kind kind) : IFuzzTarget
     /// <summary>Where the bus target's accesses start: each device, and the ports just outside each.</summary>
     private static readonly ulong[] BusBases = [SerialBase, 0x3F0, 0x5E, 0x62, 0x6E, 0x70, 0x400, 0];
 
-
     public void Run(ReadOnlySpan<byte> input)
     {
         var r = new FuzzReader(input);

@@ -14,7 +14,6 @@ public sealed class QmpRequestTarget : IFuzzTarget
     private readonly RecordingMachine _machine = new();
     private readonly List<byte[]> _messages = [];
 
-
     public void Run(ReadOnlySpan<byte> input)
     {
         if (input.IsEmpty) return;

@@ -108,7 +108,6 @@ public sealed class VirtioDeviceTarget(FuzzDevices.Kind kind) : IFuzzTarget, IDi
     public const ulong QueueStride = 0x200, AvailOffset = 0x100, UsedOffset = 0x140;
     private readonly FuzzDevices _devices = new();
 
-
     public void Run(ReadOnlySpan<byte> input)
     {
         var r = new FuzzReader(input);
@@ -165,7 +164,6 @@ public sealed class VirtioDeviceTarget(FuzzDevices.Kind kind) : IFuzzTarget, IDi
 public sealed class VirtioMmioTarget : IFuzzTarget, IDisposable
 {
     private readonly FuzzDevices _devices = new();
-
 
     public void Run(ReadOnlySpan<byte> input)
     {

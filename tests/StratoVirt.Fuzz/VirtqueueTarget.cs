@@ -18,7 +18,6 @@ public sealed class VirtqueueTarget : IFuzzTarget, IDisposable
     private readonly DescriptorChain _chain = new();
     private readonly byte[] _scratch = new byte[4096];
 
-
     public void Run(ReadOnlySpan<byte> input)
     {
         var r = new FuzzReader(input);
