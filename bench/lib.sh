@@ -22,6 +22,36 @@ parse_bench_options() {
     bench_args=("$@")
 }
 
+# Other builds of our VMM to measure next to it, given as label=path arguments:
+#   parse_variants <script-name> "$@"   sets the array others (label=absolute path), or exits 2.
+parse_variants() {
+    local name=$1 o p
+    shift
+    others=()
+    for o in "$@"; do
+        case $o in [A-Za-z0-9]*=*) ;; *) echo "$name: '$o' is not label=path" >&2; exit 2 ;; esac
+        p=${o#*=}
+        case $p in /*) ;; *) p=$PWD/$p ;; esac
+        [ -x "$p" ] || { echo "$name: no VMM at $p (variant ${o%%=*})" >&2; exit 2; }
+        others+=("${o%%=*}=$p")
+    done
+}
+
+# Copies each of $others into a temporary folder as stratovirt-<label> for stage_and_run_in_lab: appends the
+# copies to the array extra and sets LAB_ARGS to label=./stratovirt-<label> for the run inside the lab.
+stage_variants() {
+    local vdir o
+    vdir=$(mktemp -d)
+    # shellcheck disable=SC2064
+    trap "rm -rf '$vdir'" EXIT
+    LAB_ARGS=
+    for o in "${others[@]}"; do
+        cp "${o#*=}" "$vdir/stratovirt-${o%%=*}"
+        extra+=("$vdir/stratovirt-${o%%=*}")
+        LAB_ARGS="$LAB_ARGS ${o%%=*}=./stratovirt-${o%%=*}"
+    done
+}
+
 # For the side-by-side lab comparisons (ours against QEMU in one run): with --report only, prints the table of
 # an earlier log with the caller's report function and exits; otherwise sets the array run_args for
 # scripts/lab/run.sh (QEMU, plus our VMM when the binary exists).
@@ -93,7 +123,8 @@ why_no_kvm() {
 # Run a bench script inside the nested lab (scripts/lab/run.sh), with what it needs copied into /lab:
 #   stage_and_run_in_lab <script-name> <vmm-or-empty> [extra files...]
 # An extra file named qemu-system-x86_64 asks for the lab's QEMU (--with-qemu), linked into /lab with its
-# firmware folder as ./qemu-fw. $LAB_ENV (e.g. "N=20 WARMUP=3") is set for the script inside the lab.
+# firmware folder as ./qemu-fw. $LAB_ENV (e.g. "N=20 WARMUP=3") is set for the script inside the lab, and $LAB_ARGS
+# is added to its arguments after the VMM.
 stage_and_run_in_lab() {
     local script=$1 vmm=$2
     shift 2
@@ -124,8 +155,8 @@ stage_and_run_in_lab() {
         ldd "$f" 2>/dev/null | awk '/=> \// { print $3 }' | grep -v -E '/(libc|libm|ld-linux[^/]*)\.so' || true
     done | sort -u | while read -r lib; do cp -L "$lib" "$stage/"; done
     for f in "$stage"/*; do lab_args+=(--add "$f"); done
-    printf 'scenario bench %s sh -c '"'"'cd /lab &&%s exec env LD_LIBRARY_PATH=/lab %s ./bash ./%s --inner %s'"'"'\n' \
-        "${LAB_TIMEOUT:-900}" "$setup" "${LAB_ENV:-}" "$script" "$arg" >"$d/lab-scenario.sh"
+    printf 'scenario bench %s sh -c '"'"'cd /lab &&%s exec env LD_LIBRARY_PATH=/lab %s ./bash ./%s --inner %s %s'"'"'\n' \
+        "${LAB_TIMEOUT:-900}" "$setup" "${LAB_ENV:-}" "$script" "$arg" "${LAB_ARGS:-}" >"$d/lab-scenario.sh"
     local rc=0
     lab_log=$d/lab-stage.console
     "$root/scripts/lab/run.sh" --scenarios "$d/lab-scenario.sh" --log "$lab_log" --timeout $((${LAB_TIMEOUT:-900} + 300)) \

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Boot-time benchmark: exec -> first boot-timer exit, our VMM against the C floor.
 #
-#   bench/native-boot.sh [--native | --lab] [vmm]       (default vmm: out/stratovirt)
+#   bench/native-boot.sh [--native | --lab] [vmm] [label=vmm ...]   (default vmm: out/stratovirt)
 #   env: N=20 runs per variant after WARMUP=3 warm-ups; PAYLOAD=hello (or idle:
 #   a payload that does not reset is stopped after its boot-timer line)
 #
 # Each run is `launch <program> ...`: launch records CLOCK_MONOTONIC, puts it in
 # BENCH_T0_NS and execs the program; the program's boot-timer line carries the
 # monotonic time of the guest's boot-timer write. Time = that - BENCH_T0_NS.
+# The same line carries the process's CPU time (user + sys) at that moment:
+# the CPU a VMM spends from exec to the guest's first instructions.
 # Variants: the floor (bench/floor/kvm-floor.c) and our VMM, each with the
-# payload as a raw vmlinux.bin and as a bzImage. Prints min/median in ms and the
-# ratio ours/floor (target: within 2x), plus hyperfine whole-process times when
-# hyperfine is there.
+# payload as a raw vmlinux.bin and as a bzImage, and each label=vmm (another
+# build of ours) the same way. Prints min/median wall ms, median CPU ms and the
+# ratios to the floor (targets: CPU <= 2.5x, wall <= 2x), plus hyperfine
+# whole-process times when hyperfine is there.
 #
 # Without a usable /dev/kvm (or with --lab) the measurement runs inside the
 # nested lab (scripts/lab/run.sh), where everything is 10-50x slower: read the
@@ -32,9 +35,13 @@ if [ "$mode" = inner ]; then
     root=$PWD
     bin=$PWD
     vmm=${1:-}
+    shift || true
+    others=("$@")
 else
     vmm=${1:-$root/out/stratovirt}
     case $vmm in /*) ;; *) vmm=$PWD/$vmm ;; esac
+    shift || true
+    parse_variants native-boot "$@"
     echo "native-boot: building the floor and the payloads into .cache/bench" >&2
     build_inputs
     bin=$(bench_dir)
@@ -49,6 +56,7 @@ else
         if [ ! -x "$vmm" ]; then echo "native-boot: VMM $vmm not found: measuring the floor only" >&2; vmm=; fi
         extra=()
         command -v hyperfine >/dev/null 2>&1 && extra+=("$(command -v hyperfine)")
+        stage_variants
         LAB_ENV="N=$N WARMUP=$WARMUP PAYLOAD=$PAYLOAD" stage_and_run_in_lab native-boot.sh "$vmm" "${extra[@]}"
         exit $?
     fi
@@ -78,7 +86,7 @@ trap 'exit 130' INT TERM
 limit=20
 [ "$mode" = inner ] && limit=120
 
-# one_run <cmd...>: run once under launch; print the exec->boot-timer time in ms, or "fail".
+# one_run <cmd...>: run once under launch; print "<exec->boot-timer ms> <CPU ms>", or "fail".
 one_run() {
     local rc=0
     timeout "$limit" "$bin/launch" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null &
@@ -93,19 +101,20 @@ one_run() {
     local t0 t1
     t0=$(sed -n 's/^BENCH_T0_NS=\([0-9]*\)$/\1/p' "$tmp/err" | head -1)
     t1=$(sed -n 's/.*Guest-boot-time = .*(monotonic \([0-9]*\) ns).*/\1/p' "$tmp/err" | head -1)
-    if [ -z "$t0" ] || [ -z "$t1" ]; then
+    cpu=$(sed -n 's/.*Guest-boot-time = .* \([0-9]*\) CPU us .*/\1/p' "$tmp/err" | head -1)
+    if [ -z "$t0" ] || [ -z "$t1" ] || [ -z "$cpu" ]; then
         echo "fail (exit $rc)"
         return
     fi
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }'
+    awk -v a="$t0" -v b="$t1" -v c="$cpu" 'BEGIN { printf "%.3f %.3f\n", (b - a) / 1e6, c / 1e3 }'
 }
 
-declare -A med
-# variant <label> <key> <cmd...>
+declare -A med cpu_med
+# variant <label> <key> <cmd...>; keys ours-* and <label>-* are compared with floor-*.
 variant() {
     local label=$1 key=$2
     shift 2
-    local i r times=()
+    local i r times=() cpus=()
     for ((i = 0; i < WARMUP + N; i++)); do
         r=$(one_run "$@")
         case $r in
@@ -114,24 +123,29 @@ variant() {
                 sed 's/^/    /' "$tmp/err" | tail -5
                 return 0 ;;
         esac
-        [ "$i" -ge "$WARMUP" ] && times+=("$r")
+        if [ "$i" -ge "$WARMUP" ]; then times+=("${r% *}"); cpus+=("${r#* }"); fi
     done
-    local mm
+    local mm cm
     mm=$(printf '%s\n' "${times[@]}" | min_median)
+    cm=$(printf '%s\n' "${cpus[@]}" | min_median)
     med[$key]=${mm#* }
-    printf '%-28s n=%-3d min %8s ms  median %8s ms' "$label" "$N" "${mm% *}" "${mm#* }"
+    cpu_med[$key]=${cm#* }
+    printf '%-28s n=%-3d wall min %8s median %8s ms, CPU median %7s ms' "$label" "$N" "${mm% *}" "${mm#* }" "${cm#* }"
     case $key in
-        ours-*)
-            local f=${med[floor-${key#ours-}]:-}
+        floor-*) ;;
+        *)
+            local f=${med[floor-${key##*-}]:-} fc=${cpu_med[floor-${key##*-}]:-}
             if [ -n "$f" ]; then
-                awk -v o="${mm#* }" -v f="$f" 'BEGIN { r = o / f; printf "  ours/floor %.2fx (target <= 2x: %s)", r, (r <= 2 ? "PASS" : "FAIL") }'
+                awk -v o="${mm#* }" -v f="$f" -v oc="${cm#* }" -v fc="$fc" 'BEGIN {
+                    r = o / f; rc = oc / fc
+                    printf "  /floor: CPU %.2fx (<= 2.5x: %s), wall %.2fx (<= 2x: %s)", rc, (rc <= 2.5 ? "PASS" : "FAIL"), r, (r <= 2 ? "PASS" : "FAIL") }'
             fi ;;
     esac
     echo
 }
 
-ours() {  # ours <kernel>: our VMM's command line
-    echo "$vmm" -machine microvm -kernel "$1" -m 256 -smp 1 -serial stdio -D
+ours() {  # ours <vmm> <kernel>: our VMM's command line
+    echo "$1" -machine microvm -kernel "$2" -m 256 -smp 1 -serial stdio -D
 }
 
 export STRATOVIRT_LOG_LEVEL=info   # our VMM logs the boot-timer line at info level
@@ -140,10 +154,16 @@ variant "floor $PAYLOAD.bin" floor-bin "$bin/kvm-floor" -c "$bin/$PAYLOAD.bin"
 variant "floor $PAYLOAD.bzImage" floor-bz "$bin/kvm-floor" -c "$bin/$PAYLOAD.bzImage"
 if [ -n "$vmm" ]; then
     # shellcheck disable=SC2046
-    variant "ours $PAYLOAD.bin (vmlinux.bin)" ours-bin $(ours "$bin/$PAYLOAD.bin")
+    variant "ours $PAYLOAD.bin (vmlinux.bin)" ours-bin $(ours "$vmm" "$bin/$PAYLOAD.bin")
     # shellcheck disable=SC2046
-    variant "ours $PAYLOAD.bzImage" ours-bz $(ours "$bin/$PAYLOAD.bzImage")
+    variant "ours $PAYLOAD.bzImage" ours-bz $(ours "$vmm" "$bin/$PAYLOAD.bzImage")
 fi
+for o in "${others[@]}"; do
+    # shellcheck disable=SC2046
+    variant "${o%%=*} $PAYLOAD.bin" "${o%%=*}-bin" $(ours "${o#*=}" "$bin/$PAYLOAD.bin")
+    # shellcheck disable=SC2046
+    variant "${o%%=*} $PAYLOAD.bzImage" "${o%%=*}-bz" $(ours "${o#*=}" "$bin/$PAYLOAD.bzImage")
+done
 
 if command -v hyperfine >/dev/null 2>&1 && [ "$PAYLOAD" = hello ]; then
     echo "native-boot: whole process (hyperfine -N -w $WARMUP -r $N; hello resets, so the process ends by itself)"

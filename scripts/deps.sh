@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the lab need (idempotent; quiet when all are present).
+#   scripts/deps.sh [fuzz]    fuzz: also AFL++, for bench/fuzz.sh
 set -euo pipefail
 # golang-go and govmm build tests/kata/kata-qmp, Kata Containers' own QMP client (GOPATH mode, no module proxy).
 packages=(qemu-system-x86 busybox-static cpio e2fsprogs acpica-tools lz4 xz-utils zstd
     golang-go golang-github-kata-containers-govmm-dev)
+if [ "${1:-}" = fuzz ]; then packages+=(afl++); fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

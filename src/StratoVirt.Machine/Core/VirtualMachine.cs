@@ -208,6 +208,8 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
             {
                 foreach (var vcpu in _vcpus) vcpu.Resume();
             }
+            ulong released = StartupPages.Release();
+            if (released > 0) Log.Info($"start-up done: the pages of {released >> 10} KiB of read-only code and data mappings given back");
             RunEventLoop();
         }
         finally

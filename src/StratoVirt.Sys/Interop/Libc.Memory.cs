@@ -40,3 +40,36 @@ public struct SysInfoData
     [FieldOffset(32)] public ulong TotalRam;
     [FieldOffset(104)] public uint MemUnit;
 }
+
+/// <summary>The loaded objects (the executable, libc, the loader, ...) and their program headers.</summary>
+public static unsafe partial class Libc
+{
+    public const uint PT_LOAD = 1, PT_GNU_RELRO = 0x6474e552, PF_W = 2;
+
+    [LibraryImport(Lib, EntryPoint = "dl_iterate_phdr")]
+    public static partial int DlIteratePhdr(delegate* unmanaged<DlPhdrInfo*, nuint, void*, int> callback, void* data);
+}
+
+/// <summary>struct dl_phdr_info on x86_64 (the fields up to dlpi_phnum).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct DlPhdrInfo
+{
+    public ulong Address;
+    public byte* Name;
+    public ElfProgramHeader* Headers;
+    public ushort HeaderCount;
+}
+
+/// <summary>Elf64_Phdr.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct ElfProgramHeader
+{
+    public uint Type;
+    public uint Flags;
+    public ulong Offset;
+    public ulong VirtualAddress;
+    public ulong PhysicalAddress;
+    public ulong FileSize;
+    public ulong MemorySize;
+    public ulong Align;
+}

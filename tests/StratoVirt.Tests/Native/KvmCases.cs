@@ -138,6 +138,26 @@ public static class KvmCases
         exit $rc
         """;
 
+    /// <summary>
+    /// The idle payload VM as a user runs it (256 MiB, a QMP socket, seccomp on, the GC's own settings rather than
+    /// <see cref="KvmRunner.GcStress"/>): 1 s after its boot-timer line, prints "OVERHEAD-KB n", the Rss of every
+    /// mapping smaller than 128 MiB (bench/memory.sh's rule), then asks query-status and quits.
+    /// </summary>
+    private static string IdleFootprint(string vmm) => $$"""
+        d=$(mktemp -d) && cd "$d" || exit 2
+        waitfor() { n=0; until eval "$1" || [ $n -ge 300 ]; do sleep 0.1; n=$((n + 1)); done; }
+        env -u DOTNET_GCgen0size -u DOTNET_GCGen1MaxBudget -u DOTNET_GCHighMemPercent {{vmm}} 2>vmm.err &
+        pid=$!
+        waitfor 'grep -q Guest-boot-time vmm.err'
+        sleep 1
+        echo "OVERHEAD-KB $(awk '/^Size:/ { size = $2 } /^Rss:/ { if (size < 131072) kb += $2 } END { print kb }' /proc/$pid/smaps)"
+        ${QMP_SEND:-qmp-send} qmp.sock '{"execute":"query-status"}' '{"execute":"quit"}' --wait-event SHUTDOWN
+        wait $pid; rc=$?
+        cat vmm.err >&2
+        cd / && rm -rf "$d"
+        exit $rc
+        """;
+
     public static readonly VmmCase[] All =
     [
         new("hello-bin", Boot("hello.bin", "-m", "256", "-D"), WithInfoLog: true),
@@ -211,6 +231,8 @@ public static class KvmCases
         new("hostile-guest", HostileArgs, TimeoutSeconds: 420, Wrap: HostileRuns),
         new("qmp-fuzz", ["-machine", "microvm", "-kernel", "{payload:idle.bin}", "-serial", "file,path=serial.out",
             "-qmp", "unix:qmp.sock,server,nowait", "-D"], TimeoutSeconds: 600, WithInfoLog: true, Wrap: QmpFuzzRun),
+        new("idle-footprint", ["-machine", "microvm", "-kernel", "{payload:idle.bin}", "-m", "256", "-serial", "file,path=serial.out",
+            "-qmp", "unix:qmp.sock,server,nowait", "-D"], TimeoutSeconds: 60, WithInfoLog: true, Wrap: IdleFootprint),
     ];
 
     public static VmmCase Get(string name) => All.Single(c => c.Name == name);

@@ -9,36 +9,7 @@ namespace StratoVirt.Tests.Unit;
 [Trait("Level", "Unit")]
 public sealed class QmpHotplugTests
 {
-    private sealed class FakeMachine : IMachineControl, IHotplug
-    {
-        public readonly List<object> Calls = [];
-        public string? Refusal;
-
-        public void Quit() { }
-        public void SystemReset() { }
-        public void SystemPowerdown() { }
-        public ulong? BalloonActual => null;
-        public bool TrySetBalloon(ulong targetBytes, out string? error) { error = "none"; return false; }
-        public IReadOnlyList<(int Index, int ThreadId)> CpuThreads => [];
-        public bool Running => true;
-        public void Stop() { }
-        public void Cont() { }
-
-        private void Record(object call)
-        {
-            if (Refusal is not null) throw new HotplugException(Refusal);
-            Calls.Add(call);
-        }
-
-        public void BlockdevAdd(BlockdevSpec spec) => Record(spec);
-        public void BlockdevDel(string nodeName) => Record($"blockdev-del {nodeName}");
-        public void NetdevAdd(NetdevSpec spec) => Record(spec);
-        public void NetdevDel(string id) => Record($"netdev-del {id}");
-        public void DeviceAdd(DeviceAddSpec spec) => Record(spec);
-        public void DeviceDel(string id) => Record($"device-del {id}");
-    }
-
-    private readonly FakeMachine _machine = new();
+    private readonly RecordingMachine _machine = new();
     private readonly QmpFdStore _fds = new();
     private readonly QmpDispatcher _dispatcher;
 

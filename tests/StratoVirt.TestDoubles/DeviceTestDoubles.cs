@@ -5,7 +5,7 @@ using StratoVirt.Memory;
 namespace StratoVirt.Tests.Devices;
 
 /// <summary>An interrupt line that counts its edges (pulses and rising levels) and keeps its level.</summary>
-internal sealed class CountingInterruptLine : IInterruptLine
+public sealed class CountingInterruptLine : IInterruptLine
 {
     private int _count;
     private volatile bool _level;
@@ -24,7 +24,7 @@ internal sealed class CountingInterruptLine : IInterruptLine
 }
 
 /// <summary>A serial sink that records every byte it is given.</summary>
-internal sealed class RecordingSerialOutput : ISerialOutput
+public sealed class RecordingSerialOutput : ISerialOutput
 {
     private readonly List<byte> _bytes = [];
 
@@ -43,7 +43,7 @@ internal sealed class RecordingSerialOutput : ISerialOutput
 }
 
 /// <summary>A serial sink that only counts bytes, so allocation tests measure the device alone.</summary>
-internal sealed class CountingSerialOutput : ISerialOutput
+public sealed class CountingSerialOutput : ISerialOutput
 {
     public long Count { get; private set; }
 
@@ -51,7 +51,7 @@ internal sealed class CountingSerialOutput : ISerialOutput
 }
 
 /// <summary>Single-byte port accesses, the way a guest's inb/outb reach a device.</summary>
-internal static class PortAccess
+public static class PortAccess
 {
     public static byte In(this IBusDevice device, ulong offset)
     {

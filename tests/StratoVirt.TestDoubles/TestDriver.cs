@@ -8,7 +8,7 @@ using StratoVirt.Virtio.Transport.Mmio;
 namespace StratoVirt.Tests.Virtio;
 
 /// <summary>A buffer of a descriptor chain the test driver builds: data the device reads, or room it writes.</summary>
-internal readonly record struct TestBuffer(byte[]? Data, uint WritableLength)
+public readonly record struct TestBuffer(byte[]? Data, uint WritableLength)
 {
     public static TestBuffer In(byte[] data) => new(data, 0);
     public static TestBuffer Out(uint length) => new(null, length);
@@ -16,14 +16,14 @@ internal readonly record struct TestBuffer(byte[]? Data, uint WritableLength)
 }
 
 /// <summary>A completed chain: its head, the length the device reported, and the writable buffers' contents.</summary>
-internal sealed record TestCompletion(ushort Head, uint Written, byte[] WrittenBytes);
+public sealed record TestCompletion(ushort Head, uint Written, byte[] WrittenBytes);
 
 /// <summary>
 /// A small virtio driver in test code: it owns 16 MiB of guest memory, drives a device through its virtio-mmio
 /// registers exactly as a guest would, lays out split rings, builds (direct or indirect) chains, notifies, and reads
 /// the used ring. Queue processing runs on an EventLoop the test pumps, so no threads are involved.
 /// </summary>
-internal sealed class TestDriver : IDisposable
+public sealed class TestDriver : IDisposable
 {
     public const ulong RingBase = 0x10000, BufferBase = 0x100000;
     private const ushort DescNext = 1, DescWrite = 2, DescIndirect = 4;

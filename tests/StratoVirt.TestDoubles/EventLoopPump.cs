@@ -3,7 +3,7 @@ using StratoVirt.Sys;
 namespace StratoVirt.Tests;
 
 /// <summary>Runs an event loop on the test's thread, for devices and chardevs fed by host fds.</summary>
-internal static class EventLoopPump
+public static class EventLoopPump
 {
     /// <summary>Runs <paramref name="loop"/> until <paramref name="done"/> or the timeout; false on timeout.</summary>
     public static bool RunUntil(this EventLoop loop, Func<bool> done, int timeoutMs = 5000)

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Many VMs: churn (one VM started and stopped many times) and density (many idle VMs at once).
+#
+#   bench/fleet.sh [--native | --lab] [vmm]       (default vmm: out/stratovirt)
+#   env: CYCLES=500 churn cycles; N=200 VMs at once; QEMU_N=<as many as fit, at most N> QEMU microvms
+#
+# Churn: bench/fleet/churn.c, one long-lived QMP client, starts the idle payload VM (128 MiB, a raw disk, a tap
+# in a network namespace of its own, a QMP socket) CYCLES times and ends each with QMP quit; it fails if a cycle
+# fails or if its own fds or RSS, the run directory or the network interfaces grew (taken after the first cycle).
+# Density: N idle payload VMs (128 MiB, QMP socket each) started together; prints the time until every one has
+# reached its boot-timer exit, the sum of their overhead (Rss of mappings < 128 MiB, bench/memory.sh's rule), the
+# host's MemAvailable before and after; then quits each through QMP and checks that every VMM exited 0 and no
+# socket or process is left. The same for QEMU_N QEMU microvms (stopped with SIGTERM; QEMU does not signal the
+# boot timer, so it is measured 10 s after the last start) where QEMU is there.
+#
+# Without a usable /dev/kvm (or with --lab) it runs inside the nested lab (6 GiB of RAM, 2 vCPUs).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." 2>/dev/null && pwd)
+if [ -f "$(dirname "$0")/bench-lib.sh" ]; then source "$(dirname "$0")/bench-lib.sh"; else source "$root/bench/lib.sh"; fi
+parse_bench_options fleet '2,17p' "$@"
+set -- "${bench_args[@]}"
+CYCLES=${CYCLES:-500}
+N=${N:-200}
+QEMU_N=${QEMU_N:-}
+
+if [ "$mode" = inner ]; then
+    root=$PWD
+    bin=$PWD
+    vmm=${1:-}
+    qemu=
+    [ -x ./qemu-system-x86_64 ] && qemu=./qemu-system-x86_64
+    qemu_args=(-L ./qemu-fw)
+else
+    vmm=${1:-$root/out/stratovirt}
+    case $vmm in /*) ;; *) vmm=$PWD/$vmm ;; esac
+    [ -x "$vmm" ] || { echo "fleet: no VMM at $vmm (build it with scripts/build.sh)" >&2; exit 2; }
+    echo "fleet: building the floor, the payloads, churn and qmp-send into .cache/bench" >&2
+    build_inputs
+    bin=$(bench_dir)
+    gcc -O2 -Wall -Wextra -o "$bin/churn" "$root/bench/fleet/churn.c"
+    gcc -O2 -Wall -o "$bin/qmp-send" "$root/scripts/lab/qmp-send.c"
+    ensure_tool qemu-system-x86_64 qemu-system-x86 optional || true
+    qemu=$(command -v qemu-system-x86_64 || true)
+    qemu_args=()
+    if [ "$mode" = auto ]; then
+        if native_kvm_works; then mode=native; else
+            echo "fleet: $(why_no_kvm); measuring inside the nested lab" >&2
+            mode=lab
+        fi
+    fi
+    if [ "$mode" = lab ]; then
+        extra=("$bin/churn" "$bin/qmp-send")
+        [ -n "$qemu" ] && extra+=("$qemu")
+        LAB_TIMEOUT=${LAB_TIMEOUT:-2400} LAB_ENV="CYCLES=$CYCLES N=$N QEMU_N=$QEMU_N" stage_and_run_in_lab fleet.sh "$vmm" "${extra[@]}"
+        exit $?
+    fi
+    [ -c /dev/kvm ] || { echo "fleet: $(why_no_kvm)" >&2; exit 1; }
+fi
+
+if [ "$mode" = inner ]; then tmp=$(mktemp -d /tmp/fleet.XXXXXX); else tmp=$(mktemp -d "$(bench_dir)/run.XXXXXX"); fi
+keeper_pid=
+[ "$mode" = inner ] && start_keeper
+cleanup() {
+    trap '' INT TERM
+    [ -n "$keeper_pid" ] && kill -9 "$keeper_pid" 2>/dev/null
+    pkill -9 -f "$tmp/" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+if [ "$(id -u)" = 0 ]; then netns='unshare -n'; else netns='unshare -rn'; fi
+status=0
+
+echo "fleet: churn, $CYCLES start/quit cycles of one VM ($mode)"
+mkdir "$tmp/run"
+truncate -s 16M "$tmp/disk.img"
+$netns "$bin/churn" "$CYCLES" "$tmp/run" "$vmm" -machine microvm -kernel "$bin/idle.bin" -m 128 -smp 1 \
+    -serial "file,path=$tmp/serial.out" -qmp "unix:{sock},server,nowait" \
+    -drive "id=d0,file=$tmp/disk.img" -device virtio-blk-device,drive=d0,id=blk0 \
+    -netdev tap,id=n0,ifname=churn0 -device virtio-net-device,netdev=n0,id=net0 || status=1
+[ "$status" = 0 ] || { echo "fleet: the VMM's stderr of the last cycle:"; tail -5 "$tmp/run.err"; }
+
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+mem_avail_kb() { awk '/^MemAvailable:/ { print $2 }' /proc/meminfo; }
+overhead_kb() { awk '/^Size:/ { size = $2 } /^Rss:/ { if (size < 131072) kb += $2 } END { print kb + 0 }' "/proc/$1/smaps" 2>/dev/null || echo 0; }
+
+# density <label> <count> <kind: ours|qemu>
+density() {
+    local label=$1 count=$2 kind=$3 d="$tmp/$1" i t0 t1 before after sum=0 pids=() failed=0 left
+    mkdir -p "$d"
+    before=$(mem_avail_kb)
+    t0=$(uptime_s)
+    for ((i = 1; i <= count; i++)); do
+        if [ "$kind" = ours ]; then
+            STRATOVIRT_LOG_LEVEL=info "$vmm" -machine microvm -kernel "$bin/idle.bin" -m 128 -smp 1 \
+                -serial "file,path=$d/$i.serial" -qmp "unix:$d/$i.sock,server,nowait" -D 2>"$d/$i.err" </dev/null &
+        else
+            "$qemu" "${qemu_args[@]}" -M microvm -enable-kvm -m 128 -nodefaults -nographic -no-user-config \
+                -kernel "$bin/idle.bzImage" >/dev/null 2>"$d/$i.err" </dev/null &
+        fi
+        pids+=($!)
+    done
+    if [ "$kind" = ours ]; then
+        local waited=0 ready
+        while :; do
+            ready=$(grep -l Guest-boot-time "$d"/*.err 2>/dev/null | wc -l)
+            [ "$ready" -ge "$count" ] && break
+            if [ "$waited" -ge 6000 ]; then echo "fleet: $label: only $ready of $count VMs booted in 600 s"; break; fi
+            sleep 0.1
+            waited=$((waited + 1))
+        done
+        t1=$(uptime_s)
+        sleep 1
+    else
+        sleep 10
+        t1=
+    fi
+    for p in "${pids[@]}"; do sum=$((sum + $(overhead_kb "$p"))); done
+    after=$(mem_avail_kb)
+    local alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+    if [ "$kind" = ours ]; then
+        for ((i = 1; i <= count; i++)); do "$bin/qmp-send" "$d/$i.sock" '{"execute":"quit"}' >/dev/null 2>&1 & done
+    else
+        kill -TERM "${pids[@]}" 2>/dev/null || true
+    fi
+    for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+    wait
+    left=$(find "$d" -name '*.sock' | wc -l)
+    local procs=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && procs=$((procs + 1)); done
+    printf '%-6s VMs %4d alive %4d  all booted in %8s s  overhead sum %8d kB (%.2f MiB each)  MemAvailable %d -> %d kB (%d kB used)  exit!=0 %d  sockets left %d  processes left %d\n' \
+        "$label" "$count" "$alive" "${t1:+$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')}" "$sum" \
+        "$(awk -v s="$sum" -v n="$count" 'BEGIN { print s / n / 1024 }')" "$before" "$after" $((before - after)) "$failed" "$left" "$procs"
+    if [ "$kind" = ours ] && { [ "$alive" -ne "$count" ] || [ "$failed" -ne 0 ] || [ "$left" -ne 0 ] || [ "$procs" -ne 0 ]; }; then status=1; fi
+    eval "sum_$kind=$sum count_$kind=$count"
+}
+
+echo "fleet: density, $N idle VMs of 128 MiB started together"
+density ours "$N" ours
+if [ -n "$qemu" ]; then
+    # As many QEMU microvms as the host holds with a margin (about 40 MiB each), at most N.
+    fit=$(( $(mem_avail_kb) * 7 / 10 / (40 * 1024) ))
+    qn=${QEMU_N:-$(( fit < N ? fit : N ))}
+    density qemu "$qn" qemu
+    awk -v a="$sum_ours" -v n="$count_ours" -v b="$sum_qemu" -v m="$count_qemu" \
+        'BEGIN { if (b > 0) printf "ratio overhead per VM: ours/qemu %.2f\n", (a / n) / (b / m) }'
+else
+    echo "fleet: qemu-system-x86_64 not available: no QEMU row"
+fi
+exit $status

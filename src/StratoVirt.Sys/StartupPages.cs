@@ -1,0 +1,93 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace StratoVirt.Sys;
+
+/// <summary>A page-aligned range of addresses, [Start, End).</summary>
+public readonly record struct PageRange(ulong Start, ulong End)
+{
+    public ulong Length => End - Start;
+}
+
+/// <summary>
+/// Gives back, once the VM runs, the resident pages of code and constant data that start-up touched: the read-only
+/// segments of the executable and of the shared objects it loaded (libc, libm, the loader). Those pages are
+/// private file mappings that nothing has written, so MADV_DONTNEED only drops them from this process; whatever
+/// runs later faults its pages back in from the page cache. Pages shared with a writable segment or with the
+/// relocation-protected (RELRO) part are left alone, since the process wrote to them.
+/// </summary>
+public static unsafe class StartupPages
+{
+    private const ulong PageSize = 4096;
+
+    /// <summary>Releases the pages and returns the bytes of the ranges advised. Only the NativeAOT executable does
+    /// this: the JIT runtime (the tests' host) writes into its own code pages, which are then no longer the file's.</summary>
+    public static ulong Release()
+    {
+        if (RuntimeFeature.IsDynamicCodeSupported) return 0;
+        var ranges = new List<PageRange>();
+        var handle = GCHandle.Alloc(ranges);
+        try
+        {
+            // The callback runs on this thread, inside the call, and only reads the headers libc hands it; the
+            // handle keeps the list alive and in reach for the callback.
+            Libc.DlIteratePhdr(&Collect, (void*)GCHandle.ToIntPtr(handle));
+        }
+        finally
+        {
+            handle.Free();
+        }
+        ulong released = 0;
+        foreach (var range in ranges)
+        {
+            // The ranges are read-only, file-backed segments of loaded objects, whole pages that no writable or
+            // RELRO page overlaps: dropping them loses nothing.
+            if (Libc.Madvise((void*)range.Start, (nuint)range.Length, Libc.MADV_DONTNEED) == 0) released += range.Length;
+        }
+        return released;
+    }
+
+    [UnmanagedCallersOnly]
+    private static int Collect(DlPhdrInfo* info, nuint size, void* data)
+    {
+        var ranges = (List<PageRange>)GCHandle.FromIntPtr((nint)data).Target!;
+        // The main program comes first with an empty name; the vDSO has a name without a path and is not a file.
+        byte* name = info->Name;
+        bool file = name == null || name[0] == 0 || name[0] == (byte)'/';
+        if (file && info->Headers != null)
+            ReadOnlyRanges(info->Address, new ReadOnlySpan<ElfProgramHeader>(info->Headers, info->HeaderCount), ranges);
+        return 0;
+    }
+
+    /// <summary>Adds to <paramref name="ranges"/> the whole pages of the object loaded at <paramref name="loadBase"/>
+    /// that belong to read-only PT_LOAD segments and to no writable segment or RELRO region.</summary>
+    public static void ReadOnlyRanges(ulong loadBase, ReadOnlySpan<ElfProgramHeader> headers, List<PageRange> ranges)
+    {
+        foreach (var h in headers)
+        {
+            if (h.Type != Libc.PT_LOAD || (h.Flags & Libc.PF_W) != 0 || h.MemorySize == 0) continue;
+            var pieces = new List<PageRange> { Pages(loadBase, h) };
+            foreach (var other in headers)
+            {
+                bool written = (other.Type == Libc.PT_LOAD && (other.Flags & Libc.PF_W) != 0) || other.Type == Libc.PT_GNU_RELRO;
+                if (!written || other.MemorySize == 0) continue;
+                var cut = Pages(loadBase, other);
+                for (int i = pieces.Count - 1; i >= 0; i--)
+                {
+                    var p = pieces[i];
+                    if (cut.End <= p.Start || cut.Start >= p.End) continue;
+                    pieces.RemoveAt(i);
+                    if (p.Start < cut.Start) pieces.Add(new PageRange(p.Start, cut.Start));
+                    if (cut.End < p.End) pieces.Add(new PageRange(cut.End, p.End));
+                }
+            }
+            foreach (var p in pieces) if (p.Length > 0) ranges.Add(p);
+        }
+    }
+
+    private static PageRange Pages(ulong loadBase, in ElfProgramHeader h)
+    {
+        ulong start = loadBase + h.VirtualAddress;
+        return new PageRange(start & ~(PageSize - 1), (start + h.MemorySize + PageSize - 1) & ~(PageSize - 1));
+    }
+}
