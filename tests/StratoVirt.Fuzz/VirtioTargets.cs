@@ -33,6 +33,11 @@ public sealed class FuzzDevices : IDisposable
 
     private string VsockPath => Path.Combine(_dir.Path, "v.sock");
 
+    /// <summary>The current run's image: a new file each run, so that a lock that outlives a run's close (a test
+    /// host forking a child at that moment shares the open file description) cannot refuse the next run's image.</summary>
+    private string ImagePath => Path.Combine(_dir.Path, $"disk{_runs}.img");
+    private long _runs;
+
     /// <summary>A new device of <paramref name="kind"/>; <paramref name="options"/> picks the device's own choices
     /// (a read-only drive, balloon features).</summary>
     public VirtioDevice Create(Kind kind, byte options, out PacketPair? pair)
@@ -41,7 +46,7 @@ public sealed class FuzzDevices : IDisposable
         switch (kind)
         {
             case Kind.Blk:
-                string image = Path.Combine(_dir.Path, "disk.img");
+                string image = ImagePath;
                 File.WriteAllBytes(image, _image);
                 return new VirtioBlock(image, readOnly: (options & 1) != 0, direct: false, serial: "fuzz");
             case Kind.Net:
@@ -82,6 +87,8 @@ public sealed class FuzzDevices : IDisposable
         foreach (var s in _accepted) s.Dispose();
         _accepted.Clear();
         File.Delete(VsockPath);
+        File.Delete(ImagePath);
+        _runs++;
     }
 
     public void Dispose()
