@@ -118,8 +118,16 @@ density() {
     fi
     for p in "${pids[@]}"; do sum=$((sum + $(overhead_kb "$p"))); done
     after=$(mem_avail_kb)
-    local alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+    local alive=0 shown=0
+    for ((i = 1; i <= count; i++)); do
+        if kill -0 "${pids[i - 1]}" 2>/dev/null; then alive=$((alive + 1)); continue; fi
+        # The first few that ended before being measured, with their last words.
+        if [ "$shown" -lt 3 ]; then
+            echo "fleet: $label VM $i ended before it was measured; its stderr ends:"
+            tail -3 "$d/$i.err" | sed 's/^/    /'
+            shown=$((shown + 1))
+        fi
+    done
     if [ "$kind" = ours ]; then
         for ((i = 1; i <= count; i++)); do "$bin/qmp-send" "$d/$i.sock" '{"execute":"quit"}' >/dev/null 2>&1 & done
     else
