@@ -102,13 +102,16 @@ density() {
         pids+=($!)
     done
     if [ "$kind" = ours ]; then
-        local waited=0 ready
+        # Until every VM has booted, or none is left to boot (ended ones counted), or 600 s of uptime have passed.
+        local ready ended p deadline
+        deadline=$(awk -v t="$t0" 'BEGIN { printf "%d", t + 600 }')
         while :; do
             ready=$(grep -l Guest-boot-time "$d"/*.err 2>/dev/null | wc -l)
-            [ "$ready" -ge "$count" ] && break
-            if [ "$waited" -ge 6000 ]; then echo "fleet: $label: only $ready of $count VMs booted in 600 s"; break; fi
-            sleep 0.1
-            waited=$((waited + 1))
+            ended=0
+            for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || ended=$((ended + 1)); done
+            [ $((ready + ended)) -ge "$count" ] && break
+            if [ "$(cut -d. -f1 /proc/uptime)" -ge "$deadline" ]; then echo "fleet: $label: only $ready of $count VMs booted in 600 s"; break; fi
+            sleep 1
         done
         t1=$(uptime_s)
         sleep 1
