@@ -103,14 +103,18 @@ density() {
     done
     if [ "$kind" = ours ]; then
         # Until every VM has booted, or none is left to boot (ended ones counted), or 600 s of uptime have passed.
-        local ready ended p deadline
+        local ready ended p deadline now next_report
         deadline=$(awk -v t="$t0" 'BEGIN { printf "%d", t + 600 }')
+        next_report=$((deadline - 570))
         while :; do
             ready=$(grep -l Guest-boot-time "$d"/*.err 2>/dev/null | wc -l)
             ended=0
             for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || ended=$((ended + 1)); done
             [ $((ready + ended)) -ge "$count" ] && break
-            if [ "$(cut -d. -f1 /proc/uptime)" -ge "$deadline" ]; then echo "fleet: $label: only $ready of $count VMs booted in 600 s"; break; fi
+            now=$(cut -d. -f1 /proc/uptime)
+            if [ "$now" -ge "$deadline" ]; then echo "fleet: $label: only $ready of $count VMs booted in 600 s"; break; fi
+            # Something every 30 s: the lab runner stops an outer VM that prints nothing for 300 s.
+            if [ "$now" -ge "$next_report" ]; then echo "fleet: $label: $ready booted, $ended ended"; next_report=$((now + 30)); fi
             sleep 1
         done
         t1=$(uptime_s)
