@@ -43,12 +43,7 @@ else
     ensure_tool qemu-system-x86_64 qemu-system-x86 optional || true
     qemu=$(command -v qemu-system-x86_64 || true)
     qemu_args=()
-    if [ "$mode" = auto ]; then
-        if native_kvm_works; then mode=native; else
-            echo "fleet: $(why_no_kvm); measuring inside the nested lab" >&2
-            mode=lab
-        fi
-    fi
+    choose_mode fleet "measuring inside the nested lab"
     if [ "$mode" = lab ]; then
         extra=("$bin/churn" "$bin/qmp-send")
         [ -n "$qemu" ] && extra+=("$qemu")

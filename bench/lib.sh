@@ -107,6 +107,16 @@ native_kvm_works() {
     timeout 20 "$(bench_dir)/kvm-floor" "$(bench_dir)/hello.bin" >/dev/null 2>&1
 }
 
+# With mode auto: native when this machine's /dev/kvm runs a payload, otherwise lab (said on stderr).
+#   choose_mode <script-name> <the rest of the message>
+choose_mode() {
+    [ "$mode" = auto ] || return 0
+    if native_kvm_works; then mode=native; else
+        echo "$1: $(why_no_kvm); $2" >&2
+        mode=lab
+    fi
+}
+
 # Explain why this machine has no usable KVM.
 why_no_kvm() {
     if [ ! -e /dev/kvm ]; then

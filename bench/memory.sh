@@ -52,12 +52,7 @@ else
     ensure_tool qemu-system-x86_64 qemu-system-x86 optional || true
     qemu=$(command -v qemu-system-x86_64 || true)
     qemu_args=()
-    if [ "$mode" = auto ]; then
-        if native_kvm_works; then mode=native; else
-            echo "memory: $(why_no_kvm); measuring inside the nested lab" >&2
-            mode=lab
-        fi
-    fi
+    choose_mode memory "measuring inside the nested lab"
     if [ "$mode" = lab ]; then
         if [ ! -x "$vmm" ]; then
             [ ${#others[@]} -eq 0 ] || { echo "memory: VMM $vmm not found, so the variants have nothing to be compared with" >&2; exit 2; }

@@ -46,12 +46,7 @@ else
     build_inputs
     bin=$(bench_dir)
     ensure_tool hyperfine hyperfine optional || true
-    if [ "$mode" = auto ]; then
-        if native_kvm_works; then mode=native; else
-            echo "native-boot: $(why_no_kvm); measuring inside the nested lab (absolute times are 10-50x native; compare ratios)" >&2
-            mode=lab
-        fi
-    fi
+    choose_mode native-boot "measuring inside the nested lab (absolute times are 10-50x native; compare ratios)"
     if [ "$mode" = lab ]; then
         if [ ! -x "$vmm" ]; then echo "native-boot: VMM $vmm not found: measuring the floor only" >&2; vmm=; fi
         extra=()
