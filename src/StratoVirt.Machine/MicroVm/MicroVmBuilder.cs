@@ -58,7 +58,8 @@ public sealed class MicroVmBuilder
     private void Build(KernelImage kernel)
     {
         // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo.
-        var memory = _vm.Own(new GuestMemory(Layout.RamRegions(_config.MemorySize), _config.DumpGuestCore));
+        var ram = _config.DumpGuestCore ? _config.Ram : _config.Ram with { Dumpable = false };
+        var memory = _vm.Own(new GuestMemory(Layout.RamRegions(_config.MemorySize), ram));
         _vm.Memory = memory;
         _vm.Own(_devices);
         OpenSerialChardev();

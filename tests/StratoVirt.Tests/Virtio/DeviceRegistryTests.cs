@@ -102,7 +102,7 @@ public sealed class DeviceRegistryTests
         Assert.Equal("option -device: -object echo-key 'k' is used by two devices", Error("-object", "echo-key,id=k",
             "-device", "virtio-echo-device,key=k", "-device", "virtio-echo-device,key=k"));
         Assert.StartsWith("option -device: unknown parameter 'colour'", Error("-device", "virtio-echo-device,colour=red"));
-        Assert.Equal("option -object: unknown object type 'nope' (iothread or rng-random or echo-key)", Error("-object", "nope,id=n"));
+        Assert.Equal("option -object: unknown object type 'nope' (iothread, memory-backend-* or rng-random or echo-key)", Error("-object", "nope,id=n"));
         // Without the registration the driver is unknown.
         Assert.Equal("option -device: unknown or unsupported driver 'virtio-echo-device'",
             Assert.Throws<UsageException>(() => Parse(VirtioDeviceRegistry.Default, "-device", "virtio-echo-device,key=k")).Message);
