@@ -158,6 +158,10 @@ public abstract class VirtioDevice : IStateful, IDisposable
         }
     }
 
+    /// <summary>The device is in its slot and <see cref="Loop"/> will run: start watching host fds that live as long
+    /// as the device (a backend's socket). Called once, by the transport.</summary>
+    protected internal virtual void OnAttach() { }
+
     /// <summary>The queues are ready: start host-side I/O (e.g. watch a tap fd).</summary>
     protected virtual void OnActivate() { }
 

@@ -5,6 +5,7 @@ using StratoVirt.Sys.Seccomp;
 using StratoVirt.Virtio;
 using StratoVirt.Virtio.Devices.Balloon;
 using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.VhostUser;
 
 namespace StratoVirt.Machine;
 
@@ -96,6 +97,10 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     internal void WatchBlock(VirtioBlock block) =>
         block.IoError += e => Raise(new MachineEvent.BlockIoError(e.Device, e.Write, e.Errno == Libc.ENOSPC,
             Libc.ErrorText(e.Errno)));
+
+    /// <summary>Raises the loss of <paramref name="device"/>'s backend as an event.</summary>
+    internal void WatchVhostUser(VhostUserDevice device) =>
+        device.Disconnected += e => Raise(new MachineEvent.BackendDisconnected(e.Device, e.Chardev, e.Path));
 
     /// <summary>Starts the iothreads; each confines itself first. Call once the devices that use them are attached.</summary>
     internal void StartIoThreads()

@@ -10,6 +10,7 @@ using StratoVirt.Virtio.Devices;
 using StratoVirt.Virtio.Devices.Balloon;
 using StratoVirt.Virtio.Devices.Block;
 using StratoVirt.Virtio.Devices.Net;
+using StratoVirt.Virtio.VhostUser;
 
 namespace StratoVirt.Machine;
 
@@ -97,9 +98,11 @@ public sealed class MicroVmBuilder
         foreach (var c in _config.Devices)
         {
             var loop = _vm.LoopFor(c.IoThread, c.Id);
-            var device = VirtioDeviceFactory.Create(c, new VirtioDeviceResources(_config.MemorySize, OpenChardev, loop));
+            var device = VirtioDeviceFactory.Create(c, new VirtioDeviceResources(_config.MemorySize, OpenChardev, loop)
+                { SharedMemory = _vm.Memory.Regions.All(r => r.Shared) });
             _devices.Add(device);
             if (device is VirtioBalloon balloon) _vm.SetBalloon(balloon);
+            if (device is VhostUserDevice vhostUser) _vm.WatchVhostUser(vhostUser);
         }
         // Without a monitor nobody can hotplug: no empty slots to probe at boot.
         if (_config.HotplugSlots) ReserveHotplugSlots();

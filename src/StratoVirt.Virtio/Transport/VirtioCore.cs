@@ -66,6 +66,7 @@ public sealed partial class VirtioCore : IVirtioTransport, IDisposable
     /// <summary>Starts serving the queue eventfds on the device's loop (unless an external backend reads them).</summary>
     public void Attach()
     {
+        _device.OnAttach();
         if (_device.ExternalQueues) return;
         for (int i = 0; i < _notify.Length; i++)
         {

@@ -112,13 +112,15 @@ public sealed class DeviceRegistryTests
     public void SlotOrderHotplugAndHelpComeFromTheRegistry()
     {
         var registry = VirtioDeviceRegistry.Default;
-        Assert.Equal(["virtio-blk", "virtio-net", "virtio-console", "virtio-rng", "virtio-balloon", "vhost-vsock"],
+        Assert.Equal(["virtio-blk", "virtio-net", "virtio-console", "virtio-rng", "virtio-balloon", "vhost-vsock", "vhost-user-fs",
+            "vhost-user-blk"],
             registry.Types.Select(t => t.Name));
         Assert.Equal("virtio-blk", registry.Hotpluggable("virtio-blk-mmio")?.Name);
         Assert.Equal("virtio-net", registry.Hotpluggable("virtio-net-device")?.Name);
         Assert.Null(registry.Hotpluggable("virtio-rng-device"));
         Assert.Equal("virtio-blk and virtio-net", registry.HotpluggableNames);
         Assert.Contains("-device vhost-vsock-device,id=<id>,guest-cid=<n>[,uds-path=<socket>]", registry.Usage);
+        Assert.Contains(registry.Usage, u => u.Contains("-device vhost-user-fs-device,chardev=<c>,tag=<tag>,id=<id>", StringComparison.Ordinal));
         Assert.Contains("-device virtio-echo-device,key=<k>", string.Join('\n', Registry.Usage));
         Assert.Throws<ArgumentException>(() => registry.With(registry.Types[0]));
     }
