@@ -25,6 +25,7 @@ modules=(
     drivers/char/virtio_console.ko drivers/char/hw_random/virtio-rng.ko drivers/virtio/virtio_balloon.ko
     net/vmw_vsock/vsock.ko net/vmw_vsock/vmw_vsock_virtio_transport_common.ko
     net/vmw_vsock/vmw_vsock_virtio_transport.ko
+    fs/fuse/fuse.ko fs/fuse/virtiofs.ko
 )
 ext4_image= ext4_mib=
 while (($#)); do

@@ -120,6 +120,15 @@ else
     echo "export QEMU= QEMU_FW=" >>"$root/lab/env.sh"
 fi
 
+# The vhost-user backends of the virtio-fs and vhost-user-blk scenarios (Debian's qemu-system-common 7.2), at
+# their own paths.
+lab_need_packages qemu-system-common
+for b in /usr/lib/qemu/virtiofsd /usr/bin/qemu-storage-daemon; do
+    mkdir -p "$root$(dirname "$b")"
+    cp "$b" "$root$b"
+    lab_copy_ldd_libs "$b" "$root"
+done
+
 # dmsetup switches a device-mapper table under a running VMM (the EIO host fault).
 lab_need_packages dmsetup
 cp /usr/sbin/dmsetup "$root/usr/sbin/"
