@@ -59,6 +59,9 @@ public sealed unsafe class VhostUserDeviceTests : IDisposable
         Assert.Equal("labfs", Encoding.UTF8.GetString(config, 0, 5));
         Assert.All(config[5..36], b => Assert.Equal(0, b));
         Assert.Equal(1u, BinaryPrimitives.ReadUInt32LittleEndian(config.AsSpan(36)));
+        // No shared memory region (DAX): virtio-fs's probe needs a length of -1 for region 0, not 0.
+        d.WriteReg(VirtioMmioRegister.ShmSel, 0);
+        Assert.Equal((uint.MaxValue, uint.MaxValue), (d.ReadReg(VirtioMmioRegister.ShmLenLow), d.ReadReg(VirtioMmioRegister.ShmLenHigh)));
         // Offered: what the backend offers of the ring features; never the vhost-only bits.
         ulong offered = d.DeviceFeatures();
         Assert.Equal(VirtioFeature.Version1 | VirtioFeature.RingEventIdx, offered);
