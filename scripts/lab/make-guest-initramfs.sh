@@ -57,6 +57,7 @@ install -m 0755 "$here/guest/init" "$root/init"
 gcc -static -O2 -o "$root/bin/vsock-echo" "$here/../../tests/guest/vsock-echo.c" || lab_die "cannot build vsock-echo (gcc with static glibc)"
 gcc -static -O2 -o "$root/bin/durability-records" "$here/../../tests/guest/durability-records.c" \
     || lab_die "cannot build durability-records"
+gcc -static -O2 -o "$root/bin/soak-disk" "$here/../../tests/guest/soak-disk.c" || lab_die "cannot build soak-disk"
 mkdir -p "$root/tests"
 for t in "$here"/guest/tests/*.sh; do
     [[ -e "$t" ]] && install -m 0755 "$t" "$root/tests/"
