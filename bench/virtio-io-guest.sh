@@ -9,8 +9,10 @@
 #   GUEST-VIO-IDLE                        devices up, network pinged; idle for vio.idle s (the host reads smaps)
 #   GUEST-VIO-BLK-WRITE bytes=<n> ms=<n>  dd bs=1M of zeros onto the disk, conv=fsync
 #   GUEST-VIO-BLK-READ bytes=<n> ms=<n>   dd bs=1M from the disk after drop_caches
-#   GUEST-VIO-BLK-RANDREAD ops=.. ms=.. iops=..   randread (O_DIRECT 4 KiB preads, queue depth 1)
+#   GUEST-VIO-BLK-RAND mode=<read|write> depth=<1|32> ops=.. ms=.. iops=..   randio (O_DIRECT 4 KiB at random
+#                                         offsets; queue depth 1, and 32 through native AIO), vio.secs each
 #   GUEST-VIO-NET-RX bytes=<n> ms=<n>     wget -O /dev/null of http://10.0.2.2/blob
+#   GUEST-VIO-NET-TX bytes=<n> ms=<n>     tcpblast of vio.blob bytes to 10.0.2.2:5001 (guest -> host)
 #   GUEST-VIO-ERROR <what>                a step failed (its figure is missing)
 #   GUEST-VIO-DONE                        idle 3 s more before poweroff (the host reads smaps again)
 
@@ -77,11 +79,14 @@ if [ -n "$disk" ]; then
     else
         echo "GUEST-VIO-ERROR dd read"
     fi
-    if out=$(randread "$disk" "$secs" 4096); then
-        echo "GUEST-VIO-BLK-RANDREAD ${out#RANDREAD }"
-    else
-        echo "GUEST-VIO-ERROR randread"
-    fi
+    for rand in "read 1" "read 32" "write 1" "write 32"; do
+        # shellcheck disable=SC2086
+        if out=$(randio "$disk" "$secs" 4096 $rand); then
+            echo "GUEST-VIO-BLK-RAND ${out#RANDIO }"
+        else
+            echo "GUEST-VIO-ERROR randio $rand"
+        fi
+    done
 fi
 
 now_ms; t0=$NOW_MS
@@ -89,6 +94,12 @@ if wget -q -O /dev/null http://10.0.2.2/blob; then
     now_ms; echo "GUEST-VIO-NET-RX bytes=$blob ms=$((NOW_MS - t0))"
 else
     echo "GUEST-VIO-ERROR wget http://10.0.2.2/blob"
+fi
+
+if out=$(tcpblast send 10.0.2.2 5001 "$blob"); then
+    echo "GUEST-VIO-NET-TX ${out#TCPBLAST }"
+else
+    echo "GUEST-VIO-ERROR tcpblast send 10.0.2.2 5001"
 fi
 
 echo "GUEST-VIO-DONE"
