@@ -103,6 +103,7 @@ density() {
                 -kernel "$bin/idle.bzImage" >/dev/null 2>"$d/$i.err" </dev/null &
         fi
         pids+=($!)
+        [ $((i % 50)) = 0 ] && echo "fleet: $label: $i started"
     done
     if [ "$kind" = ours ]; then
         # Until every VM has booted, or none is left to boot (ended ones counted), or 600 s of uptime have passed.

@@ -104,6 +104,13 @@ report() {  # report <log>
         /GUEST-VIO-NET-TX / { ms = field($0, "ms"); if (ms > 0) add(vm, "tx", field($0, "bytes") / ms / 1000) }
         /HOST-VIO-RSS idle / { add(vm, "rss_idle", field($0, "small_kb") / 1024) }
         /HOST-VIO-RSS after-io / { add(vm, "rss_io", field($0, "small_kb") / 1024) }
+        /GUEST-VIO-IRQS / {
+            t = $0; sub(/.*GUEST-VIO-IRQS /, "", t); nf = split(t, w, " "); total = 0
+            for (i = 2; i <= nf; i++) { sub(/.*=/, "", w[i]); total += w[i] }
+            if (w[1] == "blk-write") irqrun[vm] = ""
+            else if (prevstep[vm] != "") irqrun[vm] = irqrun[vm] " " prevstep[vm] "=" (total - prevtotal[vm])
+            prevstep[vm] = w[1]; prevtotal[vm] = total
+        }
         /GUEST-VIO-ERROR |HOST-VIO-ERROR / { t = $0; sub(/.*(GUEST|HOST)-VIO-ERROR /, "", t); errs = errs "  " vm ": " t "\n" }
         /^@@END / { rcs[vm] = rcs[vm] (rcs[vm] == "" ? "" : " ") substr($3, 4); vm = ""; next }
         END {
@@ -120,6 +127,7 @@ report() {  # report <log>
             }
             printf "runs: ours %d (exit codes: %s), QEMU %d (exit codes: %s)\n", ran["ours"], rcs["ours"] == "" ? "-" : rcs["ours"],
                 ran["qemu"], rcs["qemu"] == "" ? "-" : rcs["qemu"]
+            for (v in irqrun) printf "virtio interrupts per step, last run of %s:%s\n", v, irqrun[v]
             if (errs != "") printf "errors:\n%s", errs
             if (notes != "") printf "notes:\n%s", notes
         }'
