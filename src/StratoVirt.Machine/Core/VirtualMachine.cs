@@ -235,6 +235,15 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
 
     public void Dispose()
     {
+        // A vCPU thread that did not stop in time (a host too crowded to schedule it, a device call that blocks)
+        // would still use its kvm_run page, guest memory, the devices and the exit eventfd: nothing is freed under
+        // it, and the process's end frees everything.
+        int running = _vcpus.Count(v => v.ThreadAlive);
+        if (running > 0)
+        {
+            Log.Warn($"{running} vCPU thread(s) still running: their VM is left to the end of the process");
+            return;
+        }
         foreach (var vcpu in _vcpus) vcpu.Dispose();
         foreach (var loop in _ioThreads.Values) loop.Dispose(); // stops the threads before their devices go
         for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
