@@ -81,6 +81,7 @@ while kill -0 $vmm 2>/dev/null; do
 done
 kill -TERM $poller 2>/dev/null
 wait $poller
+: >"$dir/www/poller-stopped" # the guest waits for this before it powers off
 wait $vmm
 rc=$?
 kill $httpd 2>/dev/null

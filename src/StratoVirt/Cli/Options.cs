@@ -165,16 +165,17 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         var v = new OptionValue("-m", text, "size", ["size", "maxmem"]);
         string size = v.Get("size") ?? throw new UsageException("option -m: size is missing");
         ulong bytes = ParseSize(size, "-m");
-        CheckMemorySize(bytes, "-m", hostMemory);
+        CheckMemorySize(bytes, "-m", hostMemory, size);
         if (v.Get("maxmem") is { } maxmem && ParseSize(maxmem, "-m maxmem") < bytes)
             throw new UsageException($"option -m: maxmem={maxmem} is smaller than the memory size {size}");
         return bytes;
     }
 
-    /// <summary>Guest RAM must lie between 128 MiB and 512 GiB and fit the host's RAM (when known).</summary>
-    internal static void CheckMemorySize(ulong bytes, string option, ulong hostMemory)
+    /// <summary>Guest RAM must lie between 128 MiB and 512 GiB and fit the host's RAM (when known). The
+    /// message names the size as the user wrote it when <paramref name="asWritten"/> is given.</summary>
+    internal static void CheckMemorySize(ulong bytes, string option, ulong hostMemory, string? asWritten = null)
     {
-        string size = $"{bytes >> 20} MiB";
+        string size = asWritten ?? $"{bytes >> 20} MiB";
         if (bytes == 0) throw new UsageException($"option {option}: memory size must be greater than zero");
         if (bytes < MinMemory) throw new UsageException($"option {option}: memory size {size} is below the minimum of 128 MiB");
         if (bytes > MaxMemory) throw new UsageException($"option {option}: memory size {size} exceeds the maximum of 512 GiB");

@@ -7,6 +7,8 @@
 n=0
 until [ -c /dev/hvc0 ] || [ $n -ge 100 ]; do n=$((n + 1)); sleep 0.1; done
 exec >/dev/hvc0 2>&1
+# hvc0 is also the kernel's console: keep its messages (a hotplugged disk's size) from splitting these lines.
+dmesg -n 1
 echo "GUEST-KATA-HVC0 ok"
 echo "GUEST-KATA-CMDLINE $(cat /proc/cmdline)"
 # Kata's shared filesystem: virtio-fs with the tag Kata gives it.

@@ -108,3 +108,10 @@ dmesg | grep -i -E 'timed? ?out|hung task|blocked for more than|stall|virtio.*(e
     >/tmp/dmesg.problems
 sed 's/^/SOAK-DMESG /' /tmp/dmesg.problems
 echo "SOAK-DMESG-PROBLEMS n=$(wc -l </tmp/dmesg.problems)"
+# The host stops its QMP poller when it sees SOAK-LOAD-END and then serves /poller-stopped; powering off before that
+# would close QMP under a request in flight.
+n=0
+until timeout 5 wget -q -O /dev/null http://10.0.2.2/poller-stopped 2>/dev/null || [ $n -ge 120 ]; do
+    n=$((n + 1))
+    sleep 0.5
+done
