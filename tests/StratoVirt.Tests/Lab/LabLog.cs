@@ -222,6 +222,28 @@ public sealed class LabLog
         return log;
     }
 
+    /// <summary>The log of a boot that ran what <paramref name="earlier"/>'s boot left unfinished, read as one run:
+    /// the earlier boot's finished scenarios, then everything the later boot ran; the outer VM's state (KVM, DONE,
+    /// modules) is the later boot's.</summary>
+    public static LabLog Resume(LabLog earlier, LabLog later)
+    {
+        var log = new LabLog([.. earlier.Lines, .. later.Lines]);
+        var scenarios = earlier.Scenarios.Where(s => s.Ended).Concat(later.Scenarios).ToList();
+        foreach (var s in scenarios)
+        {
+            log._byName[s.Name] = s;
+            log._attempts[s.Name] = log.AttemptsOf(s.Name) + 1;
+        }
+        log.Scenarios = scenarios;
+        log.Notes = [.. earlier.Notes, .. later.Notes];
+        log.FailedModules = later.FailedModules;
+        log.KvmOk = later.KvmOk;
+        log.KvmMissing = later.KvmMissing;
+        log.Done = later.Done;
+        log.OuterInitUptime = later.OuterInitUptime;
+        return log;
+    }
+
     /// <summary>A one-line summary per scenario, for test failure messages.</summary>
     public string Summary()
     {

@@ -169,4 +169,23 @@ public sealed class LabLogTests
         Assert.False(log.Done);
         Assert.Null(log.OuterInitUptime);
     }
+
+    [Fact]
+    public void ABootResumingADeadOneKeepsItsFinishedScenariosAndTakesTheRestFromTheNewBoot()
+    {
+        // The first outer boot finished "a", then its kernel panicked inside "b"; the second ran "b" and "c".
+        LabLog first = LabLog.Parse("@@LAB KVM-OK\n@@BEGIN a\nA-OUT\n@@END a rc=0 wall_ms=5\n@@BEGIN b\n" +
+            "Kernel panic - not syncing\n");
+        LabLog second = LabLog.Parse("@@LAB KVM-OK\n@@BEGIN b\n@@END b rc=0 wall_ms=7\n@@BEGIN c\n" +
+            "@@END c rc=3 wall_ms=9\n@@LAB DONE\n");
+        Assert.False(first.Done);
+        LabLog run = LabLog.Resume(first, second);
+        Assert.True(run.Done);
+        Assert.True(run.KvmOk);
+        Assert.Equal(["a", "b", "c"], run.Scenarios.Select(s => s.Name));
+        Assert.Equal(["A-OUT"], run["a"].Output);
+        Assert.Equal(0, run["b"].ExitCode);
+        Assert.Equal(3, run["c"].ExitCode);
+        Assert.Equal(1, run.AttemptsOf("b"));
+    }
 }
