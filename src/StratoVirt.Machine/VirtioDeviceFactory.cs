@@ -19,7 +19,7 @@ public static class VirtioDeviceFactory
         {
             return config.Create(machine);
         }
-        catch (Exception e) when (e is SysException or TapException or ChardevException or ArgumentException)
+        catch (Exception e) when (e is SysException or TapException or ChardevException or ArgumentException or VhostException)
         {
             throw new MachineConfigException($"device '{config.Id}': {e.Message}");
         }

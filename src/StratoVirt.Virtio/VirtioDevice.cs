@@ -16,6 +16,10 @@ public interface IVirtioTransport
 
     /// <summary>Stops the device after the guest misprogrammed it: NEEDS_RESET until the driver resets it.</summary>
     void Fail(string reason);
+
+    /// <summary>The eventfd the driver's notifications of queue <paramref name="queue"/> arrive on (for a host
+    /// kernel that serves the queue itself).</summary>
+    EventFd QueueNotifier(int queue);
 }
 
 /// <summary>
@@ -52,8 +56,14 @@ public abstract class VirtioDevice : IStateful, IDisposable
     /// <summary>Device-type feature bits; the transport adds VERSION_1, INDIRECT_DESC and EVENT_IDX.</summary>
     protected abstract ulong DeviceFeatures { get; }
 
-    public ulong OfferedFeatures =>
+    /// <summary>What the driver is offered; a device whose rings a host kernel serves offers only what that
+    /// kernel takes.</summary>
+    public virtual ulong OfferedFeatures =>
         DeviceFeatures | VirtioFeature.Version1 | VirtioFeature.RingIndirectDesc | VirtioFeature.RingEventIdx;
+
+    /// <summary>Whether a host kernel (vhost) serves queue <paramref name="index"/>: its notifications go to the
+    /// kernel, not to <see cref="ProcessQueue"/>.</summary>
+    public virtual bool HostServesQueue(int index) => false;
 
     /// <summary>Features the driver accepted; valid while active.</summary>
     public ulong Features { get; private set; }
@@ -161,6 +171,13 @@ public abstract class VirtioDevice : IStateful, IDisposable
     }
 
     protected void SignalConfigChange() => _transport?.SignalConfigChange();
+
+    /// <summary>A host kernel that serves queue <paramref name="index"/> asked for its used-buffer interrupt (it
+    /// applied the driver's suppression already).</summary>
+    protected void SignalUsedByHost(int index) => _transport?.SignalUsed(index);
+
+    /// <summary>The eventfd of queue <paramref name="index"/>'s notifications; valid while active.</summary>
+    protected EventFd QueueNotifier(int index) => _transport!.QueueNotifier(index);
 
     /// <summary>Watches a host fd on the device's loop while the device is active; the handler runs under Gate.</summary>
     protected ulong Watch(int fd, uint events, Action<uint> handler)

@@ -60,6 +60,8 @@ public sealed partial class VirtioCore : IVirtioTransport, IDisposable
     /// <summary>The eventfd of queue <paramref name="index"/>'s notifications, for KVM ioeventfd.</summary>
     public EventFd NotifyEvent(int index) => _notify[index];
 
+    EventFd IVirtioTransport.QueueNotifier(int queue) => _notify[queue];
+
     /// <summary>Whether KVM delivers notify writes straight to the eventfds (set by the machine).</summary>
     public bool KernelNotify { get; set; }
 
@@ -68,6 +70,7 @@ public sealed partial class VirtioCore : IVirtioTransport, IDisposable
     {
         for (int i = 0; i < _notify.Length; i++)
         {
+            if (_device.HostServesQueue(i)) continue; // the host kernel reads this eventfd
             int index = i;
             _notifyTokens[i] = _device.Loop.Add(_notify[i].Fd, Libc.EPOLLIN, _ => OnNotify(index));
         }

@@ -1,0 +1,77 @@
+using StratoVirt.Devices.State;
+using StratoVirt.Sys;
+
+namespace StratoVirt.Virtio.Vhost;
+
+/// <summary>
+/// A virtio device whose first queues a vhost-kernel device serves (<see cref="VhostKernelRings"/>); the VMM keeps
+/// its configuration space, any further queue (vsock's event queue) and the interrupts. Features offered are the
+/// device's, less the kernel-implemented ones the kernel lacks.
+/// </summary>
+public abstract class VhostKernelDevice : VirtioDevice
+{
+    private readonly ulong _kernelBits;
+
+    /// <param name="rings">The kernel's rings, owned by the device from now on.</param>
+    /// <param name="kernelBits">The feature bits the kernel implements for this device type (rather than the
+    /// backend behind it or the VMM).</param>
+    protected VhostKernelDevice(uint deviceId, int queueCount, VhostKernelRings rings, ulong kernelBits)
+        : base(deviceId, queueCount)
+    {
+        Rings = rings;
+        _kernelBits = kernelBits;
+    }
+
+    protected VhostKernelRings Rings { get; }
+
+    public override ulong OfferedFeatures => Rings.Offer(base.OfferedFeatures, _kernelBits);
+
+    public override bool HostServesQueue(int index) => index < Rings.Count;
+
+    protected override void OnActivate()
+    {
+        Rings.Start(Memory, Queue, Features, QueueNotifier);
+        for (int i = 0; i < Rings.Count; i++)
+        {
+            int ring = i;
+            var call = Rings.Call(i);
+            Watch(call.Fd, Libc.EPOLLIN, _ =>
+            {
+                call.Drain();
+                SignalUsedByHost(ring);
+            });
+            var error = Rings.Error(i);
+            Watch(error.Fd, Libc.EPOLLIN, _ =>
+            {
+                error.Drain();
+                throw new VirtqueueException($"queue {ring}: {Rings.Device.Name} could not use the ring (a bad descriptor or address)");
+            });
+        }
+        StartBackend();
+    }
+
+    protected override void OnReset()
+    {
+        StopBackend();
+        Rings.Stop();
+    }
+
+    /// <summary>After the rings are handed over: start the kernel's device (vsock) or attach its backend (net).</summary>
+    protected abstract void StartBackend();
+
+    /// <summary>On reset or failure, before the rings are taken back.</summary>
+    protected abstract void StopBackend();
+
+    // The rings' positions live in the kernel; a saved state without them would restart the guest's queues wrongly.
+    protected override void SaveDeviceState(StateWriter writer) =>
+        throw new StateException($"{StateName} {Id}: its rings are served by {Rings.Device.Name}; saving its state is not supported");
+
+    protected override void RestoreDeviceState(StateReader reader) =>
+        throw new StateException($"{StateName} {Id}: its rings are served by {Rings.Device.Name}; restoring a state is not supported");
+
+    public override void Dispose()
+    {
+        Rings.Dispose();
+        base.Dispose();
+    }
+}
