@@ -24,7 +24,7 @@ public abstract class VhostKernelDevice : VirtioDevice
 
     protected VhostKernelRings Rings { get; }
 
-    public override ulong OfferedFeatures => Rings.Offer(base.OfferedFeatures, _kernelBits);
+    public override ulong OfferedFeatures => VhostKernelRings.Offer(base.OfferedFeatures, _kernelBits, Rings.Device.Features);
 
     public override bool HostServesQueue(int index) => index < Rings.Count;
 

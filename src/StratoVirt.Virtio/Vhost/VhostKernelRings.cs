@@ -58,9 +58,9 @@ public sealed class VhostKernelRings : IDisposable
 
     /// <summary>
     /// The features to offer: <paramref name="offered"/> less the bits in <paramref name="kernelBits"/> (those the
-    /// kernel implements, rather than the tap or the VMM) that the kernel does not offer.
+    /// kernel implements, rather than the tap or the VMM) that the kernel does not offer (<paramref name="kernelOffers"/>).
     /// </summary>
-    public ulong Offer(ulong offered, ulong kernelBits) => offered & ~(kernelBits & ~Device.Features);
+    public static ulong Offer(ulong offered, ulong kernelBits, ulong kernelOffers) => offered & ~(kernelBits & ~kernelOffers);
 
     /// <summary>Hands the rings to the kernel. <paramref name="queues"/> are the device's queues (activated, so
     /// inside guest RAM); <paramref name="kick"/> gives queue i's notify eventfd.</summary>

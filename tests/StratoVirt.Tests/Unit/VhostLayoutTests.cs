@@ -1,6 +1,9 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using StratoVirt.Sys;
+using StratoVirt.Virtio;
+using StratoVirt.Virtio.Devices.Net;
+using StratoVirt.Virtio.Vhost;
 
 namespace StratoVirt.Tests.Unit;
 
@@ -83,5 +86,18 @@ public sealed unsafe class VhostLayoutTests
             Assert.Throws<VhostException>(() => VhostDevice.Open("/nonexistent/vhost-vsock")).Message);
         Assert.Equal($"/dev/null is not a vhost device (VHOST_GET_FEATURES: {Libc.ErrorText(Libc.ENOTTY)})",
             Assert.Throws<VhostException>(() => VhostDevice.Open("/dev/null")).Message);
+    }
+
+    [Fact]
+    public void OfferedFeaturesDropOnlyTheKernelImplementedBitsTheKernelLacks()
+    {
+        ulong device = VirtioNet.TapFeatures | VirtioFeature.Version1 | VirtioFeature.RingIndirectDesc | VirtioFeature.RingEventIdx;
+        // A vhost-net without EVENT_IDX and mergeable buffers: those go; the tap's offloads, MAC and status stay.
+        ulong kernel = VirtioFeature.Version1 | VirtioFeature.RingIndirectDesc;
+        ulong offered = VhostKernelRings.Offer(device, VhostNet.KernelBits, kernel);
+        Assert.Equal(device & ~(VirtioFeature.RingEventIdx | VirtioNet.FeatureMrgRxbuf), offered);
+        // vsock: the kernel implements every bit, so the offer is the intersection.
+        Assert.Equal(VirtioFeature.Version1, VhostKernelRings.Offer(VirtioFeature.Version1 | VirtioFeature.RingEventIdx, ulong.MaxValue,
+            VirtioFeature.Version1 | (1UL << 26)));
     }
 }

@@ -8,6 +8,9 @@ n=0
 until [ -c /dev/hvc0 ] || [ $n -ge 100 ]; do n=$((n + 1)); sleep 0.1; done
 exec >/dev/hvc0 2>&1
 echo "GUEST-KATA-HVC0 ok"
+# Kata's agent channel: the host connects to vsock port 1024 (Kata's agent port) through vhost-vsock; echo it.
+vsock-echo listen 1024 1
+echo "GUEST-KATA-VSOCK-SERVED rc=$?"
 echo "GUEST-KATA-CMDLINE $(cat /proc/cmdline)"
 sectors() { cat /sys/block/vda/size 2>/dev/null || echo 0; }
 n=0

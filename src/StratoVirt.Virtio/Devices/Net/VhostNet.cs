@@ -14,7 +14,7 @@ public sealed class VhostNet : VhostKernelDevice
 {
     /// <summary>The feature bits vhost-net implements itself: the ring and transport bits (24 and up) and
     /// mergeable receive buffers; the offloads are the tap's.</summary>
-    private const ulong KernelBits = ~0UL << 24 | VirtioNet.FeatureMrgRxbuf;
+    public const ulong KernelBits = ~0UL << 24 | VirtioNet.FeatureMrgRxbuf;
 
     private readonly INetBackend _tap;
     private readonly byte[] _mac;
