@@ -17,9 +17,9 @@ public interface IVirtioTransport
     /// <summary>Stops the device after the guest misprogrammed it: NEEDS_RESET until the driver resets it.</summary>
     void Fail(string reason);
 
-    /// <summary>The eventfd the driver's notifications of queue <paramref name="queue"/> arrive on (for a host
-    /// kernel that serves the queue itself).</summary>
-    EventFd QueueNotifier(int queue);
+    /// <summary>The eventfd the driver's notifications of queue <paramref name="queue"/> arrive on (KVM ioeventfd on
+    /// the notify register), for a device whose queues an external backend serves.</summary>
+    EventFd NotifyEvent(int queue);
 }
 
 /// <summary>
@@ -53,13 +53,20 @@ public abstract class VirtioDevice : IStateful, IDisposable
 
     public object Gate { get; } = new();
 
-    /// <summary>Device-type feature bits; the transport adds VERSION_1, INDIRECT_DESC and EVENT_IDX.</summary>
+    /// <summary>Device-type feature bits; the transport adds <see cref="TransportFeatures"/>.</summary>
     protected abstract ulong DeviceFeatures { get; }
 
-    /// <summary>What the driver is offered; a device whose rings a host kernel serves offers only what that
-    /// kernel takes.</summary>
-    public virtual ulong OfferedFeatures =>
-        DeviceFeatures | VirtioFeature.Version1 | VirtioFeature.RingIndirectDesc | VirtioFeature.RingEventIdx;
+    /// <summary>The ring and version features offered with the device's own: VERSION_1, INDIRECT_DESC and
+    /// EVENT_IDX, which the VMM's queue code supports; a device whose queues a backend serves offers the backend's.</summary>
+    protected virtual ulong TransportFeatures =>
+        VirtioFeature.Version1 | VirtioFeature.RingIndirectDesc | VirtioFeature.RingEventIdx;
+
+    public ulong OfferedFeatures => DeviceFeatures | TransportFeatures;
+
+    /// <summary>Whether a process or the kernel outside the VMM (a vhost backend) serves the queues: the transport
+    /// then does not read the queues' notify eventfds, which the device hands to the backend, and
+    /// <see cref="ProcessQueue"/> is never called.</summary>
+    public virtual bool ExternalQueues => false;
 
     /// <summary>Whether a host kernel (vhost) serves queue <paramref name="index"/>: its notifications go to the
     /// kernel, not to <see cref="ProcessQueue"/>.</summary>
@@ -155,6 +162,10 @@ public abstract class VirtioDevice : IStateful, IDisposable
         }
     }
 
+    /// <summary>The device is in its slot and <see cref="Loop"/> will run: start watching host fds that live as long
+    /// as the device (a backend's socket). Called once, by the transport.</summary>
+    protected internal virtual void OnAttach() { }
+
     /// <summary>The queues are ready: start host-side I/O (e.g. watch a tap fd).</summary>
     protected virtual void OnActivate() { }
 
@@ -172,12 +183,17 @@ public abstract class VirtioDevice : IStateful, IDisposable
 
     protected void SignalConfigChange() => _transport?.SignalConfigChange();
 
-    /// <summary>A host kernel that serves queue <paramref name="index"/> asked for its used-buffer interrupt (it
-    /// applied the driver's suppression already).</summary>
-    protected void SignalUsedByHost(int index) => _transport?.SignalUsed(index);
+    /// <summary>An external backend used buffers of queue <paramref name="queue"/> and signalled it (it decided
+    /// whether the driver wants the interrupt).</summary>
+    protected void SignalBackendUsed(int queue) => _transport?.SignalUsed(queue);
 
-    /// <summary>The eventfd of queue <paramref name="index"/>'s notifications; valid while active.</summary>
-    protected EventFd QueueNotifier(int index) => _transport!.QueueNotifier(index);
+    /// <summary>The eventfd of queue <paramref name="queue"/>'s notifications, to hand to an external backend;
+    /// valid while active.</summary>
+    protected EventFd QueueNotifyEvent(int queue) => _transport!.NotifyEvent(queue);
+
+    /// <summary>Stops the device from its host side (its backend went away): NEEDS_RESET and a configuration
+    /// interrupt until the driver resets it. Under Gate, while active.</summary>
+    protected void FailFromHost(string reason) => _transport?.Fail(reason);
 
     /// <summary>Watches a host fd on the device's loop while the device is active; the handler runs under Gate.</summary>
     protected ulong Watch(int fd, uint events, Action<uint> handler)

@@ -60,14 +60,14 @@ public sealed partial class VirtioCore : IVirtioTransport, IDisposable
     /// <summary>The eventfd of queue <paramref name="index"/>'s notifications, for KVM ioeventfd.</summary>
     public EventFd NotifyEvent(int index) => _notify[index];
 
-    EventFd IVirtioTransport.QueueNotifier(int queue) => _notify[queue];
-
     /// <summary>Whether KVM delivers notify writes straight to the eventfds (set by the machine).</summary>
     public bool KernelNotify { get; set; }
 
-    /// <summary>Starts serving the queue eventfds on the device's loop.</summary>
+    /// <summary>Starts serving the queue eventfds on the device's loop (unless an external backend reads them).</summary>
     public void Attach()
     {
+        _device.OnAttach();
+        if (_device.ExternalQueues) return;
         for (int i = 0; i < _notify.Length; i++)
         {
             if (_device.HostServesQueue(i)) continue; // the host kernel reads this eventfd

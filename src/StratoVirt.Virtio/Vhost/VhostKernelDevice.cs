@@ -10,27 +10,31 @@ namespace StratoVirt.Virtio.Vhost;
 /// </summary>
 public abstract class VhostKernelDevice : VirtioDevice
 {
-    private readonly ulong _kernelBits;
+    private readonly ulong _deviceFeatures, _kernelBits;
 
     /// <param name="rings">The kernel's rings, owned by the device from now on.</param>
+    /// <param name="deviceFeatures">The device-type feature bits the device would offer in user space.</param>
     /// <param name="kernelBits">The feature bits the kernel implements for this device type (rather than the
     /// backend behind it or the VMM).</param>
-    protected VhostKernelDevice(uint deviceId, int queueCount, VhostKernelRings rings, ulong kernelBits)
+    protected VhostKernelDevice(uint deviceId, int queueCount, VhostKernelRings rings, ulong deviceFeatures, ulong kernelBits)
         : base(deviceId, queueCount)
     {
         Rings = rings;
+        _deviceFeatures = deviceFeatures;
         _kernelBits = kernelBits;
     }
 
     protected VhostKernelRings Rings { get; }
 
-    public override ulong OfferedFeatures => VhostKernelRings.Offer(base.OfferedFeatures, _kernelBits, Rings.Device.Features);
+    protected sealed override ulong DeviceFeatures => VhostKernelRings.Offer(_deviceFeatures, _kernelBits, Rings.Device.Features);
+
+    protected sealed override ulong TransportFeatures => VhostKernelRings.Offer(base.TransportFeatures, _kernelBits, Rings.Device.Features);
 
     public override bool HostServesQueue(int index) => index < Rings.Count;
 
     protected override void OnActivate()
     {
-        Rings.Start(Memory, Queue, Features, QueueNotifier);
+        Rings.Start(Memory, Queue, Features, QueueNotifyEvent);
         for (int i = 0; i < Rings.Count; i++)
         {
             int ring = i;
@@ -38,7 +42,7 @@ public abstract class VhostKernelDevice : VirtioDevice
             Watch(call.Fd, Libc.EPOLLIN, _ =>
             {
                 call.Drain();
-                SignalUsedByHost(ring);
+                SignalBackendUsed(ring);
             });
             var error = Rings.Error(i);
             Watch(error.Fd, Libc.EPOLLIN, _ =>

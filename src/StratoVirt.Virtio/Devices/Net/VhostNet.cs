@@ -22,7 +22,7 @@ public sealed class VhostNet : VhostKernelDevice
     /// <param name="tap">The tap, owned by the device from now on.</param>
     /// <param name="vhost">/dev/vhost-net, opened or inherited; owned by the device from now on.</param>
     /// <param name="mac">6 bytes, unicast; null: a random locally administered address.</param>
-    public VhostNet(INetBackend tap, VhostDevice vhost, byte[]? mac) : base(VirtioDeviceId.Net, 2, MakeRings(tap, vhost), KernelBits)
+    public VhostNet(INetBackend tap, VhostDevice vhost, byte[]? mac) : base(VirtioDeviceId.Net, 2, MakeRings(tap, vhost), VirtioNet.TapFeatures, KernelBits)
     {
         _tap = tap;
         try { VirtioNet.CheckMac(mac); }
@@ -48,8 +48,6 @@ public sealed class VhostNet : VhostKernelDevice
     public string BackendName => _tap.Name;
 
     public byte[] Mac => (byte[])_mac.Clone();
-
-    protected override ulong DeviceFeatures => VirtioNet.TapFeatures;
 
     public override string StateName => NetState.Name;
     public override int StateVersion => NetState.Version;

@@ -15,7 +15,7 @@ public sealed class VhostVsock : VhostKernelDevice
 
     /// <param name="guestCid">The guest's context id, 3 to 2^32-2; refused by the kernel when another VM has it.</param>
     /// <param name="vhost">/dev/vhost-vsock, opened or inherited; owned by the device from now on.</param>
-    public VhostVsock(ulong guestCid, VhostDevice vhost) : base(VirtioDeviceId.Vsock, 3, new VhostKernelRings(vhost, 2), ulong.MaxValue)
+    public VhostVsock(ulong guestCid, VhostDevice vhost) : base(VirtioDeviceId.Vsock, 3, new VhostKernelRings(vhost, 2), 0, ulong.MaxValue)
     {
         int errno = guestCid is < 3 or >= uint.MaxValue ? Libc.EINVAL : vhost.SetGuestCid(guestCid);
         if (errno != 0)
@@ -33,8 +33,6 @@ public sealed class VhostVsock : VhostKernelDevice
     }
 
     public ulong GuestCid { get; }
-
-    protected override ulong DeviceFeatures => 0;
 
     public override string StateName => VsockState.Name;
     public override int StateVersion => VsockState.Version;
