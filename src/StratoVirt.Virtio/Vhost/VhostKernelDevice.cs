@@ -1,5 +1,4 @@
 using StratoVirt.Devices.State;
-using StratoVirt.Sys;
 
 namespace StratoVirt.Virtio.Vhost;
 
@@ -20,6 +19,7 @@ public abstract class VhostKernelDevice : VirtioDevice
         : base(deviceId, queueCount)
     {
         Rings = rings;
+        BackendQueues = rings.Queues;
         _deviceFeatures = deviceFeatures;
         _kernelBits = kernelBits;
     }
@@ -30,27 +30,10 @@ public abstract class VhostKernelDevice : VirtioDevice
 
     protected sealed override ulong TransportFeatures => VhostKernelRings.Offer(base.TransportFeatures, _kernelBits, Rings.Device.Features);
 
-    public override bool HostServesQueue(int index) => index < Rings.Count;
-
     protected override void OnActivate()
     {
         Rings.Start(Memory, Queue, Features, QueueNotifyEvent);
-        for (int i = 0; i < Rings.Count; i++)
-        {
-            int ring = i;
-            var call = Rings.Call(i);
-            Watch(call.Fd, Libc.EPOLLIN, _ =>
-            {
-                call.Drain();
-                SignalBackendUsed(ring);
-            });
-            var error = Rings.Error(i);
-            Watch(error.Fd, Libc.EPOLLIN, _ =>
-            {
-                error.Drain();
-                throw new VirtqueueException($"queue {ring}: {Rings.Device.Name} could not use the ring (a bad descriptor or address)");
-            });
-        }
+        for (int i = 0; i < Rings.Count; i++) WatchBackendQueue(i);
         StartBackend();
     }
 

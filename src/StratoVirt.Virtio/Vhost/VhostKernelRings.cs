@@ -6,19 +6,11 @@ namespace StratoVirt.Virtio.Vhost;
 /// <summary>
 /// The rings of a virtio device that a vhost-kernel device serves: virtio queues 0 to <see cref="Count"/>-1 are
 /// the kernel's rings 0 to Count-1. On activation it hands the kernel the negotiated features, guest RAM, each
-/// ring's size, start and host addresses, the queue's notify eventfd as the kick (KVM's ioeventfd writes it, so a
-/// notification never leaves the kernel) and its own call and error eventfds.
+/// ring's size, start and host addresses, and the kick, call and error eventfds of <see cref="Queues"/> (the kick
+/// is the queue's notify eventfd: KVM's ioeventfd writes it, so a notification never leaves the kernel).
 /// </summary>
-/// <remarks>
-/// Interrupts: the kernel signals a ring's call eventfd, which the device's event loop turns into the transport's
-/// used-buffer event. That costs one VMM wake-up per interrupt, but keeps virtio-mmio's InterruptStatus exact: the
-/// core sets the used-buffer bit before the irqfd fires, so a guest that reads it after the interrupt sees why.
-/// Binding the slot's irqfd as the call fd would skip the wake-up only if InterruptStatus always read "used
-/// buffer", which also answers interrupts the device never raised.
-/// </remarks>
 public sealed class VhostKernelRings : IDisposable
 {
-    private readonly EventFd[] _call, _err;
     private readonly VhostMemoryRegion[] _table = new VhostMemoryRegion[8];
 
     /// <param name="device">The vhost device, which this object owns from now on (closed here if the
@@ -27,16 +19,9 @@ public sealed class VhostKernelRings : IDisposable
     public VhostKernelRings(VhostDevice device, int count)
     {
         Device = device;
-        Count = count;
-        _call = new EventFd[count];
-        _err = new EventFd[count];
         try
         {
-            for (int i = 0; i < count; i++)
-            {
-                _call[i] = new EventFd();
-                _err[i] = new EventFd();
-            }
+            Queues = new BackendQueues(count, device.Name);
             device.SetOwner();
         }
         catch
@@ -48,13 +33,10 @@ public sealed class VhostKernelRings : IDisposable
 
     public VhostDevice Device { get; }
 
-    public int Count { get; }
+    /// <summary>The queues the kernel serves, with their call and error eventfds.</summary>
+    public BackendQueues Queues { get; } = null!;
 
-    /// <summary>The eventfd the kernel signals when ring <paramref name="index"/> wants an interrupt.</summary>
-    public EventFd Call(int index) => _call[index];
-
-    /// <summary>The eventfd the kernel signals when it cannot use ring <paramref name="index"/>.</summary>
-    public EventFd Error(int index) => _err[index];
+    public int Count => Queues.Count;
 
     /// <summary>
     /// The features to offer: <paramref name="offered"/> less the bits in <paramref name="kernelBits"/> (those the
@@ -78,8 +60,8 @@ public sealed class VhostKernelRings : IDisposable
             Device.SetVringAddress(ring, Host(memory, q.DescTable, 16UL * q.Size), Host(memory, q.UsedRing, 6 + 8UL * q.Size),
                 Host(memory, q.AvailRing, 6 + 2UL * q.Size));
             Device.SetVringKick(ring, kick(i).Fd);
-            Device.SetVringCall(ring, _call[i].Fd);
-            Device.SetVringErr(ring, _err[i].Fd);
+            Device.SetVringCall(ring, Queues.Call(i).Fd);
+            Device.SetVringErr(ring, Queues.Error(i).Fd);
         }
     }
 
@@ -87,6 +69,7 @@ public sealed class VhostKernelRings : IDisposable
     public void Stop()
     {
         for (int i = 0; i < Count; i++) Device.GetVringBase((uint)i);
+        Queues.Drain();
     }
 
     private static nint Host(GuestMemory memory, ulong address, ulong length) =>
@@ -109,7 +92,6 @@ public sealed class VhostKernelRings : IDisposable
     public void Dispose()
     {
         Device.Dispose();
-        foreach (var fd in _call) fd?.Dispose();
-        foreach (var fd in _err) fd?.Dispose();
+        Queues?.Dispose();
     }
 }
