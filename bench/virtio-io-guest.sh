@@ -3,7 +3,7 @@
 # virtio-net device whose host end is 10.0.2.2 serving /blob over HTTP (bench/virtio-io-host.sh).
 #
 # Kernel command line: vio.secs=<random-read seconds> (default 10), vio.idle=<idle seconds> (default 8),
-# vio.blob=<bytes of /blob> (default 67108864).
+# vio.blob=<bytes of /blob> (default 67108864), vio.netonly=1 (no disk: the net figure alone).
 # Lines (times from the guest's /proc/uptime, 10 ms resolution):
 #   GUEST-VIO-DISK <dev> <bytes>          GUEST-VIO-VIRTIO <dev> <driver> version1=<0|1>
 #   GUEST-VIO-IDLE                        devices up, network pinged; idle for vio.idle s (the host reads smaps)
@@ -18,10 +18,11 @@
 #   GUEST-VIO-ERROR <what>                a step failed (its figure is missing)
 #   GUEST-VIO-DONE                        idle 3 s more before poweroff (the host reads smaps again)
 
-secs=10 idle=8 blob=67108864
+secs=10 idle=8 blob=67108864 netonly=0
 read -r cmdline </proc/cmdline
 for arg in $cmdline; do
     case "$arg" in
+        vio.netonly=1) netonly=1 ;;
         vio.secs=*) secs=${arg#vio.secs=} ;;
         vio.idle=*) idle=${arg#vio.idle=} ;;
         vio.blob=*) blob=${arg#vio.blob=} ;;
@@ -42,6 +43,7 @@ now_ms() {
 # The scratch disk: the virtio disk of 256 MiB (524288 sectors).
 disk=
 n=0
+[ "$netonly" = 1 ] && n=100
 while [ -z "$disk" ] && [ $n -lt 100 ]; do
     for b in /sys/block/vd*; do
         [ -e "$b/size" ] && [ "$(cat "$b/size")" = 524288 ] && disk=/dev/${b##*/}
@@ -50,7 +52,7 @@ while [ -z "$disk" ] && [ $n -lt 100 ]; do
 done
 if [ -n "$disk" ]; then
     echo "GUEST-VIO-DISK $disk $(($(cat "/sys/block/${disk#/dev/}/size") * 512))"
-else
+elif [ "$netonly" = 0 ]; then
     echo "GUEST-VIO-ERROR no 256 MiB virtio disk: $(ls /sys/block 2>/dev/null | tr '\n' ' ')"
 fi
 # The transport: bit 32 (VIRTIO_F_VERSION_1) of the negotiated features, a string of 0/1 from bit 0.

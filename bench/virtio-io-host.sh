@@ -1,7 +1,9 @@
 # Host side of one bench/virtio-io.sh run, in the lab's outer VM (busybox sh), inside a network namespace of its
 # own (the scenario runs it under unshare -n), copied there as /lab/virtio-io-host.sh:
 #
-#   unshare -n sh /lab/virtio-io-host.sh <ours|qemu> <scenario-name> <tap> <guest-cmdline>
+#   unshare -n sh /lab/virtio-io-host.sh <ours|qemu|ours-vhost|qemu-vhost> <scenario-name> <tap> <guest-cmdline>
+#
+# The -vhost kinds have no disk and put the net device's queues on the host kernel's vhost-net (vhost=on).
 #
 # Creates a fresh sparse 256 MiB raw scratch disk in /tmp, serves /tmp/vio-www (the scenario file puts the blob
 # there) with busybox httpd on port 80, takes what the guest sends to port 5001 (/lab/tcpblast sink), gives <tap> 10.0.2.2/24 once the VMM has created it, and starts the VMM
@@ -22,6 +24,13 @@ mac=52:54:00:12:34:56
 
 rm -f "$disk"
 truncate -s 256M "$disk" || { echo "HOST-VIO-ERROR cannot create $disk"; exit 1; }
+# Ours: a disk (-drive/-device) unless the run is a vhost-net one; QEMU the same, in its own spelling.
+ours_disk="-drive id=d0,file=$disk,direct=off -device virtio-blk-device,drive=d0,id=vda"
+qemu_disk="-drive id=d0,file=$disk,format=raw,if=none,cache=writeback -device virtio-blk-device,drive=d0"
+vhost=off
+case "$kind" in
+    *-vhost) ours_disk='' qemu_disk='' vhost=on kind=${kind%-vhost} ;;
+esac
 ip link set lo up
 httpd -f -p 80 -h /tmp/vio-www &
 httpd_pid=$!
@@ -37,18 +46,17 @@ tap_pid=$!
 case "$kind" in
     ours)
         STRATOVIRT_LOG_LEVEL=info "$VMM" -machine microvm -kernel "$KERNEL" -initrd "$INITRD" -append "$cmdline" \
-            -m 256 -smp 2 -serial stdio -D \
-            -drive id=d0,file="$disk",direct=off -device virtio-blk-device,drive=d0,id=vda \
-            -netdev tap,id=n0,ifname="$tap" -device virtio-net-device,netdev=n0,id=eth0,mac="$mac" &
+            -m 256 -smp 2 -serial stdio -D $ours_disk \
+            -netdev tap,id=n0,ifname="$tap",vhost=$vhost -device virtio-net-device,netdev=n0,id=eth0,mac="$mac" &
         ;;
     qemu)
         # acpi=on: the DSDT describes the virtio-mmio devices. force-legacy=false: virtio 1.x over virtio-mmio
         # version 2, the transport our VMM offers. cache=writeback is our direct=off (the host page cache).
         "$QEMU" -L "$QEMU_FW" -M microvm,acpi=on -enable-kvm -cpu host -m 256 -smp 2 -kernel "$KERNEL" \
             -initrd "$INITRD" -append "$cmdline" -nographic -no-reboot -nodefaults -serial stdio \
-            -global virtio-mmio.force-legacy=false \
-            -drive id=d0,file="$disk",format=raw,if=none,cache=writeback -device virtio-blk-device,drive=d0 \
-            -netdev tap,id=n0,ifname="$tap",script=no,downscript=no -device virtio-net-device,netdev=n0,mac="$mac" &
+            -global virtio-mmio.force-legacy=false $qemu_disk \
+            -netdev tap,id=n0,ifname="$tap",script=no,downscript=no,vhost=$vhost \
+            -device virtio-net-device,netdev=n0,mac="$mac" &
         ;;
     *)
         echo "HOST-VIO-ERROR unknown VMM kind '$kind'"

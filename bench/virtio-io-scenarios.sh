@@ -2,6 +2,7 @@
 # the same kernel, guest initramfs (with /tests/virtio-io.sh, randio and tcpblast), 256 MiB and 2 vCPUs under our VMM and
 # under QEMU microvm, alternating, BENCH_REPEAT times, each with one fresh 256 MiB scratch disk and one tap in a
 # network namespace of its own (bench/virtio-io-host.sh, copied to /lab). Scenario names: <ours|qemu>-r<repeat>.
+# BENCH_VHOST=1 adds, per repeat, net-only runs with the host kernel's vhost-net: oursvh-r<n> and qemuvh-r<n>.
 # shellcheck shell=sh disable=SC2154
 
 vio_blob_mib=64
@@ -12,8 +13,8 @@ mkdir -p /tmp/vio-www
 dd if=/dev/zero of=/tmp/vio-www/blob bs=1M count="$vio_blob_mib" 2>/dev/null \
     || lab_note "bench: cannot write /tmp/vio-www/blob"
 
-vio_run() {  # vio_run <ours|qemu> <name> <tap>
-    unshare -n sh /lab/virtio-io-host.sh "$1" "$2" "$3" "$vio_cmdline"
+vio_run() {  # vio_run <ours|qemu|ours-vhost|qemu-vhost> <name> <tap> [<more guest cmdline>]
+    unshare -n sh /lab/virtio-io-host.sh "$1" "$2" "$3" "$vio_cmdline$4"
 }
 
 ours_on=1
@@ -41,6 +42,10 @@ while [ "$rep" -le "$BENCH_REPEAT" ]; do
             lab_note "bench: QEMU was killed after ${BENCH_TIMEOUT}s (qemu-r$rep): ours only from here"
             qemu_on=0
         fi
+    fi
+    if [ "$BENCH_VHOST" = 1 ]; then
+        [ "$ours_on" -eq 1 ] && scenario "oursvh-r$rep" "$BENCH_TIMEOUT" vio_run ours-vhost "oursvh-r$rep" tap2 " vio.netonly=1"
+        [ "$qemu_on" -eq 1 ] && scenario "qemuvh-r$rep" "$BENCH_TIMEOUT" vio_run qemu-vhost "qemuvh-r$rep" tap3 " vio.netonly=1"
     fi
     rep=$((rep + 1))
 done

@@ -4,6 +4,7 @@
 # the VMM's memory with those devices attached.
 #
 #   bench/virtio-io.sh [--vmm <stratovirt binary>] [--repeat <n>] [--secs <s>] [--log <file>] [--timeout <s>]
+#                      [--vhost-net]
 #   bench/virtio-io.sh --report <log>      only prints the table of an earlier run's log
 #
 # Same kernel, guest initramfs, 256 MiB and 2 vCPUs for both; each run gets a fresh sparse 256 MiB raw scratch
@@ -18,6 +19,8 @@
 # and the host side (bench/virtio-io-host.sh) the Rss of the VMM's mappings < 128 MiB (the rule of
 # bench/memory.sh: guest RAM excluded by size) 2 s into the guest's idle pause after boot, and again after the I/O.
 # Runs alternate ours/QEMU, --repeat times (default 2); the table shows the median and each run in order.
+# --vhost-net adds to each repeat two net-only runs (no disk) with the host kernel's vhost-net serving the net
+# queues, ours and QEMU's, and prints net rx of all four: ours and QEMU in user space, ours and QEMU on vhost-net.
 # --vmm defaults to $STRATOVIRT_BINARY, then out/stratovirt; without one QEMU runs alone.
 # Inputs go to .cache/lab/bench/ (guest initramfs, randio, tcpblast); the log to .cache/lab/bench/virtio-io.log.
 set -euo pipefail
@@ -26,7 +29,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/bench/lib.sh"
 
 usage() {
-    echo "usage: $0 [--vmm <binary>] [--repeat <n>] [--secs <s>] [--log <file>] [--timeout <s>] | --report <log>" >&2
+    echo "usage: $0 [--vmm <binary>] [--repeat <n>] [--secs <s>] [--log <file>] [--timeout <s>] [--vhost-net]" \
+        "| --report <log>" >&2
     exit 2
 }
 vmm="${STRATOVIRT_BINARY:-$root/out/stratovirt}"
@@ -35,6 +39,7 @@ secs=10
 log="$root/.cache/lab/bench/virtio-io.log"
 limit=''
 report_only=''
+vhost=0
 while (($#)); do
     case "$1" in
         --vmm) (($# >= 2)) || usage; vmm=$2; shift 2 ;;
@@ -43,7 +48,8 @@ while (($#)); do
         --log) (($# >= 2)) || usage; log=$2; shift 2 ;;
         --timeout) (($# >= 2)) || usage; limit=$2; shift 2 ;;
         --report) (($# >= 2)) || usage; report_only=$2; shift 2 ;;
-        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+        --vhost-net) vhost=1; shift ;;
+        -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
         *) usage ;;
     esac
 done
@@ -52,7 +58,7 @@ done
 # Per run: a boot, 2 x 256 MiB through the disk, --secs of random reads, 64 MiB over the net, idle pauses; in the
 # lab that is a few minutes. The outer VM needs its own boot and the copy of the inputs on top.
 run_limit=900
-[[ -n "$limit" ]] || limit=$((600 + repeat * 2 * run_limit))
+[[ -n "$limit" ]] || limit=$((600 + repeat * (2 + 2 * vhost) * run_limit))
 [[ "$limit" =~ ^[0-9]+$ ]] || { echo "bench: --timeout wants whole seconds, not '$limit'" >&2; exit 2; }
 
 # Prints the table from a lab log of these scenarios.
@@ -67,6 +73,7 @@ report() {  # report <log>
                 for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
             return n[k] % 2 ? a[(n[k] + 1) / 2] : (a[n[k] / 2] + a[n[k] / 2 + 1]) / 2
         }
+        function show(vm,   m) { m = median(vm SUBSEP "net"); return m == "" ? "n/a" : sprintf("%.1f (%s)", m, runs[vm SUBSEP "net"]) }
         function add(vm, metric, v) {
             k = vm SUBSEP metric
             val[k, ++n[k]] = v
@@ -92,7 +99,7 @@ report() {  # report <log>
         }
         /^@@BEGIN / {
             vm = ""
-            if ($2 ~ /^(ours|qemu)-r[0-9]+$/) { vm = substr($2, 1, 4); ran[vm]++ }
+            if ($2 ~ /^(ours|qemu)(vh)?-r[0-9]+$/) { vm = $2; sub(/-r[0-9]+$/, "", vm); ran[vm]++ }
             next
         }
         /^@@NOTE / { notes = notes "  " substr($0, 8) "\n"; next }
@@ -127,6 +134,14 @@ report() {  # report <log>
             }
             printf "runs: ours %d (exit codes: %s), QEMU %d (exit codes: %s)\n", ran["ours"], rcs["ours"] == "" ? "-" : rcs["ours"],
                 ran["qemu"], rcs["qemu"] == "" ? "-" : rcs["qemu"]
+            if (ran["oursvh"] || ran["qemuvh"]) {
+                printf "net rx (host->guest) MB/s, median: ours user space %s, ours vhost-net %s, QEMU user space %s, QEMU vhost-net %s\n",
+                    show("ours"), show("oursvh"), show("qemu"), show("qemuvh")
+                o = median("oursvh" SUBSEP "net"); q = median("qemuvh" SUBSEP "net"); u = median("ours" SUBSEP "net")
+                printf "ours vhost-net / QEMU vhost-net: %s; ours vhost-net / ours user space: %s (vhost runs: ours %d, QEMU %d, exit codes %s / %s)\n",
+                    (o != "" && q > 0) ? sprintf("%.2f", o / q) : "n/a", (o != "" && u > 0) ? sprintf("%.2f", o / u) : "n/a",
+                    ran["oursvh"], ran["qemuvh"], rcs["oursvh"] == "" ? "-" : rcs["oursvh"], rcs["qemuvh"] == "" ? "-" : rcs["qemuvh"]
+            }
             for (v in irqrun) printf "virtio interrupts per step, last run of %s:%s\n", v, irqrun[v]
             if (errs != "") printf "errors:\n%s", errs
             if (notes != "") printf "notes:\n%s", notes
@@ -161,6 +176,7 @@ scenarios="$tmp/scenarios.sh"
     echo "BENCH_REPEAT=$repeat"
     echo "BENCH_SECS=$secs"
     echo "BENCH_TIMEOUT=$run_limit"
+    echo "BENCH_VHOST=$vhost"
     cat "$root/bench/virtio-io-scenarios.sh"
 } >"$scenarios"
 cp "$root/bench/virtio-io-host.sh" "$tmp/virtio-io-host.sh"

@@ -61,8 +61,12 @@ mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
 
 # tun: taps for the virtio-net scenarios; loop and dm-mod: block devices for the durability and host-fault
 # scenarios (dm-mod has the linear and error targets built in).
+# vhost (dependencies first, from each module's depends=): the kernel's vhost-vsock and vhost-net behind the
+# VMM's vhost-kernel devices, and AF_VSOCK for their host-side peers.
 for m in virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko arch/x86/kvm/kvm-amd.ko drivers/net/tun.ko \
-    drivers/block/loop.ko drivers/md/dm-mod.ko; do
+    drivers/block/loop.ko drivers/md/dm-mod.ko \
+    drivers/net/tap.ko drivers/vhost/vhost_iotlb.ko drivers/vhost/vhost.ko net/vmw_vsock/vsock.ko \
+    net/vmw_vsock/vmw_vsock_virtio_transport_common.ko drivers/vhost/vhost_vsock.ko drivers/vhost/vhost_net.ko; do
     [[ -f "$LAB_MODULES/kernel/$m" ]] || lab_die "module $m missing from $LAB_MODULES"
     cp "$LAB_MODULES/kernel/$m" "$root/lib/modules/"
 done

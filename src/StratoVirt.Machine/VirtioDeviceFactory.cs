@@ -20,7 +20,8 @@ public static class VirtioDeviceFactory
         {
             return config.Create(machine);
         }
-        catch (Exception e) when (e is SysException or TapException or ChardevException or ArgumentException or VhostUserException)
+        catch (Exception e) when (e is SysException or TapException or ChardevException or ArgumentException or VhostException
+            or VhostUserException)
         {
             throw new MachineConfigException($"device '{config.Id}': {e.Message}");
         }

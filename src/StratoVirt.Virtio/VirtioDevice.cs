@@ -63,10 +63,13 @@ public abstract class VirtioDevice : IStateful, IDisposable
 
     public ulong OfferedFeatures => DeviceFeatures | TransportFeatures;
 
-    /// <summary>Whether a process or the kernel outside the VMM (a vhost backend) serves the queues: the transport
-    /// then does not read the queues' notify eventfds, which the device hands to the backend, and
-    /// <see cref="ProcessQueue"/> is never called.</summary>
-    public virtual bool ExternalQueues => false;
+    /// <summary>The queues a process or the kernel outside the VMM serves (vhost-user, vhost-kernel); null when the
+    /// VMM serves every queue. Set by the device's constructor, which owns it.</summary>
+    public BackendQueues? BackendQueues { get; protected init; }
+
+    /// <summary>Whether the backend serves queue <paramref name="index"/>: the transport then does not read its notify
+    /// eventfd, which the device hands to the backend, and <see cref="ProcessQueue"/> is never called for it.</summary>
+    public bool BackendServes(int index) => index < (BackendQueues?.Count ?? 0);
 
     /// <summary>Features the driver accepted; valid while active.</summary>
     public ulong Features { get; private set; }
@@ -179,13 +182,29 @@ public abstract class VirtioDevice : IStateful, IDisposable
 
     protected void SignalConfigChange() => _transport?.SignalConfigChange();
 
-    /// <summary>An external backend used buffers of queue <paramref name="queue"/> and signalled it (it decided
-    /// whether the driver wants the interrupt).</summary>
-    protected void SignalBackendUsed(int queue) => _transport?.SignalUsed(queue);
-
-    /// <summary>The eventfd of queue <paramref name="queue"/>'s notifications, to hand to an external backend;
+    /// <summary>The eventfd of queue <paramref name="queue"/>'s notifications, to hand to the backend as its kick;
     /// valid while active.</summary>
     protected EventFd QueueNotifyEvent(int queue) => _transport!.NotifyEvent(queue);
+
+    /// <summary>Relays the backend's signals of queue <paramref name="queue"/> while the device is active: its call
+    /// eventfd becomes the queue's used-buffer interrupt, its error eventfd stops the device (NEEDS_RESET). Called
+    /// from <see cref="OnActivate"/> for each queue handed to the backend.</summary>
+    protected void WatchBackendQueue(int queue)
+    {
+        var queues = BackendQueues!;
+        var call = queues.Call(queue);
+        var error = queues.Error(queue);
+        Watch(call.Fd, Libc.EPOLLIN, _ =>
+        {
+            call.Drain();
+            _transport!.SignalUsed(queue);
+        });
+        Watch(error.Fd, Libc.EPOLLIN, _ =>
+        {
+            error.Drain();
+            throw new VirtqueueException($"queue {queue}: {queues.Backend} could not use the ring (a bad descriptor or address)");
+        });
+    }
 
     /// <summary>Stops the device from its host side (its backend went away): NEEDS_RESET and a configuration
     /// interrupt until the driver resets it. Under Gate, while active.</summary>

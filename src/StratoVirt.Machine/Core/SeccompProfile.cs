@@ -80,19 +80,30 @@ public static class SeccompProfile
         Allow("exit_group"),
     ];
 
+    /// <summary>What stops a vhost-kernel device: its reset on a vCPU, or its failure (the kernel reported a bad
+    /// ring) on the loop that serves its interrupts.</summary>
+    private static readonly uint[] VhostStopRequests =
+        [(uint)Libc.VHOST_VSOCK_SET_RUNNING, (uint)Libc.VHOST_NET_SET_BACKEND, (uint)Libc.VHOST_GET_VRING_BASE];
+
     private static readonly SyscallRule[] VcpuCalls =
     [
-        AllowIf("ioctl", 1, (uint)KvmIoctls.Run, (uint)KvmIoctls.IrqLine, (uint)KvmIoctls.GetRegs,
-            (uint)Libc.TUNSETOFFLOAD), // virtio-net's activation passes the features the guest took to the tap
+        AllowIf("ioctl", 1, [(uint)KvmIoctls.Run, (uint)KvmIoctls.IrqLine, (uint)KvmIoctls.GetRegs,
+            (uint)Libc.TUNSETOFFLOAD, // virtio-net's activation passes the features the guest took to the tap
+            // a vhost-kernel device's activation hands its rings to the kernel; its reset takes them back
+            (uint)Libc.VHOST_SET_FEATURES, (uint)Libc.VHOST_SET_MEM_TABLE, (uint)Libc.VHOST_SET_VRING_NUM,
+            (uint)Libc.VHOST_SET_VRING_BASE, (uint)Libc.VHOST_SET_VRING_ADDR, (uint)Libc.VHOST_SET_VRING_KICK,
+            (uint)Libc.VHOST_SET_VRING_CALL, (uint)Libc.VHOST_SET_VRING_ERR, .. VhostStopRequests]),
         Allow("epoll_ctl"), // a device the guest activates or resets adds or removes its queue fds; serial input resumes
         Allow("poll"), // the serial port's output waiting for room in its chardev
         Allow("sendmsg"), // the serial port's output to a socket chardev; vhost-user requests on DRIVER_OK and reset
         Allow("recvmsg"), // vhost-user replies, awaited while the driver starts or resets the device
     ];
 
-    /// <summary>Block and net queues: vectored I/O at an offset (disks) or at none (taps), flush, discard.</summary>
+    /// <summary>Block and net queues: vectored I/O at an offset (disks) or at none (taps), flush, discard; a
+    /// vhost-kernel device stopping itself.</summary>
     private static readonly SyscallRule[] DeviceIoCalls =
     [
+        AllowIf("ioctl", 1, VhostStopRequests),
         Allow("epoll_wait"),
         Allow("epoll_ctl"),
         Allow("preadv2"),

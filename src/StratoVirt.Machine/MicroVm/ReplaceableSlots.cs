@@ -67,8 +67,8 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
     /// <see cref="VirtioMmioSlots.Capacity"/> slots in all.</summary>
     public static void CheckCapacity(IReadOnlyList<VirtioDeviceConfig> devices)
     {
-        int blk = devices.Count(d => d.DeviceType.Slot == VirtioSlotClass.Block);
-        int net = devices.Count(d => d.DeviceType.Slot == VirtioSlotClass.Net);
+        int blk = devices.Count(d => d.Slot == VirtioSlotClass.Block);
+        int net = devices.Count(d => d.Slot == VirtioSlotClass.Net);
         int others = devices.Count - blk - net, room = VirtioMmioSlots.Capacity - BlockSlots - NetSlots;
         if (blk > BlockSlots)
             throw new MachineConfigException($"{blk} virtio-blk devices requested; the microVM has {BlockSlots} block slots");

@@ -13,6 +13,9 @@ public abstract record VirtioDeviceConfig(string Id)
     /// <summary>The registered type this configuration belongs to.</summary>
     public abstract VirtioDeviceType DeviceType { get; }
 
+    /// <summary>Where the device goes among the slots; its type's class unless the configuration says otherwise.</summary>
+    public virtual VirtioSlotClass Slot => DeviceType.Slot;
+
     /// <summary>Creates the device model, opening its host side (image, tap, socket, ...), to run on
     /// <paramref name="machine"/>'s loop. Host errors are SysException, TapException, ChardevException or
     /// ArgumentException, with messages that do not repeat the device id.</summary>

@@ -67,9 +67,9 @@ public sealed partial class VirtioCore : IVirtioTransport, IDisposable
     public void Attach()
     {
         _device.OnAttach();
-        if (_device.ExternalQueues) return;
         for (int i = 0; i < _notify.Length; i++)
         {
+            if (_device.BackendServes(i)) continue; // the backend reads this eventfd
             int index = i;
             _notifyTokens[i] = _device.Loop.Add(_notify[i].Fd, Libc.EPOLLIN, _ => OnNotify(index));
         }

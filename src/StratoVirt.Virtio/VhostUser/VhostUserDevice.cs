@@ -13,11 +13,7 @@ public sealed record VhostUserDisconnect(string Device, string Chardev, string P
 /// socket when the device is created: features, protocol features, queue count and owner are settled then, so a
 /// backend that is missing or incompatible stops the start-up with one line.
 /// <para>When the driver sets DRIVER_OK the backend gets guest RAM's memory table (the fds of the shared RAM) and,
-/// per ready queue, its size, start, addresses, and three eventfds: kick is the queue's notify eventfd, which KVM
-/// signals on the guest's QueueNotify write (ioeventfd, datamatch the queue index), so the guest reaches the backend
-/// without the VMM; call and err are eventfds this device watches on its loop. Call is not bound to the slot's irqfd
-/// directly: a virtio-mmio driver reads InterruptStatus on each interrupt and ignores the rings unless the
-/// used-buffer bit is set, so the VMM sets the bit and then pulses the irqfd (one extra wake-up per interrupt).</para>
+/// per ready queue, its size, start, addresses, and the kick, call and err eventfds of <see cref="BackendQueues"/>.</para>
 /// <para>A reset stops every ring (GET_VRING_BASE). A backend that closes its socket is noticed on the device's loop:
 /// the device goes to NEEDS_RESET (a configuration interrupt tells the driver), <see cref="Disconnected"/> is raised
 /// for the machine's management clients, and the VM runs on; the device stays failed, since the VMM does not
@@ -29,7 +25,6 @@ public abstract class VhostUserDevice : VirtioDevice
     private const ulong RingFeatures = VirtioFeature.Version1 | VirtioFeature.RingIndirectDesc | VirtioFeature.RingEventIdx;
 
     private readonly VhostUserFrontend _frontend;
-    private readonly EventFd[] _call, _err;
     private readonly List<int> _started = [];
     private ulong _hangUpToken;
     private bool _disconnected;
@@ -42,15 +37,9 @@ public abstract class VhostUserDevice : VirtioDevice
     {
         Chardev = chardev;
         _frontend = VhostUserFrontend.Connect(path);
-        _call = new EventFd[queueCount];
-        _err = new EventFd[queueCount];
         try
         {
-            for (int i = 0; i < queueCount; i++)
-            {
-                _call[i] = new EventFd();
-                _err[i] = new EventFd();
-            }
+            BackendQueues = new BackendQueues(queueCount, $"the vhost-user backend on {path}");
             BackendFeatures = _frontend.GetFeatures();
             if ((BackendFeatures & VirtioFeature.Version1) == 0)
                 throw new VhostUserException($"vhost-user socket {path}: the backend does not offer VIRTIO_F_VERSION_1; legacy devices are not supported");
@@ -91,11 +80,9 @@ public abstract class VhostUserDevice : VirtioDevice
     /// <summary>Raised on the device's loop when the backend closed its socket.</summary>
     public event Action<VhostUserDisconnect>? Disconnected;
 
-    public override bool ExternalQueues => true;
-
     protected override ulong TransportFeatures => BackendFeatures & RingFeatures;
 
-    public override void ProcessQueue(int index) { } // the backend serves the queues (ExternalQueues)
+    public override void ProcessQueue(int index) { } // the backend serves every queue
 
     protected internal override void OnAttach() =>
         _hangUpToken = Loop.Add(_frontend.Fd, Libc.EPOLLRDHUP, _ => OnHangUp());
@@ -127,19 +114,9 @@ public abstract class VhostUserDevice : VirtioDevice
             _frontend.SetVringBase(q, 0);
             _frontend.SetVringAddress(q, HostAddress(queue.DescTable, 16UL * queue.Size),
                 HostAddress(queue.UsedRing, 6 + 8UL * queue.Size), HostAddress(queue.AvailRing, 6 + 2UL * queue.Size));
-            int index = q;
-            Watch(_call[q].Fd, Libc.EPOLLIN, _ =>
-            {
-                _call[index].Drain();
-                SignalBackendUsed(index);
-            });
-            Watch(_err[q].Fd, Libc.EPOLLIN, _ =>
-            {
-                _err[index].Drain();
-                throw new VhostUserException($"its vhost-user backend reported an error on queue {index}");
-            });
-            _frontend.SetVringCall(q, _call[q].Fd);
-            _frontend.SetVringErr(q, _err[q].Fd);
+            WatchBackendQueue(q);
+            _frontend.SetVringCall(q, BackendQueues!.Call(q).Fd);
+            _frontend.SetVringErr(q, BackendQueues.Error(q).Fd);
             _frontend.SetVringKick(q, QueueNotifyEvent(q).Fd);
             _started.Add(q);
             if (protocol) _frontend.SetVringEnable(q, true);
@@ -167,8 +144,7 @@ public abstract class VhostUserDevice : VirtioDevice
         finally
         {
             _started.Clear();
-            foreach (var fd in _call) fd.Drain();
-            foreach (var fd in _err) fd.Drain();
+            BackendQueues!.Drain();
         }
     }
 
@@ -205,8 +181,7 @@ public abstract class VhostUserDevice : VirtioDevice
     private void DisposeHost()
     {
         _frontend.Dispose();
-        foreach (var fd in _call) fd?.Dispose();
-        foreach (var fd in _err) fd?.Dispose();
+        BackendQueues?.Dispose();
     }
 
     public override void Dispose()

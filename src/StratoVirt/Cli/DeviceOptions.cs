@@ -38,7 +38,7 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     public IReadOnlyList<string> IoThreads => _ioThreads;
 
     /// <summary>Devices in slot order: block devices first (so the first is /dev/vda), then net, then the rest.</summary>
-    public IReadOnlyList<VirtioDeviceConfig> Devices => [.. _devices.OrderBy(d => d.DeviceType.Slot)];
+    public IReadOnlyList<VirtioDeviceConfig> Devices => [.. _devices.OrderBy(d => d.Slot)];
 
     IReadOnlyList<VirtioDeviceConfig> IDeviceOptionContext.Devices => _devices;
 

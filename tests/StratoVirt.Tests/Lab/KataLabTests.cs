@@ -33,6 +33,9 @@ public sealed partial class KataLabTests
         s.AssertMarker("GUEST-KATA-HVC0", "ok");
         Assert.Contains("ramdom.trust_cpu=on pci=off iommu=off debug console=hvc0", s.GuestMarker("GUEST-KATA-CMDLINE") ?? "");
         Assert.Contains("GUEST-KATA-CMDLINE ", s.GuestMarker("KATA-GUEST-READY") ?? "");
+        // Kata's agent channel: vhost-vsock on the inherited vhostfd carried 1 MiB to the guest's port 1024 and back.
+        s.AssertMarker("GUEST-KATA-VSOCK-SERVED", "rc=0");
+        Assert.Equal(s.GuestMarker("HOST-KATA-VSOCK-SENT"), s.GuestMarker("HOST-KATA-VSOCK-ECHOED"));
         // Kata stops the VM with SIGKILL: the process is gone, QMP disconnects, the image is untouched.
         s.AssertMarker("KATA-KILL", "ok");
         s.AssertMarker("KATA-QMP-DISCONNECTED", "ok");

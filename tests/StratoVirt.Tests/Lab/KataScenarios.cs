@@ -2,7 +2,8 @@ namespace StratoVirt.Tests.Lab;
 
 /// <summary>
 /// The VMM started with the command line Kata Containers' runtime builds (virtcontainers/stratovirt.go,
-/// createParams, debug mode, initrd guest) and driven by Kata's own QMP client library (tests/kata/kata-qmp, on
+/// createParams, debug mode, initrd guest, with the vhost-vsock agent channel on a /dev/vhost-vsock fd the host
+/// opened and the VMM inherited) and driven by Kata's own QMP client library (tests/kata/kata-qmp, on
 /// govmm): QMP greeting and capabilities, query-cpus, block hotplug and unplug into mmio slot 0, and the stop by
 /// SIGKILL. The guest runs scripts/lab/guest/tests/kata.sh on its only console, hvc0. With Kata's default shared
 /// filesystem, virtio-fs: Kata starts virtiofsd on the sandbox's shared directory first, then passes mem-share=on and
@@ -15,6 +16,9 @@ public static class KataScenarios
     public const string Uuid = "0f3c9a52-7d1e-4b6a-9c85-2e4f61a0b7d3";
     public const string DiskHead = "KATA-HOTPLUG-DISK";
     public const string FsTag = "kataShared";
+
+    /// <summary>The guest CID of Kata's vhost-vsock-device (its agent channel).</summary>
+    public const string VsockCid = "6";
 
     /// <summary>Kata's kernel parameters for a microVM in debug mode: the user's (here the lab's test selection),
     /// then reboot=k panic=1 net.ifnames=0 ramdom.trust_cpu=on (Kata's spelling), pci=off iommu=off, debug
@@ -42,6 +46,7 @@ public static class KataScenarios
         printf '{{DiskHead}}' >/tmp/kata-disk.img
         truncate -s 4M /tmp/kata-disk.img
         before=$(sha256sum /tmp/kata-disk.img | cut -d' ' -f1)
+        exec 5<>/dev/vhost-vsock
         STRATOVIRT_LOG_LEVEL=info "$VMM" -name sandbox-{{SandboxId}} -uuid {{Uuid}} -smp 1 -m 256 \
             -kernel "$KERNEL" -append "{{KernelParams}}" \
             -qmp "unix:$vm/qmp.socket,server,nowait" -D -disable-seccomp -machine type=microvm,dump-guest-core=off,mem-share=on \
@@ -50,13 +55,27 @@ public static class KataScenarios
             -device virtio-serial-device,id=virtio-serial0 \
             -chardev "socket,id=charconsole0,path=$vm/console.socket,server,nowait" \
             -device virtconsole,chardev=charconsole0,id=virtio-console0,nr=0 \
+            -device vhost-vsock-device,id=vsock-id,guest-cid={{VsockCid}},vhostfd=5 \
             -chardev "socket,id=virtio_fs,path=$vm/vhost-fs.sock,server,nowait" \
             -device vhost-user-fs-device,chardev=virtio_fs,tag={{FsTag}},id=virtio-fs0 2>/tmp/kata-vmm.err &
         vmm=$!
+        exec 5<&-
+        # The agent channel: 1 MiB to the guest's vsock port 1024 and back, retried until the guest listens.
+        dd if=/dev/urandom of=/tmp/kata-vsock bs=64k count=16 2>/dev/null
+        (
+            n=0
+            until vsock-echo connect {{VsockCid}} 1024 </tmp/kata-vsock >/tmp/kata-vsock.back 2>/dev/null \
+                && [ -s /tmp/kata-vsock.back ] || [ $n -ge 300 ]; do sleep 1; n=$((n + 1)); done
+        ) &
+        agent=$!
         kata-qmp -qmp "$vm/qmp.socket" -pid $vmm -console "$vm/console.socket" -image /tmp/kata-disk.img \
             -drive-id drive-kata0 -vdev vda -ready-marker GUEST-KATA-CMDLINE -plugged-marker GUEST-KATA-VDA-HEAD -unplugged-marker GUEST-KATA-VDA-GONE
         client=$?
         echo "HOST-KATA-CLIENT-RC $client"
+        wait $agent
+        echo "HOST-KATA-VSOCK-SENT $(sha256sum </tmp/kata-vsock | cut -d' ' -f1)"
+        echo "HOST-KATA-VSOCK-ECHOED $(sha256sum </tmp/kata-vsock.back | cut -d' ' -f1)"
+        rm -f /tmp/kata-vsock /tmp/kata-vsock.back
         wait $vmm
         echo "HOST-KATA-VMM-RC $?"
         [ -d "/proc/$vmm" ] && echo "HOST-KATA-VMM-PROCESS left" || echo "HOST-KATA-VMM-PROCESS gone"

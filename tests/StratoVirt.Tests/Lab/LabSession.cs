@@ -115,6 +115,7 @@ public sealed class LabSession
         sb.AppendLine(LinuxScenarios.Preamble);
         foreach (var line in LinuxScenarios.Lines) sb.AppendLine(line);
         foreach (var line in VirtioScenarios.Lines) sb.AppendLine(line);
+        foreach (var line in VhostScenarios.Lines) sb.AppendLine(line);
         foreach (var line in HotplugScenarios.Lines) sb.AppendLine(line);
         foreach (var line in LifecycleScenarios.Lines) sb.AppendLine(line);
         foreach (var line in KataScenarios.Lines) sb.AppendLine(line);

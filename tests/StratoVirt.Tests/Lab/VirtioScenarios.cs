@@ -10,7 +10,7 @@ public static class VirtioScenarios
     /// <summary>Its size in MiB: room for the 64 MiB write test.</summary>
     public const int RootImageMiB = 160;
 
-    private static string Guest(string name, string test, string devices, string append = "", int memoryMiB = 256,
+    internal static string Guest(string name, string test, string devices, string append = "", int memoryMiB = 256,
         string vmm = "\"$VMM\"", int timeout = 240) =>
         $"scenario {name} {timeout} env STRATOVIRT_LOG_LEVEL=info {vmm} -machine microvm -kernel \"$KERNEL\" " +
         $"-initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test={test}{append}\" " +

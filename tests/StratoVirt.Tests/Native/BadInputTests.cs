@@ -135,8 +135,15 @@ public sealed class BadInputTests(PayloadFixture payloads) : IDisposable
     }
 
     [Fact]
-    public void VsockWithoutABackend() =>
-        AssertOneLineError(RunKernel(payloads.Get("hello"), "-device", "vhost-vsock-device,id=v,guest-cid=3"), "uds-path=");
+    public void VhostVsockOnAnInheritedFdThatIsNotAVhostDevice()
+    {
+        // fd 5 is /dev/null, inherited as Kata would pass /dev/vhost-vsock.
+        var r = VmmProcess.RunCommand("sh", ["-c", "exec 5</dev/null; exec \"$0\" \"$@\"", VmmProcess.Binary,
+            "-machine", "microvm", "-kernel", payloads.Get("hello"), "-serial", "stdio",
+            "-device", "vhost-vsock-device,id=v,guest-cid=3,vhostfd=5"]);
+        AssertOneLineError(r, "device 'v': vhostfd 5 is not a vhost device (VHOST_GET_FEATURES: ");
+        Assert.Equal(1, r.ExitCode);
+    }
 
     [Fact]
     public void MissingDevKvm()

@@ -3,6 +3,7 @@ using StratoVirt.Cli;
 using StratoVirt.Devices.Chardev;
 using StratoVirt.Devices.Options;
 using StratoVirt.Machine;
+using StratoVirt.Virtio.Devices;
 using StratoVirt.Virtio.Devices.Balloon;
 using StratoVirt.Virtio.Devices.Block;
 using StratoVirt.Virtio.Devices.Console;
@@ -51,6 +52,31 @@ public sealed class DeviceOptionTests
     }
 
     [Fact]
+    public void VhostNetIsATapWithTheKernelServingItsQueuesInASlotOutsideTheHotplugOnes()
+    {
+        var m = Parse("-netdev", "tap,id=n0,fd=5,vhost=on,vhostfd=6", "-device", "virtio-net-device,netdev=n0,id=eth0",
+            "-netdev", "tap,id=n1,ifname=tap1,vhost=on", "-device", "virtio-net-device,netdev=n1,id=eth1",
+            "-netdev", "tap,id=n2,ifname=tap2,vhost=off", "-device", "virtio-net-device,netdev=n2,id=eth2");
+        var kernelOnFd = Assert.IsType<NetDeviceConfig>(m.Devices[1]);
+        var kernelOpened = Assert.IsType<NetDeviceConfig>(m.Devices[2]);
+        var user = Assert.IsType<NetDeviceConfig>(m.Devices[0]);
+        Assert.Equal(("eth0", 5, true, 6), (kernelOnFd.Id, kernelOnFd.Fd, kernelOnFd.Vhost, kernelOnFd.VhostFd));
+        Assert.Equal(("eth1", "tap1", true, (int?)null), (kernelOpened.Id, kernelOpened.IfName, kernelOpened.Vhost, kernelOpened.VhostFd));
+        Assert.Equal(("eth2", false), (user.Id, user.Vhost));
+        Assert.Equal(VirtioSlotClass.Other, kernelOnFd.Slot);
+        Assert.Equal(VirtioSlotClass.Net, user.Slot);
+    }
+
+    [Fact]
+    public void VhostVsockWithoutUdsPathIsTheKernelBackend()
+    {
+        var vsock = Assert.IsType<VsockDeviceConfig>(Assert.Single(Parse("-device", "vhost-vsock-device,id=v,guest-cid=7").Devices));
+        Assert.Equal(new VsockDeviceConfig("v", 7, null, null), vsock);
+        var onFd = Assert.IsType<VsockDeviceConfig>(Assert.Single(Parse("-device", "vhost-vsock-device,id=v,guest-cid=7,vhostfd=9").Devices));
+        Assert.Equal(new VsockDeviceConfig("v", 7, null, 9), onFd);
+    }
+
+    [Fact]
     public void BlockDevicesTakeTheFirstSlotsWhateverTheOrder()
     {
         var m = Parse("-object", "rng-random,id=r,filename=/dev/urandom", "-device", "virtio-rng-device,rng=r",
@@ -79,7 +105,12 @@ public sealed class DeviceOptionTests
     [InlineData("-netdev", "tap,id=n", "exactly one of ifname= and fd=")]
     [InlineData("-netdev", "tap,id=n,fds=3:4", "multiqueue")]
     [InlineData("-netdev", "user,id=n", "tap only")]
-    [InlineData("-netdev", "tap,id=n,ifname=t,vhost=on", "vhost-net")]
+    [InlineData("-netdev", "tap,id=n,ifname=t,vhostfd=4", "vhostfd= needs vhost=on")]
+    [InlineData("-netdev", "tap,id=n,ifname=t,vhost=on,vhostfds=4:5", "several vhostfds mean multiqueue")]
+    [InlineData("-netdev", "tap,id=n,ifname=t,vhost=on,vhostfd=2", "vhostfd=2 is not an inherited file descriptor")]
+    [InlineData("-netdev", "tap,id=n,ifname=t,vhost=maybe", "vhost=maybe must be on or off")]
+    [InlineData("-device", "vhost-vsock-device,id=v,guest-cid=3,vhostfd=x", "vhostfd=x is not an inherited file descriptor")]
+    [InlineData("-device", "vhost-vsock-device,id=v,guest-cid=3,vhostfd=5,uds-path=/s", "not both")]
     [InlineData("-drive", "id=d,file=/x,format=qcow2", "raw only")]
     [InlineData("-chardev", "socket,id=c,path=/s", "server")]
     [InlineData("-chardev", "tcp,id=c", "unknown backend")]

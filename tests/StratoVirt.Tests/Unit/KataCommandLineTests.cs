@@ -6,6 +6,7 @@ using StratoVirt.Memory;
 using StratoVirt.Virtio.Devices.Block;
 using StratoVirt.Virtio.Devices.Console;
 using StratoVirt.Virtio.Devices.Rng;
+using StratoVirt.Virtio.Devices.Vsock;
 
 namespace StratoVirt.Tests.Unit;
 
@@ -105,11 +106,11 @@ public sealed class KataCommandLineTests
             Error(["-machine", "microvm", "-kernel", "k", "-uuid", uuid]));
 
     [Fact]
-    public void VhostVsockWithAVhostFdIsRefusedSayingWhy()
+    public void VhostVsockWithAVhostFdIsTheKernelBackendOnThatFd()
     {
-        string message = Error(KataArgv(MicroVmParams, "/i", "-device", "vhost-vsock-device,id=vsock-id,guest-cid=3,vhostfd=3"));
-        Assert.Equal("option -device: vhost-vsock-device vhostfd=3 hands over an open /dev/vhost-vsock, but this build " +
-                     "implements vsock in user space only; give uds-path=<socket> instead", message);
+        var o = Parse(KataArgv(MicroVmParams, "/i", "-device", "vhost-vsock-device,id=vsock-id,guest-cid=3,vhostfd=3"));
+        var vsock = Assert.IsType<VsockDeviceConfig>(Assert.Single(o.Machine.Devices));
+        Assert.Equal(new VsockDeviceConfig("vsock-id", 3, null, 3), vsock);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using StratoVirt.Kvm;
 using StratoVirt.Machine;
+using StratoVirt.Sys;
 using StratoVirt.Sys.Seccomp;
 
 namespace StratoVirt.Tests.Unit;
@@ -200,8 +201,25 @@ public sealed class SeccompProfileTests
         var names = SeccompProfile.For(ThreadKind.IoThread).AllowedNames.ToHashSet();
         Assert.Contains("preadv2", names);
         Assert.Contains("epoll_wait", names);
-        Assert.DoesNotContain("ioctl", names);
         Assert.DoesNotContain("socket", names);
         Assert.False(Allowed(ThreadKind.IoThread, "openat", unchecked((ulong)-100), 0, 0x40 /* O_CREAT */));
+        // Its only ioctls stop a vhost-kernel device that failed: no KVM, no tap, no vhost set-up.
+        Assert.True(Allowed(ThreadKind.IoThread, "ioctl", 3, Libc.VHOST_VSOCK_SET_RUNNING));
+        Assert.True(Allowed(ThreadKind.IoThread, "ioctl", 3, Libc.VHOST_NET_SET_BACKEND));
+        Assert.False(Allowed(ThreadKind.IoThread, "ioctl", 3, Libc.VHOST_SET_MEM_TABLE));
+        Assert.False(Allowed(ThreadKind.IoThread, "ioctl", 3, Libc.TUNSETOFFLOAD));
+        Assert.False(Allowed(ThreadKind.IoThread, "ioctl", 3, (ulong)KvmIoctls.IrqLine));
+    }
+
+    [Fact]
+    public void VcpusMaySetUpAndStopVhostRingsButNotOwnOrOpenVhostDevices()
+    {
+        foreach (ulong request in new[] { Libc.VHOST_SET_FEATURES, Libc.VHOST_SET_MEM_TABLE, Libc.VHOST_SET_VRING_NUM,
+                     Libc.VHOST_SET_VRING_BASE, Libc.VHOST_SET_VRING_ADDR, Libc.VHOST_SET_VRING_KICK, Libc.VHOST_SET_VRING_CALL,
+                     Libc.VHOST_SET_VRING_ERR, Libc.VHOST_GET_VRING_BASE, Libc.VHOST_VSOCK_SET_RUNNING, Libc.VHOST_NET_SET_BACKEND })
+            Assert.True(Allowed(ThreadKind.Vcpu, "ioctl", 3, request), $"0x{request:x}");
+        // Ownership and the CID are set before the filters go on.
+        Assert.False(Allowed(ThreadKind.Vcpu, "ioctl", 3, Libc.VHOST_SET_OWNER));
+        Assert.False(Allowed(ThreadKind.Vcpu, "ioctl", 3, Libc.VHOST_VSOCK_SET_GUEST_CID));
     }
 }

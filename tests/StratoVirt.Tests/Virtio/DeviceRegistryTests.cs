@@ -119,7 +119,7 @@ public sealed class DeviceRegistryTests
         Assert.Equal("virtio-net", registry.Hotpluggable("virtio-net-device")?.Name);
         Assert.Null(registry.Hotpluggable("virtio-rng-device"));
         Assert.Equal("virtio-blk and virtio-net", registry.HotpluggableNames);
-        Assert.Contains("-device vhost-vsock-device,id=<id>,guest-cid=<n>[,uds-path=<socket>]", registry.Usage);
+        Assert.Contains("-device vhost-vsock-device,id=<id>,guest-cid=<n>[,vhostfd=<fd>|uds-path=<socket>]", registry.Usage);
         Assert.Contains(registry.Usage, u => u.Contains("-device vhost-user-fs-device,chardev=<c>,tag=<tag>,id=<id>", StringComparison.Ordinal));
         Assert.Contains("-device virtio-echo-device,key=<k>", string.Join('\n', Registry.Usage));
         Assert.Throws<ArgumentException>(() => registry.With(registry.Types[0]));

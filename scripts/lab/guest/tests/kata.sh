@@ -10,6 +10,9 @@ exec >/dev/hvc0 2>&1
 # hvc0 is also the kernel's console: keep its messages (a hotplugged disk's size) from splitting these lines.
 dmesg -n 1
 echo "GUEST-KATA-HVC0 ok"
+# Kata's agent channel: the host connects to vsock port 1024 (Kata's agent port) through vhost-vsock; echo it.
+vsock-echo listen 1024 1
+echo "GUEST-KATA-VSOCK-SERVED rc=$?"
 echo "GUEST-KATA-CMDLINE $(cat /proc/cmdline)"
 # Kata's shared filesystem: virtio-fs with the tag Kata gives it.
 mkdir -p /mnt/kata

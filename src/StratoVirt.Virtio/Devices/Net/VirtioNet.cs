@@ -70,7 +70,7 @@ public sealed class VirtioNet : VirtioDevice
     /// <summary>The backend's fd; null while the device has none.</summary>
     public int? BackendFd => _backend?.Fd;
 
-    private static void CheckMac(byte[]? mac)
+    internal static void CheckMac(byte[]? mac)
     {
         if (mac is not null && mac.Length != 6)
             throw new ArgumentException($"a MAC address has 6 bytes, not {mac.Length}", nameof(mac));
@@ -87,9 +87,12 @@ public sealed class VirtioNet : VirtioDevice
     /// <summary>The epoll events the device currently watches its backend for (for tests).</summary>
     internal uint Interest => _interest;
 
-    protected override ulong DeviceFeatures =>
+    /// <summary>What a net device on a tap offers: the tap's offloads, mergeable receive buffers, MAC and link status.</summary>
+    public const ulong TapFeatures =
         FeatureCsum | FeatureGuestCsum | FeatureMac | FeatureGuestTso4 | FeatureGuestTso6 | FeatureGuestEcn |
         FeatureHostTso4 | FeatureHostTso6 | FeatureHostEcn | FeatureMrgRxbuf | FeatureStatus;
+
+    protected override ulong DeviceFeatures => TapFeatures;
 
     /// <summary>Parses "52:54:00:12:34:56" (or with '-'); throws ArgumentException naming the text otherwise.</summary>
     public static byte[] ParseMac(string text)
@@ -120,12 +123,18 @@ public sealed class VirtioNet : VirtioDevice
 
     public override void ReadConfig(uint offset, Span<byte> data)
     {
-        // struct virtio_net_config: mac[6], status (le16); the fields after it belong to features not offered.
-        Span<byte> config = stackalloc byte[8];
-        _mac.CopyTo(config);
-        BinaryPrimitives.WriteUInt16LittleEndian(config[6..], _backend is null ? (ushort)0 : StatusLinkUp);
-        ReadFrom(config, offset, data);
+        ReadNetConfig(_mac, _backend is not null, offset, data);
         if (offset < 6 && data.Length > 0) _macRead = true;
+    }
+
+    /// <summary>Reads struct virtio_net_config: mac[6], status (le16); the fields after it belong to features not
+    /// offered.</summary>
+    internal static void ReadNetConfig(byte[] mac, bool linkUp, uint offset, Span<byte> data)
+    {
+        Span<byte> config = stackalloc byte[8];
+        mac.CopyTo(config);
+        BinaryPrimitives.WriteUInt16LittleEndian(config[6..], linkUp ? StatusLinkUp : (ushort)0);
+        ReadFrom(config, offset, data);
     }
 
     /// <summary>The tap offloads (TUN_F_*) matching what the guest accepted to receive.</summary>

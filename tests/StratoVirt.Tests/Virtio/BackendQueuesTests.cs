@@ -1,0 +1,85 @@
+using StratoVirt.Devices.State;
+using StratoVirt.Virtio;
+using StratoVirt.Virtio.Transport.Mmio;
+
+namespace StratoVirt.Tests.Virtio;
+
+/// <summary>A device whose first queue a backend outside the VMM serves and whose second the VMM keeps (as
+/// vhost-vsock keeps its event queue), driven through the MMIO transport: the test plays the backend on the
+/// eventfds the device hands out.</summary>
+[Trait("Level", "Unit")]
+public sealed class BackendQueuesTests : IDisposable
+{
+    private sealed class HalfServedDevice : VirtioDevice
+    {
+        public HalfServedDevice() : base(0x7E, 2) => BackendQueues = new BackendQueues(1, "the test backend");
+
+        public List<int> Processed { get; } = [];
+
+        protected override ulong DeviceFeatures => 0;
+
+        protected override void OnActivate() => WatchBackendQueue(0);
+
+        public override void ProcessQueue(int index) => Processed.Add(index);
+
+        public override string StateName => "half-served";
+        public override int StateVersion => 1;
+        protected override void SaveDeviceState(StateWriter writer) => writer.WriteUInt64(Features);
+        protected override void RestoreDeviceState(StateReader reader) => RestoreFeatures(reader.ReadUInt64());
+
+        public override void Dispose()
+        {
+            BackendQueues!.Dispose();
+            base.Dispose();
+        }
+    }
+
+    private readonly HalfServedDevice _device = new() { Id = "half0" };
+    private readonly TestDriver _driver;
+
+    public BackendQueuesTests()
+    {
+        _driver = new TestDriver(_device);
+        _driver.Initialize(queueCount: 2);
+        _driver.Pump();
+        _driver.Transport.NotifyEvent(0).Drain(); // activation looks at every queue once
+        _device.Processed.Clear();
+    }
+
+    public void Dispose()
+    {
+        _driver.Dispose();
+        _device.Dispose();
+    }
+
+    [Fact]
+    public void TheBackendsQueueIsKickedThroughItsNotifyEventfdAndTheOtherIsServedHere()
+    {
+        Assert.True(_device.BackendServes(0));
+        Assert.False(_device.BackendServes(1));
+        _driver.Notify(0);
+        Assert.Empty(_device.Processed); // the loop leaves queue 0's notify eventfd to the backend
+        Assert.Equal(1UL, _driver.Transport.NotifyEvent(0).Drain());
+        _driver.Notify(1);
+        Assert.Equal([1], _device.Processed);
+    }
+
+    [Fact]
+    public void ACallFromTheBackendSetsTheUsedBufferBitBeforeTheInterrupt()
+    {
+        int before = _driver.Irq.Count;
+        _device.BackendQueues!.Call(0).Signal();
+        Assert.True(_driver.PumpUntil(() => _driver.Irq.Count > before));
+        Assert.Equal(VirtioInterruptStatus.UsedBuffer, _driver.ReadReg(VirtioMmioRegister.InterruptStatus) & VirtioInterruptStatus.UsedBuffer);
+        Assert.False(_driver.NeedsReset);
+    }
+
+    [Fact]
+    public void AnErrorFromTheBackendStopsTheDeviceUntilReset()
+    {
+        _device.BackendQueues!.Error(0).Signal();
+        Assert.True(_driver.PumpUntil(() => _driver.NeedsReset));
+        _driver.WriteReg(VirtioMmioRegister.Status, 0);
+        Assert.False(_driver.NeedsReset);
+    }
+}
