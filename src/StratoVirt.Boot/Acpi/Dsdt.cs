@@ -47,7 +47,7 @@ internal static class Dsdt
     }
 
     // Described even when the VMM has no serial backend: the 8250 driver skips a port that does not answer.
-    private static void WriteCom1(AmlWriter aml)
+    internal static void WriteCom1(AmlWriter aml)
     {
         aml.BeginDevice("COM1");
         aml.Name("_HID");
@@ -64,7 +64,7 @@ internal static class Dsdt
 
     // Without it a hardware-reduced guest has no legacy IRQ map and rtc_cmos fails its probe; the RTC raises no
     // interrupt, so none is described and the driver runs without alarms.
-    private static void WriteRtc(AmlWriter aml)
+    internal static void WriteRtc(AmlWriter aml)
     {
         aml.BeginDevice("RTC_");
         aml.Name("_HID");

@@ -89,7 +89,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
     {
         string? One(string name) => o.TryGetValue(name, out var v) ? v[0] : null;
 
-        var (acpi, dumpGuestCore) = ParseMachine(One("-machine"));
+        var (type, acpi, dumpGuestCore) = ParseMachine(One("-machine"));
         if (One("-accel") is { } accel && accel is not ("kvm" or "kvm:tcg"))
             throw new UsageException($"option -accel: '{accel}' is not supported; only kvm is");
         if (One("-cpu") is { } cpu && cpu.Split(',')[0] != "host")
@@ -100,12 +100,13 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         if (One("-uuid") is { } uuid && !Guid.TryParseExact(uuid, "D", out _))
             throw new UsageException($"option -uuid: '{uuid}' is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hex digits)");
 
-        string kernel = One("-kernel") ?? throw new UsageException("option -kernel is required for the microvm machine");
+        string kernel = One("-kernel") ?? throw new UsageException("option -kernel is required (the machine boots a kernel directly)");
         var devices = DeviceOptions.Parse(o, registry ?? VirtioDeviceRegistry.Default);
         var monitors = ParseMonitors(One("-qmp"), devices.Monitor);
         var config = new MachineConfig
         {
             Name = One("-name") ?? "StratoVirt",
+            Type = type,
             KernelPath = kernel,
             InitrdPath = One("-initrd"),
             CommandLine = o.TryGetValue("-append", out var append) ? string.Join(' ', append) : "",
@@ -113,7 +114,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             Cpus = One("-smp") is { } smp ? ParseSmp(smp) : CpuTopology.Single(1),
             Serial = devices.Serial,
             Acpi = acpi,
-            HotplugSlots = monitors.Count > 0,
+            HotplugSlots = monitors.Count > 0 && type == MachineType.MicroVm,
             DumpGuestCore = dumpGuestCore,
             StartPaused = o.ContainsKey("-S") || o.ContainsKey("-freeze"),
             Seccomp = !o.ContainsKey("-disable-seccomp"),
@@ -134,23 +135,23 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         };
     }
 
-    /// <summary>Returns whether ACPI tables are wanted and whether guest RAM goes into core dumps.</summary>
-    internal static (bool Acpi, bool DumpGuestCore) ParseMachine(string? text)
+    /// <summary>Returns the machine type, whether ACPI tables are wanted and whether guest RAM goes into core dumps.</summary>
+    internal static (MachineType Type, bool Acpi, bool DumpGuestCore) ParseMachine(string? text)
     {
         if (text is null) throw new UsageException("option -machine is required (use -machine microvm)");
         var v = new OptionValue("-machine", text, "type", ["type", "dump-guest-core", "mem-share", "accel", "usb", "acpi"]);
         string type = v.Get("type") ?? throw new UsageException("option -machine: type is missing (use microvm)");
-        if (type != "microvm")
-            throw new UsageException(type is "q35" or "virt" or "none"
-                ? $"option -machine: type '{type}' (the standard VM) is not supported by this build; use microvm"
-                : $"option -machine: unknown machine type '{type}' (use microvm)");
+        if (type is not ("microvm" or "q35"))
+            throw new UsageException(type is "virt" or "none"
+                ? $"option -machine: type '{type}' is not supported by this build; use microvm or q35"
+                : $"option -machine: unknown machine type '{type}' (use microvm or q35)");
         bool dumpGuestCore = v.GetBool("dump-guest-core", true);
         if (v.GetBool("mem-share", false))
             throw new UsageException("option -machine: mem-share=on (guest RAM shared with vhost-user backends such as virtiofsd) is not supported by this build yet");
         if (v.Get("accel") is { } accel && accel is not ("kvm" or "kvm:tcg"))
             throw new UsageException($"option -machine: accel={accel} is not supported; only kvm is");
         if (v.Get("usb") is { } usb && usb != "off") throw new UsageException("option -machine: usb must be off");
-        return (v.GetBool("acpi", true), dumpGuestCore);
+        return (type == "q35" ? MachineType.Q35 : MachineType.MicroVm, v.GetBool("acpi", true), dumpGuestCore);
     }
 
     internal static ulong ParseMemory(string text, ulong hostMemory)
