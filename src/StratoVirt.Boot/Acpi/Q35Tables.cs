@@ -84,13 +84,7 @@ public static class Q35Tables
     private static byte[] BuildDsdt(Q35AcpiConfig config)
     {
         var aml = new AmlWriter();
-        aml.Name("_S5_");
-        aml.BeginPackage(4);
-        aml.Integer(config.S5SleepType);
-        aml.Integer(0);
-        aml.Integer(0);
-        aml.Integer(0);
-        aml.End();
+        Dsdt.WriteS5(aml, config.S5SleepType);
 
         aml.BeginScope("\\_SB_");
         aml.BeginDevice("PCI0");
@@ -117,12 +111,7 @@ public static class Q35Tables
         Dsdt.WriteCom1(aml);
         Dsdt.WriteRtc(aml);
         aml.End();
-
-        byte[] body = aml.ToArray();
-        var table = new byte[AcpiHeader.Size + body.Length];
-        body.CopyTo(table.AsSpan(AcpiHeader.Size));
-        AcpiHeader.WriteAndSeal(table, "DSDT", Dsdt.Revision, "STRVDSDT");
-        return table;
+        return Dsdt.Seal(aml);
     }
 
     private static int Align(int offset, int alignment) => (offset + alignment - 1) & ~(alignment - 1);
