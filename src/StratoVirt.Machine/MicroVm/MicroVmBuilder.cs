@@ -10,6 +10,7 @@ using StratoVirt.Virtio.Devices;
 using StratoVirt.Virtio.Devices.Balloon;
 using StratoVirt.Virtio.Devices.Block;
 using StratoVirt.Virtio.Devices.Net;
+using StratoVirt.Virtio.VhostUser;
 
 namespace StratoVirt.Machine;
 
@@ -55,7 +56,8 @@ public sealed class MicroVmBuilder
     private void Build(KernelImage kernel)
     {
         // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo.
-        var memory = _vm.Own(new GuestMemory(Layout.RamRegions(_config.MemorySize), _config.DumpGuestCore));
+        var ram = _config.DumpGuestCore ? _config.Ram : _config.Ram with { Dumpable = false };
+        var memory = _vm.Own(new GuestMemory(Layout.RamRegions(_config.MemorySize), ram));
         _vm.Memory = memory;
         _vm.Own(_devices);
         OpenSerialChardev();
@@ -81,9 +83,11 @@ public sealed class MicroVmBuilder
         foreach (var c in _config.Devices)
         {
             var loop = _vm.LoopFor(c.IoThread, c.Id);
-            var device = VirtioDeviceFactory.Create(c, new VirtioDeviceResources(_config.MemorySize, OpenChardev, loop));
+            var device = VirtioDeviceFactory.Create(c, new VirtioDeviceResources(_config.MemorySize, OpenChardev, loop)
+                { SharedMemory = _vm.Memory.Regions.All(r => r.Shared) });
             _devices.Add(device);
             if (device is VirtioBalloon balloon) _vm.SetBalloon(balloon);
+            if (device is VhostUserDevice vhostUser) _vm.WatchVhostUser(vhostUser);
         }
         // Without a monitor nobody can hotplug: no empty slots to probe at boot.
         if (_config.HotplugSlots) ReserveHotplugSlots();

@@ -55,7 +55,8 @@ public sealed class Q35Builder
 
     private void Build(KernelImage kernel)
     {
-        var memory = _vm.Own(new GuestMemory(Q35Layout.RamRegions(_config.MemorySize), _config.DumpGuestCore));
+        var ram = _config.DumpGuestCore ? _config.Ram : _config.Ram with { Dumpable = false };
+        var memory = _vm.Own(new GuestMemory(Q35Layout.RamRegions(_config.MemorySize), ram));
         _vm.Memory = memory;
         if (_config.Serial is { } serial)
         {
