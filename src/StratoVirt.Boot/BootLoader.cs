@@ -8,8 +8,10 @@ namespace StratoVirt.Boot;
 /// <summary>Where the vCPU starts once the kernel is in memory.</summary>
 public readonly record struct BootEntry(ulong Entry, ulong ZeroPage, ulong Stack);
 
-/// <summary>What to boot: kernel, optional initrd, command line, and firmware tables to describe the machine.</summary>
-public sealed record BootSpec(KernelImage Kernel, string? InitrdPath, string CommandLine, ulong? AcpiRsdp = null);
+/// <summary>What to boot: kernel, optional initrd, command line, and firmware tables to describe the machine;
+/// <paramref name="Reserved"/> are address ranges the e820 map marks reserved (a q35's ECAM).</summary>
+public sealed record BootSpec(KernelImage Kernel, string? InitrdPath, string CommandLine, ulong? AcpiRsdp = null,
+    IReadOnlyList<(ulong Address, ulong Size)>? Reserved = null);
 
 /// <summary>Direct Linux boot: copies the kernel and initrd into guest memory and builds the zero page.</summary>
 public static class BootLoader
@@ -20,7 +22,7 @@ public static class BootLoader
         ulong lowEnd = memory.Regions[0].End;
         if (kernel.End > lowEnd)
             throw new BootException(
-                $"kernel {kernel.Path} needs guest memory up to 0x{kernel.End:x} ({kernel.End >> 20} MiB) but -m gives {lowEnd >> 20} MiB below 3 GiB");
+                $"kernel {kernel.Path} needs guest memory up to 0x{kernel.End:x} ({kernel.End >> 20} MiB) but -m gives {lowEnd >> 20} MiB below the PCI hole");
 
         using (var file = kernel.OpenForLoad())
         {
@@ -41,6 +43,7 @@ public static class BootLoader
         if (spec.AcpiRsdp is ulong rsdp) BinaryPrimitives.WriteUInt64LittleEndian(zeroPage[ZeroPage.AcpiRsdpAddr..], rsdp);
 
         var e820 = E820Map.ForRam(memory.Regions.Select(r => (r.GuestAddress, r.Size)).ToList());
+        foreach (var (address, size) in spec.Reserved ?? []) e820.Add(address, size, E820Map.Reserved);
         zeroPage[ZeroPage.E820Entries] = (byte)e820.Entries.Count;
         e820.WriteTo(zeroPage[ZeroPage.E820Table..]);
 

@@ -12,10 +12,14 @@ public sealed record CpuTopology(int Count, int MaxCpus, int Sockets, int Dies, 
     public static CpuTopology Single(int count) => new(count, count, 1, 1, 1, count, 1);
 }
 
+/// <summary>The -machine type: the microVM (virtio-mmio) or the q35 standard VM (PCI Express).</summary>
+public enum MachineType { MicroVm, Q35 }
+
 /// <summary>Everything needed to build and run a machine.</summary>
 public sealed record MachineConfig
 {
     public string Name { get; init; } = "StratoVirt";
+    public MachineType Type { get; init; } = MachineType.MicroVm;
     public ulong MemorySize { get; init; } = 256UL << 20;
     public CpuTopology Cpus { get; init; } = CpuTopology.Single(1);
     public required string KernelPath { get; init; }

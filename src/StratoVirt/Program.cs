@@ -49,7 +49,7 @@ public static class Program
         using var pidFile = options.PidFile is { } path ? PidFile.Create(path, Libc.GetPid()) : null;
         // Before any thread of the VM exists, so that every thread inherits the mask (see VirtualMachine.Run).
         TerminationSignals.BlockInEveryThread();
-        using var vm = MicroVmBuilder.Build(config);
+        using var vm = config.Type == MachineType.Q35 ? Q35Builder.Build(config) : MicroVmBuilder.Build(config);
         using var qmp = options.Monitors.Count > 0 ? new QmpServer(options.Monitors, vm.MainLoop, vm, vm.Hotplug) : null;
         if (qmp is not null) vm.Events += qmp.Send;
         if (Log.IsEnabled(LogLevel.Info))
@@ -99,7 +99,7 @@ public static class Program
         Usage: stratovirt -machine microvm -kernel <file> [options]
 
         Machine:
-          -machine [type=]microvm[,dump-guest-core=on|off][,acpi=on|off]
+          -machine [type=]microvm|q35[,dump-guest-core=on|off][,acpi=on|off]
           -name <name>               VM name
           -m [size=]<n>[K|M|G]       guest RAM (default 256 MiB; no unit means MiB)
           -smp [cpus=]<n>[,maxcpus=][,sockets=][,dies=][,clusters=][,cores=][,threads=]   1-254 vCPUs

@@ -53,7 +53,7 @@ public static class AcpiTables
         return blob;
     }
 
-    private static void CheckVirtioDevices(IReadOnlyList<VirtioMmioWindow> devices)
+    internal static void CheckVirtioDevices(IReadOnlyList<VirtioMmioWindow> devices)
     {
         ArgumentNullException.ThrowIfNull(devices);
         if (devices.Count > Dsdt.MaxVirtioDevices)
@@ -67,7 +67,7 @@ public static class AcpiTables
         }
     }
 
-    private static byte[] BuildRsdp(ulong xsdtAddress)
+    internal static byte[] BuildRsdp(ulong xsdtAddress)
     {
         var rsdp = new byte[RsdpSize];
         var w = new ByteWriter(rsdp);
@@ -85,7 +85,7 @@ public static class AcpiTables
         return rsdp;
     }
 
-    private static byte[] BuildXsdt(params ReadOnlySpan<ulong> entries)
+    internal static byte[] BuildXsdt(params ReadOnlySpan<ulong> entries)
     {
         var xsdt = new byte[AcpiHeader.Size + entries.Length * sizeof(ulong)];
         var w = new ByteWriter(xsdt.AsSpan(AcpiHeader.Size));

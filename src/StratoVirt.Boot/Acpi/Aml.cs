@@ -5,6 +5,9 @@ namespace StratoVirt.Boot.Acpi;
 /// <summary>Trigger mode of an interrupt in a resource descriptor.</summary>
 internal enum AmlTrigger { Level, Edge }
 
+/// <summary>The resource type of an address space descriptor.</summary>
+internal enum AmlAddressSpace : byte { Memory = 0, Io = 1, BusNumber = 2 }
+
 /// <summary>Polarity of an interrupt in a resource descriptor.</summary>
 internal enum AmlPolarity { ActiveHigh, ActiveLow }
 
@@ -39,6 +42,9 @@ internal sealed class AmlWriter
     private const byte EndTag = 0x79; // small item 0x0F, 1 byte
     private const byte Memory32FixedTag = 0x86;
     private const byte ExtendedInterruptTag = 0x89;
+    private const byte DWordAddressTag = 0x87;
+    private const byte WordAddressTag = 0x88;
+    private const byte QWordAddressTag = 0x8A;
 
     private enum FrameKind { Plain, ResourceTemplate }
 
@@ -164,6 +170,26 @@ internal sealed class AmlWriter
         Byte(flags);
         Byte(1);
         Little(gsi, 4);
+    }
+
+    /// <summary>A bridge's address window, as <c>WordBusNumber</c>/<c>WordIO</c> (16 bits), <c>DWordMemory</c> (32)
+    /// or <c>QWordMemory</c> (64): ResourceProducer, MinFixed, MaxFixed, PosDecode; memory read-write and
+    /// cacheable, I/O over the entire range. <paramref name="bytes"/> is 2, 4 or 8.</summary>
+    public void AddressSpace(AmlAddressSpace space, int bytes, ulong minimum, ulong length)
+    {
+        RequireResourceTemplate();
+        byte tag = bytes switch { 2 => WordAddressTag, 4 => DWordAddressTag, 8 => QWordAddressTag,
+            _ => throw new ArgumentOutOfRangeException(nameof(bytes)) };
+        Byte(tag);
+        Little((ulong)(3 + 5 * bytes), 2);
+        Byte((byte)space);
+        Byte(0b1100); // producer, positive decode, minimum and maximum fixed
+        Byte(space switch { AmlAddressSpace.Memory => 0b011, AmlAddressSpace.Io => 0b11, _ => 0 });
+        Little(0, bytes); // granularity
+        Little(minimum, bytes);
+        Little(minimum + length - 1, bytes);
+        Little(0, bytes); // translation
+        Little(length, bytes);
     }
 
     /// <summary>Closes the innermost open object, inserting its PkgLength (and a resource template's size).</summary>

@@ -23,14 +23,7 @@ internal static class Dsdt
     {
         var aml = new AmlWriter();
 
-        // \_S5_: SLP_TYPa, SLP_TYPb and two reserved values; hardware-reduced sleep uses SLP_TYPa only.
-        aml.Name("_S5_");
-        aml.BeginPackage(4);
-        aml.Integer(AcpiPorts.S5SleepType);
-        aml.Integer(0);
-        aml.Integer(0);
-        aml.Integer(0);
-        aml.End();
+        WriteS5(aml, AcpiPorts.S5SleepType);
 
         aml.BeginScope("\\_SB_");
         WriteCom1(aml);
@@ -38,7 +31,24 @@ internal static class Dsdt
         for (int i = 0; i < virtioDevices.Count; i++)
             WriteVirtioDevice(aml, i, virtioDevices[i]);
         aml.End();
+        return Seal(aml);
+    }
 
+    /// <summary>\_S5_: SLP_TYPa, SLP_TYPb and two reserved values; the VMM reads SLP_TYPa only.</summary>
+    internal static void WriteS5(AmlWriter aml, byte sleepType)
+    {
+        aml.Name("_S5_");
+        aml.BeginPackage(4);
+        aml.Integer(sleepType);
+        aml.Integer(0);
+        aml.Integer(0);
+        aml.Integer(0);
+        aml.End();
+    }
+
+    /// <summary>The DSDT with <paramref name="aml"/>'s term list as its body.</summary>
+    internal static byte[] Seal(AmlWriter aml)
+    {
         byte[] body = aml.ToArray();
         var table = new byte[AcpiHeader.Size + body.Length];
         body.CopyTo(table.AsSpan(AcpiHeader.Size));
@@ -47,7 +57,7 @@ internal static class Dsdt
     }
 
     // Described even when the VMM has no serial backend: the 8250 driver skips a port that does not answer.
-    private static void WriteCom1(AmlWriter aml)
+    internal static void WriteCom1(AmlWriter aml)
     {
         aml.BeginDevice("COM1");
         aml.Name("_HID");
@@ -64,7 +74,7 @@ internal static class Dsdt
 
     // Without it a hardware-reduced guest has no legacy IRQ map and rtc_cmos fails its probe; the RTC raises no
     // interrupt, so none is described and the driver runs without alarms.
-    private static void WriteRtc(AmlWriter aml)
+    internal static void WriteRtc(AmlWriter aml)
     {
         aml.BeginDevice("RTC_");
         aml.Name("_HID");

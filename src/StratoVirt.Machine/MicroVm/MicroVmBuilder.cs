@@ -22,9 +22,6 @@ namespace StratoVirt.Machine;
 /// </summary>
 public sealed class MicroVmBuilder
 {
-    private const uint SerialIrq = 4;
-    private const ulong SerialPortBase = 0x3F8;
-
     private readonly MachineConfig _config;
     private readonly VirtualMachine _vm;
     private readonly VirtioDeviceSet _devices = new();
@@ -68,23 +65,11 @@ public sealed class MicroVmBuilder
         var spec = new BootSpec(kernel, _config.InitrdPath, KernelCommandLine(), WriteFirmwareTables(memory));
         var entry = BootLoader.Load(memory, spec);
 
-        _kvm = _vm.Own(KvmSystem.Open());
-        RequireCapabilities();
-        _kvmVm = _vm.Own(_kvm.CreateVm());
-        _vm.SetClock(_kvmVm);
-        if (!_kvmVm.TrySetIdentityMapAddress(Layout.KvmIdentityMap))
-            Log.Debug("KVM_SET_IDENTITY_MAP_ADDR refused; this host does not need it");
-        try { _kvmVm.SetTssAddress(Layout.KvmTss); }
-        catch (SysException e) { Log.Debug($"{e.Message}; continuing without a real-mode TSS"); }
-        _kvmVm.CreateIrqchip();
-        _kvmVm.CreatePit2();
-        uint slot = 0;
-        foreach (var region in memory.Regions)
-            _kvmVm.SetUserMemoryRegion(slot++, region.GuestAddress, region.Size, region.HostAddress);
+        (_kvm, _kvmVm) = PcPlatform.CreateVm(_vm, memory, "microVM");
 
         AddLegacyDevices();
         AttachVirtioDevices(memory);
-        CreateVcpus(entry);
+        PcPlatform.CreateVcpus(_vm, _kvm, _kvmVm, entry);
     }
 
     /// <summary>Opens every device's host side (image files, taps, sockets) before anything else is set up, so that
@@ -127,16 +112,7 @@ public sealed class MicroVmBuilder
     /// <summary>Opens a -chardev backend; the machine disposes it after the devices (devices do not dispose theirs).</summary>
     private Chardev OpenChardev(ChardevConfig config)
     {
-        Chardev chardev = config switch
-        {
-            ChardevConfig.Stdio when _serialChardev is StdioChardev =>
-                throw new MachineConfigException($"chardev '{config.Id}': stdio is already the serial port's (-serial stdio)"),
-            ChardevConfig.Stdio => new StdioChardev(config.Id),
-            ChardevConfig.File f => new FileChardev(f.Id, f.Path),
-            ChardevConfig.UnixSocket u => new SocketChardev(u.Id, u.Path),
-            ChardevConfig.Pty => new PtyChardev(config.Id),
-            _ => throw new MachineConfigException($"chardev '{config.Id}': unsupported backend"),
-        };
+        var chardev = PcPlatform.OpenChardev(config, _serialChardev);
         _devices.Chardevs.Add(chardev);
         if (chardev is PtyChardev pty) Log.WriteRaw(2, $"char device redirected to {pty.PtyPath} (label {config.Id})\n");
         return chardev;
@@ -162,16 +138,6 @@ public sealed class MicroVmBuilder
         _vm.StartIoThreads();
     }
 
-    private void RequireCapabilities()
-    {
-        foreach (var cap in new[] { KvmCap.Irqchip, KvmCap.UserMemory, KvmCap.Pit2, KvmCap.ExtCpuid })
-            if (_kvm.CheckExtension(cap) == 0)
-                throw new KvmUnavailableException($"this host's KVM lacks the {cap} capability, which the microVM needs");
-        int max = Math.Max(_kvm.CheckExtension(KvmCap.MaxVcpus), _kvm.CheckExtension(KvmCap.NrVcpus));
-        if (max > 0 && _config.Cpus.Count > max)
-            throw new KvmUnavailableException($"-smp {_config.Cpus.Count} exceeds this host's KVM limit of {max} vCPUs");
-    }
-
     /// <summary>Opens the serial port's chardev with the other host sides, before anything else is set up.</summary>
     private void OpenSerialChardev()
     {
@@ -182,16 +148,7 @@ public sealed class MicroVmBuilder
 
     private void AddLegacyDevices()
     {
-        if (_serialChardev is not null)
-        {
-            var serial = new SerialPort(new KvmInterruptLine(_kvmVm, SerialIrq, _vm.VmFailed), _serialChardev);
-            _vm.Pio.Register(SerialPortBase, Serial16550.Length, serial.Uart);
-            serial.Attach(_vm.MainLoop); // input is served once the main loop runs
-        }
-        var i8042 = new I8042(() => _vm.RequestExit(MachineExit.GuestReset("guest requested a reset (i8042)")));
-        _vm.Pio.Register(0x60, 1, i8042.DataPort); // one port each: 0x61 belongs to the in-kernel PIT
-        _vm.Pio.Register(0x64, 1, i8042.CommandPort);
-        _vm.Pio.Register(0x70, 2, new CmosRtc(() => DateTime.UtcNow));
+        PcPlatform.AddLegacyDevices(_vm, _kvmVm, _serialChardev);
         _vm.Pio.Register(AcpiPowerPorts.Base, AcpiPowerPorts.Length, new AcpiPowerPorts(_vm.RequestExit));
         _vm.Mmio.Register(Layout.BootTimer, Layout.BootTimerSize, new BootTimer(() => Log.Info(ProcessClock.BootTimeLine())));
     }
@@ -208,18 +165,6 @@ public sealed class MicroVmBuilder
             throw new BootException("ACPI tables overflow their area below the MP table");
         memory.Write(AcpiTables.DefaultAddress, acpi);
         return AcpiTables.DefaultAddress;
-    }
-
-    private void CreateVcpus(BootEntry entry)
-    {
-        var supported = _kvm.GetSupportedCpuid();
-        for (int id = 0; id < _config.Cpus.Count; id++)
-        {
-            var kvmVcpu = _kvmVm.CreateVcpu(id);
-            _vm.AddVcpu(kvmVcpu);
-            VcpuSetup.ConfigureCommon(kvmVcpu, CpuidBuilder.ForVcpu(supported, id, _config.Cpus));
-            if (id == 0) VcpuSetup.ConfigureBoot(kvmVcpu, entry);
-        }
     }
 
     /// <summary>The machine's virtio devices: those created, in slot order, the slots they were put in, and the

@@ -100,7 +100,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         if (One("-uuid") is { } uuid && !Guid.TryParseExact(uuid, "D", out _))
             throw new UsageException($"option -uuid: '{uuid}' is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hex digits)");
 
-        string kernel = One("-kernel") ?? throw new UsageException("option -kernel is required for the microvm machine");
+        string kernel = One("-kernel") ?? throw new UsageException("option -kernel is required (the machine boots a kernel directly)");
         var devices = DeviceOptions.Parse(o, registry ?? VirtioDeviceRegistry.Default);
         var monitors = ParseMonitors(One("-qmp"), devices.Monitor);
         var (memorySize, ram) = MemoryOptions.Resolve(machine.MemShare, machine.MemoryBackend, devices.MemoryBackends,
@@ -108,6 +108,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         var config = new MachineConfig
         {
             Name = One("-name") ?? "StratoVirt",
+            Type = machine.Type,
             KernelPath = kernel,
             InitrdPath = One("-initrd"),
             CommandLine = o.TryGetValue("-append", out var append) ? string.Join(' ', append) : "",
@@ -116,7 +117,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             Cpus = One("-smp") is { } smp ? ParseSmp(smp) : CpuTopology.Single(1),
             Serial = devices.Serial,
             Acpi = machine.Acpi,
-            HotplugSlots = monitors.Count > 0,
+            HotplugSlots = monitors.Count > 0 && machine.Type == MachineType.MicroVm,
             DumpGuestCore = machine.DumpGuestCore,
             StartPaused = o.ContainsKey("-S") || o.ContainsKey("-freeze"),
             Seccomp = !o.ContainsKey("-disable-seccomp"),
@@ -137,9 +138,9 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         };
     }
 
-    /// <summary>What -machine says: ACPI tables or not, guest RAM in core dumps or not, mem-share= (null when not
-    /// given) and the id of the memory-backend object holding guest RAM.</summary>
-    internal sealed record MachineOptions(bool Acpi, bool DumpGuestCore, bool? MemShare, string? MemoryBackend);
+    /// <summary>What -machine says: the machine type, ACPI tables or not, guest RAM in core dumps or not, mem-share=
+    /// (null when not given) and the id of the memory-backend object holding guest RAM.</summary>
+    internal sealed record MachineOptions(MachineType Type, bool Acpi, bool DumpGuestCore, bool? MemShare, string? MemoryBackend);
 
     internal static MachineOptions ParseMachine(string? text)
     {
@@ -147,17 +148,18 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         var v = new OptionValue("-machine", text, "type",
             ["type", "dump-guest-core", "mem-share", "memory-backend", "accel", "usb", "acpi"]);
         string type = v.Get("type") ?? throw new UsageException("option -machine: type is missing (use microvm)");
-        if (type != "microvm")
-            throw new UsageException(type is "q35" or "virt" or "none"
-                ? $"option -machine: type '{type}' (the standard VM) is not supported by this build; use microvm"
-                : $"option -machine: unknown machine type '{type}' (use microvm)");
+        if (type is not ("microvm" or "q35"))
+            throw new UsageException(type is "virt" or "none"
+                ? $"option -machine: type '{type}' is not supported by this build; use microvm or q35"
+                : $"option -machine: unknown machine type '{type}' (use microvm or q35)");
         bool dumpGuestCore = v.GetBool("dump-guest-core", true);
         bool? memShare = v.Has("mem-share") ? v.GetBool("mem-share", false) : null;
         if (v.Get("memory-backend") is { Length: 0 }) throw new UsageException("option -machine: memory-backend= needs an id");
         if (v.Get("accel") is { } accel && accel is not ("kvm" or "kvm:tcg"))
             throw new UsageException($"option -machine: accel={accel} is not supported; only kvm is");
         if (v.Get("usb") is { } usb && usb != "off") throw new UsageException("option -machine: usb must be off");
-        return new MachineOptions(v.GetBool("acpi", true), dumpGuestCore, memShare, v.Get("memory-backend"));
+        return new MachineOptions(type == "q35" ? MachineType.Q35 : MachineType.MicroVm, v.GetBool("acpi", true),
+            dumpGuestCore, memShare, v.Get("memory-backend"));
     }
 
     internal static ulong ParseMemory(string text, ulong hostMemory)

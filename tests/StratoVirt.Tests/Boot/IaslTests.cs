@@ -99,6 +99,50 @@ public class IaslTests
         Assert.DoesNotContain("Interrupt Source Override", text);
     }
 
+    private static byte[] Q35Table(string signature)
+    {
+        var config = new Q35AcpiConfig(2, new FixedAcpiPorts(0x600, 0x604, 0x608, 0xCF9, 0x06), 9, 5, 0xB000_0000,
+            0xC000_0000, 0x3000_0000, 0x1_0000_0000, 0x8_0000_0000);
+        byte[] blob = Q35Tables.Build(AcpiTables.DefaultAddress, config);
+        for (int at = 16; at + 8 <= blob.Length; at += 16)
+        {
+            if (System.Text.Encoding.ASCII.GetString(blob, at, 4) != signature) continue;
+            int length = BitConverter.ToInt32(blob, at + 4);
+            return blob[at..(at + length)];
+        }
+        throw new InvalidOperationException($"no {signature} in the q35 tables");
+    }
+
+    [Theory]
+    [InlineData("DSDT")]
+    [InlineData("FACP")]
+    [InlineData("MCFG")]
+    [InlineData("FACS")]
+    public void Q35TableDecompilesWithoutErrors(string signature)
+    {
+        string text = Decompile(Q35Table(signature));
+        Assert.Contains(signature == "FACP" ? "Signature : \"FACP\"" : signature, text);
+    }
+
+    [Fact]
+    public void Q35TablesDescribeThePciRootBridgeEcamAndFixedHardware()
+    {
+        string dsdt = Decompile(Q35Table("DSDT"));
+        Assert.Contains("Device (PCI0) { Name (_HID, EisaId (\"PNP0A08\")) Name (_CID, EisaId (\"PNP0A03\"))", dsdt);
+        Assert.Contains("WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0x0000, 0x0000, 0x00FF, 0x0000, 0x0100,", dsdt);
+        Assert.Contains("DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, Cacheable, ReadWrite, 0x00000000, 0xC0000000, 0xEFFFFFFF, 0x00000000, 0x30000000,", dsdt);
+        Assert.Contains("QWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, Cacheable, ReadWrite, 0x0000000000000000, 0x0000000100000000, 0x00000008FFFFFFFF,", dsdt);
+
+        string mcfg = Decompile(Q35Table("MCFG"));
+        Assert.Matches(@"Base Address : 00000000B0000000 .*? End Bus Number : FF", mcfg);
+
+        string fadt = Decompile(Q35Table("FACP"));
+        Assert.Matches(@"PM1A Event Block Address : 00000600 .*? PM1A Control Block Address : 00000604 ", fadt);
+        Assert.Matches(@"PM Timer Block Address : 00000608 ", fadt);
+        Assert.Matches(@"Hardware Reduced \(V5\) : 0 ", fadt);
+        Assert.Matches(@"Reset Register : .*? Address : 0000000000000CF9 .*? Value to cause reset : 06", fadt);
+    }
+
     /// <summary>One byte-wide SystemIO register in iasl's FADT listing.</summary>
     private static void AssertIoRegister(string text, string name, ushort port) =>
         Assert.Matches($@"{name} : \[Generic Address Structure\] .*? Space ID : 01 \[SystemIO\] .*? Bit Width : 08 "

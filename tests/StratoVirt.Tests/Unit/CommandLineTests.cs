@@ -77,7 +77,9 @@ public sealed class CommandLineTests
     {
         Assert.True(Parse("-machine", "type=microvm,dump-guest-core=off", "-kernel", "k").Machine.Acpi);
         Assert.False(Parse("-machine", "microvm,acpi=off", "-kernel", "k").Machine.Acpi);
-        Assert.Contains("not supported by this build", Error("-machine", "q35", "-kernel", "k"));
+        Assert.Equal(MachineType.Q35, Parse("-machine", "q35", "-kernel", "k").Machine.Type);
+        Assert.False(Parse("-machine", "q35", "-kernel", "k", "-qmp", "unix:/tmp/q.sock,server,nowait").Machine.HotplugSlots);
+        Assert.Contains("not supported by this build", Error("-machine", "virt", "-kernel", "k"));
         Assert.Contains("unknown machine type 'pc'", Error("-machine", "pc", "-kernel", "k"));
         Assert.Contains("unknown parameter 'foo'", Error("-machine", "microvm,foo=1", "-kernel", "k"));
     }

@@ -1,0 +1,118 @@
+namespace StratoVirt.Boot.Acpi;
+
+/// <summary>The fixed ACPI registers of a PC chipset, as I/O ports.</summary>
+public readonly record struct FixedAcpiPorts(ushort Pm1Event, ushort Pm1Control, ushort PmTimer, ushort Reset,
+    byte ResetValue);
+
+/// <summary>What the q35 tables describe: the vCPUs, the chipset's ACPI ports, ECAM, and the windows the PCI
+/// host bridge forwards (32-bit and 64-bit MMIO).</summary>
+public sealed record Q35AcpiConfig(int CpuCount, FixedAcpiPorts Ports, ushort SciIrq, byte S5SleepType,
+    ulong EcamBase, ulong Mmio32Base, ulong Mmio32Size, ulong Mmio64Base, ulong Mmio64Size);
+
+/// <summary>
+/// Builds the ACPI tables of the q35 standard VM for direct boot, as one blob: RSDP, XSDT, FADT (fixed hardware,
+/// not hardware-reduced), FACS, DSDT (the PCI Express root bridge PCI0 with its windows, COM1, the RTC, \_S5_),
+/// MADT and MCFG (ECAM for bus 0-255 of segment 0).
+/// </summary>
+public static class Q35Tables
+{
+    private const int FacsSize = 64;
+    private const int FacsAlignment = 64;
+    private const byte FacsVersion = 2;
+    private const byte McfgRevision = 1;
+    internal const int McfgSize = AcpiHeader.Size + 8 + 16;
+
+    public static byte[] Build(ulong rsdpAddress, Q35AcpiConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ApicLayout.CheckCpuCount(config.CpuCount, nameof(config));
+        if (rsdpAddress % FacsAlignment != 0)
+            throw new ArgumentException("the blob must be 64-byte aligned (the FACS's alignment)", nameof(rsdpAddress));
+
+        byte[] dsdt = BuildDsdt(config);
+        byte[] madt = Madt.Build(config.CpuCount);
+        byte[] mcfg = BuildMcfg(config.EcamBase);
+
+        int xsdtOffset = Align(AcpiTables.RsdpSize, AcpiTables.Alignment);
+        int xsdtSize = AcpiHeader.Size + 3 * sizeof(ulong);
+        int facsOffset = Align(xsdtOffset + xsdtSize, FacsAlignment);
+        int fadtOffset = Align(facsOffset + FacsSize, AcpiTables.Alignment);
+        int madtOffset = Align(fadtOffset + Fadt.Size, AcpiTables.Alignment);
+        int mcfgOffset = Align(madtOffset + madt.Length, AcpiTables.Alignment);
+        int dsdtOffset = Align(mcfgOffset + mcfg.Length, AcpiTables.Alignment);
+        int total = dsdtOffset + dsdt.Length;
+        if (rsdpAddress + (ulong)total > 1UL << 32)
+            throw new ArgumentException("the ACPI tables must lie below 4 GiB", nameof(rsdpAddress));
+
+        ulong At(int offset) => rsdpAddress + (ulong)offset;
+        byte[] fadt = Fadt.BuildFixedHardware(At(dsdtOffset), At(facsOffset), config.Ports, config.SciIrq);
+        var blob = new byte[total];
+        AcpiTables.BuildRsdp(At(xsdtOffset)).CopyTo(blob, 0);
+        AcpiTables.BuildXsdt(At(fadtOffset), At(madtOffset), At(mcfgOffset)).CopyTo(blob, xsdtOffset);
+        BuildFacs().CopyTo(blob, facsOffset);
+        fadt.CopyTo(blob, fadtOffset);
+        madt.CopyTo(blob, madtOffset);
+        mcfg.CopyTo(blob, mcfgOffset);
+        dsdt.CopyTo(blob, dsdtOffset);
+        return blob;
+    }
+
+    private static byte[] BuildFacs()
+    {
+        var facs = new byte[FacsSize];
+        var w = new ByteWriter(facs);
+        w.Ascii("FACS", 4);
+        w.U32(FacsSize);
+        // Hardware signature, waking vectors, global lock and flags stay zero: no S4, no S3 resume path.
+        facs[32] = FacsVersion;
+        return facs;
+    }
+
+    private static byte[] BuildMcfg(ulong ecamBase)
+    {
+        var table = new byte[McfgSize];
+        var w = new ByteWriter(table.AsSpan(AcpiHeader.Size + 8));
+        w.U64(ecamBase);
+        w.U16(0); // segment
+        w.U8(0); // first bus
+        w.U8(0xFF); // last bus
+        w.U32(0);
+        AcpiHeader.WriteAndSeal(table, "MCFG", McfgRevision, "STRVMCFG");
+        return table;
+    }
+
+    private static byte[] BuildDsdt(Q35AcpiConfig config)
+    {
+        var aml = new AmlWriter();
+        Dsdt.WriteS5(aml, config.S5SleepType);
+
+        aml.BeginScope("\\_SB_");
+        aml.BeginDevice("PCI0");
+        aml.Name("_HID");
+        aml.EisaId("PNP0A08"); // PCI Express root bridge
+        aml.Name("_CID");
+        aml.EisaId("PNP0A03"); // and a PCI root bridge for older guests
+        aml.Name("_SEG");
+        aml.Integer(0);
+        aml.Name("_BBN");
+        aml.Integer(0);
+        aml.Name("_UID");
+        aml.Integer(0);
+        aml.Name("_CRS");
+        aml.BeginResourceTemplate();
+        aml.AddressSpace(AmlAddressSpace.BusNumber, 2, 0, 0x100);
+        aml.IoPort(0xCF8, 0xCF8, 1, 8);
+        aml.AddressSpace(AmlAddressSpace.Io, 2, 0, 0xCF8);
+        aml.AddressSpace(AmlAddressSpace.Io, 2, 0xD00, 0x10000 - 0xD00);
+        aml.AddressSpace(AmlAddressSpace.Memory, 4, config.Mmio32Base, config.Mmio32Size);
+        if (config.Mmio64Size > 0) aml.AddressSpace(AmlAddressSpace.Memory, 8, config.Mmio64Base, config.Mmio64Size);
+        aml.End();
+        aml.End();
+        Dsdt.WriteCom1(aml);
+        Dsdt.WriteRtc(aml);
+        aml.End();
+        return Dsdt.Seal(aml);
+    }
+
+    private static int Align(int offset, int alignment) => (offset + alignment - 1) & ~(alignment - 1);
+}

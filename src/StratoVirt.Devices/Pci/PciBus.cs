@@ -1,0 +1,112 @@
+using StratoVirt.Memory;
+using StratoVirt.Sys;
+
+namespace StratoVirt.Devices.Pci;
+
+/// <summary>
+/// A PCI bus of 32 slots with 8 functions each, reached by configuration accesses (from 0xCF8/0xCFC or ECAM).
+/// It maps each function's BARs onto the port-I/O and MMIO buses where the guest programs them, whenever the
+/// command register enables decoding, and unmaps them when the guest moves or disables them.
+/// Threading: any vCPU may access it; one lock serialises configuration accesses and remapping.
+/// </summary>
+public sealed class PciBus(string name, IoBus pio, IoBus mmio)
+{
+    public const int Slots = 32;
+    public const int FunctionsPerSlot = 8;
+
+    private readonly PciFunction?[] _functions = new PciFunction?[Slots * FunctionsPerSlot];
+    private readonly Dictionary<(PciFunction Function, int Bar), ulong> _mapped = [];
+    private readonly Lock _gate = new();
+
+    public string Name { get; } = name;
+
+    /// <summary>The functions attached, with their slot and function numbers.</summary>
+    public IEnumerable<(int Slot, int Function, PciFunction Device)> Functions
+    {
+        get
+        {
+            for (int devfn = 0; devfn < _functions.Length; devfn++)
+                if (_functions[devfn] is { } f) yield return (devfn >> 3, devfn & 7, f);
+        }
+    }
+
+    /// <summary>Puts <paramref name="device"/> at <paramref name="slot"/>.<paramref name="function"/>.</summary>
+    public void Attach(int slot, int function, PciFunction device)
+    {
+        if (slot is < 0 or >= Slots)
+            throw new PciException($"bus {Name}: slot 0x{slot:x} is out of range (0x0 to 0x{Slots - 1:x})");
+        if (function is < 0 or >= FunctionsPerSlot)
+            throw new PciException($"bus {Name}: function {function} is out of range (0 to {FunctionsPerSlot - 1})");
+        lock (_gate)
+        {
+            if (_functions[slot * FunctionsPerSlot + function] is { } taken)
+                throw new PciException($"bus {Name}: address 0x{slot:x}.{function} is already used by {taken.Name}");
+            _functions[slot * FunctionsPerSlot + function] = device;
+        }
+    }
+
+    /// <summary>A configuration read of function <paramref name="devfn"/> (slot &lt;&lt; 3 | function); an empty
+    /// function reads as all ones, which is how the guest learns that nothing is there.</summary>
+    public void ReadConfig(int devfn, int offset, Span<byte> data)
+    {
+        lock (_gate)
+        {
+            if (_functions[devfn & 0xFF] is { } f) f.ReadConfig(offset, data);
+            else data.Fill(0xFF);
+        }
+    }
+
+    /// <summary>A configuration write; writes to empty functions are dropped.</summary>
+    public void WriteConfig(int devfn, int offset, ReadOnlySpan<byte> data)
+    {
+        lock (_gate)
+        {
+            if (_functions[devfn & 0xFF] is not { } f) return;
+            f.WriteConfig(offset, data);
+            if (PciConfigSpace.AffectsDecoding(offset, data.Length)) Remap(f);
+        }
+    }
+
+    /// <summary>Where BAR <paramref name="bar"/> of <paramref name="function"/> is mapped now, if it is.</summary>
+    public ulong? MappedAddress(PciFunction function, int bar)
+    {
+        lock (_gate) return _mapped.TryGetValue((function, bar), out ulong a) ? a : null;
+    }
+
+    private void Remap(PciFunction f)
+    {
+        foreach (var bar in f.Config.Bars)
+        {
+            if (f.BarRegion(bar.Index) is not { } region) continue;
+            ulong address = f.Config.BarAddress(bar.Index);
+            bool wanted = f.Config.BarDecodes(bar) && address != 0 && FitsAddressSpace(bar, address);
+            var key = (f, bar.Index);
+            bool mapped = _mapped.TryGetValue(key, out ulong current);
+            if (mapped && wanted && current == address) continue;
+            var space = bar.Kind == PciBarKind.Io ? pio : mmio;
+            if (mapped)
+            {
+                space.Unregister(current);
+                _mapped.Remove(key);
+            }
+            if (!wanted) continue;
+            try
+            {
+                space.Register(address, bar.Size, region);
+                _mapped[key] = address;
+            }
+            catch (ArgumentException e)
+            {
+                // The guest owns the BAR addresses; a clash is its mistake and leaves the BAR unmapped.
+                Log.Warn($"{Name}: {f.Name} BAR {bar.Index} at 0x{address:x} not mapped: {e.Message}");
+            }
+        }
+    }
+
+    private static bool FitsAddressSpace(PciBar bar, ulong address) => bar.Kind switch
+    {
+        PciBarKind.Io => address + bar.Size <= 0x1_0000,
+        PciBarKind.Memory32 => address + bar.Size <= 1UL << 32,
+        _ => address + bar.Size > address,
+    };
+}

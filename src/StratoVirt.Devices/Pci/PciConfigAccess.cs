@@ -1,0 +1,75 @@
+using System.Buffers.Binary;
+using StratoVirt.Memory;
+
+namespace StratoVirt.Devices.Pci;
+
+/// <summary>
+/// Configuration mechanism #1: the address register at 0xCF8 and the data window at 0xCFC-0xCFF (register the
+/// object at 0xCF8 with <see cref="Length"/> 8). On a q35 the byte at 0xCF9 is the ICH9 reset control register;
+/// a write with RST_CPU set calls <paramref name="reset"/>. Only bus 0 exists; other buses read as all ones.
+/// </summary>
+public sealed class PciConfigPorts(PciBus bus, Action reset) : IBusDevice
+{
+    public const ulong Base = 0xCF8;
+    public const ulong Length = 8;
+
+    private const uint Enable = 1u << 31;
+    private const byte ResetCpu = 1 << 2;
+
+    private uint _address;
+    private byte _resetControl;
+
+    public void Read(ulong offset, Span<byte> data)
+    {
+        if (offset == 0 && data.Length == 4) BinaryPrimitives.WriteUInt32LittleEndian(data, Volatile.Read(ref _address));
+        else if (offset == 1 && data.Length == 1) data[0] = _resetControl;
+        else if (offset >= 4 && Target(offset, data.Length, out int devfn, out int register)) bus.ReadConfig(devfn, register, data);
+        else data.Fill(0xFF);
+    }
+
+    public void Write(ulong offset, ReadOnlySpan<byte> data)
+    {
+        if (offset == 0 && data.Length == 4)
+        {
+            Volatile.Write(ref _address, BinaryPrimitives.ReadUInt32LittleEndian(data));
+        }
+        else if (offset == 1 && data.Length == 1)
+        {
+            _resetControl = (byte)(data[0] & ~ResetCpu);
+            if ((data[0] & ResetCpu) != 0) reset();
+        }
+        else if (offset >= 4 && Target(offset, data.Length, out int devfn, out int register))
+        {
+            bus.WriteConfig(devfn, register, data);
+        }
+    }
+
+    private bool Target(ulong offset, int length, out int devfn, out int register)
+    {
+        uint address = Volatile.Read(ref _address);
+        devfn = (int)(address >> 8) & 0xFF;
+        register = (int)(address & 0xFC) + (int)(offset - 4);
+        return (address & Enable) != 0 && ((address >> 16) & 0xFF) == 0 && (int)(offset - 4) + length <= 4;
+    }
+}
+
+/// <summary>
+/// The PCI Express enhanced configuration access window (ECAM): 4 KiB of configuration space per function,
+/// bus in address bits 27:20, slot and function in 19:12. Only bus 0 exists; the others read as all ones.
+/// </summary>
+public sealed class PciEcam(PciBus bus) : IBusDevice
+{
+    /// <summary>256 buses of 1 MiB each.</summary>
+    public const ulong Size = 256UL << 20;
+
+    public void Read(ulong offset, Span<byte> data)
+    {
+        if (offset >> 20 == 0) bus.ReadConfig((int)(offset >> 12) & 0xFF, (int)(offset & 0xFFF), data);
+        else data.Fill(0xFF);
+    }
+
+    public void Write(ulong offset, ReadOnlySpan<byte> data)
+    {
+        if (offset >> 20 == 0) bus.WriteConfig((int)(offset >> 12) & 0xFF, (int)(offset & 0xFFF), data);
+    }
+}

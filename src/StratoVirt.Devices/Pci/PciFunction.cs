@@ -1,0 +1,27 @@
+using StratoVirt.Memory;
+
+namespace StratoVirt.Devices.Pci;
+
+/// <summary>
+/// One function of a PCI device: its configuration space and the bus devices behind its BARs. The bus calls it
+/// under its lock, one access at a time.
+/// </summary>
+public abstract class PciFunction(PciConfigSpace config)
+{
+    /// <summary>The name in messages: the -device id, or what the function is.</summary>
+    public abstract string Name { get; }
+
+    public PciConfigSpace Config { get; } = config;
+
+    /// <summary>The registers behind BAR <paramref name="index"/>, or null for a BAR that only reserves space.</summary>
+    public virtual IBusDevice? BarRegion(int index) => null;
+
+    /// <summary>A guest read of the configuration space; functions with live registers answer them here.</summary>
+    public virtual void ReadConfig(int offset, Span<byte> data) => Config.Read(offset, data);
+
+    /// <summary>A guest write of the configuration space, after the masks of <see cref="Config"/> applied it.</summary>
+    public virtual void WriteConfig(int offset, ReadOnlySpan<byte> data) => Config.Write(offset, data);
+}
+
+/// <summary>A configuration error of the PCI topology the user asked for (a taken or impossible address).</summary>
+public sealed class PciException(string message) : Sys.VmmException(message);

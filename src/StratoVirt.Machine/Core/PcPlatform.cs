@@ -1,0 +1,84 @@
+using StratoVirt.Boot;
+using StratoVirt.Devices.Chardev;
+using StratoVirt.Devices.Legacy;
+using StratoVirt.Kvm;
+using StratoVirt.Memory;
+using StratoVirt.Sys;
+
+namespace StratoVirt.Machine;
+
+/// <summary>
+/// What the x86 machine types build the same way: the KVM VM with its in-kernel irqchip, PIT and RAM slots, the
+/// PC legacy devices (COM1, i8042, CMOS RTC), chardevs, and the vCPUs in their starting state.
+/// </summary>
+internal static class PcPlatform
+{
+    private const uint SerialIrq = 4;
+    private const ulong SerialPortBase = 0x3F8;
+
+    /// <summary>Opens /dev/kvm, checks what <paramref name="machine"/> needs, and creates the VM with the
+    /// in-kernel irqchip and PIT and every RAM region of <paramref name="memory"/> as a memory slot.</summary>
+    public static (KvmSystem Kvm, KvmVm Vm) CreateVm(VirtualMachine vm, GuestMemory memory, string machine)
+    {
+        var kvm = vm.Own(KvmSystem.Open());
+        foreach (var cap in new[] { KvmCap.Irqchip, KvmCap.UserMemory, KvmCap.Pit2, KvmCap.ExtCpuid })
+            if (kvm.CheckExtension(cap) == 0)
+                throw new KvmUnavailableException($"this host's KVM lacks the {cap} capability, which the {machine} needs");
+        int max = Math.Max(kvm.CheckExtension(KvmCap.MaxVcpus), kvm.CheckExtension(KvmCap.NrVcpus));
+        if (max > 0 && vm.Config.Cpus.Count > max)
+            throw new KvmUnavailableException($"-smp {vm.Config.Cpus.Count} exceeds this host's KVM limit of {max} vCPUs");
+        var kvmVm = vm.Own(kvm.CreateVm());
+        vm.SetClock(kvmVm);
+        if (!kvmVm.TrySetIdentityMapAddress(Layout.KvmIdentityMap))
+            Log.Debug("KVM_SET_IDENTITY_MAP_ADDR refused; this host does not need it");
+        try { kvmVm.SetTssAddress(Layout.KvmTss); }
+        catch (SysException e) { Log.Debug($"{e.Message}; continuing without a real-mode TSS"); }
+        kvmVm.CreateIrqchip();
+        kvmVm.CreatePit2();
+        uint slot = 0;
+        foreach (var region in memory.Regions)
+            kvmVm.SetUserMemoryRegion(slot++, region.GuestAddress, region.Size, region.HostAddress);
+        return (kvm, kvmVm);
+    }
+
+    /// <summary>Opens a -chardev backend; <paramref name="serial"/> is the serial port's, if opened already.</summary>
+    public static Chardev OpenChardev(ChardevConfig config, Chardev? serial) => config switch
+    {
+        ChardevConfig.Stdio when serial is StdioChardev =>
+            throw new MachineConfigException($"chardev '{config.Id}': stdio is already the serial port's (-serial stdio)"),
+        ChardevConfig.Stdio => new StdioChardev(config.Id),
+        ChardevConfig.File f => new FileChardev(f.Id, f.Path),
+        ChardevConfig.UnixSocket u => new SocketChardev(u.Id, u.Path),
+        ChardevConfig.Pty => new PtyChardev(config.Id),
+        _ => throw new MachineConfigException($"chardev '{config.Id}': unsupported backend"),
+    };
+
+    /// <summary>COM1 on <paramref name="serial"/> (if any), the i8042 (whose reset command resets the VM) and the
+    /// CMOS RTC.</summary>
+    public static void AddLegacyDevices(VirtualMachine vm, KvmVm kvmVm, Chardev? serial)
+    {
+        if (serial is not null)
+        {
+            var port = new SerialPort(new KvmInterruptLine(kvmVm, SerialIrq, vm.VmFailed), serial);
+            vm.Pio.Register(SerialPortBase, Serial16550.Length, port.Uart);
+            port.Attach(vm.MainLoop); // input is served once the main loop runs
+        }
+        var i8042 = new I8042(() => vm.RequestExit(MachineExit.GuestReset("guest requested a reset (i8042)")));
+        vm.Pio.Register(0x60, 1, i8042.DataPort); // one port each: 0x61 belongs to the in-kernel PIT
+        vm.Pio.Register(0x64, 1, i8042.CommandPort);
+        vm.Pio.Register(0x70, 2, new CmosRtc(() => DateTime.UtcNow));
+    }
+
+    /// <summary>Creates the vCPUs; vCPU 0 starts at the kernel's entry, the others wait for the guest's SIPI.</summary>
+    public static void CreateVcpus(VirtualMachine vm, KvmSystem kvm, KvmVm kvmVm, BootEntry entry)
+    {
+        var supported = kvm.GetSupportedCpuid();
+        for (int id = 0; id < vm.Config.Cpus.Count; id++)
+        {
+            var kvmVcpu = kvmVm.CreateVcpu(id);
+            vm.AddVcpu(kvmVcpu);
+            VcpuSetup.ConfigureCommon(kvmVcpu, CpuidBuilder.ForVcpu(supported, id, vm.Config.Cpus));
+            if (id == 0) VcpuSetup.ConfigureBoot(kvmVcpu, entry);
+        }
+    }
+}

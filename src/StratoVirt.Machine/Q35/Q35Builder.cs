@@ -1,0 +1,105 @@
+using StratoVirt.Boot;
+using StratoVirt.Boot.Acpi;
+using StratoVirt.Devices.Chardev;
+using StratoVirt.Devices.Legacy;
+using StratoVirt.Devices.Pci;
+using StratoVirt.Kvm;
+using StratoVirt.Memory;
+
+namespace StratoVirt.Machine;
+
+/// <summary>
+/// Builds the x86_64 q35 standard VM on the machine core for direct kernel boot: guest RAM in upstream's q35 map
+/// (below 2 GiB and from 4 GiB), the in-kernel irqchip and PIT, the PC legacy devices, the PCI Express root
+/// bus pcie.0 (reached through 0xCF8/0xCFC and ECAM) with the MCH host bridge and the ICH9 LPC bridge, the
+/// ICH9's ACPI registers (PM1, PM timer, reset control at 0xCF9), the q35 ACPI tables and the vCPUs.
+/// </summary>
+public sealed class Q35Builder
+{
+    private const ushort SciIrq = 9;
+    private const byte ResetValue = 0x06; // RST_CPU | SYS_RST at 0xCF9
+
+    private readonly MachineConfig _config;
+    private readonly VirtualMachine _vm;
+    private Chardev? _serialChardev;
+
+    private Q35Builder(MachineConfig config)
+    {
+        _config = config;
+        _vm = new VirtualMachine(config);
+    }
+
+    /// <summary>Builds the whole machine; nothing runs until <see cref="VirtualMachine.Run"/>. On failure nothing
+    /// is left open.</summary>
+    public static VirtualMachine Build(MachineConfig config)
+    {
+        if (config.Devices.Count > 0)
+            throw new MachineConfigException($"device '{config.Devices[0].Id}': virtio-mmio devices (virtio-*-device) are the microvm's; the q35 machine takes PCI devices (virtio-*-pci), which this build does not have yet");
+        var kernel = KernelImage.Open(config.KernelPath);
+        var builder = new Q35Builder(config);
+        try
+        {
+            builder.Build(kernel);
+            return builder._vm;
+        }
+        catch
+        {
+            builder._vm.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The ICH9's fixed ACPI registers as the FADT names them.</summary>
+    public static FixedAcpiPorts AcpiPorts => new(Ich9PowerManagement.DefaultBase, Ich9PowerManagement.DefaultBase + 4,
+        Ich9PowerManagement.DefaultBase + 8, (ushort)(PciConfigPorts.Base + 1), ResetValue);
+
+    private void Build(KernelImage kernel)
+    {
+        var ram = _config.DumpGuestCore ? _config.Ram : _config.Ram with { Dumpable = false };
+        var memory = _vm.Own(new GuestMemory(Q35Layout.RamRegions(_config.MemorySize), ram));
+        _vm.Memory = memory;
+        if (_config.Serial is { } serial)
+        {
+            try { _serialChardev = _vm.Own(PcPlatform.OpenChardev(serial, null)); }
+            catch (ChardevException e) { throw new MachineConfigException($"serial port: {e.Message}"); }
+            if (_serialChardev is PtyChardev pty) Sys.Log.WriteRaw(2, $"char device redirected to {pty.PtyPath} (label {serial.Id})\n");
+        }
+        var spec = new BootSpec(kernel, _config.InitrdPath, _config.CommandLine, WriteFirmwareTables(memory),
+            [(Q35Layout.EcamBase, Q35Layout.EcamSize)]);
+        var entry = BootLoader.Load(memory, spec);
+
+        var (kvm, kvmVm) = PcPlatform.CreateVm(_vm, memory, "q35 machine");
+        PcPlatform.AddLegacyDevices(_vm, kvmVm, _serialChardev);
+        AddChipset();
+        PcPlatform.CreateVcpus(_vm, kvm, kvmVm, entry);
+    }
+
+    /// <summary>pcie.0 with the MCH at 00:00.0 and the LPC bridge at 00:1f.0, its two configuration mechanisms,
+    /// and the LPC bridge's ACPI registers.</summary>
+    private void AddChipset()
+    {
+        var bus = new PciBus("pcie.0", _vm.Pio, _vm.Mmio);
+        bus.Attach(0, 0, new Q35HostBridge(Q35Layout.EcamBase));
+        bus.Attach(Ich9LpcBridge.Slot, 0, new Ich9LpcBridge(Ich9PowerManagement.DefaultBase));
+        _vm.Pio.Register(PciConfigPorts.Base, PciConfigPorts.Length, new PciConfigPorts(bus,
+            () => _vm.RequestExit(MachineExit.GuestReset("guest requested a reset (ICH9 reset control)"))));
+        _vm.Mmio.Register(Q35Layout.EcamBase, PciEcam.Size, new PciEcam(bus));
+        _vm.Pio.Register(Ich9PowerManagement.DefaultBase, Ich9PowerManagement.Length, new Ich9PowerManagement(
+            () => _vm.RequestExit(MachineExit.GuestPowerOff("guest powered off (ACPI S5)"))));
+    }
+
+    /// <summary>Writes the MP table and, unless disabled, the q35 ACPI tables; returns the RSDP address.</summary>
+    private ulong? WriteFirmwareTables(GuestMemory memory)
+    {
+        int cpus = _config.Cpus.Count;
+        memory.Write(MpTable.DefaultAddress, MpTable.Build(MpTable.DefaultAddress, cpus));
+        if (!_config.Acpi) return null;
+        var acpi = Q35Tables.Build(AcpiTables.DefaultAddress, new Q35AcpiConfig(cpus, AcpiPorts, SciIrq,
+            Ich9PowerManagement.S5SleepType, Q35Layout.EcamBase, Q35Layout.Mmio32Base, Q35Layout.Mmio32Size,
+            Q35Layout.Mmio64Base(_config.MemorySize), Q35Layout.Mmio64Size));
+        if ((ulong)acpi.Length > MpTable.DefaultAddress - AcpiTables.DefaultAddress)
+            throw new BootException("ACPI tables overflow their area below the MP table");
+        memory.Write(AcpiTables.DefaultAddress, acpi);
+        return AcpiTables.DefaultAddress;
+    }
+}

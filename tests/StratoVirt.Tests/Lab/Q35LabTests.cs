@@ -1,0 +1,72 @@
+using Xunit.Abstractions;
+
+namespace StratoVirt.Tests.Lab;
+
+/// <summary>Debian's cloud kernel on the q35 standard VM under the lab's KVM (see <see cref="Q35Scenarios"/>).</summary>
+[Trait("Level", "Lab")]
+public sealed class Q35LabTests(ITestOutputHelper output)
+{
+    private LabScenario Boot()
+    {
+        var s = LabSession.Instance.Ended("q35-boot", output);
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-TEST-END", "q35 rc=0");
+        return s;
+    }
+
+    [Fact]
+    public void KernelReachesInitWithItsCpusAndMemory()
+    {
+        var s = Boot();
+        Assert.NotNull(s.GuestUptimeAtInit);
+        s.AssertMarker("GUEST-CPUS", Q35Scenarios.Cpus.ToString());
+        s.AssertMarker("GUEST-Q35-CPUS-ONLINE", $"0-{Q35Scenarios.Cpus - 1}");
+        Assert.True(s.OutputContains($"smp: Brought up 1 node, {Q35Scenarios.Cpus} CPUs"), s.Text);
+        long memKb = long.Parse(s.GuestMarker("GUEST-MEMTOTAL-KB")!);
+        Assert.InRange(memKb, Q35Scenarios.MemoryMiB * 1024L * 3 / 4, Q35Scenarios.MemoryMiB * 1024L);
+    }
+
+    [Fact]
+    public void GuestFindsTheQ35AcpiTablesAndUsesTheFixedHardware()
+    {
+        var s = Boot();
+        var tables = s.GuestMarker("GUEST-Q35-ACPI-TABLES")!.Split(' ');
+        foreach (string table in new[] { "DSDT", "FACP", "FACS", "APIC", "MCFG" })
+            Assert.True(tables.Contains(table), $"{table} missing from '{string.Join(' ', tables)}'\n{s.Text}");
+        // The SCI is installed on the IOAPIC (a hardware-reduced platform has none), and the PM timer is a clocksource.
+        Assert.Contains("IO-APIC 9-fasteoi acpi", s.GuestMarker("GUEST-Q35-SCI"));
+        Assert.Contains("acpi_pm", s.GuestMarker("GUEST-Q35-CLOCKSOURCES")!.Split(' '));
+        Assert.True(s.OutputContains("PCI: MMCONFIG at [mem 0xb0000000-0xbfffffff] reserved in E820"), s.Text);
+    }
+
+    [Fact]
+    public void GuestSeesTheMchAndTheLpcBridgeOnPcie0()
+    {
+        var s = Boot();
+        var functions = s.Output.Where(l => l.StartsWith("GUEST-Q35-PCI ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(["GUEST-Q35-PCI 0000:00:00.0 0x8086:0x29c0 class=0x060000",
+            "GUEST-Q35-PCI 0000:00:1f.0 0x8086:0x2918 class=0x060100"], functions);
+        Assert.True(s.OutputContains("quirk: [io  0x0600-0x067f] claimed by ICH6 ACPI/GPIO/TCO"), s.Text);
+    }
+
+    [Fact]
+    public void GuestClockComesFromTheCmosRtc()
+    {
+        var s = Boot();
+        string rtc = s.GuestMarker("GUEST-Q35-RTC")!;
+        Assert.StartsWith("rtc_cmos ", rtc);
+        long since = long.Parse(rtc[(rtc.IndexOf("since_epoch=", StringComparison.Ordinal) + "since_epoch=".Length)..]);
+        long now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        // The lab finished before this test ran; its guests booted within the last half hour.
+        Assert.InRange(since, now - 1800, now + 60);
+        Assert.Matches(@"^\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4}", s.GuestMarker("GUEST-Q35-HWCLOCK"));
+    }
+
+    [Fact]
+    public void PoweroffEndsTheVmThroughPm1WithExitZero()
+    {
+        var s = Boot();
+        Assert.True(s.OutputContains("ACPI: PM: Preparing to enter system sleep state S5"), s.Text);
+        Assert.True(s.OutputContains("guest powered off (ACPI S5)"), s.Text);
+    }
+}
