@@ -5,6 +5,8 @@ namespace StratoVirt.Memory;
 /// <summary>One contiguous block of guest RAM backed by an anonymous private host mapping.</summary>
 public sealed unsafe class GuestRegion : IDisposable
 {
+    private readonly bool _dumpable;
+
     public ulong GuestAddress { get; }
     public ulong Size { get; }
     public nint HostAddress { get; private set; }
@@ -15,6 +17,7 @@ public sealed unsafe class GuestRegion : IDisposable
     {
         GuestAddress = guestAddress;
         Size = size;
+        _dumpable = dumpable;
         // MAP_NORESERVE: guest RAM is committed page by page as the guest touches it.
         void* p = Libc.Mmap(null, (nuint)size, Libc.PROT_READ | Libc.PROT_WRITE,
             Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE, -1, 0);
@@ -29,6 +32,21 @@ public sealed unsafe class GuestRegion : IDisposable
     }
 
     public ulong End => GuestAddress + Size;
+
+    /// <summary>
+    /// Replaces the region's pages, at the same host address, with a private copy-on-write mapping of
+    /// <paramref name="fd"/> from <paramref name="offset"/> (a snapshot's memory file): the guest reads the file's
+    /// pages, shared with every other mapping of it, and its writes stay in this process.
+    /// </summary>
+    public void MapFilePrivately(int fd, long offset)
+    {
+        // MAP_FIXED replaces exactly this region's own mapping, which nothing else uses yet.
+        void* p = Libc.Mmap((void*)HostAddress, (nuint)Size, Libc.PROT_READ | Libc.PROT_WRITE,
+            Libc.MAP_PRIVATE | Libc.MAP_FIXED | Libc.MAP_NORESERVE, fd, offset);
+        if (p == (void*)-1) throw SysException.Last($"mmap of {Size >> 20} MiB of the memory file at offset {offset}");
+        if (!_dumpable && Libc.Madvise(p, (nuint)Size, Libc.MADV_DONTDUMP) != 0)
+            throw SysException.Last($"madvise(MADV_DONTDUMP) of {Size >> 20} MiB guest RAM");
+    }
 
     public bool Contains(ulong address, ulong length) =>
         address >= GuestAddress && length <= Size && address - GuestAddress <= Size - length;

@@ -3,6 +3,7 @@ using StratoVirt.Boot.Acpi;
 using StratoVirt.Devices.Chardev;
 using StratoVirt.Devices.Legacy;
 using StratoVirt.Kvm;
+using StratoVirt.Machine.Snapshot;
 using StratoVirt.Memory;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
@@ -57,14 +58,22 @@ public sealed class MicroVmBuilder
 
     private void Build(KernelImage kernel)
     {
-        // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo.
+        // A snapshot's state file is checked against the command line before anything is built.
+        var snapshot = _config.Incoming is { } incoming ? ReadSnapshot(incoming) : null;
+        // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo. A restore takes
+        // RAM, firmware tables and kernel from the snapshot's memory file instead.
         var memory = _vm.Own(new GuestMemory(Layout.RamRegions(_config.MemorySize), _config.DumpGuestCore));
         _vm.Memory = memory;
+        if (_config.Incoming is { } source) MemoryImage.Load(memory, Path.Combine(source.Directory, "memory"), source.Mapped);
         _vm.Own(_devices);
         OpenSerialChardev();
         CreateVirtioDevices();
-        var spec = new BootSpec(kernel, _config.InitrdPath, KernelCommandLine(), WriteFirmwareTables(memory));
-        var entry = BootLoader.Load(memory, spec);
+        BootEntry? entry = null;
+        if (snapshot is null)
+        {
+            var spec = new BootSpec(kernel, _config.InitrdPath, KernelCommandLine(), WriteFirmwareTables(memory));
+            entry = BootLoader.Load(memory, spec);
+        }
 
         _kvm = _vm.Own(KvmSystem.Open());
         RequireCapabilities();
@@ -76,6 +85,7 @@ public sealed class MicroVmBuilder
         catch (SysException e) { Log.Debug($"{e.Message}; continuing without a real-mode TSS"); }
         _kvmVm.CreateIrqchip();
         _kvmVm.CreatePit2();
+        _vm.AddStateful(new KvmVmStateful(_kvmVm));
         uint slot = 0;
         foreach (var region in memory.Regions)
             _kvmVm.SetUserMemoryRegion(slot++, region.GuestAddress, region.Size, region.HostAddress);
@@ -83,6 +93,29 @@ public sealed class MicroVmBuilder
         AddLegacyDevices();
         AttachVirtioDevices(memory);
         CreateVcpus(entry);
+        if (snapshot is not null) _vm.Restore(snapshot, Path.Combine(_config.Incoming!.Directory, "state"));
+    }
+
+    /// <summary>Reads the -incoming directory's state file and checks it against this command line.</summary>
+    private SnapshotState ReadSnapshot(IncomingSnapshot incoming)
+    {
+        string path = Path.Combine(incoming.Directory, "state");
+        byte[] bytes;
+        try
+        {
+            using var file = HostFile.OpenRead(path);
+            if (file.IsDirectory || file.Length > SnapshotState.MaxFileSize)
+                throw new SnapshotException($"-incoming: {path} is not a snapshot state file");
+            bytes = new byte[file.Length];
+            if (!file.ReadExactly(bytes, 0)) throw new SnapshotException($"-incoming: {path} shrank while it was read");
+        }
+        catch (SysException e)
+        {
+            throw new SnapshotException($"-incoming: {e.Message}");
+        }
+        var state = SnapshotState.Decode(bytes, path);
+        state.CheckMatches(_config, Layout.RamRegions(_config.MemorySize).ToList());
+        return state;
     }
 
     /// <summary>Opens every device's host side (image files, taps, sockets) before anything else is set up, so that
@@ -154,7 +187,10 @@ public sealed class MicroVmBuilder
         if (_devices.Created.Count > 0 && !(irqfd && ioeventfd))
             Log.Info($"KVM lacks {(irqfd ? "" : "irqfd ")}{(ioeventfd ? "" : "ioeventfd")}; virtio devices use slower paths");
         foreach (var device in _devices.Created)
+        {
             _devices.Slots.Add(device, _kvmVm, _vm.Mmio, memory, irqfd, ioeventfd, _vm.VmFailed);
+            _vm.AddVirtioSlot(_devices.Slots.Transports[^1]);
+        }
         _vm.StartIoThreads();
     }
 
@@ -183,11 +219,15 @@ public sealed class MicroVmBuilder
             var serial = new SerialPort(new KvmInterruptLine(_kvmVm, SerialIrq, _vm.VmFailed), _serialChardev);
             _vm.Pio.Register(SerialPortBase, Serial16550.Length, serial.Uart);
             serial.Attach(_vm.MainLoop); // input is served once the main loop runs
+            _vm.AddStateful(serial.Uart);
         }
         var i8042 = new I8042(() => _vm.RequestExit(MachineExit.GuestReset("guest requested a reset (i8042)")));
         _vm.Pio.Register(0x60, 1, i8042.DataPort); // one port each: 0x61 belongs to the in-kernel PIT
         _vm.Pio.Register(0x64, 1, i8042.CommandPort);
-        _vm.Pio.Register(0x70, 2, new CmosRtc(() => DateTime.UtcNow));
+        _vm.AddStateful(i8042);
+        var rtc = new CmosRtc(() => DateTime.UtcNow);
+        _vm.Pio.Register(0x70, 2, rtc);
+        _vm.AddStateful(rtc);
         _vm.Pio.Register(AcpiPowerPorts.Base, AcpiPowerPorts.Length, new AcpiPowerPorts(_vm.RequestExit));
         _vm.Mmio.Register(Layout.BootTimer, Layout.BootTimerSize, new BootTimer(() => Log.Info(ProcessClock.BootTimeLine())));
     }
@@ -206,15 +246,19 @@ public sealed class MicroVmBuilder
         return AcpiTables.DefaultAddress;
     }
 
-    private void CreateVcpus(BootEntry entry)
+    /// <summary>Creates the vCPUs with their CPUID; the boot vCPU enters the kernel, unless a snapshot's state
+    /// (<paramref name="entry"/> null) replaces everything else.</summary>
+    private void CreateVcpus(BootEntry? entry)
     {
         var supported = _kvm.GetSupportedCpuid();
+        var stateSupport = VcpuStateSupport.Probe(_kvm);
         for (int id = 0; id < _config.Cpus.Count; id++)
         {
             var kvmVcpu = _kvmVm.CreateVcpu(id);
             _vm.AddVcpu(kvmVcpu);
+            _vm.AddStateful(new KvmVcpuStateful(kvmVcpu, stateSupport));
             VcpuSetup.ConfigureCommon(kvmVcpu, CpuidBuilder.ForVcpu(supported, id, _config.Cpus));
-            if (id == 0) VcpuSetup.ConfigureBoot(kvmVcpu, entry);
+            if (id == 0 && entry is { } boot) VcpuSetup.ConfigureBoot(kvmVcpu, boot);
         }
     }
 
