@@ -12,9 +12,10 @@ public sealed class SnapshotPayloadTests(PayloadFixture payloads)
 
     private VmmResult R => _run.Value;
 
+    /// <summary>What follows "<paramref name="marker"/> " up to the next marker line: QMP replies come one a line.</summary>
     private string Line(string marker)
     {
-        var m = Regex.Match(R.Stdout, $"^{marker} (.*)$", RegexOptions.Multiline);
+        var m = Regex.Match(R.Stdout, $@"^{marker} (.*?)(?=\n[A-Z][A-Z-]*(?: |\n)|\z)", RegexOptions.Multiline | RegexOptions.Singleline);
         Assert.True(m.Success, $"no {marker} line\n{R}");
         return m.Groups[1].Value;
     }
@@ -62,7 +63,7 @@ public sealed class SnapshotPayloadTests(PayloadFixture payloads)
     public void MigrateWhileRunningOrIntoAMissingDirectoryFailsAndTheVmStaysUsable()
     {
         Assert.Equal("""{"error":{"class":"GenericError","desc":"the VM is running: pause it with stop before migrate"}}""",
-            Line("RUNNING-MIGRATE").Trim());
+            Line("RUNNING-MIGRATE").Split('\n')[0]);
         string missing = Line("MISSING-DIR-MIGRATE");
         Assert.Contains("""{"error":{"class":"GenericError","desc":"snapshot to nowhere failed: open nowhere/memory: No such file or directory""", missing);
         Assert.Contains("""{"return":{"status":"failed","error-desc":"snapshot to nowhere failed: open nowhere/memory""", missing);
