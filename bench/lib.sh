@@ -182,6 +182,30 @@ stage_and_run_in_lab() {
     return "$rc"
 }
 
+# The VMM's memory overhead, StratoVirt's and Firecracker's rule: the Rss of every mapping smaller than 128 MiB
+# (guest RAM, recognised by size, is left out). The C# footprint case (FootprintTests) keeps its own copy: it
+# runs in the lab's initramfs without these scripts.
+#   smaps_summary <pid> <guest-MiB>: "overhead big-other guest total" in kB, where big-other is the Rss of
+#   mappings >= 128 MiB that are not guest RAM (a size near -m), which the rule would miss.
+smaps_summary() {
+    awk -v g=$(($2 * 1024)) '
+        /^Size:/ { size = $2 }
+        /^Rss:/ {
+            total += $2
+            if (size < 131072) small += $2
+            else if (size >= g && size <= g + 8192) guest += $2
+            else big += $2
+        }
+        END { printf "%d %d %d %d\n", small, big, guest, total }' "/proc/$1/smaps"
+}
+
+# overhead_kb <pid>: the overhead alone (0 when the process is gone).
+overhead_kb() {
+    local s
+    s=$(smaps_summary "$1" 0 2>/dev/null) || s=0
+    echo "${s%% *}"
+}
+
 # min and median of the numbers on stdin (one a line), as "min median".
 min_median() {
     sort -n | awk '{ v[NR] = $1 } END {

@@ -9,8 +9,12 @@
 #   GUEST-VIO-IDLE                        devices up, network pinged; idle for vio.idle s (the host reads smaps)
 #   GUEST-VIO-BLK-WRITE bytes=<n> ms=<n>  dd bs=1M of zeros onto the disk, conv=fsync
 #   GUEST-VIO-BLK-READ bytes=<n> ms=<n>   dd bs=1M from the disk after drop_caches
-#   GUEST-VIO-BLK-RANDREAD ops=.. ms=.. iops=..   randread (O_DIRECT 4 KiB preads, queue depth 1)
+#   GUEST-VIO-BLK-RAND mode=<read|write> depth=<1|32> ops=.. ms=.. iops=..   randio (O_DIRECT 4 KiB at random
+#                                         offsets; queue depth 1, and 32 through native AIO), vio.secs each
 #   GUEST-VIO-NET-RX bytes=<n> ms=<n>     wget -O /dev/null of http://10.0.2.2/blob
+#   GUEST-VIO-NET-TX bytes=<n> ms=<n>     tcpblast of vio.blob bytes to 10.0.2.2:5001 (guest -> host)
+#   GUEST-VIO-IRQS <step> <dev>=<n>...    before each step and at the end: the interrupts of each virtio device
+#                                         so far (all CPUs), so that a step's count is the difference
 #   GUEST-VIO-ERROR <what>                a step failed (its figure is missing)
 #   GUEST-VIO-DONE                        idle 3 s more before poweroff (the host reads smaps again)
 
@@ -23,6 +27,10 @@ for arg in $cmdline; do
         vio.blob=*) blob=${arg#vio.blob=} ;;
     esac
 done
+
+irqs() {
+    echo "GUEST-VIO-IRQS $1 $(awk '/virtio/ { s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; printf "%s=%d ", $NF, s }' /proc/interrupts)"
+}
 
 now_ms() {
     read -r up _ </proc/uptime
@@ -63,6 +71,7 @@ echo "GUEST-VIO-IDLE"
 sleep "$idle"
 
 if [ -n "$disk" ]; then
+    irqs blk-write
     now_ms; t0=$NOW_MS
     if dd if=/dev/zero of="$disk" bs=1M count=256 conv=fsync 2>/dev/null; then
         now_ms; echo "GUEST-VIO-BLK-WRITE bytes=268435456 ms=$((NOW_MS - t0))"
@@ -71,19 +80,25 @@ if [ -n "$disk" ]; then
     fi
     sync
     echo 3 >/proc/sys/vm/drop_caches
+    irqs blk-read
     now_ms; t0=$NOW_MS
     if dd if="$disk" of=/dev/null bs=1M count=256 2>/dev/null; then
         now_ms; echo "GUEST-VIO-BLK-READ bytes=268435456 ms=$((NOW_MS - t0))"
     else
         echo "GUEST-VIO-ERROR dd read"
     fi
-    if out=$(randread "$disk" "$secs" 4096); then
-        echo "GUEST-VIO-BLK-RANDREAD ${out#RANDREAD }"
-    else
-        echo "GUEST-VIO-ERROR randread"
-    fi
+    for rand in "read 1" "read 32" "write 1" "write 32"; do
+        irqs "blk-rand-${rand% *}-${rand#* }"
+        # shellcheck disable=SC2086
+        if out=$(randio "$disk" "$secs" 4096 $rand); then
+            echo "GUEST-VIO-BLK-RAND ${out#RANDIO }"
+        else
+            echo "GUEST-VIO-ERROR randio $rand"
+        fi
+    done
 fi
 
+irqs net-rx
 now_ms; t0=$NOW_MS
 if wget -q -O /dev/null http://10.0.2.2/blob; then
     now_ms; echo "GUEST-VIO-NET-RX bytes=$blob ms=$((NOW_MS - t0))"
@@ -91,5 +106,13 @@ else
     echo "GUEST-VIO-ERROR wget http://10.0.2.2/blob"
 fi
 
+irqs net-tx
+if out=$(tcpblast send 10.0.2.2 5001 "$blob"); then
+    echo "GUEST-VIO-NET-TX ${out#TCPBLAST }"
+else
+    echo "GUEST-VIO-ERROR tcpblast send 10.0.2.2 5001"
+fi
+
+irqs end
 echo "GUEST-VIO-DONE"
 sleep 3

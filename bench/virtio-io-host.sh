@@ -4,7 +4,7 @@
 #   unshare -n sh /lab/virtio-io-host.sh <ours|qemu> <scenario-name> <tap> <guest-cmdline>
 #
 # Creates a fresh sparse 256 MiB raw scratch disk in /tmp, serves /tmp/vio-www (the scenario file puts the blob
-# there) with busybox httpd on port 80, gives <tap> 10.0.2.2/24 once the VMM has created it, and starts the VMM
+# there) with busybox httpd on port 80, takes what the guest sends to port 5001 (/lab/tcpblast sink), gives <tap> 10.0.2.2/24 once the VMM has created it, and starts the VMM
 # with one virtio-blk and one virtio-net device, 256 MiB and 2 vCPUs. While it runs it reads the VMM's
 # /proc/<pid>/smaps twice: 2 s after the guest's GUEST-VIO-IDLE line (idle after boot) and 1 s after its
 # GUEST-VIO-DONE line (after the I/O), and prints
@@ -25,6 +25,8 @@ truncate -s 256M "$disk" || { echo "HOST-VIO-ERROR cannot create $disk"; exit 1;
 ip link set lo up
 httpd -f -p 80 -h /tmp/vio-www &
 httpd_pid=$!
+/lab/tcpblast sink 5001 &
+sink_pid=$!
 (
     n=0
     until ip link show "$tap" >/dev/null 2>&1 || [ $n -ge 1200 ]; do sleep 0.1; n=$((n + 1)); done
@@ -73,7 +75,7 @@ rss_after GUEST-VIO-DONE after-io 1
 
 wait "$vmm"
 rc=$?
-kill "$httpd_pid" "$tap_pid" 2>/dev/null
-wait "$httpd_pid" "$tap_pid" 2>/dev/null
+kill "$httpd_pid" "$tap_pid" "$sink_pid" 2>/dev/null
+wait "$httpd_pid" "$tap_pid" "$sink_pid" 2>/dev/null
 rm -f "$disk"
 exit "$rc"

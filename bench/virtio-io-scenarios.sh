@@ -1,5 +1,5 @@
 # Scenarios of bench/virtio-io.sh (which puts BENCH_REPEAT, BENCH_SECS and BENCH_TIMEOUT in front of this file):
-# the same kernel, guest initramfs (with /tests/virtio-io.sh and randread), 256 MiB and 2 vCPUs under our VMM and
+# the same kernel, guest initramfs (with /tests/virtio-io.sh, randio and tcpblast), 256 MiB and 2 vCPUs under our VMM and
 # under QEMU microvm, alternating, BENCH_REPEAT times, each with one fresh 256 MiB scratch disk and one tap in a
 # network namespace of its own (bench/virtio-io-host.sh, copied to /lab). Scenario names: <ours|qemu>-r<repeat>.
 # shellcheck shell=sh disable=SC2154

@@ -11,13 +11,15 @@
 # whose host end (10.0.2.2) serves a 64 MiB file with busybox httpd. The guest (bench/virtio-io-guest.sh) measures:
 #   blk seq write   dd if=/dev/zero bs=1M count=256 conv=fsync onto the disk
 #   blk seq read    dd bs=1M of the disk after echo 3 > drop_caches
-#   blk 4K randread bench/randread.c: O_DIRECT 4 KiB preads at random offsets, queue depth 1, --secs seconds
+#   blk 4K rand     bench/randio.c: O_DIRECT 4 KiB reads, then writes, at random offsets, queue depth 1 and 32
+#                   (native AIO), --secs seconds each
 #   net rx          wget -O /dev/null of the 64 MiB file (TCP, host -> guest)
+#   net tx          bench/tcpblast.c: 64 MiB over TCP to the host end's sink (guest -> host)
 # and the host side (bench/virtio-io-host.sh) the Rss of the VMM's mappings < 128 MiB (the rule of
 # bench/memory.sh: guest RAM excluded by size) 2 s into the guest's idle pause after boot, and again after the I/O.
 # Runs alternate ours/QEMU, --repeat times (default 2); the table shows the median and each run in order.
 # --vmm defaults to $STRATOVIRT_BINARY, then out/stratovirt; without one QEMU runs alone.
-# Inputs go to .cache/lab/bench/ (guest initramfs, randread); the log to .cache/lab/bench/virtio-io.log.
+# Inputs go to .cache/lab/bench/ (guest initramfs, randio, tcpblast); the log to .cache/lab/bench/virtio-io.log.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=bench/lib.sh
@@ -41,7 +43,7 @@ while (($#)); do
         --log) (($# >= 2)) || usage; log=$2; shift 2 ;;
         --timeout) (($# >= 2)) || usage; limit=$2; shift 2 ;;
         --report) (($# >= 2)) || usage; report_only=$2; shift 2 ;;
-        -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
         *) usage ;;
     esac
 done
@@ -76,11 +78,15 @@ report() {  # report <log>
             return t + 0
         }
         BEGIN {
-            nm = split("write read iops net rss_idle rss_io", order, " ")
+            nm = split("write read read1 read32 write1 write32 net tx rss_idle rss_io", order, " ")
             label["write"] = "blk seq write MB/s"; fmt["write"] = "%.1f"; better["write"] = "higher"
             label["read"] = "blk seq read MB/s"; fmt["read"] = "%.1f"; better["read"] = "higher"
-            label["iops"] = "blk 4K randread IOPS"; fmt["iops"] = "%.0f"; better["iops"] = "higher"
+            label["read1"] = "blk 4K randread QD1 IOPS"; label["read32"] = "blk 4K randread QD32 IOPS"
+            label["write1"] = "blk 4K randwrite QD1 IOPS"; label["write32"] = "blk 4K randwrite QD32 IOPS"
+            fmt["read1"] = fmt["read32"] = fmt["write1"] = fmt["write32"] = "%.0f"
+            better["read1"] = better["read32"] = better["write1"] = better["write32"] = "higher"
             label["net"] = "net rx (host->guest) MB/s"; fmt["net"] = "%.1f"; better["net"] = "higher"
+            label["tx"] = "net tx (guest->host) MB/s"; fmt["tx"] = "%.1f"; better["tx"] = "higher"
             label["rss_idle"] = "VMM Rss <128M idle MiB"; fmt["rss_idle"] = "%.1f"; better["rss_idle"] = "lower"
             label["rss_io"] = "VMM Rss <128M after I/O MiB"; fmt["rss_io"] = "%.1f"; better["rss_io"] = "lower"
         }
@@ -93,10 +99,18 @@ report() {  # report <log>
         vm == "" { next }
         /GUEST-VIO-BLK-WRITE / { ms = field($0, "ms"); if (ms > 0) add(vm, "write", field($0, "bytes") / ms / 1000) }
         /GUEST-VIO-BLK-READ / { ms = field($0, "ms"); if (ms > 0) add(vm, "read", field($0, "bytes") / ms / 1000) }
-        /GUEST-VIO-BLK-RANDREAD / { add(vm, "iops", field($0, "iops")) }
+        /GUEST-VIO-BLK-RAND / { t = $0; sub(/.*mode=/, "", t); sub(/ .*/, "", t); add(vm, t field($0, "depth"), field($0, "iops")) }
         /GUEST-VIO-NET-RX / { ms = field($0, "ms"); if (ms > 0) add(vm, "net", field($0, "bytes") / ms / 1000) }
+        /GUEST-VIO-NET-TX / { ms = field($0, "ms"); if (ms > 0) add(vm, "tx", field($0, "bytes") / ms / 1000) }
         /HOST-VIO-RSS idle / { add(vm, "rss_idle", field($0, "small_kb") / 1024) }
         /HOST-VIO-RSS after-io / { add(vm, "rss_io", field($0, "small_kb") / 1024) }
+        /GUEST-VIO-IRQS / {
+            t = $0; sub(/.*GUEST-VIO-IRQS /, "", t); nf = split(t, w, " "); total = 0
+            for (i = 2; i <= nf; i++) { sub(/.*=/, "", w[i]); total += w[i] }
+            if (w[1] == "blk-write") irqrun[vm] = ""
+            else if (prevstep[vm] != "") irqrun[vm] = irqrun[vm] " " prevstep[vm] "=" (total - prevtotal[vm])
+            prevstep[vm] = w[1]; prevtotal[vm] = total
+        }
         /GUEST-VIO-ERROR |HOST-VIO-ERROR / { t = $0; sub(/.*(GUEST|HOST)-VIO-ERROR /, "", t); errs = errs "  " vm ": " t "\n" }
         /^@@END / { rcs[vm] = rcs[vm] (rcs[vm] == "" ? "" : " ") substr($3, 4); vm = ""; next }
         END {
@@ -113,13 +127,14 @@ report() {  # report <log>
             }
             printf "runs: ours %d (exit codes: %s), QEMU %d (exit codes: %s)\n", ran["ours"], rcs["ours"] == "" ? "-" : rcs["ours"],
                 ran["qemu"], rcs["qemu"] == "" ? "-" : rcs["qemu"]
+            for (v in irqrun) printf "virtio interrupts per step, last run of %s:%s\n", v, irqrun[v]
             if (errs != "") printf "errors:\n%s", errs
             if (notes != "") printf "notes:\n%s", notes
         }'
 }
 
 lab_comparison_setup "$report_only" "$vmm"
-command -v gcc >/dev/null || { echo "bench: gcc is needed to build bench/randread.c (apt-get install gcc)" >&2; exit 1; }
+command -v gcc >/dev/null || { echo "bench: gcc is needed to build bench/randio.c and bench/tcpblast.c (apt-get install gcc)" >&2; exit 1; }
 
 work="$root/.cache/lab/bench"
 mkdir -p "$work" "$(dirname "$log")"
@@ -127,14 +142,17 @@ tmp=$(mktemp -d "$work/virtio-io.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 # The guest initramfs: the lab's usual one, and appended to it a second gzip'd cpio (the kernel unpacks
-# concatenated archives in order) with the guest script as /tests/virtio-io.sh and randread in /bin.
-echo "bench: building the guest initramfs with /tests/virtio-io.sh and /bin/randread" >&2
+# concatenated archives in order) with the guest script as /tests/virtio-io.sh, randio and tcpblast in /bin.
+echo "bench: building the guest initramfs with /tests/virtio-io.sh, /bin/randio and /bin/tcpblast" >&2
 "$root/scripts/lab/make-guest-initramfs.sh" "$tmp/base.cpio.gz"
 mkdir -p "$tmp/extra/tests" "$tmp/extra/bin"
-gcc -static -O2 -Wall -Wextra -o "$tmp/extra/bin/randread" "$root/bench/randread.c" \
-    || { echo "bench: cannot build bench/randread.c statically (needs libc6-dev's static glibc)" >&2; exit 1; }
+for tool in randio tcpblast; do
+    gcc -static -O2 -Wall -Wextra -o "$tmp/extra/bin/$tool" "$root/bench/$tool.c" \
+        || { echo "bench: cannot build bench/$tool.c statically (needs libc6-dev's static glibc)" >&2; exit 1; }
+done
+cp "$tmp/extra/bin/tcpblast" "$tmp/tcpblast"  # the host end's sink, in the outer VM
 install -m 0755 "$root/bench/virtio-io-guest.sh" "$tmp/extra/tests/virtio-io.sh"
-(cd "$tmp/extra" && printf '%s\n' bin/randread tests/virtio-io.sh | cpio -o -H newc -R 0:0 --quiet | gzip -9n) \
+(cd "$tmp/extra" && printf '%s\n' bin/randio bin/tcpblast tests/virtio-io.sh | cpio -o -H newc -R 0:0 --quiet | gzip -9n) \
     >"$tmp/extra.cpio.gz"
 cat "$tmp/base.cpio.gz" "$tmp/extra.cpio.gz" >"$work/virtio-io-guest.cpio.gz"
 
@@ -149,7 +167,7 @@ cp "$root/bench/virtio-io-host.sh" "$tmp/virtio-io-host.sh"
 
 status=0
 "$root/scripts/lab/run.sh" --scenarios "$scenarios" --log "$log" --timeout "$limit" \
-    --guest-initrd "$work/virtio-io-guest.cpio.gz" --add "$tmp/virtio-io-host.sh" "${run_args[@]}" || status=$?
+    --guest-initrd "$work/virtio-io-guest.cpio.gz" --add "$tmp/virtio-io-host.sh" --add "$tmp/tcpblast" "${run_args[@]}" || status=$?
 
 report "$log"
 exit "$status"

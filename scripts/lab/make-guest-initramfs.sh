@@ -25,6 +25,7 @@ modules=(
     drivers/char/virtio_console.ko drivers/char/hw_random/virtio-rng.ko drivers/virtio/virtio_balloon.ko
     net/vmw_vsock/vsock.ko net/vmw_vsock/vmw_vsock_virtio_transport_common.ko
     net/vmw_vsock/vmw_vsock_virtio_transport.ko
+    fs/fuse/fuse.ko fs/fuse/virtiofs.ko
 )
 ext4_image= ext4_mib=
 while (($#)); do
@@ -56,6 +57,7 @@ install -m 0755 "$here/guest/init" "$root/init"
 gcc -static -O2 -o "$root/bin/vsock-echo" "$here/../../tests/guest/vsock-echo.c" || lab_die "cannot build vsock-echo (gcc with static glibc)"
 gcc -static -O2 -o "$root/bin/durability-records" "$here/../../tests/guest/durability-records.c" \
     || lab_die "cannot build durability-records"
+gcc -static -O2 -o "$root/bin/soak-disk" "$here/../../tests/guest/soak-disk.c" || lab_die "cannot build soak-disk"
 mkdir -p "$root/tests"
 for t in "$here"/guest/tests/*.sh; do
     [[ -e "$t" ]] && install -m 0755 "$t" "$root/tests/"

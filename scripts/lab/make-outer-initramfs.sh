@@ -78,6 +78,10 @@ gcc -static -O2 -o "$root/bin/durability-records" "$here/../../tests/guest/durab
 install -m 0755 "$here/durability-trials.sh" "$root/bin/durability-trials"
 install -m 0755 "$here/blk-fault-host.sh" "$root/bin/blk-fault-host"
 install -m 0755 "$here/tap-gone-host.sh" "$root/bin/tap-gone-host"
+# The host side of the load test (bench/soak.sh, lab scenario soak-short).
+install -m 0755 "$here/soak-host.sh" "$root/bin/soak-host"
+# The host side of the chardev-gone scenario (socket chardev peers killed under a running VM).
+install -m 0755 "$here/chardev-gone-host.sh" "$root/bin/chardev-gone-host"
 # Kata Containers' QMP client (govmm) for the kata scenario.
 "$here/../../tests/kata/build.sh" "$root/bin/kata-qmp" || lab_die "cannot build kata-qmp (tests/kata/build.sh)"
 install -m 0755 "$here/outer/init" "$root/init"
@@ -119,6 +123,15 @@ if ((with_qemu)); then
 else
     echo "export QEMU= QEMU_FW=" >>"$root/lab/env.sh"
 fi
+
+# The vhost-user backends of the virtio-fs and vhost-user-blk scenarios (Debian's qemu-system-common 7.2), at
+# their own paths.
+lab_need_packages qemu-system-common
+for b in /usr/lib/qemu/virtiofsd /usr/bin/qemu-storage-daemon; do
+    mkdir -p "$root$(dirname "$b")"
+    cp "$b" "$root$b"
+    lab_copy_ldd_libs "$b" "$root"
+done
 
 # dmsetup switches a device-mapper table under a running VMM (the EIO host fault).
 lab_need_packages dmsetup

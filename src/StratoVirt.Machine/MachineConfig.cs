@@ -1,4 +1,5 @@
 using StratoVirt.Devices.Chardev;
+using StratoVirt.Memory;
 using StratoVirt.Virtio.Devices;
 
 namespace StratoVirt.Machine;
@@ -26,6 +27,9 @@ public sealed record MachineConfig
     public bool Acpi { get; init; } = true;
     /// <summary>-machine dump-guest-core: whether guest RAM goes into the VMM's core dumps.</summary>
     public bool DumpGuestCore { get; init; } = true;
+    /// <summary>What backs guest RAM (-machine mem-share, memory-backend, -mem-path, -mem-prealloc); its Dumpable
+    /// is overridden by <see cref="DumpGuestCore"/>=false.</summary>
+    public RamBacking Ram { get; init; } = RamBacking.Default;
     /// <summary>-S / -freeze: the vCPUs wait for QMP <c>cont</c>.</summary>
     public bool StartPaused { get; init; }
     /// <summary>Confine every thread with its seccomp allow-list before the guest runs (-disable-seccomp: off).</summary>

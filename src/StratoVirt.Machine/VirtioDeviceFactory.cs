@@ -3,6 +3,7 @@ using StratoVirt.Sys;
 using StratoVirt.Virtio;
 using StratoVirt.Virtio.Devices;
 using StratoVirt.Virtio.Devices.Net;
+using StratoVirt.Virtio.VhostUser;
 
 namespace StratoVirt.Machine;
 
@@ -19,7 +20,7 @@ public static class VirtioDeviceFactory
         {
             return config.Create(machine);
         }
-        catch (Exception e) when (e is SysException or TapException or ChardevException or ArgumentException)
+        catch (Exception e) when (e is SysException or TapException or ChardevException or ArgumentException or VhostUserException)
         {
             throw new MachineConfigException($"device '{config.Id}': {e.Message}");
         }

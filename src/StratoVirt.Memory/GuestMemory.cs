@@ -11,27 +11,56 @@ namespace StratoVirt.Memory;
 public sealed unsafe class GuestMemory : IDisposable
 {
     private readonly GuestRegion[] _regions;
+    private readonly RamFile? _file;
 
     /// <param name="dumpable">false keeps guest RAM out of the VMM's core dumps.</param>
     public GuestMemory(IEnumerable<(ulong Address, ulong Size)> layout, bool dumpable = true)
+        : this(layout, RamBacking.Default with { Dumpable = dumpable })
     {
+    }
+
+    /// <summary>Guest RAM in <paramref name="layout"/>'s regions, backed as <paramref name="backing"/> says: a file
+    /// backing holds the regions one after the other from offset 0. On failure nothing is left.</summary>
+    public GuestMemory(IEnumerable<(ulong Address, ulong Size)> layout, RamBacking backing)
+    {
+        var ordered = layout.OrderBy(r => r.Address).ToList();
+        if (backing.Kind == RamBackingKind.Anonymous && backing.Shared)
+            throw new ArgumentException("anonymous guest RAM is private; shared RAM needs a memfd or a file");
+        if (backing.Kind == RamBackingKind.Snapshot && backing.Shared)
+            throw new ArgumentException("a snapshot's memory file is mapped private; its pages are shared until written");
         var regions = new List<GuestRegion>();
         try
         {
-            foreach (var (address, size) in layout.OrderBy(r => r.Address))
+            if (backing.Kind != RamBackingKind.Anonymous)
+                _file = RamFile.Create(backing, ordered.Aggregate(0UL, (sum, r) => sum + r.Size));
+            ulong offset = 0;
+            foreach (var (address, size) in ordered)
             {
                 if (regions.Count > 0 && address < regions[^1].End)
                     throw new ArgumentException($"guest memory region 0x{address:x} overlaps its neighbour");
-                regions.Add(new GuestRegion(address, size, dumpable));
+                regions.Add(new GuestRegion(address, size, _file, offset, backing.Shared, backing.Dumpable));
+                offset += size;
             }
+            if (backing.Prealloc) RamPrealloc.Populate(regions, PageSizeOf(_file));
         }
         catch
         {
             foreach (var r in regions) r.Dispose();
+            _file?.Dispose();
             throw;
         }
         _regions = regions.ToArray();
+        Backing = backing;
     }
+
+    /// <summary>How this RAM is backed.</summary>
+    public RamBacking Backing { get; }
+
+    /// <summary>The host page size behind guest RAM: the unit in which it can be given back (2 MiB or 1 GiB on
+    /// hugetlbfs).</summary>
+    public ulong PageSize => PageSizeOf(_file);
+
+    private static ulong PageSizeOf(RamFile? file) => file?.PageSize ?? (ulong)Environment.SystemPageSize;
 
     public IReadOnlyList<GuestRegion> Regions => _regions;
 
@@ -91,9 +120,11 @@ public sealed unsafe class GuestMemory : IDisposable
     }
 
     /// <summary>
-    /// Gives [address, address+length) back to the host (madvise MADV_DONTNEED): guest RAM is private anonymous
-    /// memory, so the host frees the pages and the guest's next access finds zeros. The range must be guest RAM
-    /// (it may run over adjacent regions) and aligned to host pages, as regions are. Returns 0 or the errno.
+    /// Gives [address, address+length) back to the host; the guest's next access finds zeros (or, in a private
+    /// mapping of a file, the file's bytes). Private memory is dropped with madvise(MADV_DONTNEED); shared memory
+    /// has the file's blocks freed (FALLOC_FL_PUNCH_HOLE), since MADV_DONTNEED would only unmap pages the file keeps.
+    /// The range must be guest RAM (it may run over adjacent regions) and aligned to <see cref="PageSize"/>, as
+    /// regions are. Returns 0 or the errno.
     /// </summary>
     public int Discard(ulong address, ulong length)
     {
@@ -101,9 +132,14 @@ public sealed unsafe class GuestMemory : IDisposable
         {
             var region = RegionAt(address) ?? throw new GuestMemoryException(address, length);
             ulong part = Math.Min(length, region.End - address);
-            // [address, address+part) lies inside this region's live mapping (checked just above).
-            if (Libc.Madvise((byte*)region.HostAddress + (address - region.GuestAddress), (nuint)part, Libc.MADV_DONTNEED) != 0)
-                return Marshal.GetLastPInvokeError();
+            ulong offset = address - region.GuestAddress;
+            int errno = region.Shared
+                ? region.File!.PunchHole(region.FileOffset + offset, part)
+                // [address, address+part) lies inside this region's live mapping (checked just above).
+                : Libc.Madvise((byte*)region.HostAddress + offset, (nuint)part, Libc.MADV_DONTNEED) != 0
+                    ? Marshal.GetLastPInvokeError()
+                    : 0;
+            if (errno != 0) return errno;
             address += part;
             length -= part;
         }
@@ -136,5 +172,6 @@ public sealed unsafe class GuestMemory : IDisposable
     public void Dispose()
     {
         foreach (var r in _regions) r.Dispose();
+        _file?.Dispose();
     }
 }

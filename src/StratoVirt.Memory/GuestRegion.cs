@@ -2,28 +2,41 @@ using StratoVirt.Sys;
 
 namespace StratoVirt.Memory;
 
-/// <summary>One contiguous block of guest RAM backed by an anonymous private host mapping.</summary>
+/// <summary>One contiguous block of guest RAM: an anonymous private host mapping, or a range of a
+/// <see cref="RamFile"/> mapped shared or private.</summary>
 public sealed unsafe class GuestRegion : IDisposable
 {
-    private readonly bool _dumpable;
-
     public ulong GuestAddress { get; }
     public ulong Size { get; }
     public nint HostAddress { get; private set; }
 
+    /// <summary>The file behind the region, or null for anonymous memory. The region does not own it.</summary>
+    public RamFile? File { get; }
+
+    /// <summary>Where the region's first byte lies in <see cref="File"/>.</summary>
+    public ulong FileOffset { get; }
+
+    /// <summary>Mapped MAP_SHARED: what the guest writes is in the file, for every process that maps it.</summary>
+    public bool Shared { get; }
+
     /// <param name="dumpable">false keeps the region out of the VMM's core dumps (MADV_DONTDUMP), as
     /// -machine dump-guest-core=off asks.</param>
     public GuestRegion(ulong guestAddress, ulong size, bool dumpable = true)
+        : this(guestAddress, size, null, 0, shared: false, dumpable)
+    {
+    }
+
+    /// <summary>A region backed by [fileOffset, fileOffset+size) of <paramref name="file"/> (anonymous private
+    /// memory when it is null).</summary>
+    public GuestRegion(ulong guestAddress, ulong size, RamFile? file, ulong fileOffset, bool shared, bool dumpable)
     {
         GuestAddress = guestAddress;
         Size = size;
-        _dumpable = dumpable;
-        // MAP_NORESERVE: guest RAM is committed page by page as the guest touches it.
-        void* p = Libc.Mmap(null, (nuint)size, Libc.PROT_READ | Libc.PROT_WRITE,
-            Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE, -1, 0);
-        if (p == (void*)-1) throw SysException.Last($"mmap of {size >> 20} MiB guest RAM");
-        HostAddress = (nint)p;
-        if (!dumpable && Libc.Madvise(p, (nuint)size, Libc.MADV_DONTDUMP) != 0)
+        File = file;
+        FileOffset = fileOffset;
+        Shared = file is not null && shared;
+        HostAddress = (nint)(file is null ? MapAnonymous(size) : file.Map(fileOffset, size, shared));
+        if (!dumpable && Libc.Madvise((void*)HostAddress, (nuint)size, Libc.MADV_DONTDUMP) != 0)
         {
             var error = SysException.Last($"madvise(MADV_DONTDUMP) of {size >> 20} MiB guest RAM");
             Dispose();
@@ -31,22 +44,16 @@ public sealed unsafe class GuestRegion : IDisposable
         }
     }
 
-    public ulong End => GuestAddress + Size;
-
-    /// <summary>
-    /// Replaces the region's pages, at the same host address, with a private copy-on-write mapping of
-    /// <paramref name="fd"/> from <paramref name="offset"/> (a snapshot's memory file): the guest reads the file's
-    /// pages, shared with every other mapping of it, and its writes stay in this process.
-    /// </summary>
-    public void MapFilePrivately(int fd, long offset)
+    private static void* MapAnonymous(ulong size)
     {
-        // MAP_FIXED replaces exactly this region's own mapping, which nothing else uses yet.
-        void* p = Libc.Mmap((void*)HostAddress, (nuint)Size, Libc.PROT_READ | Libc.PROT_WRITE,
-            Libc.MAP_PRIVATE | Libc.MAP_FIXED | Libc.MAP_NORESERVE, fd, offset);
-        if (p == (void*)-1) throw SysException.Last($"mmap of {Size >> 20} MiB of the memory file at offset {offset}");
-        if (!_dumpable && Libc.Madvise(p, (nuint)Size, Libc.MADV_DONTDUMP) != 0)
-            throw SysException.Last($"madvise(MADV_DONTDUMP) of {Size >> 20} MiB guest RAM");
+        // MAP_NORESERVE: guest RAM is committed page by page as the guest touches it.
+        void* p = Libc.Mmap(null, (nuint)size, Libc.PROT_READ | Libc.PROT_WRITE,
+            Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | Libc.MAP_NORESERVE, -1, 0);
+        if (p == (void*)-1) throw SysException.Last($"mmap of {size >> 20} MiB guest RAM");
+        return p;
     }
+
+    public ulong End => GuestAddress + Size;
 
     public bool Contains(ulong address, ulong length) =>
         address >= GuestAddress && length <= Size && address - GuestAddress <= Size - length;

@@ -9,3 +9,7 @@ public sealed class GuestMemoryException(ulong address, ulong length)
     public ulong Address { get; } = address;
     public ulong Length { get; } = length;
 }
+
+/// <summary>Guest RAM could not be backed as asked (a missing -mem-path, no free huge pages, a size the huge page
+/// size does not divide).</summary>
+public sealed class RamBackingException(string message) : VmmException(message);

@@ -258,7 +258,7 @@ internal sealed partial class QmpDispatcher
     /// <summary>The events this server can send.</summary>
     private static readonly QmpNamed[] Events =
         [new("SHUTDOWN"), new("RESET"), new("POWERDOWN"), new("STOP"), new("RESUME"), new("DEVICE_DELETED"), new("BALLOON_CHANGED"),
-         new("BLOCK_IO_ERROR")];
+         new("BLOCK_IO_ERROR"), new("DEVICE_BACKEND_DISCONNECTED")];
 
     private QmpCpuInfo[] Cpus() =>
     [

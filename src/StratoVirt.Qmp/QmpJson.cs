@@ -21,6 +21,10 @@ public sealed record BalloonInfo(ulong Actual);
 /// host's error text.</summary>
 public sealed record BlockIoErrorEventData(string Device, string Operation, string Action, bool Nospace, string Reason);
 
+/// <summary>DEVICE_BACKEND_DISCONNECTED's data: the device whose vhost-user backend closed its socket (the device now
+/// needs a reset), the chardev it named and the socket's path.</summary>
+public sealed record BackendDisconnectedEventData(string Device, string Chardev, string Socket);
+
 public sealed record QmpCommandInfo(string Name);
 
 /// <summary>An empty object: the return of commands that return nothing.</summary>
@@ -89,6 +93,7 @@ public sealed class FdNameArguments
 [JsonSerializable(typeof(QmpStatus))]
 [JsonSerializable(typeof(BalloonInfo))]
 [JsonSerializable(typeof(BlockIoErrorEventData))]
+[JsonSerializable(typeof(BackendDisconnectedEventData))]
 [JsonSerializable(typeof(QmpCommandInfo[]))]
 [JsonSerializable(typeof(QmpCpuInfo[]))]
 [JsonSerializable(typeof(QmpTarget))]

@@ -172,6 +172,10 @@ public sealed class QmpServer : IDisposable
                 SendEvent("BLOCK_IO_ERROR", new BlockIoErrorEventData(b.Device, b.Write ? "write" : "read", "report",
                     b.NoSpace, b.Reason), QmpJsonContext.Default.BlockIoErrorEventData);
                 break;
+            case MachineEvent.BackendDisconnected d:
+                SendEvent("DEVICE_BACKEND_DISCONNECTED", new BackendDisconnectedEventData(d.Device, d.Chardev, d.Socket),
+                    QmpJsonContext.Default.BackendDisconnectedEventData);
+                break;
         }
     }
 

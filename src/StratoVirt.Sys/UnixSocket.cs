@@ -157,20 +157,34 @@ public static unsafe class UnixSocket
 
     /// <summary>Sends <paramref name="data"/> with <paramref name="passFd"/> attached by SCM_RIGHTS (as a QMP
     /// client passes an fd for getfd): the byte count or a negative errno.</summary>
-    public static int SendWithFd(int fd, ReadOnlySpan<byte> data, int passFd)
+    public static int SendWithFd(int fd, ReadOnlySpan<byte> data, int passFd) => SendWithFds(fd, data, [passFd]);
+
+    /// <summary>The most fds one message passes (the kernel's SCM_MAX_FD is 253; vhost-user passes at most 8).</summary>
+    public const int MaxPassedFds = 8;
+
+    /// <summary>Sends <paramref name="data"/> with <paramref name="passFds"/> (none to <see cref="MaxPassedFds"/>)
+    /// attached by SCM_RIGHTS, as vhost-user passes a memory table's fds: the byte count (the fds go with the first
+    /// byte) or a negative errno.</summary>
+    public static int SendWithFds(int fd, ReadOnlySpan<byte> data, ReadOnlySpan<int> passFds)
     {
-        ulong* control = stackalloc ulong[(CmsgHdr.Size + sizeof(int) + 7) / 8];
-        int controlBytes = (CmsgHdr.Size + sizeof(int) + 7) / 8 * 8;
-        // control is this frame's 24 bytes: a cmsghdr and one int; data is pinned for the call.
+        if (passFds.Length > MaxPassedFds) throw new ArgumentException($"at most {MaxPassedFds} fds go in one message");
+        const int controlBytes = (CmsgHdr.Size + MaxPassedFds * sizeof(int) + 7) / 8 * 8;
+        ulong* control = stackalloc ulong[controlBytes / 8];
+        // control is this frame's buffer: a cmsghdr and up to MaxPassedFds ints; data is pinned for the call.
         var header = (CmsgHdr*)control;
-        header->Length = (nuint)(CmsgHdr.Size + sizeof(int));
+        header->Length = (nuint)(CmsgHdr.Size + passFds.Length * sizeof(int));
         header->Level = Libc.SOL_SOCKET;
         header->Type = Libc.SCM_RIGHTS;
-        *(int*)((byte*)control + CmsgHdr.Size) = passFd;
+        passFds.CopyTo(new Span<int>((byte*)control + CmsgHdr.Size, passFds.Length));
         fixed (byte* p = data)
         {
             var iov = new Iovec { Base = (nint)p, Length = (nuint)data.Length };
-            var msg = new MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)controlBytes };
+            var msg = new MsgHdr { Iov = &iov, IovLength = 1 };
+            if (passFds.Length > 0)
+            {
+                msg.Control = control;
+                msg.ControlLength = (nuint)((CmsgHdr.Size + passFds.Length * sizeof(int) + 7) & ~7);
+            }
             while (true)
             {
                 nint n = Libc.SendMsg(fd, &msg, Libc.MSG_NOSIGNAL);
@@ -206,6 +220,15 @@ public static unsafe class UnixSocket
     public static bool WaitWritable(int fd, int timeoutMs)
     {
         var pfd = new PollFd { Fd = fd, Events = Libc.POLLOUT };
+        // pfd is a local of this frame; poll writes only its revents.
+        return Libc.Poll(&pfd, 1, timeoutMs) != 0;
+    }
+
+    /// <summary>Blocks until <paramref name="fd"/> has input, has failed or hung up, or <paramref name="timeoutMs"/>
+    /// passed; false on timeout.</summary>
+    public static bool WaitReadable(int fd, int timeoutMs)
+    {
+        var pfd = new PollFd { Fd = fd, Events = Libc.POLLIN };
         // pfd is a local of this frame; poll writes only its revents.
         return Libc.Poll(&pfd, 1, timeoutMs) != 0;
     }

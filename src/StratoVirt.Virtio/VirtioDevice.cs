@@ -16,6 +16,10 @@ public interface IVirtioTransport
 
     /// <summary>Stops the device after the guest misprogrammed it: NEEDS_RESET until the driver resets it.</summary>
     void Fail(string reason);
+
+    /// <summary>The eventfd the driver's notifications of queue <paramref name="queue"/> arrive on (KVM ioeventfd on
+    /// the notify register), for a device whose queues an external backend serves.</summary>
+    EventFd NotifyEvent(int queue);
 }
 
 /// <summary>
@@ -49,11 +53,20 @@ public abstract class VirtioDevice : IStateful, IDisposable
 
     public object Gate { get; } = new();
 
-    /// <summary>Device-type feature bits; the transport adds VERSION_1, INDIRECT_DESC and EVENT_IDX.</summary>
+    /// <summary>Device-type feature bits; the transport adds <see cref="TransportFeatures"/>.</summary>
     protected abstract ulong DeviceFeatures { get; }
 
-    public ulong OfferedFeatures =>
-        DeviceFeatures | VirtioFeature.Version1 | VirtioFeature.RingIndirectDesc | VirtioFeature.RingEventIdx;
+    /// <summary>The ring and version features offered with the device's own: VERSION_1, INDIRECT_DESC and
+    /// EVENT_IDX, which the VMM's queue code supports; a device whose queues a backend serves offers the backend's.</summary>
+    protected virtual ulong TransportFeatures =>
+        VirtioFeature.Version1 | VirtioFeature.RingIndirectDesc | VirtioFeature.RingEventIdx;
+
+    public ulong OfferedFeatures => DeviceFeatures | TransportFeatures;
+
+    /// <summary>Whether a process or the kernel outside the VMM (a vhost backend) serves the queues: the transport
+    /// then does not read the queues' notify eventfds, which the device hands to the backend, and
+    /// <see cref="ProcessQueue"/> is never called.</summary>
+    public virtual bool ExternalQueues => false;
 
     /// <summary>Features the driver accepted; valid while active.</summary>
     public ulong Features { get; private set; }
@@ -145,6 +158,10 @@ public abstract class VirtioDevice : IStateful, IDisposable
         }
     }
 
+    /// <summary>The device is in its slot and <see cref="Loop"/> will run: start watching host fds that live as long
+    /// as the device (a backend's socket). Called once, by the transport.</summary>
+    protected internal virtual void OnAttach() { }
+
     /// <summary>The queues are ready: start host-side I/O (e.g. watch a tap fd).</summary>
     protected virtual void OnActivate() { }
 
@@ -161,6 +178,18 @@ public abstract class VirtioDevice : IStateful, IDisposable
     }
 
     protected void SignalConfigChange() => _transport?.SignalConfigChange();
+
+    /// <summary>An external backend used buffers of queue <paramref name="queue"/> and signalled it (it decided
+    /// whether the driver wants the interrupt).</summary>
+    protected void SignalBackendUsed(int queue) => _transport?.SignalUsed(queue);
+
+    /// <summary>The eventfd of queue <paramref name="queue"/>'s notifications, to hand to an external backend;
+    /// valid while active.</summary>
+    protected EventFd QueueNotifyEvent(int queue) => _transport!.NotifyEvent(queue);
+
+    /// <summary>Stops the device from its host side (its backend went away): NEEDS_RESET and a configuration
+    /// interrupt until the driver resets it. Under Gate, while active.</summary>
+    protected void FailFromHost(string reason) => _transport?.Fail(reason);
 
     /// <summary>Watches a host fd on the device's loop while the device is active; the handler runs under Gate.</summary>
     protected ulong Watch(int fd, uint events, Action<uint> handler)

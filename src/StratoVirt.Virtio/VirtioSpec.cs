@@ -3,7 +3,7 @@ namespace StratoVirt.Virtio;
 /// <summary>Device type ids (virtio 1.2, section 5).</summary>
 public static class VirtioDeviceId
 {
-    public const uint Net = 1, Block = 2, Console = 3, Rng = 4, Balloon = 5, Vsock = 19;
+    public const uint Net = 1, Block = 2, Console = 3, Rng = 4, Balloon = 5, Vsock = 19, Fs = 26;
 }
 
 /// <summary>Feature bits shared by every device type (virtio 1.2, section 6).</summary>

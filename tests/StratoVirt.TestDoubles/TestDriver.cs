@@ -39,9 +39,11 @@ public sealed class TestDriver : IDisposable
         public readonly Dictionary<ushort, List<(ulong Addr, uint Len, bool Write)>> Chains = [];
     }
 
-    public TestDriver(VirtioDevice device, ulong memorySize = 16 << 20)
+    /// <param name="ram">What backs guest memory (default: private anonymous memory); a memfd shared for devices
+    /// whose queues a backend process serves.</param>
+    public TestDriver(VirtioDevice device, ulong memorySize = 16 << 20, RamBacking? ram = null)
     {
-        Memory = new GuestMemory([(0UL, memorySize)]);
+        Memory = new GuestMemory([(0UL, memorySize)], ram ?? RamBacking.Default);
         Loop = new EventLoop("test");
         device.Loop = Loop;
         Device = device;

@@ -31,4 +31,8 @@ public abstract record MachineEvent
     /// <summary>A drive's image failed a guest request (the guest got an I/O error; the VM goes on).
     /// <paramref name="Reason"/> is the host's error text; <paramref name="NoSpace"/>: it was ENOSPC.</summary>
     public sealed record BlockIoError(string Device, bool Write, bool NoSpace, string Reason) : MachineEvent;
+
+    /// <summary>A vhost-user device's backend process closed its socket: the device needs a reset (the guest was told
+    /// with a configuration interrupt); the VM goes on.</summary>
+    public sealed record BackendDisconnected(string Device, string Chardev, string Socket) : MachineEvent;
 }

@@ -86,7 +86,8 @@ public static class SeccompProfile
             (uint)Libc.TUNSETOFFLOAD), // virtio-net's activation passes the features the guest took to the tap
         Allow("epoll_ctl"), // a device the guest activates or resets adds or removes its queue fds; serial input resumes
         Allow("poll"), // the serial port's output waiting for room in its chardev
-        Allow("sendmsg"), // the serial port's output to a socket chardev
+        Allow("sendmsg"), // the serial port's output to a socket chardev; vhost-user requests on DRIVER_OK and reset
+        Allow("recvmsg"), // vhost-user replies, awaited while the driver starts or resets the device
     ];
 
     /// <summary>Block and net queues: vectored I/O at an offset (disks) or at none (taps), flush, discard.</summary>

@@ -39,6 +39,9 @@ public sealed class Vcpu : IDisposable
     /// <summary>The Linux thread id of the vCPU thread, once it has started.</summary>
     public int ThreadId => _tid;
 
+    /// <summary>Whether the thread was started and has not ended (one that <see cref="Stop"/> gave up on).</summary>
+    public bool ThreadAlive => _thread is { IsAlive: true };
+
     public void Start()
     {
         _thread = new Thread(RunLoop, StackSize) { Name = $"CPU {Id}/KVM", IsBackground = true };

@@ -22,8 +22,12 @@ public sealed partial class VirtualMachine
         set => _irqfdAndIoeventfd = value;
     }
 
-    /// <summary>How long the main thread waits for the other threads to confine themselves.</summary>
-    private static readonly TimeSpan ConfineTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>How long the main thread waits for the other threads to confine themselves. A thread only has to
+    /// be scheduled and install its filter, but on a crowded host (hundreds of VMMs starting together in the lab)
+    /// that took 22 s: the wait is long, and says every <see cref="ConfineReport"/> that it is still waiting.</summary>
+    private static readonly TimeSpan ConfineTimeout = TimeSpan.FromMinutes(5);
+
+    private static readonly TimeSpan ConfineReport = TimeSpan.FromSeconds(10);
 
     /// <summary>Runs first on each vCPU and iothread.</summary>
     private void PrepareThread(ThreadKind kind, string name)
@@ -53,7 +57,8 @@ public sealed partial class VirtualMachine
             Log.Info("seccomp is off (-disable-seccomp)");
             return;
         }
-        if (!_threadsConfined.Wait(ConfineTimeout))
+        if (!WaitPatiently(_threadsConfined, ConfineReport, ConfineTimeout, waited =>
+                Log.Warn($"seccomp: {_threadsConfined.CurrentCount} thread(s) not started after {waited.TotalSeconds:0} s; waiting on")))
             throw new SysException($"seccomp: {_threadsConfined.CurrentCount} thread(s) did not start within {ConfineTimeout.TotalSeconds} s", Libc.EAGAIN);
         if (_confineError is { } error) throw new SeccompException(error);
 
@@ -74,6 +79,21 @@ public sealed partial class VirtualMachine
         if (Log.IsEnabled(LogLevel.Info))
             Log.Info($"seccomp: {threads} threads confined; allowed system calls: {SeccompProfile.Counts(_irqfdAndIoeventfd)}" +
                      $", {SeccompProfile.ProcessWide(_irqfdAndIoeventfd).Count} distinct in the process");
+    }
+
+    /// <summary>Waits for <paramref name="countdown"/> up to <paramref name="limit"/>, calling
+    /// <paramref name="slow"/> with the time waited so far after each <paramref name="report"/> without it.</summary>
+    internal static bool WaitPatiently(CountdownEvent countdown, TimeSpan report, TimeSpan limit, Action<TimeSpan> slow)
+    {
+        var waited = TimeSpan.Zero;
+        while (true)
+        {
+            var step = limit - waited < report ? limit - waited : report;
+            if (countdown.Wait(step)) return true;
+            waited += step;
+            if (waited >= limit) return false;
+            slow(waited);
+        }
     }
 
     /// <summary>The Threads: line of /proc/self/status; null without /proc.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using StratoVirt.Devices.State;
 using StratoVirt.Machine.Snapshot;
+using StratoVirt.Memory;
 using StratoVirt.Sys;
 using StratoVirt.Virtio.Transport.Mmio;
 
@@ -35,8 +36,10 @@ public sealed partial class VirtualMachine
             error = "the VM is running: pause it with stop before migrate";
             return false;
         }
+        error = UnsavablePart();
+        if (error is not null) return false;
         _snapshotStatus = new("active", null);
-        string memoryPath = Path.Combine(directory, "memory"), statePath = Path.Combine(directory, "state");
+        string memoryPath = MemoryImage.PathIn(directory), statePath = Path.Combine(directory, "state");
         var clock = Stopwatch.StartNew();
         try
         {
@@ -55,6 +58,21 @@ public sealed partial class VirtualMachine
             Log.Warn(error);
             return false;
         }
+    }
+
+    /// <summary>What this machine holds that a snapshot cannot save, as upstream refuses it, or null: RAM shared
+    /// with or backed by a file (a restore maps the memory file privately), a device whose queues a backend process
+    /// serves (its rings' state is in that process).</summary>
+    private string? UnsavablePart()
+    {
+        if (Memory.Backing.Kind is not (RamBackingKind.Anonymous or RamBackingKind.Snapshot))
+            return "guest RAM on a memfd or file (mem-share=on, -mem-path, a memory backend) cannot be saved in a snapshot";
+        foreach (var slot in _virtioSlots)
+        {
+            if (slot.Device.ExternalQueues)
+                return $"device '{slot.Device.Id}' cannot be saved in a snapshot: its queues' state is in its {slot.Device.StateName} backend process";
+        }
+        return null;
     }
 
     /// <summary>Writes the memory file, then the state file, while no device processes its queues (their event

@@ -5,6 +5,7 @@ using StratoVirt.Sys.Seccomp;
 using StratoVirt.Virtio;
 using StratoVirt.Virtio.Devices.Balloon;
 using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.VhostUser;
 
 namespace StratoVirt.Machine;
 
@@ -96,6 +97,10 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     internal void WatchBlock(VirtioBlock block) =>
         block.IoError += e => Raise(new MachineEvent.BlockIoError(e.Device, e.Write, e.Errno == Libc.ENOSPC,
             Libc.ErrorText(e.Errno)));
+
+    /// <summary>Raises the loss of <paramref name="device"/>'s backend as an event.</summary>
+    internal void WatchVhostUser(VhostUserDevice device) =>
+        device.Disconnected += e => Raise(new MachineEvent.BackendDisconnected(e.Device, e.Chardev, e.Path));
 
     /// <summary>Starts the iothreads; each confines itself first. Call once the devices that use them are attached.</summary>
     internal void StartIoThreads()
@@ -230,6 +235,15 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
 
     public void Dispose()
     {
+        // A vCPU thread that did not stop in time (a host too crowded to schedule it, a device call that blocks)
+        // would still use its kvm_run page, guest memory, the devices and the exit eventfd: nothing is freed under
+        // it, and the process's end frees everything.
+        int running = _vcpus.Count(v => v.ThreadAlive);
+        if (running > 0)
+        {
+            Log.Warn($"{running} vCPU thread(s) still running: their VM is left to the end of the process");
+            return;
+        }
         foreach (var vcpu in _vcpus) vcpu.Dispose();
         foreach (var loop in _ioThreads.Values) loop.Dispose(); // stops the threads before their devices go
         for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();

@@ -11,6 +11,7 @@ using StratoVirt.Virtio.Devices;
 using StratoVirt.Virtio.Devices.Balloon;
 using StratoVirt.Virtio.Devices.Block;
 using StratoVirt.Virtio.Devices.Net;
+using StratoVirt.Virtio.VhostUser;
 
 namespace StratoVirt.Machine;
 
@@ -62,9 +63,10 @@ public sealed class MicroVmBuilder
         var snapshot = _config.Incoming is { } incoming ? ReadSnapshot(incoming) : null;
         // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo. A restore takes
         // RAM, firmware tables and kernel from the snapshot's memory file instead.
-        var memory = _vm.Own(new GuestMemory(Layout.RamRegions(_config.MemorySize), _config.DumpGuestCore));
+        var ram = RamBackingOf(_config);
+        var memory = _vm.Own(new GuestMemory(Layout.RamRegions(_config.MemorySize), ram));
         _vm.Memory = memory;
-        if (_config.Incoming is { } source) MemoryImage.Load(memory, Path.Combine(source.Directory, "memory"), source.Mapped);
+        if (_config.Incoming is { Mapped: false } source) MemoryImage.Load(memory, MemoryImage.PathIn(source.Directory));
         _vm.Own(_devices);
         OpenSerialChardev();
         CreateVirtioDevices();
@@ -94,6 +96,21 @@ public sealed class MicroVmBuilder
         AttachVirtioDevices(memory);
         CreateVcpus(entry);
         if (snapshot is not null) _vm.Restore(snapshot, Path.Combine(_config.Incoming!.Directory, "state"));
+    }
+
+    /// <summary>The command line's RAM backing; a mapped restore instead maps the snapshot's memory file privately
+    /// (copy-on-write), so restore time does not grow with the RAM and VMs restored from one snapshot share its
+    /// pages until they write them.</summary>
+    private static RamBacking RamBackingOf(MachineConfig config)
+    {
+        var ram = config.DumpGuestCore ? config.Ram : config.Ram with { Dumpable = false };
+        if (config.Incoming is null) return ram;
+        if (ram.Kind != RamBackingKind.Anonymous)
+            throw new SnapshotException(
+                "-incoming: guest RAM on a memfd or file (mem-share=on, -mem-path, a memory backend) cannot be restored from a snapshot");
+        return config.Incoming.Mapped
+            ? ram with { Kind = RamBackingKind.Snapshot, Path = MemoryImage.PathIn(config.Incoming.Directory) }
+            : ram;
     }
 
     /// <summary>Reads the -incoming directory's state file and checks it against this command line.</summary>
@@ -129,9 +146,11 @@ public sealed class MicroVmBuilder
         foreach (var c in _config.Devices)
         {
             var loop = _vm.LoopFor(c.IoThread, c.Id);
-            var device = VirtioDeviceFactory.Create(c, new VirtioDeviceResources(_config.MemorySize, OpenChardev, loop));
+            var device = VirtioDeviceFactory.Create(c, new VirtioDeviceResources(_config.MemorySize, OpenChardev, loop)
+                { SharedMemory = _vm.Memory.Regions.All(r => r.Shared) });
             _devices.Add(device);
             if (device is VirtioBalloon balloon) _vm.SetBalloon(balloon);
+            if (device is VhostUserDevice vhostUser) _vm.WatchVhostUser(vhostUser);
         }
         // Without a monitor nobody can hotplug: no empty slots to probe at boot.
         if (_config.HotplugSlots) ReserveHotplugSlots();

@@ -57,25 +57,18 @@ public static class MemoryImage
         }
     }
 
+    /// <summary>The memory file in a snapshot's directory.</summary>
+    public static string PathIn(string directory) => Path.Combine(directory, "memory");
+
     /// <summary>
-    /// Makes guest RAM the memory file's contents: mapped privately (copy-on-write; restore time does not grow
-    /// with the RAM and several VMs share the file's pages), or read in, leaving the file's zero pages untouched.
+    /// Reads the memory file into guest RAM (-incoming ...,mapped=false), leaving the file's zero pages untouched.
+    /// The default, a private mapping of the file, is a RAM backing of its own (<see cref="RamBackingKind.Snapshot"/>).
     /// </summary>
-    public static void Load(GuestMemory memory, string path, bool mapped)
+    public static void Load(GuestMemory memory, string path)
     {
         using var file = HostFile.OpenRead(path);
-        if ((ulong)file.Length != memory.TotalSize)
-            throw new SnapshotException($"{path} holds {file.Length} bytes; the guest's memory is {memory.TotalSize} bytes");
+        RamFile.CheckSnapshotSize(path, file.Length, memory.TotalSize);
         long offset = 0;
-        if (mapped)
-        {
-            foreach (var region in memory.Regions)
-            {
-                region.MapFilePrivately(file.Fd, offset);
-                offset += (long)region.Size;
-            }
-            return;
-        }
         var buffer = new byte[1 << 20];
         foreach (var region in memory.Regions)
         {

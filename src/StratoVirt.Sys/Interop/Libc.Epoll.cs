@@ -8,7 +8,7 @@ public static unsafe partial class Libc
     public const int EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800;
     public const int EPOLL_CLOEXEC = 0x80000;
     public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
-    public const uint EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10, EPOLLONESHOT = 1u << 30;
+    public const uint EPOLLIN = 1, EPOLLOUT = 4, EPOLLERR = 8, EPOLLHUP = 0x10, EPOLLRDHUP = 0x2000, EPOLLONESHOT = 1u << 30;
     public const short POLLIN = 1, POLLOUT = 4, POLLERR = 8, POLLHUP = 0x10;
 
     [LibraryImport(Lib, EntryPoint = "eventfd", SetLastError = true)]

@@ -8,6 +8,8 @@ public static unsafe partial class Libc
     public const int PROT_NONE = 0, PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
     public const int MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
     public const int MADV_DONTNEED = 4, MADV_DONTDUMP = 16;
+    /// <summary>Fault in every page of a range writable, as a write would (Linux 5.14); EINVAL on older kernels.</summary>
+    public const int MADV_POPULATE_WRITE = 23;
 
     [LibraryImport(Lib, EntryPoint = "mmap", SetLastError = true)]
     public static partial void* Mmap(void* addr, nuint length, int prot, int flags, int fd, long offset);
@@ -21,6 +23,9 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "madvise", SetLastError = true)]
     public static partial int Madvise(void* addr, nuint length, int advice);
 
+    [LibraryImport(Lib, EntryPoint = "mincore", SetLastError = true)]
+    public static partial int Mincore(void* addr, nuint length, byte* vec);
+
     [LibraryImport(Lib, EntryPoint = "sysinfo", SetLastError = true)]
     public static partial int SysInfo(SysInfoData* info);
 
@@ -31,6 +36,36 @@ public static unsafe partial class Libc
         // info is a local of this frame that sysinfo fills.
         return SysInfo(&info) == 0 ? info.TotalRam * Math.Max(info.MemUnit, 1u) : 0;
     }
+}
+
+/// <summary>Files that back guest RAM: memfds, their seals, their size and the file system they live on.</summary>
+public static unsafe partial class Libc
+{
+    public const uint MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2;
+    public const int F_ADD_SEALS = 1033, F_SEAL_SHRINK = 2, F_SEAL_GROW = 4;
+    /// <summary>statfs f_type of hugetlbfs.</summary>
+    public const long HUGETLBFS_MAGIC = 0x958458f6;
+
+    [LibraryImport(Lib, EntryPoint = "memfd_create", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int MemfdCreate(string name, uint flags);
+
+    [LibraryImport(Lib, EntryPoint = "ftruncate", SetLastError = true)]
+    public static partial int Ftruncate(int fd, long length);
+
+    /// <summary>fcntl(2) with an int argument (F_ADD_SEALS).</summary>
+    [LibraryImport(Lib, EntryPoint = "fcntl", SetLastError = true)]
+    public static partial int FcntlInt(int fd, int cmd, int arg);
+
+    [LibraryImport(Lib, EntryPoint = "fstatfs", SetLastError = true)]
+    public static partial int FStatFs(int fd, StatFs* buf);
+}
+
+/// <summary>struct statfs on x86_64: only the fields the VMM reads are named.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 120)]
+public struct StatFs
+{
+    [FieldOffset(0)] public long Type;
+    [FieldOffset(8)] public long BlockSize;
 }
 
 /// <summary>struct sysinfo on x86_64: only the fields the VMM reads are named.</summary>

@@ -28,7 +28,19 @@ public abstract record VirtioDeviceConfig(string Id)
 
 /// <summary>What the machine gives a device it creates: guest RAM's size (the balloon's bound), a way to open the
 /// -chardev backends it owns, and the event loop (main or iothread) that will run the device.</summary>
-public sealed record VirtioDeviceResources(ulong RamSize, Func<ChardevConfig, Chardev> OpenChardev, EventLoop Loop);
+public sealed record VirtioDeviceResources(ulong RamSize, Func<ChardevConfig, Chardev> OpenChardev, EventLoop Loop)
+{
+    /// <summary>Whether guest RAM is shared memory with a file behind it, which a backend process can map.</summary>
+    public bool SharedMemory { get; init; }
+
+    /// <summary>A device whose queues another process serves needs RAM that process can map.</summary>
+    public static void RequireSharedMemory(VirtioDeviceResources machine, string driver)
+    {
+        if (!machine.SharedMemory)
+            throw new ArgumentException($"{driver} needs guest RAM shared with its backend: add mem-share=on to -machine " +
+                "(or use a memory backend with share=on)");
+    }
+}
 
 /// <summary>What a -device parser may ask of the command line.</summary>
 public interface IDeviceOptionContext

@@ -1,8 +1,10 @@
 using StratoVirt.Virtio.Devices.Balloon;
 using StratoVirt.Virtio.Devices.Block;
 using StratoVirt.Virtio.Devices.Console;
+using StratoVirt.Virtio.Devices.Fs;
 using StratoVirt.Virtio.Devices.Net;
 using StratoVirt.Virtio.Devices.Rng;
+using StratoVirt.Virtio.Devices.VhostUserBlock;
 using StratoVirt.Virtio.Devices.Vsock;
 
 namespace StratoVirt.Virtio.Devices;
@@ -22,6 +24,8 @@ public sealed class VirtioDeviceRegistry
         RngDeviceConfig.Type,
         BalloonDeviceConfig.Type,
         VsockDeviceConfig.Type,
+        FsDeviceConfig.Type,
+        VhostUserBlockConfig.Type,
     ]);
 
     private readonly VirtioDeviceType[] _types;

@@ -63,9 +63,11 @@ public sealed partial class VirtioCore : IVirtioTransport, IDisposable
     /// <summary>Whether KVM delivers notify writes straight to the eventfds (set by the machine).</summary>
     public bool KernelNotify { get; set; }
 
-    /// <summary>Starts serving the queue eventfds on the device's loop.</summary>
+    /// <summary>Starts serving the queue eventfds on the device's loop (unless an external backend reads them).</summary>
     public void Attach()
     {
+        _device.OnAttach();
+        if (_device.ExternalQueues) return;
         for (int i = 0; i < _notify.Length; i++)
         {
             int index = i;

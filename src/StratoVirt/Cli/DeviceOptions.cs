@@ -22,6 +22,7 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     private readonly Dictionary<string, MonitorEndpoint.Tcp> _tcpChardevs = new(StringComparer.Ordinal);
     private string? _monitorChardev;
     private readonly List<string> _ioThreads = [];
+    private readonly Dictionary<string, MemoryBackend> _memoryBackends = new(StringComparer.Ordinal);
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
     private readonly HashSet<string> _deviceIds = new(StringComparer.Ordinal);
     private readonly HashSet<string> _drivers = new(StringComparer.Ordinal);
@@ -42,6 +43,9 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     IReadOnlyList<VirtioDeviceConfig> IDeviceOptionContext.Devices => _devices;
 
     public IReadOnlyDictionary<string, ChardevConfig> Chardevs => _chardevs;
+
+    /// <summary>The -object memory-backend-* objects by id.</summary>
+    public IReadOnlyDictionary<string, MemoryBackend> MemoryBackends => _memoryBackends;
 
     /// <summary>The QMP endpoint -mon names through its socket chardev, or null without -mon.</summary>
     public MonitorEndpoint? Monitor { get; private set; }
@@ -160,35 +164,44 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
         _monitorChardev = chardev;
     }
 
-    /// <summary>Keys of the memory-backend objects, which are refused by name rather than as unknown keys.</summary>
-    private static readonly string[] MemoryBackendParameters = ["size", "host-nodes", "policy", "mem-path", "share", "prealloc", "dump-guest-core"];
-
     /// <summary>-object: iothreads are the machine's; the other types are backends of registered devices.</summary>
     private void AddObject(string text)
     {
+        if (ObjectType(text).StartsWith("memory-backend-", StringComparison.Ordinal))
+        {
+            var memory = MemoryOptions.ParseBackend(text);
+            if (_ioThreads.Contains(memory.Id)) throw new UsageException($"option -object: id '{memory.Id}' is used twice");
+            Unique(_memoryBackends, memory.Id, "-object", memory);
+            return;
+        }
         var types = _registry.Backends.Where(b => b.ObjectType is not null).ToList();
         var v = new OptionValue("-object", text, "type",
-            [.. new[] { "type", "id" }.Concat(types.SelectMany(b => b.Parameters)).Concat(MemoryBackendParameters).Distinct()]);
+            [.. new[] { "type", "id" }.Concat(types.SelectMany(b => b.Parameters)).Distinct()]);
         string id = RequireId(v, "-object");
         string? type = v.Get("type");
         if (type == "iothread")
         {
-            if (_ioThreads.Contains(id)) throw new UsageException($"option -object: id '{id}' is used twice");
+            if (_ioThreads.Contains(id) || _memoryBackends.ContainsKey(id)) throw new UsageException($"option -object: id '{id}' is used twice");
             _ioThreads.Add(id);
         }
         else if (types.Find(b => b.ObjectType == type) is { } backend)
         {
             Unique(_backends[backend.Name], id, "-object", backend.Parse(v, id));
         }
-        else if (type is not null && type.StartsWith("memory-backend-", StringComparison.Ordinal))
-        {
-            throw new UsageException($"option -object: {type} is not supported by this build yet");
-        }
         else
         {
             throw new UsageException(
-                $"option -object: unknown object type '{type}' (iothread or {string.Join(" or ", types.Select(b => b.ObjectType))})");
+                $"option -object: unknown object type '{type}' (iothread, memory-backend-* or {string.Join(" or ", types.Select(b => b.ObjectType))})");
         }
+    }
+
+    /// <summary>The type of an -object value (its first item, or type=), before its keys can be checked.</summary>
+    private static string ObjectType(string text)
+    {
+        var parts = text.Split(',');
+        return parts[0].Contains('=')
+            ? parts.FirstOrDefault(p => p.StartsWith("type=", StringComparison.Ordinal))?[5..] ?? ""
+            : parts[0];
     }
 
     private void AddDevice(string text)

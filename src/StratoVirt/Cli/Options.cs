@@ -50,6 +50,8 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-daemonize", Arity.Flag),
         new("-pidfile", Arity.Value),
         new("-uuid", Arity.Value),
+        new("-mem-path", Arity.Value),
+        new("-mem-prealloc", Arity.Flag),
         new("-help", Arity.Flag),
         new("-h", Arity.Flag),
         new("-version", Arity.Flag),
@@ -57,8 +59,6 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-incoming", Arity.Value),
         // Options later parts of the project implement.
 
-        new("-mem-path", Arity.Value, Unsupported: Later),
-        new("-mem-prealloc", Arity.Flag, Unsupported: Later),
         new("-numa", Arity.Value, Unsupported: Later),
         new("-trace", Arity.Value, Unsupported: Later),
         new("-global", Arity.Value, Unsupported: "applies to the standard VM only, which this build does not provide"),
@@ -110,7 +110,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
     {
         string? One(string name) => o.TryGetValue(name, out var v) ? v[0] : null;
 
-        var (acpi, dumpGuestCore) = ParseMachine(One("-machine"));
+        var machine = ParseMachine(One("-machine"));
         if (One("-accel") is { } accel && accel is not ("kvm" or "kvm:tcg"))
             throw new UsageException($"option -accel: '{accel}' is not supported; only kvm is");
         if (One("-cpu") is { } cpu && cpu.Split(',')[0] != "host")
@@ -124,18 +124,21 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         string kernel = One("-kernel") ?? throw new UsageException("option -kernel is required for the microvm machine");
         var devices = DeviceOptions.Parse(o, registry ?? VirtioDeviceRegistry.Default);
         var monitors = ParseMonitors(One("-qmp"), devices.Monitor);
+        var (memorySize, ram) = MemoryOptions.Resolve(machine.MemShare, machine.MemoryBackend, devices.MemoryBackends,
+            One("-mem-path"), o.ContainsKey("-mem-prealloc"), One("-m"), hostMemory);
         var config = new MachineConfig
         {
             Name = One("-name") ?? "StratoVirt",
             KernelPath = kernel,
             InitrdPath = One("-initrd"),
             CommandLine = o.TryGetValue("-append", out var append) ? string.Join(' ', append) : "",
-            MemorySize = One("-m") is { } m ? ParseMemory(m, hostMemory) : 256UL << 20,
+            MemorySize = memorySize,
+            Ram = ram,
             Cpus = One("-smp") is { } smp ? ParseSmp(smp) : CpuTopology.Single(1),
             Serial = devices.Serial,
-            Acpi = acpi,
+            Acpi = machine.Acpi,
             HotplugSlots = monitors.Count > 0,
-            DumpGuestCore = dumpGuestCore,
+            DumpGuestCore = machine.DumpGuestCore,
             StartPaused = o.ContainsKey("-S") || o.ContainsKey("-freeze"),
             Seccomp = !o.ContainsKey("-disable-seccomp"),
             Devices = devices.Devices,
@@ -156,23 +159,27 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         };
     }
 
-    /// <summary>Returns whether ACPI tables are wanted and whether guest RAM goes into core dumps.</summary>
-    internal static (bool Acpi, bool DumpGuestCore) ParseMachine(string? text)
+    /// <summary>What -machine says: ACPI tables or not, guest RAM in core dumps or not, mem-share= (null when not
+    /// given) and the id of the memory-backend object holding guest RAM.</summary>
+    internal sealed record MachineOptions(bool Acpi, bool DumpGuestCore, bool? MemShare, string? MemoryBackend);
+
+    internal static MachineOptions ParseMachine(string? text)
     {
         if (text is null) throw new UsageException("option -machine is required (use -machine microvm)");
-        var v = new OptionValue("-machine", text, "type", ["type", "dump-guest-core", "mem-share", "accel", "usb", "acpi"]);
+        var v = new OptionValue("-machine", text, "type",
+            ["type", "dump-guest-core", "mem-share", "memory-backend", "accel", "usb", "acpi"]);
         string type = v.Get("type") ?? throw new UsageException("option -machine: type is missing (use microvm)");
         if (type != "microvm")
             throw new UsageException(type is "q35" or "virt" or "none"
                 ? $"option -machine: type '{type}' (the standard VM) is not supported by this build; use microvm"
                 : $"option -machine: unknown machine type '{type}' (use microvm)");
         bool dumpGuestCore = v.GetBool("dump-guest-core", true);
-        if (v.GetBool("mem-share", false))
-            throw new UsageException("option -machine: mem-share=on (guest RAM shared with vhost-user backends such as virtiofsd) is not supported by this build yet");
+        bool? memShare = v.Has("mem-share") ? v.GetBool("mem-share", false) : null;
+        if (v.Get("memory-backend") is { Length: 0 }) throw new UsageException("option -machine: memory-backend= needs an id");
         if (v.Get("accel") is { } accel && accel is not ("kvm" or "kvm:tcg"))
             throw new UsageException($"option -machine: accel={accel} is not supported; only kvm is");
         if (v.Get("usb") is { } usb && usb != "off") throw new UsageException("option -machine: usb must be off");
-        return (v.GetBool("acpi", true), dumpGuestCore);
+        return new MachineOptions(v.GetBool("acpi", true), dumpGuestCore, memShare, v.Get("memory-backend"));
     }
 
     internal static ulong ParseMemory(string text, ulong hostMemory)
@@ -180,14 +187,22 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         var v = new OptionValue("-m", text, "size", ["size", "maxmem"]);
         string size = v.Get("size") ?? throw new UsageException("option -m: size is missing");
         ulong bytes = ParseSize(size, "-m");
-        if (bytes == 0) throw new UsageException($"option -m: memory size {size} must be greater than zero");
-        if (bytes < MinMemory) throw new UsageException($"option -m: memory size {size} is below the minimum of 128 MiB");
-        if (bytes > MaxMemory) throw new UsageException($"option -m: memory size {size} exceeds the maximum of 512 GiB");
-        if (hostMemory != 0 && bytes > hostMemory)
-            throw new UsageException($"option -m: memory size {size} exceeds this host's {hostMemory >> 20} MiB of RAM");
+        CheckMemorySize(bytes, "-m", hostMemory, size);
         if (v.Get("maxmem") is { } maxmem && ParseSize(maxmem, "-m maxmem") < bytes)
             throw new UsageException($"option -m: maxmem={maxmem} is smaller than the memory size {size}");
         return bytes;
+    }
+
+    /// <summary>Guest RAM must lie between 128 MiB and 512 GiB and fit the host's RAM (when known). The
+    /// message names the size as the user wrote it when <paramref name="asWritten"/> is given.</summary>
+    internal static void CheckMemorySize(ulong bytes, string option, ulong hostMemory, string? asWritten = null)
+    {
+        string size = asWritten ?? $"{bytes >> 20} MiB";
+        if (bytes == 0) throw new UsageException($"option {option}: memory size must be greater than zero");
+        if (bytes < MinMemory) throw new UsageException($"option {option}: memory size {size} is below the minimum of 128 MiB");
+        if (bytes > MaxMemory) throw new UsageException($"option {option}: memory size {size} exceeds the maximum of 512 GiB");
+        if (hostMemory != 0 && bytes > hostMemory)
+            throw new UsageException($"option {option}: memory size {size} exceeds this host's {hostMemory >> 20} MiB of RAM");
     }
 
     /// <summary>A size with an optional K/M/G/T suffix (upper or lower case, optional B); no suffix means MiB.</summary>

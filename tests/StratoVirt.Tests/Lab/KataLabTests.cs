@@ -57,4 +57,14 @@ public sealed partial class KataLabTests
         Assert.EndsWith("GUEST-KATA-VDA-GONE sectors=0", s.GuestMarker("KATA-GUEST-UNPLUGGED") ?? "");
         s.AssertMarker("HOST-KATA-CLIENT-RC", "0");
     }
+
+    [Fact]
+    public void KatasVirtioFsShareCarriesFilesBothWays()
+    {
+        var s = Scenario();
+        s.AssertMarker("GUEST-KATA-FS-MOUNT", "ok");
+        s.AssertMarker("GUEST-KATA-FS-READ", "from-the-kata-host");
+        s.AssertMarker("GUEST-KATA-FS-WRITE", "ok");
+        s.AssertMarker("HOST-KATA-FS-FROM-GUEST", "from-the-kata-guest");
+    }
 }

@@ -113,6 +113,7 @@ public sealed class LabSession
         foreach (var line in HotplugScenarios.Lines) sb.AppendLine(line);
         foreach (var line in LifecycleScenarios.Lines) sb.AppendLine(line);
         foreach (var line in KataScenarios.Lines) sb.AppendLine(line);
+        foreach (var line in VhostUserScenarios.Lines) sb.AppendLine(line);
         foreach (var line in SeccompScenarios.Lines) sb.AppendLine(line);
         foreach (var line in OzoneScenarios.Lines) sb.AppendLine(line);
         foreach (var line in ReliabilityScenarios.Lines) sb.AppendLine(line);

@@ -65,6 +65,84 @@ public sealed partial class ReliabilityLabTests(ITestOutputHelper output)
         Assert.Equal(1, s.Output.Count(l => l.Contains("virtio-net eth0: backend", StringComparison.Ordinal)));
     }
 
+    [Fact]
+    public void ASocketChardevPeerKilledMidStreamIsLoggedOnceAndANewPeerGetsTheOutputAgain()
+    {
+        var s = LabSession.Instance.Ended("chardev-gone", output);
+        Assert.True(s.ExitCode == 0, s.Text);
+        // The guest ran to its end (its serial console went to the second peer).
+        Assert.True(s.OutputContains("CG-SER2 GUEST-TEST-END chardev-gone rc=0"), s.Text);
+        foreach (string kind in new[] { "ser", "hvc" })
+        {
+            // Bytes went both ways with the first peer, which was then killed with SIGKILL.
+            Assert.Contains($"HOST-CG-EXCHANGE-1 {kind} ok", s.Output);
+            Assert.Contains($"HOST-CG-KILLED {kind}", s.Output);
+            // A second peer connects to the same socket, receives the guest's output and exchanges bytes again.
+            Assert.Contains($"HOST-CG-OUTPUT-AGAIN {kind} ok", s.Output);
+            Assert.Contains($"HOST-CG-EXCHANGE-2 {kind} ok", s.Output);
+        }
+        // The guest went on writing while no peer was there, and the VMM ran on and answered QMP.
+        Assert.True(int.Parse(s.GuestMarker("HOST-CG-TICKS-WHILE-GONE")!) > 0, s.Text);
+        s.AssertMarker("HOST-CG-VMM-AFTER-KILL", "alive");
+        Assert.Contains("\"status\":\"running\"", s.GuestMarker("HOST-CG-QMP-AFTER-KILL") ?? "");
+        // No busy loop on the dead connection: the main thread (which serves the chardevs) used well under a second
+        // of the 5 s (clock ticks of 10 ms).
+        Assert.InRange(long.Parse(s.GuestMarker("HOST-CG-MAIN-THREAD-TICKS-IN-5S")!), 0, 100);
+        // Each disappearance is logged once, not per write; each peer's connection once.
+        foreach (var (id, path) in new[] { ("ser0", "/tmp/cg/ser.sock"), ("con0", "/tmp/cg/hvc.sock") })
+        {
+            Assert.Equal(1, s.Output.Count(l => l.EndsWith($"chardev '{id}': client disconnected from {path}", StringComparison.Ordinal)));
+            Assert.Equal(2, s.Output.Count(l => l.EndsWith($"chardev '{id}': client connected on {path}", StringComparison.Ordinal)));
+        }
+    }
+
+    [Fact]
+    public void UnderDiskNetTimerAndQmpLoadNothingFailsNoInterruptIsLostAndNoFdLeaks()
+    {
+        var s = LabSession.Instance.Ended("soak-short", output);
+        foreach (var line in s.Output.Where(l => l.StartsWith("SOAK-", StringComparison.Ordinal) && !l.StartsWith("SOAK-SAMPLE", StringComparison.Ordinal)))
+            output.WriteLine(line);
+        // The guest ran its load to the end and powered off.
+        Assert.True(s.ExitCode == 0, s.Text);
+        Assert.True(s.OutputContains("GUEST-TEST-END soak rc=0"), s.Text);
+        Assert.Equal($"cpus={ReliabilityScenarios.SoakCpus} secs={ReliabilityScenarios.SoakSeconds}", s.GuestMarker("SOAK-LOAD-START"));
+        // QMP: polled all along, every request answered, none an error.
+        var qmp = Fields(s, "QMP-POLL");
+        Assert.True(int.Parse(qmp["sent"]) >= ReliabilityScenarios.SoakSeconds * 50, s.Text);
+        Assert.Equal(qmp["sent"], qmp["answered"]);
+        Assert.Equal("0", qmp["errors"]);
+        Assert.Equal("signal", qmp["ended"]);
+        // Disk: both workers finished, every read matched the last write, no request failed.
+        var disks = s.Output.Where(l => l.StartsWith("SOAK-DISK-END ", StringComparison.Ordinal)).ToList();
+        Assert.True(disks.Count == 2, s.Text);
+        foreach (var d in disks)
+        {
+            Assert.Contains("mismatches=0 errors=0", d);
+            Assert.DoesNotContain(" writes=0 ", d);
+        }
+        // Network: every 4 MiB copy arrived intact; pings were answered.
+        var tcp = Fields(s, "SOAK-NET-TCP");
+        Assert.True(int.Parse(tcp["rounds"]) > 0, s.Text);
+        Assert.Equal(("0", "0"), (tcp["bad"], tcp["failed"]));
+        Assert.True(int.Parse(Fields(s, "SOAK-NET-PING")["received"]) > 0, s.Text);
+        // Interrupts: both devices raised some, nothing was left in flight, and the guest kernel reported no
+        // timeout, hung task or I/O error (a lost interrupt shows as one of these).
+        var irqs = s.Output.Where(l => l.StartsWith("SOAK-IRQ ", StringComparison.Ordinal)).ToList();
+        foreach (var device in new[] { "vda", "eth0" })
+            Assert.True(irqs.Any(l => l.Contains($"device={device} ", StringComparison.Ordinal) && !l.EndsWith(" delta=0", StringComparison.Ordinal)), s.Text);
+        Assert.Equal("0", Fields(s, "SOAK-BLK")["inflight"]);
+        s.AssertMarker("SOAK-DMESG-PROBLEMS", "n=0");
+        // No fd leaked under the load, and the VMM logged no error.
+        Assert.Equal("0", Fields(s, "SOAK-GROWTH")["fds"]);
+        Assert.Equal("0", Fields(s, "SOAK-VMM-LOG")["errors"]);
+    }
+
+    /// <summary>The key=value fields of the first line with <paramref name="marker"/>.</summary>
+    private static Dictionary<string, string> Fields(LabScenario s, string marker) =>
+        (s.GuestMarker(marker) ?? throw new Xunit.Sdk.XunitException($"no {marker} line:\n{s.Text}"))
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(f => f.Split('=', 2)).Where(kv => kv.Length == 2)
+            .ToDictionary(kv => kv[0], kv => kv[1]);
+
     [Theory]
     [InlineData("direct-on")]
     [InlineData("direct-off")]

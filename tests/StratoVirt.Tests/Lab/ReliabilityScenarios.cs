@@ -3,8 +3,9 @@ namespace StratoVirt.Tests.Lab;
 /// <summary>
 /// Host faults and crash durability in the nested lab: a Linux guest on disks whose host storage fills up or fails
 /// (scripts/lab/blk-fault-host.sh, guest test blk-fault.sh), a tap deleted under a running VM (tap-gone-host.sh,
-/// tap-gone.sh), and a few crash-durability trials per drive
-/// configuration (scripts/lab/durability-trials.sh; bench/durability.sh runs many).
+/// tap-gone.sh), socket chardev peers killed under a running VM (chardev-gone-host.sh, chardev-gone.sh), and a few
+/// crash-durability trials per drive configuration (scripts/lab/durability-trials.sh; bench/durability.sh runs many),
+/// and a short load test (scripts/lab/soak-host.sh, guest test soak.sh; bench/soak.sh runs the long one).
 /// </summary>
 public static class ReliabilityScenarios
 {
@@ -13,6 +14,9 @@ public static class ReliabilityScenarios
     public const int TestTrials = 3;
 
     public static readonly string[] Configs = ["direct-on", "direct-off", "iothread"];
+
+    /// <summary>The short load test of the test run (bench/soak.sh runs the long one): seconds of load, vCPUs.</summary>
+    public const int SoakSeconds = 45, SoakCpus = 4;
 
     public static string[] Lines =>
     [
@@ -24,5 +28,9 @@ public static class ReliabilityScenarios
         "-append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=tap-gone\" -m 256 -smp 2 -serial stdio " +
         "-name tap-gone -netdev tap,id=net0,ifname=tap0 -device virtio-net-device,netdev=net0,id=eth0 -D",
         .. Configs.Select(c => $"scenario durability-{c} {TestTrials * 120} durability-trials {TestTrials} {c}"),
+        "scenario chardev-gone 300 env STRATOVIRT_LOG_LEVEL=info chardev-gone-host -machine microvm " +
+        "-kernel \"$KERNEL\" -initrd \"$INITRD\" " +
+        "-append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=chardev-gone\" -m 256 -smp 2 -name chardev-gone",
+        $"scenario soak-short {SoakSeconds + 300} unshare -n soak-host {SoakSeconds} {SoakCpus} 512",
     ];
 }

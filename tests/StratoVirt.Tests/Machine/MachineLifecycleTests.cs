@@ -113,6 +113,47 @@ public sealed class MachineLifecycleTests : IDisposable
     }
 
     [Fact]
+    public void AVcpuThreadThatDoesNotStopInTimeKeepsItsVcpuUntilItEnds()
+    {
+        using var stuck = new ManualResetEventSlim();
+        var vcpu = new ScriptedVcpu(0) { Stuck = stuck };
+        var vm = Machine(false, vcpu);
+        var run = RunAsync(vm);
+        Assert.True(WaitFor(() => vcpu.Idling));
+        ((IMachineControl)vm).Quit();
+        Assert.Equal(ExitCause.QmpQuit, run.Result.Cause); // Run gives up on the thread after its stop timeout
+        vm.Dispose();
+        Assert.False(vcpu.Disposed); // the thread is still in its run: its vCPU stays
+        stuck.Set();
+        Assert.True(WaitFor(() => !vm.Vcpus[0].ThreadAlive));
+        vm.Dispose();
+        Assert.True(vcpu.Disposed);
+        Assert.False(vcpu.DisposedWhileRunning);
+    }
+
+    [Fact]
+    public void TheConfinementWaitReportsASlowStartAndGoesOnWaiting()
+    {
+        using var countdown = new CountdownEvent(1);
+        var reports = new List<TimeSpan>();
+        var late = new Thread(() => { Thread.Sleep(350); countdown.Signal(); });
+        late.Start();
+        Assert.True(VirtualMachine.WaitPatiently(countdown, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(10), reports.Add));
+        late.Join();
+        Assert.InRange(reports.Count, 2, 4);
+        Assert.Equal(TimeSpan.FromMilliseconds(100), reports[0]);
+    }
+
+    [Fact]
+    public void TheConfinementWaitGivesUpAtItsLimit()
+    {
+        using var countdown = new CountdownEvent(1);
+        var reports = new List<TimeSpan>();
+        Assert.False(VirtualMachine.WaitPatiently(countdown, TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(250), reports.Add));
+        Assert.Equal([TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(200)], reports);
+    }
+
+    [Fact]
     public void StopHoldsTheVcpusAndTheClockAndContResumesThem()
     {
         var vcpu = new ScriptedVcpu(0);

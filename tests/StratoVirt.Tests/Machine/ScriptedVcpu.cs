@@ -37,6 +37,15 @@ internal sealed class ScriptedVcpu(int id, params ScriptedExit[] script) : IVcpu
     /// <summary>Set once the vCPU ran out of script and waits like a running guest (the machine let it run).</summary>
     public volatile bool Idling;
 
+    /// <summary>When set, a run after the script ignores kicks until this is set: a vCPU thread the host does not
+    /// schedule in time.</summary>
+    public ManualResetEventSlim? Stuck { get; init; }
+
+    /// <summary>Whether Dispose came while a run was still going on.</summary>
+    public bool DisposedWhileRunning { get; private set; }
+
+    private volatile bool _running;
+
     public bool ImmediateExit
     {
         get => _immediateExit;
@@ -53,8 +62,11 @@ internal sealed class ScriptedVcpu(int id, params ScriptedExit[] script) : IVcpu
         if (next is null)
         {
             // The guest idles: only a kick brings the vCPU back.
+            _running = true;
             Idling = true;
+            Stuck?.Wait();
             while (!_immediateExit) Thread.Sleep(1);
+            _running = false;
             return VcpuExit.Of(VcpuExitKind.Interrupted);
         }
         Runs++;
@@ -75,5 +87,9 @@ internal sealed class ScriptedVcpu(int id, params ScriptedExit[] script) : IVcpu
         lock (_script) foreach (var e in exits) _script.Enqueue(e);
     }
 
-    public void Dispose() => Disposed = true;
+    public void Dispose()
+    {
+        DisposedWhileRunning |= _running;
+        Disposed = true;
+    }
 }

@@ -1,3 +1,5 @@
+using StratoVirt.Tests.Virtio;
+
 namespace StratoVirt.Tests.Native;
 
 /// <summary>Bad kernels, sizes, flags and a missing /dev/kvm: one line on stderr, non-zero exit, nothing left behind.</summary>
@@ -58,6 +60,29 @@ public sealed class BadInputTests(PayloadFixture payloads) : IDisposable
     [InlineData("-frobnicate", "1", "-frobnicate")]
     public void BadFlags(string option, string value, string expected) =>
         AssertOneLineError(RunKernel(payloads.Get("hello"), option, value), expected);
+
+    [Fact]
+    public void VhostUserSocketNobodyListensOn()
+    {
+        string socket = Path.Combine(_dir.Path, "virtiofsd.sock");
+        var r = VmmProcess.Run(["-machine", "microvm,mem-share=on", "-kernel", payloads.Get("hello"), "-serial", "stdio",
+            "-chardev", $"socket,id=fs,path={socket},server,nowait", "-device", "vhost-user-fs-device,chardev=fs,tag=t,id=fs0"]);
+        AssertOneLineError(r, $"device 'fs0': vhost-user socket {socket}: nobody listens on it (start the backend first)");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Empty(Directory.GetFileSystemEntries(_dir.Path)); // the VMM connects; it never creates the socket
+    }
+
+    [Theory]
+    [InlineData("vhost-user-fs-device,chardev=b,tag=t,id=d0", "vhost-user-fs-device")]
+    [InlineData("vhost-user-blk-device,chardev=b,id=d0", "vhost-user-blk-device")]
+    public void VhostUserWithoutSharedGuestRam(string device, string driver)
+    {
+        using var backend = new FakeVhostUserBackend(Path.Combine(_dir.Path, "backend.sock"));
+        var r = RunKernel(payloads.Get("hello"), "-chardev", $"socket,id=b,path={backend.Path},server,nowait", "-device", device);
+        AssertOneLineError(r, $"device 'd0': {driver} needs guest RAM shared with its backend: add mem-share=on to -machine");
+        Assert.Equal(1, r.ExitCode);
+        Assert.False(backend.Connected);
+    }
 
     [Fact]
     public void MissingDriveImage()

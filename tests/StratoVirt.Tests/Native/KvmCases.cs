@@ -141,7 +141,8 @@ public static class KvmCases
     /// <summary>
     /// The idle payload VM as a user runs it (256 MiB, a QMP socket, seccomp on, the GC's own settings rather than
     /// <see cref="KvmRunner.GcStress"/>): 1 s after its boot-timer line, prints "OVERHEAD-KB n", the Rss of every
-    /// mapping smaller than 128 MiB (bench/memory.sh's rule), then asks query-status and quits.
+    /// mapping smaller than 128 MiB (the rule of smaps_summary in bench/lib.sh, repeated here because the case also
+    /// runs in the lab's initramfs, where the bench scripts are not), then asks query-status and quits.
     /// </summary>
     private static string IdleFootprint(string vmm) => $$"""
         d=$(mktemp -d) && cd "$d" || exit 2

@@ -83,7 +83,7 @@ public sealed class DeviceOptionTests
     [InlineData("-drive", "id=d,file=/x,format=qcow2", "raw only")]
     [InlineData("-chardev", "socket,id=c,path=/s", "server")]
     [InlineData("-chardev", "tcp,id=c", "unknown backend")]
-    [InlineData("-object", "memory-backend-ram,id=m,size=1G", "not supported")]
+    [InlineData("-object", "memory-backend-ram,id=m", "size= is required")]
     [InlineData("-device", "virtio-blk-pci,drive=d", "standard VM")]
     [InlineData("-device", "vhost-vsock-device,id=v,guest-cid=2", "out of range")]
     [InlineData("-device", "virtconsole,chardev=c", "virtio-serial-device before it")]

@@ -113,12 +113,12 @@ public sealed class KataCommandLineTests
     }
 
     [Fact]
-    public void MemShareForVirtioFsIsRefusedSayingWhy()
+    public void MemShareForVirtioFsGivesSharedMemfdRam()
     {
         string[] args = KataArgv(MicroVmParams, "/i");
         args[Array.IndexOf(args, "type=microvm,dump-guest-core=off")] = "type=microvm,dump-guest-core=off,mem-share=on";
-        Assert.Contains("mem-share=on (guest RAM shared with vhost-user backends such as virtiofsd) is not supported",
-            Error(args));
+        var machine = Options.FromArgs(ArgParser.Parse(args, Options.Specs), 24UL << 30).Machine;
+        Assert.Equal((RamBackingKind.Memfd, true, false), (machine.Ram.Kind, machine.Ram.Shared, machine.DumpGuestCore));
     }
 
     [Theory]

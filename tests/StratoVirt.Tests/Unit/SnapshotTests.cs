@@ -295,19 +295,36 @@ public sealed class SnapshotTests
         Assert.Equal((long)size, new FileInfo(path).Length);
         Assert.True(AllocatedBytes(path) < 1 << 20, $"the memory file holds {AllocatedBytes(path)} bytes on disk");
 
-        using var restored = new GuestMemory([(0, size)]);
-        restored.WriteByte(0x5000, 0x11); // read in: the file's zero pages are not written, mapped: replaced
-        MemoryImage.Load(restored, path, mapped);
+        using var restored = mapped
+            ? new GuestMemory([(0, size)], new RamBacking { Kind = RamBackingKind.Snapshot, Path = path })
+            : new GuestMemory([(0, size)]);
+        if (!mapped)
+        {
+            restored.WriteByte(0x5000, 0x11); // read in: the file's zero pages are not written
+            MemoryImage.Load(restored, path);
+        }
         Assert.Equal(0xDEAD_BEEFUL, restored.ReadUInt64(0x1000));
         Assert.Equal(0x33, restored.ReadByte(0x20_0000 + 3 * 4096 - 1));
         Assert.Equal(0x7F, restored.ReadByte(size - 1));
         Assert.Equal(mapped ? 0 : 0x11, restored.ReadByte(0x5000));
         restored.WriteByte(0x1000, 0x01); // a private mapping: the file does not change
+        Assert.Equal(0x01, restored.ReadByte(0x1000));
         Assert.Equal(0xEF, File.ReadAllBytes(path)[0x1000]);
+        if (mapped)
+        {
+            Assert.NotNull(restored.Regions[0].File);
+            Assert.False(restored.Regions[0].Shared);
+        }
 
-        using var small = new GuestMemory([(0, 32UL << 20)]);
-        var e = Assert.Throws<SnapshotException>(() => MemoryImage.Load(small, path, mapped));
-        Assert.Equal($"{path} holds {size} bytes; the guest's memory is {32UL << 20} bytes", e.Message);
+        string expected = $"{path} holds {size} bytes; the guest's memory is {32UL << 20} bytes";
+        var e = Assert.Throws<RamBackingException>(() =>
+        {
+            using var small = mapped
+                ? new GuestMemory([(0, 32UL << 20)], new RamBacking { Kind = RamBackingKind.Snapshot, Path = path })
+                : new GuestMemory([(0, 32UL << 20)]);
+            if (!mapped) MemoryImage.Load(small, path);
+        });
+        Assert.Equal(expected, e.Message);
     }
 
     private static long AllocatedBytes(string path)

@@ -102,7 +102,7 @@ public sealed class DeviceRegistryTests
         Assert.Equal("option -device: -object echo-key 'k' is used by two devices", Error("-object", "echo-key,id=k",
             "-device", "virtio-echo-device,key=k", "-device", "virtio-echo-device,key=k"));
         Assert.StartsWith("option -device: unknown parameter 'colour'", Error("-device", "virtio-echo-device,colour=red"));
-        Assert.Equal("option -object: unknown object type 'nope' (iothread or rng-random or echo-key)", Error("-object", "nope,id=n"));
+        Assert.Equal("option -object: unknown object type 'nope' (iothread, memory-backend-* or rng-random or echo-key)", Error("-object", "nope,id=n"));
         // Without the registration the driver is unknown.
         Assert.Equal("option -device: unknown or unsupported driver 'virtio-echo-device'",
             Assert.Throws<UsageException>(() => Parse(VirtioDeviceRegistry.Default, "-device", "virtio-echo-device,key=k")).Message);
@@ -112,13 +112,15 @@ public sealed class DeviceRegistryTests
     public void SlotOrderHotplugAndHelpComeFromTheRegistry()
     {
         var registry = VirtioDeviceRegistry.Default;
-        Assert.Equal(["virtio-blk", "virtio-net", "virtio-console", "virtio-rng", "virtio-balloon", "vhost-vsock"],
+        Assert.Equal(["virtio-blk", "virtio-net", "virtio-console", "virtio-rng", "virtio-balloon", "vhost-vsock", "vhost-user-fs",
+            "vhost-user-blk"],
             registry.Types.Select(t => t.Name));
         Assert.Equal("virtio-blk", registry.Hotpluggable("virtio-blk-mmio")?.Name);
         Assert.Equal("virtio-net", registry.Hotpluggable("virtio-net-device")?.Name);
         Assert.Null(registry.Hotpluggable("virtio-rng-device"));
         Assert.Equal("virtio-blk and virtio-net", registry.HotpluggableNames);
         Assert.Contains("-device vhost-vsock-device,id=<id>,guest-cid=<n>[,uds-path=<socket>]", registry.Usage);
+        Assert.Contains(registry.Usage, u => u.Contains("-device vhost-user-fs-device,chardev=<c>,tag=<tag>,id=<id>", StringComparison.Ordinal));
         Assert.Contains("-device virtio-echo-device,key=<k>", string.Join('\n', Registry.Usage));
         Assert.Throws<ArgumentException>(() => registry.With(registry.Types[0]));
     }

@@ -7,8 +7,15 @@
 n=0
 until [ -c /dev/hvc0 ] || [ $n -ge 100 ]; do n=$((n + 1)); sleep 0.1; done
 exec >/dev/hvc0 2>&1
+# hvc0 is also the kernel's console: keep its messages (a hotplugged disk's size) from splitting these lines.
+dmesg -n 1
 echo "GUEST-KATA-HVC0 ok"
 echo "GUEST-KATA-CMDLINE $(cat /proc/cmdline)"
+# Kata's shared filesystem: virtio-fs with the tag Kata gives it.
+mkdir -p /mnt/kata
+if mount -t virtiofs kataShared /mnt/kata; then echo "GUEST-KATA-FS-MOUNT ok"; else echo "GUEST-KATA-FS-MOUNT failed"; fi
+echo "GUEST-KATA-FS-READ $(cat /mnt/kata/host.txt 2>/dev/null)"
+echo "from-the-kata-guest" >/mnt/kata/guest.txt && sync && umount /mnt/kata && echo "GUEST-KATA-FS-WRITE ok"
 sectors() { cat /sys/block/vda/size 2>/dev/null || echo 0; }
 n=0
 until [ "$(sectors)" -gt 0 ] || [ $n -ge 1800 ]; do n=$((n + 1)); sleep 0.1; done

@@ -17,9 +17,10 @@ public static class VirtioBalloonFeature
 /// <summary>
 /// virtio-balloon (virtio 1.2, section 5.5). The host sets a target (num_pages: 4 KiB pages it wants the guest to
 /// give up); the driver hands pages over on the inflate queue as arrays of 32-bit page frame numbers and takes them
-/// back on the deflate queue, and reports how many it holds in actual. Handed-over pages are discarded with
-/// madvise(MADV_DONTNEED): guest RAM is anonymous private memory, so the host frees them and a later guest access
-/// faults in a zero page. That same property makes deflating free. With free page reporting the driver also
+/// back on the deflate queue, and reports how many it holds in actual. Handed-over pages are discarded
+/// (<see cref="StratoVirt.Memory.GuestMemory.Discard"/>: madvise(MADV_DONTNEED) for private RAM, a hole punched in the memfd or
+/// file for shared RAM), so the host frees them and a later guest access faults in a zero page. That same property
+/// makes deflating free. With free page reporting the driver also
 /// passes ranges of free memory on a reporting queue, which are discarded the same way and handed back.
 /// </summary>
 /// <remarks>
@@ -36,7 +37,6 @@ public sealed class VirtioBalloon : VirtioDevice
     private const int InflateQueue = 0, DeflateQueue = 1, ReportingQueue = 2;
 
     private readonly DescriptorChain _chain = new();
-    private readonly ulong _hostPageMask = (ulong)Environment.SystemPageSize - 1;
     private uint _numPages, _actual;
     // The guest range being gathered for one discard (Discard appends, Flush issues it).
     private ulong _runStart;
@@ -83,7 +83,7 @@ public sealed class VirtioBalloon : VirtioDevice
     /// <summary>Bytes of guest RAM returned to the host (inflated pages and reported free ranges).</summary>
     public long DiscardedBytes { get; private set; }
 
-    /// <summary>madvise calls made; contiguous pages share one.</summary>
+    /// <summary>Discards issued; contiguous pages share one.</summary>
     internal long DiscardCalls { get; private set; }
 
     protected override ulong DeviceFeatures =>
@@ -254,13 +254,15 @@ public sealed class VirtioBalloon : VirtioDevice
         _runLength = length;
     }
 
-    /// <summary>Gives the host the whole host pages inside the pending run (a host page larger than 4 KiB is only
-    /// freed once the guest gave up all of it in one run; madvise would round a partial one up). Guest RAM regions
-    /// start on host pages, so guest and host addresses agree on alignment.</summary>
+    /// <summary>Gives the host the whole host pages inside the pending run: a host page larger than 4 KiB (a huge
+    /// page of hugetlbfs-backed RAM) is only freed once the guest gave up all of it in one run, since releasing part
+    /// of it would take the rest from the guest too. Guest RAM regions start on host pages, so guest and host
+    /// addresses agree on alignment.</summary>
     private void Flush()
     {
-        ulong start = (_runStart + _hostPageMask) & ~_hostPageMask;
-        ulong end = (_runStart + _runLength) & ~_hostPageMask;
+        ulong pageMask = Memory.PageSize - 1;
+        ulong start = (_runStart + pageMask) & ~pageMask;
+        ulong end = (_runStart + _runLength) & ~pageMask;
         _runLength = 0;
         if (end <= start) return;
         DiscardCalls++;
@@ -272,7 +274,7 @@ public sealed class VirtioBalloon : VirtioDevice
         else if (!_warnedMadvise)
         {
             _warnedMadvise = true;
-            Log.Warn($"virtio-balloon {Id}: madvise(MADV_DONTNEED) failed: {Libc.ErrorText(errno)} (logged once)");
+            Log.Warn($"virtio-balloon {Id}: giving guest pages back to the host failed: {Libc.ErrorText(errno)} (logged once)");
         }
     }
 }

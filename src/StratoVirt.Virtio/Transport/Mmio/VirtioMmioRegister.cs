@@ -11,6 +11,11 @@ public static class VirtioMmioRegister
     public const uint QueueDescLow = 0x080, QueueDescHigh = 0x084, QueueDriverLow = 0x090, QueueDriverHigh = 0x094;
     public const uint QueueDeviceLow = 0x0A0, QueueDeviceHigh = 0x0A4, ConfigGeneration = 0x0FC, Config = 0x100;
 
+    /// <summary>Shared memory regions (SHMSel, then length and base of the selected one): no device here has one,
+    /// and a region that does not exist reads a length and base of -1 (virtio 1.2, 4.2.2). virtio-fs probes
+    /// region 0 (DAX) and fails its probe on a length of 0.</summary>
+    public const uint ShmSel = 0x0AC, ShmLenLow = 0x0B0, ShmLenHigh = 0x0B4, ShmBaseLow = 0x0B8, ShmBaseHigh = 0x0BC;
+
     /// <summary>"virt" in little-endian.</summary>
     public const uint Magic = 0x74726976;
 

@@ -67,6 +67,8 @@ public sealed class VirtioMmioTransport : IBusDevice, IVirtioInterrupts, IDispos
         VirtioMmioRegister.InterruptStatus => _core.InterruptStatus,
         VirtioMmioRegister.Status => _core.Status,
         VirtioMmioRegister.ConfigGeneration => _core.ConfigGeneration,
+        VirtioMmioRegister.ShmLenLow or VirtioMmioRegister.ShmLenHigh
+            or VirtioMmioRegister.ShmBaseLow or VirtioMmioRegister.ShmBaseHigh => uint.MaxValue, // no such region
         _ => 0,
     };
 
