@@ -117,6 +117,7 @@ public sealed class LabSession
         foreach (var line in SeccompScenarios.Lines) sb.AppendLine(line);
         foreach (var line in OzoneScenarios.Lines) sb.AppendLine(line);
         foreach (var line in ReliabilityScenarios.Lines) sb.AppendLine(line);
+        foreach (var line in SnapshotScenarios.Lines) sb.AppendLine(line);
         return sb.ToString();
     }
 
