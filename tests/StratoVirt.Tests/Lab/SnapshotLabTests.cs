@@ -35,9 +35,10 @@ public sealed class SnapshotLabTests(ITestOutputHelper output)
     public void TheSnapshotIsTakenFromThePausedGuest()
     {
         var s = Run();
-        Assert.Equal("{\"return\":{}}", s.GuestMarker("HOST-SNAP-STOP"));
+        Assert.Contains("{\"return\":{}}", s.GuestMarker("HOST-SNAP-STOP"));
         string migrate = s.GuestMarker("HOST-SNAP-MIGRATE") ?? "";
-        Assert.StartsWith("{\"return\":{}} {\"return\":{\"status\":\"completed\"", migrate);
+        Assert.Contains("{\"return\":{}}", migrate);
+        Assert.Contains("{\"return\":{\"status\":\"completed\"}}", migrate);
         Assert.Equal("137", s.GuestMarker("HOST-SNAP-KILLED")); // SIGKILL, not an orderly end
         Assert.Contains("\"status\":\"running\"", s.GuestMarker("HOST-SNAP-RESTORED"));
         Assert.Equal("0", s.GuestMarker("HOST-SNAP-VMM-EXIT"));
