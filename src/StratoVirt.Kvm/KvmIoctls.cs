@@ -32,6 +32,22 @@ public static class KvmIoctls
     public const ulong SetLapic = 0x4400AE8F;
     public const ulong SetCpuid2 = 0x4008AE90;
     public const ulong GetMpState = 0x8004AE98;
+    public const ulong SetMpState = 0x4004AE99;
+    public const ulong GetMsrIndexList = 0xC004AE02;
+    public const ulong GetMsrs = 0xC008AE88;
+    public const ulong GetIrqchip = 0xC208AE62;
+    public const ulong SetIrqchip = 0x8208AE63;
+    public const ulong GetPit2 = 0x8070AE9F;
+    public const ulong SetPit2 = 0x4070AEA0;
+    public const ulong GetVcpuEvents = 0x8040AE9F;
+    public const ulong SetVcpuEvents = 0x4040AEA0;
+    public const ulong GetDebugRegs = 0x8080AEA1;
+    public const ulong SetDebugRegs = 0x4080AEA2;
+    public const ulong GetXsave = 0x9000AEA4;
+    public const ulong SetXsave = 0x5000AEA5;
+    public const ulong GetXcrs = 0x8188AEA6;
+    public const ulong SetXcrs = 0x4188AEA7;
+    public const ulong GetXsave2 = 0x9000AECF;
     public const ulong SignalMsi = 0x4020AEA5;
 }
 
@@ -53,6 +69,12 @@ public enum KvmCap
     SignalMsi = 77,
     IrqfdResample = 82,
     ImmediateExit = 136,
+    Xsave = 55,
+    Xcrs = 56,
+    VcpuEvents = 41,
+    DebugRegs = 50,
+    /// <summary>The size of the XSAVE area KVM_GET_XSAVE2 fills, when larger than 4 KiB (AMX).</summary>
+    Xsave2 = 208,
 }
 
 /// <summary>Why KVM_RUN returned to user space.</summary>

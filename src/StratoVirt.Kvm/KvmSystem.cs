@@ -75,6 +75,28 @@ public sealed unsafe class KvmSystem : IDisposable
         throw new SysException("KVM_GET_SUPPORTED_CPUID", 7);
     }
 
+    /// <summary>KVM_GET_MSR_INDEX_LIST: the MSRs this host's KVM can save and restore.</summary>
+    public uint[] GetMsrIndexList()
+    {
+        for (int capacity = 256; capacity <= 16384; capacity *= 2)
+        {
+            var buffer = new uint[1 + capacity];
+            // The array is pinned for the ioctl; its first word says how many indices it holds after it.
+            fixed (uint* p = buffer)
+            {
+                *p = (uint)capacity;
+                if (Libc.Ioctl(_fd.Fd, KvmIoctls.GetMsrIndexList, p) < 0)
+                {
+                    var ex = SysException.Last("KVM_GET_MSR_INDEX_LIST");
+                    if (ex.Errno == 7 /* E2BIG */) continue;
+                    throw ex;
+                }
+                return buffer.AsSpan(1, (int)Math.Min(*p, (uint)capacity)).ToArray();
+            }
+        }
+        throw new SysException("KVM_GET_MSR_INDEX_LIST", 7);
+    }
+
     public KvmVm CreateVm()
     {
         int fd = SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.CreateVm, 0UL), "KVM_CREATE_VM");

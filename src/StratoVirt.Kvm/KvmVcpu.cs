@@ -87,7 +87,63 @@ public sealed unsafe class KvmVcpu : IVcpu
     public void SetRegs(in KvmRegs regs) => Set(KvmIoctls.SetRegs, regs, "KVM_SET_REGS");
     public KvmSregs GetSregs() => Get<KvmSregs>(KvmIoctls.GetSregs, "KVM_GET_SREGS");
     public void SetSregs(in KvmSregs sregs) => Set(KvmIoctls.SetSregs, sregs, "KVM_SET_SREGS");
+    public KvmFpu GetFpu() => Get<KvmFpu>(KvmIoctls.GetFpu, "KVM_GET_FPU");
     public void SetFpu(in KvmFpu fpu) => Set(KvmIoctls.SetFpu, fpu, "KVM_SET_FPU");
+    public KvmMpState GetMpState() => Get<KvmMpState>(KvmIoctls.GetMpState, "KVM_GET_MP_STATE");
+    public void SetMpState(in KvmMpState state) => Set(KvmIoctls.SetMpState, state, "KVM_SET_MP_STATE");
+    public KvmVcpuEvents GetVcpuEvents() => Get<KvmVcpuEvents>(KvmIoctls.GetVcpuEvents, "KVM_GET_VCPU_EVENTS");
+    public void SetVcpuEvents(in KvmVcpuEvents events) => Set(KvmIoctls.SetVcpuEvents, events, "KVM_SET_VCPU_EVENTS");
+    public KvmDebugRegs GetDebugRegs() => Get<KvmDebugRegs>(KvmIoctls.GetDebugRegs, "KVM_GET_DEBUGREGS");
+    public void SetDebugRegs(in KvmDebugRegs regs) => Set(KvmIoctls.SetDebugRegs, regs, "KVM_SET_DEBUGREGS");
+    public KvmXcrs GetXcrs() => Get<KvmXcrs>(KvmIoctls.GetXcrs, "KVM_GET_XCRS");
+    public void SetXcrs(in KvmXcrs xcrs) => Set(KvmIoctls.SetXcrs, xcrs, "KVM_SET_XCRS");
+
+    /// <summary>The XSAVE area (FPU, SSE, AVX, ... state) into <paramref name="area"/>: at least 4 KiB, and the size
+    /// KVM_CAP_XSAVE2 gives when that is larger, in which case KVM_GET_XSAVE2 fills it.</summary>
+    public void GetXsave(Span<byte> area)
+    {
+        if (area.Length < XsaveMinimum) throw new ArgumentException($"an XSAVE area is at least {XsaveMinimum} bytes", nameof(area));
+        // The span is pinned for the call and at least as large as the area KVM writes (checked by the caller's size).
+        fixed (byte* p = area)
+            SysException.Check(Libc.Ioctl(_fd.Fd, area.Length > XsaveMinimum ? KvmIoctls.GetXsave2 : KvmIoctls.GetXsave, p),
+                "KVM_GET_XSAVE");
+    }
+
+    public void SetXsave(ReadOnlySpan<byte> area)
+    {
+        if (area.Length < XsaveMinimum) throw new ArgumentException($"an XSAVE area is at least {XsaveMinimum} bytes", nameof(area));
+        // The span is pinned for the call; KVM reads at most the XSAVE2 size this area was saved with.
+        fixed (byte* p = area)
+            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetXsave, p), "KVM_SET_XSAVE");
+    }
+
+    /// <summary>struct kvm_xsave without KVM_CAP_XSAVE2.</summary>
+    public const int XsaveMinimum = 4096;
+
+    /// <summary>
+    /// Reads the MSRs in <paramref name="indices"/>. KVM stops at the first it cannot read, so the call resumes
+    /// after it; those it refuses are left out of the result (PVM refuses some, and none is needed to run).
+    /// </summary>
+    public KvmMsrEntry[] GetMsrs(ReadOnlySpan<uint> indices)
+    {
+        var read = new List<KvmMsrEntry>(indices.Length);
+        var buffer = new byte[8 + indices.Length * sizeof(KvmMsrEntry)];
+        // The array is pinned for the loop; its header announces at most indices.Length entries, which it holds.
+        fixed (byte* p = buffer)
+        {
+            var entries = (KvmMsrEntry*)(p + 8);
+            while (!indices.IsEmpty)
+            {
+                *(ulong*)p = (uint)indices.Length;
+                for (int i = 0; i < indices.Length; i++) entries[i] = new KvmMsrEntry { Index = indices[i] };
+                int got = Math.Max(Libc.Ioctl(_fd.Fd, KvmIoctls.GetMsrs, p), 0);
+                for (int i = 0; i < Math.Min(got, indices.Length); i++) read.Add(entries[i]);
+                if (got >= indices.Length) break;
+                indices = indices[(got + 1)..];
+            }
+        }
+        return [.. read];
+    }
     public KvmLapicState GetLapic() => Get<KvmLapicState>(KvmIoctls.GetLapic, "KVM_GET_LAPIC");
     public void SetLapic(in KvmLapicState state) => Set(KvmIoctls.SetLapic, state, "KVM_SET_LAPIC");
 

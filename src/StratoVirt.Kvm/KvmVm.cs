@@ -146,6 +146,46 @@ public sealed unsafe class KvmVm : IGuestClock, IDisposable
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetClock, &data), "KVM_SET_CLOCK");
     }
 
+    /// <summary>KVM_GET_CLOCK with its flags, for a snapshot.</summary>
+    public KvmClockData GetClockData()
+    {
+        var data = new KvmClockData();
+        // data is a local of this frame that the ioctl fills.
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetClock, &data), "KVM_GET_CLOCK");
+        return data;
+    }
+
+    /// <summary>KVM_GET_IRQCHIP of one chip (<see cref="KvmIrqchip.PicMaster"/>, ...).</summary>
+    public KvmIrqchip GetIrqchip(uint chipId)
+    {
+        var chip = new KvmIrqchip { ChipId = chipId };
+        // chip is a local of this frame; the ioctl reads its id and fills the rest.
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetIrqchip, &chip), $"KVM_GET_IRQCHIP {chipId}");
+        return chip;
+    }
+
+    public void SetIrqchip(in KvmIrqchip chip)
+    {
+        // chip is pinned for the call, which only reads it.
+        fixed (KvmIrqchip* p = &chip)
+            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetIrqchip, p), $"KVM_SET_IRQCHIP {chip.ChipId}");
+    }
+
+    public KvmPitState2 GetPit2()
+    {
+        var pit = new KvmPitState2();
+        // pit is a local of this frame that the ioctl fills.
+        SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.GetPit2, &pit), "KVM_GET_PIT2");
+        return pit;
+    }
+
+    public void SetPit2(in KvmPitState2 pit)
+    {
+        // pit is pinned for the call, which only reads it.
+        fixed (KvmPitState2* p = &pit)
+            SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetPit2, p), "KVM_SET_PIT2");
+    }
+
     public KvmVcpu CreateVcpu(int id)
     {
         int fd = SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.CreateVcpu, (ulong)id), $"KVM_CREATE_VCPU {id}");

@@ -44,4 +44,10 @@ public sealed record MachineConfig
     public IReadOnlyList<VirtioDeviceConfig> Devices { get; init; } = [];
     /// <summary>Ids of the -object iothread event loops.</summary>
     public IReadOnlyList<string> IoThreads { get; init; } = [];
+    /// <summary>-incoming: the snapshot the machine is restored from instead of booting; null: boot.</summary>
+    public IncomingSnapshot? Incoming { get; init; }
 }
+
+/// <summary>A snapshot directory to restore from; <paramref name="Mapped"/>: map its memory file privately
+/// (copy-on-write) rather than read it in.</summary>
+public sealed record IncomingSnapshot(string Directory, bool Mapped);

@@ -26,6 +26,8 @@ public sealed unsafe class GuestMemory : IDisposable
         var ordered = layout.OrderBy(r => r.Address).ToList();
         if (backing.Kind == RamBackingKind.Anonymous && backing.Shared)
             throw new ArgumentException("anonymous guest RAM is private; shared RAM needs a memfd or a file");
+        if (backing.Kind == RamBackingKind.Snapshot && backing.Shared)
+            throw new ArgumentException("a snapshot's memory file is mapped private; its pages are shared until written");
         var regions = new List<GuestRegion>();
         try
         {

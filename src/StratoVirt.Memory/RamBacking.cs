@@ -11,6 +11,10 @@ public enum RamBackingKind
     /// <summary>A file (-mem-path, memory-backend-file): a named one, or an unlinked one made in a folder; on
     /// hugetlbfs its pages are huge pages.</summary>
     File,
+    /// <summary>A snapshot's memory file (-incoming file:&lt;dir&gt;), opened read-only and mapped private
+    /// (copy-on-write): the guest starts with its pages, shared with every VM restored from it, and keeps its writes
+    /// to itself.</summary>
+    Snapshot,
 }
 
 /// <summary>How guest RAM is backed: by what, mapped shared or private, faulted in before the guest starts or as
@@ -22,7 +26,8 @@ public sealed record RamBacking
 
     public RamBackingKind Kind { get; init; }
     /// <summary>For <see cref="RamBackingKind.File"/>: a file (created when missing, grown to the RAM size when
-    /// shorter) or a folder, in which an unlinked file is created.</summary>
+    /// shorter) or a folder, in which an unlinked file is created. For <see cref="RamBackingKind.Snapshot"/>: the
+    /// memory file, which must hold exactly the RAM.</summary>
     public string? Path { get; init; }
     /// <summary>MAP_SHARED: the guest's writes reach the file, where other processes mapping it see them.
     /// Anonymous memory is always private.</summary>

@@ -38,6 +38,7 @@ public sealed unsafe class RamFile : IDisposable
     {
         RamBackingKind.Memfd => CreateMemfd(size),
         RamBackingKind.File => OpenFile(backing.Path ?? throw new ArgumentException("a file backing needs a path"), size),
+        RamBackingKind.Snapshot => OpenSnapshot(backing.Path ?? throw new ArgumentException("a snapshot backing needs a path"), size),
         _ => throw new ArgumentException($"{backing.Kind} guest RAM has no file"),
     };
 
@@ -85,6 +86,30 @@ public sealed unsafe class RamFile : IDisposable
             if (created) Libc.Unlink(path);
             throw;
         }
+    }
+
+    /// <summary>A snapshot's memory file, read-only: its private mappings take the guest's writes.</summary>
+    private static RamFile OpenSnapshot(string path, ulong size)
+    {
+        var fd = FileDescriptor.Open(path, Libc.O_RDONLY);
+        try
+        {
+            if (FileStatus.Get(fd.Fd, out var status) != 0) throw SysException.Last($"fstat {path}");
+            CheckSnapshotSize(path, status.Size, size);
+            return new RamFile(fd, path, (ulong)Environment.SystemPageSize, hugePages: false);
+        }
+        catch
+        {
+            fd.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A snapshot's memory file holds the guest's RAM, no more and no less.</summary>
+    public static void CheckSnapshotSize(string path, long length, ulong size)
+    {
+        if ((ulong)length != size)
+            throw new RamBackingException($"{path} holds {length} bytes; the guest's memory is {size} bytes");
     }
 
     private static (FileDescriptor Fd, bool Created) CreateUnlinked(string folder)

@@ -78,8 +78,6 @@ internal static class QmpCatalog
         ["set-viomem"] = null,
         ["get-viomem"] = null,
         ["switch-audio-record"] = null,
-        ["migrate"] = null,
-        ["query-migrate"] = null,
         ["migrate_cancel"] = null,
         ["block-commit"] = null,
         ["input_event"] = null,

@@ -83,6 +83,9 @@ internal sealed partial class QmpDispatcher
                 : new QmpStatus(false, false, "paused"), QmpJsonContext.Default.QmpStatus)),
             ["stop"] = NoArgs(_ => Ok(_machine.Stop)),
             ["cont"] = NoArgs(_ => Ok(_machine.Cont)),
+            ["migrate"] = Args(QmpJsonContext.Default.MigrateArguments, (a, _) => Migrate(a.Uri)),
+            ["query-migrate"] = NoArgs(_ => QmpReply.Ok(new QmpMigrationInfo(_machine.SnapshotStatus.Status,
+                _machine.SnapshotStatus.Error), QmpJsonContext.Default.QmpMigrationInfo)),
             ["query-version"] = NoArgs(_ => QmpReply.Ok(QmpServer.Version, QmpJsonContext.Default.QmpVersion)),
             ["query-commands"] = NoArgs(_ => QmpReply.Ok(CommandList(), QmpJsonContext.Default.QmpCommandInfoArray)),
             ["balloon"] = Args(QmpJsonContext.Default.BalloonArguments, (a, _) => Balloon(a.Value)),
@@ -118,6 +121,14 @@ internal sealed partial class QmpDispatcher
         (arguments, session) => QmpArguments.TryParse(arguments, info, out T? parsed, out string? error)
             ? run(parsed, session)
             : QmpReply.Fail(error);
+
+    /// <summary>migrate: on the microVM only to a file: directory, a snapshot of the paused VM (as upstream).</summary>
+    private QmpReply Migrate(string uri)
+    {
+        if (!uri.StartsWith("file:", StringComparison.Ordinal) || uri.Length == "file:".Length)
+            return QmpReply.Fail($"Invalid uri '{uri}': the microVM migrates only to file:<directory>");
+        return _machine.TrySnapshot(uri["file:".Length..], out string? error) ? Ok() : QmpReply.Fail(error!);
+    }
 
     private static QmpReply Ok(Action? after = null) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, after);
 

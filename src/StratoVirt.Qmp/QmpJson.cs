@@ -59,6 +59,17 @@ public sealed record ShutdownEventData(bool Guest, string Reason);
 
 public sealed record QmpErrorBody(string Class, string Desc);
 
+/// <summary>query-migrate's return: the status, and QEMU's error-desc for a failure.</summary>
+public sealed record QmpMigrationInfo(string Status,
+    [property: JsonPropertyName("error-desc"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ErrorDesc);
+
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class MigrateArguments
+{
+    [JsonRequired]
+    public string Uri { get; set; } = "";
+}
+
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed class BalloonArguments
 {
@@ -94,6 +105,8 @@ public sealed class FdNameArguments
 [JsonSerializable(typeof(QmpErrorBody))]
 [JsonSerializable(typeof(BalloonArguments))]
 [JsonSerializable(typeof(FdNameArguments))]
+[JsonSerializable(typeof(QmpMigrationInfo))]
+[JsonSerializable(typeof(MigrateArguments))]
 [JsonSerializable(typeof(QmpHotpluggableCpu[]))]
 [JsonSerializable(typeof(QmpProperty[]))]
 public sealed partial class QmpJsonContext : JsonSerializerContext;

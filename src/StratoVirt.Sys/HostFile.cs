@@ -1,6 +1,7 @@
 namespace StratoVirt.Sys;
 
-/// <summary>A host file opened read-only for loading into guest memory: open, fstat and pread, nothing more.</summary>
+/// <summary>A host file opened read-only for loading into guest memory: open, fstat and pread, and its descriptor
+/// for mapping it.</summary>
 public sealed unsafe class HostFile : IDisposable
 {
     private readonly FileDescriptor _fd;
@@ -13,6 +14,8 @@ public sealed unsafe class HostFile : IDisposable
     }
 
     public long Length { get; }
+
+    public int Fd => _fd.Fd;
     public bool IsDirectory { get; }
 
     /// <summary>Opens <paramref name="path"/>; a SysException carries the errno (ENOENT, EACCES, ...).</summary>

@@ -14,6 +14,26 @@ public static unsafe class VectoredIo
 
     public static nint Write(int fd, ReadOnlySpan<Iovec> iov, long offset) => Transfer(true, fd, iov, offset);
 
+    /// <summary>Writes all of <paramref name="data"/> at <paramref name="offset"/>: 0, or a negative errno (-ENOSPC
+    /// when the file system takes no more).</summary>
+    public static int WriteAll(int fd, ReadOnlySpan<byte> data, long offset)
+    {
+        // The span is pinned while the iovecs that name parts of it are in use.
+        fixed (byte* p = data)
+        {
+            int done = 0;
+            while (done < data.Length)
+            {
+                var iov = new Iovec { Base = (nint)(p + done), Length = (nuint)(data.Length - done) };
+                nint n = Write(fd, [iov], offset + done);
+                if (n < 0) return (int)n;
+                if (n == 0) return -Libc.ENOSPC;
+                done += (int)n;
+            }
+        }
+        return 0;
+    }
+
     private static nint Transfer(bool write, int fd, ReadOnlySpan<Iovec> iov, long offset)
     {
         // The iovec array is pinned for the call; the buffers it names are the caller's, mapped and sized as it says.

@@ -18,6 +18,8 @@ public sealed class RecordingMachine : IMachineControl, IHotplug
     public bool Running => true;
     public void Stop() { }
     public void Cont() { }
+    public bool TrySnapshot(string directory, out string? error) { Calls.Add($"snapshot {directory}"); error = null; return true; }
+    public SnapshotStatus SnapshotStatus => new("none", null);
 
     private void Record(object call)
     {

@@ -4,8 +4,6 @@
  * times slower than on hardware, and a fixed count there took minutes per tick. */
 #include "payload.h"
 
-#define TICK_TSC_CYCLES 30000000        /* ~10 ms at 3 GHz */
-
 ENTRY
         call    boot_timer
         xor     %ebx, %ebx
@@ -16,16 +14,7 @@ ENTRY
         mov     $'\n', %al
         call    putc
         inc     %ebx
-        rdtsc
-        shl     $32, %rdx
-        or      %rax, %rdx
-        lea     TICK_TSC_CYCLES(%rdx), %r8      /* the next tick's TSC */
-2:      pause
-        rdtsc
-        shl     $32, %rdx
-        or      %rax, %rdx
-        cmp     %r8, %rdx
-        jb      2b
+        call    wait_tick
         jmp     1b
 
 tick:   .asciz  "tick "

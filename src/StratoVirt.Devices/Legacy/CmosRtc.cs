@@ -14,7 +14,7 @@ namespace StratoVirt.Devices.Legacy;
 /// ignored. The clock raises no interrupts, so register C only ever reports the update-ended flag.
 /// Threading: any vCPU thread may access it; one lock guards the state.
 /// </remarks>
-public sealed class CmosRtc : IBusDevice
+public sealed partial class CmosRtc : IBusDevice
 {
     /// <summary>Ports decoded (index and data).</summary>
     public const ulong Length = 2;

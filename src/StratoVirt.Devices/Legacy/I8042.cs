@@ -14,7 +14,7 @@ namespace StratoVirt.Devices.Legacy;
 /// Threading: any vCPU thread may access it; one lock guards the state, and the reset callback and the interrupt
 /// line are called after it is released.
 /// </remarks>
-public sealed class I8042 : IBusDevice
+public sealed partial class I8042 : IBusDevice
 {
     /// <summary>Ports decoded when the object is registered at 0x60 as one range (0x60..0x64).</summary>
     public const ulong Length = 5;

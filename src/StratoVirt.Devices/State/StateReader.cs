@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace StratoVirt.Devices.State;
@@ -33,6 +35,15 @@ public sealed class StateReader(ReadOnlyMemory<byte> record, string name)
     public long ReadInt64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
 
     public byte[] ReadBytes() => Take(Length()).ToArray();
+
+    /// <summary>A struct written by <see cref="StateWriter.WriteStruct"/>; a byte string of another size is refused.</summary>
+    public T ReadStruct<T>(string what) where T : unmanaged
+    {
+        int length = Length();
+        if (length != Unsafe.SizeOf<T>())
+            throw new StateException($"{Name} state: {what} is {length} bytes, this build's is {Unsafe.SizeOf<T>()}");
+        return MemoryMarshal.Read<T>(Take(length));
+    }
 
     public string? ReadString()
     {

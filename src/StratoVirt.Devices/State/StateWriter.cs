@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace StratoVirt.Devices.State;
@@ -33,6 +34,10 @@ public sealed class StateWriter
         WriteUInt32((uint)value.Length);
         value.CopyTo(Take(value.Length));
     }
+
+    /// <summary>A plain struct (a kernel ABI struct) as a byte string of its size.</summary>
+    public void WriteStruct<T>(in T value) where T : unmanaged =>
+        WriteBytes(MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in value)));
 
     public void WriteString(string? value)
     {

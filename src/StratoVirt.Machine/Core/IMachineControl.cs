@@ -31,4 +31,16 @@ public interface IMachineControl
 
     /// <summary>Resumes; no-op when running.</summary>
     void Cont();
+
+    /// <summary>Writes a snapshot of the paused machine (<c>migrate</c> to <c>file:</c>) into the existing
+    /// <paramref name="directory"/>: its <c>memory</c> and <c>state</c> files. False with the reason when the VM is
+    /// running or the snapshot failed (nothing is left behind; the VM stays paused and usable).</summary>
+    bool TrySnapshot(string directory, out string? error);
+
+    /// <summary>The last snapshot's progress for <c>query-migrate</c>.</summary>
+    SnapshotStatus SnapshotStatus { get; }
 }
+
+/// <summary>A snapshot's status as upstream's query-migrate names it ("none", "active", "completed", "failed"),
+/// with the reason of a failure.</summary>
+public sealed record SnapshotStatus(string Status, string? Error);

@@ -35,6 +35,7 @@ internal static class PcPlatform
         catch (SysException e) { Log.Debug($"{e.Message}; continuing without a real-mode TSS"); }
         kvmVm.CreateIrqchip();
         kvmVm.CreatePit2();
+        vm.AddStateful(new KvmVmStateful(kvmVm));
         uint slot = 0;
         foreach (var region in memory.Regions)
             kvmVm.SetUserMemoryRegion(slot++, region.GuestAddress, region.Size, region.HostAddress);
@@ -62,23 +63,30 @@ internal static class PcPlatform
             var port = new SerialPort(new KvmInterruptLine(kvmVm, SerialIrq, vm.VmFailed), serial);
             vm.Pio.Register(SerialPortBase, Serial16550.Length, port.Uart);
             port.Attach(vm.MainLoop); // input is served once the main loop runs
+            vm.AddStateful(port.Uart);
         }
         var i8042 = new I8042(() => vm.RequestExit(MachineExit.GuestReset("guest requested a reset (i8042)")));
         vm.Pio.Register(0x60, 1, i8042.DataPort); // one port each: 0x61 belongs to the in-kernel PIT
         vm.Pio.Register(0x64, 1, i8042.CommandPort);
-        vm.Pio.Register(0x70, 2, new CmosRtc(() => DateTime.UtcNow));
+        vm.AddStateful(i8042);
+        var rtc = new CmosRtc(() => DateTime.UtcNow);
+        vm.Pio.Register(0x70, 2, rtc);
+        vm.AddStateful(rtc);
     }
 
-    /// <summary>Creates the vCPUs; vCPU 0 starts at the kernel's entry, the others wait for the guest's SIPI.</summary>
-    public static void CreateVcpus(VirtualMachine vm, KvmSystem kvm, KvmVm kvmVm, BootEntry entry)
+    /// <summary>Creates the vCPUs, each with its saved-state record; vCPU 0 starts at the kernel's entry (none
+    /// when the state comes from a snapshot), the others wait for the guest's SIPI.</summary>
+    public static void CreateVcpus(VirtualMachine vm, KvmSystem kvm, KvmVm kvmVm, BootEntry? entry)
     {
         var supported = kvm.GetSupportedCpuid();
+        var stateSupport = VcpuStateSupport.Probe(kvm);
         for (int id = 0; id < vm.Config.Cpus.Count; id++)
         {
             var kvmVcpu = kvmVm.CreateVcpu(id);
             vm.AddVcpu(kvmVcpu);
+            vm.AddStateful(new KvmVcpuStateful(kvmVcpu, stateSupport));
             VcpuSetup.ConfigureCommon(kvmVcpu, CpuidBuilder.ForVcpu(supported, id, vm.Config.Cpus));
-            if (id == 0) VcpuSetup.ConfigureBoot(kvmVcpu, entry);
+            if (id == 0 && entry is { } boot) VcpuSetup.ConfigureBoot(kvmVcpu, boot);
         }
     }
 }

@@ -120,7 +120,12 @@ public static class SeccompProfile
             TcGets, TcSets, // the terminal, restored at the end
             (uint)Libc.TUNSETIFF, (uint)Libc.TUNGETIFF, (uint)Libc.TUNSETOFFLOAD, (uint)Libc.TUNSETVNETHDRSZ,
             (uint)Libc.TUNGETVNETHDRSZ, (uint)Libc.FIONBIO, (uint)Libc.FIOCLEX, // netdev_add
-            (uint)Libc.BLKGETSIZE64), // blockdev-add of a block device
+            (uint)Libc.BLKGETSIZE64, // blockdev-add of a block device
+            // migrate: the paused vCPUs' and the VM's state
+            (uint)KvmIoctls.GetRegs, (uint)KvmIoctls.GetSregs, (uint)KvmIoctls.GetFpu, (uint)KvmIoctls.GetXsave,
+            (uint)KvmIoctls.GetXsave2, (uint)KvmIoctls.GetXcrs, (uint)KvmIoctls.GetMsrs, (uint)KvmIoctls.GetLapic,
+            (uint)KvmIoctls.GetVcpuEvents, (uint)KvmIoctls.GetDebugRegs, (uint)KvmIoctls.GetMpState,
+            (uint)KvmIoctls.GetIrqchip, (uint)KvmIoctls.GetPit2),
         AllowIf("fcntl", 1, Libc.F_OFD_SETLK), // blockdev-add locks its image
         Allow("openat"), // blockdev-add, netdev_add
         Allow("poll"), // chardev output waiting for room; the last QMP reply

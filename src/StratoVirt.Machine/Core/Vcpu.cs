@@ -108,9 +108,17 @@ public sealed class Vcpu : IDisposable
             _prepareThread();
             while (!_stop)
             {
-                if (_pauseRequested) ParkWhilePaused();
+                if (_pauseRequested)
+                {
+                    if (CompletePendingAccess() is { } ending)
+                    {
+                        _onExit(ending);
+                        return;
+                    }
+                    ParkWhilePaused();
+                }
                 if (_stop) break;
-                var exit = Dispatch(_vcpu.Run());
+                var exit = Dispatch(_vcpu.Run(), out _accessPending);
                 if (exit is not null)
                 {
                     _onExit(exit);
@@ -124,6 +132,24 @@ public sealed class Vcpu : IDisposable
         }
     }
 
+    /// <summary>
+    /// KVM finishes a port or MMIO read (the value into the guest's register) only when the vCPU next enters
+    /// KVM_RUN, so a paused vCPU whose state may be saved enters it once more with immediate_exit set: KVM
+    /// completes the access and returns at once without running the guest.
+    /// </summary>
+    private MachineExit? CompletePendingAccess()
+    {
+        // An access split in two (across a page) exits once more for its second half, which is served like any other.
+        while (_accessPending)
+        {
+            _vcpu.ImmediateExit = true;
+            if (Dispatch(_vcpu.Run(), out _accessPending) is { } ending) return ending;
+        }
+        return null;
+    }
+
+    private bool _accessPending;
+
     private void ParkWhilePaused()
     {
         lock (_pauseGate)
@@ -134,6 +160,14 @@ public sealed class Vcpu : IDisposable
             _paused = false;
             if (!_stop) _vcpu.ImmediateExit = false; // a later pause sets it again under this lock's ordering
         }
+    }
+
+    /// <summary>Handles one exit; returns non-null when the VM must end. <paramref name="accessPending"/>: the
+    /// exit was a port or MMIO access, which KVM completes on the next run.</summary>
+    internal MachineExit? Dispatch(VcpuExit exit, out bool accessPending)
+    {
+        accessPending = exit.Kind is VcpuExitKind.Io or VcpuExitKind.Mmio;
+        return Dispatch(exit);
     }
 
     /// <summary>Handles one exit; returns non-null when the VM must end.</summary>

@@ -3,6 +3,7 @@ using StratoVirt.Boot.Acpi;
 using StratoVirt.Devices.Chardev;
 using StratoVirt.Devices.Legacy;
 using StratoVirt.Kvm;
+using StratoVirt.Machine.Snapshot;
 using StratoVirt.Memory;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
@@ -55,21 +56,67 @@ public sealed class MicroVmBuilder
 
     private void Build(KernelImage kernel)
     {
-        // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo.
-        var ram = _config.DumpGuestCore ? _config.Ram : _config.Ram with { Dumpable = false };
+        // A snapshot's state file is checked against the command line before anything is built.
+        var snapshot = _config.Incoming is { } incoming ? ReadSnapshot(incoming) : null;
+        // Guest RAM, kernel and initrd first: their errors need no KVM and leave nothing to undo. A restore takes
+        // RAM, firmware tables and kernel from the snapshot's memory file instead.
+        var ram = RamBackingOf(_config);
         var memory = _vm.Own(new GuestMemory(Layout.RamRegions(_config.MemorySize), ram));
         _vm.Memory = memory;
+        if (_config.Incoming is { Mapped: false } source) MemoryImage.Load(memory, MemoryImage.PathIn(source.Directory));
         _vm.Own(_devices);
         OpenSerialChardev();
         CreateVirtioDevices();
-        var spec = new BootSpec(kernel, _config.InitrdPath, KernelCommandLine(), WriteFirmwareTables(memory));
-        var entry = BootLoader.Load(memory, spec);
+        BootEntry? entry = null;
+        if (snapshot is null)
+        {
+            var spec = new BootSpec(kernel, _config.InitrdPath, KernelCommandLine(), WriteFirmwareTables(memory));
+            entry = BootLoader.Load(memory, spec);
+        }
 
         (_kvm, _kvmVm) = PcPlatform.CreateVm(_vm, memory, "microVM");
 
         AddLegacyDevices();
         AttachVirtioDevices(memory);
         PcPlatform.CreateVcpus(_vm, _kvm, _kvmVm, entry);
+        if (snapshot is not null) _vm.Restore(snapshot, Path.Combine(_config.Incoming!.Directory, "state"));
+    }
+
+    /// <summary>The command line's RAM backing; a mapped restore instead maps the snapshot's memory file privately
+    /// (copy-on-write), so restore time does not grow with the RAM and VMs restored from one snapshot share its
+    /// pages until they write them.</summary>
+    private static RamBacking RamBackingOf(MachineConfig config)
+    {
+        var ram = config.DumpGuestCore ? config.Ram : config.Ram with { Dumpable = false };
+        if (config.Incoming is null) return ram;
+        if (ram.Kind != RamBackingKind.Anonymous)
+            throw new SnapshotException(
+                "-incoming: guest RAM on a memfd or file (mem-share=on, -mem-path, a memory backend) cannot be restored from a snapshot");
+        return config.Incoming.Mapped
+            ? ram with { Kind = RamBackingKind.Snapshot, Path = MemoryImage.PathIn(config.Incoming.Directory) }
+            : ram;
+    }
+
+    /// <summary>Reads the -incoming directory's state file and checks it against this command line.</summary>
+    private SnapshotState ReadSnapshot(IncomingSnapshot incoming)
+    {
+        string path = Path.Combine(incoming.Directory, "state");
+        byte[] bytes;
+        try
+        {
+            using var file = HostFile.OpenRead(path);
+            if (file.IsDirectory || file.Length > SnapshotState.MaxFileSize)
+                throw new SnapshotException($"-incoming: {path} is not a snapshot state file");
+            bytes = new byte[file.Length];
+            if (!file.ReadExactly(bytes, 0)) throw new SnapshotException($"-incoming: {path} shrank while it was read");
+        }
+        catch (SysException e)
+        {
+            throw new SnapshotException($"-incoming: {e.Message}");
+        }
+        var state = SnapshotState.Decode(bytes, path);
+        state.CheckMatches(_config, Layout.RamRegions(_config.MemorySize).ToList());
+        return state;
     }
 
     /// <summary>Opens every device's host side (image files, taps, sockets) before anything else is set up, so that
@@ -134,7 +181,10 @@ public sealed class MicroVmBuilder
         if (_devices.Created.Count > 0 && !(irqfd && ioeventfd))
             Log.Info($"KVM lacks {(irqfd ? "" : "irqfd ")}{(ioeventfd ? "" : "ioeventfd")}; virtio devices use slower paths");
         foreach (var device in _devices.Created)
+        {
             _devices.Slots.Add(device, _kvmVm, _vm.Mmio, memory, irqfd, ioeventfd, _vm.VmFailed);
+            _vm.AddVirtioSlot(_devices.Slots.Transports[^1]);
+        }
         _vm.StartIoThreads();
     }
 

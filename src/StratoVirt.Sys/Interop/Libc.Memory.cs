@@ -6,7 +6,7 @@ namespace StratoVirt.Sys;
 public static unsafe partial class Libc
 {
     public const int PROT_NONE = 0, PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
-    public const int MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
+    public const int MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
     public const int MADV_DONTNEED = 4, MADV_DONTDUMP = 16;
     /// <summary>Fault in every page of a range writable, as a write would (Linux 5.14); EINVAL on older kernels.</summary>
     public const int MADV_POPULATE_WRITE = 23;

@@ -56,9 +56,9 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-h", Arity.Flag),
         new("-version", Arity.Flag),
         new("-V", Arity.Flag),
+        new("-incoming", Arity.Value),
         // Options later parts of the project implement.
 
-        new("-incoming", Arity.Value, Unsupported: Later),
         new("-numa", Arity.Value, Unsupported: Later),
         new("-trace", Arity.Value, Unsupported: Later),
         new("-global", Arity.Value, Unsupported: "applies to the standard VM only, which this build does not provide"),
@@ -79,6 +79,27 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         new("-usb", Arity.Flag, Ignored: true),
         new("-no-shutdown", Arity.Flag, Ignored: true),
     ];
+
+    /// <summary>-incoming file:&lt;dir&gt;[,mapped=true|false]: restore a snapshot (the microVM takes no other
+    /// source, as upstream).</summary>
+    private static IncomingSnapshot ParseIncoming(string value)
+    {
+        if (!value.StartsWith("file:", StringComparison.Ordinal))
+            throw new UsageException($"option -incoming: '{value}' is not supported; the microVM restores only from file:<directory>");
+        var parts = value["file:".Length..].Split(',');
+        if (parts[0].Length == 0) throw new UsageException("option -incoming: the directory is empty");
+        bool mapped = true;
+        foreach (string part in parts.Skip(1))
+        {
+            mapped = part switch
+            {
+                "mapped=true" or "mapped=on" => true,
+                "mapped=false" or "mapped=off" => false,
+                _ => throw new UsageException($"option -incoming: '{part}' is not mapped=true or mapped=false"),
+            };
+        }
+        return new IncomingSnapshot(parts[0], mapped);
+    }
 
     public static bool WantsHelp(Dictionary<string, List<string>> o) => o.ContainsKey("-help") || o.ContainsKey("-h");
     public static bool WantsVersion(Dictionary<string, List<string>> o) => o.ContainsKey("-version") || o.ContainsKey("-V");
@@ -123,6 +144,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             Seccomp = !o.ContainsKey("-disable-seccomp"),
             Devices = devices.Devices,
             IoThreads = devices.IoThreads,
+            Incoming = One("-incoming") is { } incoming ? ParseIncoming(incoming) : null,
         };
         // As upstream: the daemon has no terminal, and its stdin and stdout are /dev/null.
         if (o.ContainsKey("-daemonize") && config.Serial is ChardevConfig.Stdio)

@@ -124,6 +124,7 @@ public sealed class LabSession
         foreach (var line in OzoneScenarios.Lines) sb.AppendLine(line);
         foreach (var line in ReliabilityScenarios.Lines) sb.AppendLine(line);
         foreach (var line in Q35Scenarios.Lines) sb.AppendLine(line);
+        foreach (var line in SnapshotScenarios.Lines) sb.AppendLine(line);
         return sb.ToString();
     }
 

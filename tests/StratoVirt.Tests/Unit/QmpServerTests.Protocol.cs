@@ -226,8 +226,7 @@ public sealed partial class QmpServerTests
     }
 
     [Theory]
-    [InlineData("migrate", "migrate is not supported by this machine")]
-    [InlineData("query-migrate", "query-migrate is not supported by this machine")]
+    [InlineData("migrate_cancel", "migrate_cancel is not supported by this machine")]
     [InlineData("chardev-add", "chardev_add not supported yet for microVM")]
     [InlineData("query-vnc", "The service of VNC is not supported")]
     [InlineData("human-monitor-command", "human-monitor-command is not supported yet")]
@@ -292,6 +291,26 @@ public sealed partial class QmpServerTests
             + """{"type":"host-x86-cpu","vcpus-count":1,"props":{"core-id":1,"socket-id":0,"thread-id":0},"qom-path":"/machine/unattached/device[1]"}]}""",
             c.Execute("""{"execute":"query-hotpluggable-cpus"}"""));
         Assert.Equal(Empty, c.Execute("""{"execute":"query-mem"}"""));
+    }
+
+    [Fact]
+    public void MigrateToAFileNeedsAPausedVmAndQueryMigrateReportsTheOutcome()
+    {
+        using var c = Connect();
+        Assert.Equal("""{"return":{"status":"none"}}""", c.Execute("""{"execute":"query-migrate"}"""));
+        Assert.Equal("""{"error":{"class":"GenericError","desc":"the VM is running: pause it with stop before migrate"}}""",
+            c.Execute("""{"execute":"migrate","arguments":{"uri":"file:/tmp/snap"}}"""));
+        Assert.Equal("""{"error":{"class":"GenericError","desc":"Parameter 'uri' is missing"}}""",
+            c.Execute("""{"execute":"migrate","arguments":{}}"""));
+        Assert.Equal(Empty, c.Execute("""{"execute":"stop"}"""));
+        Assert.True(WaitFor(() => !_machine.Running));
+        Assert.Equal("""{"error":{"class":"GenericError","desc":"Invalid uri 'tcp:127.0.0.1:4446': the microVM migrates only to file:<directory>"}}""",
+            c.Execute("""{"execute":"migrate","arguments":{"uri":"tcp:127.0.0.1:4446"}}"""));
+        Assert.Equal(Empty, c.Execute("""{"execute":"migrate","arguments":{"uri":"file:/tmp/snap"}}"""));
+        Assert.Equal("""{"return":{"status":"completed"}}""", c.Execute("""{"execute":"query-migrate"}"""));
+        Assert.Contains("No space left on device", c.Execute("""{"execute":"migrate","arguments":{"uri":"file:/tmp/full"}}"""));
+        Assert.Equal("""{"return":{"status":"failed","error-desc":"snapshot to /tmp/full failed: No space left on device"}}""",
+            c.Execute("""{"execute":"query-migrate"}"""));
     }
 
     [Fact]

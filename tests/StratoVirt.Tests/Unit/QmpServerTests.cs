@@ -66,6 +66,17 @@ public sealed partial class QmpServerTests : IDisposable
 
         public void Cont() => Running = true;
 
+        public SnapshotStatus SnapshotStatus { get; private set; } = new("none", null);
+
+        /// <summary>Like the machine: refused while running; a directory named "full" fails as a full disk would.</summary>
+        public bool TrySnapshot(string directory, out string? error)
+        {
+            error = Running ? "the VM is running: pause it with stop before migrate"
+                : directory.EndsWith("full", StringComparison.Ordinal) ? $"snapshot to {directory} failed: No space left on device" : null;
+            if (!Running) SnapshotStatus = new(error is null ? "completed" : "failed", error);
+            return error is null;
+        }
+
         /// <summary>Makes balloon fail the way a defect in the machine would.</summary>
         public bool BalloonThrows;
 
@@ -285,7 +296,7 @@ public sealed partial class QmpServerTests : IDisposable
         string[] served = ["qmp_capabilities", "quit", "system_reset", "system_powerdown", "query-status", "stop", "cont", "query-version", "query-commands",
             "balloon", "query-balloon", "query-cpus", "query-hotpluggable-cpus", "query-mem", "getfd", "closefd", "query-target",
             "query-kvm", "query-machines", "query-events", "qom-list-types", "device-list-properties", "query-chardev",
-            "query-iothreads", "query-qmp-schema", "qom-list", "qom-get"];
+            "query-iothreads", "query-qmp-schema", "qom-list", "qom-get", "migrate", "query-migrate"];
         Assert.Superset(served.ToHashSet(), names);
         // What is listed answers: no listed command is CommandNotFound or "not supported".
         foreach (string name in names.Where(n => n is not ("quit" or "system_reset" or "system_powerdown")))
@@ -294,7 +305,7 @@ public sealed partial class QmpServerTests : IDisposable
             Assert.DoesNotContain("CommandNotFound", reply);
             Assert.DoesNotContain("is not supported", reply);
         }
-        Assert.DoesNotContain("migrate", names);
+        Assert.DoesNotContain("migrate_cancel", names);
         Assert.DoesNotContain("chardev-add", names);
     }
 

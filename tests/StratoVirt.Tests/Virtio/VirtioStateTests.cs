@@ -208,4 +208,31 @@ public sealed class VirtioStateTests : IDisposable
         Assert.Equal("vhost-vsock vsock0: the saved state has guest CID 3, the device has 4",
             Assert.Throws<StateException>(() => record.Restore(other)).Message);
     }
+
+    [Fact]
+    public void ARestoredVsockTellsItsDriverThatTheTransportWasReset()
+    {
+        string path = Path.Combine(_dir.Path, "reset.sock");
+        var vsock = new VirtioVsock(3, path) { Id = "vsock0" };
+        var d = Own(new TestDriver(vsock));
+        d.Initialize();
+        ushort head = d.Add(2, [TestBuffer.Out(8)]); // the driver's event buffer
+        var device = StateRecord.Capture(vsock);
+        var core = StateRecord.Capture(d.Transport.Core);
+        vsock.Dispose(); // its socket path is the restored device's
+
+        var restored = Own(new VirtioVsock(3, path) { Id = "vsock0", Loop = d.Loop });
+        var transport = Own(new VirtioMmioTransport(restored, d.Memory, new CountingInterruptLine()));
+        transport.Attach();
+        device.Restore(restored);
+        core.Restore(transport.Core);
+        d.Pump();
+        var reset = Assert.Single(d.TakeUsed(2));
+        Assert.Equal((head, 4u), (reset.Head, reset.Written));
+        Assert.Equal(new byte[4], reset.WrittenBytes[..4]); // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET
+        d.Add(2, [TestBuffer.Out(8)]);
+        d.Notify(2);
+        d.Pump();
+        Assert.Empty(d.TakeUsed(2)); // told once
+    }
 }

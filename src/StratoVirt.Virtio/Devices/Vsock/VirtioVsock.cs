@@ -150,8 +150,33 @@ public sealed class VirtioVsock : VirtioDevice
             if (any) SignalUsed(tx);
         }
         // Queue 0 (rx): new buffers may unblock waiting packets. Queue 2 (event): buffers are kept for events,
-        // of which this device sends none.
+        // of which this device sends one, after a restore.
         PumpRx();
+        if (_transportResetPending) SendTransportReset();
+    }
+
+    /// <summary>Set by a restore: the guest's connections lived in the host sockets of the VMM that took the
+    /// snapshot, so the driver is told that the transport was reset (it then closes them all), as Firecracker does.</summary>
+    private bool _transportResetPending;
+
+    private const uint EventTransportReset = 0;
+
+    /// <summary>VIRTIO_VSOCK_EVENT_TRANSPORT_RESET into the event queue's next buffer; waits for one if there is none.</summary>
+    private void SendTransportReset()
+    {
+        var events = Queue(2);
+        if (!events.Pop(_chain)) return;
+        uint written = 0;
+        if (_chain.WritableLength >= sizeof(uint))
+        {
+            Span<byte> e = stackalloc byte[sizeof(uint)];
+            BinaryPrimitives.WriteUInt32LittleEndian(e, EventTransportReset);
+            _chain.Write(0, e);
+            written = sizeof(uint);
+        }
+        events.AddUsed(_chain.Head, written);
+        _transportResetPending = false;
+        SignalUsed(events);
     }
 
     // ---- guest to host ----
@@ -653,6 +678,7 @@ public sealed class VirtioVsock : VirtioDevice
         if (state.GuestCid != GuestCid) throw StateMismatch("guest CID", state.GuestCid, GuestCid);
         if (state.UdsPath != UdsPath) throw StateMismatch("uds-path", state.UdsPath, UdsPath);
         RestoreFeatures(state.Features);
+        _transportResetPending = true;
     }
 
     public override void Dispose()
