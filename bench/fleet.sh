@@ -4,7 +4,8 @@
 #   bench/fleet.sh [--native | --lab] [vmm]       (default vmm: out/stratovirt)
 #   env: CYCLES=500 churn cycles; N=200 VMs at once; QEMU_N=<as many as fit, at most N> QEMU microvms
 #        (0: none); FLEET_STRACE=1 runs every other VMM of the density run under strace -f and shows the end of
-#        the trace of each that fails
+#        the trace of each that fails; FLEET_CORES=1 (lab only) has the VMMs dump core (guest RAM left out) and prints
+#        the first failed VMM's core, gzipped and base64-encoded between @@CORE lines (for gdb with the .dbg file)
 #
 # Churn: bench/fleet/churn.c, one long-lived QMP client, starts the idle payload VM (128 MiB, a raw disk, a tap
 # in a network namespace of its own, a QMP socket) CYCLES times and ends each with QMP quit; it fails if a cycle
@@ -52,7 +53,7 @@ else
         extra=("$bin/churn" "$bin/qmp-send")
         [ -n "$qemu" ] && extra+=("$qemu")
         [ -n "${FLEET_STRACE:-}" ] && ensure_tool strace strace && extra+=("$(command -v strace)")
-        LAB_TIMEOUT=${LAB_TIMEOUT:-2400} LAB_ENV="CYCLES=$CYCLES N=$N QEMU_N=$QEMU_N" stage_and_run_in_lab fleet.sh "$vmm" "${extra[@]}"
+        LAB_TIMEOUT=${LAB_TIMEOUT:-2400} LAB_ENV="CYCLES=$CYCLES N=$N QEMU_N=$QEMU_N FLEET_CORES=${FLEET_CORES:-}" stage_and_run_in_lab fleet.sh "$vmm" "${extra[@]}"
         exit $?
     fi
     [ -c /dev/kvm ] || { echo "fleet: $(why_no_kvm)" >&2; exit 1; }
@@ -63,6 +64,14 @@ fi
 if [ "$mode" = inner ]; then tmp=$(mktemp -d /tmp/fleet.XXXXXX); else tmp=$(mktemp -d "$(bench_dir)/run.XXXXXX"); fi
 keeper_pid=
 [ "$mode" = inner ] && start_keeper
+machine=microvm
+if [ -n "${FLEET_CORES:-}" ] && [ "$mode" = inner ]; then
+    # Anonymous private memory and ELF headers only; guest RAM is left out with dump-guest-core=off.
+    ulimit -c unlimited
+    echo "$tmp/core.%p" >/proc/sys/kernel/core_pattern
+    echo 0x11 >/proc/self/coredump_filter
+    machine=microvm,dump-guest-core=off
+fi
 cleanup() {
     trap '' INT TERM
     [ -n "$keeper_pid" ] && kill -9 "$keeper_pid" 2>/dev/null
@@ -96,7 +105,7 @@ density() {
         if [ "$kind" = ours ]; then
             trace=()
             [ -n "$strace" ] && [ $((i % 2)) = 1 ] && trace=("$strace" -f -tt -o "$d/$i.trace")
-            STRATOVIRT_LOG_LEVEL=info "${trace[@]}" "$vmm" -machine microvm -kernel "$bin/idle.bin" -m 128 -smp 1 \
+            STRATOVIRT_LOG_LEVEL=info "${trace[@]}" "$vmm" -machine "$machine" -kernel "$bin/idle.bin" -m 128 -smp 1 \
                 -serial "file,path=$d/$i.serial" -qmp "unix:$d/$i.sock,server,nowait" -D 2>"$d/$i.err" </dev/null &
         else
             "$qemu" "${qemu_args[@]}" -M microvm -enable-kvm -m 128 -nodefaults -nographic -no-user-config \
@@ -181,6 +190,12 @@ density() {
             echo "fleet: $label VM $i exited with status $st$([ "$st" -gt 128 ] && echo " (signal $((st - 128)))"); its stderr:"
             head -c 4000 "$d/$i.err" | sed 's/^/    /'
             [ -f "$d/$i.trace" ] && { echo "fleet: its system calls end (strace -f):"; tail -40 "$d/$i.trace" | sed 's/^/    /'; }
+            if [ -f "$tmp/core.${pids[i - 1]}" ] && [ -z "${core_shown:-}" ]; then
+                core_shown=1
+                echo "@@CORE VM $i pid ${pids[i - 1]} ($(wc -c <"$tmp/core.${pids[i - 1]}") bytes)"
+                gzip -c "$tmp/core.${pids[i - 1]}" | base64
+                echo "@@CORE END"
+            fi
             shown=$((shown + 1))
         fi
     done

@@ -12,20 +12,22 @@ public readonly record struct PageRange(ulong Start, ulong End)
 /// <summary>
 /// Gives back, once the VM runs, the resident pages of code and constant data that start-up touched: the read-only
 /// segments of the executable and of the shared objects it loaded (libc, libm, the loader). Those pages are
-/// private file mappings that nothing has written, so MADV_DONTNEED only drops them from this process; whatever
-/// runs later faults its pages back in from the page cache. Pages shared with a writable segment or with the
-/// relocation-protected (RELRO) part are left alone, since the process wrote to them.
+/// private file mappings, so MADV_DONTNEED only drops them from this process; whatever runs later faults its pages
+/// back in from the page cache. Pages shared with a writable segment or with the relocation-protected (RELRO) part
+/// are left alone, since the process wrote to them, and so is any other page the process holds its own copy of.
 /// </summary>
 public static unsafe class StartupPages
 {
     private const ulong PageSize = 4096;
 
-    /// <summary>Releases the pages and returns the bytes of the ranges advised. Only the NativeAOT executable does
-    /// this: the JIT runtime (the tests' host) writes into its own code pages, which are then no longer the file's.</summary>
-    public static ulong Release()
+    /// <summary>The pages to give back once the VM runs: found before the seccomp filters go on, since it reads
+    /// /proc/self/pagemap. Only the NativeAOT executable has any: the JIT runtime (the tests' host) writes into its own
+    /// code pages, which are then no longer the file's. Without /proc (as under ozone) nothing can be checked, and
+    /// nothing is given back.</summary>
+    public static List<PageRange> Find()
     {
-        if (RuntimeFeature.IsDynamicCodeSupported) return 0;
         var ranges = new List<PageRange>();
+        if (RuntimeFeature.IsDynamicCodeSupported) return ranges;
         var handle = GCHandle.Alloc(ranges);
         try
         {
@@ -37,14 +39,62 @@ public static unsafe class StartupPages
         {
             handle.Free();
         }
+        HostFile pagemap;
+        try { pagemap = HostFile.OpenRead("/proc/self/pagemap"); }
+        catch (SysException) { return []; }
+        using (pagemap)
+        {
+            try { return WithoutOwnCopies(ranges, pagemap); }
+            catch (SysException) { return []; }
+        }
+    }
+
+    /// <summary>Drops the pages of <paramref name="ranges"/> from this process; returns the bytes advised.</summary>
+    public static ulong Release(List<PageRange> ranges)
+    {
         ulong released = 0;
         foreach (var range in ranges)
         {
-            // The ranges are read-only, file-backed segments of loaded objects, whole pages that no writable or
-            // RELRO page overlaps: dropping them loses nothing.
+            // Find left only pages of read-only, file-backed segments that still hold the file's contents: dropping
+            // them loses nothing.
             if (Libc.Madvise((void*)range.Start, (nuint)range.Length, Libc.MADV_DONTNEED) == 0) released += range.Length;
         }
         return released;
+    }
+
+    /// <summary>
+    /// <paramref name="ranges"/> without the pages this process holds its own copy of: a read-only segment can still
+    /// have been written after an mprotect. The NativeAOT runtime keeps its stack-cookie (__security_cookie) in
+    /// .rodata and writes a random one at start; MADV_DONTNEED on that page would bring back the file's zero, and
+    /// every frame entered before the release and left after it would fail its cookie check (a silent abort).
+    /// A page is kept when its pagemap entry says present and not file-backed, or swapped.
+    /// </summary>
+    public static List<PageRange> WithoutOwnCopies(List<PageRange> ranges, HostFile pagemap)
+    {
+        const ulong Present = 1ul << 63, Swapped = 1ul << 62, FilePage = 1ul << 61;
+        var result = new List<PageRange>();
+        Span<ulong> entries = stackalloc ulong[512];
+        foreach (var range in ranges)
+        {
+            ulong runStart = range.Start;
+            for (ulong page = range.Start; page < range.End;)
+            {
+                int count = (int)Math.Min((ulong)entries.Length, (range.End - page) / PageSize);
+                var bytes = MemoryMarshal.AsBytes(entries[..count]);
+                if (!pagemap.ReadExactly(bytes, (long)(page / PageSize * 8)))
+                    throw new SysException($"/proc/self/pagemap ends before {page:x}", Libc.EIO);
+                for (int i = 0; i < count; i++, page += PageSize)
+                {
+                    ulong e = entries[i];
+                    bool own = (e & Swapped) != 0 || ((e & Present) != 0 && (e & FilePage) == 0);
+                    if (!own) continue;
+                    if (page > runStart) result.Add(new PageRange(runStart, page));
+                    runStart = page + PageSize;
+                }
+            }
+            if (range.End > runStart) result.Add(new PageRange(runStart, range.End));
+        }
+        return result;
     }
 
     [UnmanagedCallersOnly]

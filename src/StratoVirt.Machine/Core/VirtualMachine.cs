@@ -203,6 +203,7 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         foreach (var vcpu in _vcpus) vcpu.Start();
         try
         {
+            var startupPages = StartupPages.Find(); // before the filters: it reads /proc/self/pagemap
             ConfineProcess();
             if (_config.StartPaused)
             {
@@ -213,7 +214,7 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
             {
                 foreach (var vcpu in _vcpus) vcpu.Resume();
             }
-            ulong released = StartupPages.Release();
+            ulong released = StartupPages.Release(startupPages);
             if (released > 0) Log.Info($"start-up done: the pages of {released >> 10} KiB of read-only code and data mappings given back");
             RunEventLoop();
         }

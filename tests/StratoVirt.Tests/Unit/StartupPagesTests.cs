@@ -6,7 +6,7 @@ namespace StratoVirt.Tests.Unit;
 /// <summary>Which pages the start-up release may drop: whole pages of read-only segments that no writable segment
 /// or RELRO region touches, on synthetic layouts and on the host's real shared objects.</summary>
 [Trait("Level", "Unit")]
-public sealed class StartupPagesTests
+public sealed unsafe class StartupPagesTests
 {
     private static ElfProgramHeader Load(ulong vaddr, ulong size, bool writable = false, bool exec = false) => new()
     {
@@ -99,7 +99,48 @@ public sealed class StartupPagesTests
     public void TheJitHostReleasesNothing()
     {
         // The tests run on the JIT runtime, which patches its own code pages: the release is for the NativeAOT binary.
-        Assert.Equal(0ul, StartupPages.Release());
+        Assert.Empty(StartupPages.Find());
+    }
+
+    [Fact]
+    public void APageWrittenInAReadOnlyMappingIsKeptThroughTheRelease()
+    {
+        // As the NativeAOT runtime does with its stack cookie in .rodata: mprotect a page of a read-only private
+        // file mapping writable, write it, protect it again. Dropping that page would bring the file's byte back.
+        const int Page = 4096;
+        string path = Path.Combine(Path.GetTempPath(), $"startup-pages-{Guid.NewGuid():N}");
+        File.WriteAllBytes(path, Enumerable.Repeat((byte)0xA5, 3 * Page).ToArray());
+        try
+        {
+            using var fd = FileDescriptor.Open(path, Libc.O_RDONLY);
+            byte* map = (byte*)Libc.Mmap(null, 3 * Page, Libc.PROT_READ, Libc.MAP_PRIVATE, fd.Fd, 0);
+            Assert.NotEqual(-1, (nint)map);
+            try
+            {
+                Assert.Equal(0xA5, Volatile.Read(ref map[0]));
+                Assert.Equal(0xA5, Volatile.Read(ref map[2 * Page]));
+                Assert.Equal(0, Libc.Mprotect(map + Page, Page, Libc.PROT_READ | Libc.PROT_WRITE));
+                Volatile.Write(ref map[Page], 0x5A);
+                Assert.Equal(0, Libc.Mprotect(map + Page, Page, Libc.PROT_READ));
+
+                ulong start = (ulong)map;
+                using var pagemap = HostFile.OpenRead("/proc/self/pagemap");
+                var kept = StartupPages.WithoutOwnCopies([new PageRange(start, start + 3 * Page)], pagemap);
+                Assert.Equal([new PageRange(start, start + Page), new PageRange(start + 2 * Page, start + 3 * Page)], kept);
+
+                Assert.Equal(2ul * Page, StartupPages.Release(kept));
+                Assert.Equal(0x5A, Volatile.Read(ref map[Page]));
+                Assert.Equal(0xA5, Volatile.Read(ref map[0]));
+            }
+            finally
+            {
+                Libc.Munmap(map, 3 * Page);
+            }
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     private static ElfProgramHeader[] ReadProgramHeaders(byte[] elf)
