@@ -1,5 +1,3 @@
-using StratoVirt.Memory;
-
 namespace StratoVirt.Devices.Legacy;
 
 /// <summary>
@@ -12,11 +10,10 @@ namespace StratoVirt.Devices.Legacy;
 /// FIFO reaches the guest's trigger level; receive timeout as soon as the FIFO holds a byte (no character-time
 /// delay is modelled), both dropping when reads empty the FIFO below them. The line is a level: any unmasked
 /// raw status bit. Baud rate, line control, loopback and DMA registers are stored and have no effect.
-/// Threading: register accesses come from vCPU threads and input from the main loop; one lock guards the state.
-/// The interrupt line is set under it, so levels reach the controller in the order the state took them; the
-/// output sink is called after it is released, so a slow console never blocks input.
+/// Threading: register accesses come from vCPU threads and input from the main loop (see <see cref="PrimeCell"/>);
+/// the output sink is called outside the state's lock, so a slow console never blocks input.
 /// </remarks>
-public sealed class Pl011 : IBusDevice
+public sealed class Pl011 : PrimeCell
 {
     /// <summary>Bytes the receive FIFO holds; input beyond this is refused, not dropped.</summary>
     public const int RxFifoCapacity = 16;
@@ -30,21 +27,16 @@ public sealed class Pl011 : IBusDevice
     private const uint ResetCr = 0x300, ResetIfls = 0x12; // TX and RX enabled; both FIFO levels at 1/2
     private const uint PeripheralId = 0x0014_1011;        // part 0x011, designer Arm (0x41), revision 1
 
-    private readonly Lock _gate = new();
     private readonly Lock _outputGate = new(); // keeps sink calls in order without holding _gate
-    private readonly IInterruptLine _irq;
     private readonly ISerialOutput _output;
     private readonly byte[] _rx = new byte[RxFifoCapacity];
     private int _rxHead, _rxCount;
     private uint _ris, _imsc, _lcrH, _cr = ResetCr, _ifls = ResetIfls, _ilpr, _ibrd, _fbrd, _dmaCr;
-    private bool _irqLevel;
 
     /// <summary>Creates a UART that raises <paramref name="irq"/> and transmits into <paramref name="output"/>.</summary>
-    public Pl011(IInterruptLine irq, ISerialOutput output)
+    public Pl011(IInterruptLine irq, ISerialOutput output) : base(irq, PeripheralId)
     {
-        ArgumentNullException.ThrowIfNull(irq);
         ArgumentNullException.ThrowIfNull(output);
-        _irq = irq;
         _output = output;
     }
 
@@ -53,7 +45,7 @@ public sealed class Pl011 : IBusDevice
     {
         get
         {
-            lock (_gate) return Depth - _rxCount;
+            lock (Gate) return Depth - _rxCount;
         }
     }
 
@@ -61,7 +53,7 @@ public sealed class Pl011 : IBusDevice
     public int EnqueueInput(ReadOnlySpan<byte> bytes)
     {
         int accepted;
-        lock (_gate)
+        lock (Gate)
         {
             accepted = Math.Min(bytes.Length, Depth - _rxCount);
             for (int i = 0; i < accepted; i++) _rx[(_rxHead + _rxCount++) % RxFifoCapacity] = bytes[i];
@@ -72,34 +64,16 @@ public sealed class Pl011 : IBusDevice
         return accepted;
     }
 
-    /// <inheritdoc />
-    public void Read(ulong offset, Span<byte> data)
+    /// <summary>The byte written to DR goes out, after the lock.</summary>
+    protected override void AfterWrite(ulong register, uint value)
     {
-        uint value;
-        lock (_gate)
-        {
-            value = ReadRegister(offset & ~3UL);
-            UpdateIrq();
-        }
-        PrimeCell.Fill(value, offset, data);
+        if (register != Dr) return;
+        ReadOnlySpan<byte> b = [(byte)value];
+        lock (_outputGate) _output.Write(b);
     }
 
     /// <inheritdoc />
-    public void Write(ulong offset, ReadOnlySpan<byte> data)
-    {
-        if ((offset & 3) != 0 || data.IsEmpty) return; // registers take aligned accesses only
-        uint value = PrimeCell.Value(data);
-        lock (_gate)
-        {
-            WriteRegister(offset, value);
-            UpdateIrq();
-        }
-        if (offset == Dr)
-        {
-            ReadOnlySpan<byte> b = [(byte)value];
-            lock (_outputGate) _output.Write(b);
-        }
-    }
+    protected override bool InterruptAsserted => (_ris & _imsc) != 0;
 
     private int Depth => (_lcrH & LcrHFifoEnable) != 0 ? RxFifoCapacity : 1;
 
@@ -109,7 +83,8 @@ public sealed class Pl011 : IBusDevice
         0 => 2, 1 => 4, 3 => 12, 4 => 14, _ => 8,
     };
 
-    private uint ReadRegister(ulong register)
+    /// <inheritdoc />
+    protected override uint ReadRegister(ulong register)
     {
         switch (register)
         {
@@ -133,11 +108,12 @@ public sealed class Pl011 : IBusDevice
             case Ris: return _ris;
             case Mis: return _ris & _imsc;
             case DmaCr: return _dmaCr;
-            default: return PrimeCell.TryReadId(register, PeripheralId, out uint id) ? id : 0;
+            default: return 0;
         }
     }
 
-    private void WriteRegister(ulong register, uint value)
+    /// <inheritdoc />
+    protected override void WriteRegister(ulong register, uint value)
     {
         switch (register)
         {
@@ -156,14 +132,5 @@ public sealed class Pl011 : IBusDevice
             case Icr: _ris &= ~value; break;
             case DmaCr: _dmaCr = value & 7; break;
         }
-    }
-
-    /// <summary>Drives the line to "any unmasked raw status bit" when that changed. Under <see cref="_gate"/>.</summary>
-    private void UpdateIrq()
-    {
-        bool level = (_ris & _imsc) != 0;
-        if (level == _irqLevel) return;
-        _irqLevel = level;
-        _irq.SetLevel(level);
     }
 }
