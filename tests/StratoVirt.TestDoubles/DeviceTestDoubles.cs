@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using StratoVirt.Devices;
 using StratoVirt.Devices.Legacy;
 using StratoVirt.Memory;
@@ -63,6 +64,24 @@ public static class PortAccess
     public static void Out(this IBusDevice device, ulong offset, byte value)
     {
         ReadOnlySpan<byte> b = [value];
+        device.Write(offset, b);
+    }
+}
+
+/// <summary>32-bit MMIO accesses, the way a guest's readl/writel reach a PrimeCell device.</summary>
+public static class MmioAccess
+{
+    public static uint Read32(this IBusDevice device, ulong offset)
+    {
+        Span<byte> b = stackalloc byte[4];
+        device.Read(offset, b);
+        return BinaryPrimitives.ReadUInt32LittleEndian(b);
+    }
+
+    public static void Write32(this IBusDevice device, ulong offset, uint value)
+    {
+        Span<byte> b = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(b, value);
         device.Write(offset, b);
     }
 }

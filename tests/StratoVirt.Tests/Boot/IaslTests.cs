@@ -1,5 +1,3 @@
-using System.ComponentModel;
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using StratoVirt.Boot.Acpi;
 using Xunit;
@@ -163,33 +161,12 @@ public class IaslTests
     /// <summary>Runs iasl and returns its output; fails the test on a non-zero exit or an error message.</summary>
     private static string Iasl(string workingDirectory, params string[] args)
     {
-        var start = new ProcessStartInfo("iasl")
-        {
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (string arg in args) start.ArgumentList.Add(arg);
-
-        Process process;
-        try
-        {
-            process = Process.Start(start) ?? throw new InvalidOperationException("iasl did not start");
-        }
-        catch (Win32Exception e)
-        {
-            throw new InvalidOperationException("iasl not found: install the acpica-tools package", e);
-        }
-        using (process)
-        {
-            var stderr = process.StandardError.ReadToEndAsync();
-            string output = process.StandardOutput.ReadToEnd() + stderr.Result;
-            Assert.True(process.WaitForExit(60_000), "iasl timed out");
-            Assert.True(process.ExitCode == 0, $"iasl {string.Join(' ', args)} exited {process.ExitCode}:\n{output}");
-            Assert.DoesNotMatch(@"\b[1-9][0-9]* Errors?\b", output);
-            Assert.DoesNotMatch(@"\b[1-9][0-9]* Warnings?\b", output);
-            return output;
-        }
+        var (exitCode, stdout, stderr) = HostTool.Run("iasl", "acpica-tools", workingDirectory, args);
+        string output = stdout + stderr;
+        Assert.True(exitCode == 0, $"iasl {string.Join(' ', args)} exited {exitCode}:\n{output}");
+        Assert.DoesNotMatch(@"\b[1-9][0-9]* Errors?\b", output);
+        Assert.DoesNotMatch(@"\b[1-9][0-9]* Warnings?\b", output);
+        return output;
     }
 
     private sealed class TempDir : IDisposable
