@@ -145,7 +145,7 @@ scenarios="$tmp/scenarios.sh"
 cp "$root/bench/vhost-user-host.sh" "$tmp/vhost-user-host.sh"
 
 status=0
-"$root/scripts/lab/run.sh" --scenarios "$scenarios" --log "$log" --timeout "$limit" \
+LAB_SILENCE_LIMIT=${LAB_SILENCE_LIMIT:-600} "$root/scripts/lab/run.sh" --scenarios "$scenarios" --log "$log" --timeout "$limit" \
     --guest-initrd "$work/vhost-user-guest.cpio.gz" --add "$tmp/vhost-user-host.sh" "${run_args[@]}" || status=$?
 
 report "$log"
