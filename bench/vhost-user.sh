@@ -79,8 +79,8 @@ report() {  # report <log>
         BEGIN {
             nm = split("fs-write fs-read fs-create fs-stat fs-unlink blk-write blk-read blk-randread1 blk-randread32", order, " ")
             label["fs-write"] = "fs seq write MB/s"; label["fs-read"] = "fs seq read MB/s"
-            label["fs-create"] = "fs create 5k files ms"; label["fs-stat"] = "fs stat 5k files ms"
-            label["fs-unlink"] = "fs unlink 5k files ms"
+            label["fs-create"] = "fs create (all files) ms"; label["fs-stat"] = "fs stat (all files) ms"
+            label["fs-unlink"] = "fs unlink (all files) ms"
             label["blk-write"] = "blk seq write MB/s"; label["blk-read"] = "blk seq read MB/s"
             label["blk-randread1"] = "blk 4K randread QD1 IOPS"; label["blk-randread32"] = "blk 4K randread QD32 IOPS"
             # dd moves 256 MiB: MB/s is 268435.456 / ms. Metadata phases stay in ms (lower is better).
