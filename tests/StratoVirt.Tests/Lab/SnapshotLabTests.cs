@@ -69,6 +69,83 @@ public sealed class SnapshotLabTests(ITestOutputHelper output)
         Assert.Contains(s.Output, l => l == "AFTER|GUEST-SNAP-FILE ok 40");
     }
 
+    private LabScenario Template()
+    {
+        var s = LabSession.Instance.Ended("snapshot-template", output);
+        Assert.True(s.ExitCode == 0, s.Text);
+        return s;
+    }
+
+    private static readonly string[] Clones = ["vm1", "vm2", "vm3"];
+
+    /// <summary>VM <paramref name="n"/>'s GUEST-TMPL-TICK lines of the template scenario (VM 0 is the template).</summary>
+    private static List<(int Tick, double Uptime)> TemplateTicks(LabScenario s, int n) =>
+        s.Output.Select(l => TemplateTickLine.Match(l))
+            .Where(m => m.Success && m.Groups[1].Value == $"{n}")
+            .Select(m => (int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture), double.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture)))
+            .ToList();
+
+    private static readonly Regex TemplateTickLine = new(@"^VM(\d)\|GUEST-TMPL-TICK (\d+) (\d+\.\d+)$");
+
+    /// <summary>One memory figure (KiB) of a HOST-TMPL-* line: rss, pss, shared_clean or private.</summary>
+    private static long Kib(LabScenario s, string marker, string name)
+    {
+        var m = Regex.Match(s.GuestMarker(marker) ?? "", $@"\b{name}=(\d+)\b");
+        Assert.True(m.Success, $"{marker} has no {name}: {s.GuestMarker(marker)}");
+        return long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public void TemplateClonesAreRestoredAtOnceFromOneSnapshotAndEndCleanly()
+    {
+        var s = Template();
+        Assert.Contains("{\"return\":{}}", s.GuestMarker("HOST-TMPL-STOP"));
+        Assert.Contains("{\"return\":{\"status\":\"completed\"}}", s.GuestMarker("HOST-TMPL-MIGRATE"));
+        foreach (var clone in Clones) Assert.Equal($"{clone} 0", s.GuestMarker($"HOST-TMPL-EXIT {clone}") is { } rc ? $"{clone} {rc}" : null);
+        for (int n = 1; n <= 3; n++) Assert.Contains(s.Output, l => l == $"VM{n}|GUEST-TEST-END template rc=0");
+    }
+
+    [Fact]
+    public void TemplateClonesEachContinueTheTemplatesCounterWithoutAReboot()
+    {
+        var s = Template();
+        var before = TemplateTicks(s, 0);
+        Assert.True(before.Count >= 5, s.Text);
+        // VM 0's console may end in the middle of a tick line (the UART was paused mid-line): that tick shows whole nowhere.
+        bool cut = s.Output.LastOrDefault(l => l.StartsWith("VM0|", StringComparison.Ordinal)) is { } last &&
+            last.StartsWith("VM0|GUEST-TMPL", StringComparison.Ordinal) && !TemplateTickLine.IsMatch(last);
+        for (int n = 1; n <= 3; n++)
+        {
+            var after = TemplateTicks(s, n);
+            Assert.True(after.Count >= 1, $"VM{n} never ticked: {s.Text}");
+            Assert.Equal(before[^1].Tick + (cut ? 2 : 1), after[0].Tick);
+            double gap = after[0].Uptime - before[^1].Uptime;
+            Assert.True(gap > 0 && gap < 5, $"VM{n}'s uptime went from {before[^1].Uptime} to {after[0].Uptime}");
+            Assert.DoesNotContain(s.Output, l => l.StartsWith($"VM{n}|GUEST-INIT", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public void TemplateClonesEachWriteTheirOwnFileToTheirOwnDisk()
+    {
+        var s = Template();
+        var files = Clones.Select(c => s.GuestMarker($"HOST-TMPL-FILE {c}") ?? "").ToList();
+        for (int i = 0; i < Clones.Length; i++) Assert.Matches($@"^{Clones[i]} \d+\.\d+$", files[i]);
+        Assert.Equal(3, files.Distinct().Count());
+    }
+
+    [Fact]
+    public void TemplateClonesShareTheSnapshotsPages()
+    {
+        var s = Template();
+        long templateRss = Kib(s, "HOST-TMPL-TEMPLATE", "rss");
+        long pss = Clones.Sum(c => Kib(s, $"HOST-TMPL-CLONE {c}", "pss"));
+        long rss = Clones.Sum(c => Kib(s, $"HOST-TMPL-CLONE {c}", "rss"));
+        output.WriteLine($"template rss {templateRss} KiB; clones: rss {rss} KiB, pss {pss} KiB in all");
+        foreach (var c in Clones) Assert.True(Kib(s, $"HOST-TMPL-CLONE {c}", "shared_clean") > 0, s.GuestMarker($"HOST-TMPL-CLONE {c}"));
+        Assert.True(pss < rss, $"pss {pss} KiB, rss {rss} KiB");
+    }
+
     [Fact]
     public void TheHostAnswersPingBeforeAndAfterTheRestore()
     {
