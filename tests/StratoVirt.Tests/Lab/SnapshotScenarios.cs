@@ -66,22 +66,22 @@ public static class SnapshotScenarios
         cd /tmp/tmpl
         cp /lab/rootfs.ext4 disk0.img
         wait_for() {  # wait_for <fixed string> <file> <pid>
-            n=0
-            until grep -qF "$1" "$2" || ! kill -0 "$3" 2>/dev/null || [ $n -ge 1500 ]; do sleep 0.2; n=$((n + 1)); done
+            w=0
+            until grep -qF "$1" "$2" || ! kill -0 "$3" 2>/dev/null || [ $w -ge 1500 ]; do sleep 0.2; w=$((w + 1)); done
         }
         # vm <n> [args]: a VMM with disk<n>.img, tap<n> and qmp<n>.sock; its console input is the FIFO in<n>, held
         # open here on fd 3+n so that opening it never blocks, its output out<n>. Sets pid<n>.
         vm() {
-            n=$1
+            v=$1
             shift
-            mkfifo in$n
-            eval "exec $((n + 3))<>in$n"
+            mkfifo in$v
+            eval "exec $((v + 3))<>in$v"
             "$VMM" -machine microvm -kernel "$KERNEL" -initrd "$INITRD" \
                 -append "console=ttyS0 reboot=k panic=1 lab.action=test lab.test=template" -m 256 -smp 1 -serial stdio \
-                -drive id=disk,file=/tmp/tmpl/disk$n.img -device virtio-blk-device,drive=disk,id=blk0 \
-                -netdev tap,id=net0,ifname=tap$n -device virtio-net-device,netdev=net0,id=eth0,mac=02:00:00:00:00:10 \
-                -qmp unix:/tmp/tmpl/qmp$n.sock,server,nowait "$@" <in$n >out$n 2>&1 &
-            eval "pid$n=\$!"
+                -drive id=disk,file=/tmp/tmpl/disk$v.img -device virtio-blk-device,drive=disk,id=blk0 \
+                -netdev tap,id=net0,ifname=tap$v -device virtio-net-device,netdev=net0,id=eth0,mac=02:00:00:00:00:10 \
+                -qmp unix:/tmp/tmpl/qmp$v.sock,server,nowait "$@" <in$v >out$v 2>&1 &
+            eval "pid$v=\$!"
         }
         mem() {  # mem <pid>: its Rss, Pss, Shared_Clean and private KiB
             awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } /^Shared_Clean:/ { s = $2 } /^Private_(Clean|Dirty):/ { v += $2 }
