@@ -83,9 +83,9 @@ public static class SnapshotScenarios
                 -qmp unix:/tmp/tmpl/qmp$v.sock,server,nowait "$@" <in$v >out$v 2>&1 &
             eval "pid$v=\$!"
         }
-        mem() {  # mem <pid>: its Rss, Pss, Shared_Clean and private KiB
-            awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } /^Shared_Clean:/ { s = $2 } /^Private_(Clean|Dirty):/ { v += $2 }
-                 END { print "rss=" r " pss=" p " shared_clean=" s " private=" v }' /proc/$1/smaps_rollup
+        mem() {  # mem <pid>: its Rss, Pss, shared and private KiB (a tmpfs file's pages count as dirty)
+            awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } /^Shared_(Clean|Dirty):/ { s += $2 } /^Private_(Clean|Dirty):/ { v += $2 }
+                 END { print "rss=" r " pss=" p " shared=" s " private=" v }' /proc/$1/smaps_rollup
         }
         vm 0
         wait_for "GUEST-TMPL-READY" out0 $pid0
