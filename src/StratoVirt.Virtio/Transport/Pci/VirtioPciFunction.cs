@@ -308,12 +308,6 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
         _intx.SetLevel(asserted);
     }
 
-    /// <summary>True when the function holds INTA# asserted now.</summary>
-    public bool IntxAsserted
-    {
-        get { lock (_intxGate) return _intxAsserted; }
-    }
-
     private static uint AlignPage(uint size) => (size + PageSize - 1) & ~(PageSize - 1);
 
     private static ulong NextPowerOfTwo(ulong size) => size <= 1 ? 1 : 1UL << (64 - System.Numerics.BitOperations.LeadingZeroCount(size - 1));
