@@ -13,9 +13,10 @@ namespace StratoVirt.Virtio;
 /// <remarks>
 /// The call eventfd is not bound to the slot's irqfd: a virtio-mmio driver reads InterruptStatus on each interrupt
 /// and ignores the rings unless the used-buffer bit is set, so the device's loop sets the bit and then pulses the
-/// irqfd (<see cref="VirtioDevice.WatchBackendQueue"/>). That costs one VMM wake-up per interrupt; binding the irqfd
-/// directly would spare it only if InterruptStatus always read "used buffer", which also answers interrupts the
-/// device never raised.
+/// slot's line (<see cref="VirtioDevice.WatchBackendQueue"/>), which the microVM raises with KVM_IRQ_LINE in that
+/// same thread rather than through an irqfd (KVM injects an IOAPIC pin's irqfd from a workqueue). That costs one
+/// VMM wake-up per interrupt; binding the irqfd directly would spare it only if InterruptStatus always read "used
+/// buffer", which also answers interrupts the device never raised.
 /// </remarks>
 public sealed class BackendQueues : IDisposable
 {

@@ -39,8 +39,9 @@ public sealed class VirtioMmioSlots : IDisposable
         string.Join(' ', Windows(count).Select(w => $"virtio_mmio.device={w.Size}@0x{w.Base:x}:{w.Irq}"));
 
     /// <summary>Puts <paramref name="device"/> into the next slot: its registers on the MMIO bus, its interrupt
-    /// through KVM irqfd, and its queue notifications through KVM ioeventfd where the host offers them.
-    /// <paramref name="vmFailed"/> ends the VM if KVM refuses the interrupt line.</summary>
+    /// through KVM irqfd where the host offers it (<see cref="RaisesWithIrqLine"/> says when not), and its queue
+    /// notifications through KVM ioeventfd where the host offers them. <paramref name="vmFailed"/> ends the VM if
+    /// KVM refuses the interrupt line.</summary>
     public void Add(VirtioDevice device, KvmVm vm, IoBus mmio, GuestMemory memory, bool irqfd, bool ioeventfd,
         Action<string> vmFailed)
     {
@@ -49,7 +50,7 @@ public sealed class VirtioMmioSlots : IDisposable
             throw new InvalidOperationException($"too many virtio devices: the microVM has {Capacity} slots");
         var window = Window(slot);
         IInterruptLine line;
-        if (irqfd)
+        if (irqfd && !RaisesWithIrqLine(device))
         {
             var fd = new EventFd();
             _irqFds.Add(fd);
@@ -71,6 +72,18 @@ public sealed class VirtioMmioSlots : IDisposable
         transport.Attach();
         mmio.Register(window.Base, window.Size, transport);
     }
+
+    /// <summary>
+    /// Whether the slot of <paramref name="device"/> raises its pin with KVM_IRQ_LINE even where irqfd is offered:
+    /// so for a device whose queues a backend outside the VMM serves (vhost-user, vhost-kernel). Each of its
+    /// interrupts already costs the loop a wake-up (the backend's call eventfd, relayed so that InterruptStatus
+    /// reads right; see <see cref="BackendQueues"/>), and from there an irqfd would add a second hop: KVM injects
+    /// into the IOAPIC only from a workqueue (irqfd_wakeup delivers in the signalling thread only what
+    /// kvm_arch_set_irq_inatomic takes, MSI routes on x86, and schedules irqfd_inject for an IOAPIC pin), so the
+    /// guest waits for a kworker to run. KVM_IRQ_LINE raises the pin in the loop's own ioctl, as QEMU's virtio-mmio
+    /// does. Devices the VMM serves keep irqfd (their interrupts come from the same loop; not measured yet).
+    /// </summary>
+    public static bool RaisesWithIrqLine(VirtioDevice device) => device.BackendQueues is not null;
 
     public void Dispose()
     {

@@ -1,5 +1,7 @@
 using StratoVirt.Devices.State;
+using StratoVirt.Machine;
 using StratoVirt.Virtio;
+using StratoVirt.Virtio.Devices.Rng;
 using StratoVirt.Virtio.Transport.Mmio;
 
 namespace StratoVirt.Tests.Virtio;
@@ -72,6 +74,31 @@ public sealed class BackendQueuesTests : IDisposable
         Assert.True(_driver.PumpUntil(() => _driver.Irq.Count > before));
         Assert.Equal(VirtioInterruptStatus.UsedBuffer, _driver.ReadReg(VirtioMmioRegister.InterruptStatus) & VirtioInterruptStatus.UsedBuffer);
         Assert.False(_driver.NeedsReset);
+    }
+
+    [Fact]
+    public void EachCallFromTheBackendIsOnePulseAndTheDriversAckClearsTheBit()
+    {
+        for (int round = 0; round < 2; round++)
+        {
+            int before = _driver.Irq.Count;
+            _device.BackendQueues!.Call(0).Signal();
+            Assert.True(_driver.PumpUntil(() => _driver.Irq.Count > before));
+            _driver.Pump();
+            Assert.Equal(before + 1, _driver.Irq.Count);
+            Assert.False(_driver.Irq.Level); // a pulse: the edge-triggered pin is never left high
+            Assert.Equal(VirtioInterruptStatus.UsedBuffer, _driver.ReadReg(VirtioMmioRegister.InterruptStatus));
+            _driver.WriteReg(VirtioMmioRegister.InterruptAck, VirtioInterruptStatus.UsedBuffer);
+            Assert.Equal(0u, _driver.ReadReg(VirtioMmioRegister.InterruptStatus));
+        }
+    }
+
+    [Fact]
+    public void ABackendServedSlotRaisesItsPinWithIrqLineAndAVmmServedOneKeepsIrqfd()
+    {
+        using var rng = new VirtioRng("/dev/urandom") { Id = "rng0" };
+        Assert.True(VirtioMmioSlots.RaisesWithIrqLine(_device));
+        Assert.False(VirtioMmioSlots.RaisesWithIrqLine(rng));
     }
 
     [Fact]
