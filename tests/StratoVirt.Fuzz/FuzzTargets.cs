@@ -33,6 +33,10 @@ public static class FuzzTargets
         ("cmdline", () => new CommandLineTarget()),
         ("bzimage", () => new KernelTarget(KernelTarget.Kind.BzImage)),
         ("elf", () => new KernelTarget(KernelTarget.Kind.Elf)),
+        ("virtio-pci", () => new PciTarget(PciTarget.Kind.VirtioPci)),
+        ("pci-config", () => new PciTarget(PciTarget.Kind.PciConfig)),
+        ("snapshot", () => new SnapshotTarget()),
+        ("vhost-user", () => new VhostUserTarget()),
     ];
 
     public static IEnumerable<string> Names => All.Select(t => t.Name);

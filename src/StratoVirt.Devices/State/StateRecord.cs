@@ -33,9 +33,12 @@ public sealed record StateRecord(string Name, int Version, byte[] Data)
         writer.WriteBytes(Data);
     }
 
+    /// <summary>Reads a record written by <see cref="WriteTo"/>; its name goes into messages, so a name holding
+    /// control characters (a line break would split the one-line error) is refused.</summary>
     public static StateRecord ReadFrom(StateReader reader)
     {
         string name = reader.ReadString() ?? throw new StateException($"{reader.Name} state: a record without a name");
+        if (name.Any(char.IsControl)) throw new StateException($"{reader.Name} state: a record's name holds control characters");
         return new StateRecord(name, (int)reader.ReadUInt32(), reader.ReadBytes());
     }
 }

@@ -121,21 +121,17 @@ public sealed record SnapshotState(string Architecture, string MachineType, int 
         var facts = new List<(string, string)>();
         for (uint i = 0, n = Count(reader, 8); i < n; i++) facts.Add((Text(reader), Text(reader)));
         var records = new List<StateRecord>();
-        for (uint i = 0, n = Count(reader, 12); i < n; i++)
-        {
-            var record = StateRecord.ReadFrom(reader);
-            CheckText(record.Name, reader);
-            records.Add(record);
-        }
+        for (uint i = 0, n = Count(reader, 12); i < n; i++) records.Add(StateRecord.ReadFrom(reader));
         reader.ExpectEnd();
         return new SnapshotState(arch, machine, cpus, memory, facts, records);
     }
 
     /// <summary>A string of the file, which goes into messages: control characters are refused.</summary>
-    private static string Text(StateReader reader) => CheckText(reader.ReadString() ?? "", reader);
-
-    private static string CheckText(string text, StateReader reader) =>
-        text.Any(char.IsControl) ? throw new StateException($"{reader.Name} state: a name or value holds control characters") : text;
+    private static string Text(StateReader reader)
+    {
+        string text = reader.ReadString() ?? "";
+        return text.Any(char.IsControl) ? throw new StateException($"{reader.Name} state: a name or value holds control characters") : text;
+    }
 
     /// <summary>A count of items of at least <paramref name="itemSize"/> bytes that must fit in what is left.</summary>
     private static uint Count(StateReader reader, int itemSize)

@@ -181,6 +181,19 @@ public sealed class SnapshotTests
         Assert.Equal(0x55, restoredKbc.In(0));
     }
 
+    /// <summary>Found by the snapshot fuzz target (tests/fuzz/crashes/snapshot/): a record nested in another (a
+    /// virtio slot's device and core records) with a line break in its name made a two-line error.</summary>
+    [Fact]
+    public void ANestedRecordNameWithControlCharactersIsRefusedInOneLine()
+    {
+        var slot = new StateWriter();
+        slot.WriteUInt32(0);
+        new StateRecord("virtio\nblk", 1, []).WriteTo(slot);
+        new StateRecord("virtio-core", 1, []).WriteTo(slot);
+        var e = Assert.Throws<StateException>(() => StateRecord.ReadFrom(new StateReader(slot.ToArray()[4..], "virtio-slot")));
+        Assert.Equal("virtio-slot state: a record's name holds control characters", e.Message);
+    }
+
     private static MachineConfig Config(ulong memory = 256UL << 20, int cpus = 1, string disk = "/images/a.raw",
         string? serial = "s1", byte[]? mac = null, bool readOnly = false, string tap = "tap0") => new()
     {
