@@ -91,6 +91,7 @@ internal sealed partial class QmpDispatcher
             ["balloon"] = Args(QmpJsonContext.Default.BalloonArguments, (a, _) => Balloon(a.Value)),
             ["query-balloon"] = NoArgs(_ => QueryBalloon()),
             ["query-cpus"] = NoArgs(_ => QmpReply.Ok(Cpus(), QmpJsonContext.Default.QmpCpuInfoArray)),
+            ["query-pci"] = NoArgs(_ => QmpReply.Ok(QmpPciInfo.FromRootBus(_machine.PciFunctions), QmpJsonContext.Default.QmpPciInfoArray)),
             ["query-hotpluggable-cpus"] = NoArgs(_ => QmpReply.Ok(HotpluggableCpus(), QmpJsonContext.Default.QmpHotpluggableCpuArray)),
             // Upstream's microVM logs its memory layout and returns nothing.
             ["query-mem"] = NoArgs(_ => Ok()),

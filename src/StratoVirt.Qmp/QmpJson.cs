@@ -109,4 +109,5 @@ public sealed class FdNameArguments
 [JsonSerializable(typeof(MigrateArguments))]
 [JsonSerializable(typeof(QmpHotpluggableCpu[]))]
 [JsonSerializable(typeof(QmpProperty[]))]
+[JsonSerializable(typeof(QmpPciInfo[]))]
 public sealed partial class QmpJsonContext : JsonSerializerContext;

@@ -11,16 +11,19 @@ namespace StratoVirt.Virtio;
 /// suppression already); and the error eventfd here, which it signals when it cannot use the ring.
 /// </summary>
 /// <remarks>
-/// The call eventfd is not bound to the slot's irqfd: a virtio-mmio driver reads InterruptStatus on each interrupt
+/// On virtio-mmio the call eventfd is not bound to the slot's irqfd: a virtio-mmio driver reads InterruptStatus on each interrupt
 /// and ignores the rings unless the used-buffer bit is set, so the device's loop sets the bit and then pulses the
 /// slot's line (<see cref="VirtioDevice.WatchBackendQueue"/>), which the microVM raises with KVM_IRQ_LINE in that
 /// same thread rather than through an irqfd (KVM injects an IOAPIC pin's irqfd from a workqueue). That costs one
 /// VMM wake-up per interrupt; binding the irqfd directly would spare it only if InterruptStatus always read "used
-/// buffer", which also answers interrupts the device never raised.
+/// buffer", which also answers interrupts the device never raised. A virtio-pci function with MSI-X has no such
+/// status to set: while a queue's vector is unmasked its call eventfd is bound to the vector's KVM irqfd
+/// (<see cref="CallBound"/>) and the VMM is not woken.
 /// </remarks>
 public sealed class BackendQueues : IDisposable
 {
     private readonly EventFd[] _call, _err;
+    private readonly bool[] _callBound;
 
     /// <param name="count">How many of the device's first queues the backend serves.</param>
     /// <param name="backend">Names the backend in the failure its error eventfd causes.</param>
@@ -30,6 +33,7 @@ public sealed class BackendQueues : IDisposable
         Backend = backend;
         _call = new EventFd[count];
         _err = new EventFd[count];
+        _callBound = new bool[count];
         try
         {
             for (int i = 0; i < count; i++)
@@ -51,6 +55,12 @@ public sealed class BackendQueues : IDisposable
 
     /// <summary>The eventfd the backend signals when queue <paramref name="queue"/> wants an interrupt.</summary>
     public EventFd Call(int queue) => _call[queue];
+
+    /// <summary>Whether queue <paramref name="queue"/>'s call eventfd is bound to an interrupt in the hypervisor (an
+    /// MSI-X vector's KVM irqfd), so the device's loop does not relay it.</summary>
+    public bool CallBound(int queue) => _callBound[queue];
+
+    internal void SetCallBound(int queue, bool bound) => _callBound[queue] = bound;
 
     /// <summary>The eventfd the backend signals when it cannot use queue <paramref name="queue"/>'s ring.</summary>
     public EventFd Error(int queue) => _err[queue];

@@ -31,6 +31,8 @@ public interface IVirtioTransport
 public abstract class VirtioDevice : IStateful, IDisposable
 {
     private readonly List<ulong> _watches = [];
+    private readonly HashSet<int> _backendWatched = [];
+    private readonly Dictionary<int, ulong> _callWatches = [];
     private IVirtioTransport? _transport;
     private Virtqueue[] _queues = [];
 
@@ -150,6 +152,8 @@ public abstract class VirtioDevice : IStateful, IDisposable
     {
         foreach (ulong token in _watches) Loop.Remove(token);
         _watches.Clear();
+        _backendWatched.Clear();
+        _callWatches.Clear();
         try
         {
             if (_transport is not null) OnReset();
@@ -192,18 +196,40 @@ public abstract class VirtioDevice : IStateful, IDisposable
     protected void WatchBackendQueue(int queue)
     {
         var queues = BackendQueues!;
-        var call = queues.Call(queue);
         var error = queues.Error(queue);
-        Watch(call.Fd, Libc.EPOLLIN, _ =>
-        {
-            call.Drain();
-            _transport!.SignalUsed(queue);
-        });
+        _backendWatched.Add(queue);
+        if (!queues.CallBound(queue)) WatchBackendCall(queue);
         Watch(error.Fd, Libc.EPOLLIN, _ =>
         {
             error.Drain();
             throw new VirtqueueException($"queue {queue}: {queues.Backend} could not use the ring (a bad descriptor or address)");
         });
+    }
+
+    private void WatchBackendCall(int queue)
+    {
+        var call = BackendQueues!.Call(queue);
+        _callWatches[queue] = Watch(call.Fd, Libc.EPOLLIN, _ =>
+        {
+            call.Drain();
+            _transport!.SignalUsed(queue);
+        });
+    }
+
+    /// <summary>
+    /// For a transport that can bind an eventfd to an interrupt in the hypervisor (virtio-pci's MSI-X vectors
+    /// through KVM irqfd): whether the backend's call eventfd of <paramref name="queue"/> reaches the guest without
+    /// the VMM (<paramref name="bound"/>), or is relayed by the device's loop as today. The transport unbinds before
+    /// it calls this with false, and calls it with true before it binds, so no signal is lost in between (KVM takes
+    /// one left in the eventfd when it binds). Under <see cref="Gate"/>.
+    /// </summary>
+    public void SetBackendCallBound(int queue, bool bound)
+    {
+        var queues = BackendQueues!;
+        if (queues.CallBound(queue) == bound) return;
+        queues.SetCallBound(queue, bound);
+        if (bound && _callWatches.Remove(queue, out ulong token)) Unwatch(token);
+        else if (!bound && _backendWatched.Contains(queue)) WatchBackendCall(queue);
     }
 
     /// <summary>Stops the device from its host side (its backend went away): NEEDS_RESET and a configuration

@@ -1,3 +1,4 @@
+using StratoVirt.Devices.Pci;
 using StratoVirt.Machine;
 
 namespace StratoVirt.Tests.Unit;
@@ -20,6 +21,7 @@ public sealed class RecordingMachine : IMachineControl, IHotplug
     public void Cont() { }
     public bool TrySnapshot(string directory, out string? error) { Calls.Add($"snapshot {directory}"); error = null; return true; }
     public SnapshotStatus SnapshotStatus => new("none", null);
+    public IReadOnlyList<PciFunctionInfo> PciFunctions => [];
 
     private void Record(object call)
     {

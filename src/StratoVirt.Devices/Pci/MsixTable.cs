@@ -99,6 +99,21 @@ public sealed class MsixTable
         lock (_gate) return (uint)vector < (uint)Vectors && (_pending[vector / 64] & (1UL << (vector % 64))) != 0;
     }
 
+    /// <summary>The message <paramref name="vector"/> would send now: null while MSI-X is off, the function or the
+    /// vector is masked, or the vector is past the table. A transport that binds an eventfd to the vector in the
+    /// hypervisor (irqfd) keeps it bound only while this is non-null, and re-reads it after each table or message
+    /// control write.</summary>
+    public MsiMessage? Deliverable(int vector)
+    {
+        if ((uint)vector >= (uint)Vectors) return null;
+        lock (_gate)
+        {
+            int e = vector * 4;
+            if (!_enabled || _functionMasked || (_entries[e + 3] & VectorMasked) != 0) return null;
+            return new MsiMessage(_entries[e] | ((ulong)_entries[e + 1] << 32), _entries[e + 2]);
+        }
+    }
+
     /// <summary>A guest read of the table: aligned dwords or qwords; anything else reads as zeros.</summary>
     public void ReadTable(ulong offset, Span<byte> data)
     {

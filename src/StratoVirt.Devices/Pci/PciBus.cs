@@ -67,6 +67,27 @@ public sealed class PciBus(string name, IoBus pio, IoBus mmio)
         }
     }
 
+    /// <summary>Each function as QMP query-pci shows it: identity, class, interrupt pin, and every BAR with the
+    /// address it decodes (<see cref="PciRegionInfo.Unmapped"/> while its decoding is off or it holds 0).</summary>
+    public IReadOnlyList<PciFunctionInfo> Describe()
+    {
+        var list = new List<PciFunctionInfo>();
+        lock (_gate)
+        {
+            foreach (var (slot, function, f) in Functions)
+            {
+                var c = f.Config;
+                var regions = c.Bars.Select(bar => c.BarAddress(bar.Index) is var a && a != 0 && c.BarDecodes(bar)
+                    ? new PciRegionInfo(bar.Index, bar.Kind, a, bar.Size) : new PciRegionInfo(bar.Index, bar.Kind, PciRegionInfo.Unmapped, bar.Size));
+                list.Add(new PciFunctionInfo(slot, function, c.GetU16(PciConfigSpace.VendorId), c.GetU16(PciConfigSpace.DeviceId),
+                    c.GetU16(PciConfigSpace.SubsystemVendorId), c.GetU16(PciConfigSpace.SubsystemId),
+                    c.GetU16(PciConfigSpace.ClassCode + 1), c.GetU8(PciConfigSpace.InterruptPin), c.GetU8(PciConfigSpace.InterruptLine),
+                    f.QdevId, [.. regions]));
+            }
+        }
+        return list;
+    }
+
     /// <summary>Where BAR <paramref name="bar"/> of <paramref name="function"/> is mapped now, if it is.</summary>
     public ulong? MappedAddress(PciFunction function, int bar)
     {
@@ -111,4 +132,17 @@ public sealed class PciBus(string name, IoBus pio, IoBus mmio)
         PciBarKind.Memory32 => address + bar.Size <= 1UL << 32,
         _ => address + bar.Size > address,
     };
+}
+
+/// <summary>A function as QMP query-pci reports it: slot and function, vendor and device ids, subsystem ids, the
+/// class as base class and subclass (the config word at 0x0A), the interrupt pin (0: none, 1: INTA#) and the line
+/// the guest wrote, the -device id (empty for the chipset's functions) and its BARs.</summary>
+public sealed record PciFunctionInfo(int Slot, int Function, ushort VendorId, ushort DeviceId, ushort SubsystemVendorId,
+    ushort SubsystemId, ushort Class, byte InterruptPin, byte InterruptLine, string QdevId, IReadOnlyList<PciRegionInfo> Regions);
+
+/// <summary>One BAR: its index, kind, the address it decodes and its size.</summary>
+public readonly record struct PciRegionInfo(int Bar, PciBarKind Kind, ulong Address, ulong Size)
+{
+    /// <summary>The address of a BAR that decodes nothing (QEMU's PCI_BAR_UNMAPPED, -1 as a u64).</summary>
+    public const ulong Unmapped = ulong.MaxValue;
 }

@@ -92,6 +92,8 @@ public sealed class PciConfigSpace
         }
     }
 
+    public byte GetU8(int offset) => _data[offset];
+
     public ushort GetU16(int offset) => BinaryPrimitives.ReadUInt16LittleEndian(_data.AsSpan(offset));
 
     public uint GetU32(int offset) => BinaryPrimitives.ReadUInt32LittleEndian(_data.AsSpan(offset));

@@ -13,6 +13,9 @@ public abstract class PciFunction(PciConfigSpace config)
 
     public PciConfigSpace Config { get; } = config;
 
+    /// <summary>The -device id of the device behind the function; empty for the machine's own (the chipset).</summary>
+    public virtual string QdevId => "";
+
     /// <summary>The registers behind BAR <paramref name="index"/>, or null for a BAR that only reserves space.</summary>
     public virtual IBusDevice? BarRegion(int index) => null;
 

@@ -1,3 +1,5 @@
+using StratoVirt.Devices.Pci;
+
 namespace StratoVirt.Machine;
 
 /// <summary>What a management client (QMP) can ask of a running machine. Called on the main loop's thread.</summary>
@@ -39,6 +41,10 @@ public interface IMachineControl
 
     /// <summary>The last snapshot's progress for <c>query-migrate</c>.</summary>
     SnapshotStatus SnapshotStatus { get; }
+
+    /// <summary>The functions on the PCI root bus (pcie.0) for <c>query-pci</c>; empty on the microVM, which has
+    /// no PCI.</summary>
+    IReadOnlyList<PciFunctionInfo> PciFunctions { get; }
 }
 
 /// <summary>A snapshot's status as upstream's query-migrate names it ("none", "active", "completed", "failed"),

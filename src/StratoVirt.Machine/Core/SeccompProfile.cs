@@ -93,6 +93,8 @@ public static class SeccompProfile
     [
         AllowIf("ioctl", 1, [(uint)KvmIoctls.Run, (uint)KvmIoctls.GetRegs, .. PciInterruptRequests,
             (uint)KvmIoctls.Ioeventfd, // a virtio-pci BAR the guest maps or moves takes its queue notifications along
+            // a vhost backend's call eventfd follows its MSI-X vector as the guest programs, masks and unmasks it
+            (uint)KvmIoctls.Irqfd, (uint)KvmIoctls.SetGsiRouting,
             (uint)Libc.TUNSETOFFLOAD, // virtio-net's activation passes the features the guest took to the tap
             // a vhost-kernel device's activation hands its rings to the kernel; its reset takes them back
             (uint)Libc.VHOST_SET_FEATURES, (uint)Libc.VHOST_SET_MEM_TABLE, (uint)Libc.VHOST_SET_VRING_NUM,

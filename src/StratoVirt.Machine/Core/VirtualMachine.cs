@@ -1,3 +1,4 @@
+using StratoVirt.Devices.Pci;
 using StratoVirt.Kvm;
 using StratoVirt.Memory;
 using StratoVirt.Sys;
@@ -164,6 +165,11 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     }
 
     ulong? IMachineControl.BalloonActual => _balloon?.ActualBytes;
+
+    /// <summary>The PCI root bus (q35); null on the microVM.</summary>
+    internal PciBus? PciRoot { get; set; }
+
+    IReadOnlyList<PciFunctionInfo> IMachineControl.PciFunctions => PciRoot?.Describe() ?? [];
 
     IReadOnlyList<(int Index, int ThreadId)> IMachineControl.CpuThreads => [.. _vcpus.Select(v => (v.Id, v.ThreadId))];
 

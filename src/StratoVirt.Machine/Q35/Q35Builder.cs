@@ -82,6 +82,7 @@ public sealed class Q35Builder
     private PciBus AddChipset()
     {
         var bus = new PciBus("pcie.0", _vm.Pio, _vm.Mmio);
+        _vm.PciRoot = bus;
         bus.Attach(0, 0, new Q35HostBridge(Q35Layout.EcamBase));
         bus.Attach(Ich9LpcBridge.Slot, 0, new Ich9LpcBridge(Ich9PowerManagement.DefaultBase));
         _vm.Pio.Register(PciConfigPorts.Base, PciConfigPorts.Length, new PciConfigPorts(bus,

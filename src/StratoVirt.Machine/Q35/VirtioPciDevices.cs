@@ -8,13 +8,15 @@ using StratoVirt.Virtio.Devices;
 using StratoVirt.Virtio.Devices.Balloon;
 using StratoVirt.Virtio.Devices.Block;
 using StratoVirt.Virtio.Transport.Pci;
+using StratoVirt.Virtio.VhostUser;
 
 namespace StratoVirt.Machine;
 
 /// <summary>
 /// The q35 machine's virtio-pci functions on pcie.0: each -device virtio-*-pci at its addr= (or the first free
-/// slot), INTA# on the GSI of <see cref="Q35Layout.IntxGsi"/> (as the DSDT's _PRT says), MSI-X through KVM_SIGNAL_MSI, queue
-/// notifications through KVM ioeventfd when the host has it. Owns the functions, then the chardevs they use.
+/// slot), INTA# on the GSI of <see cref="Q35Layout.IntxGsi"/> (as the DSDT's _PRT says), MSI-X through KVM_SIGNAL_MSI
+/// (and through GSI routes and irqfds for the call eventfds of vhost and vhost-user backends), queue notifications
+/// through KVM ioeventfd when the host has it. Owns the functions, then the chardevs they use.
 /// </summary>
 internal sealed class VirtioPciDevices : IDisposable
 {
@@ -40,6 +42,7 @@ internal sealed class VirtioPciDevices : IDisposable
             _unattached.Add((device, c.Pci ?? throw new InvalidOperationException($"device '{c.Id}' has no PCI placement")));
             if (device is VirtioBalloon balloon) vm.SetBalloon(balloon);
             if (device is VirtioBlock block) vm.WatchBlock(block);
+            if (device is VhostUserDevice vhostUser) vm.WatchVhostUser(vhostUser);
         }
     }
 
@@ -49,12 +52,14 @@ internal sealed class VirtioPciDevices : IDisposable
     {
         var msi = new KvmMsiController(kvmVm, vmFailed);
         var doorbells = ioeventfd ? new KvmDoorbells(kvmVm) : null;
+        var irqfds = kvmVm.System.CheckExtension(KvmCap.Irqfd) > 0 && kvmVm.System.CheckExtension(KvmCap.IrqRouting) > 0
+            ? new KvmIrqfdRoutes(kvmVm) : null;
         var slots = Slots(bus);
         var placed = _unattached.Select((d, i) => (d.Device, Slot: slots[i], d.Placement)).ToList();
         foreach (var (device, slot, placement) in placed)
         {
             var function = new VirtioPciFunction(device, memory, new KvmInterruptLine(kvmVm, Q35Layout.IntxGsi(slot, 0), vmFailed), msi,
-                doorbells, placement.MultiFunction);
+                doorbells, placement.MultiFunction, irqfds);
             _unattached.RemoveAt(0);
             _functions.Add(function);
             bus.Attach(slot, placement.Function, function);

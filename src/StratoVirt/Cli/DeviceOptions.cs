@@ -212,7 +212,8 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     /// <summary>The virtio-pci drivers the q35 machine takes: each is its virtio-mmio driver's device on a PCI
     /// address (virtio-blk-pci parses as virtio-blk-device plus bus=, addr=, multifunction=).</summary>
     private static readonly string[] PciDrivers =
-        ["virtio-blk-pci", "virtio-net-pci", "virtio-rng-pci", "virtio-balloon-pci", "virtio-serial-pci"];
+        ["virtio-blk-pci", "virtio-net-pci", "virtio-rng-pci", "virtio-balloon-pci", "virtio-serial-pci", "vhost-vsock-pci",
+            "vhost-user-fs-pci", "vhost-user-blk-pci"];
 
     private void AddDevice(string text)
     {
@@ -243,7 +244,7 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
         throw new UsageException($"option -device: unknown or unsupported driver '{name}'");
     }
 
-    /// <summary>virtio-blk-pci to virtio-blk-device.</summary>
+    /// <summary>virtio-blk-pci to virtio-blk-device, vhost-user-fs-pci to vhost-user-fs-device.</summary>
     private static string MmioName(string pciDriver) => pciDriver[..^"-pci".Length] + "-device";
 
     public string DeviceId(OptionValue v) => v.Get("id") ?? $"{v.Get("driver")}-{_autoId}";

@@ -117,4 +117,24 @@ public sealed class Q35LabTests(ITestOutputHelper output)
         Assert.Single(lines, l => l.Contains(" 19-fasteoi virtio", StringComparison.Ordinal));
         Assert.Single(lines, l => l.Contains(" 16-fasteoi virtio", StringComparison.Ordinal) && l.Contains(", virtio", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void VhostUserFsAndVhostVsockWorkOnPciWithMsix()
+    {
+        var s = LabSession.Instance.Ended("q35-vhost", output);
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-TEST-END", "q35-vhost rc=0");
+        var functions = s.Output.Where(l => l.StartsWith("GUEST-Q35VH-PCI ", StringComparison.Ordinal)).Select(l => l[16..]).ToList();
+        // virtio-fs is type 26 (0x105a), vsock type 19 (0x1053), both bound by virtio-pci.
+        Assert.Equal(["0000:00:05.0 0x105a driver=virtio-pci", "0000:00:06.0 0x1053 driver=virtio-pci"], functions);
+        s.AssertMarker("GUEST-FS-MOUNT", "ok");
+        s.AssertMarker("GUEST-FS-FROM-HOST", "written-by-the-host");
+        s.AssertMarker("GUEST-FS-HOST-BIN", s.GuestMarker("HOST-FS-HOST-BIN")!);
+        s.AssertMarker("HOST-FS-GUEST-TEXT", "written-by-the-guest");
+        s.AssertMarker("HOST-FS-GUEST-BIN", s.GuestMarker("GUEST-FS-WROTE")!);
+        s.AssertMarker("GUEST-Q35VH-VSOCK", "1");
+        var irqs = s.Output.Where(l => l.StartsWith("GUEST-Q35VH-IRQ ", StringComparison.Ordinal)).ToList();
+        Assert.True(irqs.Count >= 4, s.Text); // fs: config, hiprio, request; vsock: config and its queues
+        Assert.All(irqs, l => Assert.Contains("PCI-MSI", l));
+    }
 }

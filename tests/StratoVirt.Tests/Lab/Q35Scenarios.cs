@@ -8,6 +8,9 @@ public static class Q35Scenarios
 {
     public const int Cpus = 2, MemoryMiB = 512;
 
+    /// <summary>The guest CID of q35-vhost's vhost-vsock-pci.</summary>
+    public const int VsockCid = 41;
+
     /// <summary>The block function's slot.function, the NIC's and the rng's.</summary>
     public const string BlkAddress = "0000:00:03.0", NetAddress = "0000:00:04.0", RngAddress = "0000:00:04.1";
 
@@ -51,5 +54,12 @@ public static class Q35Scenarios
         VirtioHost,
         Virtio("q35-virtio-msix", ""),
         Virtio("q35-virtio-intx", " pci=nomsi"),
+        // virtiofsd behind vhost-user-fs-pci through the virtio-fs host script of VhostUserScenarios, and the
+        // kernel's vhost-vsock behind vhost-vsock-pci: both backends' call eventfds go to the guest by irqfd.
+        "scenario q35-vhost 300 env STRATOVIRT_LOG_LEVEL=info sh /tmp/lab-vufs-host.sh -machine q35,mem-share=on " +
+        "-kernel \"$KERNEL\" -initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=q35-vhost\" " +
+        $"-m {MemoryMiB} -smp {Cpus} -serial stdio -name q35-vhost -D " +
+        $"-chardev socket,id=vfs,path=/tmp/vufs.sock,server,nowait -device vhost-user-fs-pci,chardev=vfs,tag={VhostUserScenarios.Tag},id=fs0,addr=0x5 " +
+        $"-device vhost-vsock-pci,id=vsock0,guest-cid={VsockCid},addr=0x6",
     ];
 }

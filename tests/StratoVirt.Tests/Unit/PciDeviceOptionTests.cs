@@ -4,7 +4,10 @@ using StratoVirt.Devices.Pci;
 using StratoVirt.Machine;
 using StratoVirt.Virtio.Devices.Block;
 using StratoVirt.Virtio.Devices.Console;
+using StratoVirt.Virtio.Devices.Fs;
 using StratoVirt.Virtio.Devices.Net;
+using StratoVirt.Virtio.Devices.VhostUserBlock;
+using StratoVirt.Virtio.Devices.Vsock;
 
 namespace StratoVirt.Tests.Unit;
 
@@ -67,6 +70,31 @@ public sealed class PciDeviceOptionTests
     {
         Assert.Contains("needs the standard VM", Error("microvm", "-device", "virtio-balloon-pci"));
         Assert.Contains("q35 machine takes the -pci variants", Error("q35", "-device", "virtio-balloon-device"));
-        Assert.Contains("not supported on q35", Error("q35", "-device", "vhost-vsock-pci,guest-cid=3"));
+        Assert.Contains("needs the standard VM", Error("microvm", "-device", "vhost-vsock-pci,guest-cid=3"));
+        Assert.Contains("q35 machine takes the -pci variants", Error("q35", "-device", "vhost-vsock-device,guest-cid=3"));
+        Assert.Contains("not supported on q35", Error("q35", "-device", "virtio-scsi-pci,id=scsi0"));
+    }
+
+    [Fact]
+    public void VhostDevicesTakeTheirDeviceOptionsAndAnAddress()
+    {
+        var m = Parse("q35,mem-share=on",
+            "-device", "vhost-vsock-pci,id=vsock0,guest-cid=5,vhostfd=7,bus=pcie.0,addr=0x5",
+            "-chardev", "socket,id=vfs,path=/tmp/vfs.sock,server,nowait",
+            "-device", "vhost-user-fs-pci,chardev=vfs,tag=share,id=fs0,addr=0x6",
+            "-chardev", "socket,id=vub,path=/tmp/vub.sock,server,nowait",
+            "-device", "vhost-user-blk-pci,chardev=vub,id=vub0,num-queues=2,addr=0x7",
+            "-netdev", "tap,id=n,ifname=tap0,vhost=on",
+            "-device", "virtio-net-pci,netdev=n,id=net0,addr=0x8");
+        var vsock = Assert.IsType<VsockDeviceConfig>(m.Devices.Single(d => d.Id == "vsock0"));
+        Assert.Equal((5UL, 7, 5), (vsock.GuestCid, vsock.VhostFd!.Value, vsock.Pci!.Slot));
+        var fs = Assert.IsType<FsDeviceConfig>(m.Devices.Single(d => d.Id == "fs0"));
+        Assert.Equal(("share", 6), (fs.Tag, fs.Pci!.Slot));
+        var blk = Assert.IsType<VhostUserBlockConfig>(m.Devices.Single(d => d.Id == "vub0"));
+        Assert.Equal((2, 7), (blk.Queues, blk.Pci!.Slot));
+        var net = Assert.IsType<NetDeviceConfig>(m.Devices.Single(d => d.Id == "net0"));
+        Assert.True(net.Vhost);
+        Assert.Equal(8, net.Pci!.Slot);
+        Assert.Contains("guest-cid=2 is out of range", Error("q35", "-device", "vhost-vsock-pci,guest-cid=2"));
     }
 }

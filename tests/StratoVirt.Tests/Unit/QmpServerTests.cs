@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using StratoVirt.Devices.Pci;
 using StratoVirt.Machine;
 using StratoVirt.Qmp;
 using StratoVirt.Sys;
@@ -54,6 +55,8 @@ public sealed partial class QmpServerTests : IDisposable
         public IReadOnlyList<(int Index, int ThreadId)> CpuThreads => [(0, 4242), (1, 4243)];
 
         public bool Running { get; private set; } = true;
+
+        public IReadOnlyList<PciFunctionInfo> PciFunctions => [];
 
         /// <summary>Makes stop fail the way a defect in the machine would.</summary>
         public bool StopThrows;

@@ -12,30 +12,6 @@ namespace StratoVirt.Tests.Virtio;
 [Trait("Level", "Unit")]
 public sealed class BackendQueuesTests : IDisposable
 {
-    private sealed class HalfServedDevice : VirtioDevice
-    {
-        public HalfServedDevice() : base(0x7E, 2) => BackendQueues = new BackendQueues(1, "the test backend");
-
-        public List<int> Processed { get; } = [];
-
-        protected override ulong DeviceFeatures => 0;
-
-        protected override void OnActivate() => WatchBackendQueue(0);
-
-        public override void ProcessQueue(int index) => Processed.Add(index);
-
-        public override string StateName => "half-served";
-        public override int StateVersion => 1;
-        protected override void SaveDeviceState(StateWriter writer) => writer.WriteUInt64(Features);
-        protected override void RestoreDeviceState(StateReader reader) => RestoreFeatures(reader.ReadUInt64());
-
-        public override void Dispose()
-        {
-            BackendQueues!.Dispose();
-            base.Dispose();
-        }
-    }
-
     private readonly HalfServedDevice _device = new() { Id = "half0" };
     private readonly TestDriver _driver;
 

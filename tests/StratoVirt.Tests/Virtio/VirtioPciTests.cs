@@ -18,12 +18,6 @@ public sealed class VirtioPciTests : IDisposable
 {
     private const ulong BarAddress = 0xC000_0000;
 
-    private sealed class RecordingMsi : IMsiController
-    {
-        public readonly List<MsiMessage> Sent = [];
-        public void Send(MsiMessage message) => Sent.Add(message);
-    }
-
     private sealed class RecordingDoorbells : IDoorbellBinder
     {
         public readonly List<(ulong Address, bool Bound)> Calls = [];
@@ -37,12 +31,14 @@ public sealed class VirtioPciTests : IDisposable
     private readonly RecordingMsi _msi = new();
     private readonly RecordingDoorbells _doorbells = new();
     private readonly VirtioPciFunction _f;
+    private readonly PciGuestDriver _g;
 
     public VirtioPciTests()
     {
         var rng = new VirtioRng("/dev/urandom") { Id = "rng0", Loop = _loop };
         _f = new VirtioPciFunction(rng, _memory, _intx, _msi, _doorbells);
         _f.Attach();
+        _g = new PciGuestDriver(_f);
     }
 
     public void Dispose()
@@ -52,50 +48,17 @@ public sealed class VirtioPciTests : IDisposable
         _memory.Dispose();
     }
 
-    private uint Config32(int offset)
-    {
-        Span<byte> b = stackalloc byte[4];
-        _f.ReadConfig(offset, b);
-        return BinaryPrimitives.ReadUInt32LittleEndian(b);
-    }
+    private uint Config32(int offset) => _g.Config32(offset);
 
-    private void WriteConfig16(int offset, ushort value)
-    {
-        Span<byte> b = stackalloc byte[2];
-        BinaryPrimitives.WriteUInt16LittleEndian(b, value);
-        _f.WriteConfig(offset, b);
-    }
+    private void WriteConfig16(int offset, ushort value) => _g.WriteConfig16(offset, value);
 
-    private ulong Bar(ulong offset, int width)
-    {
-        Span<byte> b = stackalloc byte[8];
-        b.Clear();
-        _f.Read(offset, b[..width]);
-        return BinaryPrimitives.ReadUInt64LittleEndian(b);
-    }
+    private ulong Bar(ulong offset, int width) => _g.Bar(offset, width);
 
-    private void Bar(ulong offset, int width, ulong value)
-    {
-        Span<byte> b = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(b, value);
-        _f.Write(offset, b[..width]);
-    }
+    private void Bar(ulong offset, int width, ulong value) => _g.Bar(offset, width, value);
 
-    /// <summary>The capabilities as a driver walks them: (offset, id) from the pointer at 0x34.</summary>
-    private List<(int Offset, byte Id)> Capabilities()
-    {
-        var list = new List<(int, byte)>();
-        int at = (byte)Config32(PciConfigSpace.CapabilitiesPointer);
-        while (at != 0 && list.Count < 48)
-        {
-            uint header = Config32(at);
-            list.Add((at, (byte)header));
-            at = (byte)(header >> 8);
-        }
-        return list;
-    }
+    private List<(int Offset, byte Id)> Capabilities() => _g.Capabilities();
 
-    private int MsixCapability => Capabilities().Single(c => c.Id == MsixTable.CapabilityId).Offset;
+    private int MsixCapability => _g.MsixCapability;
 
     [Fact]
     public void IdentifiesAsANonTransitionalVirtioFunction()
@@ -257,18 +220,11 @@ public sealed class VirtioPciTests : IDisposable
         Assert.Equal(1UL, Bar(QueueMsixVector, 2));
     }
 
-    private void EnableMsix(bool functionMask = false) =>
-        WriteConfig16(MsixCapability + 2, (ushort)(0x8000 | (functionMask ? 0x4000 : 0)));
+    private void EnableMsix(bool functionMask = false) => _g.EnableMsix(functionMask);
 
-    private void ProgramVector(int vector, ulong address, uint data, bool masked)
-    {
-        ulong entry = MsixTableOffset + (ulong)vector * MsixTable.EntrySize;
-        Bar(entry, 8, address);
-        Bar(entry + 8, 4, data);
-        Bar(entry + 12, 4, masked ? 1UL : 0);
-    }
+    private void ProgramVector(int vector, ulong address, uint data, bool masked) => _g.ProgramVector(vector, address, data, masked);
 
-    private ulong Pba => Bar(Config32(MsixCapability + 8) & ~7u, 4);
+    private ulong Pba => _g.Pba;
 
     [Fact]
     public void MsixSendsTheQueuesVectorAndHoldsMaskedOnesPending()

@@ -16,11 +16,31 @@ public interface IDoorbellBinder
     void Unbind(ulong address, uint length, EventFd fd);
 }
 
+/// <summary>Routes in the hypervisor from eventfds to MSI messages (KVM GSI routing and irqfd): a bound eventfd that
+/// is signalled interrupts the guest in the kernel, without waking the VMM.</summary>
+public interface IIrqfdRoutes
+{
+    /// <summary>Routes a new interrupt number to <paramref name="message"/> and binds <paramref name="fd"/> to it;
+    /// returns the number. A host that cannot (no routes left) throws SysException and binds nothing.</summary>
+    uint Bind(EventFd fd, MsiMessage message);
+
+    /// <summary>Points a bound number at another message (the guest reprogrammed an unmasked vector).</summary>
+    void Retarget(uint gsi, MsiMessage message);
+
+    /// <summary>Unbinds <paramref name="fd"/> and frees its number; once this returns the kernel no longer takes
+    /// the eventfd's signals.</summary>
+    void Unbind(EventFd fd, uint gsi);
+}
+
 /// <summary>
 /// A virtio device as a non-transitional virtio-pci function (virtio 1.2, section 4.1): vendor capabilities for
 /// the common, notification, ISR and device configuration structures and an MSI-X capability, all in one 64-bit
 /// memory BAR, over the device's <see cref="VirtioCore"/>. Interrupts go by MSI-X vector when the guest enabled
 /// it, else on INTA# as a level held while the ISR status is non-zero (reading the ISR clears and deasserts it).
+/// The call eventfds of queues an external backend serves (vhost, vhost-user) are bound to their MSI-X vector in
+/// the hypervisor (<see cref="IIrqfdRoutes"/>) while that vector is deliverable, so the backend interrupts the guest
+/// without the VMM; while it is masked (or MSI-X is off) the device's loop relays them, and a masked vector's
+/// signal waits in the PBA until the guest unmasks it.
 /// Configuration accesses come under the bus's lock; BAR accesses from any vCPU take the core's device lock.
 /// </summary>
 public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrupts, IDisposable
@@ -29,6 +49,8 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
     private readonly IInterruptLine _intx;
     private readonly MsixTable _msix;
     private readonly IDoorbellBinder? _doorbells;
+    private readonly IIrqfdRoutes? _irqfds;
+    private readonly (uint Gsi, MsiMessage Message)?[] _callRoutes;
     private readonly ushort[] _queueVectors;
     private readonly uint _pbaOffset;
     private readonly Lock _intxGate = new();
@@ -37,12 +59,14 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
     private ulong? _notifyBase;
 
     public VirtioPciFunction(VirtioDevice device, GuestMemory memory, IInterruptLine intx, IMsiController msi,
-        IDoorbellBinder? doorbells, bool multiFunction = false)
+        IDoorbellBinder? doorbells, bool multiFunction = false, IIrqfdRoutes? irqfds = null)
         : base(new PciConfigSpace(PciConfigSpace.ConventionalSize, VendorId, (ushort)(DeviceIdBase + device.DeviceId),
             ClassCode(device.DeviceId), Revision, multiFunction))
     {
         _intx = intx;
         _doorbells = doorbells;
+        _irqfds = irqfds;
+        _callRoutes = new (uint, MsiMessage)?[device.BackendQueues?.Count ?? 0];
         _msix = new MsixTable(device.QueueCount + 1, msi);
         _queueVectors = new ushort[device.QueueCount];
         Array.Fill(_queueVectors, NoVector);
@@ -64,6 +88,8 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
     }
 
     public override string Name => _core.Device.Id;
+
+    public override string QdevId => _core.Device.Id;
 
     public VirtioCore Core => _core;
 
@@ -97,6 +123,7 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
         {
             _msix.ControlWritten(Config);
             UpdateIntx();
+            UpdateCallRoutes();
         }
         if (offset <= PciConfigSpace.Command + 1 && offset + data.Length > PciConfigSpace.Command + 1)
         {
@@ -171,7 +198,9 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
                     _core.Notify((uint)(at / NotifyOffMultiplier));
                 break;
             case MsixTableOffset:
-                if (offset < _pbaOffset) _msix.WriteTable(offset - MsixTableOffset, data); // the PBA is read-only
+                if (offset >= _pbaOffset) break; // the PBA is read-only
+                _msix.WriteTable(offset - MsixTableOffset, data);
+                UpdateCallRoutes();
                 break;
         }
     }
@@ -230,6 +259,7 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
             case (QueueSize, 2): _core.SetQueueSize((ushort)value); return;
             case (QueueMsixVector, 2):
                 if (_core.SelectedQueue is var q && q < (uint)_queueVectors.Length) _queueVectors[q] = Vector((ushort)value);
+                UpdateCallRoutes();
                 return;
             case (QueueEnable, 2):
                 if (value == 1) _core.SetQueueReady(true); // the driver never writes 0 (virtio 1.2, 4.1.4.3.2)
@@ -266,6 +296,48 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
         _configVector = NoVector;
         Array.Fill(_queueVectors, NoVector);
         UpdateIntx();
+        UpdateCallRoutes();
+    }
+
+    /// <summary>Binds each backend queue's call eventfd to its vector's message while that is deliverable, and
+    /// hands it back to the device's loop otherwise (the order keeps every signal: see
+    /// <see cref="VirtioDevice.SetBackendCallBound"/>). A host that cannot bind leaves the loop relaying it.</summary>
+    private void UpdateCallRoutes()
+    {
+        if (_irqfds is null || _callRoutes.Length == 0) return;
+        var queues = Device.BackendQueues!;
+        lock (Device.Gate)
+        {
+            for (int q = 0; q < _callRoutes.Length; q++)
+            {
+                var wanted = _msix.Deliverable(_queueVectors[q]);
+                var current = _callRoutes[q];
+                if (wanted == current?.Message) continue;
+                try
+                {
+                    if (current is { } c && wanted is { } retarget)
+                    {
+                        _irqfds.Retarget(c.Gsi, retarget);
+                        _callRoutes[q] = (c.Gsi, retarget);
+                        continue;
+                    }
+                    if (current is { } old)
+                    {
+                        _callRoutes[q] = null;
+                        _irqfds.Unbind(queues.Call(q), old.Gsi);
+                        Device.SetBackendCallBound(q, false);
+                    }
+                    if (wanted is not { } message) continue;
+                    Device.SetBackendCallBound(q, true);
+                    _callRoutes[q] = (_irqfds.Bind(queues.Call(q), message), message);
+                }
+                catch (SysException e)
+                {
+                    Log.Warn($"virtio-pci {Name}: queue {q}'s call eventfd and its MSI-X vector: {e.Message}");
+                    if (_callRoutes[q] is null) Device.SetBackendCallBound(q, false);
+                }
+            }
+        }
     }
 
     // ---- interrupts ----

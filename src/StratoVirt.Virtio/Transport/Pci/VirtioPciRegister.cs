@@ -44,7 +44,8 @@ public static class VirtioPciRegister
     {
         VirtioDeviceId.Block => 0x010000, // SCSI storage controller
         VirtioDeviceId.Net => 0x020000, // Ethernet controller
-        VirtioDeviceId.Console => 0x078000, // other communication controller
+        VirtioDeviceId.Console or VirtioDeviceId.Vsock => 0x078000, // other communication controller
+        VirtioDeviceId.Fs => 0x018000, // other mass storage controller
         _ => 0x00FF00, // unclassified
     };
 }

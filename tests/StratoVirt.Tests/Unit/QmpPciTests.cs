@@ -1,0 +1,94 @@
+using System.Text.Json;
+using StratoVirt.Devices.Pci;
+using StratoVirt.Memory;
+using StratoVirt.Qmp;
+using StratoVirt.Sys;
+using StratoVirt.Tests.Devices;
+using StratoVirt.Tests.Virtio;
+using StratoVirt.Virtio.Devices.Rng;
+using StratoVirt.Virtio.Transport.Pci;
+
+namespace StratoVirt.Tests.Unit;
+
+/// <summary>query-pci's return in QEMU's shape, from a q35 root bus with the chipset and a virtio-rng-pci function
+/// whose BAR the guest placed and enabled.</summary>
+[Trait("Level", "Unit")]
+public sealed class QmpPciTests : IDisposable
+{
+    private const ulong BarAddress = 0xC000_0000;
+
+    private readonly GuestMemory _memory = new([(0UL, 1UL << 20)], RamBacking.Default);
+    private readonly EventLoop _loop = new("test");
+    private readonly VirtioPciFunction _rng;
+    private readonly PciBus _bus = new("pcie.0", new IoBus("pio"), new IoBus("mmio"));
+
+    public QmpPciTests()
+    {
+        _rng = new VirtioPciFunction(new VirtioRng("/dev/urandom") { Id = "rng0", Loop = _loop }, _memory,
+            new CountingInterruptLine(), new RecordingMsi(), null);
+        _bus.Attach(0, 0, new Q35HostBridge(0xB000_0000));
+        _bus.Attach(3, 0, _rng);
+        _bus.Attach(Ich9LpcBridge.Slot, 0, new Ich9LpcBridge(0x600));
+    }
+
+    public void Dispose()
+    {
+        _rng.Dispose();
+        _loop.Dispose();
+        _memory.Dispose();
+    }
+
+    private JsonElement Query() => JsonDocument.Parse(JsonSerializer.Serialize(QmpPciInfo.FromRootBus(_bus.Describe()),
+        QmpJsonContext.Default.QmpPciInfoArray)).RootElement;
+
+    private static JsonElement Device(JsonElement buses, int slot) =>
+        buses[0].GetProperty("devices").EnumerateArray().Single(d => d.GetProperty("slot").GetInt32() == slot);
+
+    [Fact]
+    public void TheRootBusListsEachFunctionWithItsIdentityAndClass()
+    {
+        var buses = Query();
+        Assert.Equal(1, buses.GetArrayLength());
+        Assert.Equal(0, buses[0].GetProperty("bus").GetInt32());
+        var devices = buses[0].GetProperty("devices").EnumerateArray().ToList();
+        Assert.Equal([(0, 0), (3, 0), (0x1F, 0)], devices.Select(d => (d.GetProperty("slot").GetInt32(), d.GetProperty("function").GetInt32())));
+        Assert.All(devices, d => Assert.Equal(0, d.GetProperty("bus").GetInt32()));
+
+        var mch = devices[0];
+        Assert.Equal("""{"desc":"Host bridge","class":1536}""", mch.GetProperty("class_info").GetRawText());
+        Assert.Equal(0x8086, mch.GetProperty("id").GetProperty("vendor").GetInt32());
+        Assert.Equal(0x29C0, mch.GetProperty("id").GetProperty("device").GetInt32());
+        Assert.Equal("", mch.GetProperty("qdev_id").GetString());
+        Assert.Equal(0, mch.GetProperty("irq_pin").GetInt32());
+        Assert.False(mch.TryGetProperty("irq", out _));
+        Assert.Equal("ISA bridge", devices[2].GetProperty("class_info").GetProperty("desc").GetString());
+
+        var rng = devices[1];
+        Assert.Equal("rng0", rng.GetProperty("qdev_id").GetString());
+        Assert.Equal("""{"device":4164,"vendor":6900,"subsystem":4352,"subsystem-vendor":6900}""", rng.GetProperty("id").GetRawText());
+        Assert.Equal("""{"class":255}""", rng.GetProperty("class_info").GetRawText()); // unclassified: no desc
+        Assert.Equal(1, rng.GetProperty("irq_pin").GetInt32());
+        Assert.Equal(0, rng.GetProperty("irq").GetInt32());
+    }
+
+    [Fact]
+    public void ABarReportsItsAddressOnlyWhileItDecodes()
+    {
+        var region = Device(Query(), 3).GetProperty("regions").EnumerateArray().Single();
+        Assert.Equal($$"""{"bar":0,"type":"memory","address":{{ulong.MaxValue}},"size":{{_rng.BarSize}},"prefetch":false,"mem_type_64":true}""",
+            region.GetRawText());
+
+        int devfn = 3 << 3;
+        _bus.WriteConfig(devfn, PciConfigSpace.Bar0, BitConverter.GetBytes(BarAddress));
+        _bus.WriteConfig(devfn, PciConfigSpace.InterruptLine, [10]);
+        Assert.Equal(ulong.MaxValue, Device(Query(), 3).GetProperty("regions")[0].GetProperty("address").GetUInt64()); // decoding off
+        _bus.WriteConfig(devfn, PciConfigSpace.Command, [(byte)PciConfigSpace.CommandMemory, 0]);
+        var rng = Device(Query(), 3);
+        Assert.Equal(BarAddress, rng.GetProperty("regions")[0].GetProperty("address").GetUInt64());
+        Assert.Equal(10, rng.GetProperty("irq").GetInt32());
+    }
+
+    [Fact]
+    public void AMachineWithoutPciHasNoBus() =>
+        Assert.Equal("[]", JsonSerializer.Serialize(QmpPciInfo.FromRootBus([]), QmpJsonContext.Default.QmpPciInfoArray));
+}
