@@ -57,27 +57,31 @@ bsnap_kill() {  # bsnap_kill <pid>...
     for p in "$@"; do wait "$p" 2>/dev/null; done
 }
 
-# bsnap_ask <dir> <pid> <tag>: types "echo <tag><n>-$((6*7))" on the console at once and again every 250 ms
-# (n = 1, 2, ...) until the guest answers <tag><n>-42 (at most 300 s). Input typed before a restored QEMU guest
-# runs can be lost (its UART takes characters before the migration stream overwrites its state), hence the leading
-# newline and the retries; answered=<n> in the result says which line was answered first (n > 1: the earlier
-# ones were lost, and the time may be up to 250 ms late).
+# bsnap_ask <dir> <pid> <tag>: types "echo <tag><n>-$((6*7))" on the console at once and again every 100 ms
+# (n = 1, 2, ...) until the guest answers <tag><n>-42 (at most 300 s); sets bsnap_answer_ms to when the answer was
+# seen. Input typed before a restored QEMU guest runs can be lost (in a local QEMU 7.2 try the whole first line
+# was, the guest getting only its newline), hence the leading newline and the retries; bsnap_first (answered= in
+# the result) is the line answered first (n > 1: the earlier ones were lost, and the time may be 100 ms late).
 bsnap_ask() {
-    n=0 bsnap_typed=0
+    lab_now_ms
+    ask_end=$((LAB_NOW_MS + 300000)) ask_next=0 bsnap_typed=0
     while :; do
-        if [ $((n % 25)) -eq 0 ]; then
-            bsnap_typed=$((bsnap_typed + 1))
+        lab_now_ms
+        if [ "$LAB_NOW_MS" -ge "$ask_next" ]; then
+            bsnap_typed=$((bsnap_typed + 1)) ask_next=$((LAB_NOW_MS + 100))
             # shellcheck disable=SC2016 # the guest's shell expands it
             printf '\necho %s%d-$((6*7))\n' "$3" "$bsnap_typed" 1<>"$1/in"
         fi
-        if bsnap_first=$(grep -o "$3[0-9]*-42" "$1/out" | head -n 1) && [ -n "$bsnap_first" ]; then
+        if grep -q "$3[0-9]*-42" "$1/out"; then
+            lab_now_ms
+            bsnap_answer_ms=$LAB_NOW_MS
+            bsnap_first=$(grep -o "$3[0-9]*-42" "$1/out" | head -n 1)
             bsnap_first=${bsnap_first#"$3"}
             bsnap_first=${bsnap_first%-42}
             return 0
         fi
-        { kill -0 "$2" 2>/dev/null && [ $n -lt 30000 ]; } || return 1
+        { kill -0 "$2" 2>/dev/null && [ "$LAB_NOW_MS" -lt "$ask_end" ]; } || return 1
         sleep 0.01
-        n=$((n + 1))
     done
 }
 
@@ -88,7 +92,7 @@ bsnap_result() {
         entry=$(sed -n 's/.*Guest-first-entry-time = .*(monotonic \([0-9]*\) ns).*/\1/p' "$5/out" | head -n 1)
         extra=''
         [ -n "$entry" ] && extra=" entry_ms=$((entry / 1000000 - $4))"
-        echo "BENCH-SNAP $1 $2 $3 $((LAB_NOW_MS - $4))$extra answered=$bsnap_first"
+        echo "BENCH-SNAP $1 $2 $3 $((bsnap_answer_ms - $4))$extra answered=$bsnap_first"
     else
         echo "BENCH-SNAP $1 $2 $3 failed"
         tail -n 20 "$5/out"
@@ -107,14 +111,14 @@ bsnap_timed_vm() {
     if { [ $# -gt 0 ] || bsnap_wait GUEST-SHELL "$td/out" "$bsnap_pid"; } && bsnap_ask "$td" "$bsnap_pid" "$what"; then
         bsnap_answered=1
     fi
-    lab_now_ms
     bsnap_result "$kind" "$tmem" "$what" "$tt0" "$td"
     [ "$bsnap_answered" -eq 1 ]
 }
 
-# bsnap_take <kind> <mem> <dir> <target>: stops the VM of <dir> and saves it to <target> (ours: a directory;
-# QEMU: a file), timing the save from after `stop`.
+# bsnap_take <kind> <mem> <dir> <target> [what]: stops the VM of <dir> and saves it to <target> (ours: a directory;
+# QEMU: a file), timing the save from after `stop`; <what> (default snapshot) names it in the BENCH-SNAP line.
 bsnap_take() {
+    take=${5:-snapshot}
     sock=$3/qmp.sock
     if [ "$1" = qemu ]; then
         # QEMU throttles migration to 32 MiB/s by default; a local file wants no limit.
@@ -141,11 +145,11 @@ bsnap_take() {
     lab_now_ms
     case $state in
         *'"completed"'*)
-            echo "BENCH-SNAP $1 $2 snapshot $((LAB_NOW_MS - st0))"
-            echo "BENCH-SNAP-FILE $1 $2 $(du -k "$file" | cut -f1) KiB on disk"
+            echo "BENCH-SNAP $1 $2 $take $((LAB_NOW_MS - st0))"
+            echo "BENCH-SNAP-FILE $1 $2 $(du -k "$file" | cut -f1) KiB on disk ($take)"
             ;;
         *)
-            echo "BENCH-SNAP $1 $2 snapshot failed"
+            echo "BENCH-SNAP $1 $2 $take failed"
             echo "$state" | tail -n 5
             return 1
             ;;
@@ -199,6 +203,8 @@ bsnap_fleet() {
     label=$1 count=$2 fmem=$3
     shift 3
     bsnap_pids=''
+    lab_now_ms
+    fleet_t0=$LAB_NOW_MS
     i=1
     while [ "$i" -le "$count" ]; do
         bsnap_vm ours "$fmem" "$bsnap/$label$i" "$@"
@@ -209,6 +215,8 @@ bsnap_fleet() {
     for p in $bsnap_pids; do
         if { [ $# -gt 0 ] || bsnap_wait GUEST-SHELL "$bsnap/$label$i/out" "$p"; } && bsnap_ask "$bsnap/$label$i" "$p" "$label$i-"; then
             answered=$((answered + 1))
+            lab_now_ms
+            echo "bench: $label VM $i answered ($((LAB_NOW_MS - fleet_t0)) ms after the first exec)"
         else
             echo "bench: $label VM $i did not answer"
             tail -n 10 "$bsnap/$label$i/out"
@@ -226,7 +234,7 @@ bench_density() {  # bench_density <n> <mem MiB>
     mkdir -p $bsnap
     bsnap_fleet cold "$1" "$2"
     cold_pids=$bsnap_pids
-    if bsnap_take ours "$2" $bsnap/cold1 $bsnap/template; then
+    if bsnap_take ours "$2" $bsnap/cold1 $bsnap/template template; then
         echo "BENCH-DENSITY-FILE $(du -k $bsnap/template/memory | cut -f1) KiB memory file (page cache the clones share)"
         # shellcheck disable=SC2086 # one pid a word
         bsnap_kill $cold_pids

@@ -48,8 +48,9 @@ report() {  # report <log>
     echo "Snapshot and restore in the nested lab (log: $1, $(date -u -r "$1" +%Y-%m-%dT%H:%MZ)); ms from exec to the guest's"
     echo "answer on its console (snapshot: from after stop to the file written); entry: ours, exec to vCPU 0's first KVM_RUN"
     tr -d '\r' <"$1" | awk '
-        $1 == "BENCH-SNAP-FILE" { printf "memory file, %s at %s MiB: %s KiB on disk\n", $2, $3, $4 }'
+        $1 == "BENCH-SNAP-FILE" && $8 == "(snapshot)" { printf "memory file, %s at %s MiB: %s KiB on disk\n", $2, $3, $4 }'
     tr -d '\r' <"$1" | awk '
+        $1 == "BENCH-SNAP" && $4 == "template" { next }
         $1 == "BENCH-SNAP" && $5 ~ /^[0-9]+$/ {
             key = $2 " " $3 " " $4; n = ++count[key]; v[key, n] = $5; mem[$3] = 1
             for (i = 6; i <= NF; i++) if ($i ~ /^entry_ms=/) { e = ++ecount[key]; ev[key, e] = substr($i, 10) }
