@@ -106,6 +106,7 @@ public sealed class Vcpu : IDisposable
         try
         {
             _prepareThread();
+            bool entered = false;
             while (!_stop)
             {
                 if (_pauseRequested)
@@ -118,6 +119,11 @@ public sealed class Vcpu : IDisposable
                     ParkWhilePaused();
                 }
                 if (_stop) break;
+                if (!entered)
+                {
+                    entered = true;
+                    if (Id == 0 && Log.IsEnabled(LogLevel.Info)) Log.Info(ProcessClock.FirstEntryLine());
+                }
                 var exit = Dispatch(_vcpu.Run(), out _accessPending);
                 if (exit is not null)
                 {

@@ -18,6 +18,10 @@ public sealed class PayloadBootTests(PayloadFixture payloads)
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Contains("Hello from payload", r.Stdout);
         Assert.Matches(@"Guest-boot-time = \d+ us \d+ ms, \d+ CPU us \d+ CPU ms \(monotonic \d+ ns\)", r.Stderr);
+        // vCPU 0's first KVM_RUN is logged once, before the guest's boot-timer write.
+        Assert.Matches(@"Guest-first-entry-time = \d+ us \d+ ms, \d+ CPU us \d+ CPU ms \(monotonic \d+ ns\)", r.Stderr);
+        Assert.Single(Regex.Matches(r.Stderr, "Guest-first-entry-time"));
+        Assert.True(r.Stderr.IndexOf("Guest-first-entry-time", StringComparison.Ordinal) < r.Stderr.IndexOf("Guest-boot-time", StringComparison.Ordinal), r.ToString());
         Assert.Contains("guest requested a reset (i8042)", r.Stderr);
         // The payload ran under seccomp: every thread confined (main, finalizer, one vCPU).
         Assert.Contains("seccomp: 3 threads confined", r.Stderr);
