@@ -65,14 +65,20 @@ public struct Iovec
     public nuint Length;
 }
 
-/// <summary>struct stat on x86_64.</summary>
-[StructLayout(LayoutKind.Sequential)]
-public unsafe struct Stat
+/// <summary>struct stat as fstat fills it: x86_64's 144 bytes, which also hold arm64's 128. The device, inode,
+/// size and blocks are at the same offsets on both; the mode is not (x86_64 puts st_nlink, 8 bytes, before it).</summary>
+[StructLayout(LayoutKind.Explicit, Size = 144)]
+public struct Stat
 {
-    public ulong Dev, Ino, NLink;
-    public uint Mode, Uid, Gid, Pad0;
-    public ulong RDev;
-    public long Size, BlkSize, Blocks;
-    public long ATime, ATimeNs, MTime, MTimeNs, CTime, CTimeNs;
-    public fixed long Reserved[3];
+    [FieldOffset(0)] public ulong Dev;
+    [FieldOffset(8)] public ulong Ino;
+    [FieldOffset(16)] private uint _modeArm64;
+    [FieldOffset(24)] private uint _modeX64;
+    [FieldOffset(48)] public long Size;
+    /// <summary>512-byte blocks allocated.</summary>
+    [FieldOffset(64)] public long Blocks;
+
+    private static readonly bool X64 = RuntimeInformation.ProcessArchitecture == Architecture.X64;
+
+    public readonly uint Mode => X64 ? _modeX64 : _modeArm64;
 }
