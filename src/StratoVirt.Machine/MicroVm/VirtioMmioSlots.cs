@@ -24,6 +24,16 @@ public sealed class VirtioMmioSlots : IDisposable
 
     private readonly List<VirtioMmioTransport> _transports = [];
     private readonly List<EventFd> _irqFds = [];
+    private readonly Func<int, VirtioMmioWindow> _window;
+    private readonly Func<uint, uint> _irqLine;
+
+    /// <summary>Slots at <paramref name="window"/> (the x86 map when null): its Irq is the GSI an irqfd takes, and
+    /// <paramref name="irqLine"/> turns that into KVM_IRQ_LINE's number (the same on x86; SPI-encoded on arm64).</summary>
+    public VirtioMmioSlots(Func<int, VirtioMmioWindow>? window = null, Func<uint, uint>? irqLine = null)
+    {
+        _window = window ?? Window;
+        _irqLine = irqLine ?? (irq => irq);
+    }
 
     public IReadOnlyList<VirtioMmioTransport> Transports => _transports;
 
@@ -47,7 +57,7 @@ public sealed class VirtioMmioSlots : IDisposable
         int slot = _transports.Count;
         if (slot >= Capacity)
             throw new InvalidOperationException($"too many virtio devices: the microVM has {Capacity} slots");
-        var window = Window(slot);
+        var window = _window(slot);
         IInterruptLine line;
         if (irqfd)
         {
@@ -58,7 +68,7 @@ public sealed class VirtioMmioSlots : IDisposable
         }
         else
         {
-            line = new KvmInterruptLine(vm, window.Irq, vmFailed);
+            line = new KvmInterruptLine(vm, _irqLine(window.Irq), vmFailed);
         }
         var transport = new VirtioMmioTransport(device, memory, line);
         _transports.Add(transport);
