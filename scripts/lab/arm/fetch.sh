@@ -6,7 +6,7 @@ set -euo pipefail
 # shellcheck source=scripts/lab/host.sh
 source "$(dirname "$0")/../host.sh"
 cache="$lab_root/.cache/lab-arm"
-lab_need_packages qemu-system-arm cpio
+lab_need_packages qemu-system-arm cpio gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
 mkdir -p "$cache/debs"
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     lab_say "adding the arm64 architecture to dpkg (apt-get update)"

@@ -6,7 +6,8 @@
 #
 # The scenario file is sourced in the outer VM after scripts/lab/outer/lib.sh (scenario, @@BEGIN/@@END markers)
 # with $VMM, $KERNEL (the uncompressed Image), $INITRD (busybox, scripts/lab/guest/init, the virtio modules) and
-# $DISK (a 4 MiB raw image of known content, its sha256 in $DISK_SHA256). The outer console goes to stdout and the
+# $DISK (a 4 MiB raw image of random content, its sha256 in $DISK_SHA256); /lab/bzImage-header and
+# /lab/old-Image-header are kernels to be refused. The outer console goes to stdout and the
 # log; the outer VM is killed after --timeout seconds (default 600) or ${LAB_SILENCE_LIMIT:-120}s without output.
 # Exit status 0 when "@@LAB DONE" was seen. Wrap it in `flock /tmp/lab.lock` (the lab is shared).
 set -euo pipefail
@@ -54,8 +55,9 @@ for m in drivers/virtio/virtio_mmio.ko drivers/block/virtio_blk.ko drivers/char/
     cp "$modules/$m" "$guest/lib/modules/"
     basename "$m" >>"$guest/lib/modules/load.list"
 done
+# The x86 lab's device tests (shell only), and the Arm lab's own.
 mkdir -p "$guest/tests"
-install -m 0755 "$here"/guest-tests/*.sh "$guest/tests/"
+install -m 0755 "$here"/../guest/tests/*.sh "$here"/guest-tests/*.sh "$guest/tests/"
 mknod -m 600 "$guest/dev/console" c 5 1 2>/dev/null || true
 (cd "$guest" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -9n) >"$work/guest.cpio.gz"
 
@@ -69,10 +71,15 @@ cp "$scenarios" "$root/lab/scenarios.sh"
 cp "$work/Image" "$root/lab/Image"
 cp "$work/guest.cpio.gz" "$root/lab/guest.cpio.gz"
 install -m 0755 "$vmm" "$root/lab/stratovirt"
+aarch64-linux-gnu-gcc -static -O2 -o "$root/bin/qmp-send" "$here/../qmp-send.c" || lab_die "cannot build qmp-send for arm64"
 for lib in $(aarch64-linux-gnu-readelf -d "$vmm" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p') ld-linux-aarch64.so.1; do
     cp -L "$cross/$lib" "$root/lib/$lib"
 done
 head -c 4M /dev/urandom >"$root/lab/disk.raw"
+# Kernels the arm64 binary must refuse: an x86 bzImage's header ("HdrS" at 0x202) and an Image header from before
+# Linux 3.17 (the arm64 magic, image_size 0).
+{ head -c 514 /dev/zero; printf 'HdrS'; head -c 506 /dev/zero; } >"$root/lab/bzImage-header"
+{ head -c 56 /dev/zero; printf 'ARM\x64'; head -c 964 /dev/zero; } >"$root/lab/old-Image-header"
 {
     echo "export VMM=/lab/stratovirt KERNEL=/lab/Image INITRD=/lab/guest.cpio.gz DISK=/lab/disk.raw"
     echo "export DISK_SHA256=$(sha256sum "$root/lab/disk.raw" | cut -d' ' -f1)"

@@ -6,8 +6,12 @@ namespace StratoVirt.Sys;
 public static unsafe partial class Libc
 {
     public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100,
-        O_TRUNC = 0x200, O_APPEND = 0x400, O_NONBLOCK = 0x800, O_DIRECT = 0x4000, O_NOFOLLOW = 0x20000,
-        O_CLOEXEC = 0x80000, O_PATH = 0x200000;
+        O_TRUNC = 0x200, O_APPEND = 0x400, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000, O_PATH = 0x200000;
+
+    /// <summary>The open flags whose bits differ between x86_64 and arm64 (arm64's 0x4000 is O_DIRECTORY).</summary>
+    public static readonly int O_DIRECT = X64 ? 0x4000 : 0x10000, O_NOFOLLOW = X64 ? 0x20000 : 0x8000;
+
+    private static readonly bool X64 = RuntimeInformation.ProcessArchitecture == Architecture.X64;
 
     public const uint S_IFMT = 0xF000, S_IFSOCK = 0xC000, S_IFREG = 0x8000, S_IFBLK = 0x6000, S_IFDIR = 0x4000,
         S_IFCHR = 0x2000;

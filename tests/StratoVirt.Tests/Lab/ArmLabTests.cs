@@ -45,4 +45,48 @@ public sealed class ArmLabTests
         Assert.Equal(64, host.Length);
         s.AssertMarker("GUEST-BLK-SHA256", host);
     }
+
+    [Fact]
+    public void VirtioConsoleCarriesTheGuestsWritesToItsChardev()
+    {
+        var s = Ended("arm-console");
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-HVC", "/dev/hvc0");
+        s.AssertMarker("GUEST-HVC-WRITE", "ok");
+        Assert.Contains("HOST-HVC0-FILE 1", ArmLabSession.Instance.Log.Lines.Select(l => l.Trim()));
+    }
+
+    [Fact]
+    public void VirtioRngFeedsTheGuestsHwRandom()
+    {
+        var s = Ended("arm-rng");
+        Assert.True(s.ExitCode == 0, s.Text);
+        Assert.StartsWith("virtio_rng", s.GuestMarker("GUEST-RNG-CURRENT"));
+        s.AssertMarker("GUEST-RNG-BYTES", "256");
+        Assert.True(int.Parse(s.GuestMarker("GUEST-RNG-DISTINCT")!) > 100, s.Text);
+    }
+
+    [Fact]
+    public void QmpAnswersAndQuitEndsTheVm()
+    {
+        var s = Ended("arm-qmp");
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("HOST-QMP-CLIENT", "rc=0");
+        Assert.True(s.OutputContains("\"status\": \"running\"") || s.OutputContains("\"status\":\"running\""), s.Text);
+        Assert.True(s.OutputContains("\"CPU\": 1") || s.OutputContains("\"CPU\":1"), s.Text); // both vCPUs listed
+        Assert.True(s.OutputContains("SHUTDOWN"), s.Text);
+        s.AssertMarker("HOST-VMM-EXIT", "0");
+    }
+
+    [Theory]
+    [InlineData("arm-refuses-bzimage", "is an x86 bzImage, not an arm64 Image")]
+    [InlineData("arm-refuses-old-image", "has image_size 0: an arm64 Image from before Linux 3.17")]
+    [InlineData("arm-refuses-seccomp", "add -disable-seccomp")]
+    public void BadInputIsOneLineAndExitOne(string name, string message)
+    {
+        var s = Ended(name);
+        Assert.Equal(1, s.ExitCode);
+        var lines = s.Output.Where(l => l.StartsWith("stratovirt: ", StringComparison.Ordinal)).ToList();
+        Assert.True(lines.Count == 1 && lines[0].Contains(message, StringComparison.Ordinal), s.Text);
+    }
 }
