@@ -26,7 +26,7 @@ public static unsafe partial class Libc
     /// <summary>Bytes of one native struct epoll_event, and where its 64-bit data lies in it: packed on x86_64
     /// (12 bytes, data at 4), naturally aligned on arm64 (16 bytes, data at 8).</summary>
     public static readonly int EpollEventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
-    public static readonly int EpollEventDataOffset = EpollEventSize - 8;
+    public static readonly int EpollEventDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
 
     [LibraryImport(Lib, EntryPoint = "poll", SetLastError = true)]
     public static partial int Poll(PollFd* fds, nuint nfds, int timeoutMs);

@@ -9,9 +9,8 @@ public static unsafe partial class Libc
         O_TRUNC = 0x200, O_APPEND = 0x400, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000, O_PATH = 0x200000;
 
     /// <summary>The open flags whose bits differ between x86_64 and arm64 (arm64's 0x4000 is O_DIRECTORY).</summary>
-    public static readonly int O_DIRECT = X64 ? 0x4000 : 0x10000, O_NOFOLLOW = X64 ? 0x20000 : 0x8000;
-
-    private static readonly bool X64 = RuntimeInformation.ProcessArchitecture == Architecture.X64;
+    public static readonly int O_DIRECT = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 0x4000 : 0x10000,
+        O_NOFOLLOW = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 0x20000 : 0x8000;
 
     public const uint S_IFMT = 0xF000, S_IFSOCK = 0xC000, S_IFREG = 0x8000, S_IFBLK = 0x6000, S_IFDIR = 0x4000,
         S_IFCHR = 0x2000;
