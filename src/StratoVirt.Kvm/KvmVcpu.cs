@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using StratoVirt.Kvm.Arm64;
 using StratoVirt.Sys;
 
 namespace StratoVirt.Kvm;
@@ -48,7 +50,7 @@ public sealed unsafe partial class KvmVcpu : IVcpu
     {
         get
         {
-            try { return System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? GetOneReg(Arm64.ArmCoreRegister.Pc) : GetRegs().Rip; }
+            try { return RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? GetOneReg(ArmCoreRegister.Pc) : GetRegs().Rip; }
             catch (SysException) { return 0; }
         }
     }

@@ -51,7 +51,7 @@ mkdir -p "$guest"/{dev,proc,sys,tmp,root,lib/modules}
 lab_install_busybox "$guest" "$ARM_BUSYBOX"
 install -m 0755 "$here/../guest/init" "$guest/init"
 for m in drivers/virtio/virtio_mmio.ko drivers/block/virtio_blk.ko drivers/char/virtio_console.ko \
-    drivers/char/hw_random/virtio-rng.ko; do
+    drivers/char/hw_random/virtio-rng.ko net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko; do
     cp "$modules/$m" "$guest/lib/modules/"
     basename "$m" >>"$guest/lib/modules/load.list"
 done
@@ -66,6 +66,8 @@ root="$work/outer"
 mkdir -p "$root"/{dev,proc,sys,tmp,root,lab,lib}
 lab_install_busybox "$root" "$ARM_BUSYBOX"
 install -m 0755 "$here/outer-init" "$root/init"
+mkdir -p "$root/lib/modules"
+cp "$modules/drivers/net/tun.ko" "$root/lib/modules/" # taps for virtio-net
 cp "$here/../outer/lib.sh" "$root/lab/lib.sh"
 cp "$scenarios" "$root/lab/scenarios.sh"
 cp "$work/Image" "$root/lab/Image"

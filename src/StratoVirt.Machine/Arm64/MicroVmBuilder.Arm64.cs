@@ -32,10 +32,10 @@ public sealed partial class MicroVmBuilder
 
     /// <summary>virtio-mmio slot n at 0x0A00_0000 + n x 0x200 on SPI 2 + n (an irqfd takes the SPI number;
     /// KVM_IRQ_LINE the SPI-typed interrupt id).</summary>
-    private static VirtioMmioSlots ArmVirtioSlots() => new(
-        slot => new VirtioMmioWindow(ArmLayout.VirtioMmioSlot(slot), (uint)ArmLayout.VirtioMmioSize,
-            ArmLayout.VirtioMmioFirstSpi + (uint)slot),
-        ArmIrq.Spi);
+    private static VirtioMmioSlots ArmVirtioSlots() => new(ArmVirtioWindow, ArmIrq.Spi);
+
+    internal static VirtioMmioWindow ArmVirtioWindow(int slot) =>
+        new(ArmLayout.VirtioMmioSlot(slot), (uint)ArmLayout.VirtioMmioSize, ArmLayout.VirtioMmioFirstSpi + (uint)slot);
 
     private void BuildArm64(ArmKernelImage kernel)
     {

@@ -10,9 +10,10 @@ using StratoVirt.Virtio.Transport.Mmio;
 namespace StratoVirt.Machine;
 
 /// <summary>
-/// The microVM's virtio-mmio devices: slot n is the 0x200-byte window at 0xF0100000 + n * 0x200 with the n-th
-/// free legacy IRQ. Guests learn the slots from the DSDT (LNRO0005 devices, for kernels such as Debian's) and from
-/// virtio_mmio.device= on the kernel command line (for kernels built like upstream's microvm config).
+/// The microVM's virtio-mmio devices: on x86_64 slot n is the 0x200-byte window at 0xF0100000 + n * 0x200 with the
+/// n-th free legacy IRQ (the aarch64 microVM passes its own map). x86 guests learn the slots from the DSDT (LNRO0005
+/// devices, for kernels such as Debian's) and from virtio_mmio.device= on the kernel command line (for kernels built
+/// like upstream's microvm config).
 /// </summary>
 public sealed class VirtioMmioSlots : IDisposable
 {

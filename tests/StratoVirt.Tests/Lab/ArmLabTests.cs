@@ -39,11 +39,17 @@ public sealed class ArmLabTests
     {
         var s = Ended("arm-blk");
         Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-BLK-SHA256", HostDiskSha256());
+    }
+
+    /// <summary>The lab disk's sha256 as the outer VM computed it.</summary>
+    private static string HostDiskSha256()
+    {
         string? host = ArmLabSession.Instance.Log.Lines.Select(l => l.Trim())
             .FirstOrDefault(l => l.StartsWith("HOST-DISK-SHA256 ", StringComparison.Ordinal))?["HOST-DISK-SHA256 ".Length..];
         Assert.NotNull(host);
         Assert.Equal(64, host.Length);
-        s.AssertMarker("GUEST-BLK-SHA256", host);
+        return host;
     }
 
     [Fact]
@@ -67,6 +73,14 @@ public sealed class ArmLabTests
     }
 
     [Fact]
+    public void VirtioNetCarriesPingAndSixteenMebibytesEachWayThroughATap()
+    {
+        var s = Ended("arm-net");
+        Assert.True(s.ExitCode == 0, s.Text);
+        VirtioLabTests.AssertNetWorked(s, "52:54:00:12:34:56");
+    }
+
+    [Fact]
     public void QmpAnswersAndQuitEndsTheVm()
     {
         var s = Ended("arm-qmp");
@@ -76,6 +90,17 @@ public sealed class ArmLabTests
         Assert.True(s.OutputContains("\"CPU\": 1") || s.OutputContains("\"CPU\":1"), s.Text); // both vCPUs listed
         Assert.True(s.OutputContains("SHUTDOWN"), s.Text);
         s.AssertMarker("HOST-VMM-EXIT", "0");
+    }
+
+    [Fact]
+    public void QmpHotplugsADiskIntoAnEmptySlot()
+    {
+        var s = Ended("arm-hotplug");
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-HP-EMPTY-SECTORS", "0");
+        Assert.False(s.OutputContains("\"error\""), s.Text);
+        s.AssertMarker("GUEST-HP-SECTORS", (4 * 1024 * 1024 / 512).ToString());
+        s.AssertMarker("GUEST-HP-SHA256", HostDiskSha256());
     }
 
     [Theory]

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
+using StratoVirt.Boot.Acpi;
 using StratoVirt.Kvm.Arm64;
+using StratoVirt.Machine;
 
 namespace StratoVirt.Tests.Unit;
 
@@ -39,6 +41,15 @@ public sealed class ArmKvmEncodingTests
         Assert.Equal(0x0203_001Bu, ArmIrq.Ppi(3, 11)); // type PPI, vCPU 3, GIC id 27 (the virtual timer)
         Assert.Throws<ArgumentOutOfRangeException>(() => ArmIrq.Ppi(0, 16));
         Assert.Throws<ArgumentOutOfRangeException>(() => ArmIrq.Ppi(256, 0));
+    }
+
+    [Fact]
+    public void ArmVirtioSlotsSitAfterThePrimeCellsOnTheirOwnSpis()
+    {
+        Assert.Equal(new VirtioMmioWindow(0x0A00_0000, 0x200, 2), MicroVmBuilder.ArmVirtioWindow(0));
+        Assert.Equal(new VirtioMmioWindow(0x0A00_1200, 0x200, 11), MicroVmBuilder.ArmVirtioWindow(9));
+        // SPIs 0 and 1 are the PL011's and the PL031's.
+        Assert.Equal(0x0100_0022u, ArmIrq.Spi(MicroVmBuilder.ArmVirtioWindow(0).Irq));
     }
 
     [Fact]
