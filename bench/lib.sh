@@ -252,3 +252,24 @@ start_watchdog() {
     ) &
     watchdog_pid=$!
 }
+
+# The guest initramfs of a lab comparison: the lab's usual one, and appended to it a second gzip'd cpio (the kernel
+# unpacks concatenated archives in order) with the guest script as /tests/<test>.sh and the bench tools, built
+# static from bench/<tool>.c, in /bin (also left in <tmp>/extra/bin for the outer VM).
+#   bench_guest_initramfs <out.cpio.gz> <tmp dir> <guest script> <test name> <tool>...
+bench_guest_initramfs() {
+    local out=$1 tmp=$2 script=$3 test=$4 tool
+    shift 4
+    command -v gcc >/dev/null || { echo "bench: gcc is needed to build the bench tools (apt-get install gcc)" >&2; exit 1; }
+    echo "bench: building the guest initramfs with /tests/$test.sh and $(printf '/bin/%s ' "$@")" >&2
+    "$root/scripts/lab/make-guest-initramfs.sh" "$tmp/base.cpio.gz"
+    mkdir -p "$tmp/extra/tests" "$tmp/extra/bin"
+    for tool in "$@"; do
+        gcc -static -O2 -Wall -Wextra -o "$tmp/extra/bin/$tool" "$root/bench/$tool.c" \
+            || { echo "bench: cannot build bench/$tool.c statically (needs libc6-dev's static glibc)" >&2; exit 1; }
+    done
+    install -m 0755 "$script" "$tmp/extra/tests/$test.sh"
+    (cd "$tmp/extra" && { printf 'bin/%s\n' "$@"; echo "tests/$test.sh"; } | cpio -o -H newc -R 0:0 --quiet | gzip -9n) \
+        >"$tmp/extra.cpio.gz"
+    cat "$tmp/base.cpio.gz" "$tmp/extra.cpio.gz" >"$out"
+}

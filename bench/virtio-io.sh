@@ -149,27 +149,14 @@ report() {  # report <log>
 }
 
 lab_comparison_setup "$report_only" "$vmm"
-command -v gcc >/dev/null || { echo "bench: gcc is needed to build bench/randio.c and bench/tcpblast.c (apt-get install gcc)" >&2; exit 1; }
 
 work="$root/.cache/lab/bench"
 mkdir -p "$work" "$(dirname "$log")"
 tmp=$(mktemp -d "$work/virtio-io.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-# The guest initramfs: the lab's usual one, and appended to it a second gzip'd cpio (the kernel unpacks
-# concatenated archives in order) with the guest script as /tests/virtio-io.sh, randio and tcpblast in /bin.
-echo "bench: building the guest initramfs with /tests/virtio-io.sh, /bin/randio and /bin/tcpblast" >&2
-"$root/scripts/lab/make-guest-initramfs.sh" "$tmp/base.cpio.gz"
-mkdir -p "$tmp/extra/tests" "$tmp/extra/bin"
-for tool in randio tcpblast; do
-    gcc -static -O2 -Wall -Wextra -o "$tmp/extra/bin/$tool" "$root/bench/$tool.c" \
-        || { echo "bench: cannot build bench/$tool.c statically (needs libc6-dev's static glibc)" >&2; exit 1; }
-done
+bench_guest_initramfs "$work/virtio-io-guest.cpio.gz" "$tmp" "$root/bench/virtio-io-guest.sh" virtio-io randio tcpblast
 cp "$tmp/extra/bin/tcpblast" "$tmp/tcpblast"  # the host end's sink, in the outer VM
-install -m 0755 "$root/bench/virtio-io-guest.sh" "$tmp/extra/tests/virtio-io.sh"
-(cd "$tmp/extra" && printf '%s\n' bin/randio bin/tcpblast tests/virtio-io.sh | cpio -o -H newc -R 0:0 --quiet | gzip -9n) \
-    >"$tmp/extra.cpio.gz"
-cat "$tmp/base.cpio.gz" "$tmp/extra.cpio.gz" >"$work/virtio-io-guest.cpio.gz"
 
 scenarios="$tmp/scenarios.sh"
 {

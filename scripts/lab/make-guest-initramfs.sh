@@ -20,6 +20,7 @@ shift
 # The Debian cloud kernel builds these as modules; dependencies first (from each module's depends=).
 modules=(
     drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_mmio.ko
+    drivers/virtio/virtio_pci_legacy_dev.ko drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci.ko
     drivers/block/virtio_blk.ko
     net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko
     drivers/char/virtio_console.ko drivers/char/hw_random/virtio-rng.ko drivers/virtio/virtio_balloon.ko

@@ -2,7 +2,10 @@
 # The host side of the load test (outer lab VM, busybox ash, in a network namespace of its own; installed there as
 # soak-host; bench/soak.sh runs it for 30 minutes, the lab scenario soak-short for one):
 #
-#   soak-host <load-seconds> <vcpus> <memory-MiB>
+#   soak-host <load-seconds> <vcpus> <memory-MiB> [ours|qemu]
+#
+# qemu runs the same guest, disk, NIC and QMP load under the lab's QEMU microvm instead (bench/soak.sh --qemu): the
+# control that tells a fault of the lab's emulated CPU (a nested guest's triple fault) from one of ours.
 #
 # Runs $VMM with <vcpus> vCPUs, a fresh 160 MiB raw disk (direct=off, /tmp is a tmpfs), a virtio-net tap (tap0,
 # host end 10.0.2.2 serving a 4 MiB /blob and its sha256 with httpd) and QMP, the guest running
@@ -19,7 +22,7 @@
 #   the QMP-POLL line, the guest's console, the VMM's log (-D, level info) and
 #   SOAK-VMM-LOG warnings=<WARN lines> errors=<ERROR lines>   SOAK-VMM-EXIT rc=<exit status>
 set -u
-secs=$1 vcpus=$2 mem=$3
+secs=$1 vcpus=$2 mem=$3 kind=${4:-ours}
 dir=/tmp/soak
 rm -rf "$dir"
 mkdir -p "$dir/www"
@@ -29,12 +32,32 @@ dd if=/dev/urandom of="$dir/www/blob" bs=1M count=4 2>/dev/null
 sha256sum "$dir/www/blob" | cut -d' ' -f1 >"$dir/www/blob.sha256"
 truncate -s 160M "$dir/disk.img"
 
-STRATOVIRT_LOG_LEVEL=info "$VMM" -machine microvm -kernel "$KERNEL" -initrd "$INITRD" \
-    -append "console=ttyS0 reboot=k panic=1 lab.action=test lab.test=soak soak.secs=$secs" \
-    -m "$mem" -smp "$vcpus" -serial stdio -name soak -D "$log" -qmp "unix:$qmp,server,nowait" \
-    -drive id=soak,file="$dir/disk.img",direct=off -device virtio-blk-device,drive=soak,id=vda \
-    -netdev tap,id=net0,ifname=tap0 -device virtio-net-device,netdev=net0,id=eth0,mac=52:54:00:12:34:56 \
-    </dev/null >"$out" 2>&1 &
+cmdline="console=ttyS0 reboot=k panic=1 lab.action=test lab.test=soak soak.secs=$secs"
+queries='{"execute":"query-status"} {"execute":"query-cpus"} {"execute":"query-block"} {"execute":"query-blockstats"}'
+queries="$queries"' {"execute":"query-version"} {"execute":"query-hotpluggable-cpus"}'
+case "$kind" in
+    ours)
+        STRATOVIRT_LOG_LEVEL=info "$VMM" -machine microvm -kernel "$KERNEL" -initrd "$INITRD" -append "$cmdline" \
+            -m "$mem" -smp "$vcpus" -serial stdio -name soak -D "$log" -qmp "unix:$qmp,server,nowait" \
+            -drive id=soak,file="$dir/disk.img",direct=off -device virtio-blk-device,drive=soak,id=vda \
+            -netdev tap,id=net0,ifname=tap0 -device virtio-net-device,netdev=net0,id=eth0,mac=52:54:00:12:34:56 \
+            </dev/null >"$out" 2>&1 &
+        ;;
+    qemu)
+        # As bench/virtio-io-host.sh: acpi=on describes the virtio-mmio devices, force-legacy=false gives virtio 1.x;
+        # cache=writeback is our direct=off. QEMU 7.2 has no query-cpus (query-cpus-fast instead) and its microvm
+        # no CPU hotplug. -d guest_errors,cpu_reset logs a triple fault's reset to the log.
+        queries='{"execute":"query-status"} {"execute":"query-cpus-fast"} {"execute":"query-block"}'
+        queries="$queries"' {"execute":"query-blockstats"} {"execute":"query-version"}'
+        "$QEMU" -L "$QEMU_FW" -M microvm,acpi=on -enable-kvm -cpu host -m "$mem" -smp "$vcpus" -kernel "$KERNEL" \
+            -initrd "$INITRD" -append "$cmdline" -nographic -no-reboot -nodefaults -serial stdio \
+            -D "$log" -d guest_errors,cpu_reset -qmp "unix:$qmp,server,nowait" -global virtio-mmio.force-legacy=false \
+            -drive id=soak,file="$dir/disk.img",format=raw,if=none,cache=writeback -device virtio-blk-device,drive=soak \
+            -netdev tap,id=net0,ifname=tap0,script=no,downscript=no \
+            -device virtio-net-device,netdev=net0,mac=52:54:00:12:34:56 </dev/null >"$out" 2>&1 &
+        ;;
+    *) echo "soak-host: unknown VMM kind '$kind' (ours or qemu)"; exit 2 ;;
+esac
 vmm=$!
 n=0
 until ip link show tap0 >/dev/null 2>&1 || [ $n -ge 600 ]; do sleep 0.1; n=$((n + 1)); done
@@ -44,9 +67,8 @@ httpd -f -p 10.0.2.2:80 -h "$dir/www" &
 httpd=$!
 n=0
 until [ -S "$qmp" ] || [ $n -ge 600 ]; do sleep 0.1; n=$((n + 1)); done
-qmp-send "$qmp" --poll 100 '{"execute":"query-status"}' '{"execute":"query-cpus"}' '{"execute":"query-block"}' \
-    '{"execute":"query-blockstats"}' '{"execute":"query-version"}' '{"execute":"query-hotpluggable-cpus"}' \
-    >"$dir/qmp.out" 2>&1 &
+# shellcheck disable=SC2086 # one word per query
+qmp-send "$qmp" --poll 100 $queries >"$dir/qmp.out" 2>&1 &
 poller=$!
 # The client at a higher priority than the VMM: the lab's two emulated CPUs, which the guest's vCPUs keep busy,
 # would otherwise leave the client itself too little time to send 100 requests a second.
@@ -104,8 +126,8 @@ awk -v load="${load_t:-0}" -v warmup=$warmup '
     }' "$samples"
 grep -v '^QMP-POLL-PROGRESS' "$dir/qmp.out"
 tr -d '\r' <"$out"
-cat "$log"
-echo "SOAK-VMM-LOG warnings=$(grep -c ' WARN ' "$log") errors=$(grep -c ' ERROR ' "$log")"
+cat "$log" 2>/dev/null
+echo "SOAK-VMM-LOG warnings=$(grep -c ' WARN ' "$log" 2>/dev/null) errors=$(grep -c ' ERROR ' "$log" 2>/dev/null)"
 echo "SOAK-VMM-EXIT rc=$rc"
 rm -rf "$dir"
 exit $rc

@@ -14,6 +14,10 @@ public static class Q35Layout
     public const ulong Mmio32Size = 0x3000_0000;
     public const ulong Mmio64Size = 0x8_0000_0000; // 32 GiB
 
+    /// <summary>The IOAPIC pins 16-19 carry the PCI interrupt pins, rotated by slot: pin <paramref name="pin"/>
+    /// (0 is INTA#) of slot <paramref name="slot"/> reaches this GSI. The DSDT's _PRT and the devices both use it.</summary>
+    public static uint IntxGsi(int slot, int pin) => 16 + (uint)((slot + pin) % 4);
+
     /// <summary>Splits a RAM size into the regions below 2 GiB and from 4 GiB.</summary>
     public static IReadOnlyList<(ulong Address, ulong Size)> RamRegions(ulong ramSize) =>
         ramSize <= LowRamEnd ? [(0, ramSize)] : [(0, LowRamEnd), (Layout.FourGiB, ramSize - LowRamEnd)];

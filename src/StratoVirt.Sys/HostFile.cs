@@ -66,5 +66,22 @@ public sealed unsafe class HostFile : IDisposable
         return total;
     }
 
+    /// <summary>The start of the data at or after <paramref name="offset"/> and of the hole after it (SEEK_DATA,
+    /// SEEK_HOLE), or null when only holes follow. A file system that does not track holes reports the whole file
+    /// as data.</summary>
+    public (long Start, long End)? NextData(long offset)
+    {
+        long start = Libc.LSeek(_fd.Fd, offset, Libc.SEEK_DATA);
+        if (start < 0)
+        {
+            var e = SysException.Last("lseek SEEK_DATA");
+            if (e.Errno == Libc.ENXIO) return null;
+            throw e;
+        }
+        long end = Libc.LSeek(_fd.Fd, start, Libc.SEEK_HOLE);
+        if (end < 0) throw SysException.Last("lseek SEEK_HOLE");
+        return (start, end);
+    }
+
     public void Dispose() => _fd.Dispose();
 }

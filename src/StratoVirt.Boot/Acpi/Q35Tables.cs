@@ -107,11 +107,34 @@ public static class Q35Tables
         aml.AddressSpace(AmlAddressSpace.Memory, 4, config.Mmio32Base, config.Mmio32Size);
         if (config.Mmio64Size > 0) aml.AddressSpace(AmlAddressSpace.Memory, 8, config.Mmio64Base, config.Mmio64Size);
         aml.End();
+        WritePciRouting(aml);
         aml.End();
         Dsdt.WriteCom1(aml);
         Dsdt.WriteRtc(aml);
         aml.End();
         return Dsdt.Seal(aml);
+    }
+
+    /// <summary>_PRT: each slot's four interrupt pins straight to IOAPIC GSIs (source 0: no link device), as
+    /// <see cref="Q35Layout.IntxGsi"/> routes them.</summary>
+    private static void WritePciRouting(AmlWriter aml)
+    {
+        const int pins = 4;
+        aml.Name("_PRT");
+        aml.BeginPackage(32 * pins);
+        for (int slot = 0; slot < 32; slot++)
+        {
+            for (int pin = 0; pin < pins; pin++)
+            {
+                aml.BeginPackage(4);
+                aml.Integer(((ulong)slot << 16) | 0xFFFF); // any function of the slot
+                aml.Integer((ulong)pin);
+                aml.Integer(0);
+                aml.Integer(Q35Layout.IntxGsi(slot, pin));
+                aml.End();
+            }
+        }
+        aml.End();
     }
 
     private static int Align(int offset, int alignment) => (offset + alignment - 1) & ~(alignment - 1);

@@ -88,12 +88,14 @@ public sealed class PciBus(string name, IoBus pio, IoBus mmio)
             {
                 space.Unregister(current);
                 _mapped.Remove(key);
+                f.BarMapped(bar.Index, null);
             }
             if (!wanted) continue;
             try
             {
                 space.Register(address, bar.Size, region);
                 _mapped[key] = address;
+                f.BarMapped(bar.Index, address);
             }
             catch (ArgumentException e)
             {

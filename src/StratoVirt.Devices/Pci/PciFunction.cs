@@ -16,6 +16,10 @@ public abstract class PciFunction(PciConfigSpace config)
     /// <summary>The registers behind BAR <paramref name="index"/>, or null for a BAR that only reserves space.</summary>
     public virtual IBusDevice? BarRegion(int index) => null;
 
+    /// <summary>The bus mapped BAR <paramref name="index"/> at <paramref name="address"/>, or unmapped it (null):
+    /// a function whose registers the host side also binds by address (KVM ioeventfds) follows it here.</summary>
+    public virtual void BarMapped(int index, ulong? address) { }
+
     /// <summary>A guest read of the configuration space; functions with live registers answer them here.</summary>
     public virtual void ReadConfig(int offset, Span<byte> data) => Config.Read(offset, data);
 

@@ -85,9 +85,14 @@ public static class SeccompProfile
     private static readonly uint[] VhostStopRequests =
         [(uint)Libc.VHOST_VSOCK_SET_RUNNING, (uint)Libc.VHOST_NET_SET_BACKEND, (uint)Libc.VHOST_GET_VRING_BASE];
 
+    /// <summary>A q35 virtio-pci function's interrupts, raised by whichever thread serves its queues: INTA# held as
+    /// a level, or an MSI-X message (also sent from a vCPU when the guest unmasks a pending vector).</summary>
+    private static readonly uint[] PciInterruptRequests = [(uint)KvmIoctls.IrqLine, (uint)KvmIoctls.SignalMsi];
+
     private static readonly SyscallRule[] VcpuCalls =
     [
-        AllowIf("ioctl", 1, [(uint)KvmIoctls.Run, (uint)KvmIoctls.IrqLine, (uint)KvmIoctls.GetRegs,
+        AllowIf("ioctl", 1, [(uint)KvmIoctls.Run, (uint)KvmIoctls.GetRegs, .. PciInterruptRequests,
+            (uint)KvmIoctls.Ioeventfd, // a virtio-pci BAR the guest maps or moves takes its queue notifications along
             (uint)Libc.TUNSETOFFLOAD, // virtio-net's activation passes the features the guest took to the tap
             // a vhost-kernel device's activation hands its rings to the kernel; its reset takes them back
             (uint)Libc.VHOST_SET_FEATURES, (uint)Libc.VHOST_SET_MEM_TABLE, (uint)Libc.VHOST_SET_VRING_NUM,
@@ -103,7 +108,7 @@ public static class SeccompProfile
     /// vhost-kernel device stopping itself.</summary>
     private static readonly SyscallRule[] DeviceIoCalls =
     [
-        AllowIf("ioctl", 1, VhostStopRequests),
+        AllowIf("ioctl", 1, [.. VhostStopRequests, .. PciInterruptRequests]),
         Allow("epoll_wait"),
         Allow("epoll_ctl"),
         Allow("preadv2"),
@@ -151,8 +156,7 @@ public static class SeccompProfile
         ThreadKind.Main => Merge(RuntimeCalls, MainCalls),
         ThreadKind.Vcpu when irqfdAndIoeventfd => Merge(RuntimeCalls, VcpuCalls),
         ThreadKind.Vcpu => Merge(RuntimeCalls, MainCalls, VcpuCalls),
-        ThreadKind.IoThread when irqfdAndIoeventfd => Merge(RuntimeCalls, DeviceIoCalls),
-        ThreadKind.IoThread => Merge(RuntimeCalls, DeviceIoCalls, [AllowIf("ioctl", 1, (uint)KvmIoctls.IrqLine)]),
+        ThreadKind.IoThread => Merge(RuntimeCalls, DeviceIoCalls),
         ThreadKind.Runtime => RuntimeCalls,
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     });

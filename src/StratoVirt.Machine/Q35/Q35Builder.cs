@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using StratoVirt.Boot;
 using StratoVirt.Boot.Acpi;
 using StratoVirt.Devices.Chardev;
@@ -21,6 +22,7 @@ public sealed class Q35Builder
 
     private readonly MachineConfig _config;
     private readonly VirtualMachine _vm;
+    private readonly VirtioPciDevices _devices = new();
     private Chardev? _serialChardev;
 
     private Q35Builder(MachineConfig config)
@@ -33,8 +35,6 @@ public sealed class Q35Builder
     /// is left open.</summary>
     public static VirtualMachine Build(MachineConfig config)
     {
-        if (config.Devices.Count > 0)
-            throw new MachineConfigException($"device '{config.Devices[0].Id}': virtio-mmio devices (virtio-*-device) are the microvm's; the q35 machine takes PCI devices (virtio-*-pci), which this build does not have yet");
         var kernel = KernelImage.Open(config.KernelPath);
         var builder = new Q35Builder(config);
         try
@@ -64,19 +64,22 @@ public sealed class Q35Builder
             catch (ChardevException e) { throw new MachineConfigException($"serial port: {e.Message}"); }
             if (_serialChardev is PtyChardev pty) Sys.Log.WriteRaw(2, $"char device redirected to {pty.PtyPath} (label {serial.Id})\n");
         }
+        _vm.Own(_devices);
+        _devices.Create(_vm, _serialChardev);
         var spec = new BootSpec(kernel, _config.InitrdPath, _config.CommandLine, WriteFirmwareTables(memory),
             [(Q35Layout.EcamBase, Q35Layout.EcamSize)]);
         var entry = BootLoader.Load(memory, spec);
 
         var (kvm, kvmVm) = PcPlatform.CreateVm(_vm, memory, "q35 machine");
         PcPlatform.AddLegacyDevices(_vm, kvmVm, _serialChardev);
-        AddChipset();
+        var bus = AddChipset();
+        AddVirtioDevices(bus, kvm, kvmVm, memory);
         PcPlatform.CreateVcpus(_vm, kvm, kvmVm, entry);
     }
 
     /// <summary>pcie.0 with the MCH at 00:00.0 and the LPC bridge at 00:1f.0, its two configuration mechanisms,
     /// and the LPC bridge's ACPI registers.</summary>
-    private void AddChipset()
+    private PciBus AddChipset()
     {
         var bus = new PciBus("pcie.0", _vm.Pio, _vm.Mmio);
         bus.Attach(0, 0, new Q35HostBridge(Q35Layout.EcamBase));
@@ -86,6 +89,31 @@ public sealed class Q35Builder
         _vm.Mmio.Register(Q35Layout.EcamBase, PciEcam.Size, new PciEcam(bus));
         _vm.Pio.Register(Ich9PowerManagement.DefaultBase, Ich9PowerManagement.Length, new Ich9PowerManagement(
             () => _vm.RequestExit(MachineExit.GuestPowerOff("guest powered off (ACPI S5)"))));
+        return bus;
+    }
+
+    /// <summary>The virtio-pci functions on <paramref name="bus"/>, their BARs placed in the 32-bit window as
+    /// firmware would (the guest may move them), and the iothreads that serve them.</summary>
+    private void AddVirtioDevices(PciBus bus, KvmSystem kvm, KvmVm kvmVm, GuestMemory memory)
+    {
+        bool ioeventfd = kvm.CheckExtension(KvmCap.Ioeventfd) > 0;
+        if (_config.Devices.Count > 0 && !ioeventfd) Sys.Log.Info("KVM lacks ioeventfd; virtio queue notifications exit to the VMM");
+        _devices.Attach(bus, kvmVm, memory, ioeventfd, _vm.VmFailed);
+        ulong next = Q35Layout.Mmio32Base;
+        var address = new byte[8];
+        foreach (var (slot, function, device) in bus.Functions)
+        {
+            foreach (var bar in device.Config.Bars)
+            {
+                if (bar.Kind == PciBarKind.Io) continue;
+                next = (next + bar.Size - 1) & ~(bar.Size - 1);
+                BinaryPrimitives.WriteUInt64LittleEndian(address, next);
+                bus.WriteConfig(slot << 3 | function, PciConfigSpace.Bar0 + 4 * bar.Index,
+                    address.AsSpan(0, bar.Kind == PciBarKind.Memory64 ? 8 : 4));
+                next += bar.Size;
+            }
+        }
+        _vm.StartIoThreads();
     }
 
     /// <summary>Writes the MP table and, unless disabled, the q35 ACPI tables; returns the RSDP address.</summary>

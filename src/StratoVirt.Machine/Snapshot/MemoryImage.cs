@@ -11,7 +11,7 @@ public static class MemoryImage
 {
     private const int PageSize = 4096;
 
-    /// <summary>The longest single write: runs of non-zero pages go out in pieces of at most this.</summary>
+    /// <summary>The longest single write or read: runs of non-zero pages go out and come back in pieces of at most this.</summary>
     private const int MaxWrite = 8 << 20;
 
     /// <summary>Writes guest RAM into <paramref name="fd"/> (an empty file) straight from guest memory; returns
@@ -61,29 +61,30 @@ public static class MemoryImage
     public static string PathIn(string directory) => Path.Combine(directory, "memory");
 
     /// <summary>
-    /// Reads the memory file into guest RAM (-incoming ...,mapped=false), leaving the file's zero pages untouched.
-    /// The default, a private mapping of the file, is a RAM backing of its own (<see cref="RamBackingKind.Snapshot"/>).
+    /// Reads the memory file into guest RAM (-incoming ...,mapped=false): only its data, straight into guest memory,
+    /// so the file's holes (zero pages) are neither read nor touched. The default, a private mapping of the file, is
+    /// a RAM backing of its own (<see cref="RamBackingKind.Snapshot"/>).
     /// </summary>
     public static void Load(GuestMemory memory, string path)
     {
         using var file = HostFile.OpenRead(path);
         RamFile.CheckSnapshotSize(path, file.Length, memory.TotalSize);
-        long offset = 0;
-        var buffer = new byte[1 << 20];
+        long regionStart = 0;
         foreach (var region in memory.Regions)
         {
-            for (ulong done = 0; done < region.Size; done += (ulong)buffer.Length)
+            long regionEnd = regionStart + (long)region.Size;
+            long at = regionStart;
+            while (at < regionEnd && file.NextData(at) is (long start, long dataEnd) && start < regionEnd)
             {
-                int length = (int)Math.Min((ulong)buffer.Length, region.Size - done);
-                if (!file.ReadExactly(buffer.AsSpan(0, length), offset + (long)done))
-                    throw new SnapshotException($"{path} ended early");
-                for (int p = 0; p < length; p += PageSize)
+                at = Math.Min(dataEnd, regionEnd);
+                for (long piece = start; piece < at; piece += MaxWrite)
                 {
-                    var page = buffer.AsSpan(p, Math.Min(PageSize, length - p));
-                    if (page.ContainsAnyExcept((byte)0)) memory.Write(region.GuestAddress + done + (ulong)p, page);
+                    ulong length = (ulong)Math.Min(MaxWrite, at - piece);
+                    if (!file.ReadExactly(memory.GetSpan(region.GuestAddress + (ulong)(piece - regionStart), length), piece))
+                        throw new SnapshotException($"{path} ended early");
                 }
             }
-            offset += (long)region.Size;
+            regionStart = regionEnd;
         }
     }
 }

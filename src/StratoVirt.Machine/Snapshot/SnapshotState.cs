@@ -20,7 +20,7 @@ public sealed record SnapshotState(string Architecture, string MachineType, int 
     IReadOnlyList<(ulong Address, ulong Size)> Memory, IReadOnlyList<(string Name, string Value)> Facts,
     IReadOnlyList<StateRecord> Records)
 {
-    public const int FormatVersion = 1;
+    public const int FormatVersion = 2;
     public const string ThisArchitecture = "x86_64";
     private const int HeaderSize = 16, TrailerSize = 4;
 
@@ -30,7 +30,9 @@ public sealed record SnapshotState(string Architecture, string MachineType, int 
     private static ReadOnlySpan<byte> Magic => "SVSNAPST"u8;
 
     /// <summary>What a restore's command line must repeat: memory size, vCPU count, and each device's kind and id,
-    /// with a drive's image and serial and a NIC's configured MAC.</summary>
+    /// with a drive's read-only flag and serial and a NIC's configured MAC. Not a drive's image path, a tap's name
+    /// or fd, or the QMP socket: VMs restored from one snapshot (templates) each give their own. The image's size
+    /// is checked by the device's record.</summary>
     public static IReadOnlyList<(string Name, string Value)> FactsOf(MachineConfig config)
     {
         var facts = new List<(string, string)> { ("-m", $"{config.MemorySize >> 20}M"), ("-smp", $"{config.Cpus.Count}") };
@@ -40,7 +42,7 @@ public sealed record SnapshotState(string Architecture, string MachineType, int 
             switch (device)
             {
                 case BlockDeviceConfig b:
-                    facts.Add(($"drive file of {b.Id}", b.Path));
+                    facts.Add(($"readonly of {b.Id}", b.ReadOnly ? "on" : "off"));
                     facts.Add(($"serial of {b.Id}", b.Serial ?? "(none)"));
                     break;
                 case NetDeviceConfig n:

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace StratoVirt.Sys;
 
-/// <summary>File descriptors: open, close, read and write (plain and vectored), fstat, pipes and ioctl.</summary>
+/// <summary>File descriptors: open, close, read and write (plain and vectored), lseek, fstat, pipes and ioctl.</summary>
 public static unsafe partial class Libc
 {
     public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100,
@@ -32,6 +32,12 @@ public static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "write", SetLastError = true)]
     public static partial nint Write(int fd, byte* buf, nuint count);
+
+    /// <summary>lseek's whence for a sparse file: the next data at or after the offset, the next hole.</summary>
+    public const int SEEK_DATA = 3, SEEK_HOLE = 4;
+
+    [LibraryImport(Lib, EntryPoint = "lseek", SetLastError = true)]
+    public static partial long LSeek(int fd, long offset, int whence);
 
     [LibraryImport(Lib, EntryPoint = "pread", SetLastError = true)]
     public static partial nint PRead(int fd, byte* buf, nuint count, long offset);

@@ -1,5 +1,6 @@
 using StratoVirt.Devices.Chardev;
 using StratoVirt.Devices.Options;
+using StratoVirt.Devices.Pci;
 using StratoVirt.Sys;
 
 namespace StratoVirt.Virtio.Devices;
@@ -9,6 +10,9 @@ public abstract record VirtioDeviceConfig(string Id)
 {
     /// <summary>The -object iothread whose loop runs the device's queues; null: the main loop.</summary>
     public string? IoThread { get; init; }
+
+    /// <summary>Where a virtio-*-pci device goes on the PCI bus; null: a virtio-mmio device (-device virtio-*-device).</summary>
+    public PciPlacement? Pci { get; init; }
 
     /// <summary>The registered type this configuration belongs to.</summary>
     public abstract VirtioDeviceType DeviceType { get; }

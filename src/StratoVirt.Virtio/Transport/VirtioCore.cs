@@ -155,6 +155,29 @@ public sealed partial class VirtioCore : IVirtioTransport, IDisposable
         lock (_device.Gate) _driverFeaturesSelect = word;
     }
 
+    /// <summary>The words the driver selected, as it reads them back.</summary>
+    public (uint Device, uint Driver) FeatureSelects
+    {
+        get { lock (_device.Gate) return (_deviceFeaturesSelect, _driverFeaturesSelect); }
+    }
+
+    /// <summary>The selected 32-bit word of the features the driver accepted so far (0 past the second).</summary>
+    public uint DriverFeatures
+    {
+        get
+        {
+            lock (_device.Gate)
+            {
+                return _driverFeaturesSelect switch
+                {
+                    0 => (uint)_driverFeatures,
+                    1 => (uint)(_driverFeatures >> 32),
+                    _ => 0,
+                };
+            }
+        }
+    }
+
     /// <summary>The driver accepts the selected word of features; ignored once FEATURES_OK is set.</summary>
     public void WriteDriverFeatures(uint value)
     {
@@ -188,6 +211,12 @@ public sealed partial class VirtioCore : IVirtioTransport, IDisposable
         lock (_device.Gate) _queueSelect = index;
     }
 
+    /// <summary>The queue index the driver selected (possibly one that does not exist).</summary>
+    public uint SelectedQueue
+    {
+        get { lock (_device.Gate) return _queueSelect; }
+    }
+
     private Virtqueue? Selected => _queueSelect < _queues.Length ? _queues[_queueSelect] : null;
 
     /// <summary>The selected queue while the driver may configure it; null otherwise.</summary>
@@ -197,6 +226,28 @@ public sealed partial class VirtioCore : IVirtioTransport, IDisposable
     public ushort QueueSizeMax
     {
         get { lock (_device.Gate) return Selected?.MaxSize ?? 0; }
+    }
+
+    /// <summary>The selected queue's size as the driver set it (its largest until then); 0 for a queue that does
+    /// not exist.</summary>
+    public ushort QueueSize
+    {
+        get { lock (_device.Gate) return Selected?.Size ?? 0; }
+    }
+
+    /// <summary>Where the driver placed an area of the selected queue; 0 for a queue that does not exist.</summary>
+    public ulong QueueAddress(VirtqueueArea area)
+    {
+        lock (_device.Gate)
+        {
+            if (Selected is not { } q) return 0;
+            return area switch
+            {
+                VirtqueueArea.Descriptors => q.DescTable,
+                VirtqueueArea.Driver => q.AvailRing,
+                _ => q.UsedRing,
+            };
+        }
     }
 
     public bool QueueReady
@@ -239,6 +290,9 @@ public sealed partial class VirtioCore : IVirtioTransport, IDisposable
     // ---- interrupts and configuration ----
 
     public uint InterruptStatus => (uint)Volatile.Read(ref _interruptStatus);
+
+    /// <summary>Reads and clears the interrupt status in one step (virtio-pci's ISR status).</summary>
+    public uint TakeInterruptStatus() => (uint)Interlocked.Exchange(ref _interruptStatus, 0);
 
     public void AcknowledgeInterrupt(uint bits) => Interlocked.And(ref _interruptStatus, ~(int)bits);
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using StratoVirt.Devices.Chardev;
 using StratoVirt.Devices.Options;
+using StratoVirt.Devices.Pci;
 using StratoVirt.Machine;
 using StratoVirt.Qmp;
 using StratoVirt.Virtio.Devices;
@@ -28,10 +29,14 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     private readonly HashSet<string> _drivers = new(StringComparer.Ordinal);
     private readonly List<VirtioDeviceConfig> _devices = [];
     private int _autoId;
+    private readonly MachineType _machine;
+    /// <summary>The address of virtio-serial-pci, which the virtconsole on it takes.</summary>
+    private PciPlacement? _lentPlacement;
 
-    private DeviceOptions(VirtioDeviceRegistry registry)
+    private DeviceOptions(VirtioDeviceRegistry registry, MachineType machine)
     {
         _registry = registry;
+        _machine = machine;
         foreach (var backend in registry.Backends) _backends[backend.Name] = new(StringComparer.Ordinal);
     }
 
@@ -50,9 +55,9 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     /// <summary>The QMP endpoint -mon names through its socket chardev, or null without -mon.</summary>
     public MonitorEndpoint? Monitor { get; private set; }
 
-    public static DeviceOptions Parse(Dictionary<string, List<string>> o, VirtioDeviceRegistry registry)
+    public static DeviceOptions Parse(Dictionary<string, List<string>> o, VirtioDeviceRegistry registry, MachineType machine)
     {
-        var d = new DeviceOptions(registry);
+        var d = new DeviceOptions(registry, machine);
         foreach (var backend in registry.Backends.Where(b => b.ObjectType is null))
             foreach (string v in Values(o, backend.Option)) d.AddBackend(backend, v);
         foreach (string v in Values(o, "-chardev")) d.AddChardev(v);
@@ -204,20 +209,42 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
             : parts[0];
     }
 
+    /// <summary>The virtio-pci drivers the q35 machine takes: each is its virtio-mmio driver's device on a PCI
+    /// address (virtio-blk-pci parses as virtio-blk-device plus bus=, addr=, multifunction=).</summary>
+    private static readonly string[] PciDrivers =
+        ["virtio-blk-pci", "virtio-net-pci", "virtio-rng-pci", "virtio-balloon-pci", "virtio-serial-pci"];
+
     private void AddDevice(string text)
     {
         string name = text.Split(',')[0];
-        if (_registry.Driver(name) is { } driver)
+        bool pci = name.EndsWith("-pci", StringComparison.Ordinal);
+        // On q35 a port device (virtconsole) goes on the PCI device before it (virtio-serial-pci).
+        bool mismatch = pci ? _machine != MachineType.Q35 : _machine == MachineType.Q35 && _lentPlacement is null;
+        if (mismatch && _registry.Driver(pci ? MmioName(name) : name) is not null)
         {
-            var v = new OptionValue("-device", text, "driver", ["driver", "id", "bus", "addr", .. driver.Parameters]);
-            if (driver.Parse(v, this) is { } config) Add(config);
-            _drivers.Add(name);
+            throw new UsageException(pci
+                ? $"option -device: {name} needs the standard VM (-machine q35); the microvm uses the -device variants (virtio-mmio)"
+                : $"option -device: {name} is a virtio-mmio device of the microvm; the q35 machine takes the -pci variants (virtio-*-pci)");
+        }
+        if (pci && !PciDrivers.Contains(name))
+            throw new UsageException($"option -device: {name} is not supported on q35 by this build ({string.Join(", ", PciDrivers)})");
+        if (_registry.Driver(pci ? MmioName(name) : name) is { } driver)
+        {
+            var v = new OptionValue("-device", text, "driver",
+                ["driver", "id", "bus", "addr", .. pci ? ["multifunction"] : Array.Empty<string>(), .. driver.Parameters]);
+            var placement = pci ? PciPlacement.Parse(v, name) : null;
+            var config = driver.Parse(v, this);
+            // A bus device with no model of its own (virtio-serial-pci) lends its address to the device on it.
+            if (placement is not null && config is null) _lentPlacement = placement;
+            else if (config is not null) Add(placement is null && _lentPlacement is null ? config : config with { Pci = placement ?? _lentPlacement });
+            _drivers.Add(driver.Name);
             return;
         }
-        if (name.EndsWith("-pci", StringComparison.Ordinal))
-            throw new UsageException($"option -device: {name} needs the standard VM; the microvm uses the -device variants (virtio-mmio)");
         throw new UsageException($"option -device: unknown or unsupported driver '{name}'");
     }
+
+    /// <summary>virtio-blk-pci to virtio-blk-device.</summary>
+    private static string MmioName(string pciDriver) => pciDriver[..^"-pci".Length] + "-device";
 
     public string DeviceId(OptionValue v) => v.Get("id") ?? $"{v.Get("driver")}-{_autoId}";
 

@@ -122,7 +122,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             throw new UsageException($"option -uuid: '{uuid}' is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hex digits)");
 
         string kernel = One("-kernel") ?? throw new UsageException("option -kernel is required (the machine boots a kernel directly)");
-        var devices = DeviceOptions.Parse(o, registry ?? VirtioDeviceRegistry.Default);
+        var devices = DeviceOptions.Parse(o, registry ?? VirtioDeviceRegistry.Default, machine.Type);
         var monitors = ParseMonitors(One("-qmp"), devices.Monitor);
         var (memorySize, ram) = MemoryOptions.Resolve(machine.MemShare, machine.MemoryBackend, devices.MemoryBackends,
             One("-mem-path"), o.ContainsKey("-mem-prealloc"), One("-m"), hostMemory);

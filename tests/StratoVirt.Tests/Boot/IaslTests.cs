@@ -131,6 +131,10 @@ public class IaslTests
         Assert.Contains("DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, Cacheable, ReadWrite, 0x00000000, 0xC0000000, 0xEFFFFFFF, 0x00000000, 0x30000000,", dsdt);
         Assert.Contains("QWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, Cacheable, ReadWrite, 0x0000000000000000, 0x0000000100000000, 0x00000008FFFFFFFF,", dsdt);
 
+        // _PRT: INTA#-INTD# of every slot straight to GSIs 16-19, rotated by slot (as the devices raise them).
+        Assert.Contains("Name (_PRT, Package (0x80) { Package (0x04) { 0xFFFF, Zero, Zero, 0x10 }, Package (0x04) { 0xFFFF, One, Zero, 0x11 },", dsdt);
+        Assert.Contains("Package (0x04) { 0x0003FFFF, Zero, Zero, 0x13 }, Package (0x04) { 0x0003FFFF, One, Zero, 0x10 },", dsdt);
+
         string mcfg = Decompile(Q35Table("MCFG"));
         Assert.Matches(@"Base Address : 00000000B0000000 .*? End Bus Number : FF", mcfg);
 

@@ -42,6 +42,7 @@ public sealed class LabSession
         while (!Log.Done && OuterBoots < MaxOuterBoots && !Log.KvmMissing)
         {
             File.Copy(LogPath, $"{LogPath}.{OuterBoots}", overwrite: true);
+            _deaths.Add(_lastRunnerError);
             File.WriteAllText(scenarios, ScenarioFile(Log.Scenarios.Where(x => x.Ended).Select(x => x.Name)));
             OuterBoots++;
             Log = LabLog.Resume(Log, Boot(args));
@@ -50,6 +51,9 @@ public sealed class LabSession
     }
 
     private const int MaxOuterBoots = 3;
+
+    private readonly List<string> _deaths = [];
+    private string _lastRunnerError = "";
 
     /// <summary>How many times the outer VM was booted: more than 1 when a boot died before its scenarios finished
     /// (its log is kept as test-run.log.N).</summary>
@@ -61,6 +65,8 @@ public sealed class LabSession
         // The console goes to the log file as well; run.sh's own timeout ends the lab before this one.
         var r = VmmProcess.RunCommand("bash", args, TimeSpan.FromMinutes(35));
         if (!File.Exists(LogPath)) throw new InvalidOperationException($"the lab wrote no log:\n{r.Stderr}");
+        // run.sh's verdict on a boot (QEMU's exit status, a kernel panic, silence): kept to say why a boot died.
+        _lastRunnerError = string.Join("; ", r.Stderr.Split('\n').Where(l => l.StartsWith("lab: error:", StringComparison.Ordinal)));
         return LabLog.Load(LogPath);
     }
 
@@ -154,7 +160,7 @@ public sealed class LabSession
                 $"lines) or triple-faulted, in {LogPath}");
         if (OuterBoots > 1)
             output.WriteLine($"the lab's outer VM was booted {OuterBoots} times: the earlier boots died before their " +
-                $"scenarios finished ({LogPath}.1 ...); {name} ran in the boot that finished it");
+                $"scenarios finished ({LogPath}.1 ...: {string.Join(" | ", _deaths)}); {name} ran in the boot that finished it");
         return s;
     }
 }

@@ -69,4 +69,52 @@ public sealed class Q35LabTests(ITestOutputHelper output)
         Assert.True(s.OutputContains("ACPI: PM: Preparing to enter system sleep state S5"), s.Text);
         Assert.True(s.OutputContains("guest powered off (ACPI S5)"), s.Text);
     }
+
+    private LabScenario Virtio(string name)
+    {
+        var s = LabSession.Instance.Ended(name, output);
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-TEST-END", "q35-virtio rc=0");
+        var functions = s.Output.Where(l => l.StartsWith("GUEST-Q35V-PCI ", StringComparison.Ordinal))
+            .Select(l => string.Join(' ', l.Split(' ')[1..4])).ToList();
+        // Non-transitional ids 0x1040 + type, each bound by virtio-pci.
+        Assert.Equal([$"{Q35Scenarios.BlkAddress} 0x1042 driver=virtio-pci", $"{Q35Scenarios.NetAddress} 0x1041 driver=virtio-pci",
+            $"{Q35Scenarios.RngAddress} 0x1044 driver=virtio-pci"], functions);
+        s.AssertMarker("GUEST-Q35V-BLK-HEAD", "STRATOVIRT-PCI-DIS");
+        string wrote = s.GuestMarker("GUEST-Q35V-BLK-WROTE")!;
+        Assert.Matches("^[0-9a-f]{64}$", wrote);
+        s.AssertMarker("GUEST-Q35V-BLK-READ", wrote);
+        s.AssertMarker("HOST-Q35V-DISK", wrote);
+        s.AssertMarker("GUEST-Q35V-PING", "ok");
+        s.AssertMarker("GUEST-Q35V-RNG", "virtio_rng.0 256");
+        return s;
+    }
+
+    private static List<string> InterruptLines(LabScenario s) =>
+        s.Output.Where(l => l.StartsWith("GUEST-Q35V-IRQ ", StringComparison.Ordinal)).ToList();
+
+    [Fact]
+    public void VirtioPciDevicesWorkWithMsix()
+    {
+        var s = Virtio("q35-virtio-msix");
+        var lines = InterruptLines(s);
+        // A vector per queue and one for the configuration: virtio0-config, virtio0-req.0, virtio1-input.0, ...
+        Assert.True(lines.Count >= 6, s.Text);
+        Assert.All(lines, l => Assert.Contains("PCI-MSI", l));
+        Assert.Contains(lines, l => l.EndsWith("-config", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("-input.0", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("-req.0", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void VirtioPciDevicesWorkWithIntxUnderPciNomsi()
+    {
+        var s = Virtio("q35-virtio-intx");
+        var lines = InterruptLines(s);
+        // INTA# of slot 3 on GSI 19, of slot 4 on GSI 16, shared by both its functions: the _PRT's routing.
+        Assert.Equal(2, lines.Count);
+        Assert.All(lines, l => Assert.Contains("IO-APIC", l));
+        Assert.Single(lines, l => l.Contains(" 19-fasteoi virtio", StringComparison.Ordinal));
+        Assert.Single(lines, l => l.Contains(" 16-fasteoi virtio", StringComparison.Ordinal) && l.Contains(", virtio", StringComparison.Ordinal));
+    }
 }

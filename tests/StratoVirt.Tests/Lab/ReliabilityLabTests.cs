@@ -103,8 +103,8 @@ public sealed partial class ReliabilityLabTests(ITestOutputHelper output)
         foreach (var line in s.Output.Where(l => l.StartsWith("SOAK-", StringComparison.Ordinal) && !l.StartsWith("SOAK-SAMPLE", StringComparison.Ordinal)))
             output.WriteLine(line);
         // The guest ran its load to the end and powered off.
-        Assert.True(s.ExitCode == 0, s.Text);
-        Assert.True(s.OutputContains("GUEST-TEST-END soak rc=0"), s.Text);
+        Assert.True(s.ExitCode == 0, SoakDigest(s));
+        Assert.True(s.OutputContains("GUEST-TEST-END soak rc=0"), SoakDigest(s));
         Assert.Equal($"cpus={ReliabilityScenarios.SoakCpus} secs={ReliabilityScenarios.SoakSeconds}", s.GuestMarker("SOAK-LOAD-START"));
         // QMP: polled all along, every request answered, none an error.
         var qmp = Fields(s, "QMP-POLL");
@@ -136,6 +136,23 @@ public sealed partial class ReliabilityLabTests(ITestOutputHelper output)
         Assert.Equal("0", Fields(s, "SOAK-GROWTH")["fds"]);
         Assert.Equal("0", Fields(s, "SOAK-VMM-LOG")["errors"]);
     }
+
+    /// <summary>A soak's outcome in a few lines, first in a failure message (CI keeps only its first 40 lines):
+    /// how the VMM ended and why, the QMP poll, the VMM's warnings and errors, and the guest console's last
+    /// lines and any kernel trouble in it.</summary>
+    private static string SoakDigest(LabScenario s)
+    {
+        var keys = s.Output.Where(l => l.StartsWith("SOAK-VMM-", StringComparison.Ordinal) ||
+            l.StartsWith("QMP-POLL ", StringComparison.Ordinal) || l.Contains(" WARN ", StringComparison.Ordinal) ||
+            l.Contains(" ERROR ", StringComparison.Ordinal) || l.Contains(" stopped: ", StringComparison.Ordinal) ||
+            KernelTrouble().IsMatch(l));
+        var console = s.Output.Where(l => !l.StartsWith("SOAK-", StringComparison.Ordinal) &&
+            !l.StartsWith("QMP-POLL", StringComparison.Ordinal) && !l.StartsWith("20", StringComparison.Ordinal)).TakeLast(12);
+        return $"rc={s.ExitCode}\n{string.Join('\n', keys.Take(20))}\n-- console's last lines --\n{string.Join('\n', console)}";
+    }
+
+    [GeneratedRegex(@"Kernel panic|Oops|BUG:|general protection|Call Trace|triple fault|KVM_EXIT", RegexOptions.IgnoreCase)]
+    private static partial Regex KernelTrouble();
 
     /// <summary>The key=value fields of the first line with <paramref name="marker"/>.</summary>
     private static Dictionary<string, string> Fields(LabScenario s, string marker) =>

@@ -182,12 +182,12 @@ public sealed class SnapshotTests
     }
 
     private static MachineConfig Config(ulong memory = 256UL << 20, int cpus = 1, string disk = "/images/a.raw",
-        string? serial = "s1", byte[]? mac = null) => new()
+        string? serial = "s1", byte[]? mac = null, bool readOnly = false, string tap = "tap0") => new()
     {
         KernelPath = "/vmlinux",
         MemorySize = memory,
         Cpus = CpuTopology.Single(cpus),
-        Devices = [new BlockDeviceConfig("rootfs", disk, false, true, serial), new NetDeviceConfig("net0", "tap0", null, mac ?? [2, 0, 0, 0, 0, 1])],
+        Devices = [new BlockDeviceConfig("rootfs", disk, readOnly, true, serial), new NetDeviceConfig("net0", tap, null, mac ?? [2, 0, 0, 0, 0, 1])],
     };
 
     private static SnapshotState Snapshot(MachineConfig config, string arch = SnapshotState.ThisArchitecture) =>
@@ -221,7 +221,7 @@ public sealed class SnapshotTests
         Assert.Equal("/snap/state is corrupt: its checksum does not match its contents", Refusal(corrupt));
         var version = (byte[])good.Clone();
         BinaryPrimitives.WriteUInt32LittleEndian(version.AsSpan(8), 9);
-        Assert.Equal("/snap/state has snapshot format version 9; this build reads version 1", Refusal(version));
+        Assert.Equal("/snap/state has snapshot format version 9; this build reads version 2", Refusal(version));
         Assert.Equal("/snap/state was taken on aarch64; this host is x86_64", Refusal(Snapshot(Config(), "aarch64").Encode()));
     }
 
@@ -250,7 +250,7 @@ public sealed class SnapshotTests
     [Theory]
     [InlineData("memory", "the snapshot does not match the command line: -m was 256M, now 512M")]
     [InlineData("cpus", "the snapshot does not match the command line: -smp was 1, now 2")]
-    [InlineData("disk", "the snapshot does not match the command line: drive file of rootfs was /images/a.raw, now /images/b.raw")]
+    [InlineData("readonly", "the snapshot does not match the command line: readonly of rootfs was off, now on")]
     [InlineData("serial", "the snapshot does not match the command line: serial of rootfs was s1, now s2")]
     [InlineData("mac", "the snapshot does not match the command line: mac of net0 was 020000000001, now 020000000002")]
     public void ARestoreOfAnotherCommandLineNamesTheDifference(string change, string message)
@@ -260,11 +260,19 @@ public sealed class SnapshotTests
         {
             "memory" => Config(memory: 512UL << 20),
             "cpus" => Config(cpus: 2),
-            "disk" => Config(disk: "/images/b.raw"),
+            "readonly" => Config(readOnly: true),
             "serial" => Config(serial: "s2"),
             _ => Config(mac: [2, 0, 0, 0, 0, 2]),
         };
         Assert.Equal(message, Assert.Throws<SnapshotException>(() => saved.CheckMatches(now, Layout(now))).Message);
+    }
+
+    [Fact]
+    public void ATemplateCloneMayGiveItsOwnImageFileAndTap()
+    {
+        var saved = Snapshot(Config());
+        var clone = Config(disk: "/clones/1/a.raw", tap: "tap1");
+        saved.CheckMatches(clone, Layout(clone));
     }
 
     [Fact]

@@ -132,7 +132,7 @@ public sealed class VirtioStateTests : IDisposable
         Assert.Equal(record.Data, StateRecord.Capture(copy).Data);
     }
 
-    private string Image() => _dir.Write($"disk{_images++}.img", new byte[4096]);
+    private string Image(int size = 4096) => _dir.Write($"disk{_images++}.img", new byte[size]);
 
     [Fact]
     public void BlockKeepsItsFeaturesAndSerial()
@@ -140,10 +140,26 @@ public sealed class VirtioStateTests : IDisposable
         string image = Image();
         var blk = new VirtioBlock(image, readOnly: true, direct: false, serial: "SER1") { Id = "blk0" };
         RoundTrip(blk, () => new VirtioBlock(image, readOnly: true, direct: false) { Id = "blk0" });
-        var other = Own(new VirtioBlock(Image(), readOnly: true, direct: false) { Id = "blk0" });
-        var e = Assert.Throws<StateException>(() => StateRecord.Capture(blk).Restore(other));
-        Assert.Equal($"virtio-blk blk0: the saved state has medium {image}, the device has {other.Path}", e.Message);
-        Assert.Throws<StateException>(() => StateRecord.Capture(blk).Restore(Own(VirtioBlock.Empty("blk0"))));
+    }
+
+    [Fact]
+    public void BlockRestoresOntoAnotherImageOfTheSameSizeAndModeOnly()
+    {
+        var blk = Own(new VirtioBlock(Image(), readOnly: true, direct: false) { Id = "blk0" });
+        Assert.NotEqual(0u, Own(new TestDriver(blk)).Initialize() & VirtioStatus.DriverOk);
+        var record = StateRecord.Capture(blk);
+        var copy = Own(new VirtioBlock(Image(), readOnly: true, direct: false) { Id = "blk0" }); // a template's clone
+        record.Restore(copy);
+        Assert.Equal(blk.Features, copy.Features);
+
+        string Refusal(VirtioBlock device) => Assert.Throws<StateException>(() => record.Restore(Own(device))).Message;
+        const string Saved = "virtio-blk blk0: the saved state has a read-only medium of 4096 bytes, the device has";
+        const string Rule = "(a restore may give another image file, of the same size and mode)";
+        Assert.Equal($"{Saved} a read-only medium of 8192 bytes {Rule}",
+            Refusal(new VirtioBlock(Image(8192), readOnly: true, direct: false) { Id = "blk0" }));
+        Assert.Equal($"{Saved} a read-write medium of 4096 bytes {Rule}",
+            Refusal(new VirtioBlock(Image(), readOnly: false, direct: false) { Id = "blk0" }));
+        Assert.Equal($"{Saved} no medium {Rule}", Refusal(VirtioBlock.Empty("blk0")));
     }
 
     [Fact]

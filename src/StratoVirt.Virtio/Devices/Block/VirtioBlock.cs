@@ -364,12 +364,17 @@ public sealed class VirtioBlock : VirtioDevice
     public override string StateName => BlockState.Name;
     public override int StateVersion => BlockState.Version;
 
-    protected override void SaveDeviceState(StateWriter writer) => new BlockState(Features, Path, Serial).Write(writer);
+    /// <summary>The medium as the guest sees it, or null without one.</summary>
+    private BlockMedium? Medium => _image is null ? null : new BlockMedium(Capacity << SectorShift, ReadOnly);
+
+    protected override void SaveDeviceState(StateWriter writer) => new BlockState(Features, Medium, Serial).Write(writer);
 
     protected override void RestoreDeviceState(StateReader reader)
     {
         var state = BlockState.Read(reader);
-        if (state.MediumPath != Path) throw StateMismatch("medium", state.MediumPath, Path);
+        if (state.Medium != Medium)
+            throw new StateException($"{StateName} {Id}: the saved state has {BlockMedium.Describe(state.Medium)}, " +
+                $"the device has {BlockMedium.Describe(Medium)} (a restore may give another image file, of the same size and mode)");
         try { CheckSerial(state.Serial); }
         catch (ArgumentException e) { throw new StateException($"{StateName} {Id}: {e.Message}"); }
         SetSerial(state.Serial);

@@ -1,0 +1,166 @@
+using System.Buffers.Binary;
+
+namespace StratoVirt.Devices.Pci;
+
+/// <summary>
+/// A function's MSI-X capability, vector table and pending-bit array (PCI 3.0, section 6.8.2). The table and the
+/// PBA live in one of the function's memory BARs, which forwards their accesses here; the capability's message
+/// control (enable, function mask) is read back from the configuration space after each guest write. A vector
+/// raised while it or the function is masked sets its pending bit and is sent when it is unmasked.
+/// Threading: the table is written by vCPUs and vectors are raised from device loops; one lock covers both.
+/// </summary>
+public sealed class MsixTable
+{
+    public const byte CapabilityId = 0x11;
+    public const int CapabilityLength = 12;
+    public const int EntrySize = 16;
+    /// <summary>The largest table a function may have (the table size field is 11 bits).</summary>
+    public const int MaxVectors = 2048;
+
+    private const ushort ControlEnable = 1 << 15, ControlFunctionMask = 1 << 14;
+    private const uint VectorMasked = 1;
+
+    private readonly uint[] _entries; // four dwords per vector: address low, address high, data, vector control
+    private readonly ulong[] _pending;
+    private readonly IMsiController _controller;
+    private readonly Lock _gate = new();
+    private int _capability;
+    private bool _enabled, _functionMasked;
+
+    public MsixTable(int vectors, IMsiController controller)
+    {
+        if (vectors is < 1 or > MaxVectors)
+            throw new ArgumentOutOfRangeException(nameof(vectors), $"an MSI-X table has 1 to {MaxVectors} vectors");
+        _controller = controller;
+        _entries = new uint[vectors * 4];
+        _pending = new ulong[(vectors + 63) / 64];
+        for (int v = 0; v < vectors; v++) _entries[v * 4 + 3] = VectorMasked; // masked at reset
+    }
+
+    public int Vectors => _entries.Length / 4;
+
+    /// <summary>Bytes of BAR space the table takes.</summary>
+    public int TableSize => Vectors * EntrySize;
+
+    /// <summary>Bytes of BAR space the pending-bit array takes (whole qwords).</summary>
+    public int PbaSize => _pending.Length * 8;
+
+    /// <summary>Whether the guest enabled MSI-X (the function's INTx pin is then unused).</summary>
+    public bool Enabled
+    {
+        get { lock (_gate) return _enabled; }
+    }
+
+    /// <summary>Adds the capability to <paramref name="config"/>: the table at <paramref name="tableOffset"/> and
+    /// the PBA at <paramref name="pbaOffset"/> of BAR <paramref name="bar"/> (offsets 8-byte aligned).</summary>
+    public void AddCapability(PciConfigSpace config, int bar, uint tableOffset, uint pbaOffset)
+    {
+        if ((tableOffset | pbaOffset) % 8 != 0) throw new ArgumentException("MSI-X table and PBA offsets are 8-byte aligned");
+        _capability = config.AddCapability(CapabilityId, CapabilityLength);
+        config.SetU16(_capability + 2, (ushort)(Vectors - 1));
+        config.SetWritableU16(_capability + 2, ControlEnable | ControlFunctionMask);
+        config.SetU32(_capability + 4, tableOffset | (uint)bar);
+        config.SetU32(_capability + 8, pbaOffset | (uint)bar);
+    }
+
+    /// <summary>Whether a configuration write at [offset, offset+length) reached the message control register.</summary>
+    public bool ControlTouched(int offset, int length) =>
+        _capability != 0 && offset < _capability + 4 && offset + length > _capability + 2;
+
+    /// <summary>Takes the guest's new message control from <paramref name="config"/>; vectors pending behind a
+    /// function mask it lifted are sent.</summary>
+    public void ControlWritten(PciConfigSpace config)
+    {
+        ushort control = config.GetU16(_capability + 2);
+        lock (_gate)
+        {
+            _enabled = (control & ControlEnable) != 0;
+            _functionMasked = (control & ControlFunctionMask) != 0;
+            for (int v = 0; v < Vectors; v++) SendIfPendingLocked(v);
+        }
+    }
+
+    /// <summary>Raises <paramref name="vector"/>: sent now, or left pending while masked. A vector past the table
+    /// is ignored (the guest programmed it; the device cannot do better).</summary>
+    public void Raise(int vector)
+    {
+        if ((uint)vector >= (uint)Vectors) return;
+        lock (_gate)
+        {
+            if (!_enabled) return;
+            if (_functionMasked || (_entries[vector * 4 + 3] & VectorMasked) != 0) _pending[vector / 64] |= 1UL << (vector % 64);
+            else Send(vector);
+        }
+    }
+
+    /// <summary>Whether <paramref name="vector"/> waits behind a mask.</summary>
+    public bool IsPending(int vector)
+    {
+        lock (_gate) return (uint)vector < (uint)Vectors && (_pending[vector / 64] & (1UL << (vector % 64))) != 0;
+    }
+
+    /// <summary>A guest read of the table: aligned dwords or qwords; anything else reads as zeros.</summary>
+    public void ReadTable(ulong offset, Span<byte> data)
+    {
+        data.Clear();
+        if (!Aligned(offset, data.Length) || offset + (ulong)data.Length > (ulong)TableSize) return;
+        lock (_gate)
+        {
+            int first = (int)(offset / 4);
+            for (int i = 0; i < data.Length / 4; i++)
+                BinaryPrimitives.WriteUInt32LittleEndian(data[(i * 4)..], _entries[first + i]);
+        }
+    }
+
+    /// <summary>A guest write of the table; only the mask bit of vector control is writable there, and a vector
+    /// it unmasks is sent if pending.</summary>
+    public void WriteTable(ulong offset, ReadOnlySpan<byte> data)
+    {
+        if (!Aligned(offset, data.Length) || offset + (ulong)data.Length > (ulong)TableSize) return;
+        lock (_gate)
+        {
+            int first = (int)(offset / 4);
+            for (int i = 0; i < data.Length / 4; i++)
+            {
+                int index = first + i;
+                uint value = BinaryPrimitives.ReadUInt32LittleEndian(data[(i * 4)..]);
+                _entries[index] = index % 4 == 3 ? value & VectorMasked : value;
+                if (index % 4 == 3) SendIfPendingLocked(index / 4);
+            }
+        }
+    }
+
+    /// <summary>A guest read of the PBA (read-only; writes are dropped by the caller).</summary>
+    public void ReadPba(ulong offset, Span<byte> data)
+    {
+        data.Clear();
+        if (!Aligned(offset, data.Length) || offset + (ulong)data.Length > (ulong)PbaSize) return;
+        Span<byte> bytes = stackalloc byte[8];
+        lock (_gate)
+        {
+            for (int i = 0; i < data.Length; i += 4)
+            {
+                ulong at = offset + (ulong)i;
+                BinaryPrimitives.WriteUInt64LittleEndian(bytes, _pending[at / 8]);
+                bytes.Slice((int)(at % 8), 4).CopyTo(data[i..]);
+            }
+        }
+    }
+
+    private static bool Aligned(ulong offset, int length) => length is 4 or 8 && offset % (ulong)length == 0;
+
+    private void SendIfPendingLocked(int vector)
+    {
+        ulong bit = 1UL << (vector % 64);
+        if ((_pending[vector / 64] & bit) == 0 || !_enabled || _functionMasked || (_entries[vector * 4 + 3] & VectorMasked) != 0)
+            return;
+        _pending[vector / 64] &= ~bit;
+        Send(vector);
+    }
+
+    private void Send(int vector)
+    {
+        int e = vector * 4;
+        _controller.Send(new MsiMessage(_entries[e] | ((ulong)_entries[e + 1] << 32), _entries[e + 2]));
+    }
+}
