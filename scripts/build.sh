@@ -2,7 +2,7 @@
 # Builds the NativeAOT binaries: out/stratovirt and out/ozone (the sandbox launcher).
 #   scripts/build.sh [--arch x86_64|arm64]
 # --arch arm64 cross-compiles stratovirt for linux-arm64 into out/aarch64/ (not part of CI; needs
-# `scripts/deps.sh arm64`). That binary has the aarch64 boot pieces but cannot boot a guest yet (see README).
+# `scripts/deps.sh arm64`). That binary runs the aarch64 microVM (see README, "aarch64").
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"

@@ -60,11 +60,13 @@ lab_copy_ldd_libs() {  # lab_copy_ldd_libs <executable> <rootfs>
 
 # Puts static busybox at <rootfs>/bin/busybox with a symlink per applet at its usual place (bin/sh, sbin/insmod,
 # ...). perl (essential on Debian) makes them in one process; a fork per link is slow on small VMs.
-lab_install_busybox() {  # lab_install_busybox <rootfs>
-    local rootfs=$1 applet
+# The links come from the host's busybox; [busybox] is the binary to install (another architecture's build of the
+# same Debian busybox-static, for the Arm lab), by default the host's.
+lab_install_busybox() {  # lab_install_busybox <rootfs> [busybox]
+    local rootfs=$1 binary=${2:-/bin/busybox} applet
     [[ -x /bin/busybox ]] || lab_die "/bin/busybox missing (package busybox-static)"
     mkdir -p "$rootfs"/{bin,sbin,usr/bin,usr/sbin}
-    cp /bin/busybox "$rootfs/bin/busybox"
+    cp "$binary" "$rootfs/bin/busybox"
     if command -v perl >/dev/null 2>&1; then
         /bin/busybox --list-full | perl -ne 'BEGIN { $root = shift } chomp; my $l = "$root/$_";
             -e $l or -l $l or symlink("/bin/busybox", $l) or die "symlink $l: $!\n"' "$rootfs" \
@@ -74,4 +76,36 @@ lab_install_busybox() {  # lab_install_busybox <rootfs>
             [[ -e "$rootfs/$applet" || -L "$rootfs/$applet" ]] || ln -s /bin/busybox "$rootfs/$applet"
         done < <(/bin/busybox --list-full)
     fi
+}
+
+# Runs an outer VM (<command...>, its stdin /dev/null) under `timeout <limit-s>`, showing its console and copying
+# it to <log>; a VM that prints nothing for <silence-s> is wedged and is killed (pkill -f <pattern>: something only
+# this run's command line holds, such as its initramfs path). Sets LAB_VM_RC (the command's status; 124 or 137
+# after the timeout) and LAB_VM_WEDGED (yes when killed for its silence).
+lab_run_watched() {  # lab_run_watched <log> <limit-s> <silence-s> <pattern> <command...>
+    local log=$1 limit=$2 silence=$3 pattern=$4 pipeline last_size=-1 quiet_since=$SECONDS size rc_file
+    shift 4
+    rc_file="$(mktemp)"
+    LAB_VM_WEDGED=''
+    : >"$log"
+    (
+        timeout -k 10 "$limit" "$@" </dev/null 2>&1 | tee "$log"
+        echo "${PIPESTATUS[0]}" >"$rc_file"
+    ) &
+    pipeline=$!
+    while kill -0 "$pipeline" 2>/dev/null; do
+        sleep 2
+        size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+        if [[ "$size" != "$last_size" ]]; then
+            last_size=$size quiet_since=$SECONDS
+        elif ((SECONDS - quiet_since >= silence)); then
+            LAB_VM_WEDGED=yes
+            pkill -KILL -f "$pattern"
+            break
+        fi
+    done
+    wait "$pipeline"
+    LAB_VM_RC=$(cat "$rc_file" 2>/dev/null || echo 1)
+    [[ -n "$LAB_VM_RC" ]] || LAB_VM_RC=1
+    rm -f "$rc_file"
 }

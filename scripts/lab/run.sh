@@ -48,28 +48,11 @@ silence=${LAB_SILENCE_LIMIT:-300}
 lab_say "booting the outer VM (QEMU TCG, -cpu max, 2 vCPUs, 6 GiB; timeout ${limit}s, or ${silence}s without output)"
 start=$SECONDS
 set +e
-: >"$log"
-(
-    timeout -k 10 "$limit" qemu-system-x86_64 -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 6144 \
-        -kernel "$LAB_VMLINUZ" -initrd "$work/outer.cpio" -append "console=ttyS0 quiet panic=1" \
-        -nographic -no-reboot </dev/null 2>&1 | tee "$log"
-    echo "${PIPESTATUS[0]}" >"$work/qemu.rc"
-) &
-pipeline=$!
-last_size=-1 quiet_since=$SECONDS wedged=''
-while kill -0 "$pipeline" 2>/dev/null; do
-    sleep 5
-    size=$(stat -c %s "$log" 2>/dev/null || echo 0)
-    if [[ "$size" != "$last_size" ]]; then
-        last_size=$size quiet_since=$SECONDS
-    elif ((SECONDS - quiet_since >= silence)); then
-        wedged=yes
-        pkill -KILL -f "$work/outer.cpio" # this run's QEMU: its command line names this run's initramfs
-        break
-    fi
-done
-wait "$pipeline"
-qemu_rc=$(cat "$work/qemu.rc" 2>/dev/null || echo 1)
+# Only this run's QEMU has this run's initramfs on its command line.
+lab_run_watched "$log" "$limit" "$silence" "$work/outer.cpio" \
+    qemu-system-x86_64 -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 6144 \
+    -kernel "$LAB_VMLINUZ" -initrd "$work/outer.cpio" -append "console=ttyS0 quiet panic=1" -nographic -no-reboot
+qemu_rc=$LAB_VM_RC wedged=$LAB_VM_WEDGED
 set -e
 elapsed=$((SECONDS - start))
 

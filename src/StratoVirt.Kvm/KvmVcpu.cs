@@ -1,9 +1,11 @@
+using System.Runtime.InteropServices;
+using StratoVirt.Kvm.Arm64;
 using StratoVirt.Sys;
 
 namespace StratoVirt.Kvm;
 
 /// <summary>One KVM vCPU: its register state and the shared kvm_run page, whose exits it decodes.</summary>
-public sealed unsafe class KvmVcpu : IVcpu
+public sealed unsafe partial class KvmVcpu : IVcpu
 {
     private readonly FileDescriptor _fd;
     private readonly int _runSize;
@@ -48,7 +50,7 @@ public sealed unsafe class KvmVcpu : IVcpu
     {
         get
         {
-            try { return GetRegs().Rip; }
+            try { return RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? GetOneReg(ArmCoreRegister.Pc) : GetRegs().Rip; }
             catch (SysException) { return 0; }
         }
     }

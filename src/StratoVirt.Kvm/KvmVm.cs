@@ -3,7 +3,7 @@ using StratoVirt.Sys;
 namespace StratoVirt.Kvm;
 
 /// <summary>A KVM virtual machine: memory slots, in-kernel interrupt controllers, vCPUs.</summary>
-public sealed unsafe class KvmVm : IGuestClock, IDisposable
+public sealed unsafe partial class KvmVm : IGuestClock, IDisposable
 {
     private readonly FileDescriptor _fd;
 

@@ -46,10 +46,9 @@ public static class Program
     private static int Run(Options options, bool daemon)
     {
         var config = options.Machine;
-        // The arm64 build has the aarch64 boot pieces (Image, device tree, PL011, PL031) but no KVM machine yet.
-        if (RuntimeInformation.ProcessArchitecture != Architecture.X64)
-            throw new UsageException(
-                $"the microVM cannot boot guests on {RuntimeInformation.ProcessArchitecture} yet (this build has only its boot pieces)");
+        // The aarch64 build has the microVM only.
+        if (RuntimeInformation.ProcessArchitecture == Architecture.Arm64 && config.Type == MachineType.Q35)
+            throw new UsageException("-machine q35 is an x86_64 machine; the aarch64 build has the microVM only");
         // As upstream: the pid file exists from before the VM is built until the process ends.
         using var pidFile = options.PidFile is { } path ? PidFile.Create(path, Libc.GetPid()) : null;
         // Before any thread of the VM exists, so that every thread inherits the mask (see VirtualMachine.Run).

@@ -13,7 +13,7 @@ namespace StratoVirt.Devices.Legacy;
 /// Threading: register accesses come from vCPU threads and input from the main loop (see <see cref="PrimeCell"/>);
 /// the output sink is called outside the state's lock, so a slow console never blocks input.
 /// </remarks>
-public sealed class Pl011 : PrimeCell
+public sealed class Pl011 : PrimeCell, IUartReceiver
 {
     /// <summary>Bytes the receive FIFO holds; input beyond this is refused, not dropped.</summary>
     public const int RxFifoCapacity = 16;
@@ -31,6 +31,7 @@ public sealed class Pl011 : PrimeCell
     private readonly ISerialOutput _output;
     private readonly byte[] _rx = new byte[RxFifoCapacity];
     private int _rxHead, _rxCount;
+    private bool _inputHeldOff, _resume; // input was refused; room is back and not yet reported
     private uint _ris, _imsc, _lcrH, _cr = ResetCr, _ifls = ResetIfls, _ilpr, _ibrd, _fbrd, _dmaCr;
 
     /// <summary>Creates a UART that raises <paramref name="irq"/> and transmits into <paramref name="output"/>.</summary>
@@ -49,13 +50,19 @@ public sealed class Pl011 : PrimeCell
         }
     }
 
-    /// <summary>Queues bytes the guest will receive and returns how many fit; the caller keeps the rest.</summary>
+    /// <summary>Raised, on the vCPU that freed the space, once the receive FIFO is at most half full (or was
+    /// flushed) after <see cref="EnqueueInput"/> had to refuse bytes.</summary>
+    public event Action? InputSpaceAvailable;
+
+    /// <summary>Queues bytes the guest will receive and returns how many fit; the caller keeps the rest and retries
+    /// after <see cref="InputSpaceAvailable"/>.</summary>
     public int EnqueueInput(ReadOnlySpan<byte> bytes)
     {
         int accepted;
         lock (Gate)
         {
             accepted = Math.Min(bytes.Length, Depth - _rxCount);
+            if (accepted < bytes.Length) _inputHeldOff = true;
             for (int i = 0; i < accepted; i++) _rx[(_rxHead + _rxCount++) % RxFifoCapacity] = bytes[i];
             if (_rxCount > 0) _ris |= IntRxTimeout;
             if (_rxCount >= RxTriggerLevel) _ris |= IntRx;
@@ -64,12 +71,38 @@ public sealed class Pl011 : PrimeCell
         return accepted;
     }
 
-    /// <summary>The byte written to DR goes out, after the lock.</summary>
+    /// <summary>The byte written to DR goes out, after the lock; a FIFO flush may have made room for input.</summary>
     protected override void AfterWrite(ulong register, uint value)
     {
+        if (register == LcrH) ReportRoom();
         if (register != Dr) return;
         ReadOnlySpan<byte> b = [(byte)value];
         lock (_outputGate) _output.Write(b);
+    }
+
+    /// <summary>A read of DR may have made room for refused input.</summary>
+    protected override void AfterRead(ulong register)
+    {
+        if (register == Dr) ReportRoom();
+    }
+
+    private void ReportRoom()
+    {
+        bool resume;
+        lock (Gate)
+        {
+            resume = _resume;
+            _resume = false;
+        }
+        if (resume) InputSpaceAvailable?.Invoke();
+    }
+
+    /// <summary>Room is back for refused input once the FIFO is at most half full. Under <see cref="PrimeCell.Gate"/>.</summary>
+    private void NoteRoom()
+    {
+        if (!_inputHeldOff || _rxCount > Depth / 2) return;
+        _inputHeldOff = false;
+        _resume = true;
     }
 
     /// <inheritdoc />
@@ -95,6 +128,7 @@ public sealed class Pl011 : PrimeCell
                 _rxCount--;
                 if (_rxCount < RxTriggerLevel) _ris &= ~IntRx;
                 if (_rxCount == 0) _ris &= ~IntRxTimeout;
+                NoteRoom();
                 return b;
             case RsrEcr: return 0; // no framing, parity, break or overrun errors
             case Fr: return FrTxEmpty | (_rxCount == 0 ? FrRxEmpty : 0) | (_rxCount >= Depth ? FrRxFull : 0);
@@ -125,6 +159,7 @@ public sealed class Pl011 : PrimeCell
                 // Turning the FIFOs on or off flushes them.
                 if (((_lcrH ^ value) & LcrHFifoEnable) != 0) (_rxHead, _rxCount, _ris) = (0, 0, _ris & ~(IntRx | IntRxTimeout));
                 _lcrH = value & 0xFF;
+                NoteRoom();
                 break;
             case Cr: _cr = value & 0xFF87; break;
             case Ifls: _ifls = value & 0x3F; break;

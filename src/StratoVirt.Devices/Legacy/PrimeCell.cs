@@ -40,17 +40,23 @@ public abstract class PrimeCell : IBusDevice
     {
     }
 
+    /// <summary>Called after a register read, outside <see cref="Gate"/> (a PL011 reporting receive room).</summary>
+    protected virtual void AfterRead(ulong register)
+    {
+    }
+
     /// <inheritdoc />
     public void Read(ulong offset, Span<byte> data)
     {
         uint value;
+        ulong register = offset & ~3UL;
         lock (Gate)
         {
-            ulong register = offset & ~3UL;
             value = TryReadId(register, _peripheralId, out uint id) ? id : ReadRegister(register);
             UpdateIrq();
         }
         Fill(value, offset, data);
+        AfterRead(register);
     }
 
     /// <inheritdoc />

@@ -13,7 +13,7 @@ namespace StratoVirt.Devices.Legacy;
 /// source pending?) and <see cref="IInterruptLine.Pulse"/> fires on each rising edge, the way an ISA PIC sees
 /// a real UART. Interrupts are not gated by MCR OUT2.
 /// </remarks>
-public sealed partial class Serial16550 : IBusDevice
+public sealed partial class Serial16550 : IBusDevice, IUartReceiver
 {
     /// <summary>Number of ports the device decodes.</summary>
     public const ulong Length = 8;

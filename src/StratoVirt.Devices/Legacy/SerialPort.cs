@@ -5,38 +5,50 @@ namespace StratoVirt.Devices.Legacy;
 // Inside this namespace, so that the type wins over the sibling namespace StratoVirt.Devices.Chardev.
 using StratoVirt.Devices.Chardev;
 
+/// <summary>A serial port on a chardev (-serial) with the PC's 16550A UART.</summary>
+public sealed class SerialPort : SerialPort<Serial16550>
+{
+    /// <summary>A 16550A raising <paramref name="irq"/> on <paramref name="chardev"/>, which it claims.</summary>
+    /// <exception cref="ChardevException">A device already uses the chardev.</exception>
+    public SerialPort(IInterruptLine irq, Chardev chardev) : base(chardev, c => new Serial16550(irq, c))
+    {
+    }
+}
+
 /// <summary>
-/// A serial port on a chardev (-serial): a 16550A UART that transmits into the chardev and receives what the
-/// chardev's host side sends, with flow control instead of polling.
+/// A serial port on a chardev (-serial): a UART (16550A, PL011) that transmits into the chardev and receives what
+/// the chardev's host side sends, with flow control instead of polling.
 /// </summary>
 /// <remarks>
 /// Input is read on the event loop when the chardev is readable, as much as the receive FIFO has room for. When
 /// the FIFO is full, or the guest holds the port in loopback, one byte more is read and refused, and the chardev's
 /// input watch is turned off: further bytes wait in the host fd (the kernel's buffer), and no loop iteration runs
-/// without progress. The refusal makes the UART raise <see cref="Serial16550.InputSpaceAvailable"/> once the guest
-/// has read the FIFO down to half or left loopback (on that vCPU); the refused bytes then go first and the watch is turned back on.
+/// without progress. The refusal makes the UART raise <see cref="IUartReceiver.InputSpaceAvailable"/> once the guest
+/// has read the FIFO down (on that vCPU); the refused bytes then go first and the watch is turned back on.
 /// Nothing is dropped and the order is kept.
 /// </remarks>
-public sealed class SerialPort
+public class SerialPort<TUart> where TUart : IUartReceiver
 {
     private readonly Chardev _chardev;
     private readonly Lock _gate = new(); // input from the loop thread and room from a vCPU, one at a time
     private readonly byte[] _held = new byte[Serial16550.RxFifoCapacity];
     private int _heldStart, _heldEnd;
 
-    /// <summary>A UART raising <paramref name="irq"/> on <paramref name="chardev"/>, which it claims.</summary>
+    /// <summary>A port on <paramref name="chardev"/>, which it claims, with the UART <paramref name="uart"/> makes
+    /// to transmit into it.</summary>
     /// <exception cref="ChardevException">A device already uses the chardev.</exception>
-    public SerialPort(IInterruptLine irq, Chardev chardev)
+    public SerialPort(Chardev chardev, Func<Chardev, TUart> uart)
     {
         ArgumentNullException.ThrowIfNull(chardev);
+        ArgumentNullException.ThrowIfNull(uart);
         chardev.Claim(this);
         _chardev = chardev;
-        Uart = new Serial16550(irq, chardev);
+        Uart = uart(chardev);
         Uart.InputSpaceAvailable += OnInputSpace;
     }
 
-    /// <summary>The device the port bus maps (8 ports).</summary>
-    public Serial16550 Uart { get; }
+    /// <summary>The device the bus maps.</summary>
+    public TUart Uart { get; }
 
     public Chardev Chardev => _chardev;
 

@@ -63,8 +63,12 @@ public sealed partial class VirtualMachine
     /// <summary>What this machine holds that a snapshot cannot save, as upstream refuses it, or null: RAM shared
     /// with or backed by a file (a restore maps the memory file privately), a device whose queues a backend (a vhost-user
     /// process or the kernel's vhost) serves (its rings' state is there).</summary>
+    /// <summary>Why this machine cannot be saved at all (a machine type whose CPU state is not saved yet), or null.</summary>
+    internal string? SnapshotUnsupported { get; set; }
+
     private string? UnsavablePart()
     {
+        if (SnapshotUnsupported is { } why) return why;
         if (Memory.Backing.Kind is not (RamBackingKind.Anonymous or RamBackingKind.Snapshot))
             return "guest RAM on a memfd or file (mem-share=on, -mem-path, a memory backend) cannot be saved in a snapshot";
         foreach (var slot in _virtioSlots)

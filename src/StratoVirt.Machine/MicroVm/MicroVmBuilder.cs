@@ -1,5 +1,7 @@
+using System.Runtime.InteropServices;
 using StratoVirt.Boot;
 using StratoVirt.Boot.Acpi;
+using StratoVirt.Boot.Arm64;
 using StratoVirt.Devices.Chardev;
 using StratoVirt.Devices.Legacy;
 using StratoVirt.Kvm;
@@ -19,32 +21,37 @@ namespace StratoVirt.Machine;
 /// Builds the x86_64 microVM on the machine core: guest RAM in the microVM's map, the in-kernel irqchip and PIT,
 /// the legacy devices (16550, i8042, CMOS RTC, ACPI power ports, boot timer), virtio-mmio slots (with the
 /// replaceable hotplug slots when a monitor exists), ACPI and MP tables, a directly booted kernel and the vCPUs'
-/// starting state.
+/// starting state. On arm64 hosts the same machine type is built in its aarch64 form (MicroVmBuilder.Arm64.cs).
 /// </summary>
-public sealed class MicroVmBuilder
+public sealed partial class MicroVmBuilder
 {
     private readonly MachineConfig _config;
     private readonly VirtualMachine _vm;
-    private readonly VirtioDeviceSet _devices = new();
+    private readonly VirtioDeviceSet _devices;
     private KvmSystem _kvm = null!;
     private KvmVm _kvmVm = null!;
     private Chardev? _serialChardev;
 
-    private MicroVmBuilder(MachineConfig config)
+    private MicroVmBuilder(MachineConfig config, VirtioMmioSlots slots)
     {
         _config = config;
+        _devices = new VirtioDeviceSet(slots);
         _vm = new VirtualMachine(config);
     }
 
-    /// <summary>Builds the whole machine; nothing runs until <see cref="VirtualMachine.Run"/>. On failure nothing
-    /// is left open.</summary>
+    /// <summary>Builds the whole machine for this host's architecture; nothing runs until
+    /// <see cref="VirtualMachine.Run"/>. On failure nothing is left open.</summary>
     public static VirtualMachine Build(MachineConfig config)
     {
-        var kernel = KernelImage.Open(config.KernelPath);
-        var builder = new MicroVmBuilder(config);
+        bool arm64 = RuntimeInformation.ProcessArchitecture == Architecture.Arm64;
+        // The kernel is checked before anything is made.
+        object kernel = arm64 ? ArmKernelImage.Open(config.KernelPath) : KernelImage.Open(config.KernelPath);
+        if (arm64) CheckArm64(config);
+        var builder = new MicroVmBuilder(config, arm64 ? ArmVirtioSlots() : new VirtioMmioSlots());
         try
         {
-            builder.Build(kernel);
+            if (kernel is ArmKernelImage image) builder.BuildArm64(image);
+            else builder.Build((KernelImage)kernel);
             return builder._vm;
         }
         catch
@@ -169,7 +176,8 @@ public sealed class MicroVmBuilder
     /// kernels that read the DSDT ignore the parameter or log that the window is taken).</summary>
     private string KernelCommandLine()
     {
-        if (_devices.Created.Count == 0) return _config.CommandLine;
+        // The aarch64 device tree lists the slots; virtio_mmio.device= would name x86 addresses.
+        if (_devices.Created.Count == 0 || RuntimeInformation.ProcessArchitecture == Architecture.Arm64) return _config.CommandLine;
         string devices = VirtioMmioSlots.KernelParameters(_devices.Created.Count);
         return _config.CommandLine.Length == 0 ? devices : $"{_config.CommandLine} {devices}";
     }
@@ -220,7 +228,7 @@ public sealed class MicroVmBuilder
     /// <summary>The machine's virtio devices: those created, in slot order, the slots they were put in, and the
     /// chardevs they use. Devices in a slot go with the slot; any left out (a build that failed half way) are
     /// disposed on their own; the chardevs last (devices do not dispose theirs).</summary>
-    private sealed class VirtioDeviceSet : IDisposable
+    private sealed class VirtioDeviceSet(VirtioMmioSlots slots) : IDisposable
     {
         private readonly List<VirtioDevice> _created = [];
 
@@ -228,7 +236,7 @@ public sealed class MicroVmBuilder
 
         public List<Chardev> Chardevs { get; } = [];
 
-        public VirtioMmioSlots Slots { get; } = new();
+        public VirtioMmioSlots Slots { get; } = slots;
 
         public void Add(VirtioDevice device) => _created.Add(device);
 

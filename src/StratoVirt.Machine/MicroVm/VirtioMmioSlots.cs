@@ -10,9 +10,10 @@ using StratoVirt.Virtio.Transport.Mmio;
 namespace StratoVirt.Machine;
 
 /// <summary>
-/// The microVM's virtio-mmio devices: slot n is the 0x200-byte window at 0xF0100000 + n * 0x200 with the n-th
-/// free legacy IRQ. Guests learn the slots from the DSDT (LNRO0005 devices, for kernels such as Debian's) and from
-/// virtio_mmio.device= on the kernel command line (for kernels built like upstream's microvm config).
+/// The microVM's virtio-mmio devices: on x86_64 slot n is the 0x200-byte window at 0xF0100000 + n * 0x200 with the
+/// n-th free legacy IRQ (the aarch64 microVM passes its own map). x86 guests learn the slots from the DSDT (LNRO0005
+/// devices, for kernels such as Debian's) and from virtio_mmio.device= on the kernel command line (for kernels built
+/// like upstream's microvm config).
 /// </summary>
 public sealed class VirtioMmioSlots : IDisposable
 {
@@ -24,6 +25,16 @@ public sealed class VirtioMmioSlots : IDisposable
 
     private readonly List<VirtioMmioTransport> _transports = [];
     private readonly List<EventFd> _irqFds = [];
+    private readonly Func<int, VirtioMmioWindow> _window;
+    private readonly Func<uint, uint> _irqLine;
+
+    /// <summary>Slots at <paramref name="window"/> (the x86 map when null): its Irq is the GSI an irqfd takes, and
+    /// <paramref name="irqLine"/> turns that into KVM_IRQ_LINE's number (the same on x86; SPI-encoded on arm64).</summary>
+    public VirtioMmioSlots(Func<int, VirtioMmioWindow>? window = null, Func<uint, uint>? irqLine = null)
+    {
+        _window = window ?? Window;
+        _irqLine = irqLine ?? (irq => irq);
+    }
 
     public IReadOnlyList<VirtioMmioTransport> Transports => _transports;
 
@@ -48,7 +59,7 @@ public sealed class VirtioMmioSlots : IDisposable
         int slot = _transports.Count;
         if (slot >= Capacity)
             throw new InvalidOperationException($"too many virtio devices: the microVM has {Capacity} slots");
-        var window = Window(slot);
+        var window = _window(slot);
         IInterruptLine line;
         if (irqfd && !RaisesWithIrqLine(device))
         {
@@ -59,7 +70,7 @@ public sealed class VirtioMmioSlots : IDisposable
         }
         else
         {
-            line = new KvmInterruptLine(vm, window.Irq, vmFailed);
+            line = new KvmInterruptLine(vm, _irqLine(window.Irq), vmFailed);
         }
         var transport = new VirtioMmioTransport(device, memory, line);
         _transports.Add(transport);

@@ -18,17 +18,22 @@ public static unsafe partial class Libc
     public static partial int EpollCreate1(int flags);
 
     [LibraryImport(Lib, EntryPoint = "epoll_ctl", SetLastError = true)]
-    public static partial int EpollCtl(int epfd, int op, int fd, EpollEvent* ev);
+    public static partial int EpollCtl(int epfd, int op, int fd, byte* ev);
 
     [LibraryImport(Lib, EntryPoint = "epoll_wait", SetLastError = true)]
-    public static partial int EpollWait(int epfd, EpollEvent* events, int maxevents, int timeout);
+    public static partial int EpollWait(int epfd, byte* events, int maxevents, int timeout);
+
+    /// <summary>Bytes of one native struct epoll_event, and where its 64-bit data lies in it: packed on x86_64
+    /// (12 bytes, data at 4), naturally aligned on arm64 (16 bytes, data at 8).</summary>
+    public static readonly int EpollEventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
+    public static readonly int EpollEventDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
 
     [LibraryImport(Lib, EntryPoint = "poll", SetLastError = true)]
     public static partial int Poll(PollFd* fds, nuint nfds, int timeoutMs);
 }
 
-/// <summary>struct epoll_event (packed on x86_64): the ready events and the caller's 64-bit token.</summary>
-[StructLayout(LayoutKind.Sequential, Pack = 1)]
+/// <summary>One ready fd: its events and the caller's 64-bit token (decoded from the native struct epoll_event,
+/// whose layout differs between architectures; see <see cref="Libc.EpollEventSize"/>).</summary>
 public struct EpollEvent
 {
     public uint Events;

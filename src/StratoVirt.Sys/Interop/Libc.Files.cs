@@ -6,8 +6,11 @@ namespace StratoVirt.Sys;
 public static unsafe partial class Libc
 {
     public const int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100,
-        O_TRUNC = 0x200, O_APPEND = 0x400, O_NONBLOCK = 0x800, O_DIRECT = 0x4000, O_NOFOLLOW = 0x20000,
-        O_CLOEXEC = 0x80000, O_PATH = 0x200000;
+        O_TRUNC = 0x200, O_APPEND = 0x400, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000, O_PATH = 0x200000;
+
+    /// <summary>The open flags whose bits differ between x86_64 and arm64 (arm64's 0x4000 is O_DIRECTORY).</summary>
+    public static readonly int O_DIRECT = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 0x4000 : 0x10000,
+        O_NOFOLLOW = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 0x20000 : 0x8000;
 
     public const uint S_IFMT = 0xF000, S_IFSOCK = 0xC000, S_IFREG = 0x8000, S_IFBLK = 0x6000, S_IFDIR = 0x4000,
         S_IFCHR = 0x2000;
@@ -71,14 +74,20 @@ public struct Iovec
     public nuint Length;
 }
 
-/// <summary>struct stat on x86_64.</summary>
-[StructLayout(LayoutKind.Sequential)]
-public unsafe struct Stat
+/// <summary>struct stat as fstat fills it: x86_64's 144 bytes, which also hold arm64's 128. The device, inode,
+/// size and blocks are at the same offsets on both; the mode is not (x86_64 puts st_nlink, 8 bytes, before it).</summary>
+[StructLayout(LayoutKind.Explicit, Size = 144)]
+public struct Stat
 {
-    public ulong Dev, Ino, NLink;
-    public uint Mode, Uid, Gid, Pad0;
-    public ulong RDev;
-    public long Size, BlkSize, Blocks;
-    public long ATime, ATimeNs, MTime, MTimeNs, CTime, CTimeNs;
-    public fixed long Reserved[3];
+    [FieldOffset(0)] public ulong Dev;
+    [FieldOffset(8)] public ulong Ino;
+    [FieldOffset(16)] private uint _modeArm64;
+    [FieldOffset(24)] private uint _modeX64;
+    [FieldOffset(48)] public long Size;
+    /// <summary>512-byte blocks allocated.</summary>
+    [FieldOffset(64)] public long Blocks;
+
+    private static readonly bool X64 = RuntimeInformation.ProcessArchitecture == Architecture.X64;
+
+    public readonly uint Mode => X64 ? _modeX64 : _modeArm64;
 }

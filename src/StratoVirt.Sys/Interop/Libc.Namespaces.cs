@@ -9,7 +9,8 @@ public static unsafe partial class Libc
         CLONE_NEWPID = 0x20000000, CLONE_NEWNET = 0x40000000;
     public const ulong MS_BIND = 0x1000, MS_MOVE = 0x2000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MS_SLAVE = 0x80000;
     public const int MNT_DETACH = 2;
-    public const long SYS_pivot_root = 155;
+    /// <summary>pivot_root: 155 on x86_64, 41 on arm64 (the generic table).</summary>
+    public static readonly long SYS_pivot_root = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 155 : 41;
 
     /// <summary>unshare(2); namespaces such as CLONE_NEWNET apply to the calling thread only.</summary>
     [LibraryImport(Lib, EntryPoint = "unshare", SetLastError = true)]

@@ -42,6 +42,23 @@ public sealed class Pl011Tests
     }
 
     [Fact]
+    public void RefusedInputIsReportedOnceTheGuestHasReadTheFifoDownToHalf()
+    {
+        int reports = 0;
+        _uart.InputSpaceAvailable += () => reports++;
+        _uart.Write32(LcrH, 0x70); // FIFOs on: 16 bytes
+        Assert.Equal(16, _uart.EnqueueInput("0123456789abcdefXYZ"u8));
+        for (int i = 0; i < 7; i++) _uart.Read32(Dr);
+        Assert.Equal(0, reports); // 9 left: more than half
+        Assert.Equal((uint)'7', _uart.Read32(Dr));
+        Assert.Equal(1, reports);
+        _uart.Read32(Dr);
+        Assert.Equal(1, reports); // once per refusal
+        Assert.Equal(7, _uart.EnqueueInput("XYZ1234"u8)); // the refused bytes, then more: all fit
+        Assert.Equal(1, reports);
+    }
+
+    [Fact]
     public void ReceivedBytesRaiseTimeoutThenTriggerLevelAndDropWhenRead()
     {
         _uart.Write32(LcrH, 0x70); // 8 bits, FIFOs on

@@ -18,7 +18,7 @@ public static class VirtioScenarios
 
     /// <summary>The host side of the net scenario, run in a network namespace of its own (unshare -n): once the
     /// VMM has created tap0 it gets 10.0.2.2, serves a 16 MiB /blob over HTTP, and fetches the guest's /blob.</summary>
-    private const string NetHost = """
+    internal const string NetHost = """
         cat >/tmp/lab-net-host.sh <<'NETHOST'
         ip link set lo up
         mkdir -p /tmp/www

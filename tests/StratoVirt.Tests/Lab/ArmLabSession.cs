@@ -1,0 +1,49 @@
+using System.Text;
+using StratoVirt.Tests.Native;
+
+namespace StratoVirt.Tests.Lab;
+
+/// <summary>One boot of the Arm nested lab per test run (scripts/lab/arm/run.sh, under the shared lab lock); the
+/// arm64 binary is $STRATOVIRT_ARM_BINARY or out/aarch64/stratovirt (scripts/build.sh --arch arm64). The console log
+/// is kept in .cache/lab-arm/test-run.log.</summary>
+public sealed class ArmLabSession
+{
+    private static readonly Lazy<ArmLabSession> Shared = new(() => new ArmLabSession(), LazyThreadSafetyMode.ExecutionAndPublication);
+
+    public static ArmLabSession Instance => Shared.Value;
+
+    public LabLog Log { get; }
+    public string LogPath { get; }
+
+    private ArmLabSession()
+    {
+        string cache = Path.Combine(VmmProcess.RepoRoot, ".cache", "lab-arm");
+        Directory.CreateDirectory(cache);
+        LogPath = Path.Combine(cache, "test-run.log");
+        using var work = new TempDir();
+        string scenarios = Path.Combine(work.Path, "scenarios.sh");
+        var sb = new StringBuilder();
+        // STRATOVIRT_LAB_ONLY=<regex> runs only the matching scenarios (with a matching dotnet test --filter).
+        if (Environment.GetEnvironmentVariable("STRATOVIRT_LAB_ONLY") is { Length: > 0 } only)
+            sb.AppendLine($"LAB_ONLY={KvmRunner.Word(only)}");
+        foreach (var line in ArmScenarios.Lines) sb.AppendLine(line);
+        File.WriteAllText(scenarios, sb.ToString());
+        string binary = Environment.GetEnvironmentVariable("STRATOVIRT_ARM_BINARY") is { Length: > 0 } b
+            ? b : Path.Combine(VmmProcess.RepoRoot, "out", "aarch64", "stratovirt");
+        File.Delete(LogPath); // a stale log must not stand in for a run that wrote none
+        var r = VmmProcess.RunCommand("flock", ["/tmp/lab.lock", "bash",
+            Path.Combine(VmmProcess.RepoRoot, "scripts/lab/arm/run.sh"), "--scenarios", scenarios, "--log", LogPath,
+            "--vmm", binary, "--timeout", "900"], TimeSpan.FromMinutes(60));
+        if (!File.Exists(LogPath)) throw new InvalidOperationException($"the Arm lab wrote no log:\n{r.Stderr}");
+        Log = LabLog.Load(LogPath);
+        if (!Log.KvmOk) throw new InvalidOperationException($"the Arm lab's outer VM has no /dev/kvm (log: {LogPath})");
+    }
+
+    /// <summary>The scenario <paramref name="name"/>, asserted to have ended.</summary>
+    public LabScenario Ended(string name)
+    {
+        var s = Log[name];
+        Assert.True(s.Ended, $"{name} did not finish (log: {LogPath})");
+        return s;
+    }
+}
