@@ -9,6 +9,7 @@
 # scenario, scenario_input and the @@ markers) with $VMM, $KERNEL, $INITRD and, with --with-qemu, $QEMU and
 # $QEMU_FW set. The outer console is shown on stdout and copied to the log; the outer VM is killed after
 # --timeout seconds (default 1200). Exit status 0 when "@@LAB DONE" was seen, 1 otherwise.
+# LAB_OUTER_QEMU names another emulator for the outer VM (default qemu-system-x86_64 from PATH).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=scripts/lab/host.sh
@@ -50,7 +51,7 @@ start=$SECONDS
 set +e
 # Only this run's QEMU has this run's initramfs on its command line.
 lab_run_watched "$log" "$limit" "$silence" "$work/outer.cpio" \
-    qemu-system-x86_64 -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 6144 \
+    "${LAB_OUTER_QEMU:-qemu-system-x86_64}" -M q35 -accel tcg,thread=multi -cpu max -smp 2 -m 6144 \
     -kernel "$LAB_VMLINUZ" -initrd "$work/outer.cpio" -append "console=ttyS0 quiet panic=1" -nographic -no-reboot
 qemu_rc=$LAB_VM_RC wedged=$LAB_VM_WEDGED
 set -e
