@@ -263,7 +263,7 @@ public static class KvmCases
             """)),
         // A guest that attacks every virtio device with random register writes and descriptor chains, many seeds:
         // the VMM must survive every one of them.
-        new("hostile-guest", HostileArgs, TimeoutSeconds: 420, Wrap: HostileRuns),
+        new("hostile-guest", HostileArgs, TimeoutSeconds: 660, Wrap: HostileRuns),
         new("qmp-fuzz", ["-machine", "microvm", "-kernel", "{payload:idle.bin}", "-serial", "file,path=serial.out",
             "-qmp", "unix:qmp.sock,server,nowait", "-D"], TimeoutSeconds: 600, WithInfoLog: true, Wrap: QmpFuzzRun),
         new("idle-footprint", ["-machine", "microvm", "-kernel", "{payload:idle.bin}", "-m", "256", "-serial", "file,path=serial.out",
