@@ -87,7 +87,8 @@ public sealed class Q35Builder
         {
             Q35Firmware.MapFlash(_vm, kvm, kvmVm, flash, (uint)memory.Regions.Count);
             var fwCfg = Q35Firmware.CreateFwCfg(memory, new Q35Firmware.Contents(_config, kernel,
-                _config.Acpi ? AcpiConfig : null, Q35Firmware.BootEntries(_config, _devices.Addresses)));
+                _config.Acpi ? AcpiConfig(Q35Firmware.Mmio32End - Q35Layout.Mmio32Base) : null,
+                Q35Firmware.BootEntries(_config, _devices.Addresses)));
             _vm.Pio.Register(FwCfg.PortBase, FwCfg.Length, fwCfg);
         }
         PcPlatform.CreateVcpus(_vm, kvm, kvmVm, entry, firmware: flash.Count > 0);
@@ -133,10 +134,11 @@ public sealed class Q35Builder
         _vm.StartIoThreads();
     }
 
-    /// <summary>What the q35 ACPI tables describe, for direct boot and for the firmware's table loader alike.</summary>
-    private Q35AcpiConfig AcpiConfig => new(_config.Cpus.Count, AcpiPorts, SciIrq, Ich9PowerManagement.S5SleepType,
-        Q35Layout.EcamBase, Q35Layout.Mmio32Base, Q35Layout.Mmio32Size, Q35Layout.Mmio64Base(_config.MemorySize),
-        Q35Layout.Mmio64Size);
+    /// <summary>What the q35 ACPI tables describe, for direct boot and for the firmware's table loader alike; the
+    /// 32-bit window is <paramref name="mmio32Size"/> bytes from its base.</summary>
+    private Q35AcpiConfig AcpiConfig(ulong mmio32Size) => new(_config.Cpus.Count, AcpiPorts, SciIrq,
+        Ich9PowerManagement.S5SleepType, Q35Layout.EcamBase, Q35Layout.Mmio32Base, mmio32Size,
+        Q35Layout.Mmio64Base(_config.MemorySize), Q35Layout.Mmio64Size);
 
     /// <summary>Writes the MP table and, unless disabled, the q35 ACPI tables; returns the RSDP address.</summary>
     private ulong? WriteFirmwareTables(GuestMemory memory)
@@ -144,7 +146,7 @@ public sealed class Q35Builder
         int cpus = _config.Cpus.Count;
         memory.Write(MpTable.DefaultAddress, MpTable.Build(MpTable.DefaultAddress, cpus));
         if (!_config.Acpi) return null;
-        var acpi = Q35Tables.Build(AcpiTables.DefaultAddress, AcpiConfig);
+        var acpi = Q35Tables.Build(AcpiTables.DefaultAddress, AcpiConfig(Q35Layout.Mmio32Size));
         if ((ulong)acpi.Length > MpTable.DefaultAddress - AcpiTables.DefaultAddress)
             throw new BootException("ACPI tables overflow their area below the MP table");
         memory.Write(AcpiTables.DefaultAddress, acpi);

@@ -19,6 +19,10 @@ internal static class Q35Firmware
     /// <summary>The flash units lie between here and 4 GiB, above the APICs and KVM's TSS pages.</summary>
     public const ulong FlashFloor = 0xFF00_0000;
 
+    /// <summary>OVMF on a q35 places BARs in [ECAM end, 0xFC00_0000) itself, top down; the DSDT's 32-bit window
+    /// says the same, so that Linux keeps the firmware's assignments.</summary>
+    public const ulong Mmio32End = 0xFC00_0000;
+
     public const string AcpiTablesFile = "etc/acpi/tables", RsdpFile = "etc/acpi/rsdp";
     public const string E820File = "etc/e820", BootMenuWaitFile = "etc/boot-menu-wait";
     private const uint AcpiTablesAlignment = 64; // the FACS's
