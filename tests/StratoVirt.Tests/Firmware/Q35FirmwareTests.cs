@@ -113,6 +113,30 @@ public sealed class Q35FirmwareTests : IDisposable
     }
 
     [Fact]
+    public void TheFlashUnitsEndAt4GiBOneBelowTheOther()
+    {
+        string code = Path.Combine(_folder, "code.fd"), vars = Path.Combine(_folder, "vars.fd"), big = Path.Combine(_folder, "big.fd");
+        File.WriteAllBytes(code, new byte[16 << 10]);
+        File.WriteAllBytes(vars, new byte[8 << 10]);
+        var images = Q35Firmware.OpenFlash([new PflashDrive(0, code, true), new PflashDrive(1, vars, false)]);
+        try
+        {
+            Assert.Equal((1UL << 32) - (16 << 10), images[0].GuestAddress);
+            Assert.Equal((1UL << 32) - (24 << 10), images[1].GuestAddress);
+            Assert.True(images[0].ReadOnly);
+            Assert.False(images[1].ReadOnly);
+        }
+        finally
+        {
+            foreach (var image in images) image.Dispose();
+        }
+        // Together the units stay above the APICs and KVM's pages: 16 MiB at most.
+        using (var f = File.Create(big)) f.SetLength(12 << 20);
+        var e = Assert.Throws<FlashException>(() => Q35Firmware.OpenFlash([new PflashDrive(0, big, true), new PflashDrive(1, big, false)]));
+        Assert.Equal($"pflash unit 1 {big} is {12 << 20} bytes; at most {4 << 20} fit below 0xff400000", e.Message);
+    }
+
+    [Fact]
     public void TheTableLoaderPlacesLinksAndChecksumsTheAcpiTables()
     {
         var driver = Driver(new(Config(cpus: 3), null, Acpi(3), []));
