@@ -9,7 +9,8 @@ public sealed class FlashException(string message) : VmmException(message);
 /// <summary>
 /// The contents of a flash unit (-drive if=pflash): the file's bytes in a page-aligned host mapping at the
 /// guest address the unit decodes (so KVM can map it as a read-only memory slot), kept open to write programmed
-/// and erased ranges back at once. The file's size must be a whole number of erase blocks.
+/// and erased ranges back at once. The file's size must be a whole number of erase blocks; it is locked as a
+/// drive image is (shared when read-only, else exclusive), so two VMs cannot share one variables file.
 /// </summary>
 public sealed class FlashImage : IDisposable
 {
@@ -59,6 +60,8 @@ public sealed class FlashImage : IDisposable
                 throw new FlashException($"{what} {path} is {size} bytes: not a whole number of {blockSize}-byte flash blocks");
             if ((ulong)size > maxSize)
                 throw new FlashException($"{what} {path} is {size} bytes; at most {maxSize} fit below 0x{end:x}");
+            try { ByteRangeLock.LockImage(file.Fd, $"{what} {path}", readOnly); }
+            catch (SysException e) { throw new FlashException(e.Message); }
             var memory = new GuestMemory([(end - (ulong)size, (ulong)size)]);
             var image = new FlashImage(path, file, memory, readOnly, blockSize);
             try

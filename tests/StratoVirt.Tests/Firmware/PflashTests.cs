@@ -161,6 +161,19 @@ public sealed class PflashTests : IDisposable
     }
 
     [Fact]
+    public void TwoVmsCannotShareAVariablesFile()
+    {
+        string path = File(Size);
+        Open(path);
+        var e = Assert.Throws<FlashException>(() => FlashImage.Open(path, false, FourGiB, 16 << 20, "pflash unit 1"));
+        Assert.StartsWith($"pflash unit 1 {path} is in use by another VM or drive (cannot take its exclusive lock)", e.Message);
+        Assert.Throws<FlashException>(() => FlashImage.Open(path, true, FourGiB, 16 << 20, "pflash unit 1"));
+        var code = File(Size);
+        Open(code, readOnly: true);
+        Open(code, readOnly: true); // read-only units share
+    }
+
+    [Fact]
     public void BadFilesAreOneLineErrors()
     {
         string Error(string path, ulong max = 16 << 20) =>

@@ -115,7 +115,8 @@ public sealed class Q35FirmwareTests : IDisposable
     [Fact]
     public void TheFlashUnitsEndAt4GiBOneBelowTheOther()
     {
-        string code = Path.Combine(_folder, "code.fd"), vars = Path.Combine(_folder, "vars.fd"), big = Path.Combine(_folder, "big.fd");
+        string code = Path.Combine(_folder, "code.fd"), vars = Path.Combine(_folder, "vars.fd");
+        string big = Path.Combine(_folder, "big.fd"), big2 = Path.Combine(_folder, "big2.fd");
         File.WriteAllBytes(code, new byte[16 << 10]);
         File.WriteAllBytes(vars, new byte[8 << 10]);
         var images = Q35Firmware.OpenFlash([new PflashDrive(0, code, true), new PflashDrive(1, vars, false)]);
@@ -132,8 +133,9 @@ public sealed class Q35FirmwareTests : IDisposable
         }
         // Together the units stay above the APICs and KVM's pages: 16 MiB at most.
         using (var f = File.Create(big)) f.SetLength(12 << 20);
-        var e = Assert.Throws<FlashException>(() => Q35Firmware.OpenFlash([new PflashDrive(0, big, true), new PflashDrive(1, big, false)]));
-        Assert.Equal($"pflash unit 1 {big} is {12 << 20} bytes; at most {4 << 20} fit below 0xff400000", e.Message);
+        using (var f = File.Create(big2)) f.SetLength(12 << 20);
+        var e = Assert.Throws<FlashException>(() => Q35Firmware.OpenFlash([new PflashDrive(0, big, true), new PflashDrive(1, big2, false)]));
+        Assert.Equal($"pflash unit 1 {big2} is {12 << 20} bytes; at most {4 << 20} fit below 0xff400000", e.Message);
     }
 
     [Fact]
