@@ -112,6 +112,8 @@ public static class Program
           -kernel <bzImage|vmlinux.bin|vmlinux>
           -initrd <file>
           -append <kernel command line>
+          -drive file=<OVMF_CODE.fd>,if=pflash,unit=0,readonly=true  -drive file=<OVMF_VARS.fd>,if=pflash,unit=1
+                                     q35: UEFI firmware (then -kernel is optional; a -device's bootindex=<n> orders it)
         Devices:
           -serial chardev:<c>|stdio|pty|file,path=<f>|socket,path=<p>,server,nowait
                                      16550 UART at 0x3f8, IRQ 4 (one)
