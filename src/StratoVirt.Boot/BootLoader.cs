@@ -102,7 +102,7 @@ public static class BootLoader
         BinaryPrimitives.WriteUInt32LittleEndian(zeroPage[ZeroPage.ExtRamdiskSize..], (uint)(size >> 32));
     }
 
-    internal static void ReadExactly(HostFile file, Span<byte> target, long offset, string path)
+    public static void ReadExactly(HostFile file, Span<byte> target, long offset, string path)
     {
         bool complete;
         try { complete = file.ReadExactly(target, offset); }

@@ -41,7 +41,7 @@ public sealed class KernelImage
     }
 
     /// <summary>Opens a kernel or initrd file, turning the errno (or a directory) into a sentence naming the file.</summary>
-    internal static HostFile OpenHostFile(string path, string what)
+    public static HostFile OpenHostFile(string path, string what)
     {
         HostFile file;
         try

@@ -67,6 +67,7 @@ public enum KvmCap
     SetIdentityMapAddr = 37,
     MaxVcpus = 66,
     SignalMsi = 77,
+    ReadonlyMem = 81,
     IrqfdResample = 82,
     ImmediateExit = 136,
     Xsave = 55,

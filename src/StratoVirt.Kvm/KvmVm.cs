@@ -16,11 +16,14 @@ public sealed unsafe partial class KvmVm : IGuestClock, IDisposable
     public KvmSystem System { get; }
     internal int Fd => _fd.Fd;
 
-    public void SetUserMemoryRegion(uint slot, ulong guestAddress, ulong size, nint hostAddress)
+    /// <summary>KVM_MEM_READONLY: the guest reads the slot as memory; its writes exit as MMIO.</summary>
+    public const uint MemReadonly = 1 << 1;
+
+    public void SetUserMemoryRegion(uint slot, ulong guestAddress, ulong size, nint hostAddress, uint flags = 0)
     {
         var region = new KvmUserspaceMemoryRegion
         {
-            Slot = slot, GuestPhysAddr = guestAddress, MemorySize = size, UserspaceAddr = (ulong)hostAddress,
+            Slot = slot, Flags = flags, GuestPhysAddr = guestAddress, MemorySize = size, UserspaceAddr = (ulong)hostAddress,
         };
         // region is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, KvmIoctls.SetUserMemoryRegion, &region),

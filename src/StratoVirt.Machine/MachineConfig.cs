@@ -22,7 +22,8 @@ public sealed record MachineConfig
     public MachineType Type { get; init; } = MachineType.MicroVm;
     public ulong MemorySize { get; init; } = 256UL << 20;
     public CpuTopology Cpus { get; init; } = CpuTopology.Single(1);
-    public required string KernelPath { get; init; }
+    /// <summary>-kernel; null only on a q35 machine with firmware (<see cref="Pflash"/>), which boots from its disks.</summary>
+    public string? KernelPath { get; init; }
     public string? InitrdPath { get; init; }
     public string CommandLine { get; init; } = "";
     /// <summary>The chardev of the serial port (COM1, -serial); null: the machine has no serial port.</summary>
@@ -44,9 +45,14 @@ public sealed record MachineConfig
     public IReadOnlyList<VirtioDeviceConfig> Devices { get; init; } = [];
     /// <summary>Ids of the -object iothread event loops.</summary>
     public IReadOnlyList<string> IoThreads { get; init; } = [];
+    /// <summary>-drive if=pflash: the q35 machine's firmware flash units, unit 0 first; empty: direct kernel boot.</summary>
+    public IReadOnlyList<PflashDrive> Pflash { get; init; } = [];
     /// <summary>-incoming: the snapshot the machine is restored from instead of booting; null: boot.</summary>
     public IncomingSnapshot? Incoming { get; init; }
 }
+
+/// <summary>A flash unit: <paramref name="Unit"/> 0 holds the firmware code (read-only), 1 its variables.</summary>
+public sealed record PflashDrive(int Unit, string Path, bool ReadOnly);
 
 /// <summary>A snapshot directory to restore from; <paramref name="Mapped"/>: map its memory file privately
 /// (copy-on-write) rather than read it in.</summary>

@@ -1,7 +1,7 @@
 namespace StratoVirt.Sys;
 
-/// <summary>A host file opened read-only for loading into guest memory: open, fstat and pread, and its descriptor
-/// for mapping it.</summary>
+/// <summary>A host file opened for loading into guest memory: open, fstat and pread, and its descriptor for
+/// mapping it; opened read-write, also pwrite (a flash image's write-through).</summary>
 public sealed unsafe class HostFile : IDisposable
 {
     private readonly FileDescriptor _fd;
@@ -19,9 +19,14 @@ public sealed unsafe class HostFile : IDisposable
     public bool IsDirectory { get; }
 
     /// <summary>Opens <paramref name="path"/>; a SysException carries the errno (ENOENT, EACCES, ...).</summary>
-    public static HostFile OpenRead(string path)
+    public static HostFile OpenRead(string path) => Open(path, Libc.O_RDONLY);
+
+    /// <summary>Opens <paramref name="path"/> for reading and writing; a SysException carries the errno.</summary>
+    public static HostFile OpenReadWrite(string path) => Open(path, Libc.O_RDWR);
+
+    private static HostFile Open(string path, int flags)
     {
-        var fd = FileDescriptor.Open(path, Libc.O_RDONLY);
+        var fd = FileDescriptor.Open(path, flags);
         Stat st;
         // st is a local of this frame that fstat fills.
         if (Libc.FStat(fd.Fd, &st) != 0)
@@ -82,6 +87,9 @@ public sealed unsafe class HostFile : IDisposable
         if (end < 0) throw SysException.Last("lseek SEEK_HOLE");
         return (start, end);
     }
+
+    /// <summary>Writes all of <paramref name="data"/> at <paramref name="offset"/>: 0, or a negative errno.</summary>
+    public int WriteAll(ReadOnlySpan<byte> data, long offset) => VectoredIo.WriteAll(_fd.Fd, data, offset);
 
     public void Dispose() => _fd.Dispose();
 }

@@ -57,7 +57,7 @@ public static class Program
         using var qmp = options.Monitors.Count > 0 ? new QmpServer(options.Monitors, vm.MainLoop, vm, vm.Hotplug) : null;
         if (qmp is not null) vm.Events += qmp.Send;
         if (Log.IsEnabled(LogLevel.Info))
-            Log.Info($"VM {config.Name}: {config.Cpus.Count} vCPU(s), {config.MemorySize >> 20} MiB, kernel {config.KernelPath}");
+            Log.Info($"VM {config.Name}: {config.Cpus.Count} vCPU(s), {config.MemorySize >> 20} MiB, {(config.KernelPath is { } k ? $"kernel {k}" : "firmware " + config.Pflash[0].Path)}");
         if (daemon) Daemon.ReportReady();
         var exit = vm.Run();
         // The ending events are queued; a client that does not read them gets at most this long.
@@ -112,6 +112,8 @@ public static class Program
           -kernel <bzImage|vmlinux.bin|vmlinux>
           -initrd <file>
           -append <kernel command line>
+          -drive file=<OVMF_CODE.fd>,if=pflash,unit=0,readonly=true  -drive file=<OVMF_VARS.fd>,if=pflash,unit=1
+                                     q35: UEFI firmware (then -kernel is optional; a -device's bootindex=<n> orders it)
         Devices:
           -serial chardev:<c>|stdio|pty|file,path=<f>|socket,path=<p>,server,nowait
                                      16550 UART at 0x3f8, IRQ 4 (one)

@@ -6,6 +6,19 @@ public readonly record struct FixedAcpiPorts(ushort Pm1Event, ushort Pm1Control,
 
 /// <summary>What the q35 tables describe: the vCPUs, the chipset's ACPI ports, ECAM, and the windows the PCI
 /// host bridge forwards (32-bit and 64-bit MMIO).</summary>
+/// <summary>ACPI tables for QEMU's table loader: <paramref name="Tables"/> (etc/acpi/tables) and
+/// <paramref name="Rsdp"/> (etc/acpi/rsdp, whose XSDT address at <see cref="AcpiLoaderTables.RsdpXsdtOffset"/> is an
+/// offset in Tables); <paramref name="Pointers"/> are the fields of Tables holding offsets in Tables, and
+/// <paramref name="Checksummed"/> the tables (start, length) whose checksum byte sits 9 bytes in.</summary>
+public sealed record AcpiLoaderTables(byte[] Tables, byte[] Rsdp, IReadOnlyList<(int Offset, int Size)> Pointers,
+    IReadOnlyList<(int Start, int Length)> Checksummed)
+{
+    public const int RsdpXsdtOffset = 24;
+    public const int RsdpChecksumOffset = 8, RsdpChecksumLength = 20;
+    public const int RsdpExtendedChecksumOffset = 32;
+    public const int TableChecksumOffset = AcpiHeader.ChecksumOffset;
+}
+
 public sealed record Q35AcpiConfig(int CpuCount, FixedAcpiPorts Ports, ushort SciIrq, byte S5SleepType,
     ulong EcamBase, ulong Mmio32Base, ulong Mmio32Size, ulong Mmio64Base, ulong Mmio64Size);
 
@@ -24,16 +37,42 @@ public static class Q35Tables
 
     public static byte[] Build(ulong rsdpAddress, Q35AcpiConfig config)
     {
-        ArgumentNullException.ThrowIfNull(config);
-        ApicLayout.CheckCpuCount(config.CpuCount, nameof(config));
         if (rsdpAddress % FacsAlignment != 0)
             throw new ArgumentException("the blob must be 64-byte aligned (the FACS's alignment)", nameof(rsdpAddress));
+        var (blob, offsets) = Place(config, Align(AcpiTables.RsdpSize, AcpiTables.Alignment), rsdpAddress);
+        AcpiTables.BuildRsdp(rsdpAddress + (ulong)offsets.Xsdt).CopyTo(blob, 0);
+        return blob;
+    }
+
+    /// <summary>
+    /// The same tables for firmware that places them itself through QEMU's table loader: every table but the
+    /// RSDP in one blob addressed from 0 (each pointer holds its target's offset in the blob), the RSDP apart
+    /// (pointing at offset 0, the XSDT), and where the pointers and checksummed tables are.
+    /// </summary>
+    public static AcpiLoaderTables BuildForLoader(Q35AcpiConfig config)
+    {
+        var (blob, o) = Place(config, 0, 0);
+        return new AcpiLoaderTables(blob, AcpiTables.BuildRsdp((ulong)o.Xsdt),
+            [(o.Xsdt + AcpiHeader.Size, 8), (o.Xsdt + AcpiHeader.Size + 8, 8), (o.Xsdt + AcpiHeader.Size + 16, 8),
+                (o.Fadt + Fadt.FacsOffset, 4), (o.Fadt + Fadt.XDsdtOffset, 8)],
+            [(o.Xsdt, o.XsdtSize), (o.Fadt, Fadt.Size), (o.Madt, o.MadtSize), (o.Mcfg, McfgSize), (o.Dsdt, o.DsdtSize)]);
+    }
+
+    private readonly record struct Offsets(int Xsdt, int XsdtSize, int Fadt, int Madt, int MadtSize, int Mcfg, int Dsdt,
+        int DsdtSize);
+
+    /// <summary>The tables from <paramref name="start"/> of a blob that will sit at guest address
+    /// <paramref name="baseAddress"/>: XSDT, FACS, FADT, MADT, MCFG, DSDT.</summary>
+    private static (byte[] Blob, Offsets Offsets) Place(Q35AcpiConfig config, int start, ulong baseAddress)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ApicLayout.CheckCpuCount(config.CpuCount, nameof(config));
 
         byte[] dsdt = BuildDsdt(config);
         byte[] madt = Madt.Build(config.CpuCount);
         byte[] mcfg = BuildMcfg(config.EcamBase);
 
-        int xsdtOffset = Align(AcpiTables.RsdpSize, AcpiTables.Alignment);
+        int xsdtOffset = start;
         int xsdtSize = AcpiHeader.Size + 3 * sizeof(ulong);
         int facsOffset = Align(xsdtOffset + xsdtSize, FacsAlignment);
         int fadtOffset = Align(facsOffset + FacsSize, AcpiTables.Alignment);
@@ -41,20 +80,19 @@ public static class Q35Tables
         int mcfgOffset = Align(madtOffset + madt.Length, AcpiTables.Alignment);
         int dsdtOffset = Align(mcfgOffset + mcfg.Length, AcpiTables.Alignment);
         int total = dsdtOffset + dsdt.Length;
-        if (rsdpAddress + (ulong)total > 1UL << 32)
-            throw new ArgumentException("the ACPI tables must lie below 4 GiB", nameof(rsdpAddress));
+        if (baseAddress + (ulong)total > 1UL << 32)
+            throw new ArgumentException("the ACPI tables must lie below 4 GiB", nameof(baseAddress));
 
-        ulong At(int offset) => rsdpAddress + (ulong)offset;
+        ulong At(int offset) => baseAddress + (ulong)offset;
         byte[] fadt = Fadt.BuildFixedHardware(At(dsdtOffset), At(facsOffset), config.Ports, config.SciIrq);
         var blob = new byte[total];
-        AcpiTables.BuildRsdp(At(xsdtOffset)).CopyTo(blob, 0);
         AcpiTables.BuildXsdt(At(fadtOffset), At(madtOffset), At(mcfgOffset)).CopyTo(blob, xsdtOffset);
         BuildFacs().CopyTo(blob, facsOffset);
         fadt.CopyTo(blob, fadtOffset);
         madt.CopyTo(blob, madtOffset);
         mcfg.CopyTo(blob, mcfgOffset);
         dsdt.CopyTo(blob, dsdtOffset);
-        return blob;
+        return (blob, new Offsets(xsdtOffset, xsdtSize, fadtOffset, madtOffset, madt.Length, mcfgOffset, dsdtOffset, dsdt.Length));
     }
 
     private static byte[] BuildFacs()

@@ -52,6 +52,33 @@ public sealed partial class CmosRtc : IBusDevice
         _lastUpdateSecond = GuestNow().Ticks / TimeSpan.TicksPerSecond;
     }
 
+    /// <summary>
+    /// Stores the memory sizes a PC BIOS leaves in CMOS RAM and firmware (OVMF) reads: base memory (0x15-0x16,
+    /// 640 KiB), extended memory above 1 MiB in KiB (0x17-0x18 and 0x30-0x31, at most 0xFFFF), RAM between
+    /// 16 MiB and <paramref name="lowRamEnd"/> in 64 KiB units (0x34-0x35) and RAM above 4 GiB in 64 KiB units
+    /// (0x5B-0x5D), all little-endian.
+    /// </summary>
+    public void SetMemorySize(ulong lowRamEnd, ulong highRam)
+    {
+        const ulong OneMiB = 1 << 20, SixteenMiB = 16 << 20;
+        ulong extendedKiB = Math.Min(lowRamEnd > OneMiB ? (lowRamEnd - OneMiB) >> 10 : 0, 0xFFFF);
+        ulong above16M = Math.Min(lowRamEnd > SixteenMiB ? (lowRamEnd - SixteenMiB) >> 16 : 0, 0xFFFF);
+        ulong above4G = Math.Min(highRam >> 16, 0xFF_FFFF);
+        lock (_gate)
+        {
+            Store(0x15, 640, 2);
+            Store(0x17, extendedKiB, 2);
+            Store(0x30, extendedKiB, 2);
+            Store(0x34, above16M, 2);
+            Store(0x5B, above4G, 3);
+        }
+
+        void Store(int index, ulong value, int bytes)
+        {
+            for (int i = 0; i < bytes; i++) _ram[index + i] = (byte)(value >> (8 * i));
+        }
+    }
+
     /// <summary>Whether the guest last wrote the index port with bit 7 set (NMI disabled). Informational only.</summary>
     public bool NmiDisabled
     {

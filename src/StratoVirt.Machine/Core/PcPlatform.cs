@@ -55,8 +55,8 @@ internal static class PcPlatform
     };
 
     /// <summary>COM1 on <paramref name="serial"/> (if any), the i8042 (whose reset command resets the VM) and the
-    /// CMOS RTC.</summary>
-    public static void AddLegacyDevices(VirtualMachine vm, KvmVm kvmVm, Chardev? serial)
+    /// CMOS RTC, which is returned.</summary>
+    public static CmosRtc AddLegacyDevices(VirtualMachine vm, KvmVm kvmVm, Chardev? serial)
     {
         if (serial is not null)
         {
@@ -72,11 +72,13 @@ internal static class PcPlatform
         var rtc = new CmosRtc(() => DateTime.UtcNow);
         vm.Pio.Register(0x70, 2, rtc);
         vm.AddStateful(rtc);
+        return rtc;
     }
 
-    /// <summary>Creates the vCPUs, each with its saved-state record; vCPU 0 starts at the kernel's entry (none
-    /// when the state comes from a snapshot), the others wait for the guest's SIPI.</summary>
-    public static void CreateVcpus(VirtualMachine vm, KvmSystem kvm, KvmVm kvmVm, BootEntry? entry)
+    /// <summary>Creates the vCPUs, each with its saved-state record; vCPU 0 starts at the kernel's entry, or at
+    /// the reset vector for <paramref name="firmware"/> (neither when the state comes from a snapshot), the others
+    /// wait for the guest's INIT and SIPI.</summary>
+    public static void CreateVcpus(VirtualMachine vm, KvmSystem kvm, KvmVm kvmVm, BootEntry? entry, bool firmware = false)
     {
         var supported = kvm.GetSupportedCpuid();
         var stateSupport = VcpuStateSupport.Probe(kvm);
@@ -87,6 +89,7 @@ internal static class PcPlatform
             vm.AddStateful(new KvmVcpuStateful(kvmVcpu, stateSupport));
             VcpuSetup.ConfigureCommon(kvmVcpu, CpuidBuilder.ForVcpu(supported, id, vm.Config.Cpus));
             if (id == 0 && entry is { } boot) VcpuSetup.ConfigureBoot(kvmVcpu, boot);
+            else if (id == 0 && firmware) VcpuSetup.ConfigureResetVector(kvmVcpu);
         }
     }
 }

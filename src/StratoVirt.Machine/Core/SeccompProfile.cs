@@ -104,6 +104,7 @@ public static class SeccompProfile
         Allow("poll"), // the serial port's output waiting for room in its chardev
         Allow("sendmsg"), // the serial port's output to a socket chardev; vhost-user requests on DRIVER_OK and reset
         Allow("recvmsg"), // vhost-user replies, awaited while the driver starts or resets the device
+        Allow("pwritev2"), // a flash program or erase the firmware makes, written through to the VARS file
     ];
 
     /// <summary>Block and net queues: vectored I/O at an offset (disks) or at none (taps), flush, discard; a

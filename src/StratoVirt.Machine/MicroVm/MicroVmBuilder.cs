@@ -45,7 +45,8 @@ public sealed partial class MicroVmBuilder
     {
         bool arm64 = RuntimeInformation.ProcessArchitecture == Architecture.Arm64;
         // The kernel is checked before anything is made.
-        object kernel = arm64 ? ArmKernelImage.Open(config.KernelPath) : KernelImage.Open(config.KernelPath);
+        string kernelPath = config.KernelPath ?? throw new MachineConfigException("the microvm boots a kernel directly: -kernel is required");
+        object kernel = arm64 ? ArmKernelImage.Open(kernelPath) : KernelImage.Open(kernelPath);
         if (arm64) CheckArm64(config);
         var builder = new MicroVmBuilder(config, arm64 ? ArmVirtioSlots() : new VirtioMmioSlots());
         try

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using StratoVirt.Boot;
 using StratoVirt.Boot.Acpi;
 using StratoVirt.Devices.Chardev;
+using StratoVirt.Devices.Firmware;
 using StratoVirt.Devices.Legacy;
 using StratoVirt.Devices.Pci;
 using StratoVirt.Kvm;
@@ -10,7 +11,8 @@ using StratoVirt.Memory;
 namespace StratoVirt.Machine;
 
 /// <summary>
-/// Builds the x86_64 q35 standard VM on the machine core for direct kernel boot: guest RAM in upstream's q35 map
+/// Builds the x86_64 q35 standard VM on the machine core, for direct kernel boot or, with -drive if=pflash, for
+/// UEFI firmware (<see cref="Q35Firmware"/>): guest RAM in upstream's q35 map
 /// (below 2 GiB and from 4 GiB), the in-kernel irqchip and PIT, the PC legacy devices, the PCI Express root
 /// bus pcie.0 (reached through 0xCF8/0xCFC and ECAM) with the MCH host bridge and the ICH9 LPC bridge, the
 /// ICH9's ACPI registers (PM1, PM timer, reset control at 0xCF9), the q35 ACPI tables and the vCPUs.
@@ -35,7 +37,7 @@ public sealed class Q35Builder
     /// is left open.</summary>
     public static VirtualMachine Build(MachineConfig config)
     {
-        var kernel = KernelImage.Open(config.KernelPath);
+        var kernel = config.KernelPath is { } path ? KernelImage.Open(path) : null;
         var builder = new Q35Builder(config);
         try
         {
@@ -53,7 +55,7 @@ public sealed class Q35Builder
     public static FixedAcpiPorts AcpiPorts => new(Ich9PowerManagement.DefaultBase, Ich9PowerManagement.DefaultBase + 4,
         Ich9PowerManagement.DefaultBase + 8, (ushort)(PciConfigPorts.Base + 1), ResetValue);
 
-    private void Build(KernelImage kernel)
+    private void Build(KernelImage? kernel)
     {
         var ram = _config.DumpGuestCore ? _config.Ram : _config.Ram with { Dumpable = false };
         var memory = _vm.Own(new GuestMemory(Q35Layout.RamRegions(_config.MemorySize), ram));
@@ -66,15 +68,30 @@ public sealed class Q35Builder
         }
         _vm.Own(_devices);
         _devices.Create(_vm, _serialChardev);
-        var spec = new BootSpec(kernel, _config.InitrdPath, _config.CommandLine, WriteFirmwareTables(memory),
-            [(Q35Layout.EcamBase, Q35Layout.EcamSize)]);
-        var entry = BootLoader.Load(memory, spec);
+        var flash = Q35Firmware.OpenFlash(_config.Pflash);
+        foreach (var image in flash) _vm.Own(image);
+        BootEntry? entry = null;
+        if (flash.Count == 0)
+        {
+            var spec = new BootSpec(kernel!, _config.InitrdPath, _config.CommandLine, WriteFirmwareTables(memory),
+                [(Q35Layout.EcamBase, Q35Layout.EcamSize)]);
+            entry = BootLoader.Load(memory, spec);
+        }
 
         var (kvm, kvmVm) = PcPlatform.CreateVm(_vm, memory, "q35 machine");
-        PcPlatform.AddLegacyDevices(_vm, kvmVm, _serialChardev);
+        var rtc = PcPlatform.AddLegacyDevices(_vm, kvmVm, _serialChardev);
+        rtc.SetMemorySize(memory.Regions[0].End, memory.Regions.Count > 1 ? memory.Regions[1].Size : 0);
         var bus = AddChipset();
         AddVirtioDevices(bus, kvm, kvmVm, memory);
-        PcPlatform.CreateVcpus(_vm, kvm, kvmVm, entry);
+        if (flash.Count > 0)
+        {
+            Q35Firmware.MapFlash(_vm, kvm, kvmVm, flash, (uint)memory.Regions.Count);
+            var fwCfg = Q35Firmware.CreateFwCfg(memory, new Q35Firmware.Contents(_config, kernel,
+                _config.Acpi ? AcpiConfig(Q35Firmware.Mmio32End - Q35Layout.Mmio32Base) : null,
+                Q35Firmware.BootEntries(_config, _devices.Addresses)));
+            _vm.Pio.Register(FwCfg.PortBase, FwCfg.Length, fwCfg);
+        }
+        PcPlatform.CreateVcpus(_vm, kvm, kvmVm, entry, firmware: flash.Count > 0);
     }
 
     /// <summary>pcie.0 with the MCH at 00:00.0 and the LPC bridge at 00:1f.0, its two configuration mechanisms,
@@ -117,15 +134,19 @@ public sealed class Q35Builder
         _vm.StartIoThreads();
     }
 
+    /// <summary>What the q35 ACPI tables describe, for direct boot and for the firmware's table loader alike; the
+    /// 32-bit window is <paramref name="mmio32Size"/> bytes from its base.</summary>
+    private Q35AcpiConfig AcpiConfig(ulong mmio32Size) => new(_config.Cpus.Count, AcpiPorts, SciIrq,
+        Ich9PowerManagement.S5SleepType, Q35Layout.EcamBase, Q35Layout.Mmio32Base, mmio32Size,
+        Q35Layout.Mmio64Base(_config.MemorySize), Q35Layout.Mmio64Size);
+
     /// <summary>Writes the MP table and, unless disabled, the q35 ACPI tables; returns the RSDP address.</summary>
     private ulong? WriteFirmwareTables(GuestMemory memory)
     {
         int cpus = _config.Cpus.Count;
         memory.Write(MpTable.DefaultAddress, MpTable.Build(MpTable.DefaultAddress, cpus));
         if (!_config.Acpi) return null;
-        var acpi = Q35Tables.Build(AcpiTables.DefaultAddress, new Q35AcpiConfig(cpus, AcpiPorts, SciIrq,
-            Ich9PowerManagement.S5SleepType, Q35Layout.EcamBase, Q35Layout.Mmio32Base, Q35Layout.Mmio32Size,
-            Q35Layout.Mmio64Base(_config.MemorySize), Q35Layout.Mmio64Size));
+        var acpi = Q35Tables.Build(AcpiTables.DefaultAddress, AcpiConfig(Q35Layout.Mmio32Size));
         if ((ulong)acpi.Length > MpTable.DefaultAddress - AcpiTables.DefaultAddress)
             throw new BootException("ACPI tables overflow their area below the MP table");
         memory.Write(AcpiTables.DefaultAddress, acpi);

@@ -26,6 +26,9 @@ internal sealed class VirtioPciDevices : IDisposable
 
     public IReadOnlyList<VirtioPciFunction> Functions => _functions;
 
+    /// <summary>Where each attached device went, by its id.</summary>
+    public Dictionary<string, (int Slot, int Function)> Addresses { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Opens each device's host side (images, taps, chardevs) so that a bad path fails before KVM exists.</summary>
     public void Create(VirtualMachine vm, Chardev? serial)
     {
@@ -63,6 +66,7 @@ internal sealed class VirtioPciDevices : IDisposable
             _unattached.RemoveAt(0);
             _functions.Add(function);
             bus.Attach(slot, placement.Function, function);
+            Addresses[device.Id] = (slot, placement.Function);
             function.Attach();
         }
         foreach (var (_, slot, placement) in placed)

@@ -71,6 +71,25 @@ public static class VcpuSetup
         });
     }
 
+    /// <summary>The reset vector: real mode at F000:FFF0 with CS based at 0xFFFF_0000, so the first instruction
+    /// is the firmware's, 16 bytes below 4 GiB (KVM's own reset state, set explicitly).</summary>
+    public static void ConfigureResetVector(KvmVcpu vcpu)
+    {
+        var sregs = vcpu.GetSregs();
+        sregs.Cs = new KvmSegment
+        {
+            Base = ResetCodeBase, Limit = 0xFFFF, Selector = 0xF000, Type = 0xB, S = 1, Present = 1,
+        };
+        sregs.Cr0 = Cr0Et | 0x6000_0000; // CD and NW set, protection and paging off
+        sregs.Cr4 = 0;
+        sregs.Efer = 0;
+        vcpu.SetSregs(sregs);
+        vcpu.SetRegs(new KvmRegs { Rflags = 0x2, Rip = ResetIp, Rdx = 0x600 }); // EDX: a family 6 CPU, as at reset
+    }
+
+    /// <summary>Where real mode starts: CS base and IP (their sum is 0xFFFF_FFF0).</summary>
+    public const ulong ResetCodeBase = 0xFFFF_0000, ResetIp = 0xFFF0;
+
     /// <summary>Decodes a GDT descriptor into KVM's segment form.</summary>
     public static KvmSegment Segment(ulong descriptor, ushort selector)
     {

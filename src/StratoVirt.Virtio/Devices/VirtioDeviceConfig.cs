@@ -14,6 +14,9 @@ public abstract record VirtioDeviceConfig(string Id)
     /// <summary>Where a virtio-*-pci device goes on the PCI bus; null: a virtio-mmio device (-device virtio-*-device).</summary>
     public PciPlacement? Pci { get; init; }
 
+    /// <summary>-device bootindex=: where firmware puts the device in its boot order (lowest first); null: none.</summary>
+    public int? BootIndex { get; init; }
+
     /// <summary>The registered type this configuration belongs to.</summary>
     public abstract VirtioDeviceType DeviceType { get; }
 

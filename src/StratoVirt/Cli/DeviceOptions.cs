@@ -254,6 +254,8 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     private void Add(VirtioDeviceConfig config)
     {
         if (!_deviceIds.Add(config.Id)) throw new UsageException($"option -device: id '{config.Id}' is used twice");
+        if (config.BootIndex is { } index && _devices.Find(d => d.BootIndex == index) is { } other)
+            throw new UsageException($"option -device: '{config.Id}': bootindex={index} is used by '{other.Id}' too");
         if (config.IoThread is { } io && !_ioThreads.Contains(io))
             throw new UsageException($"option -device: '{config.Id}': iothread '{io}' is not defined (add -object iothread,id={io})");
         _devices.Add(config);

@@ -121,7 +121,12 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         if (One("-uuid") is { } uuid && !Guid.TryParseExact(uuid, "D", out _))
             throw new UsageException($"option -uuid: '{uuid}' is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hex digits)");
 
-        string kernel = One("-kernel") ?? throw new UsageException("option -kernel is required (the machine boots a kernel directly)");
+        var flash = FlashOptions.Take(o, machine.Type);
+        string? kernel = One("-kernel");
+        if (kernel is null && flash.Count == 0)
+            throw new UsageException(machine.Type == MachineType.Q35
+                ? "option -kernel is required without firmware (give -kernel, or OVMF as -drive file=OVMF_CODE.fd,if=pflash,unit=0,readonly=true)"
+                : "option -kernel is required (the machine boots a kernel directly)");
         var devices = DeviceOptions.Parse(o, registry ?? VirtioDeviceRegistry.Default, machine.Type);
         var monitors = ParseMonitors(One("-qmp"), devices.Monitor);
         var (memorySize, ram) = MemoryOptions.Resolve(machine.MemShare, machine.MemoryBackend, devices.MemoryBackends,
@@ -131,6 +136,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             Name = One("-name") ?? "StratoVirt",
             Type = machine.Type,
             KernelPath = kernel,
+            Pflash = flash,
             InitrdPath = One("-initrd"),
             CommandLine = o.TryGetValue("-append", out var append) ? string.Join(' ', append) : "",
             MemorySize = memorySize,

@@ -149,4 +149,20 @@ public sealed class CmosRtcTests
         SetReg(0x00, 0x5A); // not BCD
         Assert.Equal(0x07, Reg(0x00));
     }
+
+    [Fact]
+    public void MemorySizesAreWhereFirmwareReadsThem()
+    {
+        _rtc.SetMemorySize(0x8000_0000, 6UL << 30); // 2 GiB low, 6 GiB from 4 GiB
+        Assert.Equal(640, Reg(0x15) | Reg(0x16) << 8);
+        Assert.Equal(0xFFFF, Reg(0x17) | Reg(0x18) << 8); // capped
+        Assert.Equal(0xFFFF, Reg(0x30) | Reg(0x31) << 8);
+        Assert.Equal((0x8000_0000 - (16 << 20)) >> 16, (uint)(Reg(0x34) | Reg(0x35) << 8));
+        Assert.Equal((6L << 30) >> 16, (long)(Reg(0x5B) | Reg(0x5C) << 8 | Reg(0x5D) << 16));
+
+        _rtc.SetMemorySize(32 << 20, 0);
+        Assert.Equal(31 << 10, Reg(0x17) | Reg(0x18) << 8);
+        Assert.Equal(16 << 4, Reg(0x34) | Reg(0x35) << 8);
+        Assert.Equal(0, Reg(0x5B) | Reg(0x5C) | Reg(0x5D));
+    }
 }

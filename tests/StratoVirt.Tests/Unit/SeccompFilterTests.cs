@@ -176,6 +176,7 @@ public sealed class SeccompProfileTests
         Assert.False(Allowed(ThreadKind.Vcpu, "openat", unchecked((ulong)-100), 0, 2 /* O_RDWR */));
         Assert.False(Allowed(ThreadKind.Vcpu, "socket"));
         Assert.False(Allowed(ThreadKind.Vcpu, "preadv2"));
+        Assert.True(Allowed(ThreadKind.Vcpu, "pwritev2")); // a flash program or erase, written through to the VARS file
         // Without ioeventfd the vCPU runs the device queues itself.
         var slow = SeccompProfile.For(ThreadKind.Vcpu, irqfdAndIoeventfd: false).AllowedNames.ToHashSet();
         Assert.Contains("preadv2", slow);

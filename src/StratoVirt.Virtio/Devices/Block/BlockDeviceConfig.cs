@@ -53,6 +53,8 @@ public sealed record BlockDeviceConfig(string Id, string Path, bool ReadOnly, bo
         string? serial = v.Get("serial");
         if (serial is { Length: > 20 })
             throw new UsageException($"option -device: virtio-blk '{context.DeviceId(v)}': serial= is longer than 20 characters");
-        return new BlockDeviceConfig(context.DeviceId(v), drive.Path, drive.ReadOnly, drive.Direct, serial) { IoThread = v.Get("iothread") };
+        return new BlockDeviceConfig(context.DeviceId(v), drive.Path, drive.ReadOnly, drive.Direct, serial) {
+            IoThread = v.Get("iothread"), BootIndex = v.GetInt("bootindex", 0, ushort.MaxValue),
+        };
     }
 }

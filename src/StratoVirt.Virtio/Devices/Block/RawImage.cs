@@ -25,7 +25,6 @@ public sealed class RawImage : IDisposable
 {
     private const int EIO = 5;
     private const int ZeroChunk = 64 * 1024, ZeroIovecs = 16, PageSize = 4096;
-    private static readonly long[] LockBytes = [101, 102, 202];
 
     private readonly FileDescriptor _fd;
     private FileDescriptor? _directFd;
@@ -73,7 +72,7 @@ public sealed class RawImage : IDisposable
             ulong size = (ulong)st.Size;
             if (st.IsBlockDevice && (errno = BlockDevice.GetSize(fd, out size)) != 0)
                 throw new SysException($"size of drive image {path}", errno);
-            Lock(fd, path, readOnly);
+            ByteRangeLock.LockImage(fd, $"drive image {path}", readOnly);
             if (direct) directFd = OpenDirect(path, flags, st);
             return new RawImage(path, readOnly, file, directFd, size);
         }
@@ -82,19 +81,6 @@ public sealed class RawImage : IDisposable
             directFd?.Dispose();
             file.Dispose();
             throw;
-        }
-    }
-
-    private static void Lock(int fd, string path, bool readOnly)
-    {
-        foreach (long b in LockBytes)
-        {
-            int errno = ByteRangeLock.TryLock(fd, b, 1, exclusive: !readOnly);
-            if (errno == 0) continue;
-            if (errno is Libc.EAGAIN or Libc.EACCES)
-                throw new SysException($"drive image {path} is in use by another VM or drive " +
-                                       $"(cannot take its {(readOnly ? "shared" : "exclusive")} lock)", errno);
-            throw new SysException($"lock drive image {path}", errno);
         }
     }
 

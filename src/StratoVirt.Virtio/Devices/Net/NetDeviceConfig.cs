@@ -24,7 +24,7 @@ public sealed record NetDeviceConfig(string Id, string? IfName, int? Fd, byte[]?
 
     public static readonly VirtioDeviceType Type = new("virtio-net", VirtioSlotClass.Net)
     {
-        Drivers = [new("virtio-net-device", ["netdev", "mac", "iothread", "mq", "queue-size"], ParseDevice)],
+        Drivers = [new("virtio-net-device", ["netdev", "mac", "iothread", "mq", "queue-size", "bootindex"], ParseDevice)],
         Backends = [Netdev],
         HotplugMatch = "net",
         Usage =
@@ -91,7 +91,7 @@ public sealed record NetDeviceConfig(string Id, string? IfName, int? Fd, byte[]?
     {
         var tap = context.Backend<TapConfig>(v, "netdev", "-netdev");
         return new NetDeviceConfig(context.DeviceId(v), tap.IfName, tap.Fd, ParseMac(v.Get("mac")), tap.Vhost, tap.VhostFd)
-            { IoThread = v.Get("iothread") };
+            { IoThread = v.Get("iothread"), BootIndex = v.GetInt("bootindex", 0, ushort.MaxValue) };
     }
 
     private static byte[]? ParseMac(string? text)
