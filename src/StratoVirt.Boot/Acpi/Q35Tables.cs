@@ -30,7 +30,7 @@ public static class Q35Tables
             throw new ArgumentException("the blob must be 64-byte aligned (the FACS's alignment)", nameof(rsdpAddress));
 
         byte[] dsdt = BuildDsdt(config);
-        byte[] madt = Madt.Build(config.CpuCount);
+        byte[] madt = Madt.Build(config.CpuCount, config.SciIrq);
         byte[] mcfg = BuildMcfg(config.EcamBase);
 
         int xsdtOffset = Align(AcpiTables.RsdpSize, AcpiTables.Alignment);
