@@ -17,7 +17,8 @@ usage() { echo "usage: $0 <out.cpio.gz> [--module <path under kernel/>]... [--ex
 (($# >= 1)) || usage
 out=$1
 shift
-# The Debian cloud kernel builds these as modules; dependencies first (from each module's depends=).
+# The Debian cloud kernel builds these as modules; dependencies first (from each module's depends=). The ACPI
+# button driver and evdev let a q35 guest see the power button as an input event.
 modules=(
     drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_mmio.ko
     drivers/virtio/virtio_pci_legacy_dev.ko drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci.ko
@@ -27,6 +28,7 @@ modules=(
     net/vmw_vsock/vsock.ko net/vmw_vsock/vmw_vsock_virtio_transport_common.ko
     net/vmw_vsock/vmw_vsock_virtio_transport.ko
     fs/fuse/fuse.ko fs/fuse/virtiofs.ko
+    drivers/acpi/button.ko drivers/input/evdev.ko
 )
 ext4_image= ext4_mib=
 while (($#)); do

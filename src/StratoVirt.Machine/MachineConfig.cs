@@ -37,6 +37,8 @@ public sealed record MachineConfig
     public RamBacking Ram { get; init; } = RamBacking.Default;
     /// <summary>-S / -freeze: the vCPUs wait for QMP <c>cont</c>.</summary>
     public bool StartPaused { get; init; }
+    /// <summary>-no-reboot: a reset of a machine that can reset (q35) ends the VM instead, as on the microVM.</summary>
+    public bool NoReboot { get; init; }
     /// <summary>Confine every thread with its seccomp allow-list before the guest runs (-disable-seccomp: off).</summary>
     public bool Seccomp { get; init; } = true;
     /// <summary>Whether the machine keeps hotplug slots (a management client exists to use them: -qmp or -mon).</summary>

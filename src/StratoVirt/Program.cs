@@ -124,6 +124,7 @@ public static class Program
           -daemonize                 run in the background; returns once the VM is set up
           -pidfile <file>            with -daemonize: write the daemon's pid there (removed at exit)
           -disable-seccomp
+          -no-reboot                 q35: a reset ends the VM (exit 0) instead of booting it again
           -version, -help
 
         """;

@@ -71,8 +71,8 @@ internal static class Fadt
     private const ushort NoCState = 0x0FFF; // latencies above 100/1000 us: C2 and C3 unsupported
 
     /// <summary>The FADT of a PC with fixed ACPI hardware (the q35's ICH9): PM1a event and control blocks, the
-    /// PM timer, a FACS, SCI <paramref name="sciIrq"/>, and a reset register; no SMI command port, as the
-    /// platform starts in ACPI mode (SCI_EN set).</summary>
+    /// PM timer, a FACS, SCI <paramref name="sciIrq"/>, a reset register and the fixed power button; no SMI
+    /// command port, as the platform starts in ACPI mode (SCI_EN set).</summary>
     public static byte[] BuildFixedHardware(ulong dsdtAddress, ulong facsAddress, FixedAcpiPorts ports, ushort sciIrq)
     {
         var table = new byte[Size];
@@ -88,7 +88,8 @@ internal static class Fadt
         BinaryPrimitives.WriteUInt16LittleEndian(t[C2LatencyOffset..], NoCState);
         BinaryPrimitives.WriteUInt16LittleEndian(t[C3LatencyOffset..], NoCState);
         BinaryPrimitives.WriteUInt16LittleEndian(t[BootArchitectureOffset..], LegacyDevices | Has8042 | VgaNotPresent);
-        BinaryPrimitives.WriteUInt32LittleEndian(t[FlagsOffset..], FlagWbinvd | FlagProcC1 | FlagPowerButtonDevice
+        // PWR_BUTTON clear: the power button is the fixed-feature one (PM1 PWRBTN_STS/EN, on the SCI).
+        BinaryPrimitives.WriteUInt32LittleEndian(t[FlagsOffset..], FlagWbinvd | FlagProcC1
             | FlagSleepButtonDevice | FlagTimerValueExtended | FlagResetRegisterSupported);
         WriteIoRegister(t[ResetRegisterOffset..], ports.Reset);
         t[ResetValueOffset] = ports.ResetValue;

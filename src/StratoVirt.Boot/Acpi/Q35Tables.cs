@@ -69,7 +69,7 @@ public static class Q35Tables
         ApicLayout.CheckCpuCount(config.CpuCount, nameof(config));
 
         byte[] dsdt = BuildDsdt(config);
-        byte[] madt = Madt.Build(config.CpuCount);
+        byte[] madt = Madt.Build(config.CpuCount, config.SciIrq);
         byte[] mcfg = BuildMcfg(config.EcamBase);
 
         int xsdtOffset = start;

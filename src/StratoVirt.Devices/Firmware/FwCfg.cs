@@ -71,6 +71,12 @@ public sealed class FwCfg : IBusDevice
         _items[FwCfgKey.FileDir] = new byte[4];
     }
 
+    /// <summary>A machine reset: item 0 selected at offset 0 and no DMA address half written; the items stay.</summary>
+    public void Reset()
+    {
+        lock (_gate) (_selected, _offset, _dmaHigh) = (0, 0, 0);
+    }
+
     /// <summary>Sets item <paramref name="key"/> (below <see cref="FwCfgKey.FileFirst"/>).</summary>
     public void Add(ushort key, byte[] data)
     {

@@ -38,6 +38,13 @@ public sealed class Pflash : IBusDevice
 
     public FlashImage Image => _image;
 
+    /// <summary>A machine reset: back to read-array mode with a ready, error-free status (the file keeps its
+    /// contents).</summary>
+    public void Reset()
+    {
+        lock (_gate) (_mode, _status) = (Mode.ReadArray, StatusReady);
+    }
+
     /// <inheritdoc />
     public void Read(ulong offset, Span<byte> data)
     {

@@ -28,6 +28,7 @@ public sealed partial class CmosRtc : IBusDevice
     private const byte NmiDisable = 0x80;
     private const byte AUpdateInProgress = 0x80;
     private const byte BSet = 0x80, BBinary = 0x04, B24Hour = 0x02;
+    private const byte BInterruptEnables = 0x78; // PIE, AIE, UIE, SQWE
     private const byte CUpdateEnded = 0x10;
     private const byte DValidRam = 0x80; // battery good
 
@@ -76,6 +77,18 @@ public sealed partial class CmosRtc : IBusDevice
         void Store(int index, ulong value, int bytes)
         {
             for (int i = 0; i < bytes; i++) _ram[index + i] = (byte)(value >> (8 * i));
+        }
+    }
+
+    /// <summary>A machine reset (the chip's RESET pin): the index and the NMI mask go back to zero and register B's
+    /// interrupt and square-wave enables clear. The time, the time base, the data mode and the CMOS RAM are
+    /// battery-backed and stay.</summary>
+    public void Reset()
+    {
+        lock (_gate)
+        {
+            (_index, _nmiDisabled) = (0, false);
+            _ram[RegisterB] &= unchecked((byte)~BInterruptEnables);
         }
     }
 

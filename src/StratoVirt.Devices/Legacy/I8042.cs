@@ -59,6 +59,19 @@ public sealed partial class I8042 : IBusDevice
         CommandPort = new Port(this, CommandOffset);
     }
 
+    /// <summary>The power-on state (a machine reset): the default configuration byte, the rest of the RAM and the
+    /// output buffer cleared, no command half-way, the reset line inactive and A20 on.</summary>
+    public void Reset()
+    {
+        lock (_gate)
+        {
+            Array.Clear(_ram);
+            _ram[0] = DefaultConfig;
+            (_outHead, _outCount, _lastRead, _outputPort) = (0, 0, 0, 0x03);
+            (_awaitingData, _awaitingKbdParam, _lastWasCommand, _irqLevel) = (0, 0, false, false);
+        }
+    }
+
     /// <summary>Port 0x60 alone, for registering as a 1-port range.</summary>
     public IBusDevice DataPort { get; }
 

@@ -8,10 +8,12 @@ namespace StratoVirt.Devices.Legacy;
 /// The ICH9's fixed ACPI registers at PMBASE (register the object there with <see cref="Length"/>): PM1 status
 /// (write 1 to clear) and enable at +0, PM1 control at +4 (SCI_EN always set: there is no legacy mode to leave;
 /// SLP_EN with SLP_TYP <see cref="S5SleepType"/> powers off), and the 3.579545 MHz PM timer at +8, 32 bits wide.
-/// The SCI is never raised: no fixed event is generated (the FADT declares no fixed power button).
-/// Threading: any vCPU may access it; one lock guards the registers and the power-off callback runs after it.
+/// The one fixed event is the power button (<see cref="PressPowerButton"/>): PWRBTN_STS, and the SCI held as a
+/// level on <paramref name="sci"/> while a status bit is set whose enable bit is set too.
+/// Threading: any vCPU may access it, the main loop presses the button and resets it; one lock guards the
+/// registers, and the SCI's level and the power-off callback are applied after it.
 /// </summary>
-public sealed class Ich9PowerManagement(Action powerOff, Func<long>? timestamp = null) : IBusDevice
+public sealed class Ich9PowerManagement(Action powerOff, IInterruptLine? sci = null, Func<long>? timestamp = null) : IBusDevice
 {
     public const ushort DefaultBase = 0x600;
     public const ulong Length = 12;
@@ -26,10 +28,12 @@ public sealed class Ich9PowerManagement(Action powerOff, Func<long>? timestamp =
     // TMR_STS, BM_STS, GBL_STS, PWRBTN_STS, SLPBTN_STS, RTC_STS, WAK_STS
     private const ushort StatusBits = 0x8F31;
     private const ushort EnableBits = 0x0521; // TMR_EN, GBL_EN, PWRBTN_EN, RTC_EN
+    private const ushort PowerButton = 1 << 8; // PWRBTN_STS and PWRBTN_EN
 
     private readonly Func<long> _timestamp = timestamp ?? Stopwatch.GetTimestamp;
     private readonly long _start = (timestamp ?? Stopwatch.GetTimestamp)();
     private readonly Lock _gate = new();
+    private readonly Lock _sciGate = new(); // keeps the line's level changes in the order the registers changed
     private ushort _status, _enable, _control = SciEnable;
 
     public void Read(ulong offset, Span<byte> data)
@@ -58,14 +62,57 @@ public sealed class Ich9PowerManagement(Action powerOff, Func<long>? timestamp =
         ushort enableMask = (ushort)(ByteMask(EnableOffset, offset, data.Length) & EnableBits);
         ushort controlMask = ByteMask(ControlOffset, offset, data.Length);
         bool off;
-        lock (_gate)
+        lock (_sciGate)
         {
-            _status &= (ushort)~(status & StatusBits); // bytes not written are zero: they clear nothing
-            _enable = Merge(_enable, enable, enableMask);
-            _control = (ushort)(Merge(_control, control, (ushort)(controlMask & SleepTypeMask)) | SciEnable);
-            off = (control & controlMask & SleepEnable) != 0 && ((_control & SleepTypeMask) >> 10) == S5SleepType;
+            lock (_gate)
+            {
+                _status &= (ushort)~(status & StatusBits); // bytes not written are zero: they clear nothing
+                _enable = Merge(_enable, enable, enableMask);
+                _control = (ushort)(Merge(_control, control, (ushort)(controlMask & SleepTypeMask)) | SciEnable);
+                off = (control & controlMask & SleepEnable) != 0 && ((_control & SleepTypeMask) >> 10) == S5SleepType;
+            }
+            UpdateSci();
         }
         if (off) powerOff();
+    }
+
+    /// <summary>The power button is pressed (QMP system_powerdown): PWRBTN_STS is set, which raises the SCI once
+    /// the guest has enabled the event; the guest's ACPI driver clears it.</summary>
+    public void PressPowerButton()
+    {
+        lock (_sciGate)
+        {
+            lock (_gate) _status |= PowerButton;
+            UpdateSci();
+        }
+    }
+
+    /// <summary>The power-on state (a machine reset): no status, no enables, SLP_TYP 0, the SCI low. The PM timer
+    /// runs on, as the ICH9's does across a CPU reset.</summary>
+    public void Reset()
+    {
+        lock (_sciGate)
+        {
+            lock (_gate) (_status, _enable, _control) = (0, 0, SciEnable);
+            UpdateSci();
+        }
+    }
+
+    /// <summary>Whether the SCI is asserted: an event's status and enable bits are both set.</summary>
+    public bool SciAsserted
+    {
+        get { lock (_gate) return (_status & _enable & EnableBits) != 0; }
+    }
+
+    private bool _sciLevel;
+
+    /// <summary>Drives the SCI to the registers' level (under <c>_sciGate</c>).</summary>
+    private void UpdateSci()
+    {
+        bool level = SciAsserted;
+        if (sci is null || level == _sciLevel) return;
+        _sciLevel = level;
+        sci.SetLevel(level);
     }
 
     private uint TimerTicks()

@@ -141,6 +141,21 @@ public sealed partial class Serial16550 : IBusDevice, IUartReceiver
         Notify(raise, resume);
     }
 
+    /// <summary>The power-on state (a machine reset): the registers back to their defaults and the receive FIFO
+    /// emptied; input that was held off for want of room resumes.</summary>
+    public void Reset()
+    {
+        bool resume;
+        lock (_gate)
+        {
+            (_ier, _lcr, _mcr, _scr, _dll, _dlm) = (0, 0, 0, 0, DefaultDivisorLow, 0);
+            (_lineErrors, _modemDeltas, _fifoEnabled, _thrEmptyPending, _irqLevel) = (0, 0, false, false, false);
+            ClearRx();
+            resume = TakeResume();
+        }
+        Notify(false, resume);
+    }
+
     private bool Loopback => (_mcr & McrLoop) != 0;
 
     private void Notify(bool raise, bool resume)

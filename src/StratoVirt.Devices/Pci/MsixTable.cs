@@ -162,6 +162,20 @@ public sealed class MsixTable
         }
     }
 
+    /// <summary>The power-on state (a function reset): MSI-X off and not function-masked, every vector's message
+    /// zero and masked, nothing pending. The capability's message control in the configuration space is the
+    /// caller's to reset (<see cref="PciConfigSpace.Reset"/>).</summary>
+    public void Reset()
+    {
+        lock (_gate)
+        {
+            (_enabled, _functionMasked) = (false, false);
+            Array.Clear(_entries);
+            for (int v = 0; v < Vectors; v++) _entries[v * 4 + 3] = VectorMasked;
+            Array.Clear(_pending);
+        }
+    }
+
     private static bool Aligned(ulong offset, int length) => length is 4 or 8 && offset % (ulong)length == 0;
 
     private void SendIfPendingLocked(int vector)

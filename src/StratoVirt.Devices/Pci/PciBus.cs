@@ -67,6 +67,20 @@ public sealed class PciBus(string name, IoBus pio, IoBus mmio)
         }
     }
 
+    /// <summary>Resets every function (a machine reset) and unmaps their BARs, as after power-on: nothing decodes
+    /// until the configuration space is programmed again.</summary>
+    public void Reset()
+    {
+        lock (_gate)
+        {
+            foreach (var (_, _, f) in Functions)
+            {
+                f.Reset();
+                Remap(f);
+            }
+        }
+    }
+
     /// <summary>Each function as QMP query-pci shows it: identity, class, interrupt pin, and every BAR with the
     /// address it decodes (<see cref="PciRegionInfo.Unmapped"/> while its decoding is off or it holds 0).</summary>
     public IReadOnlyList<PciFunctionInfo> Describe()

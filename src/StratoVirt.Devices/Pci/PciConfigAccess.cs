@@ -44,6 +44,13 @@ public sealed class PciConfigPorts(PciBus bus, Action reset) : IBusDevice
         }
     }
 
+    /// <summary>The power-on state (a machine reset): no address latched, reset control 0.</summary>
+    public void Reset()
+    {
+        Volatile.Write(ref _address, 0);
+        _resetControl = 0;
+    }
+
     private bool Target(ulong offset, int length, out int devfn, out int register)
     {
         uint address = Volatile.Read(ref _address);

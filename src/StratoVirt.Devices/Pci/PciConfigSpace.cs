@@ -92,6 +92,14 @@ public sealed class PciConfigSpace
         }
     }
 
+    /// <summary>The power-on state (a reset): every bit the guest may write or clear goes back to zero (command,
+    /// BAR addresses, interrupt line, status errors, capability controls such as MSI-X enable); what the device
+    /// declared (identity, BAR types, capabilities) stays.</summary>
+    public void Reset()
+    {
+        for (int i = 0; i < _data.Length; i++) _data[i] &= (byte)~(_writable[i] | _clearOnWrite[i]);
+    }
+
     public byte GetU8(int offset) => _data[offset];
 
     public ushort GetU16(int offset) => BinaryPrimitives.ReadUInt16LittleEndian(_data.AsSpan(offset));

@@ -28,6 +28,11 @@ public abstract class PciFunction(PciConfigSpace config)
 
     /// <summary>A guest write of the configuration space, after the masks of <see cref="Config"/> applied it.</summary>
     public virtual void WriteConfig(int offset, ReadOnlySpan<byte> data) => Config.Write(offset, data);
+
+    /// <summary>A reset of the function (the machine's reset): its configuration space goes back to the power-on
+    /// state; a function with live state behind it (a device, MSI-X) resets that too. The bus then unmaps the
+    /// BARs, which no longer decode.</summary>
+    public virtual void Reset() => Config.Reset();
 }
 
 /// <summary>A configuration error of the PCI topology the user asked for (a taken or impossible address).</summary>

@@ -8,10 +8,11 @@ public interface IMachineControl
     /// <summary>Ends the VM (the <c>quit</c> command).</summary>
     void Quit();
 
-    /// <summary>Resets the VM (<c>system_reset</c>); a microVM ends on reset.</summary>
+    /// <summary>Resets the VM (<c>system_reset</c>); a microVM (or a q35 with -no-reboot) ends on reset.</summary>
     void SystemReset();
 
-    /// <summary>Presses the power button (<c>system_powerdown</c>); a microVM has none, so it ends.</summary>
+    /// <summary>Presses the power button (<c>system_powerdown</c>: q35's ACPI power button); a microVM has none,
+    /// so it ends.</summary>
     void SystemPowerdown();
 
     /// <summary>The guest's memory size as the balloon leaves it (RAM minus the balloon), in bytes; null when

@@ -10,7 +10,8 @@ public abstract record MachineEvent
     /// says why.</summary>
     public sealed record Shutdown(bool Guest, ExitCause Cause) : MachineEvent;
 
-    /// <summary>The VM was reset (just before it ends, on a microVM).</summary>
+    /// <summary>The VM was reset: on q35 once the reset is done and the guest boots again; on a microVM just before
+    /// it ends.</summary>
     public sealed record Reset(bool Guest, ExitCause Cause) : MachineEvent;
 
     /// <summary>The power button was pressed (system_powerdown).</summary>

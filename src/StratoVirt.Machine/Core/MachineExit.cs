@@ -6,14 +6,15 @@ public enum ExitCause
 {
     /// <summary>The guest powered off: ACPI S5, or a KVM shutdown system event.</summary>
     GuestPowerOff,
-    /// <summary>The guest reset itself (i8042 0xFE, the ACPI reset register, a KVM reset event); a microVM ends on reset.</summary>
+    /// <summary>The guest reset itself (i8042 0xFE, the ACPI reset register, a KVM reset event, on q35 a triple
+    /// fault). A microVM ends on reset, and so does a q35 with -no-reboot.</summary>
     GuestReset,
     /// <summary>The guest broke: a triple fault, or a KVM crash event.</summary>
     GuestPanic,
     QmpQuit,
-    /// <summary>QMP <c>system_reset</c>: a microVM ends on reset.</summary>
+    /// <summary>QMP <c>system_reset</c>: a microVM (or a q35 with -no-reboot) ends on reset.</summary>
     QmpSystemReset,
-    /// <summary>QMP <c>system_powerdown</c>: the microVM has no power button, so the VMM ends the VM itself.</summary>
+    /// <summary>QMP <c>system_powerdown</c> on the microVM, which has no power button: the VMM ends the VM itself.</summary>
     QmpSystemPowerdown,
     /// <summary>SIGTERM, SIGINT or SIGHUP.</summary>
     Signal,
@@ -52,7 +53,7 @@ public sealed record MachineExit(int Code, string Reason, ExitCause Cause)
     public static MachineExit Signal(string name) => new(0, $"terminated by signal {name}", ExitCause.Signal);
 
     public static readonly MachineExit QmpQuit = new(0, "QMP quit", ExitCause.QmpQuit);
-    public static readonly MachineExit QmpSystemReset = new(0, "QMP system_reset (a microVM ends on reset)", ExitCause.QmpSystemReset);
+    public static readonly MachineExit QmpSystemReset = new(0, "QMP system_reset", ExitCause.QmpSystemReset);
     public static readonly MachineExit QmpSystemPowerdown =
         new(0, "QMP system_powerdown (a microVM has no power button; the VM ends)", ExitCause.QmpSystemPowerdown);
 }

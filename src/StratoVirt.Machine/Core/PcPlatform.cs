@@ -55,24 +55,26 @@ internal static class PcPlatform
     };
 
     /// <summary>COM1 on <paramref name="serial"/> (if any), the i8042 (whose reset command resets the VM) and the
-    /// CMOS RTC, which is returned.</summary>
-    public static CmosRtc AddLegacyDevices(VirtualMachine vm, KvmVm kvmVm, Chardev? serial)
+    /// CMOS RTC.</summary>
+    public static PcLegacyDevices AddLegacyDevices(VirtualMachine vm, KvmVm kvmVm, Chardev? serial)
     {
+        Serial16550? uart = null;
         if (serial is not null)
         {
             var port = new SerialPort(new KvmInterruptLine(kvmVm, SerialIrq, vm.VmFailed), serial);
-            vm.Pio.Register(SerialPortBase, Serial16550.Length, port.Uart);
+            uart = port.Uart;
+            vm.Pio.Register(SerialPortBase, Serial16550.Length, uart);
             port.Attach(vm.MainLoop); // input is served once the main loop runs
-            vm.AddStateful(port.Uart);
+            vm.AddStateful(uart);
         }
-        var i8042 = new I8042(() => vm.RequestExit(MachineExit.GuestReset("guest requested a reset (i8042)")));
+        var i8042 = new I8042(() => vm.RequestReset(MachineExit.GuestReset("guest requested a reset (i8042)")));
         vm.Pio.Register(0x60, 1, i8042.DataPort); // one port each: 0x61 belongs to the in-kernel PIT
         vm.Pio.Register(0x64, 1, i8042.CommandPort);
         vm.AddStateful(i8042);
         var rtc = new CmosRtc(() => DateTime.UtcNow);
         vm.Pio.Register(0x70, 2, rtc);
         vm.AddStateful(rtc);
-        return rtc;
+        return new PcLegacyDevices(uart, i8042, rtc);
     }
 
     /// <summary>Creates the vCPUs, each with its saved-state record; vCPU 0 starts at the kernel's entry, or at
@@ -91,5 +93,17 @@ internal static class PcPlatform
             if (id == 0 && entry is { } boot) VcpuSetup.ConfigureBoot(kvmVcpu, boot);
             else if (id == 0 && firmware) VcpuSetup.ConfigureResetVector(kvmVcpu);
         }
+    }
+}
+
+/// <summary>The PC legacy devices of a machine, for its reset.</summary>
+internal sealed record PcLegacyDevices(Serial16550? Uart, I8042 I8042, CmosRtc Rtc)
+{
+    /// <summary>Each device to its power-on state (the RTC keeps its time and CMOS RAM).</summary>
+    public void Reset()
+    {
+        Uart?.Reset();
+        I8042.Reset();
+        Rtc.Reset();
     }
 }

@@ -133,7 +133,13 @@ public static class SeccompProfile
             (uint)KvmIoctls.GetRegs, (uint)KvmIoctls.GetSregs, (uint)KvmIoctls.GetFpu, (uint)KvmIoctls.GetXsave,
             (uint)KvmIoctls.GetXsave2, (uint)KvmIoctls.GetXcrs, (uint)KvmIoctls.GetMsrs, (uint)KvmIoctls.GetLapic,
             (uint)KvmIoctls.GetVcpuEvents, (uint)KvmIoctls.GetDebugRegs, (uint)KvmIoctls.GetMpState,
-            (uint)KvmIoctls.GetIrqchip, (uint)KvmIoctls.GetPit2),
+            (uint)KvmIoctls.GetIrqchip, (uint)KvmIoctls.GetPit2,
+            // a q35 reset: the vCPUs' and the interrupt controllers' power-on state, and the devices' KVM bindings
+            // (queue notifications of the BARs it unmaps, backend call eventfds) undone
+            (uint)KvmIoctls.SetRegs, (uint)KvmIoctls.SetSregs, (uint)KvmIoctls.SetFpu, (uint)KvmIoctls.SetXsave,
+            (uint)KvmIoctls.SetXcrs, (uint)KvmIoctls.SetMsrs, (uint)KvmIoctls.SetLapic, (uint)KvmIoctls.SetVcpuEvents,
+            (uint)KvmIoctls.SetDebugRegs, (uint)KvmIoctls.SetMpState, (uint)KvmIoctls.SetIrqchip, (uint)KvmIoctls.SetPit2,
+            (uint)KvmIoctls.Ioeventfd, (uint)KvmIoctls.Irqfd, (uint)KvmIoctls.SetGsiRouting),
         AllowIf("fcntl", 1, Libc.F_OFD_SETLK), // blockdev-add locks its image
         Allow("openat"), // blockdev-add, netdev_add
         Allow("poll"), // chardev output waiting for room; the last QMP reply

@@ -11,7 +11,7 @@ public sealed class Vcpu : IDisposable
     private readonly IVcpu _vcpu;
     private readonly IoBus _pio;
     private readonly IoBus _mmio;
-    private readonly Action<MachineExit> _onExit;
+    private readonly Func<MachineExit, bool> _onExit;
     private readonly Action _prepareThread;
     private readonly bool _signalKicks;
     private Thread? _thread;
@@ -21,10 +21,13 @@ public sealed class Vcpu : IDisposable
     private volatile bool _pauseRequested;
     private bool _paused;
 
+    /// <param name="onExit">Told what a guest exit asks for; true: the VM ends and the thread with it, false: the
+    /// machine handles it (a reset it performs) and the thread runs on, parking if the machine asked it to.</param>
     /// <param name="prepareThread">Runs first on the new thread (names it and confines it).</param>
     /// <param name="signalKicks">Whether a kick also signals the thread (<see cref="VcpuKick"/>), which a vCPU
     /// blocked in KVM_RUN needs; a test's scripted vCPU returns on immediate_exit alone.</param>
-    public Vcpu(IVcpu vcpu, IoBus pio, IoBus mmio, Action<MachineExit> onExit, Action prepareThread, bool signalKicks = true)
+    public Vcpu(IVcpu vcpu, IoBus pio, IoBus mmio, Func<MachineExit, bool> onExit, Action prepareThread, bool signalKicks = true,
+        bool tripleFaultResets = false)
     {
         _prepareThread = prepareThread;
         _vcpu = vcpu;
@@ -32,7 +35,10 @@ public sealed class Vcpu : IDisposable
         _mmio = mmio;
         _onExit = onExit;
         _signalKicks = signalKicks;
+        _tripleFaultResets = tripleFaultResets;
     }
+
+    private readonly bool _tripleFaultResets;
 
     public int Id => _vcpu.Id;
     public IVcpu Handle => _vcpu;
@@ -111,11 +117,7 @@ public sealed class Vcpu : IDisposable
             {
                 if (_pauseRequested)
                 {
-                    if (CompletePendingAccess() is { } ending)
-                    {
-                        _onExit(ending);
-                        return;
-                    }
+                    if (CompletePendingAccess() is { } ending && _onExit(ending)) return;
                     ParkWhilePaused();
                 }
                 if (_stop) break;
@@ -125,11 +127,7 @@ public sealed class Vcpu : IDisposable
                     if (Id == 0 && Log.IsEnabled(LogLevel.Info)) Log.Info(ProcessClock.FirstEntryLine());
                 }
                 var exit = Dispatch(_vcpu.Run(), out _accessPending);
-                if (exit is not null)
-                {
-                    _onExit(exit);
-                    return;
-                }
+                if (exit is not null && _onExit(exit)) return;
             }
         }
         catch (Exception e)
@@ -199,7 +197,10 @@ public sealed class Vcpu : IDisposable
             case VcpuExitKind.Hlt:
                 return MachineExit.GuestPowerOff($"vCPU {Id} halted");
             case VcpuExitKind.Shutdown:
-                return MachineExit.GuestPanic($"vCPU {Id}: guest triple fault (KVM_EXIT_SHUTDOWN)");
+                // A PC resets on a triple fault (the q35, as QEMU's); the microVM treats it as a failure.
+                return _tripleFaultResets
+                    ? MachineExit.GuestReset($"vCPU {Id}: guest triple fault (KVM_EXIT_SHUTDOWN) resets the machine")
+                    : MachineExit.GuestPanic($"vCPU {Id}: guest triple fault (KVM_EXIT_SHUTDOWN)");
             case VcpuExitKind.SystemEvent:
                 return exit.SystemEventType switch
                 {

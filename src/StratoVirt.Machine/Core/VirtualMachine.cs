@@ -82,7 +82,8 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     /// <summary>Adds a vCPU thread for <paramref name="vcpu"/>; it starts with <see cref="Run"/>.</summary>
     internal Vcpu AddVcpu(IVcpu vcpu, bool signalKicks = true)
     {
-        var thread = new Vcpu(vcpu, Pio, Mmio, RequestExit, () => PrepareThread(ThreadKind.Vcpu, $"CPU {vcpu.Id}/KVM"), signalKicks);
+        var thread = new Vcpu(vcpu, Pio, Mmio, OnVcpuExit, () => PrepareThread(ThreadKind.Vcpu, $"CPU {vcpu.Id}/KVM"), signalKicks,
+            TripleFaultResets);
         _vcpus.Add(thread);
         return thread;
     }
@@ -120,9 +121,106 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
 
     void IMachineControl.Quit() => RequestExit(MachineExit.QmpQuit);
 
-    void IMachineControl.SystemReset() => RequestExit(MachineExit.QmpSystemReset);
+    void IMachineControl.SystemReset() => RequestReset(MachineExit.QmpSystemReset);
 
-    void IMachineControl.SystemPowerdown() => RequestExit(MachineExit.QmpSystemPowerdown);
+    /// <summary>Presses the machine's power button, or, on a machine without one (the microVM), ends the VM. The
+    /// press and its POWERDOWN event come from the main loop, after the command's reply (as QEMU's).</summary>
+    void IMachineControl.SystemPowerdown()
+    {
+        if (_powerButton is null)
+        {
+            RequestExit(MachineExit.QmpSystemPowerdown);
+            return;
+        }
+        _powerButtonPending = true;
+        _controlEvent.Signal();
+    }
+
+    // ---- reset and the power button (machines that have them: q35) ----
+
+    private readonly EventFd _controlEvent = new();
+    private Action? _reset;
+    private Action? _powerButton;
+    private MachineExit? _pendingReset;
+    private volatile bool _powerButtonPending;
+
+    /// <summary>Set by a builder before it creates the vCPUs: a KVM_EXIT_SHUTDOWN (triple fault) is a guest reset,
+    /// as on a PC, instead of a failure.</summary>
+    internal bool TripleFaultResets { get; set; }
+
+    /// <summary>The machine type's power-on reset of everything but RAM: devices, interrupt controllers, the boot
+    /// payload and the vCPUs' starting state. It runs on the main thread with every vCPU parked outside the guest.
+    /// Without it (the microVM, or -no-reboot) a reset ends the VM.</summary>
+    internal void SetReset(Action reset) => _reset = reset;
+
+    /// <summary>The machine's power button (q35: the ACPI fixed power button), pressed by system_powerdown on the
+    /// main thread; without it system_powerdown ends the VM.</summary>
+    internal void SetPowerButton(Action press) => _powerButton = press;
+
+    /// <summary>Resets the VM, or ends it with <paramref name="exit"/> where the machine does not reset. Requests
+    /// that come while one is pending join it. Safe from any thread.</summary>
+    public void RequestReset(MachineExit exit)
+    {
+        if (_reset is null)
+        {
+            RequestExit(exit);
+            return;
+        }
+        if (Interlocked.CompareExchange(ref _pendingReset, exit, null) is not null) return;
+        Log.Info($"{exit.Reason}: the VM resets");
+        // Leave the guest at once (the main thread waits for every vCPU to park before it resets).
+        foreach (var vcpu in _vcpus) vcpu.RequestPause();
+        _controlEvent.Signal();
+    }
+
+    /// <summary>What a vCPU's exit asks for: a guest reset the machine performs keeps the thread (false), anything
+    /// else ends the VM (true).</summary>
+    private bool OnVcpuExit(MachineExit exit)
+    {
+        if (exit.Cause == ExitCause.GuestReset && _reset is not null)
+        {
+            RequestReset(exit);
+            return false;
+        }
+        RequestExit(exit);
+        return true;
+    }
+
+    /// <summary>On the main loop: the pending reset, then the pending power-button press.</summary>
+    private void ServeControlRequests()
+    {
+        _controlEvent.Drain();
+        if (Volatile.Read(ref _pendingReset) is { } reset) PerformReset(reset);
+        if (_powerButtonPending && Volatile.Read(ref _exit) is null)
+        {
+            _powerButtonPending = false;
+            _powerButton!();
+            Raise(new MachineEvent.Powerdown());
+        }
+    }
+
+    /// <summary>Parks every vCPU, runs the machine's reset, raises RESET, and lets the vCPUs boot again (unless the
+    /// VM is paused: it stays paused, reset, as QEMU's). A vCPU that does not park, or a reset that fails, ends
+    /// the VM with a host error: half a reset cannot run.</summary>
+    private void PerformReset(MachineExit request)
+    {
+        foreach (var vcpu in _vcpus)
+        {
+            if (vcpu.Pause(TimeSpan.FromSeconds(5))) continue;
+            VmFailed($"vCPU {vcpu.Id} did not stop for the reset within 5 s");
+            return;
+        }
+        try { _reset!(); }
+        catch (Exception e)
+        {
+            VmFailed($"the reset failed: {e.Message}");
+            return;
+        }
+        Raise(new MachineEvent.Reset(request.ByGuest, request.Cause));
+        Volatile.Write(ref _pendingReset, null);
+        if (!_paused)
+            foreach (var vcpu in _vcpus) vcpu.Resume();
+    }
 
     private volatile bool _paused;
     private ulong? _pausedClock;
@@ -236,7 +334,9 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     private void RunEventLoop()
     {
         ulong exitToken = _mainLoop.Add(_exitEvent.Fd, Libc.EPOLLIN, _ => { }); // wakes the loop; _exit says why
+        ulong controlToken = _mainLoop.Add(_controlEvent.Fd, Libc.EPOLLIN, _ => ServeControlRequests());
         while (Volatile.Read(ref _exit) is null) _mainLoop.RunOnce(-1);
+        _mainLoop.Remove(controlToken);
         _mainLoop.Remove(exitToken);
     }
 
@@ -256,6 +356,7 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
         _mainLoop.Dispose();
         _exitEvent.Dispose();
+        _controlEvent.Dispose();
         _threadsConfined.Dispose();
     }
 }

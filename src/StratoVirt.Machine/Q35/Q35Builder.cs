@@ -15,7 +15,10 @@ namespace StratoVirt.Machine;
 /// UEFI firmware (<see cref="Q35Firmware"/>): guest RAM in upstream's q35 map
 /// (below 2 GiB and from 4 GiB), the in-kernel irqchip and PIT, the PC legacy devices, the PCI Express root
 /// bus pcie.0 (reached through 0xCF8/0xCFC and ECAM) with the MCH host bridge and the ICH9 LPC bridge, the
-/// ICH9's ACPI registers (PM1, PM timer, reset control at 0xCF9), the q35 ACPI tables and the vCPUs.
+/// ICH9's ACPI registers (PM1 with the fixed power button on the SCI, PM timer, reset control at 0xCF9), the q35
+/// ACPI tables and the vCPUs. Unlike the microVM it resets in place (unless -no-reboot): a guest reset or QMP
+/// system_reset puts every device, the interrupt controllers, the boot payload and the vCPUs back to their
+/// power-on state, and the guest boots again in the same process with its RAM kept.
 /// </summary>
 public sealed class Q35Builder
 {
@@ -71,43 +74,74 @@ public sealed class Q35Builder
         var flash = Q35Firmware.OpenFlash(_config.Pflash);
         foreach (var image in flash) _vm.Own(image);
         BootEntry? entry = null;
+        BootSpec? spec = null;
         if (flash.Count == 0)
         {
-            var spec = new BootSpec(kernel!, _config.InitrdPath, _config.CommandLine, WriteFirmwareTables(memory),
+            spec = new BootSpec(kernel!, _config.InitrdPath, _config.CommandLine, WriteFirmwareTables(memory),
                 [(Q35Layout.EcamBase, Q35Layout.EcamSize)]);
             entry = BootLoader.Load(memory, spec);
         }
 
         var (kvm, kvmVm) = PcPlatform.CreateVm(_vm, memory, "q35 machine");
-        var rtc = PcPlatform.AddLegacyDevices(_vm, kvmVm, _serialChardev);
-        rtc.SetMemorySize(memory.Regions[0].End, memory.Regions.Count > 1 ? memory.Regions[1].Size : 0);
-        var bus = AddChipset();
+        var interruptControllers = X86VmState.Capture(kvmVm);
+        var legacy = PcPlatform.AddLegacyDevices(_vm, kvmVm, _serialChardev);
+        legacy.Rtc.SetMemorySize(memory.Regions[0].End, memory.Regions.Count > 1 ? memory.Regions[1].Size : 0);
+        var (bus, configPorts, pm) = AddChipset(kvmVm);
         AddVirtioDevices(bus, kvm, kvmVm, memory);
+        IReadOnlyList<Pflash> flashDevices = [];
+        FwCfg? fwCfg = null;
         if (flash.Count > 0)
         {
-            Q35Firmware.MapFlash(_vm, kvm, kvmVm, flash, (uint)memory.Regions.Count);
-            var fwCfg = Q35Firmware.CreateFwCfg(memory, new Q35Firmware.Contents(_config, kernel,
+            flashDevices = Q35Firmware.MapFlash(_vm, kvm, kvmVm, flash, (uint)memory.Regions.Count);
+            fwCfg = Q35Firmware.CreateFwCfg(memory, new Q35Firmware.Contents(_config, kernel,
                 _config.Acpi ? AcpiConfig(Q35Firmware.Mmio32End - Q35Layout.Mmio32Base) : null,
                 Q35Firmware.BootEntries(_config, _devices.Addresses)));
             _vm.Pio.Register(FwCfg.PortBase, FwCfg.Length, fwCfg);
         }
+        _vm.TripleFaultResets = true;
         PcPlatform.CreateVcpus(_vm, kvm, kvmVm, entry, firmware: flash.Count > 0);
+        _vm.SetPowerButton(pm.PressPowerButton);
+        if (_config.NoReboot) return;
+        var support = VcpuStateSupport.Probe(kvm);
+        var vcpus = _vm.Vcpus.Select(v => (KvmVcpu)v.Handle).Select(v => (Vcpu: v, State: X86VcpuState.Capture(v, support))).ToList();
+        _vm.SetReset(() =>
+        {
+            // Devices first (stopping a device may still raise its interrupt), then the interrupt controllers
+            // they drive, then what the guest boots from (the direct-boot payload again, or the firmware's
+            // interfaces back in their power-on modes), then the vCPUs. Guest RAM and the flash files are kept.
+            configPorts.Reset();
+            bus.Reset();
+            PlaceBars(bus);
+            pm.Reset();
+            legacy.Reset();
+            interruptControllers.ApplyInterruptControllers(kvmVm);
+            if (spec is not null)
+            {
+                WriteFirmwareTables(memory);
+                BootLoader.Load(memory, spec);
+            }
+            fwCfg?.Reset();
+            foreach (var device in flashDevices) device.Reset();
+            foreach (var (vcpu, state) in vcpus) state.Apply(vcpu);
+        });
     }
 
-    /// <summary>pcie.0 with the MCH at 00:00.0 and the LPC bridge at 00:1f.0, its two configuration mechanisms,
-    /// and the LPC bridge's ACPI registers.</summary>
-    private PciBus AddChipset()
+    /// <summary>pcie.0 with the MCH at 00:00.0 and the LPC bridge at 00:1f.0, its two configuration mechanisms
+    /// (0xCF9, beside them, resets the machine), and the LPC bridge's ACPI registers with the SCI.</summary>
+    private (PciBus Bus, PciConfigPorts ConfigPorts, Ich9PowerManagement Pm) AddChipset(KvmVm kvmVm)
     {
         var bus = new PciBus("pcie.0", _vm.Pio, _vm.Mmio);
         _vm.PciRoot = bus;
         bus.Attach(0, 0, new Q35HostBridge(Q35Layout.EcamBase));
         bus.Attach(Ich9LpcBridge.Slot, 0, new Ich9LpcBridge(Ich9PowerManagement.DefaultBase));
-        _vm.Pio.Register(PciConfigPorts.Base, PciConfigPorts.Length, new PciConfigPorts(bus,
-            () => _vm.RequestExit(MachineExit.GuestReset("guest requested a reset (ICH9 reset control)"))));
+        var configPorts = new PciConfigPorts(bus,
+            () => _vm.RequestReset(MachineExit.GuestReset("guest requested a reset (ICH9 reset control)")));
+        _vm.Pio.Register(PciConfigPorts.Base, PciConfigPorts.Length, configPorts);
         _vm.Mmio.Register(Q35Layout.EcamBase, PciEcam.Size, new PciEcam(bus));
-        _vm.Pio.Register(Ich9PowerManagement.DefaultBase, Ich9PowerManagement.Length, new Ich9PowerManagement(
-            () => _vm.RequestExit(MachineExit.GuestPowerOff("guest powered off (ACPI S5)"))));
-        return bus;
+        var pm = new Ich9PowerManagement(() => _vm.RequestExit(MachineExit.GuestPowerOff("guest powered off (ACPI S5)")),
+            new KvmInterruptLine(kvmVm, SciIrq, _vm.VmFailed));
+        _vm.Pio.Register(Ich9PowerManagement.DefaultBase, Ich9PowerManagement.Length, pm);
+        return (bus, configPorts, pm);
     }
 
     /// <summary>The virtio-pci functions on <paramref name="bus"/>, their BARs placed in the 32-bit window as
@@ -117,6 +151,15 @@ public sealed class Q35Builder
         bool ioeventfd = kvm.CheckExtension(KvmCap.Ioeventfd) > 0;
         if (_config.Devices.Count > 0 && !ioeventfd) Sys.Log.Info("KVM lacks ioeventfd; virtio queue notifications exit to the VMM");
         _devices.Attach(bus, kvmVm, memory, ioeventfd, _vm.VmFailed);
+        PlaceBars(bus);
+        _vm.StartIoThreads();
+    }
+
+    /// <summary>Gives each memory BAR of the functions on <paramref name="bus"/> an address in the 32-bit window, in
+    /// function order and naturally aligned, as firmware does at power-on (decoding stays off: the guest turns it
+    /// on). The same placement after a reset.</summary>
+    private static void PlaceBars(PciBus bus)
+    {
         ulong next = Q35Layout.Mmio32Base;
         var address = new byte[8];
         foreach (var (slot, function, device) in bus.Functions)
@@ -131,7 +174,6 @@ public sealed class Q35Builder
                 next += bar.Size;
             }
         }
-        _vm.StartIoThreads();
     }
 
     /// <summary>What the q35 ACPI tables describe, for direct boot and for the firmware's table loader alike; the

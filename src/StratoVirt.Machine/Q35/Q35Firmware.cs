@@ -51,14 +51,16 @@ internal static class Q35Firmware
     }
 
     /// <summary>Maps unit 0 as a read-only memory slot (its writes exit as MMIO) and puts every unit's flash
-    /// device on the MMIO bus.</summary>
-    public static void MapFlash(VirtualMachine vm, KvmSystem kvm, KvmVm kvmVm, IReadOnlyList<FlashImage> images, uint firstSlot)
+    /// device on the MMIO bus; returns the devices, unit 0 first.</summary>
+    public static IReadOnlyList<Pflash> MapFlash(VirtualMachine vm, KvmSystem kvm, KvmVm kvmVm, IReadOnlyList<FlashImage> images, uint firstSlot)
     {
         if (kvm.CheckExtension(KvmCap.ReadonlyMem) == 0)
             throw new KvmUnavailableException("this host's KVM lacks read-only memory slots, which the firmware's flash needs");
         var code = images[0].Region;
         kvmVm.SetUserMemoryRegion(firstSlot, code.GuestAddress, code.Size, code.HostAddress, KvmVm.MemReadonly);
-        foreach (var image in images) vm.Mmio.Register(image.GuestAddress, image.Size, new Pflash(image));
+        var devices = images.Select(image => new Pflash(image)).ToList();
+        foreach (var device in devices) vm.Mmio.Register(device.Image.GuestAddress, device.Image.Size, device);
+        return devices;
     }
 
     /// <summary>Everything fw_cfg tells the firmware about the machine.</summary>

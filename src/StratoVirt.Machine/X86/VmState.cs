@@ -24,6 +24,13 @@ public sealed class X86VmState
     public void Apply(KvmVm vm)
     {
         vm.Set(ClockNanoseconds);
+        ApplyInterruptControllers(vm);
+    }
+
+    /// <summary>The PIT, both PICs and the IOAPIC without the clock: a reset puts back their power-on state while
+    /// the guest clock runs on.</summary>
+    public void ApplyInterruptControllers(KvmVm vm)
+    {
         vm.SetPit2(Pit);
         vm.SetIrqchip(PicMaster);
         vm.SetIrqchip(PicSlave);

@@ -39,9 +39,6 @@ public static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "lseek", SetLastError = true)]
     public static partial long LSeek(int fd, long offset, int whence);
 
-    [LibraryImport(Lib, EntryPoint = "pread", SetLastError = true)]
-    public static partial nint PRead(int fd, byte* buf, nuint count, long offset);
-
     /// <summary>preadv2(2): readv at <paramref name="offset"/>, or at the current position (sockets, taps) when it
     /// is -1. Block and net I/O both use it (and <see cref="Pwritev2"/>), so the seccomp lists name two calls, not four.</summary>
     [LibraryImport(Lib, EntryPoint = "preadv2", SetLastError = true)]

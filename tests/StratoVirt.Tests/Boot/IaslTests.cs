@@ -145,6 +145,18 @@ public class IaslTests
         Assert.Matches(@"Reset Register : .*? Address : 0000000000000CF9 .*? Value to cause reset : 06", fadt);
     }
 
+    [Fact]
+    public void Q35HasAFixedPowerButtonAndAnActiveHighLevelSci()
+    {
+        string fadt = Decompile(Q35Table("FACP"));
+        Assert.Matches(@"SCI Interrupt : 0009 ", fadt);
+        Assert.Matches(@"Control Method Power Button \(V1\) : 0 ", fadt); // the fixed-feature button
+        Assert.Matches(@"Control Method Sleep Button \(V1\) : 1 ", fadt);
+        string madt = Regex.Replace(Decompile(Q35Table("APIC")), @"\[[0-9A-F]{3}h \d{4} \d\] ", ""); // offsets out
+        Assert.Matches(@"Subtable Type : 02 \[Interrupt Source Override\] Length : 0A Bus : 00 Source : 09 Interrupt : 00000009 "
+            + @"Flags \(decoded below\) : 000D Polarity : 1 Trigger Mode : 3 ", madt);
+    }
+
     /// <summary>One byte-wide SystemIO register in iasl's FADT listing.</summary>
     private static void AssertIoRegister(string text, string name, ushort port) =>
         Assert.Matches($@"{name} : \[Generic Address Structure\] .*? Space ID : 01 \[SystemIO\] .*? Bit Width : 08 "

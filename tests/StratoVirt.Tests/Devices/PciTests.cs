@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using StratoVirt.Devices;
 using StratoVirt.Devices.Pci;
 using StratoVirt.Memory;
 using Xunit;
@@ -231,5 +232,101 @@ public sealed class PciTests
         one[0] = 0x06;
         ports.Write(1, one);
         Assert.Equal(1, resets);
+    }
+
+    // ---- a machine reset ----
+
+    [Fact]
+    public void AResetClearsWhatTheGuestWroteKeepsWhatTheDeviceDeclaredAndUnmapsTheBars()
+    {
+        var pio = new IoBus("pio");
+        var mmio = new IoBus("mmio");
+        var bus = new PciBus("pcie.0", pio, mmio);
+        var f = new TestFunction();
+        f.Config.SetU8(PciConfigSpace.InterruptPin, 1);
+        int capability = f.Config.AddCapability(0x11, 12);
+        bus.Attach(3, 0, f);
+        const int Devfn = 3 << 3;
+        BusWrite32(bus, Devfn, PciConfigSpace.Bar0, 0xC000_0000);
+        BusWrite32(bus, Devfn, PciConfigSpace.Bar0 + 4, 0x1);
+        BusWrite32(bus, Devfn, PciConfigSpace.Bar0 + 8, 0xC100);
+        BusWrite32(bus, Devfn, PciConfigSpace.InterruptLine, 0x10B);
+        f.Config.SetU16(PciConfigSpace.Status, PciConfigSpace.StatusCapabilities | (1 << 13)); // a master abort seen
+        BusWrite32(bus, Devfn, PciConfigSpace.Command, PciConfigSpace.CommandIo | PciConfigSpace.CommandMemory | PciConfigSpace.CommandBusMaster);
+        Assert.Equal(0x1_C000_0000UL, bus.MappedAddress(f, 0));
+        Assert.Equal(0xC100UL, bus.MappedAddress(f, 2));
+
+        bus.Reset();
+
+        Assert.Equal((uint)PciConfigSpace.StatusCapabilities << 16, BusRead32(bus, Devfn, PciConfigSpace.Command)); // command 0, errors gone
+        Assert.Equal(0b100u, BusRead32(bus, Devfn, PciConfigSpace.Bar0)); // 64-bit memory, no address
+        Assert.Equal(0u, BusRead32(bus, Devfn, PciConfigSpace.Bar0 + 4));
+        Assert.Equal(1u, BusRead32(bus, Devfn, PciConfigSpace.Bar0 + 8)); // the I/O indicator, no address
+        Assert.Equal(0x100u, BusRead32(bus, Devfn, PciConfigSpace.InterruptLine)); // pin INTA# stays, line 0
+        Assert.Equal(0x1042_1AF4u, BusRead32(bus, Devfn, PciConfigSpace.VendorId));
+        Assert.Equal((uint)capability, BusRead32(bus, Devfn, PciConfigSpace.CapabilitiesPointer));
+        Assert.Null(bus.MappedAddress(f, 0));
+        Assert.Null(bus.MappedAddress(f, 2));
+        Assert.False(mmio.Read(0x1_C000_0000, new byte[4]));
+        Assert.False(pio.Read(0xC100, new byte[4]));
+        BusWrite32(bus, Devfn, PciConfigSpace.Bar0, 0xFFFF_FFFF); // still declared: the sizing probe answers
+        Assert.Equal(0xFFFF_C004u, BusRead32(bus, Devfn, PciConfigSpace.Bar0));
+    }
+
+    private sealed class CountingMsi : IMsiController
+    {
+        public int Sent;
+        public void Send(MsiMessage message) => Sent++;
+    }
+
+    [Fact]
+    public void AResetTurnsMsixOffMasksEveryVectorAndDropsPendingOnes()
+    {
+        var msi = new CountingMsi();
+        var config = new PciConfigSpace(PciConfigSpace.ConventionalSize, 0x1AF4, 0x1042, 0x010000);
+        var table = new MsixTable(2, msi);
+        table.AddCapability(config, 0, 0x2000, 0x3000);
+        int control = config.GetU8(PciConfigSpace.CapabilitiesPointer) + 2;
+        config.Write(control, [0x00, 0x80]); // MSI-X on
+        table.ControlWritten(config);
+        table.WriteTable(0, [0x00, 0x00, 0xE0, 0xFE, 0, 0, 0, 0]);
+        table.WriteTable(8, [0x41, 0, 0, 0, 1, 0, 0, 0]); // data 0x41, masked
+        table.Raise(0);
+        Assert.True(table.IsPending(0));
+
+        config.Reset();
+        table.Reset();
+
+        Assert.False(table.Enabled);
+        Assert.Equal(0, config.GetU16(control) & 0xC000); // enable and function mask read 0
+        Assert.False(table.IsPending(0));
+        var entry = new byte[16];
+        table.ReadTable(0, entry.AsSpan(0, 8));
+        table.ReadTable(8, entry.AsSpan(8, 8));
+        Assert.Equal(new byte[] { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0 }, entry); // zero message, masked
+        config.Write(control, [0x00, 0x80]);
+        table.ControlWritten(config);
+        table.WriteTable(12, [0, 0, 0, 0]); // unmasked: nothing was left pending to send
+        Assert.Equal(0, msi.Sent);
+    }
+
+    [Fact]
+    public void TheConfigurationPortsForgetTheirAddressOnReset()
+    {
+        var bus = new PciBus("pcie.0", new IoBus("pio"), new IoBus("mmio"));
+        bus.Attach(0, 0, new Q35HostBridge(0xB000_0000));
+        int resets = 0;
+        var ports = new PciConfigPorts(bus, () => resets++);
+        Span<byte> b = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(b, 0x8000_0000);
+        ports.Write(0, b);
+        ports.Read(4, b);
+        Assert.Equal(0x29C0_8086u, BinaryPrimitives.ReadUInt32LittleEndian(b));
+        ports.Reset();
+        ports.Read(0, b);
+        Assert.Equal(0u, BinaryPrimitives.ReadUInt32LittleEndian(b));
+        ports.Read(4, b);
+        Assert.Equal(0xFFFF_FFFFu, BinaryPrimitives.ReadUInt32LittleEndian(b)); // no function selected
+        Assert.Equal(0, resets);
     }
 }

@@ -35,6 +35,15 @@ public sealed class FwCfgTests : IDisposable
     }
 
     [Fact]
+    public void AResetSelectsTheSignatureFromItsFirstByte()
+    {
+        _driver.Select(FwCfgKey.Id);
+        _driver.ReadPort(2);
+        _fwCfg.Reset();
+        Assert.Equal("QEMU"u8.ToArray(), _driver.ReadPort(4));
+    }
+
+    [Fact]
     public void TheDmaRegisterReadsItsSignature()
     {
         var b = new byte[8];

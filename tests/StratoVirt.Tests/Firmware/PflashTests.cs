@@ -51,6 +51,16 @@ public sealed class PflashTests : IDisposable
     }
 
     [Fact]
+    public void AResetLeavesCommandModeForTheArray()
+    {
+        var flash = Open(File(Size));
+        Write(flash, 0x55, Pflash.CmdCfiQuery);
+        Assert.Equal((byte)'Q', Read(flash, 0x10));
+        flash.Reset();
+        Assert.Equal(0x5A, Read(flash, 0x10));
+    }
+
+    [Fact]
     public void CfiQueryDescribesTheChip()
     {
         var flash = Open(File(Size));

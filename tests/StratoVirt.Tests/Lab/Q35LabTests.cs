@@ -45,6 +45,7 @@ public sealed class Q35LabTests(ITestOutputHelper output)
         var s = Boot();
         var functions = s.Output.Where(l => l.StartsWith("GUEST-Q35-PCI ", StringComparison.Ordinal)).ToList();
         Assert.Equal(["GUEST-Q35-PCI 0000:00:00.0 0x8086:0x29c0 class=0x060000",
+            $"GUEST-Q35-PCI {Q35Scenarios.BootCountAddress} 0x1af4:0x1042 class=0x010000", // the boot-count disk
             "GUEST-Q35-PCI 0000:00:1f.0 0x8086:0x2918 class=0x060100"], functions);
         Assert.True(s.OutputContains("quirk: [io  0x0600-0x067f] claimed by ICH6 ACPI/GPIO/TCO"), s.Text);
     }
@@ -68,6 +69,45 @@ public sealed class Q35LabTests(ITestOutputHelper output)
         var s = Boot();
         Assert.True(s.OutputContains("ACPI: PM: Preparing to enter system sleep state S5"), s.Text);
         Assert.True(s.OutputContains("guest powered off (ACPI S5)"), s.Text);
+    }
+
+    private static List<string> Lines(LabScenario s, string prefix) =>
+        s.Output.Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).Select(l => l[prefix.Length..]).ToList();
+
+    [Fact]
+    public void TheGuestsRebootAndSystemResetBootTheSameVmAgain()
+    {
+        var s = Boot();
+        // Three boots of one process, counted on the disk: each boot read the count the one before wrote.
+        Assert.Equal(["1", "2", "3"], Lines(s, "GUEST-Q35-BOOT "));
+        Assert.Equal(3, s.Output.Count(l => l.Contains("Linux version ", StringComparison.Ordinal)));
+        s.AssertMarker("HOST-Q35-BOOTS", "3");
+        Assert.True(s.OutputContains("reboot: Restarting system"), s.Text);
+        // The guest's reboot through the FADT reset register (0xCF9), then the host's system_reset.
+        Assert.True(s.OutputContains("guest requested a reset (ICH9 reset control): the VM resets"), s.Text);
+        Assert.True(s.OutputContains("QMP system_reset: the VM resets"), s.Text);
+        s.AssertMarker("HOST-Q35-QMP1", "rc=0");
+        s.AssertMarker("HOST-Q35-QMP2", "rc=0");
+        var first = string.Join('\n', Lines(s, "HOST-QMP1 "));
+        Assert.Matches("\"event\": ?\"RESET\".*\"guest\": ?true.*\"reason\": ?\"guest-reset\"", first);
+        var second = string.Join('\n', Lines(s, "HOST-QMP2 "));
+        Assert.Matches("\"event\": ?\"RESET\".*\"guest\": ?false.*\"reason\": ?\"host-qmp-system-reset\"", second);
+        // The disk behind virtio-blk-pci was reset with the machine and probed again by every boot.
+        Assert.Equal(3, s.Output.Count(l => l.Contains("virtio_blk virtio0: [vda]", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void SystemPowerdownPressesThePowerButtonAndTheGuestPowersOff()
+    {
+        var s = Boot();
+        Assert.Matches(@"^/dev/input/event\d+$", s.GuestMarker("GUEST-Q35-AWAIT-POWERDOWN"));
+        s.AssertMarker("GUEST-Q35-POWER-BUTTON", "24"); // one input_event: KEY_POWER
+        Assert.Contains("IO-APIC 9-fasteoi acpi", s.GuestMarker("GUEST-Q35-SCI-AFTER"));
+        s.AssertMarker("HOST-Q35-QMP3", "rc=0");
+        var third = string.Join('\n', Lines(s, "HOST-QMP3 "));
+        Assert.Matches("\"event\": ?\"POWERDOWN\"", third);
+        Assert.Matches("\"event\": ?\"SHUTDOWN\".*\"guest\": ?true.*\"reason\": ?\"guest-shutdown\"", third);
+        s.AssertMarker("HOST-VMM-EXIT", "0");
     }
 
     private LabScenario Virtio(string name)

@@ -1,7 +1,9 @@
 namespace StratoVirt.Tests.Lab;
 
 /// <summary>The q35 standard VM in the nested lab: Debian's cloud kernel booted directly with 2 vCPUs and 512 MiB,
-/// running the guest's /tests/q35.sh (ACPI tables, PCI functions, CPUs, RTC), then powering off through PM1; and
+/// running the guest's /tests/q35.sh (ACPI tables, PCI functions, CPUs, RTC) in three boots of one VMM process (the
+/// guest reboots itself, then QMP system_reset, then QMP system_powerdown through the ACPI power button), then
+/// powering off through PM1; and
 /// with virtio-pci block, net and rng functions (/tests/q35-virtio.sh), once with MSI-X and once forced to INTx
 /// (pci=nomsi).</summary>
 public static class Q35Scenarios
@@ -36,6 +38,41 @@ public static class Q35Scenarios
         Q35HOST
         """;
 
+    /// <summary>The raw disk at 00:03.0 of q35-boot, which counts the guest's boots.</summary>
+    public const string BootCountAddress = "0000:00:03.0";
+
+    /// <summary>The host side of q35-boot: an empty disk for the boot count, the VMM with its output in a file (and
+    /// on stdout as it comes), and QMP clients one after the other: the first waits for the RESET of the guest's
+    /// own reboot, the second sends system_reset once the second boot waits for it, the third system_powerdown
+    /// once the third boot waits for the power button, and waits for SHUTDOWN. Then what each client received (as
+    /// HOST-QMP&lt;n&gt; lines), the count on the disk and the VMM's exit code.</summary>
+    private const string BootHost = """
+        cat >/tmp/lab-q35-boot-host.sh <<'Q35BOOT'
+        rm -f /tmp/q35-qmp.sock /tmp/q35-boot.out /tmp/q35-boot.ev* /tmp/q35-boots.img
+        truncate -s 1M /tmp/q35-boots.img
+        ( "$VMM" "$@"; echo "HOST-VMM-EXIT $?" ) 2>&1 | tee /tmp/q35-boot.out &
+        running() { ! grep -q '^HOST-VMM-EXIT ' /tmp/q35-boot.out; }
+        wait_for() {  # wait_for <pattern>: up to 180 s, while the VMM runs
+            n=0
+            until grep -q "$1" /tmp/q35-boot.out || ! running || [ $n -ge 1800 ]; do sleep 0.1; n=$((n + 1)); done
+            grep -q "$1" /tmp/q35-boot.out
+        }
+        n=0
+        until [ -S /tmp/q35-qmp.sock ] || ! running || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+        qmp-send /tmp/q35-qmp.sock '{"execute":"query-status"}' --wait-event RESET >/tmp/q35-boot.ev1 2>&1
+        echo "HOST-Q35-QMP1 rc=$?"
+        wait_for GUEST-Q35-AWAIT-RESET && qmp-send /tmp/q35-qmp.sock '{"execute":"system_reset"}' --wait-event RESET >/tmp/q35-boot.ev2 2>&1
+        echo "HOST-Q35-QMP2 rc=$?"
+        wait_for GUEST-Q35-AWAIT-POWERDOWN && qmp-send /tmp/q35-qmp.sock '{"execute":"system_powerdown"}' --wait-event SHUTDOWN >/tmp/q35-boot.ev3 2>&1
+        echo "HOST-Q35-QMP3 rc=$?"
+        wait
+        for i in 1 2 3; do sed "s/^/HOST-QMP$i /" /tmp/q35-boot.ev$i 2>/dev/null; done
+        echo "HOST-Q35-BOOTS $(head -c 512 /tmp/q35-boots.img | tr -dc 0-9)"
+        rc=$(sed -n 's/^HOST-VMM-EXIT //p' /tmp/q35-boot.out)
+        exit "${rc:-1}"
+        Q35BOOT
+        """;
+
     private static string Virtio(string name, string append) =>
         $"scenario {name} 240 env STRATOVIRT_LOG_LEVEL=info unshare -n sh /tmp/lab-q35-virtio-host.sh -machine q35 " +
         "-kernel \"$KERNEL\" -initrd \"$INITRD\" " +
@@ -48,9 +85,11 @@ public static class Q35Scenarios
 
     public static readonly string[] Lines =
     [
-        $"scenario q35-boot 240 env STRATOVIRT_LOG_LEVEL=info \"$VMM\" -machine q35 -kernel \"$KERNEL\" " +
-        "-initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=q35\" " +
-        $"-m {MemoryMiB} -smp {Cpus} -serial stdio -name q35-boot -D",
+        BootHost,
+        $"scenario q35-boot 480 env STRATOVIRT_LOG_LEVEL=info sh /tmp/lab-q35-boot-host.sh -machine q35 -kernel \"$KERNEL\" " +
+        "-initrd \"$INITRD\" -append \"console=ttyS0 reboot=acpi panic=1 lab.action=test lab.test=q35\" " +
+        $"-m {MemoryMiB} -smp {Cpus} -serial stdio -name q35-boot -D -qmp unix:/tmp/q35-qmp.sock,server,nowait " +
+        "-drive id=boots,file=/tmp/q35-boots.img,direct=off -device virtio-blk-pci,drive=boots,id=boots0,bus=pcie.0,addr=0x3",
         VirtioHost,
         Virtio("q35-virtio-msix", ""),
         Virtio("q35-virtio-intx", " pci=nomsi"),

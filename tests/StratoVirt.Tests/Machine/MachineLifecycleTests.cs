@@ -10,7 +10,7 @@ namespace StratoVirt.Tests.Machine;
 /// seccomp (the test process must stay unconfined).
 /// </summary>
 [Trait("Level", "Unit")]
-public sealed class MachineLifecycleTests : IDisposable
+public sealed partial class MachineLifecycleTests : IDisposable
 {
     private readonly List<MachineEvent> _events = [];
     private readonly FakeClock _clock = new();
@@ -28,7 +28,10 @@ public sealed class MachineLifecycleTests : IDisposable
 
     /// <summary>A machine with the given vCPUs and an i8042 (whose 0xFE command resets), built the way a builder
     /// would, but from scripted parts.</summary>
-    private VirtualMachine Machine(bool startPaused = false, params ScriptedVcpu[] vcpus)
+    private VirtualMachine Machine(bool startPaused = false, params ScriptedVcpu[] vcpus) => Build(startPaused, false, vcpus);
+
+    /// <param name="pc">Triple faults reset, as on q35 (see MachineLifecycleTests.Reset.cs).</param>
+    private VirtualMachine Build(bool startPaused, bool pc, ScriptedVcpu[] vcpus)
     {
         var config = new MachineConfig
         {
@@ -36,8 +39,9 @@ public sealed class MachineLifecycleTests : IDisposable
         };
         var vm = new VirtualMachine(config);
         vm.SetClock(_clock);
-        var i8042 = new I8042(() => vm.RequestExit(MachineExit.GuestReset("guest requested a reset (i8042)")));
+        var i8042 = new I8042(() => vm.RequestReset(MachineExit.GuestReset("guest requested a reset (i8042)")));
         vm.Pio.Register(0x64, 1, i8042.CommandPort);
+        vm.TripleFaultResets = pc;
         foreach (var v in vcpus) vm.AddVcpu(v, signalKicks: false);
         vm.Events += e => { lock (_events) _events.Add(e); };
         return _vm = vm;

@@ -46,6 +46,9 @@ internal sealed class ScriptedVcpu(int id, params ScriptedExit[] script) : IVcpu
 
     private volatile bool _running;
 
+    /// <summary>Whether a run is going on now (the guest idling inside it).</summary>
+    public bool InRun => _running;
+
     public bool ImmediateExit
     {
         get => _immediateExit;

@@ -25,7 +25,7 @@ public sealed class VcpuDispatchTests
         var scripted = new ScriptedVcpu(0, script);
         MachineExit? exit = null;
         using var ended = new ManualResetEventSlim();
-        var vcpu = new Vcpu(scripted, _pio, _mmio, e => { exit = e; ended.Set(); }, () => { }, signalKicks: false);
+        var vcpu = new Vcpu(scripted, _pio, _mmio, e => { exit = e; ended.Set(); return true; }, () => { }, signalKicks: false);
         vcpu.Start();
         // A script that does not end the VM leaves the vCPU idling; give it time to get through, then stop it.
         var until = DateTime.UtcNow.AddSeconds(5);
@@ -109,7 +109,7 @@ public sealed class VcpuDispatchTests
     public void PauseParksTheThreadAndResumeLetsItRunOn()
     {
         var scripted = new ScriptedVcpu(0);
-        var vcpu = new Vcpu(scripted, _pio, _mmio, _ => { }, () => { }, signalKicks: false);
+        var vcpu = new Vcpu(scripted, _pio, _mmio, _ => true, () => { }, signalKicks: false);
         vcpu.Start();
         Assert.True(vcpu.Pause(TimeSpan.FromSeconds(5)));
         scripted.Enqueue(ScriptedExit.Out(0x3F8, 9));

@@ -85,6 +85,14 @@ public sealed class CommandLineTests
     }
 
     [Fact]
+    public void NoRebootIsAFlagOffByDefault()
+    {
+        Assert.False(Parse("-machine", "q35", "-kernel", "k").Machine.NoReboot);
+        Assert.True(Parse("-machine", "q35", "-kernel", "k", "-no-reboot").Machine.NoReboot);
+        Assert.True(Parse("-machine", "microvm", "-kernel", "k", "-no-reboot").Machine.NoReboot); // a microVM ends on reset anyway
+    }
+
+    [Fact]
     public void AppendMayRepeatAndLogFileIsOptional()
     {
         var o = Parse("-machine", "microvm", "-kernel", "k", "-append", "a=1", "-append", "b=2", "-D", "/tmp/log");

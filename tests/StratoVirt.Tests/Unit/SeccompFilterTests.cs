@@ -197,6 +197,20 @@ public sealed class SeccompProfileTests
     }
 
     [Fact]
+    public void TheMainLoopMayResetAQ35ButNotMemoryOrVcpus()
+    {
+        // A reset puts back the vCPUs' and interrupt controllers' state, undoes the devices' KVM bindings and reads
+        // the kernel and initrd again; it adds no memory slot and no vCPU, and reads with preadv2, not pread64.
+        foreach (ulong request in new[] { KvmIoctls.SetRegs, KvmIoctls.SetSregs, KvmIoctls.SetMsrs, KvmIoctls.SetLapic,
+            KvmIoctls.SetMpState, KvmIoctls.SetIrqchip, KvmIoctls.SetPit2, KvmIoctls.Ioeventfd, KvmIoctls.Irqfd, KvmIoctls.SetGsiRouting })
+            Assert.True(Allowed(ThreadKind.Main, "ioctl", 9, request), $"0x{request:x}");
+        Assert.True(Allowed(ThreadKind.Main, "preadv2"));
+        Assert.False(Allowed(ThreadKind.Main, "pread64"));
+        Assert.False(Allowed(ThreadKind.Main, "ioctl", 9, KvmIoctls.SetUserMemoryRegion));
+        Assert.False(Allowed(ThreadKind.Vcpu, "ioctl", 7, KvmIoctls.SetRegs)); // the vCPUs never set their own state
+    }
+
+    [Fact]
     public void IothreadsOnlyMoveData()
     {
         var names = SeccompProfile.For(ThreadKind.IoThread).AllowedNames.ToHashSet();

@@ -298,4 +298,66 @@ public sealed class VirtioPciTests : IDisposable
         WriteConfig16(PciConfigSpace.Command, 0);
         Assert.True(_intx.Level);
     }
+
+    /// <summary>pcie.0 with the function at 00:03.0 and its BAR mapped, as a guest leaves it running.</summary>
+    private (PciBus Bus, IoBus Mmio) OnABus()
+    {
+        var mmio = new IoBus("mmio");
+        var bus = new PciBus("pcie.0", new IoBus("pio"), mmio);
+        bus.Attach(3, 0, _f);
+        bus.WriteConfig(3 << 3, PciConfigSpace.Bar0, BitConverter.GetBytes(BarAddress));
+        bus.WriteConfig(3 << 3, PciConfigSpace.Command, [(byte)(PciConfigSpace.CommandMemory | PciConfigSpace.CommandBusMaster), 0]);
+        return (bus, mmio);
+    }
+
+    [Fact]
+    public void AMachineResetLeavesTheFunctionAsAtPowerOn()
+    {
+        var (bus, mmio) = OnABus();
+        EnableMsix();
+        ProgramVector(0, 0xFEE0_0000, 0x41, masked: false);
+        Bar(DeviceStatus, 1, VirtioStatus.Acknowledge | VirtioStatus.Driver);
+        Bar(QueueSelect, 2, 0);
+        Bar(QueueSize, 2, 16);
+        Bar(QueueMsixVector, 2, 0);
+        Bar(ConfigMsixVector, 2, 1);
+        Assert.Equal([(BarAddress + NotifyOffset, true)], _doorbells.Calls);
+
+        bus.Reset();
+
+        Assert.Equal(0u, _f.Core.Status);
+        Assert.Equal(0, _f.Config.CommandValue);
+        Assert.Equal(0UL, _f.Config.BarAddress(0));
+        Assert.Null(bus.MappedAddress(_f, 0));
+        Assert.False(mmio.Read(BarAddress + NumQueues, new byte[2]));
+        Assert.Equal((BarAddress + NotifyOffset, false), _doorbells.Calls[^1]); // notifications unbound with the BAR
+        Assert.Equal(0u, Config32(MsixCapability) >> 30); // MSI-X enable and function mask off
+        // The registers as a fresh driver finds them.
+        Assert.Equal(NoVector, Bar(ConfigMsixVector, 2));
+        Bar(QueueSelect, 2, 0);
+        Assert.Equal(NoVector, Bar(QueueMsixVector, 2));
+        Assert.Equal(256UL, Bar(QueueSize, 2));
+        Assert.Equal(1UL, Bar(MsixTableOffset + 12, 4)); // vector 0 masked again
+        Assert.Equal(0UL, Bar(MsixTableOffset, 8));
+        // Without MSI-X the device interrupts on INTx again, which the reset left enabled and low.
+        Assert.False(_intx.Level);
+        _f.Core.SignalConfigChange();
+        Assert.True(_intx.Level);
+        Assert.Empty(_msi.Sent);
+    }
+
+    [Fact]
+    public void AMachineResetDropsAnAssertedIntxAndLiftsTheInterruptDisableBit()
+    {
+        var (bus, _) = OnABus();
+        _f.Core.SignalConfigChange();
+        Assert.True(_intx.Level);
+        bus.WriteConfig(3 << 3, PciConfigSpace.Command, [0, (byte)(PciConfigSpace.CommandInterruptDisable >> 8)]);
+        Assert.False(_intx.Level);
+        bus.Reset();
+        Assert.False(_intx.Level);
+        Assert.Equal(0UL, Bar(IsrOffset, 1)); // the status was cleared with the device
+        _f.Core.SignalUsed(0);
+        Assert.True(_intx.Level); // INTx no longer disabled
+    }
 }

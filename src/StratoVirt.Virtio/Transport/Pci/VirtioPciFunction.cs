@@ -132,6 +132,19 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
         }
     }
 
+    /// <summary>A function reset (the machine's reset): the device is reset as by a driver writing status 0 (its
+    /// queues and any vhost or vhost-user backend stopped, the call eventfds unbound), then MSI-X goes back to off
+    /// with every vector masked, INTx to enabled and deasserted, and the configuration space to power-on (command
+    /// 0: the bus unmaps the BAR and its queue notifications next).</summary>
+    public override void Reset()
+    {
+        WriteStatus(0);
+        base.Reset();
+        _msix.Reset();
+        lock (_intxGate) _intxDisabled = false;
+        UpdateIntx();
+    }
+
     /// <summary>Follows the BAR with the queues' notification addresses in the hypervisor.</summary>
     public override void BarMapped(int index, ulong? address)
     {
