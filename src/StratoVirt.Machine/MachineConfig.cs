@@ -1,4 +1,5 @@
 using StratoVirt.Devices.Chardev;
+using StratoVirt.Devices.Pci;
 using StratoVirt.Memory;
 using StratoVirt.Virtio.Devices;
 
@@ -42,6 +43,10 @@ public sealed record MachineConfig
     public bool HotplugSlots { get; init; }
     /// <summary>virtio-mmio devices, in slot order.</summary>
     public IReadOnlyList<VirtioDeviceConfig> Devices { get; init; } = [];
+    /// <summary>q35: the pcie-root-port devices (native hotplug slots) on pcie.0.</summary>
+    public IReadOnlyList<PcieRootPortConfig> RootPorts { get; init; } = [];
+    /// <summary>q35: -global pcie-root-port.fast-unplug=1, unplug without the guest's attention-button delay.</summary>
+    public bool FastUnplug { get; init; }
     /// <summary>Ids of the -object iothread event loops.</summary>
     public IReadOnlyList<string> IoThreads { get; init; } = [];
     /// <summary>-incoming: the snapshot the machine is restored from instead of booting; null: boot.</summary>

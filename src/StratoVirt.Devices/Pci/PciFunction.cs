@@ -28,6 +28,13 @@ public abstract class PciFunction(PciConfigSpace config)
 
     /// <summary>A guest write of the configuration space, after the masks of <see cref="Config"/> applied it.</summary>
     public virtual void WriteConfig(int offset, ReadOnlySpan<byte> data) => Config.Write(offset, data);
+
+    /// <summary>A bridge's bus numbered <paramref name="number"/> (its secondary bus or one below it, as the guest
+    /// programmed its bus numbers); null for a function that forwards nothing there.</summary>
+    public virtual PciBus? BusBehind(int number) => null;
+
+    /// <summary>What query-pci shows of a bridge; null for other functions.</summary>
+    public virtual PciBridgeInfo? DescribeBridge() => null;
 }
 
 /// <summary>A configuration error of the PCI topology the user asked for (a taken or impossible address).</summary>
