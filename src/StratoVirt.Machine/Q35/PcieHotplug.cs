@@ -28,6 +28,8 @@ internal sealed class PcieHotplug : IHotplug, IDisposable
     private readonly HotplugBackends _backends;
     /// <summary>The stored backend each hot-plugged device took, by device id.</summary>
     private readonly Dictionary<string, string> _takenBackends = new(StringComparer.Ordinal);
+    /// <summary>The ids of cold-plugged devices the guest has released (free for device_add again).</summary>
+    private readonly HashSet<string> _gone = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<PciFunction> _removed = new();
     private readonly EventFd _removedEvent = new();
     private readonly ulong _token;
@@ -62,10 +64,14 @@ internal sealed class PcieHotplug : IHotplug, IDisposable
             string id = f.QdevId;
             if (f is VirtioPciFunction function) _devices.Release(function);
             _takenBackends.Remove(id);
+            _gone.Add(id);
             Log.Info($"device '{id}' unplugged: the guest powered its slot off");
             _vm.Raise(new MachineEvent.DeviceDeleted(id, $"/machine/peripheral/{id}"));
         }
     }
+
+    /// <summary>Whether <paramref name="id"/> is a -device the guest has not released.</summary>
+    private bool ColdPlugged(string id) => !_gone.Contains(id) && _vm.Config.Devices.Any(d => d.Id == id);
 
     private string? User(string backend, HotplugKind kind)
     {
@@ -87,7 +93,7 @@ internal sealed class PcieHotplug : IHotplug, IDisposable
     {
         string id = spec.Id;
         if (id.Length == 0) throw new HotplugException("device_add needs a non-empty id");
-        if (_ports.ContainsKey(id) || _vm.Config.Devices.Any(d => d.Id == id) || _devices.Functions.Any(f => f.Name == id))
+        if (_ports.ContainsKey(id) || ColdPlugged(id) || _devices.Functions.Any(f => f.Name == id))
             throw new HotplugException($"Device id '{id}' is already in use");
         string wanted = spec.Kind == HotplugKind.Block ? BlockDriver : NetDriver;
         if (spec.Driver != wanted)
@@ -146,7 +152,7 @@ internal sealed class PcieHotplug : IHotplug, IDisposable
         }
         if (_ports.ContainsKey(id))
             throw new HotplugException($"Device '{id}' is a pcie-root-port, which cannot be unplugged");
-        if (_devices.Functions.Any(f => f.Name == id) || _vm.Config.Devices.Any(d => d.Id == id))
+        if (_devices.Functions.Any(f => f.Name == id) || ColdPlugged(id))
             throw new HotplugException($"Device '{id}' is on pcie.0 and cannot be unplugged (only devices behind a pcie-root-port can)");
         throw new HotplugException($"Device '{id}' not found");
     }

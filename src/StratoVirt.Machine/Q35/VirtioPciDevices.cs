@@ -1,4 +1,5 @@
 using StratoVirt.Boot;
+using StratoVirt.Sys;
 using StratoVirt.Devices.Chardev;
 using StratoVirt.Devices.Pci;
 using StratoVirt.Kvm;
@@ -105,10 +106,16 @@ internal sealed class VirtioPciDevices : IDisposable
     /// <summary>Adds a hot-plugged function, which is owned from then on.</summary>
     public void Add(VirtioPciFunction function) => _functions.Add(function);
 
-    /// <summary>Disposes a hot-unplugged function (and its device).</summary>
+    /// <summary>Disposes a hot-unplugged function (and its device), reset first: a guest that powered the slot off
+    /// without resetting the device leaves it running, its backend and queue fds in use.</summary>
     public void Release(VirtioPciFunction function)
     {
         _functions.Remove(function);
+        try { function.Core.WriteStatus(0); }
+        catch (Exception e) when (e is SysException or InvalidOperationException)
+        {
+            Sys.Log.Warn($"virtio-pci {function.Name}: reset before removal failed: {e.Message}");
+        }
         function.Dispose();
     }
 

@@ -3,7 +3,7 @@ namespace StratoVirt.Tests.Lab;
 /// <summary>The q35 standard VM in the nested lab: Debian's cloud kernel booted directly with 2 vCPUs and 512 MiB,
 /// running the guest's /tests/q35.sh (ACPI tables, PCI functions, CPUs, RTC), then powering off through PM1; and
 /// with virtio-pci block, net and rng functions (/tests/q35-virtio.sh), once with MSI-X and once forced to INTx
-/// (pci=nomsi).</summary>
+/// (pci=nomsi); and PCIe native hotplug into root ports (/tests/q35-hotplug.sh), with and without fast unplug.</summary>
 public static class Q35Scenarios
 {
     public const int Cpus = 2, MemoryMiB = 512;
@@ -82,6 +82,15 @@ public static class Q35Scenarios
         Q35HPHOST
         """;
 
+    private static string Hotplug(string name, string global) =>
+        $"scenario {name} 300 env STRATOVIRT_LOG_LEVEL=info unshare -n sh /tmp/lab-q35-hotplug-host.sh -machine q35 " +
+        "-kernel \"$KERNEL\" -initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=q35-hotplug\" " +
+        $"-m {MemoryMiB} -smp {Cpus} -serial stdio -name {name} -D -qmp unix:/tmp/qmp-q35hp.sock,server,nowait " +
+        "-device pcie-root-port,id=pcie.1,port=0x1,chassis=1,bus=pcie.0,addr=0x2,multifunction=on " +
+        "-device pcie-root-port,id=pcie.2,port=0x2,chassis=2,bus=pcie.0,addr=0x2.1 " +
+        "-device pcie-root-port,id=pcie.3,port=0x3,chassis=3,bus=pcie.0,addr=0x3 " +
+        "-drive id=d0,file=/tmp/q35hp-cold.img,direct=off -device virtio-blk-pci,drive=d0,id=blk0,bus=pcie.1,addr=0x0" + global;
+
     public static readonly string[] Lines =
     [
         $"scenario q35-boot 240 env STRATOVIRT_LOG_LEVEL=info \"$VMM\" -machine q35 -kernel \"$KERNEL\" " +
@@ -100,12 +109,8 @@ public static class Q35Scenarios
         // PCIe native hotplug: three root ports (two functions of slot 2, and slot 3), a disk cold-plugged behind
         // the first; the host script plugs and unplugs the others over QMP.
         HotplugHost,
-        "scenario q35-hotplug 300 env STRATOVIRT_LOG_LEVEL=info unshare -n sh /tmp/lab-q35-hotplug-host.sh -machine q35 " +
-        "-kernel \"$KERNEL\" -initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=q35-hotplug\" " +
-        $"-m {MemoryMiB} -smp {Cpus} -serial stdio -name q35-hotplug -D -qmp unix:/tmp/qmp-q35hp.sock,server,nowait " +
-        "-device pcie-root-port,id=pcie.1,port=0x1,chassis=1,bus=pcie.0,addr=0x2,multifunction=on " +
-        "-device pcie-root-port,id=pcie.2,port=0x2,chassis=2,bus=pcie.0,addr=0x2.1 " +
-        "-device pcie-root-port,id=pcie.3,port=0x3,chassis=3,bus=pcie.0,addr=0x3 " +
-        "-drive id=d0,file=/tmp/q35hp-cold.img,direct=off -device virtio-blk-pci,drive=d0,id=blk0,bus=pcie.1,addr=0x0",
+        Hotplug("q35-hotplug", ""),
+        // The same with Kata's and Kuasar's -global: the guest powers the slot off without its 5 s button delay.
+        Hotplug("q35-hotplug-fast", " -global pcie-root-port.fast-unplug=1"),
     ];
 }

@@ -24,10 +24,11 @@ echo "GUEST-Q35HP-COLD-HEAD $(dd if=/dev/vda bs=512 count=1 2>/dev/null | head -
 ip link set lo up
 echo "GUEST-Q35HP-READY"
 wait_for /sys/block/vdb || { echo "GUEST-Q35HP-ERROR the hot-plugged disk did not appear"; exit 1; }
+wait_for /sys/class/net/eth0 || { echo "GUEST-Q35HP-ERROR the hot-plugged NIC did not appear"; exit 1; }
+sleep 2  # the kernel's messages about the new bridges and devices, which would cut into the marker lines
 hot=$(pci_of /sys/block/vdb)
 echo "GUEST-Q35HP-HOT-PCI $hot"
 echo "GUEST-Q35HP-HOT-HEAD $(dd if=/dev/vdb bs=512 count=1 2>/dev/null | head -c 19)"
-wait_for /sys/class/net/eth0 || { echo "GUEST-Q35HP-ERROR the hot-plugged NIC did not appear"; exit 1; }
 echo "GUEST-Q35HP-NET-PCI $(pci_of /sys/class/net/eth0)"
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
@@ -37,5 +38,6 @@ grep -E 'pciehp|virtio' /proc/interrupts | tr -s ' ' | while read -r line; do ec
 echo "GUEST-Q35HP-PLUGGED"
 wait_for /sys/block/vdb gone || { echo "GUEST-Q35HP-ERROR the disk was not unplugged"; exit 1; }
 wait_for "/sys/bus/pci/devices/$hot" gone
+sleep 1
 if [ -e "/sys/bus/pci/devices/$hot" ]; then echo "GUEST-Q35HP-UNPLUGGED present"; else echo "GUEST-Q35HP-UNPLUGGED gone"; fi
 echo "GUEST-Q35HP-AFTER $(ls /sys/bus/pci/devices | tr '\n' ' ')"
