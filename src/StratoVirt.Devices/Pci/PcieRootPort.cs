@@ -76,7 +76,6 @@ public sealed class PcieRootPort : PciFunction
         : base(new PciConfigSpace(PciConfigSpace.ExpressSize, VendorRedHat, DeviceIdValue, 0x060400, 0, multiFunction))
     {
         _id = id;
-        Port = port;
         Secondary = secondary;
         _intx = intx;
         _msiController = msi;
@@ -121,9 +120,6 @@ public sealed class PcieRootPort : PciFunction
     public override string Name => _id;
 
     public override string QdevId => _id;
-
-    /// <summary>The port number and physical slot number.</summary>
-    public byte Port { get; }
 
     /// <summary>The bus behind the port (one slot, device 0).</summary>
     public PciBus Secondary { get; }

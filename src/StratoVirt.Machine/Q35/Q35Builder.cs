@@ -113,13 +113,21 @@ public sealed class Q35Builder
         }
     }
 
-    /// <summary>The virtio-pci functions on pcie.0 and behind the root ports; then, as firmware would (the guest may
-    /// change all of it), their BARs placed in the 32-bit window, each root port given the next bus number and a
-    /// memory window of at least <see cref="RootPortWindow"/> around the BARs behind it, and the iothreads that
-    /// serve the functions started.</summary>
+    /// <summary>The virtio-pci functions on pcie.0 and behind the root ports, laid out as firmware would
+    /// (<see cref="PlaceBarsAndWindows"/>), and the iothreads that serve them.</summary>
     private void AddVirtioDevices(PciBus root, IReadOnlyDictionary<string, (PcieRootPort Port, int Slot)> ports)
     {
         _devices.Attach(root, ports);
+        PlaceBarsAndWindows(root, ports);
+        _vm.StartIoThreads();
+    }
+
+    /// <summary>What firmware does at power-on (the guest may change all of it): the memory BARs placed in the 32-bit
+    /// window, each root port in command-line order given the next bus number and a memory window of at least
+    /// <see cref="RootPortWindow"/> around the BARs behind it (its I/O and prefetchable windows closed), and a port
+    /// with a device in its slot powered with its link up.</summary>
+    private void PlaceBarsAndWindows(PciBus root, IReadOnlyDictionary<string, (PcieRootPort Port, int Slot)> ports)
+    {
         ulong next = Q35Layout.Mmio32Base;
         PlaceBars(root, ref next);
         byte number = 1;
@@ -141,7 +149,6 @@ public sealed class Q35Builder
             if (port.Secondary.Functions.Any()) port.ColdPlugged();
             number++;
         }
-        _vm.StartIoThreads();
     }
 
     /// <summary>The memory window each root port gets at least (Linux's default reserve for a hotplug bridge).</summary>
