@@ -1,4 +1,5 @@
 using StratoVirt.Devices.Chardev;
+using StratoVirt.Devices.Pci;
 using StratoVirt.Memory;
 using StratoVirt.Virtio.Devices;
 
@@ -45,6 +46,10 @@ public sealed record MachineConfig
     public bool HotplugSlots { get; init; }
     /// <summary>virtio-mmio devices, in slot order.</summary>
     public IReadOnlyList<VirtioDeviceConfig> Devices { get; init; } = [];
+    /// <summary>q35: the pcie-root-port devices (native hotplug slots) on pcie.0.</summary>
+    public IReadOnlyList<PcieRootPortConfig> RootPorts { get; init; } = [];
+    /// <summary>q35: -global pcie-root-port.fast-unplug=1, unplug without the guest's attention-button delay.</summary>
+    public bool FastUnplug { get; init; }
     /// <summary>Ids of the -object iothread event loops.</summary>
     public IReadOnlyList<string> IoThreads { get; init; } = [];
     /// <summary>-drive if=pflash: the q35 machine's firmware flash units, unit 0 first; empty: direct kernel boot.</summary>

@@ -87,7 +87,7 @@ internal sealed partial class QmpDispatcher
         {
             VirtioSlotClass.Block => HotplugKind.Block,
             VirtioSlotClass.Net => HotplugKind.Net,
-            _ => throw new HotplugException($"{driver} cannot be hotplugged into a microVM (only {registry.HotpluggableNames})"),
+            _ => throw new HotplugException($"{driver} cannot be hotplugged (only {registry.HotpluggableNames})"),
         };
         // The backend: drive/netdev as QEMU names it; upstream takes a net device's from chardev, or needs id ==
         // the backend's name.
@@ -117,6 +117,6 @@ internal sealed partial class QmpDispatcher
             try { VirtioBlock.CheckSerial(a.Serial); }
             catch (ArgumentException e) { throw new HotplugException($"device_add '{id}': {e.Message}"); }
         }
-        return new DeviceAddSpec(id, kind, backend, slot, mac, kind == HotplugKind.Block ? a.Serial : null);
+        return new DeviceAddSpec(id, kind, backend, slot, mac, kind == HotplugKind.Block ? a.Serial : null) { Driver = driver, Bus = a.Bus };
     }
 }

@@ -86,7 +86,7 @@ public sealed class DeviceAddArguments
     public string? Iothread { get; set; }
     public JsonElement? Romfile { get; set; }
     [JsonPropertyName("share-rw")] public JsonElement? ShareRw { get; set; }
-    public JsonElement? Bus { get; set; }
+    public string? Bus { get; set; }
     [JsonPropertyName("disable-modern")] public JsonElement? DisableModern { get; set; }
     public JsonElement? Mq { get; set; }
     public JsonElement? Vectors { get; set; }

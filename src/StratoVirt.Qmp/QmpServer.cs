@@ -162,8 +162,8 @@ public sealed class QmpServer : IDisposable
                 SendEvent("RESUME");
                 break;
             case MachineEvent.DeviceDeleted d:
-                // upstream's path is the id; QEMU's would be /machine/peripheral/<id>
-                SendEvent("DEVICE_DELETED", new DeviceDeletedEventData(d.Id, d.Id), QmpHotplugJsonContext.Default.DeviceDeletedEventData);
+                // upstream's microVM path is the id; its standard VM's (and QEMU's) /machine/peripheral/<id>
+                SendEvent("DEVICE_DELETED", new DeviceDeletedEventData(d.Id, d.Path ?? d.Id), QmpHotplugJsonContext.Default.DeviceDeletedEventData);
                 break;
             case MachineEvent.BalloonChanged b:
                 SendEvent("BALLOON_CHANGED", new BalloonInfo(b.ActualBytes), QmpJsonContext.Default.BalloonInfo);

@@ -29,6 +29,9 @@ internal sealed class AmlWriter
     private const byte ScopeOp = 0x10;
     private const byte BufferOp = 0x11;
     private const byte PackageOp = 0x12;
+    private const byte MethodOp = 0x14;
+    private const byte ReturnOp = 0xA4;
+    private const byte Arg0Op = 0x68;
     private const byte ExtOpPrefix = 0x5B;
     private const byte DeviceOp = 0x82; // after ExtOpPrefix
     private const byte RootChar = (byte)'\\';
@@ -117,6 +120,24 @@ internal sealed class AmlWriter
         Byte(DeviceOp);
         Open(FrameKind.Plain);
         NameString(name);
+    }
+
+    /// <summary>Opens <c>Method(name, argCount, NotSerialized) { ... }</c>.</summary>
+    public void BeginMethod(string name, int argCount)
+    {
+        if (argCount is < 0 or > 7) throw new ArgumentOutOfRangeException(nameof(argCount), "a method takes 0 to 7 arguments");
+        Byte(MethodOp);
+        Open(FrameKind.Plain);
+        NameString(name);
+        Byte((byte)argCount);
+    }
+
+    /// <summary><c>Return(ArgN)</c>.</summary>
+    public void ReturnArg(int index)
+    {
+        if (index is < 0 or > 6) throw new ArgumentOutOfRangeException(nameof(index), "arguments are Arg0 to Arg6");
+        Byte(ReturnOp);
+        Byte((byte)(Arg0Op + index));
     }
 
     /// <summary>Opens <c>Package(count) { ... }</c>; exactly <paramref name="count"/> objects must follow.</summary>

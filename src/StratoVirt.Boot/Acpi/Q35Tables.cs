@@ -24,7 +24,8 @@ public sealed record Q35AcpiConfig(int CpuCount, FixedAcpiPorts Ports, ushort Sc
 
 /// <summary>
 /// Builds the ACPI tables of the q35 standard VM for direct boot, as one blob: RSDP, XSDT, FADT (fixed hardware,
-/// not hardware-reduced), FACS, DSDT (the PCI Express root bridge PCI0 with its windows, COM1, the RTC, \_S5_),
+/// not hardware-reduced), FACS, DSDT (the PCI Express root bridge PCI0 with its windows and an _OSC that grants
+/// native PCI Express control, COM1, the RTC, \_S5_),
 /// MADT and MCFG (ECAM for bus 0-255 of segment 0).
 /// </summary>
 public static class Q35Tables
@@ -146,6 +147,11 @@ public static class Q35Tables
         if (config.Mmio64Size > 0) aml.AddressSpace(AmlAddressSpace.Memory, 8, config.Mmio64Base, config.Mmio64Size);
         aml.End();
         WritePciRouting(aml);
+        // _OSC grants the guest every control it asks for (its capabilities buffer comes back unchanged, no error
+        // bits), native PCI Express hotplug of the root ports among them.
+        aml.BeginMethod("_OSC", 4);
+        aml.ReturnArg(3);
+        aml.End();
         aml.End();
         Dsdt.WriteCom1(aml);
         Dsdt.WriteRtc(aml);

@@ -45,6 +45,50 @@ public sealed class PciBus(string name, IoBus pio, IoBus mmio)
         }
     }
 
+    /// <summary>A configuration read of function <paramref name="devfn"/> on bus <paramref name="number"/>, this
+    /// bus being bus 0: routed through the bridges by the bus numbers the guest gave them. A bus nobody forwards
+    /// to reads as all ones.</summary>
+    public void ReadConfig(int number, int devfn, int offset, Span<byte> data)
+    {
+        if ((number == 0 ? this : BusBehind(number)) is { } bus) bus.ReadConfig(devfn, offset, data);
+        else data.Fill(0xFF);
+    }
+
+    /// <summary>A configuration write to bus <paramref name="number"/> (see <see cref="ReadConfig(int, int, int, Span{byte})"/>);
+    /// a bus nobody forwards to drops it.</summary>
+    public void WriteConfig(int number, int devfn, int offset, ReadOnlySpan<byte> data)
+    {
+        if ((number == 0 ? this : BusBehind(number)) is { } bus) bus.WriteConfig(devfn, offset, data);
+    }
+
+    /// <summary>The bus numbered <paramref name="number"/> behind one of this bus's bridges, or null.</summary>
+    public PciBus? BusBehind(int number)
+    {
+        lock (_gate)
+        {
+            foreach (var f in _functions)
+                if (f?.BusBehind(number) is { } bus) return bus;
+        }
+        return null;
+    }
+
+    /// <summary>Takes every function off the bus (a hot-unplugged card), unmapping their BARs; returns them.</summary>
+    public IReadOnlyList<PciFunction> DetachAll()
+    {
+        var gone = new List<PciFunction>();
+        lock (_gate)
+        {
+            for (int devfn = 0; devfn < _functions.Length; devfn++)
+            {
+                if (_functions[devfn] is not { } f) continue;
+                foreach (var bar in f.Config.Bars) Unmap(f, bar);
+                _functions[devfn] = null;
+                gone.Add(f);
+            }
+        }
+        return gone;
+    }
+
     /// <summary>A configuration read of function <paramref name="devfn"/> (slot &lt;&lt; 3 | function); an empty
     /// function reads as all ones, which is how the guest learns that nothing is there.</summary>
     public void ReadConfig(int devfn, int offset, Span<byte> data)
@@ -82,8 +126,9 @@ public sealed class PciBus(string name, IoBus pio, IoBus mmio)
     }
 
     /// <summary>Each function as QMP query-pci shows it: identity, class, interrupt pin, and every BAR with the
-    /// address it decodes (<see cref="PciRegionInfo.Unmapped"/> while its decoding is off or it holds 0).</summary>
-    public IReadOnlyList<PciFunctionInfo> Describe()
+    /// address it decodes (<see cref="PciRegionInfo.Unmapped"/> while its decoding is off or it holds 0); a bridge
+    /// with its windows and the functions behind it. <paramref name="number"/> is this bus's number.</summary>
+    public IReadOnlyList<PciFunctionInfo> Describe(int number = 0)
     {
         var list = new List<PciFunctionInfo>();
         lock (_gate)
@@ -93,10 +138,11 @@ public sealed class PciBus(string name, IoBus pio, IoBus mmio)
                 var c = f.Config;
                 var regions = c.Bars.Select(bar => c.BarAddress(bar.Index) is var a && a != 0 && c.BarDecodes(bar)
                     ? new PciRegionInfo(bar.Index, bar.Kind, a, bar.Size) : new PciRegionInfo(bar.Index, bar.Kind, PciRegionInfo.Unmapped, bar.Size));
+                bool bridge = c.IsBridge; // a type 1 header has no subsystem ids
                 list.Add(new PciFunctionInfo(slot, function, c.GetU16(PciConfigSpace.VendorId), c.GetU16(PciConfigSpace.DeviceId),
-                    c.GetU16(PciConfigSpace.SubsystemVendorId), c.GetU16(PciConfigSpace.SubsystemId),
+                    bridge ? (ushort)0 : c.GetU16(PciConfigSpace.SubsystemVendorId), bridge ? (ushort)0 : c.GetU16(PciConfigSpace.SubsystemId),
                     c.GetU16(PciConfigSpace.ClassCode + 1), c.GetU8(PciConfigSpace.InterruptPin), c.GetU8(PciConfigSpace.InterruptLine),
-                    f.QdevId, [.. regions]));
+                    f.QdevId, [.. regions]) { Bus = number, Bridge = f.DescribeBridge() });
             }
         }
         return list;
@@ -119,12 +165,7 @@ public sealed class PciBus(string name, IoBus pio, IoBus mmio)
             bool mapped = _mapped.TryGetValue(key, out ulong current);
             if (mapped && wanted && current == address) continue;
             var space = bar.Kind == PciBarKind.Io ? pio : mmio;
-            if (mapped)
-            {
-                space.Unregister(current);
-                _mapped.Remove(key);
-                f.BarMapped(bar.Index, null);
-            }
+            if (mapped) Unmap(f, bar);
             if (!wanted) continue;
             try
             {
@@ -140,6 +181,13 @@ public sealed class PciBus(string name, IoBus pio, IoBus mmio)
         }
     }
 
+    private void Unmap(PciFunction f, PciBar bar)
+    {
+        if (!_mapped.Remove((f, bar.Index), out ulong address)) return;
+        (bar.Kind == PciBarKind.Io ? pio : mmio).Unregister(address);
+        f.BarMapped(bar.Index, null);
+    }
+
     private static bool FitsAddressSpace(PciBar bar, ulong address) => bar.Kind switch
     {
         PciBarKind.Io => address + bar.Size <= 0x1_0000,
@@ -152,7 +200,14 @@ public sealed class PciBus(string name, IoBus pio, IoBus mmio)
 /// class as base class and subclass (the config word at 0x0A), the interrupt pin (0: none, 1: INTA#) and the line
 /// the guest wrote, the -device id (empty for the chipset's functions) and its BARs.</summary>
 public sealed record PciFunctionInfo(int Slot, int Function, ushort VendorId, ushort DeviceId, ushort SubsystemVendorId,
-    ushort SubsystemId, ushort Class, byte InterruptPin, byte InterruptLine, string QdevId, IReadOnlyList<PciRegionInfo> Regions);
+    ushort SubsystemId, ushort Class, byte InterruptPin, byte InterruptLine, string QdevId, IReadOnlyList<PciRegionInfo> Regions)
+{
+    /// <summary>The number of the bus the function is on.</summary>
+    public int Bus { get; init; }
+
+    /// <summary>A bridge's bus numbers, windows and functions behind it; null for other functions.</summary>
+    public PciBridgeInfo? Bridge { get; init; }
+}
 
 /// <summary>One BAR: its index, kind, the address it decodes and its size.</summary>
 public readonly record struct PciRegionInfo(int Bar, PciBarKind Kind, ulong Address, ulong Size)

@@ -23,6 +23,12 @@ public sealed class PciConfigSpace
     public const int CapabilitiesPointer = 0x34, InterruptLine = 0x3C, InterruptPin = 0x3D;
     public const int BarCount = 6;
 
+    // A type 1 (PCI-to-PCI bridge) header: bus numbers, the windows it forwards, bridge control.
+    public const int PrimaryBus = 0x18, SecondaryBus = 0x19, SubordinateBus = 0x1A, IoBase = 0x1C, IoLimit = 0x1D;
+    public const int SecondaryStatus = 0x1E, MemoryBase = 0x20, MemoryLimit = 0x22, PrefetchBase = 0x24, PrefetchLimit = 0x26;
+    public const int PrefetchBaseUpper = 0x28, PrefetchLimitUpper = 0x2C, BridgeControl = 0x3E;
+    public const byte HeaderTypeBridge = 1;
+
     public const ushort CommandIo = 1 << 0, CommandMemory = 1 << 1, CommandBusMaster = 1 << 2;
     public const ushort CommandParity = 1 << 6, CommandSerr = 1 << 8, CommandInterruptDisable = 1 << 10;
     public const ushort StatusInterrupt = 1 << 3, StatusCapabilities = 1 << 4;
@@ -65,6 +71,9 @@ public sealed class PciConfigSpace
 
     /// <summary>Bit 7 of the header type: the other functions of this slot are probed.</summary>
     public bool IsMultiFunction => (_data[HeaderType] & 0x80) != 0;
+
+    /// <summary>Whether the header is a PCI-to-PCI bridge's (type 1).</summary>
+    public bool IsBridge => (_data[HeaderType] & 0x7F) == HeaderTypeBridge;
 
     public ushort CommandValue => GetU16(Command);
 
@@ -121,6 +130,8 @@ public sealed class PciConfigSpace
 
     public void SetWritableU32(int offset, uint mask) =>
         BinaryPrimitives.WriteUInt32LittleEndian(_writable.AsSpan(offset), mask);
+
+    public void SetWritableU8(int offset, byte mask) => _writable[offset] = mask;
 
     /// <summary>Lets the guest clear the bits of <paramref name="mask"/> at <paramref name="offset"/> by writing 1s.</summary>
     public void SetClearOnWriteU16(int offset, ushort mask) =>

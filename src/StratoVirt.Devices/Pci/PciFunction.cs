@@ -33,6 +33,13 @@ public abstract class PciFunction(PciConfigSpace config)
     /// state; a function with live state behind it (a device, MSI-X) resets that too. The bus then unmaps the
     /// BARs, which no longer decode.</summary>
     public virtual void Reset() => Config.Reset();
+
+    /// <summary>A bridge's bus numbered <paramref name="number"/> (its secondary bus or one below it, as the guest
+    /// programmed its bus numbers); null for a function that forwards nothing there.</summary>
+    public virtual PciBus? BusBehind(int number) => null;
+
+    /// <summary>What query-pci shows of a bridge; null for other functions.</summary>
+    public virtual PciBridgeInfo? DescribeBridge() => null;
 }
 
 /// <summary>A configuration error of the PCI topology the user asked for (a taken or impossible address).</summary>

@@ -10,11 +10,11 @@ public sealed record PciPlacement(string Bus, int? Slot, int Function, bool Mult
     public const string RootBus = "pcie.0";
 
     /// <summary>Reads bus=, addr= ("0x3", "3", "0x3.1": slot in hex, function 0-7) and multifunction= of a
-    /// -device option; anything else is a UsageException naming <paramref name="driver"/>.</summary>
+    /// -device option; anything else is a UsageException naming <paramref name="driver"/>. Whether the bus exists
+    /// is the caller's to check.</summary>
     public static PciPlacement Parse(OptionValue v, string driver)
     {
         string bus = v.Get("bus") ?? RootBus;
-        if (bus != RootBus) throw new UsageException($"option -device: {driver} bus={bus}: no such bus (the q35 machine has {RootBus})");
         bool multi = v.GetBool("multifunction", false);
         if (v.Get("addr") is not { } addr) return new PciPlacement(bus, null, 0, multi);
         string[] parts = addr.Split('.');
@@ -28,3 +28,7 @@ public sealed record PciPlacement(string Bus, int? Slot, int Function, bool Mult
         return new PciPlacement(bus, slot, function, multi);
     }
 }
+
+/// <summary>A -device pcie-root-port: its id (which names its secondary bus), port number, chassis and place on
+/// pcie.0.</summary>
+public sealed record PcieRootPortConfig(string Id, byte Port, byte Chassis, PciPlacement Placement);

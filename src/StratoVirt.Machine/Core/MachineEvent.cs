@@ -23,8 +23,9 @@ public abstract record MachineEvent
     /// <summary>The vCPUs run again.</summary>
     public sealed record Resumed : MachineEvent;
 
-    /// <summary>A device was unplugged and is gone from the guest.</summary>
-    public sealed record DeviceDeleted(string Id) : MachineEvent;
+    /// <summary>A device was unplugged and is gone from the guest. <paramref name="Path"/>: its QOM path, where the
+    /// machine type reports one (q35: /machine/peripheral/&lt;id&gt;); null: the id (upstream's microVM).</summary>
+    public sealed record DeviceDeleted(string Id, string? Path = null) : MachineEvent;
 
     /// <summary>The guest's memory as the balloon leaves it changed.</summary>
     public sealed record BalloonChanged(ulong ActualBytes) : MachineEvent;

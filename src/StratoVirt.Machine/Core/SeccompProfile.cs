@@ -142,6 +142,7 @@ public static class SeccompProfile
             (uint)KvmIoctls.Ioeventfd, (uint)KvmIoctls.Irqfd, (uint)KvmIoctls.SetGsiRouting),
         AllowIf("fcntl", 1, Libc.F_OFD_SETLK), // blockdev-add locks its image
         Allow("openat"), // blockdev-add, netdev_add
+        Allow("eventfd2"), // q35 device_add: the new function's queue notification eventfds
         Allow("poll"), // chardev output waiting for room; the last QMP reply
         Allow("accept4"),
         Allow("recvmsg"),

@@ -4,8 +4,8 @@ namespace StratoVirt.Machine;
 
 /// <summary>
 /// Hotplug as a machine type offers it: backends stored by name (blockdev-add, netdev_add) and the slots they are
-/// plugged into (device_add) and out of (device_del) — the microVM's replaceable virtio-mmio slots today. Called on
-/// the main loop; each method throws <see cref="HotplugException"/> with a one-line reason when it refuses.
+/// plugged into (device_add) and out of (device_del) — the microVM's replaceable virtio-mmio slots, q35's PCI
+/// Express root ports. Called on the main loop; each method throws <see cref="HotplugException"/> with a one-line reason when it refuses.
 /// </summary>
 public interface IHotplug
 {
@@ -24,7 +24,9 @@ public interface IHotplug
     /// <summary>Plugs a stored backend into a replaceable slot of its kind.</summary>
     void DeviceAdd(DeviceAddSpec spec);
 
-    /// <summary>Empties the device's slot, closes its backend, and raises DeviceDeleted before returning.</summary>
+    /// <summary>Empties the device's slot and closes its backend: at once, raising DeviceDeleted before returning
+    /// (microVM), or once the guest released it (q35: the attention button is pressed; DeviceDeleted follows when
+    /// the guest powers the slot off).</summary>
     void DeviceDel(string id);
 }
 
@@ -44,6 +46,13 @@ public sealed record BlockdevSpec(string NodeName, string Filename, bool ReadOnl
 /// </summary>
 public sealed record NetdevSpec(string Id, string? IfName, int? InheritedFd, FileDescriptor? OwnedFd);
 
-/// <summary>device_add, resolved: the backend's name, the slot index within the kind (null: the first free one),
-/// and the MAC and serial to give the device.</summary>
-public sealed record DeviceAddSpec(string Id, HotplugKind Kind, string Backend, int? Slot, byte[]? Mac, string? Serial);
+/// <summary>device_add, resolved: the backend's name, the slot (the microVM's: the index within the kind; q35's: the
+/// PCI slot on <see cref="Bus"/>; null: the first free one), and the MAC and serial to give the device.</summary>
+public sealed record DeviceAddSpec(string Id, HotplugKind Kind, string Backend, int? Slot, byte[]? Mac, string? Serial)
+{
+    /// <summary>The driver as the client named it (virtio-blk-mmio, virtio-net-pci, ...).</summary>
+    public string Driver { get; init; } = "";
+
+    /// <summary>bus=: the PCI bus (a root port's id) on q35; the microVM ignores it.</summary>
+    public string? Bus { get; init; }
+}

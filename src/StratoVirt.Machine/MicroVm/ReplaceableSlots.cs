@@ -21,8 +21,7 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
     private readonly Slot<VirtioBlock>[] _blk;
     private readonly Slot<VirtioNet>[] _net;
     private readonly HashSet<string> _otherIds;
-    private readonly Dictionary<string, RawImage> _drives = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Tap> _netdevs = new(StringComparer.Ordinal);
+    private readonly HotplugBackends _backends;
     private readonly Action<string> _deviceDeleted;
 
     /// <summary>A slot's device, the id of what is plugged in (null: empty) and the name of its hotplugged
@@ -55,6 +54,8 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
                 : new(OnLoop(new VirtioNet(null) { Id = $"net-slot{i}" }, loop), null);
         _otherIds = new HashSet<string>(otherIds, StringComparer.Ordinal);
         _deviceDeleted = deviceDeleted;
+        _backends = new HotplugBackends(name => _blk.FirstOrDefault(s => s.Backend == name)?.Id,
+            name => _net.FirstOrDefault(s => s.Backend == name)?.Id, fd => _net.Any(s => s.Device.BackendFd == fd));
     }
 
     private static T OnLoop<T>(T device, EventLoop loop) where T : VirtioDevice
@@ -92,71 +93,13 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
 
     public VirtioNet NetDevice(int index) => _net[index].Device;
 
-    public void BlockdevAdd(BlockdevSpec spec)
-    {
-        if (_drives.ContainsKey(spec.NodeName) || _blk.Any(s => s.Backend == spec.NodeName))
-            throw new HotplugException($"Block device node '{spec.NodeName}' already exists");
-        try
-        {
-            _drives.Add(spec.NodeName, RawImage.Open(spec.Filename, spec.ReadOnly, spec.Direct));
-        }
-        catch (SysException e)
-        {
-            throw new HotplugException(e.Message);
-        }
-    }
+    public void BlockdevAdd(BlockdevSpec spec) => _backends.BlockdevAdd(spec);
 
-    public void BlockdevDel(string nodeName) => RemoveStored(_drives, _blk, nodeName, "Block device node");
+    public void BlockdevDel(string nodeName) => _backends.BlockdevDel(nodeName);
 
-    /// <summary>Closes a stored backend; refuses one a slot uses, or an unknown name.</summary>
-    private static void RemoveStored<TBackend, TDevice>(Dictionary<string, TBackend> stored, Slot<TDevice>[] slots,
-        string name, string what) where TBackend : IDisposable where TDevice : VirtioDevice
-    {
-        if (stored.Remove(name, out var backend))
-        {
-            backend.Dispose();
-            return;
-        }
-        if (slots.FirstOrDefault(s => s.Backend == name) is { } slot)
-            throw new HotplugException($"{what} '{name}' is in use by device '{slot.Id}'; device_del it first");
-        throw new HotplugException($"{what} '{name}' not found");
-    }
+    public void NetdevAdd(NetdevSpec spec) => _backends.NetdevAdd(spec);
 
-    public void NetdevAdd(NetdevSpec spec)
-    {
-        using var owned = spec.OwnedFd;
-        if (_netdevs.ContainsKey(spec.Id) || _net.Any(s => s.Backend == spec.Id))
-            throw new HotplugException($"netdev '{spec.Id}' already exists");
-        try
-        {
-            Tap tap;
-            if (owned is not null)
-            {
-                tap = Tap.Adopt(owned.Fd);
-                owned.SetHandleAsInvalid(); // the tap owns the fd now
-            }
-            else if (spec.InheritedFd is { } fd)
-            {
-                if (fd < 3 || TapInUse(fd))
-                    throw new HotplugException($"netdev '{spec.Id}': fd {fd} is not a free inherited tap descriptor");
-                tap = Tap.Adopt(fd);
-            }
-            else
-            {
-                tap = Tap.Open(spec.IfName ?? throw new HotplugException($"netdev '{spec.Id}' needs ifname, fd or fds"));
-            }
-            _netdevs.Add(spec.Id, tap);
-        }
-        catch (TapException e)
-        {
-            throw new HotplugException($"netdev '{spec.Id}': {e.Message}");
-        }
-    }
-
-    private bool TapInUse(int fd) =>
-        _netdevs.Values.Any(t => t.Fd == fd) || _net.Any(s => s.Device.BackendFd == fd);
-
-    public void NetdevDel(string id) => RemoveStored(_netdevs, _net, id, "netdev");
+    public void NetdevDel(string id) => _backends.NetdevDel(id);
 
     public void DeviceAdd(DeviceAddSpec spec)
     {
@@ -164,19 +107,18 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
         if (_otherIds.Contains(spec.Id) || _blk.Any(s => s.Id == spec.Id) || _net.Any(s => s.Id == spec.Id))
             throw new HotplugException($"Device id '{spec.Id}' is already in use");
         if (spec.Kind == HotplugKind.Block)
-            Plug(_drives, _blk, spec, "block", "block device node", (d, image) => d.Insert(image, spec.Serial));
+            Plug(_backends.Drive, _blk, spec, "block", (d, image) => d.Insert(image, spec.Serial));
         else
-            Plug(_netdevs, _net, spec, "net", "netdev", (d, tap) => d.Attach(tap, spec.Mac));
+            Plug(_backends.Netdev, _net, spec, "net", (d, tap) => d.Attach(tap, spec.Mac));
     }
 
     /// <summary>Moves a stored backend into a free slot of its kind.</summary>
-    private static void Plug<TBackend, TDevice>(Dictionary<string, TBackend> stored, Slot<TDevice>[] slots,
-        DeviceAddSpec spec, string kind, string what, Action<TDevice, TBackend> insert) where TDevice : VirtioDevice
+    private void Plug<TBackend, TDevice>(Func<string, TBackend> stored, Slot<TDevice>[] slots,
+        DeviceAddSpec spec, string kind, Action<TDevice, TBackend> insert) where TDevice : VirtioDevice
     {
-        if (!stored.TryGetValue(spec.Backend, out var backend))
-            throw new HotplugException($"No {what} '{spec.Backend}' (add it first)");
+        var backend = stored(spec.Backend);
         var slot = FreeSlot(slots, spec.Slot, kind);
-        stored.Remove(spec.Backend);
+        _backends.Release(spec.Backend, spec.Kind);
         insert(slot.Device, backend);
         slot.Id = spec.Id;
         slot.Backend = spec.Backend;
@@ -219,11 +161,5 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
     }
 
     /// <summary>Closes the stored backends no device uses (the devices belong to the machine).</summary>
-    public void Dispose()
-    {
-        foreach (var image in _drives.Values) image.Dispose();
-        foreach (var tap in _netdevs.Values) tap.Dispose();
-        _drives.Clear();
-        _netdevs.Clear();
-    }
+    public void Dispose() => _backends.Dispose();
 }

@@ -87,7 +87,13 @@ public sealed class Q35Builder
         var legacy = PcPlatform.AddLegacyDevices(_vm, kvmVm, _serialChardev);
         legacy.Rtc.SetMemorySize(memory.Regions[0].End, memory.Regions.Count > 1 ? memory.Regions[1].Size : 0);
         var (bus, configPorts, pm) = AddChipset(kvmVm);
-        AddVirtioDevices(bus, kvm, kvmVm, memory);
+        bool ioeventfd = kvm.CheckExtension(KvmCap.Ioeventfd) > 0;
+        if (_config.Devices.Count > 0 && !ioeventfd) Sys.Log.Info("KVM lacks ioeventfd; virtio queue notifications exit to the VMM");
+        _devices.Connect(kvmVm, memory, ioeventfd, _vm.VmFailed);
+        var hotplug = _vm.Own(new PcieHotplug(_vm, _devices));
+        _vm.Hotplug = hotplug;
+        AddRootPorts(bus, kvmVm, hotplug);
+        AddVirtioDevices(bus, hotplug.Ports);
         IReadOnlyList<Pflash> flashDevices = [];
         FwCfg? fwCfg = null;
         if (flash.Count > 0)
@@ -111,7 +117,7 @@ public sealed class Q35Builder
             // interfaces back in their power-on modes), then the vCPUs. Guest RAM and the flash files are kept.
             configPorts.Reset();
             bus.Reset();
-            PlaceBars(bus);
+            PlaceBarsAndWindows(bus, hotplug.Ports);
             pm.Reset();
             legacy.Reset();
             interruptControllers.ApplyInterruptControllers(kvmVm);
@@ -144,30 +150,75 @@ public sealed class Q35Builder
         return (bus, configPorts, pm);
     }
 
-    /// <summary>The virtio-pci functions on <paramref name="bus"/>, their BARs placed in the 32-bit window as
-    /// firmware would (the guest may move them), and the iothreads that serve them.</summary>
-    private void AddVirtioDevices(PciBus bus, KvmSystem kvm, KvmVm kvmVm, GuestMemory memory)
+    /// <summary>The -device pcie-root-port functions on pcie.0, each with its secondary bus named by its id. Their
+    /// INTA# is their slot's pin; what they take off their bus goes to <paramref name="hotplug"/>.</summary>
+    private void AddRootPorts(PciBus root, KvmVm kvmVm, PcieHotplug hotplug)
     {
-        bool ioeventfd = kvm.CheckExtension(KvmCap.Ioeventfd) > 0;
-        if (_config.Devices.Count > 0 && !ioeventfd) Sys.Log.Info("KVM lacks ioeventfd; virtio queue notifications exit to the VMM");
-        _devices.Attach(bus, kvmVm, memory, ioeventfd, _vm.VmFailed);
-        PlaceBars(bus);
+        foreach (var c in _config.RootPorts)
+        {
+            int slot = c.Placement.Slot ?? throw new InvalidOperationException($"root port '{c.Id}' has no slot");
+            var port = new PcieRootPort(c.Id, c.Port, c.Placement.MultiFunction, new PciBus(c.Id, _vm.Pio, _vm.Mmio),
+                new KvmInterruptLine(kvmVm, Q35Layout.IntxGsi(slot, 0), _vm.VmFailed), _devices.Msi, _config.FastUnplug, hotplug.Removed);
+            root.Attach(slot, c.Placement.Function, port);
+            hotplug.AddPort(port, slot);
+        }
+    }
+
+    /// <summary>The virtio-pci functions on pcie.0 and behind the root ports, laid out as firmware would
+    /// (<see cref="PlaceBarsAndWindows"/>), and the iothreads that serve them.</summary>
+    private void AddVirtioDevices(PciBus root, IReadOnlyDictionary<string, (PcieRootPort Port, int Slot)> ports)
+    {
+        _devices.Attach(root, ports);
+        PlaceBarsAndWindows(root, ports);
         _vm.StartIoThreads();
     }
 
-    /// <summary>Gives each memory BAR of the functions on <paramref name="bus"/> an address in the 32-bit window, in
-    /// function order and naturally aligned, as firmware does at power-on (decoding stays off: the guest turns it
-    /// on). The same placement after a reset.</summary>
-    private static void PlaceBars(PciBus bus)
+    /// <summary>What firmware does at power-on (the guest may change all of it): the memory BARs placed in the 32-bit
+    /// window, each root port in command-line order given the next bus number and a memory window of at least
+    /// <see cref="RootPortWindow"/> around the BARs behind it (its I/O and prefetchable windows closed), and a port
+    /// with a device in its slot powered with its link up.</summary>
+    private void PlaceBarsAndWindows(PciBus root, IReadOnlyDictionary<string, (PcieRootPort Port, int Slot)> ports)
     {
         ulong next = Q35Layout.Mmio32Base;
+        PlaceBars(root, ref next);
+        byte number = 1;
+        foreach (var c in _config.RootPorts)
+        {
+            var port = ports[c.Id].Port;
+            int devfn = c.Placement.Slot!.Value << 3 | c.Placement.Function;
+            root.WriteConfig(devfn, PciConfigSpace.PrimaryBus, [0, number, number]);
+            next = AlignUp(next, WindowGranule);
+            ulong window = next;
+            PlaceBars(port.Secondary, ref next);
+            next = Math.Max(AlignUp(next, WindowGranule), window + RootPortWindow);
+            var windows = new byte[12];
+            BinaryPrimitives.WriteUInt16LittleEndian(windows, 0x00F0); // I/O base above its limit: closed
+            BinaryPrimitives.WriteUInt16LittleEndian(windows.AsSpan(4), (ushort)(window >> 16));
+            BinaryPrimitives.WriteUInt16LittleEndian(windows.AsSpan(6), (ushort)((next - 1) >> 16));
+            BinaryPrimitives.WriteUInt16LittleEndian(windows.AsSpan(8), 0xFFF0); // prefetchable: closed
+            root.WriteConfig(devfn, PciConfigSpace.IoBase, windows);
+            if (port.Secondary.Functions.Any()) port.ColdPlugged();
+            number++;
+        }
+    }
+
+    /// <summary>The memory window each root port gets at least (Linux's default reserve for a hotplug bridge).</summary>
+    private const ulong RootPortWindow = 2UL << 20;
+    private const ulong WindowGranule = 1UL << 20;
+
+    private static ulong AlignUp(ulong value, ulong alignment) => (value + alignment - 1) & ~(alignment - 1);
+
+    /// <summary>Writes the memory BARs of the functions on <paramref name="bus"/> one after the other from
+    /// <paramref name="next"/>, each aligned to its size.</summary>
+    private static void PlaceBars(PciBus bus, ref ulong next)
+    {
         var address = new byte[8];
         foreach (var (slot, function, device) in bus.Functions)
         {
             foreach (var bar in device.Config.Bars)
             {
                 if (bar.Kind == PciBarKind.Io) continue;
-                next = (next + bar.Size - 1) & ~(bar.Size - 1);
+                next = AlignUp(next, bar.Size);
                 BinaryPrimitives.WriteUInt64LittleEndian(address, next);
                 bus.WriteConfig(slot << 3 | function, PciConfigSpace.Bar0 + 4 * bar.Index,
                     address.AsSpan(0, bar.Kind == PciBarKind.Memory64 ? 8 : 4));

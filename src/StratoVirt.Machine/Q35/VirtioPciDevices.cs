@@ -1,4 +1,5 @@
 using StratoVirt.Boot;
+using StratoVirt.Sys;
 using StratoVirt.Devices.Chardev;
 using StratoVirt.Devices.Pci;
 using StratoVirt.Kvm;
@@ -13,8 +14,8 @@ using StratoVirt.Virtio.VhostUser;
 namespace StratoVirt.Machine;
 
 /// <summary>
-/// The q35 machine's virtio-pci functions on pcie.0: each -device virtio-*-pci at its addr= (or the first free
-/// slot), INTA# on the GSI of <see cref="Q35Layout.IntxGsi"/> (as the DSDT's _PRT says), MSI-X through KVM_SIGNAL_MSI
+/// The q35 machine's virtio-pci functions on pcie.0 and behind its root ports: each -device virtio-*-pci at its
+/// bus= and addr= (or the first free slot of pcie.0), and those hot-plugged later, INTA# on the GSI of <see cref="Q35Layout.IntxGsi"/> (as the DSDT's _PRT says), MSI-X through KVM_SIGNAL_MSI
 /// (and through GSI routes and irqfds for the call eventfds of vhost and vhost-user backends), queue notifications
 /// through KVM ioeventfd when the host has it. Owns the functions, then the chardevs they use.
 /// </summary>
@@ -23,6 +24,11 @@ internal sealed class VirtioPciDevices : IDisposable
     private readonly List<VirtioPciFunction> _functions = [];
     private readonly List<(VirtioDevice Device, PciPlacement Placement)> _unattached = [];
     private readonly List<Chardev> _chardevs = [];
+    private KvmVm? _kvmVm;
+    private GuestMemory? _memory;
+    private Action<string>? _vmFailed;
+    private KvmDoorbells? _doorbells;
+    private KvmIrqfdRoutes? _irqfds;
 
     public IReadOnlyList<VirtioPciFunction> Functions => _functions;
 
@@ -49,20 +55,41 @@ internal sealed class VirtioPciDevices : IDisposable
         }
     }
 
-    /// <summary>Puts every created device on <paramref name="bus"/> at its address; a taken, impossible or
-    /// orphaned (function n without a multifunction function 0) address is a PciException.</summary>
-    public void Attach(PciBus bus, KvmVm kvmVm, GuestMemory memory, bool ioeventfd, Action<string> vmFailed)
+    /// <summary>Connects the functions to come to KVM: interrupts, queue notifications (KVM ioeventfd when
+    /// <paramref name="ioeventfd"/>) and irqfd routes. Call once, before <see cref="Attach"/> and <see cref="NewFunction"/>.</summary>
+    public void Connect(KvmVm kvmVm, GuestMemory memory, bool ioeventfd, Action<string> vmFailed)
     {
-        var msi = new KvmMsiController(kvmVm, vmFailed);
-        var doorbells = ioeventfd ? new KvmDoorbells(kvmVm) : null;
-        var irqfds = kvmVm.System.CheckExtension(KvmCap.Irqfd) > 0 && kvmVm.System.CheckExtension(KvmCap.IrqRouting) > 0
+        _kvmVm = kvmVm;
+        _memory = memory;
+        _vmFailed = vmFailed;
+        Msi = new KvmMsiController(kvmVm, vmFailed);
+        _doorbells = ioeventfd ? new KvmDoorbells(kvmVm) : null;
+        _irqfds = kvmVm.System.CheckExtension(KvmCap.Irqfd) > 0 && kvmVm.System.CheckExtension(KvmCap.IrqRouting) > 0
             ? new KvmIrqfdRoutes(kvmVm) : null;
-        var slots = Slots(bus);
+    }
+
+    /// <summary>Where MSI messages go (the root ports' too).</summary>
+    public KvmMsiController Msi { get; private set; } = null!;
+
+    /// <summary>A virtio-pci function for <paramref name="device"/> whose INTA# reaches the guest as the pin of
+    /// slot <paramref name="intxSlot"/> of pcie.0 (its own slot, or its root port's: behind a port, device 0's
+    /// INTA# swizzles to the port's INTA#).</summary>
+    public VirtioPciFunction NewFunction(VirtioDevice device, int intxSlot, bool multiFunction) =>
+        new(device, _memory!, new KvmInterruptLine(_kvmVm!, Q35Layout.IntxGsi(intxSlot, 0), _vmFailed!), Msi, _doorbells,
+            multiFunction, _irqfds);
+
+    /// <summary>Puts every created device on its bus at its address: pcie.0 (<paramref name="root"/>) or the
+    /// secondary bus of one of <paramref name="ports"/> (by id, with the port's slot on pcie.0), at slot 0 there. A
+    /// taken, impossible or orphaned (function n without a multifunction function 0) address is a PciException.</summary>
+    public void Attach(PciBus root, IReadOnlyDictionary<string, (PcieRootPort Port, int Slot)> ports)
+    {
+        var slots = Slots(root);
         var placed = _unattached.Select((d, i) => (d.Device, Slot: slots[i], d.Placement)).ToList();
         foreach (var (device, slot, placement) in placed)
         {
-            var function = new VirtioPciFunction(device, memory, new KvmInterruptLine(kvmVm, Q35Layout.IntxGsi(slot, 0), vmFailed), msi,
-                doorbells, placement.MultiFunction, irqfds);
+            bool behindPort = placement.Bus != PciPlacement.RootBus;
+            var bus = behindPort ? ports[placement.Bus].Port.Secondary : root;
+            var function = NewFunction(device, behindPort ? ports[placement.Bus].Slot : slot, placement.MultiFunction);
             _unattached.RemoveAt(0);
             _functions.Add(function);
             bus.Attach(slot, placement.Function, function);
@@ -72,24 +99,44 @@ internal sealed class VirtioPciDevices : IDisposable
         foreach (var (_, slot, placement) in placed)
         {
             if (placement.Function == 0) continue;
+            var bus = placement.Bus == PciPlacement.RootBus ? root : ports[placement.Bus].Port.Secondary;
             var first = bus.Functions.FirstOrDefault(f => f.Slot == slot && f.Function == 0).Device;
             if (first is null || !first.Config.IsMultiFunction)
-                throw new PciException($"bus {PciPlacement.RootBus}: address 0x{slot:x}.{placement.Function}: function 0 of the slot " +
+                throw new PciException($"bus {placement.Bus}: address 0x{slot:x}.{placement.Function}: function 0 of the slot " +
                     $"{(first is null ? "is empty" : $"({first.Name}) lacks multifunction=on")}, so the guest would never probe it");
         }
     }
 
-    /// <summary>Each device's slot: its addr=, or the first slot nobody took (neither the chipset nor a device).</summary>
+    /// <summary>Adds a hot-plugged function, which is owned from then on.</summary>
+    public void Add(VirtioPciFunction function) => _functions.Add(function);
+
+    /// <summary>Disposes a hot-unplugged function (and its device), reset first: a guest that powered the slot off
+    /// without resetting the device leaves it running, its backend and queue fds in use.</summary>
+    public void Release(VirtioPciFunction function)
+    {
+        _functions.Remove(function);
+        try { function.Core.WriteStatus(0); }
+        catch (Exception e) when (e is SysException or InvalidOperationException)
+        {
+            Sys.Log.Warn($"virtio-pci {function.Name}: reset before removal failed: {e.Message}");
+        }
+        function.Dispose();
+    }
+
+    /// <summary>Each device's slot: its addr=, or behind a root port 0, or on pcie.0 the first slot nobody took
+    /// (neither the chipset nor a device).</summary>
     private int[] Slots(PciBus bus)
     {
+        bool OnRoot(PciPlacement p) => p.Bus == PciPlacement.RootBus;
         var taken = bus.Functions.Select(f => f.Slot)
-            .Concat(_unattached.Where(d => d.Placement.Slot is not null).Select(d => d.Placement.Slot!.Value)).ToHashSet();
+            .Concat(_unattached.Where(d => OnRoot(d.Placement) && d.Placement.Slot is not null).Select(d => d.Placement.Slot!.Value)).ToHashSet();
         var slots = new int[_unattached.Count];
         for (int i = 0; i < slots.Length; i++)
         {
-            int slot = _unattached[i].Placement.Slot ?? Enumerable.Range(1, PciBus.Slots - 1).FirstOrDefault(s => !taken.Contains(s), -1);
+            var p = _unattached[i].Placement;
+            int slot = p.Slot ?? (OnRoot(p) ? Enumerable.Range(1, PciBus.Slots - 1).FirstOrDefault(s => !taken.Contains(s), -1) : 0);
             if (slot < 0) throw new PciException($"bus {PciPlacement.RootBus}: no free slot left for device '{_unattached[i].Device.Id}'");
-            taken.Add(slot);
+            if (OnRoot(p)) taken.Add(slot);
             slots[i] = slot;
         }
         return slots;

@@ -32,6 +32,7 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     private readonly MachineType _machine;
     /// <summary>The address of virtio-serial-pci, which the virtconsole on it takes.</summary>
     private PciPlacement? _lentPlacement;
+    private readonly List<PcieRootPortConfig> _rootPorts = [];
 
     private DeviceOptions(VirtioDeviceRegistry registry, MachineType machine)
     {
@@ -48,6 +49,9 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     IReadOnlyList<VirtioDeviceConfig> IDeviceOptionContext.Devices => _devices;
 
     public IReadOnlyDictionary<string, ChardevConfig> Chardevs => _chardevs;
+
+    /// <summary>The -device pcie-root-port devices, in command-line order.</summary>
+    public IReadOnlyList<PcieRootPortConfig> RootPorts => _rootPorts;
 
     /// <summary>The -object memory-backend-* objects by id.</summary>
     public IReadOnlyDictionary<string, MemoryBackend> MemoryBackends => _memoryBackends;
@@ -218,6 +222,11 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     private void AddDevice(string text)
     {
         string name = text.Split(',')[0];
+        if (name == RootPortDriver)
+        {
+            AddRootPort(text);
+            return;
+        }
         bool pci = name.EndsWith("-pci", StringComparison.Ordinal);
         // On q35 a port device (virtconsole) goes on the PCI device before it (virtio-serial-pci).
         bool mismatch = pci ? _machine != MachineType.Q35 : _machine == MachineType.Q35 && _lentPlacement is null;
@@ -234,6 +243,7 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
             var v = new OptionValue("-device", text, "driver",
                 ["driver", "id", "bus", "addr", .. pci ? ["multifunction"] : Array.Empty<string>(), .. driver.Parameters]);
             var placement = pci ? PciPlacement.Parse(v, name) : null;
+            if (placement is not null) CheckBus(placement, name);
             var config = driver.Parse(v, this);
             // A bus device with no model of its own (virtio-serial-pci) lends its address to the device on it.
             if (placement is not null && config is null) _lentPlacement = placement;
@@ -242,6 +252,48 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
             return;
         }
         throw new UsageException($"option -device: unknown or unsupported driver '{name}'");
+    }
+
+    private const string RootPortDriver = "pcie-root-port";
+
+    /// <summary>-device pcie-root-port,id=,port=,chassis=,bus=pcie.0,addr=[,multifunction=]: upstream's native
+    /// hotplug slot; its id names the bus behind it.</summary>
+    private void AddRootPort(string text)
+    {
+        if (_machine != MachineType.Q35)
+            throw new UsageException($"option -device: {RootPortDriver} needs the standard VM (-machine q35)");
+        var v = new OptionValue("-device", text, "driver", ["driver", "id", "port", "chassis", "bus", "addr", "multifunction"]);
+        string id = RequireId(v, "-device " + RootPortDriver);
+        var placement = PciPlacement.Parse(v, RootPortDriver);
+        if (placement.Bus != PciPlacement.RootBus)
+            throw new UsageException($"option -device: {RootPortDriver} '{id}': bus={placement.Bus}: root ports go on {PciPlacement.RootBus}");
+        if (placement.Slot is null) throw new UsageException($"option -device: {RootPortDriver} '{id}' needs addr=");
+        byte port = Byte(v, "port") ?? throw new UsageException($"option -device: {RootPortDriver} '{id}' needs port=");
+        if (id == PciPlacement.RootBus || _rootPorts.Any(p => p.Id == id) || !_deviceIds.Add(id))
+            throw new UsageException($"option -device: id '{id}' is used twice");
+        _rootPorts.Add(new PcieRootPortConfig(id, port, Byte(v, "chassis") ?? 0, placement));
+    }
+
+    /// <summary>A byte option in hex (0x..) or decimal, as upstream's port= and chassis=.</summary>
+    private static byte? Byte(OptionValue v, string key)
+    {
+        if (v.Get(key) is not { } text) return null;
+        bool hex = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase);
+        if (!byte.TryParse(hex ? text[2..] : text, hex ? NumberStyles.AllowHexSpecifier : NumberStyles.None, CultureInfo.InvariantCulture, out byte b))
+            throw new UsageException($"option -device: {RootPortDriver} {key}={text} is not a number from 0 to 255");
+        return b;
+    }
+
+    /// <summary>A device goes on pcie.0 or behind a root port declared before it, and there only at slot 0 (a root
+    /// port's link reaches one device).</summary>
+    private void CheckBus(PciPlacement placement, string driver)
+    {
+        if (placement.Bus == PciPlacement.RootBus) return;
+        if (!_rootPorts.Any(p => p.Id == placement.Bus))
+            throw new UsageException($"option -device: {driver} bus={placement.Bus}: no such bus (the q35 machine has {PciPlacement.RootBus} " +
+                "and the buses of the pcie-root-port devices given before it)");
+        if (placement.Slot is not (null or 0))
+            throw new UsageException($"option -device: {driver} addr=0x{placement.Slot:x}: a device behind root port '{placement.Bus}' sits at slot 0 (addr=0x0)");
     }
 
     /// <summary>virtio-blk-pci to virtio-blk-device, vhost-user-fs-pci to vhost-user-fs-device.</summary>

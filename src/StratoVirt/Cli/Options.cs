@@ -62,7 +62,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
 
         new("-numa", Arity.Value, Unsupported: Later),
         new("-trace", Arity.Value, Unsupported: Later),
-        new("-global", Arity.Value, Unsupported: "applies to the standard VM only, which this build does not provide"),
+        new("-global", Arity.Value, Repeatable: true),
         new("-smbios", Arity.Value, Unsupported: "applies to the standard VM only, which this build does not provide"),
         new("-battery", Arity.Flag, Unsupported: "applies to the aarch64 standard VM only"),
         new("-vnc", Arity.Value, Unsupported: "applies to the standard VM only, which this build does not provide"),
@@ -100,6 +100,25 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             };
         }
         return new IncomingSnapshot(parts[0], mapped);
+    }
+
+    /// <summary>-global pcie-root-port.fast-unplug=0|1 (Kata's and Kuasar's only use of -global); returns whether
+    /// fast unplug is on.</summary>
+    private static bool ParseGlobals(Dictionary<string, List<string>> o, MachineType machine)
+    {
+        bool fast = false;
+        foreach (string value in o.GetValueOrDefault("-global") ?? [])
+        {
+            fast = value switch
+            {
+                "pcie-root-port.fast-unplug=1" or "pcie-root-port.fast-unplug=on" => true,
+                "pcie-root-port.fast-unplug=0" or "pcie-root-port.fast-unplug=off" => false,
+                _ => throw new UsageException($"option -global: '{value}' is not supported (only pcie-root-port.fast-unplug=0|1)"),
+            };
+            if (machine != MachineType.Q35)
+                throw new UsageException("option -global: pcie-root-port.fast-unplug applies to the standard VM (-machine q35)");
+        }
+        return fast;
     }
 
     public static bool WantsHelp(Dictionary<string, List<string>> o) => o.ContainsKey("-help") || o.ContainsKey("-h");
@@ -151,6 +170,8 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
             NoReboot = o.ContainsKey("-no-reboot"),
             Seccomp = !o.ContainsKey("-disable-seccomp"),
             Devices = devices.Devices,
+            RootPorts = devices.RootPorts,
+            FastUnplug = ParseGlobals(o, machine.Type),
             IoThreads = devices.IoThreads,
             Incoming = One("-incoming") is { } incoming ? ParseIncoming(incoming) : null,
         };

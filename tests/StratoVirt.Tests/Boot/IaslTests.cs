@@ -134,6 +134,9 @@ public class IaslTests
         // _PRT: INTA#-INTD# of every slot straight to GSIs 16-19, rotated by slot (as the devices raise them).
         Assert.Contains("Name (_PRT, Package (0x80) { Package (0x04) { 0xFFFF, Zero, Zero, 0x10 }, Package (0x04) { 0xFFFF, One, Zero, 0x11 },", dsdt);
         Assert.Contains("Package (0x04) { 0x0003FFFF, Zero, Zero, 0x13 }, Package (0x04) { 0x0003FFFF, One, Zero, 0x10 },", dsdt);
+        // _OSC hands the capabilities buffer back as the OS gave it: every control it asks for (native PCIe hotplug)
+        // is granted, with no error bits.
+        Assert.Contains("Method (_OSC, 4, NotSerialized) { Return (Arg3) }", dsdt);
 
         string mcfg = Decompile(Q35Table("MCFG"));
         Assert.Matches(@"Base Address : 00000000B0000000 .*? End Bus Number : FF", mcfg);

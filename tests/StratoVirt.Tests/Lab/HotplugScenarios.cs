@@ -20,7 +20,7 @@ public static class HotplugScenarios
     /// /tmp/&lt;name&gt;.out and QMP on /tmp/qmp-&lt;name&gt;.sock; waitfor &lt;console text&gt; polls up to 240 s
     /// (printing &lt;timeoutMarker&gt; and the text if it never comes), qmp &lt;command&gt; &lt;prefix&gt; prints the
     /// reply lines after the prefix.</summary>
-    private static string Prologue(string name, string timeoutMarker) => $$"""
+    internal static string Prologue(string name, string timeoutMarker) => $$"""
         rm -f /tmp/qmp-{{name}}.sock /tmp/{{name}}.out
         "$VMM" "$@" >/tmp/{{name}}.out 2>&1 &
         vmm=$!

@@ -177,4 +177,63 @@ public sealed class Q35LabTests(ITestOutputHelper output)
         Assert.True(irqs.Count >= 4, s.Text); // fs: config, hiprio, request; vsock: config and its queues
         Assert.All(irqs, l => Assert.Contains("PCI-MSI", l));
     }
+
+    [Fact]
+    public void RootPortsTakeColdAndHotPluggedDevicesAndReleaseThemWithDeviceDeleted()
+    {
+        var s = Hotplug("q35-hotplug");
+        // Without fast unplug the guest waits out its attention-button delay, then releases the card.
+        Assert.True(s.OutputContains("pciehp: Slot(2): Powering off due to button press"), s.Text);
+        Assert.False(s.OutputContains("pciehp: Slot(2): Card not present"), s.Text);
+    }
+
+    [Fact]
+    public void FastUnplugLetsTheGuestPowerTheSlotOffWithoutItsButtonDelay()
+    {
+        var s = Hotplug("q35-hotplug-fast");
+        // The presence change that comes with the button makes pciehp cancel its 5 s wait and remove the card.
+        Assert.True(s.OutputContains("pciehp: Slot(2): Card not present"), s.Text);
+    }
+
+    private LabScenario Hotplug(string name)
+    {
+        var s = LabSession.Instance.Ended(name, output);
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-TEST-END", "q35-hotplug rc=0");
+        Assert.DoesNotContain(s.Output, l => l.StartsWith("HOST-Q35HP-TIMEOUT", StringComparison.Ordinal));
+        // The _OSC hands native hotplug to the guest; each root port is bound by pcieport and its slot by pciehp,
+        // named by its port number.
+        Assert.True(s.OutputContains("OS now controls [PCIeHotplug"), s.Text);
+        var ports = s.Output.Where(l => l.StartsWith("GUEST-Q35HP-PORT ", StringComparison.Ordinal)).Select(l => l[17..]).ToList();
+        Assert.Equal(["0000:00:02.0 0x1b36:0x000c driver=pcieport", "0000:00:02.1 0x1b36:0x000c driver=pcieport",
+            "0000:00:03.0 0x1b36:0x000c driver=pcieport"], ports);
+        s.AssertMarker("GUEST-Q35HP-SLOTS", "1 2 3");
+        // Cold plug: behind pcie.1 on bus 1.
+        s.AssertMarker("GUEST-Q35HP-COLD-PCI", "0000:01:00.0");
+        s.AssertMarker("GUEST-Q35HP-COLD-HEAD", "STRATOVIRT-COLD-DISK");
+        // Refusals, one line each.
+        Assert.Contains("pcie.0 takes no hot-plugged devices", s.GuestMarker("HOST-Q35HP-ERR-ROOT"));
+        Assert.Contains("no such bus 'pcie.9'", s.GuestMarker("HOST-Q35HP-ERR-BUS"));
+        Assert.Contains("root port 'pcie.1' is occupied by 'blk0'", s.GuestMarker("HOST-Q35HP-ERR-OCCUPIED"));
+        // Hotplug: the disk behind pcie.2 (bus 2), the NIC behind pcie.3 (bus 3), both working.
+        s.AssertMarker("HOST-Q35HP-PLUG-BLK", "{\"return\":{}}");
+        s.AssertMarker("HOST-Q35HP-PLUG-NET", "{\"return\":{}}");
+        s.AssertMarker("GUEST-Q35HP-HOT-PCI", "0000:02:00.0");
+        s.AssertMarker("GUEST-Q35HP-HOT-HEAD", "STRATOVIRT-HOT-DISK");
+        s.AssertMarker("GUEST-Q35HP-NET-PCI", "0000:03:00.0");
+        s.AssertMarker("GUEST-Q35HP-PING", "rc=0");
+        var irqs = s.Output.Where(l => l.StartsWith("GUEST-Q35HP-IRQ ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(3, irqs.Count(l => l.Contains("pciehp", StringComparison.Ordinal) && l.Contains("PCI-MSI", StringComparison.Ordinal)));
+        string pci = s.GuestMarker("HOST-Q35HP-QUERY-PCI")!;
+        Assert.Contains("\"pci_bridge\":{\"bus\":{\"number\":0,\"secondary\":2,\"subordinate\":2,", pci);
+        Assert.Contains("\"qdev_id\":\"blk1\"", pci);
+        // Unplug: the reply at once, DEVICE_DELETED once the guest powered the slot off; the function is gone.
+        var unplug = s.Output.Where(l => l.StartsWith("HOST-Q35HP-UNPLUG ", StringComparison.Ordinal)).ToList();
+        Assert.True(unplug.Count == 2, s.Text);
+        Assert.Equal("HOST-Q35HP-UNPLUG {\"return\":{}}", unplug[0]);
+        Assert.Contains("\"event\":\"DEVICE_DELETED\",\"data\":{\"device\":\"blk1\",\"path\":\"/machine/peripheral/blk1\"}", unplug[1]);
+        s.AssertMarker("GUEST-Q35HP-UNPLUGGED", "gone");
+        Assert.DoesNotContain("0000:02:00.0", s.GuestMarker("GUEST-Q35HP-AFTER"));
+        return s;
+    }
 }

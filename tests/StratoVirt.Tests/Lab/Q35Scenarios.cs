@@ -5,7 +5,7 @@ namespace StratoVirt.Tests.Lab;
 /// guest reboots itself, then QMP system_reset, then QMP system_powerdown through the ACPI power button), then
 /// powering off through PM1; and
 /// with virtio-pci block, net and rng functions (/tests/q35-virtio.sh), once with MSI-X and once forced to INTx
-/// (pci=nomsi).</summary>
+/// (pci=nomsi); and PCIe native hotplug into root ports (/tests/q35-hotplug.sh), with and without fast unplug.</summary>
 public static class Q35Scenarios
 {
     public const int Cpus = 2, MemoryMiB = 512;
@@ -83,6 +83,51 @@ public static class Q35Scenarios
         "-device virtio-net-pci,netdev=net0,id=net0dev,bus=pcie.0,addr=0x4.0,multifunction=on,mac=52:54:00:12:34:57 " +
         "-object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0,id=rng0dev,addr=0x4.1";
 
+    /// <summary>The host side of q35-hotplug, in a network namespace of its own: two raw disks with known heads
+    /// (one cold-plugged behind pcie.1, one for hotplug), the VMM in the background with QMP; once the guest is
+    /// ready, device_add refusals (pcie.0, an unknown bus, an occupied port), then a disk into pcie.2 and a NIC on
+    /// a tap into pcie.3, query-pci, and device_del of the disk waiting for DEVICE_DELETED.</summary>
+    private static readonly string HotplugHost = """
+        cat >/tmp/lab-q35-hotplug-host.sh <<'Q35HPHOST'
+        ip link set lo up
+        printf 'STRATOVIRT-COLD-DISK' >/tmp/q35hp-cold.img
+        truncate -s 4M /tmp/q35hp-cold.img
+        printf 'STRATOVIRT-HOT-DISK' >/tmp/q35hp-hot.img
+        truncate -s 4M /tmp/q35hp-hot.img
+
+        """ + HotplugScenarios.Prologue("q35hp", "HOST-Q35HP-TIMEOUT") + """
+        plug() { qmp "{\"execute\":\"device_add\",\"arguments\":{\"id\":\"$1\",\"driver\":\"virtio-blk-pci\",\"drive\":\"d1\",\"bus\":\"$2\",\"addr\":\"$3\"}}" "$4"; }
+        waitfor GUEST-Q35HP-READY
+        qmp '{"execute":"blockdev-add","arguments":{"node-name":"d1","driver":"raw","file":{"driver":"file","filename":"/tmp/q35hp-hot.img"}}}' HOST-Q35HP-BLOCKDEV
+        plug bad1 pcie.0 0x9 HOST-Q35HP-ERR-ROOT
+        plug bad2 pcie.9 0x0 HOST-Q35HP-ERR-BUS
+        plug bad3 pcie.1 0x0 HOST-Q35HP-ERR-OCCUPIED
+        plug blk1 pcie.2 0x0 HOST-Q35HP-PLUG-BLK
+        qmp '{"execute":"netdev_add","arguments":{"id":"n1","ifname":"tap0"}}' HOST-Q35HP-NETDEV
+        ip addr add 10.0.2.2/24 dev tap0
+        ip link set tap0 up
+        qmp '{"execute":"device_add","arguments":{"id":"net1","driver":"virtio-net-pci","netdev":"n1","bus":"pcie.3","addr":"0x0","mac":"52:54:00:12:34:60"}}' HOST-Q35HP-PLUG-NET
+        waitfor GUEST-Q35HP-PLUGGED
+        qmp '{"execute":"query-pci"}' HOST-Q35HP-QUERY-PCI
+        qmp-send /tmp/qmp-q35hp.sock '{"execute":"device_del","arguments":{"id":"blk1"}}' --wait-event DEVICE_DELETED | grep -v '^{"QMP"' | sed 's/^/HOST-Q35HP-UNPLUG /'
+        waitfor GUEST-TEST-END
+        wait $vmm
+        rc=$?
+        grep -E "GUEST-|pciehp|_OSC|pcieport|unplugged|plugged into" /tmp/q35hp.out
+        rm -f /tmp/q35hp-cold.img /tmp/q35hp-hot.img
+        exit $rc
+        Q35HPHOST
+        """;
+
+    private static string Hotplug(string name, string global) =>
+        $"scenario {name} 300 env STRATOVIRT_LOG_LEVEL=info unshare -n sh /tmp/lab-q35-hotplug-host.sh -machine q35 " +
+        "-kernel \"$KERNEL\" -initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=q35-hotplug\" " +
+        $"-m {MemoryMiB} -smp {Cpus} -serial stdio -name {name} -D -qmp unix:/tmp/qmp-q35hp.sock,server,nowait " +
+        "-device pcie-root-port,id=pcie.1,port=0x1,chassis=1,bus=pcie.0,addr=0x2,multifunction=on " +
+        "-device pcie-root-port,id=pcie.2,port=0x2,chassis=2,bus=pcie.0,addr=0x2.1 " +
+        "-device pcie-root-port,id=pcie.3,port=0x3,chassis=3,bus=pcie.0,addr=0x3 " +
+        "-drive id=d0,file=/tmp/q35hp-cold.img,direct=off -device virtio-blk-pci,drive=d0,id=blk0,bus=pcie.1,addr=0x0" + global;
+
     public static readonly string[] Lines =
     [
         BootHost,
@@ -100,5 +145,11 @@ public static class Q35Scenarios
         $"-m {MemoryMiB} -smp {Cpus} -serial stdio -name q35-vhost -D " +
         $"-chardev socket,id=vfs,path=/tmp/vufs.sock,server,nowait -device vhost-user-fs-pci,chardev=vfs,tag={VhostUserScenarios.Tag},id=fs0,addr=0x5 " +
         $"-device vhost-vsock-pci,id=vsock0,guest-cid={VsockCid},addr=0x6",
+        // PCIe native hotplug: three root ports (two functions of slot 2, and slot 3), a disk cold-plugged behind
+        // the first; the host script plugs and unplugs the others over QMP.
+        HotplugHost,
+        Hotplug("q35-hotplug", ""),
+        // The same with Kata's and Kuasar's -global: the guest powers the slot off without its 5 s button delay.
+        Hotplug("q35-hotplug-fast", " -global pcie-root-port.fast-unplug=1"),
     ];
 }

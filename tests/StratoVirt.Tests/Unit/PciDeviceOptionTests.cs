@@ -97,4 +97,39 @@ public sealed class PciDeviceOptionTests
         Assert.Equal(8, net.Pci!.Slot);
         Assert.Contains("guest-cid=2 is out of range", Error("q35", "-device", "vhost-vsock-pci,guest-cid=2"));
     }
+
+    private const string RootPort = "pcie-root-port,id=pcie.1,port=0x1,chassis=1,bus=pcie.0,addr=0x2,multifunction=on";
+
+    [Fact]
+    public void RootPortsAreDeclaredAndDevicesGoBehindThem()
+    {
+        var m = Parse("q35", "-device", RootPort, "-device", "pcie-root-port,id=pcie.2,port=2,bus=pcie.0,addr=0x2.1",
+            "-drive", "id=d0,file=/img", "-device", "virtio-blk-pci,drive=d0,id=blk1,bus=pcie.1,addr=0x0",
+            "-global", "pcie-root-port.fast-unplug=1");
+        Assert.Equal([new PcieRootPortConfig("pcie.1", 1, 1, new PciPlacement("pcie.0", 2, 0, true)),
+            new PcieRootPortConfig("pcie.2", 2, 0, new PciPlacement("pcie.0", 2, 1, false))], m.RootPorts);
+        Assert.Equal(new PciPlacement("pcie.1", 0, 0, false), m.Devices.Single().Pci);
+        Assert.True(m.FastUnplug);
+        Assert.False(Parse("q35", "-global", "pcie-root-port.fast-unplug=0").FastUnplug);
+    }
+
+    [Theory]
+    [InlineData("virtio-balloon-pci,bus=pcie.1,addr=0x1", "a device behind root port 'pcie.1' sits at slot 0 (addr=0x0)")]
+    [InlineData("virtio-balloon-pci,bus=pcie.3", "bus=pcie.3: no such bus")]
+    [InlineData("pcie-root-port,id=pcie.2,port=2,bus=pcie.1,addr=0x3", "root ports go on pcie.0")]
+    [InlineData("pcie-root-port,id=pcie.2,port=2,bus=pcie.0", "needs addr=")]
+    [InlineData("pcie-root-port,id=pcie.2,bus=pcie.0,addr=0x3", "needs port=")]
+    [InlineData("pcie-root-port,id=pcie.2,port=0x100,bus=pcie.0,addr=0x3", "port=0x100 is not a number from 0 to 255")]
+    [InlineData("pcie-root-port,id=pcie.1,port=2,bus=pcie.0,addr=0x3", "id 'pcie.1' is used twice")]
+    [InlineData("pcie-root-port,id=pcie.2,port=2,bus=pcie.0,addr=0x3,slot=4", "slot")]
+    public void BadRootPortsAndDevicesBehindThemNameTheProblem(string device, string expected) =>
+        Assert.Contains(expected, Error("q35", "-device", RootPort, "-device", device));
+
+    [Fact]
+    public void RootPortsAndFastUnplugAreTheStandardVmsOnly()
+    {
+        Assert.Contains("pcie-root-port needs the standard VM", Error("microvm", "-device", RootPort));
+        Assert.Contains("applies to the standard VM", Error("microvm", "-global", "pcie-root-port.fast-unplug=1"));
+        Assert.Contains("only pcie-root-port.fast-unplug=0|1", Error("q35", "-global", "virtio-mmio.force-legacy=false"));
+    }
 }

@@ -36,7 +36,7 @@ public sealed class QmpHotplugTests
         Assert.Equal(Ok, Send("""{"execute":"blockdev-add","arguments":{"node-name":"drive-1","driver":"raw","read-only":false,"file":{"driver":"file","filename":"/img/a","aio":"native"}}}"""));
         Assert.Equal(new BlockdevSpec("drive-1", "/img/a", false, true), _machine.Calls[^1]);
         Assert.Equal(Ok, Send("""{"execute":"device_add","arguments":{"id":"drive-1","driver":"virtio-blk-mmio","drive":"drive-1","addr":"0x2","romfile":"","share-rw":"on"}}"""));
-        Assert.Equal(new DeviceAddSpec("drive-1", HotplugKind.Block, "drive-1", 2, null, null), _machine.Calls[^1]);
+        Assert.Equal(new DeviceAddSpec("drive-1", HotplugKind.Block, "drive-1", 2, null, null) { Driver = "virtio-blk-mmio" }, _machine.Calls[^1]);
         Assert.Equal(Ok, Send("""{"execute":"device_del","arguments":{"id":"drive-1"}}"""));
         Assert.Equal("device-del drive-1", _machine.Calls[^1]);
         Assert.Equal(Ok, Send("""{"execute":"blockdev-del","arguments":{"node-name":"drive-1"}}"""));
@@ -70,7 +70,9 @@ public sealed class QmpHotplugTests
     public void DeviceAddResolvesBackendSlotMacAndSerial()
     {
         Send("""{"execute":"device_add","arguments":{"id":"d","driver":"virtio-blk-device","lun":0,"serial":"SER"}}""");
-        Assert.Equal(new DeviceAddSpec("d", HotplugKind.Block, "d", 1, null, "SER"), _machine.Calls[^1]);
+        Assert.Equal(new DeviceAddSpec("d", HotplugKind.Block, "d", 1, null, "SER") { Driver = "virtio-blk-device" }, _machine.Calls[^1]);
+        Send("""{"execute":"device_add","arguments":{"id":"q","driver":"virtio-blk-pci","drive":"d1","bus":"pcie.1","addr":"0x0"}}""");
+        Assert.Equal(new DeviceAddSpec("q", HotplugKind.Block, "d1", 0, null, null) { Driver = "virtio-blk-pci", Bus = "pcie.1" }, _machine.Calls[^1]);
         Send("""{"execute":"device_add","arguments":{"id":"e","driver":"virtio-net-mmio","netdev":"n0","addr":"1","mac":"52:54:00:00:00:07"}}""");
         var net = Assert.IsType<DeviceAddSpec>(_machine.Calls[^1]);
         Assert.Equal(("e", HotplugKind.Net, "n0", (int?)1), (net.Id, net.Kind, net.Backend, net.Slot));
@@ -80,7 +82,8 @@ public sealed class QmpHotplugTests
     }
 
     [Theory]
-    [InlineData("""{"id":"d","driver":"virtio-rng-device"}""", "virtio-rng-device cannot be hotplugged into a microVM")]
+    [InlineData("""{"id":"d","driver":"virtio-rng-device"}""", "virtio-rng-device cannot be hotplugged (only virtio-blk and virtio-net)")]
+    [InlineData("""{"id":"d","driver":"virtio-blk-pci","bus":1}""", "Invalid parameter type for 'bus'")]
     [InlineData("""{"id":"d","driver":"virtio-blk-mmio","addr":"0xzz"}""", "Invalid addr '0xzz' for device d")]
     [InlineData("""{"id":"d","driver":"virtio-blk-mmio","lun":-1}""", "Invalid lun -1")]
     [InlineData("""{"id":"d","driver":"virtio-net-mmio","mac":"01:00:5e:00:00:01"}""", "multicast")]

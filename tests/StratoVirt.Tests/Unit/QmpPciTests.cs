@@ -91,4 +91,25 @@ public sealed class QmpPciTests : IDisposable
     [Fact]
     public void AMachineWithoutPciHasNoBus() =>
         Assert.Equal("[]", JsonSerializer.Serialize(QmpPciInfo.FromRootBus([]), QmpJsonContext.Default.QmpPciInfoArray));
+
+    [Fact]
+    public void ARootPortShowsItsBridgeMemberWithTheFunctionsBehind()
+    {
+        var port = new PcieRootPort("pcie.1", 1, false, new PciBus("pcie.1", new IoBus("pio"), new IoBus("mmio")),
+            new CountingInterruptLine(), new RecordingMsi(), fastUnplug: false, _ => { });
+        _bus.Attach(2, 0, port);
+        _bus.WriteConfig(2 << 3, PciConfigSpace.PrimaryBus, [0, 1, 1]);
+        _bus.WriteConfig(2 << 3, PciConfigSpace.IoBase, [0xF0, 0x00, 0, 0, 0x10, 0xC0, 0x2F, 0xC0]);
+        port.Secondary.Attach(0, 0, new Q35HostBridge(0)); // any function will do
+        var entry = Device(Query(), 2);
+        Assert.Equal("""{"desc":"PCI bridge","class":1540}""", entry.GetProperty("class_info").GetRawText());
+        Assert.Equal("pcie.1", entry.GetProperty("qdev_id").GetString());
+        var bridge = entry.GetProperty("pci_bridge");
+        Assert.Equal("{\"number\":0,\"secondary\":1,\"subordinate\":1,\"io_range\":{\"base\":61440,\"limit\":4095}," +
+            "\"memory_range\":{\"base\":3222274048,\"limit\":3224371199},\"prefetchable_range\":{\"base\":0,\"limit\":1048575}}",
+            bridge.GetProperty("bus").GetRawText());
+        var behind = bridge.GetProperty("devices").EnumerateArray().Single();
+        Assert.Equal((1, 0, 0), (behind.GetProperty("bus").GetInt32(), behind.GetProperty("slot").GetInt32(), behind.GetProperty("function").GetInt32()));
+        Assert.False(Device(Query(), 3).TryGetProperty("pci_bridge", out _));
+    }
 }

@@ -637,4 +637,14 @@ public sealed class VirtioBlockTests : IDisposable
         Assert.Equal(9, d.TakeUsed(0).Count);
         Assert.Equal(0, allocated);
     }
+
+    [Fact]
+    public void ADiskPluggedWholeTakesItsImagesSizeAndReadOnlyness()
+    {
+        string path = _dir.Write("whole.img", new byte[8192]);
+        using var disk = VirtioBlock.WithImage("hot0", RawImage.Open(path, readOnly: true, direct: false), "S1");
+        Assert.Equal(("hot0", 16UL, true, "S1"), (disk.Id, disk.Capacity, disk.ReadOnly, disk.Serial));
+        using var spare = RawImage.Open(path, readOnly: true, direct: false);
+        Assert.Throws<ArgumentException>(() => VirtioBlock.WithImage("hot1", spare, new string('x', 21)));
+    }
 }

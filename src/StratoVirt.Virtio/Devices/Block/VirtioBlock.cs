@@ -57,9 +57,25 @@ public sealed class VirtioBlock : VirtioDevice
     public VirtioBlock(string path, bool readOnly = false, bool direct = true, string? serial = null)
         : this(readOnly)
     {
+        CheckSerial(serial); // before the image is opened, so that a bad serial leaves nothing open
+        Load(RawImage.Open(path, readOnly, direct), serial);
+    }
+
+    /// <summary>A device whose medium is <paramref name="image"/> (owned by the device from now on), read-only if
+    /// the image is: a disk plugged in whole (q35 hotplug).</summary>
+    public static VirtioBlock WithImage(string id, RawImage image, string? serial)
+    {
+        CheckSerial(serial);
+        var device = new VirtioBlock(image.ReadOnly) { Id = id };
+        device.Load(image, serial);
+        return device;
+    }
+
+    private void Load(RawImage image, string? serial)
+    {
         SetSerial(serial);
-        _image = RawImage.Open(path, readOnly, direct);
-        Capacity = _image.Size >> SectorShift;
+        _image = image;
+        Capacity = image.Size >> SectorShift;
         BuildConfig();
     }
 

@@ -1,0 +1,104 @@
+using StratoVirt.Sys;
+using StratoVirt.Virtio.Devices.Block;
+using StratoVirt.Virtio.Devices.Net;
+
+namespace StratoVirt.Machine;
+
+/// <summary>
+/// The backends blockdev-add and netdev_add stored by name, opened at once, until device_add takes them into a
+/// device (or blockdev-del/netdev_del closes them). Which device uses a name it no longer holds is its owner's
+/// to say: <paramref name="driveUser"/> and <paramref name="netdevUser"/> give that device's id (or null), and
+/// <paramref name="tapFdInUse"/> whether a device's tap already has an inherited fd. Used on the main loop only.
+/// </summary>
+internal sealed class HotplugBackends(Func<string, string?> driveUser, Func<string, string?> netdevUser, Func<int, bool> tapFdInUse)
+    : IDisposable
+{
+    private readonly Dictionary<string, RawImage> _drives = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Tap> _netdevs = new(StringComparer.Ordinal);
+
+    public void BlockdevAdd(BlockdevSpec spec)
+    {
+        if (_drives.ContainsKey(spec.NodeName) || driveUser(spec.NodeName) is not null)
+            throw new HotplugException($"Block device node '{spec.NodeName}' already exists");
+        try
+        {
+            _drives.Add(spec.NodeName, RawImage.Open(spec.Filename, spec.ReadOnly, spec.Direct));
+        }
+        catch (SysException e)
+        {
+            throw new HotplugException(e.Message);
+        }
+    }
+
+    public void BlockdevDel(string nodeName) => RemoveStored(_drives, driveUser, nodeName, "Block device node");
+
+    public void NetdevAdd(NetdevSpec spec)
+    {
+        using var owned = spec.OwnedFd;
+        if (_netdevs.ContainsKey(spec.Id) || netdevUser(spec.Id) is not null)
+            throw new HotplugException($"netdev '{spec.Id}' already exists");
+        try
+        {
+            Tap tap;
+            if (owned is not null)
+            {
+                tap = Tap.Adopt(owned.Fd);
+                owned.SetHandleAsInvalid(); // the tap owns the fd now
+            }
+            else if (spec.InheritedFd is { } fd)
+            {
+                if (fd < 3 || _netdevs.Values.Any(t => t.Fd == fd) || tapFdInUse(fd))
+                    throw new HotplugException($"netdev '{spec.Id}': fd {fd} is not a free inherited tap descriptor");
+                tap = Tap.Adopt(fd);
+            }
+            else
+            {
+                tap = Tap.Open(spec.IfName ?? throw new HotplugException($"netdev '{spec.Id}' needs ifname, fd or fds"));
+            }
+            _netdevs.Add(spec.Id, tap);
+        }
+        catch (TapException e)
+        {
+            throw new HotplugException($"netdev '{spec.Id}': {e.Message}");
+        }
+    }
+
+    public void NetdevDel(string id) => RemoveStored(_netdevs, netdevUser, id, "netdev");
+
+    /// <summary>The stored image <paramref name="name"/>, still stored (a device that fails to take it leaves it
+    /// there); <see cref="Release(string, HotplugKind)"/> hands it over.</summary>
+    public RawImage Drive(string name) =>
+        _drives.GetValueOrDefault(name) ?? throw new HotplugException($"No block device node '{name}' (add it first)");
+
+    public Tap Netdev(string name) =>
+        _netdevs.GetValueOrDefault(name) ?? throw new HotplugException($"No netdev '{name}' (add it first)");
+
+    /// <summary>Forgets a stored backend a device took (the device owns it now).</summary>
+    public void Release(string name, HotplugKind kind)
+    {
+        if (kind == HotplugKind.Block) _drives.Remove(name);
+        else _netdevs.Remove(name);
+    }
+
+    /// <summary>Closes a stored backend; refuses one a device uses, or an unknown name.</summary>
+    private static void RemoveStored<T>(Dictionary<string, T> stored, Func<string, string?> user, string name, string what)
+        where T : IDisposable
+    {
+        if (stored.Remove(name, out var backend))
+        {
+            backend.Dispose();
+            return;
+        }
+        if (user(name) is { } id) throw new HotplugException($"{what} '{name}' is in use by device '{id}'; device_del it first");
+        throw new HotplugException($"{what} '{name}' not found");
+    }
+
+    /// <summary>Closes the stored backends no device took.</summary>
+    public void Dispose()
+    {
+        foreach (var image in _drives.Values) image.Dispose();
+        foreach (var tap in _netdevs.Values) tap.Dispose();
+        _drives.Clear();
+        _netdevs.Clear();
+    }
+}
