@@ -268,6 +268,38 @@ public sealed class PcieRootPortTests
     }
 
     [Fact]
+    public void AResetPowersTheSlotOffKeepsAPresentCardAndCompletesAPendingUnplug()
+    {
+        var card = PluggedAndEnabled();
+        Write(PciConfigSpace.PrimaryBus, 0x00_02_02_00); // bus numbers 0 -> 2..2
+        _port.Reset();
+        Assert.Same(card, Assert.Single(_port.Secondary.Functions).Device);
+        Assert.True(_port.Occupied);
+        Assert.Equal(PresenceDetectState, SlotStatusNow);
+        Assert.NotEqual(0, SlotControlNow & PowerControllerOff);
+        Assert.Equal(0u, Read(Exp + LinkStatus, 2) & LinkActive);
+        Assert.Equal(0u, Read(PciConfigSpace.PrimaryBus) & 0xFFFFFF);
+        Assert.Empty(_removed);
+
+        var pending = PluggedAfterReset();
+        Assert.False(_port.RequestUnplug());
+        _port.Reset(); // the guest never got to power the slot off
+        Assert.Same(pending, Assert.Single(_removed));
+        Assert.False(_port.Occupied);
+        Assert.False(_port.UnplugPending);
+        Assert.Equal(0, SlotStatusNow);
+    }
+
+    /// <summary>The card of the test above, powered again and with the guest's interrupts enabled as after a boot.</summary>
+    private PciFunction PluggedAfterReset()
+    {
+        var card = Assert.Single(_port.Secondary.Functions).Device;
+        _port.ColdPlugged();
+        GuestEnablesHotplugInterrupts();
+        return card;
+    }
+
+    [Fact]
     public void FastUnplugAlsoSaysTheCardIsGone()
     {
         var t = new PcieRootPortTests(fastUnplug: true);
