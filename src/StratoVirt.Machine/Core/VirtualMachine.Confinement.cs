@@ -110,16 +110,9 @@ public sealed partial class VirtualMachine
             throw new SeccompException($"the process has {counted} threads, {threads} were expected; " +
                                        "a thread the VMM does not know of would run unconfined");
         Seccomp.Apply(SeccompProfile.For(ThreadKind.Main, _irqfdAndIoeventfd));
-    }
-
-    /// <summary>Logs what <see cref="ConfineProcess"/> did. Called once the vCPUs run: it builds every kind's list
-    /// for the counts, which the guest's start need not wait for.</summary>
-    private void LogConfinement()
-    {
-        if (!_config.Seccomp || !Log.IsEnabled(LogLevel.Info)) return;
-        int threads = _vcpus.Count + _ioThreads.Count + 2;
-        Log.Info($"seccomp: {threads} threads confined; allowed system calls: {SeccompProfile.Counts(_irqfdAndIoeventfd)}" +
-                 $", {SeccompProfile.ProcessWide(_irqfdAndIoeventfd).Count} distinct in the process");
+        if (Log.IsEnabled(LogLevel.Info))
+            Log.Info($"seccomp: {threads} threads confined; allowed system calls: {SeccompProfile.Counts(_irqfdAndIoeventfd)}" +
+                     $", {SeccompProfile.ProcessWide(_irqfdAndIoeventfd).Count} distinct in the process");
     }
 
     /// <summary>Waits for <paramref name="countdown"/> up to <paramref name="limit"/>, calling

@@ -222,7 +222,6 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
             }
             ulong released = StartupPages.Release(startupPages);
             if (released > 0) Log.Info($"start-up done: the pages of {released >> 10} KiB of read-only code and data mappings given back");
-            LogConfinement();
             RunEventLoop();
         }
         finally
