@@ -52,7 +52,7 @@ public static class Program
         // As upstream: the pid file exists from before the VM is built until the process ends.
         using var pidFile = options.PidFile is { } path ? PidFile.Create(path, Libc.GetPid()) : null;
         // Before any thread of the VM exists, so that every thread inherits the mask (see VirtualMachine.Run).
-        TerminationSignals.BlockInEveryThread();
+        VirtualMachine.PrepareProcessThreads(config.Seccomp);
         using var vm = config.Type == MachineType.Q35 ? Q35Builder.Build(config) : MicroVmBuilder.Build(config);
         using var qmp = options.Monitors.Count > 0 ? new QmpServer(options.Monitors, vm.MainLoop, vm, vm.Hotplug) : null;
         if (qmp is not null) vm.Events += qmp.Send;

@@ -5,7 +5,8 @@ namespace StratoVirt.Machine;
 
 /// <summary>
 /// Seccomp confinement. Each vCPU and iothread names itself and applies its own allow-list as the first thing it
-/// does; the main thread waits for them, has the runtime's finalizer thread apply its list, checks that no other
+/// does; the main thread waits for them, has the runtime's finalizer thread apply its list (unless it did already,
+/// see <see cref="VirtualMachine.PrepareProcessThreads"/>), checks that no other
 /// thread exists, and applies its own list last. The vCPUs wait, parked, until then: the guest never runs next
 /// to an unconfined thread.
 /// </summary>
@@ -49,6 +50,40 @@ public sealed partial class VirtualMachine
         }
     }
 
+    /// <summary>Whether the runtime's finalizer thread applied its list (it keeps it for the life of the process).</summary>
+    private static volatile bool s_finalizerConfined;
+
+    /// <summary>
+    /// Blocks the termination signals in every thread (see <see cref="TerminationSignals"/>) and, with
+    /// <paramref name="seccomp"/>, confines the runtime's finalizer thread in the same visit to it: each visit costs
+    /// a forced collection and two thread switches before the guest's first instruction. Call it before the machine
+    /// is built and any thread is created. The finalizer thread only runs finalizers, whose calls its list covers,
+    /// so it can take its list this early.
+    /// </summary>
+    public static void PrepareProcessThreads(bool seccomp)
+    {
+        string? applyError = null;
+        if (seccomp) Seccomp.ReportBlockedCalls(Log.Fd);
+        TerminationSignals.BlockInEveryThread(seccomp ? () => applyError = ConfineFinalizer() : null);
+        if (applyError is not null) throw new SeccompException($"finalizer thread: {applyError}");
+    }
+
+    /// <summary>Runs on the finalizer thread: names it and applies its list; the error, or null.</summary>
+    private static string? ConfineFinalizer()
+    {
+        ThreadName.SetCurrent("finalizer");
+        try
+        {
+            Seccomp.Apply(SeccompProfile.For(ThreadKind.Runtime));
+        }
+        catch (SysException e)
+        {
+            return e.Message;
+        }
+        s_finalizerConfined = true;
+        return null;
+    }
+
     /// <summary>Confines the rest of the process once the vCPU and iothreads have confined themselves.</summary>
     private void ConfineProcess()
     {
@@ -62,13 +97,12 @@ public sealed partial class VirtualMachine
             throw new SysException($"seccomp: {_threadsConfined.CurrentCount} thread(s) did not start within {ConfineTimeout.TotalSeconds} s", Libc.EAGAIN);
         if (_confineError is { } error) throw new SeccompException(error);
 
-        var runtimeFilter = SeccompProfile.For(ThreadKind.Runtime);
-        if (!FinalizerThread.Run(() =>
-            {
-                ThreadName.SetCurrent("finalizer");
-                Seccomp.Apply(runtimeFilter);
-            }, out var finalizerError))
-            throw new SeccompException($"finalizer thread: {finalizerError}");
+        if (!s_finalizerConfined)
+        {
+            string? applyError = null;
+            if (!FinalizerThread.Run(() => applyError = ConfineFinalizer(), out var finalizerError) || applyError is not null)
+                throw new SeccompException($"finalizer thread: {finalizerError ?? applyError}");
+        }
         int threads = _vcpus.Count + _ioThreads.Count + 2; // + main and the finalizer thread
         if (CountThreads() is not { } counted)
             Log.Info("seccomp: no /proc (as under ozone), so the thread count is not checked");

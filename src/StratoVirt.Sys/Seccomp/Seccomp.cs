@@ -24,14 +24,20 @@ public static unsafe class Seccomp
         }
     }
 
+    /// <summary>The log fd of the installed SIGSYS handler; -1 before there is one.</summary>
+    private static int s_reportFd = -1;
+
     /// <summary>Installs the SIGSYS handler that names the blocked call on stderr (and on <paramref name="logFd"/>
     /// when that is another fd), then ends the process with <see cref="BlockedExitCode"/>. Call it before any
-    /// filter goes on: it maps the handler's code executable, which the filters forbid.</summary>
+    /// filter goes on: it maps the handler's code executable, which the filters forbid. A second call for the same
+    /// fd keeps the handler there is.</summary>
     public static void ReportBlockedCalls(int logFd)
     {
+        if (s_reportFd == logFd) return;
         var act = new KernelSigAction { Handler = SigSysHandler.Create(logFd), Flags = Libc.SA_SIGINFO };
         KernelSigAction old;
         // act and old are locals of this frame; sigaction reads one and fills the other.
         SysException.Check(Libc.SigAction(Libc.SIGSYS, &act, &old), "sigaction(SIGSYS)");
+        s_reportFd = logFd;
     }
 }
