@@ -3,6 +3,10 @@
 #   the outer wall ms from starting the VMM to the GUEST-INIT line (@@INIT),
 #   the guest's uptime in that line, the kernel's timestamp of "Run /init as init process",
 #   and our VMM's "Guest-boot-time = <us> us" log line.
+# Then the idle VMs' "BENCH-MEM <ours|qemu> <overhead> <big-other> <guest> <total>" lines (kB) and their ratio. The
+# note "bench: machine <type>" names the machine; on q35 it checks issue 15's targets (MAX_INIT_RATIO, MAX_MEM_KB).
+
+BEGIN { machine = "microvm"; MAX_INIT_RATIO = 0.6; MAX_MEM_KB = 6 * 1024 }
 
 function mean(sum, n) { return n ? sum / n : -1 }
 function plural(n) { return n > 1 ? "s" : "" }
@@ -18,7 +22,12 @@ function plural(n) { return n > 1 ? "s" : "" }
     }
     next
 }
+/^@@NOTE bench: machine / { machine = $4; next }
 /^@@NOTE / { notes = notes "  " substr($0, 8) "\n"; next }
+/^BENCH-MEM (ours|qemu) / {
+    if ($3 == "fail") { memfail[$2] = substr($0, index($0, " fail ") + 6) } else { mem[$2] = $3 + 0; memrow[$2] = $0 }
+    next
+}
 vmm == "" { next }
 /GUEST-INIT uptime=/ && uptime == "" { t = $0; sub(/.*GUEST-INIT uptime=/, "", t); uptime = t + 0 }
 /\] Run \/init as init process/ && kinit == "" { t = $0; sub(/^[^[]*\[ */, "", t); kinit = t + 0 }
@@ -42,6 +51,7 @@ vmm == "" { next }
 $0 != "" { last = $0 }
 
 END {
+    printf "machine: %s\n", machine
     fmt = "%-5s %5s  %-23s %8s  %14s  %11s  %13s  %s\n"
     printf fmt, "VMM", "vCPUs", "to GUEST-INIT ms (runs)", "mean ms", "guest uptime s", "Run /init s",
         "boot timer ms", "exit codes"
@@ -77,6 +87,33 @@ END {
             else reason = initn[o] ? "no QEMU result" : "no GUEST-INIT line under our VMM"
             printf "ratio ours/QEMU, %d vCPU%s: n/a (%s)\n", smp, plural(smp), reason
         }
+    }
+    print ""
+    printf "%-5s  %-12s %12s %10s %10s %10s\n", "VMM", "idle overhead", "MiB", "big-other", "guest kB", "total kB"
+    for (v = 1; v <= 2; v++) {
+        vm = (v == 1) ? "ours" : "qemu"
+        if (vm in mem) {
+            split(memrow[vm], f, " ")
+            printf "%-5s  %10d kB %12.2f %10d %10d %10d\n", vm, f[3], f[3] / 1024, f[4], f[5], f[6]
+        } else printf "%-5s  %s\n", vm, (vm in memfail) ? "FAILED: " memfail[vm] : "(not measured)"
+    }
+    if (("ours" in mem) && ("qemu" in mem) && mem["qemu"] > 0)
+        printf "ratio ours/QEMU, idle overhead: %.2fx (QEMU minus ours: %d kB)\n", mem["ours"] / mem["qemu"],
+            mem["qemu"] - mem["ours"]
+    if (machine == "q35") {
+        print ""
+        for (smp = 1; smp <= 2; smp++) {
+            o = "ours " smp; q = "qemu " smp
+            if (initn[o] && initn[q] && initsum[q] > 0) {
+                r = mean(initsum[o], initn[o]) / mean(initsum[q], initn[q])
+                printf "target: to GUEST-INIT ours/QEMU q35, %d vCPU%s = %.2fx, <= %.1fx: %s\n", smp, plural(smp), r,
+                    MAX_INIT_RATIO, (r <= MAX_INIT_RATIO) ? "PASS" : "FAIL"
+            } else printf "target: to GUEST-INIT ours/QEMU q35, %d vCPU%s: FAIL (no figure for both)\n", smp, plural(smp)
+        }
+        if ("ours" in mem)
+            printf "target: ours idle q35 overhead = %d kB, <= %d kB (6 MiB): %s\n", mem["ours"], MAX_MEM_KB,
+                (mem["ours"] <= MAX_MEM_KB) ? "PASS" : "FAIL"
+        else print "target: ours idle q35 overhead: FAIL (not measured)"
     }
     if (notes != "") printf "\nnotes:\n%s", notes
 }

@@ -44,10 +44,11 @@ for f in "${extra[@]}"; do [[ -f "$f" ]] || lab_die "--add $f: no such file"; do
 lab_need_packages busybox-static cpio
 lab_kernel_env
 qemu_bin=/usr/bin/qemu-system-x86_64
-qemu_fw_src=/usr/share/qemu
-# Firmware QEMU's x86 machines load for a direct kernel boot (microvm: qboot; -kernel: the option ROMs).
-qemu_fw_files=(bios-microvm.bin qboot.rom linuxboot.bin linuxboot_dma.bin pvh.bin kvmvapic.bin multiboot.bin
-    multiboot_dma.bin)
+# Firmware QEMU's x86 machines load for a direct kernel boot (microvm: qboot; pc and q35: SeaBIOS, from Debian's
+# seabios package, which QEMU's own folder does not link here; -kernel: the option ROMs).
+qemu_fw_dirs=(/usr/share/qemu /usr/share/seabios)
+qemu_fw_files=(bios-microvm.bin qboot.rom bios-256k.bin linuxboot.bin linuxboot_dma.bin pvh.bin kvmvapic.bin
+    multiboot.bin multiboot_dma.bin)
 
 mkdir -p "$lab_cache/tmp"
 stage="$(mktemp -d "$lab_cache/tmp/outer.XXXXXX")"
@@ -115,13 +116,15 @@ else
 fi
 
 if ((with_qemu)); then
-    lab_need_packages qemu-system-x86
+    lab_need_packages qemu-system-x86 seabios
     lab_say "outer initramfs: QEMU $qemu_bin, its libraries and firmware"
     mkdir -p "$root/usr/bin" "$root/lab/qemu-fw"
     cp "$qemu_bin" "$root/usr/bin/"
     lab_copy_ldd_libs "$qemu_bin" "$root"
     for f in "${qemu_fw_files[@]}"; do
-        [[ -e "$qemu_fw_src/$f" ]] && cp -L "$qemu_fw_src/$f" "$root/lab/qemu-fw/"
+        for d in "${qemu_fw_dirs[@]}"; do
+            if [[ -e "$d/$f" ]]; then cp -L "$d/$f" "$root/lab/qemu-fw/"; break; fi
+        done
     done
     echo "export QEMU=/usr/bin/qemu-system-x86_64 QEMU_FW=/lab/qemu-fw" >>"$root/lab/env.sh"
 else
