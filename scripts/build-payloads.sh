@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the payload guests: tests/payloads/NAME.S (assembly) and tests/payloads/NAME/*.c (freestanding C, one
-# payload per folder, linked by tests/payloads/payload.ld with the section .text.entry first).
+# payload per folder, linked by tests/payloads/payload.ld with the section .text.entry first, which
+# tests/payloads/entry.h gives).
 #
 #   scripts/build-payloads.sh <outdir>
 #
@@ -69,7 +70,7 @@ for dir in "$src"/*/; do
     objs=()
     for c in "${sources[@]}"; do
         obj=$out/obj/$name-$(basename "$c" .c).o
-        gcc "${cflags[@]}" -I "$dir" -c -o "$obj" "$c"
+        gcc "${cflags[@]}" -I "$dir" -I "$src" -c -o "$obj" "$c"
         # Position independence: the compiler leaves references between sections and files (code to constants,
         # calls) to the linker, but all of them must be PC-relative; an absolute one (a pointer in static data)
         # would only be right at the link address.

@@ -159,6 +159,19 @@ public static class KvmCases
         exit $rc
         """;
 
+    /// <summary>
+    /// The pci-probe payload as a q35's direct-boot kernel (<paramref name="payload"/>: its flat .bin or bzImage)
+    /// with a root port at 00:02.0, virtio-blk-pci at 00:03.0, virtio-rng-pci at 00:04.0 and a second
+    /// virtio-blk-pci behind the port; -no-reboot turns the payload's closing reset into exit 0.
+    /// </summary>
+    private static VmmCase PciProbe(string name, string payload) => new(name,
+        ["-machine", "q35", "-no-reboot", "-kernel", $"{{payload:{payload}}}", "-serial", "stdio",
+            "-device", "pcie-root-port,id=pcie.1,port=0x1,chassis=1,bus=pcie.0,addr=0x2",
+            "-drive", "id=d0,file=d0.img", "-device", "virtio-blk-pci,drive=d0,id=blk0,bus=pcie.0,addr=0x3",
+            "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0,id=rng1,bus=pcie.0,addr=0x4",
+            "-drive", "id=d1,file=d1.img", "-device", "virtio-blk-pci,drive=d1,id=blk1,bus=pcie.1,addr=0x0"],
+        Wrap: vmm => $"d=$(mktemp -d) && cd \"$d\" && truncate -s 1M d0.img d1.img && {vmm}; rc=$?; cd / && rm -rf \"$d\"; exit $rc");
+
     public static readonly VmmCase[] All =
     [
         new("hello-bin", Boot("hello.bin", "-m", "256", "-D"), WithInfoLog: true),
@@ -173,6 +186,9 @@ public static class KvmCases
         new("fault", Boot("fault.bin")),
         new("mmio-probe", Boot("mmio-probe.bin")),
         new("large-memory", Boot("hello.bin", "-m", "4G")),
+        // A q35 guest enumerates PCI through 0xCF8/0xCFC and ECAM, sizes a BAR and follows a root port.
+        PciProbe("q35-pci-probe-bin", "pci-probe.bin"),
+        PciProbe("q35-pci-probe-bzimage", "pci-probe.bzImage"),
         // A system call outside every seccomp list (made by the LD_PRELOAD shim in the event loops) is named and
         // stops the VM; without seccomp the same shim changes nothing.
         new("seccomp-blocked", Boot("idle.bin", "-D"), WithInfoLog: true, Preload: "{payload:blocked-call.so}"),

@@ -104,6 +104,47 @@ public sealed class PayloadBootTests(PayloadFixture payloads)
         Assert.Contains("Hello from payload", r.Stdout);
     }
 
+    /// <summary>
+    /// A q35 guest booted directly from the payload (flat .bin and bzImage) reads PCI configuration space through
+    /// 0xCF8/0xCFC and through ECAM at 0xB000_0000: each lists bus 0 as laid out on the command line, the two agree
+    /// on the ID, class and header dwords of all 256 functions, BAR 0 of virtio-blk-pci sizes to its 32 KiB (four
+    /// 4 KiB structure pages, the MSI-X table page at 0x4000 and the PBA page, rounded up to a power of two) and is
+    /// restored, and the root port answers for bus 1 only once the guest programs its bus numbers.
+    /// </summary>
+    [Theory]
+    [InlineData("q35-pci-probe-bin")]
+    [InlineData("q35-pci-probe-bzimage")]
+    public void Q35GuestFindsTheSameDevicesThroughPortsAndEcam(string name)
+    {
+        var r = Run(name);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("PCI-PROBE-DONE", r.Stdout);
+        string[] bus0 =
+        [
+            "00:00.0 8086:29c0 class 060000 hdr 00", // MCH host bridge
+            "00:02.0 1b36:000c class 060400 hdr 01", // pcie-root-port
+            "00:03.0 1af4:1042 class 010000 hdr 00", // virtio-blk-pci
+            "00:04.0 1af4:1044 class 00ff00 hdr 00", // virtio-rng-pci
+            "00:1f.0 8086:2918 class 060100 hdr 80", // ICH9 LPC (multi-function bit set)
+        ];
+        string[] bus1 = ["01:00.0 1af4:1042 class 010000 hdr 00"]; // virtio-blk-pci behind the port
+        var lines = r.Stdout.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        foreach (var mechanism in new[] { "CF8", "ECAM" })
+        {
+            var found = lines.Where(l => l.StartsWith(mechanism + " ", StringComparison.Ordinal))
+                .Select(l => l[(mechanism.Length + 1)..]).ToList();
+            Assert.Equal([.. bus0, .. bus1], found);
+        }
+        Assert.DoesNotContain(lines, l => l.StartsWith("DISAGREE", StringComparison.Ordinal));
+        Assert.Contains("AGREE bus 00 functions 05", lines);
+        Assert.Contains("AGREE bus 01 functions 01", lines);
+        Assert.Contains("BAR 00:03.0 0 kind mem64 size 0000000000008000 restored yes", lines);
+        Assert.Contains("BRIDGE 00:02.0 cleared bus01 empty", lines);
+        Assert.Contains("BRIDGE 00:02.0 buses 00 01 01", lines);
+        // Bus 1 was listed only after the bus numbers were programmed.
+        Assert.True(lines.IndexOf("BRIDGE 00:02.0 buses 00 01 01") < lines.FindIndex(l => l.StartsWith("CF8 01:", StringComparison.Ordinal)), r.ToString());
+    }
+
     /// <summary>The lines of a QMP lifecycle case that are events of <paramref name="name"/>.</summary>
     private static List<string> Events(VmmResult r, string name) =>
         [.. r.Stdout.Split('\n').Where(l => l.StartsWith($"{{\"event\":\"{name}\"", StringComparison.Ordinal))];

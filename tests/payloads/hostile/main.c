@@ -20,6 +20,7 @@
  * Built from this folder as freestanding C by scripts/build-payloads.sh: position independent, no absolute
  * relocations, no pointers in static data (the same bytes run at 0x1000000 and at 0x100200).
  */
+#include "entry.h"
 #include "hostile.h"
 
 /* One action against window s; the weights keep devices set up and working most of the time. */
@@ -131,19 +132,6 @@ void hostile_main(void)
     reset_machine();
 }
 
-#define STRING(x) #x
-#define VALUE(x) STRING(x)
-
-/* The entry, in long mode with interrupts off. The boot stack has only the 4 KiB above the zero page: move it. */
-__asm__(
-    ".section .text.entry, \"ax\"\n"
-    ".globl _start\n"
-    "_start:\n"
-    "    cld\n"
-    "    mov $" VALUE(STACK_TOP) ", %esp\n"
-    "    call hostile_main\n"
-    "1:  cli\n"
-    "    hlt\n"
-    "    jmp 1b\n"
-    ".previous\n");
+/* The boot stack has only the 4 KiB above the zero page: move it. */
+PAYLOAD_ENTRY(hostile_main, STACK_TOP);
 
