@@ -119,6 +119,7 @@ public sealed class LabSession
             sb.AppendLine($"scenario kvm-{c.Name} {c.TimeoutSeconds} run_case {KvmRunner.Word(command)}");
         }
         sb.AppendLine(LinuxScenarios.Preamble);
+        sb.AppendLine(ReliabilityScenarios.SoakLine);
         foreach (var line in LinuxScenarios.Lines) sb.AppendLine(line);
         foreach (var line in VirtioScenarios.Lines) sb.AppendLine(line);
         foreach (var line in VhostScenarios.Lines) sb.AppendLine(line);
