@@ -38,6 +38,9 @@ public sealed class PcieRootPort : PciFunction
     public const ushort CommandCompletedEnable = 1 << 4, HotplugInterruptEnable = 1 << 5, LinkStateChangedEnable = 1 << 12;
     public const ushort AttentionIndicator = 0b11 << 6, PowerIndicator = 0b11 << 8, PowerControllerOff = 1 << 10;
     private const ushort AttentionIndicatorOff = 0b11 << 6, PowerIndicatorOn = 0b01 << 8, PowerIndicatorOff = 0b11 << 8;
+    /// <summary>Slot Control at power-on and after a reset: slot powered off, both indicators off.</summary>
+    private const ushort SlotControlAtPowerOn = AttentionIndicatorOff | PowerIndicatorOff | PowerControllerOff;
+    private const ushort LinkControl2AtPowerOn = 1; // target 2.5 GT/s
     private const ushort SlotControlWritable = AttentionButtonEnable | PowerFaultEnable | PresenceDetectEnable
         | CommandCompletedEnable | HotplugInterruptEnable | AttentionIndicator | PowerIndicator | PowerControllerOff | LinkStateChangedEnable;
 
@@ -107,12 +110,12 @@ public sealed class PcieRootPort : PciFunction
         c.SetU32(_exp + LinkCapabilities, LinkCapabilityBits | (uint)port << 24);
         c.SetWritableU16(_exp + LinkControl, 0x00DB); // ASPM, RCB, link disable, common clock, extended sync
         c.SetU32(_exp + SlotCapabilities, SlotCapabilityBits | (uint)port << PhysicalSlotShift);
-        c.SetU16(_exp + SlotControl, AttentionIndicatorOff | PowerIndicatorOff | PowerControllerOff); // empty and off
+        c.SetU16(_exp + SlotControl, SlotControlAtPowerOn); // empty and off
         c.SetWritableU16(_exp + SlotControl, SlotControlWritable);
         c.SetClearOnWriteU16(_exp + SlotStatus, SlotEvents);
         c.SetWritableU16(_exp + RootControl, 0x000F);
         c.SetU32(_exp + LinkCapabilities2, 1 << 1); // supports 2.5 GT/s
-        c.SetU16(_exp + LinkControl2, 1); // target 2.5 GT/s
+        c.SetU16(_exp + LinkControl2, LinkControl2AtPowerOn);
         c.SetWritableU16(_exp + LinkControl2, 0x000F);
         _msi.AddCapability(c);
     }
@@ -263,10 +266,10 @@ public sealed class PcieRootPort : PciFunction
             if (_unplugRequested && (SlotStatusValue & PresenceDetectState) != 0) RemoveCard();
             bool present = (SlotStatusValue & PresenceDetectState) != 0;
             base.Reset();
-            Config.SetU16(_exp + SlotControl, AttentionIndicatorOff | PowerIndicatorOff | PowerControllerOff);
+            Config.SetU16(_exp + SlotControl, SlotControlAtPowerOn);
             Config.SetU16(_exp + SlotStatus, present ? PresenceDetectState : (ushort)0);
             Config.SetU16(_exp + LinkStatus, LinkSpeedWidth);
-            Config.SetU16(_exp + LinkControl2, 1);
+            Config.SetU16(_exp + LinkControl2, LinkControl2AtPowerOn);
             _interruptPending = false;
             if (_intxAsserted)
             {
