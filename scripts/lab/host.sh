@@ -33,9 +33,9 @@ lab_need_packages() {
     done
     ((${#missing[@]})) || return 0
     lab_say "installing ${missing[*]} (apt-get)"
-    lab_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q \
+    lab_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 \
         || lab_die "apt-get update failed"
-    lab_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+    lab_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
         || lab_die "apt-get install ${missing[*]} failed"
 }
 
