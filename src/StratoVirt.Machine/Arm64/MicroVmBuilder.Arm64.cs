@@ -23,9 +23,6 @@ public sealed partial class MicroVmBuilder
         if (config.Cpus.Count > ArmLayout.MaxCpus)
             throw new MachineConfigException(
                 $"-smp {config.Cpus.Count}: the aarch64 microVM takes at most {ArmLayout.MaxCpus} vCPUs (its GICv3 redistributor space)");
-        if (config.Seccomp)
-            throw new MachineConfigException(
-                "the aarch64 build has no seccomp lists yet: add -disable-seccomp to run without system call filters");
         if (config.Incoming is not null)
             throw new MachineConfigException("-incoming: the aarch64 microVM cannot restore snapshots yet");
     }

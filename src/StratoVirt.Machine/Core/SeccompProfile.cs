@@ -1,4 +1,5 @@
 using StratoVirt.Kvm;
+using StratoVirt.Kvm.Arm64;
 using StratoVirt.Sys;
 using StratoVirt.Sys.Seccomp;
 using static StratoVirt.Sys.Seccomp.SyscallRule;
@@ -85,13 +86,13 @@ public static class SeccompProfile
     private static readonly uint[] VhostStopRequests =
         [(uint)Libc.VHOST_VSOCK_SET_RUNNING, (uint)Libc.VHOST_NET_SET_BACKEND, (uint)Libc.VHOST_GET_VRING_BASE];
 
-    /// <summary>A q35 virtio-pci function's interrupts, raised by whichever thread serves its queues: INTA# held as
-    /// a level, or an MSI-X message (also sent from a vCPU when the guest unmasks a pending vector).</summary>
-    private static readonly uint[] PciInterruptRequests = [(uint)KvmIoctls.IrqLine, (uint)KvmIoctls.SignalMsi];
+    /// <summary>A device's interrupt line, raised by whichever thread serves its queues when it has no irqfd (a
+    /// q35 function's INTA# held as a level). MSI-X messages are x86's (<see cref="X86VcpuCalls"/>).</summary>
+    private static readonly uint[] InterruptRequests = [(uint)KvmIoctls.IrqLine];
 
     private static readonly SyscallRule[] VcpuCalls =
     [
-        AllowIf("ioctl", 1, [(uint)KvmIoctls.Run, (uint)KvmIoctls.GetRegs, .. PciInterruptRequests,
+        AllowIf("ioctl", 1, [(uint)KvmIoctls.Run, .. InterruptRequests,
             (uint)KvmIoctls.Ioeventfd, // a virtio-pci BAR the guest maps or moves takes its queue notifications along
             // a vhost backend's call eventfd follows its MSI-X vector as the guest programs, masks and unmasks it
             (uint)KvmIoctls.Irqfd, (uint)KvmIoctls.SetGsiRouting,
@@ -111,7 +112,7 @@ public static class SeccompProfile
     /// vhost-kernel device stopping itself.</summary>
     private static readonly SyscallRule[] DeviceIoCalls =
     [
-        AllowIf("ioctl", 1, [.. VhostStopRequests, .. PciInterruptRequests]),
+        AllowIf("ioctl", 1, [.. VhostStopRequests, .. InterruptRequests]),
         Allow("epoll_wait"),
         Allow("epoll_ctl"),
         Allow("preadv2"),
@@ -124,21 +125,12 @@ public static class SeccompProfile
     [
         .. DeviceIoCalls,
         AllowIf("ioctl", 1,
-            (uint)KvmIoctls.GetClock, (uint)KvmIoctls.SetClock, (uint)KvmIoctls.IrqLine, // stop/cont; interrupts
+            (uint)KvmIoctls.IrqLine, // interrupts
             TcGets, TcSets, // the terminal, restored at the end
             (uint)Libc.TUNSETIFF, (uint)Libc.TUNGETIFF, (uint)Libc.TUNSETOFFLOAD, (uint)Libc.TUNSETVNETHDRSZ,
             (uint)Libc.TUNGETVNETHDRSZ, (uint)Libc.FIONBIO, (uint)Libc.FIOCLEX, // netdev_add
             (uint)Libc.BLKGETSIZE64, // blockdev-add of a block device
-            // migrate: the paused vCPUs' and the VM's state
-            (uint)KvmIoctls.GetRegs, (uint)KvmIoctls.GetSregs, (uint)KvmIoctls.GetFpu, (uint)KvmIoctls.GetXsave,
-            (uint)KvmIoctls.GetXsave2, (uint)KvmIoctls.GetXcrs, (uint)KvmIoctls.GetMsrs, (uint)KvmIoctls.GetLapic,
-            (uint)KvmIoctls.GetVcpuEvents, (uint)KvmIoctls.GetDebugRegs, (uint)KvmIoctls.GetMpState,
-            (uint)KvmIoctls.GetIrqchip, (uint)KvmIoctls.GetPit2,
-            // a q35 reset: the vCPUs' and the interrupt controllers' power-on state, and the devices' KVM bindings
-            // (queue notifications of the BARs it unmaps, backend call eventfds) undone
-            (uint)KvmIoctls.SetRegs, (uint)KvmIoctls.SetSregs, (uint)KvmIoctls.SetFpu, (uint)KvmIoctls.SetXsave,
-            (uint)KvmIoctls.SetXcrs, (uint)KvmIoctls.SetMsrs, (uint)KvmIoctls.SetLapic, (uint)KvmIoctls.SetVcpuEvents,
-            (uint)KvmIoctls.SetDebugRegs, (uint)KvmIoctls.SetMpState, (uint)KvmIoctls.SetIrqchip, (uint)KvmIoctls.SetPit2,
+            // a device's KVM bindings: queue notifications and backend call eventfds, made and undone
             (uint)KvmIoctls.Ioeventfd, (uint)KvmIoctls.Irqfd, (uint)KvmIoctls.SetGsiRouting),
         AllowIf("fcntl", 1, Libc.F_OFD_SETLK), // blockdev-add locks its image
         Allow("openat"), // blockdev-add, netdev_add
@@ -153,32 +145,83 @@ public static class SeccompProfile
         Allow("unlink"), // the QMP socket and pid file at the end
     ];
 
-    /// <summary>The filter for one kind of thread. Without irqfd and ioeventfd a vCPU runs device queues itself
-    /// and an iothread raises interrupts with KVM_IRQ_LINE.</summary>
-    public static SeccompFilter For(ThreadKind kind, bool irqfdAndIoeventfd = true) =>
-        Built[(int)kind * 2 + (irqfdAndIoeventfd ? 1 : 0)] ??= Build(kind, irqfdAndIoeventfd);
+    /// <summary>What only x86_64 needs: the vCPU's registers named in an error, a q35 function's MSI-X messages
+    /// (also sent from a vCPU when the guest unmasks a pending vector), and on the main loop kvmclock across
+    /// stop/cont, migrate's state and a q35 reset's.</summary>
+    private static readonly SyscallRule[] X86VcpuCalls =
+        [AllowIf("ioctl", 1, (uint)KvmIoctls.GetRegs, (uint)KvmIoctls.SignalMsi)];
+
+    private static readonly SyscallRule[] X86DeviceIoCalls = [AllowIf("ioctl", 1, (uint)KvmIoctls.SignalMsi)];
+
+    private static readonly SyscallRule[] X86MainCalls =
+    [
+        .. X86DeviceIoCalls,
+        AllowIf("ioctl", 1,
+            (uint)KvmIoctls.GetClock, (uint)KvmIoctls.SetClock, // stop/cont
+            // migrate: the paused vCPUs' and the VM's state
+            (uint)KvmIoctls.GetRegs, (uint)KvmIoctls.GetSregs, (uint)KvmIoctls.GetFpu, (uint)KvmIoctls.GetXsave,
+            (uint)KvmIoctls.GetXsave2, (uint)KvmIoctls.GetXcrs, (uint)KvmIoctls.GetMsrs, (uint)KvmIoctls.GetLapic,
+            (uint)KvmIoctls.GetVcpuEvents, (uint)KvmIoctls.GetDebugRegs, (uint)KvmIoctls.GetMpState,
+            (uint)KvmIoctls.GetIrqchip, (uint)KvmIoctls.GetPit2,
+            // a q35 reset: the vCPUs' and the interrupt controllers' power-on state
+            (uint)KvmIoctls.SetRegs, (uint)KvmIoctls.SetSregs, (uint)KvmIoctls.SetFpu, (uint)KvmIoctls.SetXsave,
+            (uint)KvmIoctls.SetXcrs, (uint)KvmIoctls.SetMsrs, (uint)KvmIoctls.SetLapic, (uint)KvmIoctls.SetVcpuEvents,
+            (uint)KvmIoctls.SetDebugRegs, (uint)KvmIoctls.SetMpState, (uint)KvmIoctls.SetIrqchip, (uint)KvmIoctls.SetPit2),
+    ];
+
+    /// <summary>What only aarch64 needs: the vCPU's program counter named in an error.</summary>
+    private static readonly SyscallRule[] ArmVcpuCalls = [AllowIf("ioctl", 1, (uint)ArmIoctls.GetOneReg)];
+
+    /// <summary>aarch64 has only the kernel's generic calls: glibc's poll, epoll_wait and unlink make ppoll,
+    /// epoll_pwait and unlinkat there.</summary>
+    private static readonly Dictionary<string, string> GenericForms = new(StringComparer.Ordinal)
+    {
+        ["poll"] = "ppoll",
+        ["epoll_wait"] = "epoll_pwait",
+        ["unlink"] = "unlinkat",
+    };
+
+    /// <summary>The filter for one kind of thread, for <paramref name="abi"/> (default: this process's). Without
+    /// irqfd and ioeventfd a vCPU runs device queues itself and an iothread raises interrupts with KVM_IRQ_LINE.</summary>
+    public static SeccompFilter For(ThreadKind kind, bool irqfdAndIoeventfd = true, SyscallAbi? abi = null)
+    {
+        abi ??= SyscallAbi.Host;
+        int index = ((abi == SyscallAbi.Aarch64 ? 4 : 0) + (int)kind) * 2 + (irqfdAndIoeventfd ? 1 : 0);
+        return Built[index] ??= Build(kind, irqfdAndIoeventfd, abi);
+    }
 
     /// <summary>Each filter is built once, however many vCPUs install it (two threads racing build equal ones).</summary>
-    private static readonly SeccompFilter?[] Built = new SeccompFilter?[8];
+    private static readonly SeccompFilter?[] Built = new SeccompFilter?[16];
 
-    private static SeccompFilter Build(ThreadKind kind, bool irqfdAndIoeventfd) => new(kind switch
+    private static SeccompFilter Build(ThreadKind kind, bool irqfdAndIoeventfd, SyscallAbi abi)
     {
-        ThreadKind.Main => Merge(RuntimeCalls, MainCalls),
-        ThreadKind.Vcpu when irqfdAndIoeventfd => Merge(RuntimeCalls, VcpuCalls),
-        ThreadKind.Vcpu => Merge(RuntimeCalls, MainCalls, VcpuCalls),
-        ThreadKind.IoThread => Merge(RuntimeCalls, DeviceIoCalls),
-        ThreadKind.Runtime => RuntimeCalls,
-        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
-    });
+        bool x86 = abi == SyscallAbi.X86_64;
+        SyscallRule[] vcpu = [.. VcpuCalls, .. x86 ? X86VcpuCalls : ArmVcpuCalls];
+        SyscallRule[] main = [.. MainCalls, .. x86 ? X86MainCalls : []];
+        SyscallRule[][] lists = kind switch
+        {
+            ThreadKind.Main => [RuntimeCalls, main],
+            ThreadKind.Vcpu when irqfdAndIoeventfd => [RuntimeCalls, vcpu],
+            ThreadKind.Vcpu => [RuntimeCalls, main, vcpu],
+            ThreadKind.IoThread => [RuntimeCalls, DeviceIoCalls, x86 ? X86DeviceIoCalls : []],
+            ThreadKind.Runtime => [RuntimeCalls],
+            _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+        };
+        return new(Merge(lists.Select(l => l.Select(r => InAbi(r, abi)).ToArray()).ToArray()), abi);
+    }
+
+    /// <summary><paramref name="rule"/> under the name <paramref name="abi"/> gives its call.</summary>
+    private static SyscallRule InAbi(SyscallRule rule, SyscallAbi abi) =>
+        abi.Has(rule.Name) || !GenericForms.TryGetValue(rule.Name, out var generic) ? rule : rule with { Name = generic };
 
     /// <summary>Every kind of thread.</summary>
     public static readonly ThreadKind[] Kinds = [ThreadKind.Main, ThreadKind.Vcpu, ThreadKind.IoThread, ThreadKind.Runtime];
 
     /// <summary>The distinct calls any thread of the process may make.</summary>
-    public static IReadOnlySet<string> ProcessWide(bool irqfdAndIoeventfd = true)
+    public static IReadOnlySet<string> ProcessWide(bool irqfdAndIoeventfd = true, SyscallAbi? abi = null)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var kind in Kinds) names.UnionWith(For(kind, irqfdAndIoeventfd).AllowedNames);
+        foreach (var kind in Kinds) names.UnionWith(For(kind, irqfdAndIoeventfd, abi).AllowedNames);
         return names;
     }
 

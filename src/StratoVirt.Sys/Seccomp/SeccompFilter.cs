@@ -5,8 +5,6 @@ namespace StratoVirt.Sys.Seccomp;
 /// equals one of <see cref="Values"/>.</summary>
 public sealed record SyscallRule(string Name, int Arg = -1, uint Mask = uint.MaxValue, IReadOnlyList<uint>? Values = null)
 {
-    public int Number { get; } = SyscallNames.Number(Name);
-
     public static SyscallRule Allow(string name) => new(name);
 
     /// <summary>Allows <paramref name="name"/> only when argument <paramref name="arg"/> is one of <paramref name="values"/>.</summary>
@@ -21,14 +19,13 @@ public sealed record SyscallRule(string Name, int Arg = -1, uint Mask = uint.Max
 public readonly record struct BpfInstruction(ushort Code, byte JumpTrue, byte JumpFalse, uint K);
 
 /// <summary>
-/// An allow-list seccomp filter for x86_64, compiled to classic BPF by hand: check the architecture, refuse the
-/// x32 ABI, then one block per allowed call — a match either returns ALLOW or, when its argument check fails,
-/// the default action; a call no block matches gets the default action.
+/// An allow-list seccomp filter for one ABI (x86_64 or aarch64), compiled to classic BPF by hand: check the
+/// architecture, refuse x86_64's x32 numbers, then one block per allowed call — a match either returns ALLOW or,
+/// when its argument check fails, the default action; a call no block matches gets the default action.
 /// </summary>
 public sealed class SeccompFilter
 {
     public const uint RetKillProcess = 0x80000000, RetTrap = 0x00030000, RetAllow = 0x7fff0000;
-    public const uint AuditArchX86_64 = 0xC000003E;
 
     // Instruction classes and modes (linux/bpf_common.h).
     public const ushort LdWAbs = 0x20, JmpJeqK = 0x15, JmpJgeK = 0x35, AluAndK = 0x54, RetK = 0x06;
@@ -40,13 +37,21 @@ public sealed class SeccompFilter
 
     public IReadOnlyList<SyscallRule> Rules { get; }
 
-    public SeccompFilter(IEnumerable<SyscallRule> rules)
+    /// <summary>The ABI whose numbers the program checks.</summary>
+    public SyscallAbi Abi { get; }
+
+    private readonly int[] _numbers;
+
+    /// <summary>A filter for <paramref name="abi"/> (default: this process's).</summary>
+    public SeccompFilter(IEnumerable<SyscallRule> rules, SyscallAbi? abi = null)
     {
         Rules = [.. rules];
+        Abi = abi ?? SyscallAbi.Host;
+        _numbers = [.. Rules.Select(r => Abi.Number(r.Name))];
         var numbers = new HashSet<int>();
-        foreach (var r in Rules)
+        foreach (var (r, nr) in Rules.Zip(_numbers))
         {
-            if (!numbers.Add(r.Number)) throw new ArgumentException($"system call {r.Name} has more than one rule");
+            if (!numbers.Add(nr)) throw new ArgumentException($"system call {r.Name} has more than one rule");
             if (r.Arg is < -1 or > 5) throw new ArgumentException($"{r.Name}: argument index {r.Arg} is not 0-5");
             if (r.Arg >= 0 && r.Values is not { Count: > 0 })
                 throw new ArgumentException($"{r.Name}: an argument check needs at least one value");
@@ -67,18 +72,22 @@ public sealed class SeccompFilter
         var program = new List<BpfInstruction>
         {
             new(LdWAbs, 0, 0, ArchOffset),
-            new(JmpJeqK, 1, 0, AuditArchX86_64),
+            new(JmpJeqK, 1, 0, Abi.AuditArch),
             new(RetK, 0, 0, RetKillProcess),
             new(LdWAbs, 0, 0, NrOffset),
-            new(JmpJgeK, 0, 1, X32SyscallBit),
-            new(RetK, 0, 0, RetKillProcess),
         };
-        foreach (var rule in Rules)
+        if (Abi.HasX32)
         {
+            program.Add(new(JmpJgeK, 0, 1, X32SyscallBit));
+            program.Add(new(RetK, 0, 0, RetKillProcess));
+        }
+        for (int i = 0; i < Rules.Count; i++)
+        {
+            var rule = Rules[i];
             var block = Block(rule, defaultAction);
             if (block.Count > byte.MaxValue)
                 throw new ArgumentException($"{rule.Name}: too many values for one BPF block");
-            program.Add(new(JmpJeqK, 0, (byte)block.Count, (uint)rule.Number));
+            program.Add(new(JmpJeqK, 0, (byte)block.Count, (uint)_numbers[i]));
             program.AddRange(block);
         }
         program.Add(new(RetK, 0, 0, defaultAction));

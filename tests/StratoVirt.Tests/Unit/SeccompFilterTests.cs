@@ -10,8 +10,8 @@ namespace StratoVirt.Tests.Unit;
 public sealed class SeccompFilterTests
 {
     /// <summary>The kernel's view of one call (struct seccomp_data).</summary>
-    internal static byte[] Data(string name, uint arch = SeccompFilter.AuditArchX86_64, params ulong[] args) =>
-        Data(SyscallNames.Number(name), arch, args);
+    internal static byte[] Data(string name, uint arch = SyscallAbi.AuditArchX86_64, params ulong[] args) =>
+        Data((arch == SyscallAbi.AuditArchAarch64 ? SyscallAbi.Aarch64 : SyscallAbi.X86_64).Number(name), arch, args);
 
     private static byte[] Data(int nr, uint arch, params ulong[] args)
     {
@@ -42,13 +42,16 @@ public sealed class SeccompFilterTests
         throw new InvalidOperationException("the program ran off its end");
     }
 
-    private static readonly SeccompFilter Filter = new([
+    private static readonly SyscallRule[] Rules =
+    [
         SyscallRule.Allow("read"),
         SyscallRule.AllowIf("ioctl", 1, 0xAE80 /* KVM_RUN */, 0xC008AE67),
         SyscallRule.AllowMasked("mmap", 2, 4 /* PROT_EXEC */, 0),
         SyscallRule.AllowIf("futex", 1, 128, 129),
         SyscallRule.Allow("exit_group"),
-    ]);
+    ];
+
+    private static readonly SeccompFilter Filter = new(Rules, SyscallAbi.X86_64);
 
     private static uint Verdict(byte[] data) => Run(Filter.Compile(SeccompFilter.RetTrap), data);
 
@@ -87,14 +90,33 @@ public sealed class SeccompFilterTests
     public void OtherArchitecturesAndX32AreKilled()
     {
         Assert.Equal(SeccompFilter.RetKillProcess, Verdict(Data("read", arch: 0x40000003 /* i386 */)));
-        Assert.Equal(SeccompFilter.RetKillProcess, Verdict(Data(0x40000000, SeccompFilter.AuditArchX86_64)));
+        Assert.Equal(SeccompFilter.RetKillProcess, Verdict(Data(0x40000000, SyscallAbi.AuditArchX86_64)));
+        Assert.Equal(SeccompFilter.RetKillProcess, Verdict(Data(63, SyscallAbi.AuditArchAarch64)));
+    }
+
+    /// <summary>The same rules for aarch64 check its architecture and its numbers (read is 63 there, 0 on x86_64),
+    /// and have no x32 range to refuse.</summary>
+    [Fact]
+    public void AnAarch64FilterChecksAarch64sArchitectureAndNumbers()
+    {
+        var program = new SeccompFilter(Rules, SyscallAbi.Aarch64).Compile(SeccompFilter.RetTrap);
+        uint Arm(string name, params ulong[] args) => Run(program, Data(name, SyscallAbi.AuditArchAarch64, args));
+        Assert.Equal(SeccompFilter.RetAllow, Arm("read"));
+        Assert.Equal(SeccompFilter.RetAllow, Arm("exit_group"));
+        Assert.Equal(SeccompFilter.RetAllow, Arm("ioctl", 5, 0xAE80));
+        Assert.Equal(SeccompFilter.RetTrap, Arm("ioctl", 5, 0x5401));
+        Assert.Equal(SeccompFilter.RetTrap, Arm("write"));
+        Assert.Equal(SeccompFilter.RetTrap, Run(program, Data(0, SyscallAbi.AuditArchAarch64))); // io_setup, not read
+        Assert.Equal(SeccompFilter.RetTrap, Run(program, Data(0x40000000, SyscallAbi.AuditArchAarch64)));
+        Assert.Equal(SeccompFilter.RetKillProcess, Run(program, Data("read", SyscallAbi.AuditArchX86_64)));
     }
 
     [Fact]
     public void BadRulesAreRefused()
     {
         Assert.Throws<ArgumentException>(() => new SeccompFilter([SyscallRule.Allow("read"), SyscallRule.Allow("read")]));
-        Assert.Throws<ArgumentException>(() => SyscallRule.Allow("no_such_call"));
+        Assert.Throws<ArgumentException>(() => new SeccompFilter([SyscallRule.Allow("no_such_call")]));
+        Assert.Throws<ArgumentException>(() => new SeccompFilter([SyscallRule.Allow("poll")], SyscallAbi.Aarch64));
         Assert.Throws<ArgumentException>(() => new SeccompFilter([SyscallRule.AllowIf("ioctl", 7, 1)]));
         var tooMany = SyscallRule.AllowIf("ioctl", 1, [.. Enumerable.Range(0, 300).Select(i => (uint)i)]);
         Assert.Throws<ArgumentException>(() => new SeccompFilter([tooMany]).Compile(SeccompFilter.RetTrap));
@@ -103,12 +125,21 @@ public sealed class SeccompFilterTests
     [Fact]
     public void NamesComeFromTheKernelTable()
     {
-        Assert.Equal(0, SyscallNames.Number("read"));
-        Assert.Equal(16, SyscallNames.Number("ioctl"));
-        Assert.Equal(317, SyscallNames.Number("seccomp"));
-        Assert.Equal("exit_group", SyscallNames.Name(231));
-        Assert.Null(SyscallNames.Name(-1));
-        Assert.Null(SyscallNames.Name(100_000));
+        var x86 = SyscallAbi.X86_64;
+        Assert.Equal(0, x86.Number("read"));
+        Assert.Equal(16, x86.Number("ioctl"));
+        Assert.Equal(317, x86.Number("seccomp"));
+        Assert.Equal("exit_group", x86.CallName(231));
+        Assert.Null(x86.CallName(-1));
+        Assert.Null(x86.CallName(100_000));
+        var arm = SyscallAbi.Aarch64;
+        Assert.Equal(63, arm.Number("read"));
+        Assert.Equal(29, arm.Number("ioctl"));
+        Assert.Equal(277, arm.Number("seccomp"));
+        Assert.Equal(79, arm.Number("newfstatat")); // asm-generic's __NR3264_fstatat, resolved
+        Assert.Equal(222, arm.Number("mmap"));
+        Assert.Equal("exit_group", arm.CallName(94));
+        Assert.False(arm.Has("poll") || arm.Has("open") || arm.Has("epoll_wait"));
     }
 }
 
@@ -116,8 +147,8 @@ public sealed class SeccompFilterTests
 public sealed class SeccompProfileTests
 {
     private static uint Verdict(ThreadKind kind, string name, params ulong[] args) =>
-        SeccompFilterTests.Run(SeccompProfile.For(kind).Compile(SeccompFilter.RetTrap),
-            SeccompFilterTests.Data(name, SeccompFilter.AuditArchX86_64, args));
+        SeccompFilterTests.Run(SeccompProfile.For(kind, abi: SyscallAbi.X86_64).Compile(SeccompFilter.RetTrap),
+            SeccompFilterTests.Data(name, SyscallAbi.AuditArchX86_64, args));
 
     private static bool Allowed(ThreadKind kind, string name, params ulong[] args) =>
         Verdict(kind, name, args) == SeccompFilter.RetAllow;
@@ -125,8 +156,11 @@ public sealed class SeccompProfileTests
     [Fact]
     public void TheWholeProcessStaysWithinFortyCalls()
     {
-        Assert.InRange(SeccompProfile.ProcessWide().Count, 1, 40);
-        Assert.InRange(SeccompProfile.ProcessWide(irqfdAndIoeventfd: false).Count, 1, 40);
+        foreach (var abi in new[] { SyscallAbi.X86_64, SyscallAbi.Aarch64 })
+        {
+            Assert.InRange(SeccompProfile.ProcessWide(abi: abi).Count, 1, 40);
+            Assert.InRange(SeccompProfile.ProcessWide(irqfdAndIoeventfd: false, abi: abi).Count, 1, 40);
+        }
     }
 
     [Theory]
@@ -178,7 +212,7 @@ public sealed class SeccompProfileTests
         Assert.False(Allowed(ThreadKind.Vcpu, "preadv2"));
         Assert.True(Allowed(ThreadKind.Vcpu, "pwritev2")); // a flash program or erase, written through to the VARS file
         // Without ioeventfd the vCPU runs the device queues itself.
-        var slow = SeccompProfile.For(ThreadKind.Vcpu, irqfdAndIoeventfd: false).AllowedNames.ToHashSet();
+        var slow = SeccompProfile.For(ThreadKind.Vcpu, irqfdAndIoeventfd: false, SyscallAbi.X86_64).AllowedNames.ToHashSet();
         Assert.Contains("preadv2", slow);
         Assert.Contains("ioctl", slow);
     }
@@ -213,7 +247,7 @@ public sealed class SeccompProfileTests
     [Fact]
     public void IothreadsOnlyMoveData()
     {
-        var names = SeccompProfile.For(ThreadKind.IoThread).AllowedNames.ToHashSet();
+        var names = SeccompProfile.For(ThreadKind.IoThread, abi: SyscallAbi.X86_64).AllowedNames.ToHashSet();
         Assert.Contains("preadv2", names);
         Assert.Contains("epoll_wait", names);
         Assert.DoesNotContain("socket", names);
@@ -240,5 +274,36 @@ public sealed class SeccompProfileTests
         // Ownership and the CID are set before the filters go on.
         Assert.False(Allowed(ThreadKind.Vcpu, "ioctl", 3, Libc.VHOST_SET_OWNER));
         Assert.False(Allowed(ThreadKind.Vcpu, "ioctl", 3, Libc.VHOST_VSOCK_SET_GUEST_CID));
+    }
+
+    /// <summary>The aarch64 lists: the same calls under aarch64's names (ppoll, epoll_pwait, unlinkat), no x86-only
+    /// KVM request, and the vCPU's own program counter for an error.</summary>
+    [Fact]
+    public void Aarch64ListsHaveTheSameCallsUnderTheirGenericNamesAndNoX86Requests()
+    {
+        var arm = SyscallAbi.Aarch64;
+        bool ArmAllowed(ThreadKind kind, string name, params ulong[] args) =>
+            SeccompFilterTests.Run(SeccompProfile.For(kind, abi: arm).Compile(SeccompFilter.RetTrap),
+                SeccompFilterTests.Data(name, SyscallAbi.AuditArchAarch64, args)) == SeccompFilter.RetAllow;
+        foreach (var kind in SeccompProfile.Kinds)
+        {
+            Assert.Equal(arm, SeccompProfile.For(kind, abi: arm).Abi);
+            foreach (string call in new[] { "sysinfo", "prlimit64", "newfstatat", "read", "close", "membarrier", "tgkill", "write", "exit_group" })
+                Assert.True(ArmAllowed(kind, call), $"{kind}: {call}");
+            Assert.False(ArmAllowed(kind, "mmap", 0, 4096, 5, 0x22), $"{kind} may map code");
+            foreach (string name in new[] { "execve", "clone", "clone3", "ptrace", "seccomp", "mount", "bpf" })
+                Assert.False(ArmAllowed(kind, name), $"{kind} may call {name}");
+            foreach (ulong request in new[] { KvmIoctls.SignalMsi, KvmIoctls.SetSregs, KvmIoctls.GetClock, KvmIoctls.SetPit2 })
+                Assert.False(ArmAllowed(kind, "ioctl", 3, request), $"{kind}: 0x{request:x}");
+        }
+        Assert.True(ArmAllowed(ThreadKind.Main, "ppoll") && ArmAllowed(ThreadKind.Main, "epoll_pwait") && ArmAllowed(ThreadKind.Main, "unlinkat"));
+        Assert.True(ArmAllowed(ThreadKind.IoThread, "epoll_pwait"));
+        Assert.True(ArmAllowed(ThreadKind.Vcpu, "ioctl", 7, KvmIoctls.Run));
+        Assert.True(ArmAllowed(ThreadKind.Vcpu, "ioctl", 7, StratoVirt.Kvm.Arm64.ArmIoctls.GetOneReg));
+        Assert.False(ArmAllowed(ThreadKind.Vcpu, "ioctl", 7, StratoVirt.Kvm.Arm64.ArmIoctls.SetOneReg));
+        Assert.False(ArmAllowed(ThreadKind.Main, "ioctl", 7, KvmIoctls.Run));
+        // x86's lists keep their own names and requests.
+        Assert.True(Allowed(ThreadKind.Main, "poll") && Allowed(ThreadKind.Main, "unlink"));
+        Assert.True(Allowed(ThreadKind.Vcpu, "ioctl", 7, KvmIoctls.SignalMsi) && Allowed(ThreadKind.Vcpu, "ioctl", 7, KvmIoctls.GetRegs));
     }
 }

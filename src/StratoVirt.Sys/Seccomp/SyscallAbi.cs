@@ -1,0 +1,56 @@
+using System.Runtime.InteropServices;
+
+namespace StratoVirt.Sys.Seccomp;
+
+/// <summary>
+/// One system call ABI: its calls' names and numbers (tables generated from the kernel headers), the audit
+/// architecture a seccomp filter checks, and the SIGSYS handler's machine code. x86_64 and aarch64 number their calls
+/// differently, and aarch64 (the kernel's generic table) lacks the old calls whose newer forms glibc uses there.
+/// </summary>
+public sealed class SyscallAbi
+{
+    /// <summary>AUDIT_ARCH_X86_64 and AUDIT_ARCH_AARCH64 (linux/audit.h).</summary>
+    public const uint AuditArchX86_64 = 0xC000003E, AuditArchAarch64 = 0xC00000B7;
+
+    public static SyscallAbi X86_64 { get; } = new("x86_64", AuditArchX86_64, hasX32: true, SyscallTables.X86_64);
+
+    public static SyscallAbi Aarch64 { get; } = new("aarch64", AuditArchAarch64, hasX32: false, SyscallTables.Aarch64);
+
+    /// <summary>The ABI this process runs.</summary>
+    public static SyscallAbi Host { get; } = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? Aarch64 : X86_64;
+
+    public string Name { get; }
+
+    /// <summary>The value seccomp_data.arch holds for a call through this ABI.</summary>
+    public uint AuditArch { get; }
+
+    /// <summary>Whether the x32 ABI shares the audit architecture (numbers with bit 30 set), so a filter must
+    /// refuse those numbers itself.</summary>
+    public bool HasX32 { get; }
+
+    private readonly string[] _names;
+    private readonly Dictionary<string, int> _numbers;
+
+    private SyscallAbi(string name, uint auditArch, bool hasX32, string table)
+    {
+        Name = name;
+        AuditArch = auditArch;
+        HasX32 = hasX32;
+        _names = table.Split(' ');
+        _numbers = _names.Select((n, i) => (n, i)).Where(p => p.n != "-").ToDictionary(p => p.n, p => p.i, StringComparer.Ordinal);
+    }
+
+    /// <summary>The number of <paramref name="name"/>; throws for a name this ABI lacks.</summary>
+    public int Number(string name) =>
+        _numbers.TryGetValue(name, out int nr) ? nr : throw new ArgumentException($"unknown {Name} system call '{name}'");
+
+    public bool Has(string name) => _numbers.ContainsKey(name);
+
+    /// <summary>The name of call <paramref name="nr"/>, or null when the number is unused or out of range.</summary>
+    public string? CallName(int nr) => nr >= 0 && nr < _names.Length && _names[nr] != "-" ? _names[nr] : null;
+
+    /// <summary>One past the highest number the table names.</summary>
+    public int Count => _names.Length;
+
+    public override string ToString() => Name;
+}
