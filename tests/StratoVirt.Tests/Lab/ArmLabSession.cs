@@ -5,10 +5,14 @@ namespace StratoVirt.Tests.Lab;
 
 /// <summary>One boot of the Arm nested lab per test run (scripts/lab/arm/run.sh, under the shared lab lock); the
 /// arm64 binary is $STRATOVIRT_ARM_BINARY or out/aarch64/stratovirt (scripts/build.sh --arch arm64). The console log
-/// is kept in .cache/lab-arm/test-run.log.</summary>
+/// is kept in .cache/lab-arm/test-run.log. It runs the scenarios of <see cref="ArmLabTests"/> (what differs from
+/// x86_64, in the default test run), and with STRATOVIRT_ARM_LAB=full also those of <see cref="ArmLabFullTests"/>.</summary>
 public sealed class ArmLabSession
 {
-    private static readonly Lazy<ArmLabSession> Shared = new(() => new ArmLabSession(), LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<ArmLabSession> Shared = new(() =>
+    {
+        lock (LabSession.OuterVmGate) return new ArmLabSession();
+    }, LazyThreadSafetyMode.ExecutionAndPublication);
 
     public static ArmLabSession Instance => Shared.Value;
 
@@ -26,6 +30,10 @@ public sealed class ArmLabSession
         // STRATOVIRT_LAB_ONLY=<regex> runs only the matching scenarios (with a matching dotnet test --filter).
         if (Environment.GetEnvironmentVariable("STRATOVIRT_LAB_ONLY") is { Length: > 0 } only)
             sb.AppendLine($"LAB_ONLY={KvmRunner.Word(only)}");
+        else if (Environment.GetEnvironmentVariable("STRATOVIRT_ARM_LAB") != "full")
+            sb.AppendLine($"LAB_ONLY={KvmRunner.Word(ArmScenarios.DefaultRun)}");
+        // Every VMM collects often (see KvmRunner.GcStress), each collection under seccomp.
+        foreach (var (name, value) in KvmRunner.GcStress) sb.AppendLine($"export {name}={value}");
         foreach (var line in ArmScenarios.Lines) sb.AppendLine(line);
         File.WriteAllText(scenarios, sb.ToString());
         string binary = Environment.GetEnvironmentVariable("STRATOVIRT_ARM_BINARY") is { Length: > 0 } b

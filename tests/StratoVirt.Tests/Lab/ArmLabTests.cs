@@ -1,16 +1,17 @@
 namespace StratoVirt.Tests.Lab;
 
-/// <summary>Debian's arm64 kernel on the aarch64 microVM under the Arm lab's KVM (see <see cref="ArmScenarios"/>).
-/// Level ArmLab: not part of the default lab run.</summary>
+/// <summary>Debian's arm64 kernel on the aarch64 microVM under the Arm lab's KVM (see <see cref="ArmScenarios"/>):
+/// what differs from x86_64, in the default test run (level ArmLab).</summary>
 [Trait("Level", "ArmLab")]
 public sealed class ArmLabTests
 {
-    private static LabScenario Ended(string name) => ArmLabSession.Instance.Ended(name);
+    internal static LabScenario Ended(string name) => ArmLabSession.Instance.Ended(name);
 
-    [Theory]
-    [InlineData("arm-boot-1cpu", 1)]
-    [InlineData("arm-boot-2cpu", 2)]
-    public void KernelReachesInitWithItsCpusAndMemoryAndPowersOff(string name, int cpus)
+    [Fact]
+    public void KernelReachesInitWithBothCpusAndItsMemoryUnderSeccompAndPowersOff() => AssertBooted("arm-boot-2cpu", 2);
+
+    /// <summary>The guest booted with <paramref name="cpus"/> vCPUs, every thread of the VMM confined.</summary>
+    internal static void AssertBooted(string name, int cpus)
     {
         var s = Ended(name);
         Assert.True(s.ExitCode == 0, s.Text);
@@ -24,7 +25,61 @@ public sealed class ArmLabTests
         Assert.True(s.OutputContains("GICv3"), s.Text);
         Assert.True(s.OutputContains("ttyAMA0 at MMIO 0x9000000"), s.Text);
         Assert.True(s.OutputContains("rtc-pl031"), s.Text);
+        // main, the finalizer and each vCPU
+        Assert.True(s.OutputContains($"seccomp: {cpus + 2} threads confined"), s.Text);
     }
+
+    [Fact]
+    public void ABlockedSystemCallIsNamedFromAarch64sTableAndStopsTheVm()
+    {
+        var s = Ended("arm-seccomp-blocked");
+        Assert.True(s.ExitCode == 159, s.Text); // 128 + SIGSYS
+        Assert.True(s.OutputContains("stratovirt: seccomp blocked system call uname (160); stopping the VM"), s.Text);
+        Assert.True(s.OutputContains("seccomp: 4 threads confined"), s.Text);
+    }
+
+    [Fact]
+    public void QmpHotplugsADiskIntoAnEmptySlot()
+    {
+        var s = Ended("arm-hotplug");
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-HP-EMPTY-SECTORS", "0");
+        Assert.False(s.OutputContains("\"error\""), s.Text);
+        s.AssertMarker("GUEST-HP-SECTORS", (4 * 1024 * 1024 / 512).ToString());
+        s.AssertMarker("GUEST-HP-SHA256", HostDiskSha256());
+    }
+
+    /// <summary>The lab disk's sha256 as the outer VM computed it.</summary>
+    internal static string HostDiskSha256()
+    {
+        string? host = ArmLabSession.Instance.Log.Lines.Select(l => l.Trim())
+            .FirstOrDefault(l => l.StartsWith("HOST-DISK-SHA256 ", StringComparison.Ordinal))?["HOST-DISK-SHA256 ".Length..];
+        Assert.NotNull(host);
+        Assert.Equal(64, host.Length);
+        return host;
+    }
+
+    [Theory]
+    [InlineData("arm-refuses-bzimage", "is an x86 bzImage, not an arm64 Image")]
+    [InlineData("arm-refuses-old-image", "has image_size 0: an arm64 Image from before Linux 3.17")]
+    public void BadInputIsOneLineAndExitOne(string name, string message)
+    {
+        var s = Ended(name);
+        Assert.Equal(1, s.ExitCode);
+        var lines = s.Output.Where(l => l.StartsWith("stratovirt: ", StringComparison.Ordinal)).ToList();
+        Assert.True(lines.Count == 1 && lines[0].Contains(message, StringComparison.Ordinal), s.Text);
+    }
+}
+
+/// <summary>The rest of the Arm lab: the virtio devices, QMP and a guest reboot as in the x86 lab, and one vCPU
+/// (level ArmLabFull: <c>scripts/test.sh armlab</c>, which sets STRATOVIRT_ARM_LAB=full).</summary>
+[Trait("Level", "ArmLabFull")]
+public sealed class ArmLabFullTests
+{
+    private static LabScenario Ended(string name) => ArmLabTests.Ended(name);
+
+    [Fact]
+    public void KernelReachesInitWithOneCpuUnderSeccompAndPowersOff() => ArmLabTests.AssertBooted("arm-boot-1cpu", 1);
 
     [Fact]
     public void GuestRebootEndsTheVmWithExitZero()
@@ -39,17 +94,7 @@ public sealed class ArmLabTests
     {
         var s = Ended("arm-blk");
         Assert.True(s.ExitCode == 0, s.Text);
-        s.AssertMarker("GUEST-BLK-SHA256", HostDiskSha256());
-    }
-
-    /// <summary>The lab disk's sha256 as the outer VM computed it.</summary>
-    private static string HostDiskSha256()
-    {
-        string? host = ArmLabSession.Instance.Log.Lines.Select(l => l.Trim())
-            .FirstOrDefault(l => l.StartsWith("HOST-DISK-SHA256 ", StringComparison.Ordinal))?["HOST-DISK-SHA256 ".Length..];
-        Assert.NotNull(host);
-        Assert.Equal(64, host.Length);
-        return host;
+        s.AssertMarker("GUEST-BLK-SHA256", ArmLabTests.HostDiskSha256());
     }
 
     [Fact]
@@ -90,28 +135,5 @@ public sealed class ArmLabTests
         Assert.True(s.OutputContains("\"CPU\": 1") || s.OutputContains("\"CPU\":1"), s.Text); // both vCPUs listed
         Assert.True(s.OutputContains("SHUTDOWN"), s.Text);
         s.AssertMarker("HOST-VMM-EXIT", "0");
-    }
-
-    [Fact]
-    public void QmpHotplugsADiskIntoAnEmptySlot()
-    {
-        var s = Ended("arm-hotplug");
-        Assert.True(s.ExitCode == 0, s.Text);
-        s.AssertMarker("GUEST-HP-EMPTY-SECTORS", "0");
-        Assert.False(s.OutputContains("\"error\""), s.Text);
-        s.AssertMarker("GUEST-HP-SECTORS", (4 * 1024 * 1024 / 512).ToString());
-        s.AssertMarker("GUEST-HP-SHA256", HostDiskSha256());
-    }
-
-    [Theory]
-    [InlineData("arm-refuses-bzimage", "is an x86 bzImage, not an arm64 Image")]
-    [InlineData("arm-refuses-old-image", "has image_size 0: an arm64 Image from before Linux 3.17")]
-    [InlineData("arm-refuses-seccomp", "add -disable-seccomp")]
-    public void BadInputIsOneLineAndExitOne(string name, string message)
-    {
-        var s = Ended(name);
-        Assert.Equal(1, s.ExitCode);
-        var lines = s.Output.Where(l => l.StartsWith("stratovirt: ", StringComparison.Ordinal)).ToList();
-        Assert.True(lines.Count == 1 && lines[0].Contains(message, StringComparison.Ordinal), s.Text);
     }
 }

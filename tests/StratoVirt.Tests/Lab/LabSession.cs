@@ -10,7 +10,14 @@ namespace StratoVirt.Tests.Lab;
 /// </summary>
 public sealed class LabSession
 {
-    private static readonly Lazy<LabSession> Shared = new(() => new LabSession(), LazyThreadSafetyMode.ExecutionAndPublication);
+    /// <summary>Held while a session boots its outer VM: the x86 and the Arm lab each keep both host cores busy under
+    /// TCG, so a test run that has both boots one after the other.</summary>
+    internal static readonly object OuterVmGate = new();
+
+    private static readonly Lazy<LabSession> Shared = new(() =>
+    {
+        lock (OuterVmGate) return new LabSession();
+    }, LazyThreadSafetyMode.ExecutionAndPublication);
 
     public static LabSession Instance => Shared.Value;
 
