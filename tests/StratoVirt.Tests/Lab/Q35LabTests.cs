@@ -26,6 +26,27 @@ public sealed class Q35LabTests(ITestOutputHelper output)
         Assert.InRange(memKb, Q35Scenarios.MemoryMiB * 1024L * 3 / 4, Q35Scenarios.MemoryMiB * 1024L);
     }
 
+    /// <summary>Root on virtio-blk-pci (queues on an iothread) with one vCPU: the microVM's blk test.</summary>
+    [Fact]
+    public void RootOnVirtioBlkPciKeepsSixtyFourMebibytesAndAReadOnlyFunctionRefusesWrites()
+    {
+        var s = LabSession.Instance.Ended("q35-blk-root", output);
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-CPUS", Q35Scenarios.BlkRootCpus.ToString());
+        VirtioLabTests.AssertBlkRootWorked(s);
+    }
+
+    /// <summary>virtio-net-pci with four vCPUs: ping and 16 MiB each way through a tap, the microVM's net test.</summary>
+    [Fact]
+    public void VirtioNetPciCarriesSixteenMebibytesEachWayWithFourCpus()
+    {
+        var s = LabSession.Instance.Ended("q35-net", output);
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-CPUS", Q35Scenarios.NetCpus.ToString());
+        Assert.True(s.OutputContains($"smp: Brought up 1 node, {Q35Scenarios.NetCpus} CPUs"), s.Text);
+        VirtioLabTests.AssertNetWorked(s, "52:54:00:12:34:58");
+    }
+
     [Fact]
     public void GuestFindsTheQ35AcpiTablesAndUsesTheFixedHardware()
     {

@@ -1,6 +1,7 @@
 namespace StratoVirt.Tests.Lab;
 
-/// <summary>The q35 standard VM in the nested lab: Debian's cloud kernel booted directly with 2 vCPUs and 512 MiB,
+/// <summary>The q35 standard VM in the nested lab: Debian's cloud kernel booted directly with 512 MiB: the microVM's
+/// blk (root on virtio-blk-pci, 1 vCPU) and net (virtio-net-pci, 4 vCPUs) tests; with 2 vCPUs,
 /// running the guest's /tests/q35.sh (ACPI tables, PCI functions, CPUs, RTC) in three boots of one VMM process (the
 /// guest reboots itself, then QMP system_reset, then QMP system_powerdown through the ACPI power button), then
 /// powering off through PM1; and
@@ -128,8 +129,31 @@ public static class Q35Scenarios
         "-device pcie-root-port,id=pcie.3,port=0x3,chassis=3,bus=pcie.0,addr=0x3 " +
         "-drive id=d0,file=/tmp/q35hp-cold.img,direct=off -device virtio-blk-pci,drive=d0,id=blk0,bus=pcie.1,addr=0x0" + global;
 
+    /// <summary>The microVM's lab test <paramref name="test"/> on a q35 with <paramref name="cpus"/> vCPUs and the
+    /// devices on virtio-pci.</summary>
+    private static string Guest(string name, string test, int cpus, string devices, string append = "", string vmm = "\"$VMM\"",
+        int timeout = 420) =>
+        $"scenario {name} {timeout} env STRATOVIRT_LOG_LEVEL=info {vmm} -machine q35 -kernel \"$KERNEL\" -initrd \"$INITRD\" " +
+        $"-append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test={test}{append}\" " +
+        $"-m {MemoryMiB} -smp {cpus} -serial stdio -name {name} -D {devices}";
+
+    /// <summary>vCPUs of q35-blk-root and q35-net: the other counts than q35-boot's.</summary>
+    public const int BlkRootCpus = 1, NetCpus = 4;
+
     public static readonly string[] Lines =
     [
+        // The microVM's blk and net tests through virtio-pci: the ext4 root on a virtio-blk-pci function (its
+        // queues on an iothread) beside a read-only one, and 16 MiB each way through a virtio-net-pci NIC on a tap.
+        VirtioScenarios.BlkHost,
+        Guest("q35-blk-root", "blk", BlkRootCpus,
+            "-object iothread,id=io0 -drive id=root,file=/tmp/root.img,direct=off " +
+            "-device virtio-blk-pci,drive=root,id=vda,serial=LABROOT,iothread=io0,bus=pcie.0,addr=0x3 " +
+            "-drive id=ro,file=/tmp/ro.img,readonly=on -device virtio-blk-pci,drive=ro,id=vdb,bus=pcie.0,addr=0x4",
+            append: " root=/dev/vda", vmm: "sh /tmp/lab-blk-host.sh"),
+        VirtioScenarios.NetHost,
+        Guest("q35-net", "net", NetCpus,
+            "-netdev tap,id=net0,ifname=tap0 -device virtio-net-pci,netdev=net0,id=eth0,bus=pcie.0,addr=0x3,mac=52:54:00:12:34:58",
+            vmm: "unshare -n sh /tmp/lab-net-host.sh"),
         BootHost,
         $"scenario q35-boot 480 env STRATOVIRT_LOG_LEVEL=info sh /tmp/lab-q35-boot-host.sh -machine q35 -kernel \"$KERNEL\" " +
         "-initrd \"$INITRD\" -append \"console=ttyS0 reboot=acpi panic=1 lab.action=test lab.test=q35\" " +

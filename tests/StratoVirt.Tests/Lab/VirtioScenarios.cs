@@ -50,7 +50,7 @@ public static class VirtioScenarios
 
     /// <summary>The host side of the blk scenario: a fresh copy of the ext4 root, a read-only raw disk starting with
     /// a known string, and after the VM a check that the read-only image is unchanged.</summary>
-    private const string BlkHost = """
+    internal const string BlkHost = """
         cat >/tmp/lab-blk-host.sh <<'BLKHOST'
         cp /lab/rootfs.ext4 /tmp/root.img
         printf 'STRATOVIRT-RO-DISK' >/tmp/ro.img
