@@ -74,12 +74,13 @@ public sealed class VirtioPciTests : IDisposable
     public void CapabilitiesNameEachStructureInTheOneBar()
     {
         var caps = Capabilities();
-        Assert.Equal([VendorCapability, VendorCapability, VendorCapability, VendorCapability, MsixTable.CapabilityId],
-            caps.Select(c => c.Id));
+        Assert.Equal([VendorCapability, VendorCapability, VendorCapability, VendorCapability, VendorCapability,
+            MsixTable.CapabilityId], caps.Select(c => c.Id));
         var vendor = caps.Where(c => c.Id == VendorCapability).Select(c => c.Offset).ToList();
         var found = vendor.Select(at => (Type: (byte)(Config32(at) >> 24), Bar: (byte)Config32(at + 4),
             Offset: Config32(at + 8), Length: Config32(at + 12), CapLength: (byte)(Config32(at) >> 16))).ToList();
-        Assert.Equal([CommonCfg, NotifyCfg, IsrCfg, DeviceCfg], found.Select(c => c.Type));
+        Assert.Equal([CommonCfg, NotifyCfg, IsrCfg, DeviceCfg, PciCfg], found.Select(c => c.Type));
+        Assert.Equal(PciCfgCapabilityLength, found[4].CapLength);
         Assert.All(found, c => Assert.Equal(0, c.Bar));
         Assert.Equal((CommonOffset, (uint)CommonCfgLength), (found[0].Offset, found[0].Length));
         Assert.Equal((NotifyOffset, 4u), (found[1].Offset, found[1].Length)); // one queue
@@ -92,6 +93,51 @@ public sealed class VirtioPciTests : IDisposable
         Assert.Equal(MsixTableOffset, Config32(msix + 4));
         Assert.True(Config32(msix + 8) > MsixTableOffset && (Config32(msix + 8) & 7) == 0);
         foreach (var c in found) Assert.True(c.Offset + c.Length <= _f.BarSize);
+    }
+
+    private int PciCfgCapability => Capabilities().Where(c => c.Id == VendorCapability).Select(c => c.Offset)
+        .Single(at => (byte)(Config32(at) >> 24) == PciCfg);
+
+    /// <summary>Points the PCI_CFG window at (bar, offset, length), as a driver does before it touches pci_cfg_data.</summary>
+    private void Window(byte bar, uint offset, uint length)
+    {
+        int cap = PciCfgCapability;
+        _f.WriteConfig(cap + 4, [bar]);
+        _f.WriteConfig(cap + 8, BitConverter.GetBytes(offset));
+        _f.WriteConfig(cap + 12, BitConverter.GetBytes(length));
+    }
+
+    /// <summary>Virtio 1.2, 4.1.4.9: reading pci_cfg_data reads cap.length bytes of the BAR at cap.offset, writing it
+    /// writes them; the common configuration read and written through the window is the one the BAR holds.</summary>
+    [Fact]
+    public void ThePciCfgWindowReadsAndWritesTheBar()
+    {
+        int data = PciCfgCapability + 16;
+        Window(0, (uint)NumQueues, 2);
+        Assert.Equal(1u, Config32(data) & 0xFFFF); // virtio-rng: one queue
+        Window(0, (uint)DeviceFeatureSelect, 4);
+        _f.WriteConfig(data, BitConverter.GetBytes(1u));
+        Assert.Equal(1UL, Bar((ulong)DeviceFeatureSelect, 4));
+        Window(0, (uint)DeviceFeature, 4);
+        Assert.Equal(Bar((ulong)DeviceFeature, 4), Config32(data)); // the high feature word, VERSION_1 among them
+        Assert.NotEqual(0u, Config32(data) & 1); // VIRTIO_F_VERSION_1 is bit 32
+        Window(0, (uint)DeviceStatus, 1);
+        _f.WriteConfig(data, [1]); // ACKNOWLEDGE
+        Assert.Equal(1UL, Bar((ulong)DeviceStatus, 1));
+    }
+
+    [Theory]
+    [InlineData(2, 0x14u, 1u)] // another BAR
+    [InlineData(0, 0x14u, 3u)] // a length other than 1, 2 or 4
+    [InlineData(0, 0x15u, 2u)] // an offset not aligned to the length
+    [InlineData(0, 0xFFFF_FFFCu, 4u)] // past the BAR
+    public void APciCfgWindowOutsideTheRulesIsIgnored(byte bar, uint offset, uint length)
+    {
+        int data = PciCfgCapability + 16;
+        Window(bar, offset, length);
+        _f.WriteConfig(data, BitConverter.GetBytes(0x0101_0101u));
+        Assert.Equal(0UL, Bar((ulong)DeviceStatus, 1)); // nothing was written
+        Assert.Equal(0x0101_0101u, Config32(data)); // and a read returns what the window held
     }
 
     [Fact]

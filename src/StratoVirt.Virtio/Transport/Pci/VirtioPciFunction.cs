@@ -35,7 +35,8 @@ public interface IIrqfdRoutes
 /// <summary>
 /// A virtio device as a non-transitional virtio-pci function (virtio 1.2, section 4.1): vendor capabilities for
 /// the common, notification, ISR and device configuration structures and an MSI-X capability, all in one 64-bit
-/// memory BAR, over the device's <see cref="VirtioCore"/>. Interrupts go by MSI-X vector when the guest enabled
+/// memory BAR, over the device's <see cref="VirtioCore"/>, and the PCI configuration access capability, a window
+/// through configuration space into that BAR (for firmware that cannot map it). Interrupts go by MSI-X vector when the guest enabled
 /// it, else on INTA# as a level held while the ISR status is non-zero (reading the ISR clears and deasserts it).
 /// The call eventfds of queues an external backend serves (vhost, vhost-user) are bound to their MSI-X vector in
 /// the hypervisor (<see cref="IIrqfdRoutes"/>) while that vector is deliverable, so the backend interrupts the guest
@@ -54,6 +55,7 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
     private readonly ushort[] _queueVectors;
     private readonly uint _pbaOffset;
     private readonly Lock _intxGate = new();
+    private readonly int _pciCfg;
     private ushort _configVector = NoVector;
     private bool _intxAsserted, _intxDisabled;
     private ulong? _notifyBase;
@@ -83,6 +85,12 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
         Config.SetU32(notify + 16, NotifyOffMultiplier);
         AddVirtioCapability(IsrCfg, IsrOffset, 1);
         AddVirtioCapability(DeviceCfg, DeviceOffset, PageSize);
+        // The driver chooses bar, offset and length, then reads or writes pci_cfg_data.
+        _pciCfg = AddVirtioCapability(PciCfg, 0, 0, PciCfgCapabilityLength);
+        Config.SetWritableU8(_pciCfg + 4, 0xFF);
+        Config.SetWritableU32(_pciCfg + 8, uint.MaxValue);
+        Config.SetWritableU32(_pciCfg + 12, uint.MaxValue);
+        Config.SetWritableU32(_pciCfg + PciCfgData, uint.MaxValue);
         _msix.AddCapability(Config, Bar, MsixTableOffset, _pbaOffset);
         _core = new VirtioCore(device, memory, this);
     }
@@ -116,9 +124,45 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
 
     // ---- configuration space ----
 
+    /// <summary>pci_cfg_data's offset in the PCI_CFG capability.</summary>
+    private const int PciCfgData = 16;
+
+    private bool TouchesPciCfgData(int offset, int length) =>
+        offset < _pciCfg + PciCfgData + 4 && offset + length > _pciCfg + PciCfgData;
+
+    /// <summary>The BAR access the PCI_CFG capability's fields describe: its offset and length, or null when they
+    /// name another BAR, a length other than 1, 2 or 4, an offset not aligned to it, or a range past the BAR (the
+    /// access is then ignored, and a read of the window returns what it held).</summary>
+    private (ulong Offset, int Length)? PciCfgAccess()
+    {
+        uint offset = Config.GetU32(_pciCfg + 8), length = Config.GetU32(_pciCfg + 12);
+        if (Config.GetU8(_pciCfg + 4) != Bar || length is not (1 or 2 or 4) || offset % length != 0
+            || offset + (ulong)length > BarSize)
+            return null;
+        return (offset, (int)length);
+    }
+
+    public override void ReadConfig(int offset, Span<byte> data)
+    {
+        if (TouchesPciCfgData(offset, data.Length) && PciCfgAccess() is { } access)
+        {
+            Span<byte> window = stackalloc byte[4];
+            window.Clear();
+            Read(access.Offset, window[..access.Length]);
+            Config.SetU32(_pciCfg + PciCfgData, BinaryPrimitives.ReadUInt32LittleEndian(window));
+        }
+        base.ReadConfig(offset, data);
+    }
+
     public override void WriteConfig(int offset, ReadOnlySpan<byte> data)
     {
         base.WriteConfig(offset, data);
+        if (TouchesPciCfgData(offset, data.Length) && PciCfgAccess() is { } access)
+        {
+            Span<byte> window = stackalloc byte[4];
+            BinaryPrimitives.WriteUInt32LittleEndian(window, Config.GetU32(_pciCfg + PciCfgData));
+            Write(access.Offset, window[..access.Length]);
+        }
         if (_msix.ControlTouched(offset, data.Length))
         {
             _msix.ControlWritten(Config);

@@ -14,10 +14,10 @@ public static class VirtioPciRegister
 
     /// <summary>The vendor-specific capability and its cfg_type values.</summary>
     public const byte VendorCapability = 0x09;
-    public const byte CommonCfg = 1, NotifyCfg = 2, IsrCfg = 3, DeviceCfg = 4;
+    public const byte CommonCfg = 1, NotifyCfg = 2, IsrCfg = 3, DeviceCfg = 4, PciCfg = 5;
     /// <summary>cap_vndr, cap_next, cap_len, cfg_type, bar, id, padding[2], offset, length; NOTIFY_CFG adds the
-    /// notify_off_multiplier.</summary>
-    public const int CapabilityLength = 16, NotifyCapabilityLength = 20;
+    /// notify_off_multiplier, PCI_CFG the 4-byte pci_cfg_data window.</summary>
+    public const int CapabilityLength = 16, NotifyCapabilityLength = 20, PciCfgCapabilityLength = 20;
 
     /// <summary>Fields of the common configuration structure (virtio 1.2, 4.1.4.3).</summary>
     public const int DeviceFeatureSelect = 0x00, DeviceFeature = 0x04, DriverFeatureSelect = 0x08, DriverFeature = 0x0C;
