@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the NativeAOT binaries: out/stratovirt and out/ozone (the sandbox launcher).
 #   scripts/build.sh [--arch x86_64|arm64]
-# --arch arm64 cross-compiles stratovirt for linux-arm64 into out/aarch64/ (not part of CI; needs
-# `scripts/deps.sh arm64`). That binary runs the aarch64 microVM (see README, "aarch64").
+# --arch arm64 cross-compiles both for linux-arm64 into out/aarch64/ (needs `scripts/deps.sh arm64`). That
+# stratovirt runs the aarch64 microVM (see README, "aarch64").
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -20,8 +20,11 @@ case "$arch" in
         echo "build: publishing NativeAOT stratovirt (net10.0, linux-arm64)..."
         dotnet publish src/StratoVirt/StratoVirt.csproj -c Release -f net10.0 -r linux-arm64 -o out/aarch64 \
             --nologo -v quiet -p:TreatWarningsAsErrors=true
+        echo "build: publishing NativeAOT ozone (net10.0, linux-arm64)..."
+        dotnet publish src/Ozone/Ozone.csproj -c Release -f net10.0 -r linux-arm64 -o out/aarch64 \
+            --nologo -v quiet -p:TreatWarningsAsErrors=true
         rm -f out/aarch64/*.dbg
-        ls -l out/aarch64/stratovirt | awk '{printf "build: %s (%d bytes)\n", $9, $5}'
+        ls -l out/aarch64/stratovirt out/aarch64/ozone | awk '{printf "build: %s (%d bytes)\n", $9, $5}'
         exit 0 ;;
     *) echo "build: unknown architecture '$arch' (x86_64 or arm64)" >&2; exit 2 ;;
 esac

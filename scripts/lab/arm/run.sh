@@ -7,10 +7,10 @@
 # The scenario file is sourced in the outer VM after scripts/lab/outer/lib.sh (scenario, @@BEGIN/@@END markers)
 # with $VMM, $KERNEL (the uncompressed Image), $INITRD (busybox, scripts/lab/guest/init, the virtio modules) and
 # $DISK (a 4 MiB raw image of random content, its sha256 in $DISK_SHA256); /lab/bzImage-header and
-# /lab/old-Image-header are kernels to be refused; /lab/blocked-call.so is tests/seccomp/blocked-call.c. The outer
-# console goes to stdout and the log; the outer VM is killed after --timeout seconds (default 600) or
-# ${LAB_SILENCE_LIMIT:-120}s without output. Exit status 0 when "@@LAB DONE" was seen. Wrap it in
-# `flock /tmp/lab.lock` (the lab is shared).
+# /lab/old-Image-header are kernels to be refused; /lab/blocked-call.so is tests/seccomp/blocked-call.c; /lab/ozone
+# is the arm64 ozone found beside the VMM, if there is one. The outer console goes to stdout and the log; the
+# outer VM is killed after --timeout seconds (default 600) or ${LAB_SILENCE_LIMIT:-120}s without output. Exit
+# status 0 when "@@LAB DONE" was seen. Wrap it in `flock /tmp/lab.lock` (the lab is shared).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=scripts/lab/host.sh
@@ -74,6 +74,8 @@ cp "$scenarios" "$root/lab/scenarios.sh"
 cp "$work/Image" "$root/lab/Image"
 cp "$work/guest.cpio.gz" "$root/lab/guest.cpio.gz"
 install -m 0755 "$vmm" "$root/lab/stratovirt"
+# The arm64 ozone built beside the VMM, for the sandbox scenario.
+[[ -x "$(dirname "$vmm")/ozone" ]] && install -m 0755 "$(dirname "$vmm")/ozone" "$root/lab/ozone"
 aarch64-linux-gnu-gcc -static -O2 -o "$root/bin/qmp-send" "$here/../qmp-send.c" || lab_die "cannot build qmp-send for arm64"
 # The seccomp test shim (LD_PRELOAD): a system call no thread's list allows.
 aarch64-linux-gnu-gcc -O2 -shared -fPIC -o "$root/lab/blocked-call.so" "$lab_root/tests/seccomp/blocked-call.c" -ldl \

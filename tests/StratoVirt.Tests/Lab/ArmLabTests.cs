@@ -38,6 +38,17 @@ public sealed class ArmLabTests
         Assert.True(s.OutputContains("seccomp: 4 threads confined"), s.Text);
     }
 
+    /// <summary>The arm64 ozone: the VMM sandboxed as on x86_64 reads the disk passed in with -source.</summary>
+    [Fact]
+    public void OzoneRunsTheVmmConfinedAndTheGuestReadsItsSourcedDisk()
+    {
+        var s = Ended("arm-ozone");
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-BLK-SHA256", HostDiskSha256());
+        Assert.True(s.OutputContains("seccomp: 3 threads confined"), s.Text);
+        OzoneLabTests.AssertConfined(s, "oz-Image");
+    }
+
     [Fact]
     public void QmpHotplugsADiskIntoAnEmptySlot()
     {
@@ -126,14 +137,14 @@ public sealed class ArmLabFullTests
     }
 
     [Fact]
-    public void QmpAnswersAndQuitEndsTheVm()
+    public void QmpAnswersAndSystemPowerdownEndsTheVm()
     {
         var s = Ended("arm-qmp");
         Assert.True(s.ExitCode == 0, s.Text);
         s.AssertMarker("HOST-QMP-CLIENT", "rc=0");
         Assert.True(s.OutputContains("\"status\": \"running\"") || s.OutputContains("\"status\":\"running\""), s.Text);
         Assert.True(s.OutputContains("\"CPU\": 1") || s.OutputContains("\"CPU\":1"), s.Text); // both vCPUs listed
-        Assert.True(s.OutputContains("SHUTDOWN"), s.Text);
+        Assert.True(s.OutputContains("POWERDOWN") && s.OutputContains("SHUTDOWN"), s.Text);
         s.AssertMarker("HOST-VMM-EXIT", "0");
     }
 }

@@ -32,9 +32,10 @@ public static class ArmScenarios
         """;
 
     /// <summary>The host side of the QMP scenario: after the guest's first tick, asks for the status and the vCPUs,
-    /// then quits and waits for SHUTDOWN; prints what the client received (HOST-QMP lines).</summary>
+    /// then system_powerdown (the microVM has no power button: upstream's microVM ends the VM, as ours does on x86)
+    /// and waits for SHUTDOWN; prints what the client received (HOST-QMP lines).</summary>
     private static readonly string QmpHost = QmpHostScript("qmp", "GUEST-TICK", 600, """
-        qmp-send /tmp/qmp.sock '{"execute":"query-status"}' '{"execute":"query-cpus"}' '{"execute":"quit"}' \
+        qmp-send /tmp/qmp.sock '{"execute":"query-status"}' '{"execute":"query-cpus"}' '{"execute":"system_powerdown"}' \
             --wait-event SHUTDOWN >/tmp/qmp.ev
         echo "HOST-QMP-CLIENT rc=$?"
         sed 's/^/HOST-QMP /' /tmp/qmp.ev
@@ -63,7 +64,14 @@ public static class ArmScenarios
     /// tree, GICv3 and PSCI with 2 vCPUs, the arm64 seccomp lists and their report, QMP with a hotplugged
     /// virtio-mmio disk on its SPI — and the refused kernels. The virtio device scenarios run with
     /// STRATOVIRT_ARM_LAB=full (scripts/test.sh armlab).</summary>
-    public const string DefaultRun = "^arm-(boot-2cpu|hotplug|seccomp-blocked|refuses-.*)$";
+    public const string DefaultRun = "^arm-(boot-2cpu|hotplug|seccomp-blocked|ozone|refuses-.*)$";
+
+    /// <summary>The host side of arm-ozone: the x86 lab's ozone script with the Image, initrd and the raw disk passed in.</summary>
+    private static readonly string OzoneHost = OzoneScenarios.HostScript("""
+        cp "$KERNEL" /tmp/oz/oz-Image
+        cp "$INITRD" /tmp/oz/oz-initrd
+        cp "$DISK" /tmp/oz/oz-disk.raw
+        """, "/tmp/oz/oz-Image /tmp/oz/oz-initrd /tmp/oz/oz-disk.raw", "");
 
     public static readonly string[] Lines =
     [
@@ -90,6 +98,13 @@ public static class ArmScenarios
         // A system call outside every list, made on a vCPU thread by the LD_PRELOAD shim: named from aarch64's table.
         Boot("arm-seccomp-blocked", 2, "lab.action=poweroff",
             vmm: "env LD_PRELOAD=/lab/blocked-call.so BLOCKED_CALL_ON=vcpu \"$VMM\""),
+        // The arm64 ozone runs the VMM in its sandbox (uid 1000, a cgroup v2, a chroot without /proc, no
+        // capabilities); the guest reads the disk passed in with -source.
+        OzoneHost,
+        $"scenario arm-ozone {TimeoutSeconds} env STRATOVIRT_LOG_LEVEL=info sh /tmp/lab-ozone-host.sh -machine microvm " +
+        $"-kernel /oz-Image -initrd /oz-initrd -append \"console=ttyAMA0 reboot=k panic=1 lab.action=test lab.test=blk-read\" " +
+        $"-m {MemoryMiB} -smp 1 -serial stdio -name ozlab -D " +
+        "-drive id=d0,file=/oz-disk.raw,readonly=on -device virtio-blk-device,drive=d0,id=blk0",
         Refused("arm-refuses-bzimage", "/lab/bzImage-header"),
         Refused("arm-refuses-old-image", "/lab/old-Image-header"),
     ];

@@ -11,23 +11,26 @@ public static class OzoneScenarios
 {
     public const string Name = "ozone-linux";
 
-    private const string Host = """
+    /// <summary>The host script /tmp/lab-ozone-host.sh: mounts cgroup v2, runs <paramref name="setup"/> (which puts
+    /// the files to pass in /tmp/oz), watches the sandboxed VMM (its cgroup's limits, credentials, capabilities,
+    /// seccomp mode, pid namespace and root) while ozone runs it with -source <paramref name="sources"/> and the
+    /// scenario's arguments, then checks that -clean-resource left nothing and runs <paramref name="after"/>.</summary>
+    internal static string HostScript(string setup, string sources, string after) => $$"""
         cat >/tmp/lab-ozone-host.sh <<'OZHOST'
         mkdir -p /sys/fs/cgroup
         grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts || mount -t cgroup2 none /sys/fs/cgroup
         echo "HOST-OZONE-CGROUP-FS $(awk '$2 == "/sys/fs/cgroup" { print $3 }' /proc/mounts)"
         rm -rf /tmp/oz && mkdir -p /tmp/oz
-        cp /lab/rootfs.ext4 /tmp/oz/oz-root.img
-        cp "$KERNEL" /tmp/oz/oz-kernel
-        cp "$INITRD" /tmp/oz/oz-initrd
-        before=$(sha256sum /tmp/oz/oz-root.img | cut -d' ' -f1)
+        {{setup}}
         cg=/sys/fs/cgroup/stratovirt/ozlab
         (
             n=0
             # cgroup files have no size: read them.
             until [ -n "$(cat $cg/cgroup.procs 2>/dev/null)" ] || [ $n -ge 600 ]; do sleep 0.1; n=$((n + 1)); done
             pid=$(head -n 1 $cg/cgroup.procs)
-            sleep 1
+            # The main thread confines itself last, once the machine is built: wait for that (30 s at most).
+            n=0
+            until [ "$(awk '/^Seccomp:/ { print $2 }' /proc/$pid/status)" = 2 ] || [ $n -ge 300 ]; do sleep 0.1; n=$((n + 1)); done
             echo "HOST-OZONE-MEMORY-MAX $(cat $cg/memory.max)"
             echo "HOST-OZONE-CPUSET $(cat $cg/cpuset.cpus)"
             echo "HOST-OZONE-VMM-COMM $(cat /proc/$pid/comm)"
@@ -40,8 +43,7 @@ public static class OzoneScenarios
             echo "HOST-OZONE-VMM-ROOT $(ls /proc/$pid/root/ | tr '\n' ' ')"
         ) >/tmp/oz-watch.out 2>&1 &
         watcher=$!
-        /lab/ozone -name ozlab -exec-file "$VMM" -uid 1000 -gid 1000 \
-            -source /tmp/oz/oz-root.img /tmp/oz/oz-kernel /tmp/oz/oz-initrd \
+        /lab/ozone -name ozlab -exec-file "$VMM" -uid 1000 -gid 1000 -source {{sources}} \
             -cgroup memory.limit_in_bytes=512M cpuset.cpus=0-1 -clean-resource -- "$@"
         rc=$?
         wait $watcher
@@ -49,12 +51,21 @@ public static class OzoneScenarios
         cat /tmp/oz-watch.out
         [ -e /srv/ozone/stratovirt/ozlab ] && echo "HOST-OZONE-CHROOT left" || echo "HOST-OZONE-CHROOT removed"
         [ -e $cg ] && echo "HOST-OZONE-CGROUP-DIR left" || echo "HOST-OZONE-CGROUP-DIR removed"
-        [ "$(sha256sum /tmp/oz/oz-root.img | cut -d' ' -f1)" != "$before" ] && echo "HOST-OZONE-IMAGE written" ||
-            echo "HOST-OZONE-IMAGE unchanged"
+        {{after}}
         rm -rf /tmp/oz
         exit $rc
         OZHOST
         """;
+
+    private static readonly string Host = HostScript("""
+        cp /lab/rootfs.ext4 /tmp/oz/oz-root.img
+        cp "$KERNEL" /tmp/oz/oz-kernel
+        cp "$INITRD" /tmp/oz/oz-initrd
+        before=$(sha256sum /tmp/oz/oz-root.img | cut -d' ' -f1)
+        """, "/tmp/oz/oz-root.img /tmp/oz/oz-kernel /tmp/oz/oz-initrd", """
+        [ "$(sha256sum /tmp/oz/oz-root.img | cut -d' ' -f1)" != "$before" ] && echo "HOST-OZONE-IMAGE written" ||
+            echo "HOST-OZONE-IMAGE unchanged"
+        """);
 
     public static readonly string[] Lines =
     [
