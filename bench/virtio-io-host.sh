@@ -2,7 +2,9 @@
 # own (the scenario runs it under unshare -n), copied there as /lab/virtio-io-host.sh:
 #
 #   unshare -n sh /lab/virtio-io-host.sh <ours|qemu|ours-vhost|qemu-vhost> <scenario-name> <tap> <guest-cmdline>
+#                                        [microvm|q35]
 #
+# microvm (the default) puts the devices on virtio-mmio, q35 on virtio-pci functions of pcie.0.
 # The -vhost kinds have no disk and put the net device's queues on the host kernel's vhost-net (vhost=on).
 #
 # Creates a fresh sparse 256 MiB raw scratch disk in /tmp, serves /tmp/vio-www (the scenario file puts the blob
@@ -15,7 +17,7 @@
 # Exit status: the VMM's.
 # shellcheck shell=sh
 
-kind=$1 name=$2 tap=$3 cmdline=$4
+kind=$1 name=$2 tap=$3 cmdline=$4 machine=${5:-microvm}
 out=/tmp/lab/$name/out
 disk=/tmp/vio-$name.img
 # Given to both VMMs. Without mac= ours draws a random one with .NET's RandomNumberGenerator, which loads libssl,
@@ -24,9 +26,23 @@ mac=52:54:00:12:34:56
 
 rm -f "$disk"
 truncate -s 256M "$disk" || { echo "HOST-VIO-ERROR cannot create $disk"; exit 1; }
+# The transport: virtio-mmio devices on the microvm; on q35 virtio-pci functions (QEMU's without the legacy
+# interface, as ours), the disk at 00:03.0 and the NIC at 00:04.0.
+case "$machine" in
+    microvm)
+        blk=virtio-blk-device net=virtio-net-device blk_at='' net_at='' qemu_pci='' qemu_rom=''
+        qemu_machine="microvm,acpi=on" qemu_mmio="-global virtio-mmio.force-legacy=false"
+        ;;
+    q35)
+        # romfile=: no PXE option ROM for the NIC (a direct kernel boot needs none; ours has none).
+        blk=virtio-blk-pci net=virtio-net-pci blk_at=",bus=pcie.0,addr=0x3" net_at=",bus=pcie.0,addr=0x4"
+        qemu_pci=",disable-legacy=on" qemu_rom=",romfile=" qemu_machine=q35 qemu_mmio=''
+        ;;
+    *) echo "HOST-VIO-ERROR unknown machine '$machine'"; exit 2 ;;
+esac
 # Ours: a disk (-drive/-device) unless the run is a vhost-net one; QEMU the same, in its own spelling.
-ours_disk="-drive id=d0,file=$disk,direct=off -device virtio-blk-device,drive=d0,id=vda"
-qemu_disk="-drive id=d0,file=$disk,format=raw,if=none,cache=writeback -device virtio-blk-device,drive=d0"
+ours_disk="-drive id=d0,file=$disk,direct=off -device $blk,drive=d0,id=vda$blk_at"
+qemu_disk="-drive id=d0,file=$disk,format=raw,if=none,cache=writeback -device $blk,drive=d0$blk_at$qemu_pci"
 vhost=off
 case "$kind" in
     *-vhost) ours_disk='' qemu_disk='' vhost=on kind=${kind%-vhost} ;;
@@ -45,18 +61,19 @@ tap_pid=$!
 
 case "$kind" in
     ours)
-        STRATOVIRT_LOG_LEVEL=info "$VMM" -machine microvm -kernel "$KERNEL" -initrd "$INITRD" -append "$cmdline" \
+        STRATOVIRT_LOG_LEVEL=info "$VMM" -machine "$machine" -kernel "$KERNEL" -initrd "$INITRD" -append "$cmdline" \
             -m 256 -smp 2 -serial stdio -D $ours_disk \
-            -netdev tap,id=n0,ifname="$tap",vhost=$vhost -device virtio-net-device,netdev=n0,id=eth0,mac="$mac" &
+            -netdev tap,id=n0,ifname="$tap",vhost=$vhost -device "$net,netdev=n0,id=eth0,mac=$mac$net_at" &
         ;;
     qemu)
-        # acpi=on: the DSDT describes the virtio-mmio devices. force-legacy=false: virtio 1.x over virtio-mmio
-        # version 2, the transport our VMM offers. cache=writeback is our direct=off (the host page cache).
-        "$QEMU" -L "$QEMU_FW" -M microvm,acpi=on -enable-kvm -cpu host -m 256 -smp 2 -kernel "$KERNEL" \
+        # microvm: acpi=on, the DSDT describes the virtio-mmio devices; force-legacy=false, virtio 1.x over
+        # virtio-mmio version 2, the transport our VMM offers. q35 boots the kernel through SeaBIOS and its
+        # linuxboot_dma option ROM (both in $QEMU_FW). cache=writeback is our direct=off (the host page cache).
+        "$QEMU" -L "$QEMU_FW" -M "$qemu_machine" -enable-kvm -cpu host -m 256 -smp 2 -kernel "$KERNEL" \
             -initrd "$INITRD" -append "$cmdline" -nographic -no-reboot -nodefaults -serial stdio \
-            -global virtio-mmio.force-legacy=false $qemu_disk \
+            $qemu_mmio $qemu_disk \
             -netdev tap,id=n0,ifname="$tap",script=no,downscript=no,vhost=$vhost \
-            -device virtio-net-device,netdev=n0,mac="$mac" &
+            -device "$net,netdev=n0,mac=$mac$net_at$qemu_pci$qemu_rom" &
         ;;
     *)
         echo "HOST-VIO-ERROR unknown VMM kind '$kind'"

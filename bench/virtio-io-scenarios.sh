@@ -1,6 +1,6 @@
-# Scenarios of bench/virtio-io.sh (which puts BENCH_REPEAT, BENCH_SECS and BENCH_TIMEOUT in front of this file):
-# the same kernel, guest initramfs (with /tests/virtio-io.sh, randio and tcpblast), 256 MiB and 2 vCPUs under our VMM and
-# under QEMU microvm, alternating, BENCH_REPEAT times, each with one fresh 256 MiB scratch disk and one tap in a
+# Scenarios of bench/virtio-io.sh (which puts BENCH_REPEAT, BENCH_SECS, BENCH_TIMEOUT, BENCH_VHOST and BENCH_MACHINE
+# in front of this file): the same kernel, guest initramfs (with /tests/virtio-io.sh, randio and tcpblast), 256 MiB
+# and 2 vCPUs under our VMM and under QEMU on BENCH_MACHINE, alternating, BENCH_REPEAT times, each with one fresh 256 MiB scratch disk and one tap in a
 # network namespace of its own (bench/virtio-io-host.sh, copied to /lab). Scenario names: <ours|qemu>-r<repeat>.
 # BENCH_VHOST=1 adds, per repeat, net-only runs with the host kernel's vhost-net: oursvh-r<n> and qemuvh-r<n>.
 # shellcheck shell=sh disable=SC2154
@@ -14,8 +14,9 @@ dd if=/dev/zero of=/tmp/vio-www/blob bs=1M count="$vio_blob_mib" 2>/dev/null \
     || lab_note "bench: cannot write /tmp/vio-www/blob"
 
 vio_run() {  # vio_run <ours|qemu|ours-vhost|qemu-vhost> <name> <tap> [<more guest cmdline>]
-    unshare -n sh /lab/virtio-io-host.sh "$1" "$2" "$3" "$vio_cmdline$4"
+    unshare -n sh /lab/virtio-io-host.sh "$1" "$2" "$3" "$vio_cmdline$4" "$BENCH_MACHINE"
 }
+lab_note "bench: machine $BENCH_MACHINE"
 
 ours_on=1
 if [ -z "$VMM" ]; then

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# virtio-blk and virtio-net throughput of a stock Linux guest under our VMM and under QEMU microvm, side by side
-# in ONE nested-lab run (everything there is 10-50x slower than native, so only the ratios mean something), plus
-# the VMM's memory with those devices attached.
+# virtio-blk and virtio-net throughput of a stock Linux guest under our VMM and under QEMU on the same machine
+# type (microvm with virtio-mmio, or q35 with virtio-pci), side by side in ONE nested-lab run (everything there is
+# 10-50x slower than native, so only the ratios mean something), plus the VMM's memory with those devices attached.
 #
-#   bench/virtio-io.sh [--vmm <stratovirt binary>] [--repeat <n>] [--secs <s>] [--log <file>] [--timeout <s>]
-#                      [--vhost-net]
+#   bench/virtio-io.sh [--machine microvm|q35] [--vmm <stratovirt binary>] [--repeat <n>] [--secs <s>]
+#                      [--log <file>] [--timeout <s>] [--vhost-net]
 #   bench/virtio-io.sh --report <log>      only prints the table of an earlier run's log
 #
 # Same kernel, guest initramfs, 256 MiB and 2 vCPUs for both; each run gets a fresh sparse 256 MiB raw scratch
@@ -21,27 +21,32 @@
 # Runs alternate ours/QEMU, --repeat times (default 2); the table shows the median and each run in order.
 # --vhost-net adds to each repeat two net-only runs (no disk) with the host kernel's vhost-net serving the net
 # queues, ours and QEMU's, and prints net rx of all four: ours and QEMU in user space, ours and QEMU on vhost-net.
+# --machine defaults to microvm; q35 puts both VMMs' disk and NIC on virtio-pci functions of pcie.0 (QEMU's
+# modern-only, as ours), so the two tables compare virtio-pci with QEMU's and with our virtio-mmio.
 # --vmm defaults to $STRATOVIRT_BINARY, then out/stratovirt; without one QEMU runs alone.
-# Inputs go to .cache/lab/bench/ (guest initramfs, randio, tcpblast); the log to .cache/lab/bench/virtio-io.log.
+# Inputs go to .cache/lab/bench/ (guest initramfs, randio, tcpblast); the log to .cache/lab/bench/virtio-io.log
+# (virtio-io-q35.log for q35).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 
 usage() {
-    echo "usage: $0 [--vmm <binary>] [--repeat <n>] [--secs <s>] [--log <file>] [--timeout <s>] [--vhost-net]" \
-        "| --report <log>" >&2
+    echo "usage: $0 [--machine microvm|q35] [--vmm <binary>] [--repeat <n>] [--secs <s>] [--log <file>]" \
+        "[--timeout <s>] [--vhost-net] | --report <log>" >&2
     exit 2
 }
 vmm="${STRATOVIRT_BINARY:-$root/out/stratovirt}"
 repeat=2
 secs=10
-log="$root/.cache/lab/bench/virtio-io.log"
+log=''
+machine=microvm
 limit=''
 report_only=''
 vhost=0
 while (($#)); do
     case "$1" in
+        --machine) (($# >= 2)) || usage; machine=$2; shift 2 ;;
         --vmm) (($# >= 2)) || usage; vmm=$2; shift 2 ;;
         --repeat) (($# >= 2)) || usage; repeat=$2; shift 2 ;;
         --secs) (($# >= 2)) || usage; secs=$2; shift 2 ;;
@@ -55,6 +60,10 @@ while (($#)); do
 done
 [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --repeat wants a positive number, not '$repeat'" >&2; exit 2; }
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || { echo "bench: --secs wants a positive number, not '$secs'" >&2; exit 2; }
+[[ "$machine" == microvm || "$machine" == q35 ]] || { echo "bench: --machine is microvm or q35, not '$machine'" >&2; exit 2; }
+if [[ -z "$log" ]]; then
+    if [[ "$machine" == microvm ]]; then log="$root/.cache/lab/bench/virtio-io.log"; else log="$root/.cache/lab/bench/virtio-io-$machine.log"; fi
+fi
 # Per run: a boot, 2 x 256 MiB through the disk, --secs of random reads, 64 MiB over the net, idle pauses; in the
 # lab that is a few minutes. The outer VM needs its own boot and the copy of the inputs on top.
 run_limit=900
@@ -64,7 +73,7 @@ run_limit=900
 # Prints the table from a lab log of these scenarios.
 report() {  # report <log>
     echo
-    echo "virtio-blk / virtio-net in the nested lab, ours vs QEMU microvm (log: $1, $(date -u -r "$1" +%Y-%m-%dT%H:%MZ))"
+    echo "virtio-blk / virtio-net in the nested lab, ours vs QEMU $(sed -n 's/^@@NOTE bench: machine //p' "$1" | head -1) (log: $1, $(date -u -r "$1" +%Y-%m-%dT%H:%MZ))"
     tr -d '\r' <"$1" | awk '
         function median(k,   i, j, t, a) {
             if (!n[k]) return ""
@@ -164,6 +173,7 @@ scenarios="$tmp/scenarios.sh"
     echo "BENCH_SECS=$secs"
     echo "BENCH_TIMEOUT=$run_limit"
     echo "BENCH_VHOST=$vhost"
+    echo "BENCH_MACHINE=$machine"
     cat "$root/bench/virtio-io-scenarios.sh"
 } >"$scenarios"
 cp "$root/bench/virtio-io-host.sh" "$tmp/virtio-io-host.sh"
