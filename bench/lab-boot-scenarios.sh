@@ -1,13 +1,14 @@
-# Scenarios of bench/lab-boot.sh (which puts BENCH_REPEAT, BENCH_OURS_TIMEOUT, BENCH_MACHINE and the smaps_summary
-# function of bench/lib.sh in front of this file): the same kernel and inner initramfs, 256 MiB, booted with 1 and 2
-# vCPUs under our VMM and under QEMU, on the same machine type (microvm or q35), alternating, BENCH_REPEAT times.
+# Scenarios of bench/lab-boot.sh (which puts BENCH_REPEAT, BENCH_OURS_TIMEOUT, BENCH_MACHINE, BENCH_CONSOLE,
+# BENCH_QEMU_MACHINE and the smaps_summary function of bench/lib.sh in front of this file): the same kernel and inner
+# initramfs, 256 MiB, booted with 1 and 2 vCPUs under our VMM (-machine $BENCH_MACHINE) and under QEMU (-M
+# $BENCH_QEMU_MACHINE: the same type on x86_64, virt on arm64), alternating, BENCH_REPEAT times.
 # Scenario names: <ours|qemu>-smp<N>-r<repeat> (lab.action=poweroff). Then mem-ours and mem-qemu: one idle VM each
 # (1 vCPU, lab.action=shell, its console open and silent), whose memory overhead is printed as
 # "BENCH-MEM <ours|qemu> <overhead> <big-other> <guest> <total>" (kB, smaps_summary's rule), or "BENCH-MEM <ours|qemu>
 # fail <why>".
 # shellcheck shell=sh disable=SC2154
 
-bench_cmdline="console=ttyS0 reboot=k panic=1"
+bench_cmdline="console=${BENCH_CONSOLE:-ttyS0} reboot=k panic=1"
 
 # ours|qemu <vCPUs> [lab.action, default poweroff]: exec'd, so that the VMM keeps the caller's pid.
 # With -D and the info level our VMM logs "Guest-boot-time = <us> us" when the guest writes the boot timer.
@@ -17,10 +18,10 @@ ours() {
 }
 
 # -cpu host: the guest sees the CPUID KVM supports, as under our VMM. QEMU's q35 boots the kernel through SeaBIOS
-# and its linuxboot_dma option ROM (both in $QEMU_FW).
+# and its linuxboot_dma option ROM (both in $QEMU_FW, which the Arm lab does not set: virt loads the Image itself).
 qemu() {
-    exec "$QEMU" -L "$QEMU_FW" -M "$BENCH_MACHINE" -enable-kvm -cpu host -m 256 -smp "$1" -kernel "$KERNEL" \
-        -initrd "$INITRD" -append "$bench_cmdline lab.action=${2:-poweroff}" -nographic -no-reboot -nodefaults \
+    exec "$QEMU" ${QEMU_FW:+-L "$QEMU_FW"} -M "${BENCH_QEMU_MACHINE:-$BENCH_MACHINE}" -enable-kvm -cpu host -m 256 \
+        -smp "$1" -kernel "$KERNEL" -initrd "$INITRD" -append "$bench_cmdline lab.action=${2:-poweroff}" -nographic -no-reboot -nodefaults \
         -serial stdio
 }
 
@@ -60,6 +61,7 @@ idle_mem() {
 }
 
 lab_note "bench: machine $BENCH_MACHINE"
+[ -z "${BENCH_QEMU_MACHINE:-}" ] || lab_note "bench: qemu machine $BENCH_QEMU_MACHINE"
 ours_on=1
 if [ -z "$VMM" ]; then
     lab_note "bench: no VMM binary in this lab: QEMU only"

@@ -2,13 +2,15 @@
 # Runs scenarios in the Arm nested lab: qemu-system-aarch64 (TCG, -cpu max, virtualization=on, GICv3) boots
 # Debian's arm64 kernel at EL2, which has KVM built in; the arm64 VMM under test boots the same kernel inside.
 #
-#   scripts/lab/arm/run.sh --scenarios <file.sh> --log <out.log> [--vmm <arm64 stratovirt>] [--timeout <s>]
+#   scripts/lab/arm/run.sh --scenarios <file.sh> --log <out.log> [--vmm <arm64 stratovirt>] [--with-qemu] [--timeout <s>]
 #
 # The scenario file is sourced in the outer VM after scripts/lab/outer/lib.sh (scenario, @@BEGIN/@@END markers)
 # with $VMM, $KERNEL (the uncompressed Image), $INITRD (busybox, scripts/lab/guest/init, the virtio modules) and
 # $DISK (a 4 MiB raw image of random content, its sha256 in $DISK_SHA256); /lab/bzImage-header and
 # /lab/old-Image-header are kernels to be refused; /lab/blocked-call.so is tests/seccomp/blocked-call.c; /lab/ozone
-# is the arm64 ozone found beside the VMM, if there is one. The outer console goes to stdout and the log; the
+# is the arm64 ozone found beside the VMM, if there is one. With --with-qemu, Debian's arm64 qemu-system-aarch64
+# and its libraries (scripts/lab/arm/fetch-qemu.sh) go to /lab/qemu/ and $QEMU names a wrapper that execs it
+# through its own loader (the process keeps the caller's pid). The outer console goes to stdout and the log; the
 # outer VM is killed after --timeout seconds (default 600) or ${LAB_SILENCE_LIMIT:-120}s without output. Exit
 # status 0 when "@@LAB DONE" was seen. Wrap it in `flock /tmp/lab.lock` (the lab is shared).
 set -euo pipefail
@@ -16,14 +18,15 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=scripts/lab/host.sh
 source "$here/../host.sh"
 
-usage() { echo "usage: $0 --scenarios <file.sh> --log <out.log> [--vmm <binary>] [--timeout <s>]" >&2; exit 2; }
-scenarios='' log='' limit=600 vmm="$lab_root/out/aarch64/stratovirt"
+usage() { echo "usage: $0 --scenarios <file.sh> --log <out.log> [--vmm <binary>] [--with-qemu] [--timeout <s>]" >&2; exit 2; }
+scenarios='' log='' limit=600 vmm="$lab_root/out/aarch64/stratovirt" with_qemu=
 while (($#)); do
     case "$1" in
         --scenarios) (($# >= 2)) || usage; scenarios=$2; shift 2 ;;
         --log) (($# >= 2)) || usage; log=$2; shift 2 ;;
         --vmm) (($# >= 2)) || usage; vmm=$2; shift 2 ;;
         --timeout) (($# >= 2)) || usage; limit=$2; shift 2 ;;
+        --with-qemu) with_qemu=1; shift ;;
         *) usage ;;
     esac
 done
@@ -32,6 +35,7 @@ done
 [[ "$limit" =~ ^[0-9]+$ ]] || lab_die "--timeout wants whole seconds, not '$limit'"
 [[ -x "$vmm" ]] || lab_die "no arm64 VMM at $vmm (scripts/build.sh --arch arm64)"
 eval "$("$here/fetch.sh")"
+[[ -z "$with_qemu" ]] || eval "$("$here/fetch-qemu.sh")"
 modules="$(dirname "$ARM_VMLINUZ")/../lib/modules/$ARM_KVER/kernel"
 cross=/usr/aarch64-linux-gnu/lib
 
@@ -83,6 +87,13 @@ aarch64-linux-gnu-gcc -O2 -shared -fPIC -o "$root/lab/blocked-call.so" "$lab_roo
 for lib in $(aarch64-linux-gnu-readelf -d "$vmm" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p') ld-linux-aarch64.so.1; do
     cp -L "$cross/$lib" "$root/lib/$lib"
 done
+if [[ -n "$with_qemu" ]]; then
+    mkdir -p "$root/lab/qemu"
+    cp -r "$ARM_QEMU_DIR/lib" "$ARM_QEMU_DIR/qemu-system-aarch64" "$root/lab/qemu/"
+    printf '#!/bin/sh\nexec /lab/qemu/lib/ld-linux-aarch64.so.1 --library-path /lab/qemu/lib /lab/qemu/qemu-system-aarch64 "$@"\n' \
+        >"$root/lab/qemu/run"
+    chmod 0755 "$root/lab/qemu/run"
+fi
 head -c 4M /dev/urandom >"$root/lab/disk.raw"
 # Kernels the arm64 binary must refuse: an x86 bzImage's header ("HdrS" at 0x202) and an Image header from before
 # Linux 3.17 (the arm64 magic, image_size 0).
@@ -91,6 +102,7 @@ head -c 4M /dev/urandom >"$root/lab/disk.raw"
 {
     echo "export VMM=/lab/stratovirt KERNEL=/lab/Image INITRD=/lab/guest.cpio.gz DISK=/lab/disk.raw"
     echo "export DISK_SHA256=$(sha256sum "$root/lab/disk.raw" | cut -d' ' -f1)"
+    [[ -z "$with_qemu" ]] || echo "export QEMU=/lab/qemu/run"
 } >"$root/lab/env.sh"
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$work/outer.cpio"
