@@ -1,3 +1,5 @@
+using StratoVirt.Sys;
+
 namespace StratoVirt.Devices;
 
 /// <summary>
@@ -21,4 +23,20 @@ public readonly record struct MsiMessage(ulong Address, uint Data);
 public interface IMsiController
 {
     void Send(MsiMessage message);
+}
+
+/// <summary>Routes in the hypervisor from eventfds to MSI messages (KVM GSI routing and irqfd): a bound eventfd that
+/// is signalled interrupts the guest in the kernel, without waking the VMM.</summary>
+public interface IIrqfdRoutes
+{
+    /// <summary>Routes a new interrupt number to <paramref name="message"/> and binds <paramref name="fd"/> to it;
+    /// returns the number. A host that cannot (no routes left) throws SysException and binds nothing.</summary>
+    uint Bind(EventFd fd, MsiMessage message);
+
+    /// <summary>Points a bound number at another message (the guest reprogrammed an unmasked vector).</summary>
+    void Retarget(uint gsi, MsiMessage message);
+
+    /// <summary>Unbinds <paramref name="fd"/> and frees its number; once this returns the kernel no longer takes
+    /// the eventfd's signals.</summary>
+    void Unbind(EventFd fd, uint gsi);
 }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using StratoVirt.Sys;
 
 namespace StratoVirt.Devices.Pci;
 
@@ -7,9 +8,13 @@ namespace StratoVirt.Devices.Pci;
 /// PBA live in one of the function's memory BARs, which forwards their accesses here; the capability's message
 /// control (enable, function mask) is read back from the configuration space after each guest write. A vector
 /// raised while it or the function is masked sets its pending bit and is sent when it is unmasked.
+/// With <see cref="IIrqfdRoutes"/> each vector has an eventfd routed to its message in the hypervisor, set up and
+/// retargeted on the vCPU whose table write made the vector deliverable or changed its message; a device loop
+/// then raises the vector by signalling that eventfd (no KVM call on the loop). Without routes, or where the host
+/// could not route a vector, the message goes to the <see cref="IMsiController"/>.
 /// Threading: the table is written by vCPUs and vectors are raised from device loops; one lock covers both.
 /// </summary>
-public sealed class MsixTable
+public sealed class MsixTable : IDisposable
 {
     public const byte CapabilityId = 0x11;
     public const int CapabilityLength = 12;
@@ -23,11 +28,22 @@ public sealed class MsixTable
     private readonly uint[] _entries; // four dwords per vector: address low, address high, data, vector control
     private readonly ulong[] _pending;
     private readonly IMsiController _controller;
+    private readonly IIrqfdRoutes? _routes;
+    /// <summary>Per vector with routes: its eventfd (made up front, so a vCPU never creates one), the interrupt
+    /// number once bound, and the message the route carries now (null: not bound, or the host refused).</summary>
+    private readonly VectorRoute[] _vectorRoutes;
     private readonly Lock _gate = new();
     private int _capability;
-    private bool _enabled, _functionMasked;
+    private bool _enabled, _functionMasked, _routeRefusalLogged, _disposed;
 
-    public MsixTable(int vectors, IMsiController controller)
+    private struct VectorRoute
+    {
+        public EventFd Fd;
+        public uint? Gsi;
+        public MsiMessage? Message;
+    }
+
+    public MsixTable(int vectors, IMsiController controller, IIrqfdRoutes? routes = null)
     {
         if (vectors is < 1 or > MaxVectors)
             throw new ArgumentOutOfRangeException(nameof(vectors), $"an MSI-X table has 1 to {MaxVectors} vectors");
@@ -35,6 +51,17 @@ public sealed class MsixTable
         _entries = new uint[vectors * 4];
         _pending = new ulong[(vectors + 63) / 64];
         for (int v = 0; v < vectors; v++) _entries[v * 4 + 3] = VectorMasked; // masked at reset
+        _routes = routes;
+        _vectorRoutes = new VectorRoute[routes is null ? 0 : vectors];
+        try
+        {
+            for (int v = 0; v < _vectorRoutes.Length; v++) _vectorRoutes[v].Fd = new EventFd();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
     }
 
     public int Vectors => _entries.Length / 4;
@@ -76,7 +103,11 @@ public sealed class MsixTable
         {
             _enabled = (control & ControlEnable) != 0;
             _functionMasked = (control & ControlFunctionMask) != 0;
-            for (int v = 0; v < Vectors; v++) SendIfPendingLocked(v);
+            for (int v = 0; v < Vectors; v++)
+            {
+                FollowLocked(v);
+                SendIfPendingLocked(v);
+            }
         }
     }
 
@@ -106,12 +137,14 @@ public sealed class MsixTable
     public MsiMessage? Deliverable(int vector)
     {
         if ((uint)vector >= (uint)Vectors) return null;
-        lock (_gate)
-        {
-            int e = vector * 4;
-            if (!_enabled || _functionMasked || (_entries[e + 3] & VectorMasked) != 0) return null;
-            return new MsiMessage(_entries[e] | ((ulong)_entries[e + 1] << 32), _entries[e + 2]);
-        }
+        lock (_gate) return DeliverableLocked(vector);
+    }
+
+    private MsiMessage? DeliverableLocked(int vector)
+    {
+        int e = vector * 4;
+        if (!_enabled || _functionMasked || (_entries[e + 3] & VectorMasked) != 0) return null;
+        return new MsiMessage(_entries[e] | ((ulong)_entries[e + 1] << 32), _entries[e + 2]);
     }
 
     /// <summary>A guest read of the table: aligned dwords or qwords; anything else reads as zeros.</summary>
@@ -140,6 +173,7 @@ public sealed class MsixTable
                 int index = first + i;
                 uint value = BinaryPrimitives.ReadUInt32LittleEndian(data[(i * 4)..]);
                 _entries[index] = index % 4 == 3 ? value & VectorMasked : value;
+                FollowLocked(index / 4);
                 if (index % 4 == 3) SendIfPendingLocked(index / 4);
             }
         }
@@ -190,6 +224,53 @@ public sealed class MsixTable
     private void Send(int vector)
     {
         int e = vector * 4;
-        _controller.Send(new MsiMessage(_entries[e] | ((ulong)_entries[e + 1] << 32), _entries[e + 2]));
+        var message = new MsiMessage(_entries[e] | ((ulong)_entries[e + 1] << 32), _entries[e + 2]);
+        if (vector < _vectorRoutes.Length && _vectorRoutes[vector].Message == message) _vectorRoutes[vector].Fd.Signal();
+        else _controller.Send(message);
+    }
+
+    /// <summary>Points <paramref name="vector"/>'s route at its message once it is deliverable: bound on first use,
+    /// retargeted when the guest changed the message. A masked vector keeps its route (nothing signals it while the
+    /// table holds its raises pending). A host that refuses leaves the vector to the controller, logged once.</summary>
+    private void FollowLocked(int vector)
+    {
+        if (vector >= _vectorRoutes.Length || _disposed || DeliverableLocked(vector) is not { } wanted) return;
+        ref var route = ref _vectorRoutes[vector];
+        if (route.Message == wanted) return;
+        route.Message = null;
+        try
+        {
+            if (route.Gsi is { } gsi) _routes!.Retarget(gsi, wanted);
+            else route.Gsi = _routes!.Bind(route.Fd, wanted);
+            route.Message = wanted;
+        }
+        catch (SysException e)
+        {
+            if (_routeRefusalLogged) return;
+            _routeRefusalLogged = true;
+            Log.Warn($"MSI-X vector {vector}: no interrupt route ({e.Message}); its messages are sent by the VMM instead");
+        }
+    }
+
+    /// <summary>Unbinds and closes the vectors' eventfds (a function taken away or the machine ending). Raises after
+    /// this go to the controller.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            for (int v = 0; v < _vectorRoutes.Length; v++)
+            {
+                ref var route = ref _vectorRoutes[v];
+                route.Message = null;
+                if (route.Gsi is { } gsi)
+                {
+                    try { _routes!.Unbind(route.Fd, gsi); }
+                    catch (SysException e) { Log.Warn($"MSI-X vector {v}: removing its interrupt route: {e.Message}"); }
+                }
+                route.Fd?.Dispose();
+            }
+        }
     }
 }

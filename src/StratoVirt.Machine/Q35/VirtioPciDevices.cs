@@ -15,8 +15,9 @@ namespace StratoVirt.Machine;
 
 /// <summary>
 /// The q35 machine's virtio-pci functions on pcie.0 and behind its root ports: each -device virtio-*-pci at its
-/// bus= and addr= (or the first free slot of pcie.0), and those hot-plugged later, INTA# on the GSI of <see cref="Q35Layout.IntxGsi"/> (as the DSDT's _PRT says), MSI-X through KVM_SIGNAL_MSI
-/// (and through GSI routes and irqfds for the call eventfds of vhost and vhost-user backends), queue notifications
+/// bus= and addr= (or the first free slot of pcie.0), and those hot-plugged later, INTA# on the GSI of <see cref="Q35Layout.IntxGsi"/> (as the DSDT's _PRT says), MSI-X through a GSI route
+/// and irqfd per vector (and per call eventfd of a vhost or vhost-user backend), or KVM_SIGNAL_MSI where the host
+/// has no routes; queue notifications
 /// through KVM ioeventfd when the host has it. Owns the functions, then the chardevs they use.
 /// </summary>
 internal sealed class VirtioPciDevices : IDisposable

@@ -16,22 +16,6 @@ public interface IDoorbellBinder
     void Unbind(ulong address, uint length, EventFd fd);
 }
 
-/// <summary>Routes in the hypervisor from eventfds to MSI messages (KVM GSI routing and irqfd): a bound eventfd that
-/// is signalled interrupts the guest in the kernel, without waking the VMM.</summary>
-public interface IIrqfdRoutes
-{
-    /// <summary>Routes a new interrupt number to <paramref name="message"/> and binds <paramref name="fd"/> to it;
-    /// returns the number. A host that cannot (no routes left) throws SysException and binds nothing.</summary>
-    uint Bind(EventFd fd, MsiMessage message);
-
-    /// <summary>Points a bound number at another message (the guest reprogrammed an unmasked vector).</summary>
-    void Retarget(uint gsi, MsiMessage message);
-
-    /// <summary>Unbinds <paramref name="fd"/> and frees its number; once this returns the kernel no longer takes
-    /// the eventfd's signals.</summary>
-    void Unbind(EventFd fd, uint gsi);
-}
-
 /// <summary>
 /// A virtio device as a non-transitional virtio-pci function (virtio 1.2, section 4.1): vendor capabilities for
 /// the common, notification, ISR and device configuration structures and an MSI-X capability, all in one 64-bit
@@ -41,7 +25,8 @@ public interface IIrqfdRoutes
 /// The call eventfds of queues an external backend serves (vhost, vhost-user) are bound to their MSI-X vector in
 /// the hypervisor (<see cref="IIrqfdRoutes"/>) while that vector is deliverable, so the backend interrupts the guest
 /// without the VMM; while it is masked (or MSI-X is off) the device's loop relays them, and a masked vector's
-/// signal waits in the PBA until the guest unmasks it.
+/// signal waits in the PBA until the guest unmasks it. The device's own loop raises a vector through that vector's
+/// eventfd and route in the same way (see <see cref="MsixTable"/>), so it makes no KVM call per interrupt.
 /// Configuration accesses come under the bus's lock; BAR accesses from any vCPU take the core's device lock.
 /// </summary>
 public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrupts, IDisposable
@@ -69,7 +54,7 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
         _doorbells = doorbells;
         _irqfds = irqfds;
         _callRoutes = new (uint, MsiMessage)?[device.BackendQueues?.Count ?? 0];
-        _msix = new MsixTable(device.QueueCount + 1, msi);
+        _msix = new MsixTable(device.QueueCount + 1, msi, irqfds);
         _queueVectors = new ushort[device.QueueCount];
         Array.Fill(_queueVectors, NoVector);
         _pbaOffset = MsixTableOffset + AlignPage((uint)_msix.TableSize);
@@ -441,5 +426,9 @@ public sealed class VirtioPciFunction : PciFunction, IBusDevice, IVirtioInterrup
 
     private static ulong NextPowerOfTwo(ulong size) => size <= 1 ? 1 : 1UL << (64 - System.Numerics.BitOperations.LeadingZeroCount(size - 1));
 
-    public void Dispose() => _core.Dispose();
+    public void Dispose()
+    {
+        _core.Dispose();
+        _msix.Dispose();
+    }
 }
