@@ -4,8 +4,6 @@ namespace StratoVirt.Boot.Acpi;
 public readonly record struct FixedAcpiPorts(ushort Pm1Event, ushort Pm1Control, ushort PmTimer, ushort Reset,
     byte ResetValue);
 
-/// <summary>What the q35 tables describe: the vCPUs, the chipset's ACPI ports, ECAM, and the windows the PCI
-/// host bridge forwards (32-bit and 64-bit MMIO).</summary>
 /// <summary>ACPI tables for QEMU's table loader: <paramref name="Tables"/> (etc/acpi/tables) and
 /// <paramref name="Rsdp"/> (etc/acpi/rsdp, whose XSDT address at <see cref="AcpiLoaderTables.RsdpXsdtOffset"/> is an
 /// offset in Tables); <paramref name="Pointers"/> are the fields of Tables holding offsets in Tables, and
@@ -19,14 +17,19 @@ public sealed record AcpiLoaderTables(byte[] Tables, byte[] Rsdp, IReadOnlyList<
     public const int TableChecksumOffset = AcpiHeader.ChecksumOffset;
 }
 
+/// <summary>What the q35 tables describe: the vCPUs, the chipset's ACPI ports, ECAM, the windows the PCI host bridge
+/// forwards (32-bit and 64-bit MMIO), and its buses 0 to <paramref name="LastBus"/> (the root bridge's bus range and
+/// the buses ECAM is declared for). Linux on x86 takes the last bus of the ECAM declaration as the last bus number
+/// in use and, at boot, probes 32 slots on every bus from 1 to it for a peer host bridge, one configuration read
+/// (two VM exits through 0xCF8/0xCFC) each: 8160 reads for a range ending at 255.</summary>
 public sealed record Q35AcpiConfig(int CpuCount, FixedAcpiPorts Ports, ushort SciIrq, byte S5SleepType,
-    ulong EcamBase, ulong Mmio32Base, ulong Mmio32Size, ulong Mmio64Base, ulong Mmio64Size);
+    ulong EcamBase, ulong Mmio32Base, ulong Mmio32Size, ulong Mmio64Base, ulong Mmio64Size, byte LastBus);
 
 /// <summary>
 /// Builds the ACPI tables of the q35 standard VM for direct boot, as one blob: RSDP, XSDT, FADT (fixed hardware,
 /// not hardware-reduced), FACS, DSDT (the PCI Express root bridge PCI0 with its windows and an _OSC that grants
 /// native PCI Express control, COM1, the RTC, \_S5_),
-/// MADT and MCFG (ECAM for bus 0-255 of segment 0).
+/// MADT and MCFG (ECAM for the buses of segment 0 the root bridge decodes).
 /// </summary>
 public static class Q35Tables
 {
@@ -71,7 +74,7 @@ public static class Q35Tables
 
         byte[] dsdt = BuildDsdt(config);
         byte[] madt = Madt.Build(config.CpuCount, config.SciIrq);
-        byte[] mcfg = BuildMcfg(config.EcamBase);
+        byte[] mcfg = BuildMcfg(config.EcamBase, config.LastBus);
 
         int xsdtOffset = start;
         int xsdtSize = AcpiHeader.Size + 3 * sizeof(ulong);
@@ -107,14 +110,14 @@ public static class Q35Tables
         return facs;
     }
 
-    private static byte[] BuildMcfg(ulong ecamBase)
+    private static byte[] BuildMcfg(ulong ecamBase, byte lastBus)
     {
         var table = new byte[McfgSize];
         var w = new ByteWriter(table.AsSpan(AcpiHeader.Size + 8));
         w.U64(ecamBase);
         w.U16(0); // segment
         w.U8(0); // first bus
-        w.U8(0xFF); // last bus
+        w.U8(lastBus);
         w.U32(0);
         AcpiHeader.WriteAndSeal(table, "MCFG", McfgRevision, "STRVMCFG");
         return table;
@@ -139,7 +142,7 @@ public static class Q35Tables
         aml.Integer(0);
         aml.Name("_CRS");
         aml.BeginResourceTemplate();
-        aml.AddressSpace(AmlAddressSpace.BusNumber, 2, 0, 0x100);
+        aml.AddressSpace(AmlAddressSpace.BusNumber, 2, 0, config.LastBus + 1UL);
         aml.IoPort(0xCF8, 0xCF8, 1, 8);
         aml.AddressSpace(AmlAddressSpace.Io, 2, 0, 0xCF8);
         aml.AddressSpace(AmlAddressSpace.Io, 2, 0xD00, 0x10000 - 0xD00);

@@ -100,7 +100,7 @@ public sealed class Q35Builder
         {
             flashDevices = Q35Firmware.MapFlash(_vm, kvm, kvmVm, flash, (uint)memory.Regions.Count);
             fwCfg = Q35Firmware.CreateFwCfg(memory, new Q35Firmware.Contents(_config, kernel,
-                _config.Acpi ? AcpiConfig(Q35Firmware.Mmio32End - Q35Layout.Mmio32Base) : null,
+                _config.Acpi ? AcpiConfig(Q35Firmware.Mmio32End - Q35Layout.Mmio32Base, firmware: true) : null,
                 Q35Firmware.BootEntries(_config, _devices.Addresses)));
             _vm.Pio.Register(FwCfg.PortBase, FwCfg.Length, fwCfg);
         }
@@ -228,10 +228,13 @@ public sealed class Q35Builder
     }
 
     /// <summary>What the q35 ACPI tables describe, for direct boot and for the firmware's table loader alike; the
-    /// 32-bit window is <paramref name="mmio32Size"/> bytes from its base.</summary>
-    private Q35AcpiConfig AcpiConfig(ulong mmio32Size) => new(_config.Cpus.Count, AcpiPorts, SciIrq,
+    /// 32-bit window is <paramref name="mmio32Size"/> bytes from its base. Under direct boot the buses are those
+    /// <see cref="PlaceBarsAndWindows"/> numbers (pcie.0 and one per root port), which spares the guest's probe of
+    /// every bus up to 255 (<see cref="Q35AcpiConfig"/>); firmware numbers the buses itself, so it gets all 256.</summary>
+    private Q35AcpiConfig AcpiConfig(ulong mmio32Size, bool firmware) => new(_config.Cpus.Count, AcpiPorts, SciIrq,
         Ich9PowerManagement.S5SleepType, Q35Layout.EcamBase, Q35Layout.Mmio32Base, mmio32Size,
-        Q35Layout.Mmio64Base(_config.MemorySize), Q35Layout.Mmio64Size);
+        Q35Layout.Mmio64Base(_config.MemorySize), Q35Layout.Mmio64Size,
+        firmware ? byte.MaxValue : (byte)Math.Min(_config.RootPorts.Count, byte.MaxValue));
 
     /// <summary>Writes the MP table and, unless disabled, the q35 ACPI tables; returns the RSDP address.</summary>
     private ulong? WriteFirmwareTables(GuestMemory memory)
@@ -239,7 +242,7 @@ public sealed class Q35Builder
         int cpus = _config.Cpus.Count;
         memory.Write(MpTable.DefaultAddress, MpTable.Build(MpTable.DefaultAddress, cpus));
         if (!_config.Acpi) return null;
-        var acpi = Q35Tables.Build(AcpiTables.DefaultAddress, AcpiConfig(Q35Layout.Mmio32Size));
+        var acpi = Q35Tables.Build(AcpiTables.DefaultAddress, AcpiConfig(Q35Layout.Mmio32Size, firmware: false));
         if ((ulong)acpi.Length > MpTable.DefaultAddress - AcpiTables.DefaultAddress)
             throw new BootException("ACPI tables overflow their area below the MP table");
         memory.Write(AcpiTables.DefaultAddress, acpi);

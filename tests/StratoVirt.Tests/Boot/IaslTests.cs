@@ -97,10 +97,10 @@ public class IaslTests
         Assert.DoesNotContain("Interrupt Source Override", text);
     }
 
-    private static byte[] Q35Table(string signature)
+    private static byte[] Q35Table(string signature, byte lastBus = 0xFF)
     {
         var config = new Q35AcpiConfig(2, new FixedAcpiPorts(0x600, 0x604, 0x608, 0xCF9, 0x06), 9, 5, 0xB000_0000,
-            0xC000_0000, 0x3000_0000, 0x1_0000_0000, 0x8_0000_0000);
+            0xC000_0000, 0x3000_0000, 0x1_0000_0000, 0x8_0000_0000, lastBus);
         byte[] blob = Q35Tables.Build(AcpiTables.DefaultAddress, config);
         for (int at = 16; at + 8 <= blob.Length; at += 16)
         {
@@ -120,6 +120,17 @@ public class IaslTests
     {
         string text = Decompile(Q35Table(signature));
         Assert.Contains(signature == "FACP" ? "Signature : \"FACP\"" : signature, text);
+    }
+
+    [Fact]
+    public void Q35EcamAndTheRootBridgeCoverOnlyTheBusesInUse()
+    {
+        // pcie.0 and two root ports: buses 0-2 in the root bridge's _CRS and in MCFG (whose last bus Linux probes
+        // up to for peer host bridges).
+        Assert.Contains("WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0x0000, 0x0000, 0x0002, 0x0000, 0x0003,",
+            Decompile(Q35Table("DSDT", lastBus: 2)));
+        Assert.Matches(@"Base Address : 00000000B0000000 .*? Segment Group Number : 0000 .*? Start Bus Number : 00 .*? End Bus Number : 02 ",
+            Decompile(Q35Table("MCFG", lastBus: 2)));
     }
 
     [Fact]

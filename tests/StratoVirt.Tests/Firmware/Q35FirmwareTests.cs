@@ -32,7 +32,7 @@ public sealed class Q35FirmwareTests : IDisposable
     }
 
     private static Q35AcpiConfig Acpi(int cpus) => new(cpus, Q35Builder.AcpiPorts, 9, 5, Q35Layout.EcamBase,
-        Q35Layout.Mmio32Base, Q35Layout.Mmio32Size, Q35Layout.Mmio64Base(RamSize), Q35Layout.Mmio64Size);
+        Q35Layout.Mmio32Base, Q35Layout.Mmio32Size, Q35Layout.Mmio64Base(RamSize), Q35Layout.Mmio64Size, 0xFF);
 
     private FwCfgDriver Driver(Q35Firmware.Contents contents) => new(Q35Firmware.CreateFwCfg(_memory, contents), _memory);
 
