@@ -66,6 +66,7 @@ public enum KvmCap
     IrqRouting = 25,
     SetIdentityMapAddr = 37,
     MaxVcpus = 66,
+    TscDeadlineTimer = 72,
     SignalMsi = 77,
     ReadonlyMem = 81,
     IrqfdResample = 82,

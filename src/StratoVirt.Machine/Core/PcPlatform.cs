@@ -83,13 +83,14 @@ internal static class PcPlatform
     public static void CreateVcpus(VirtualMachine vm, KvmSystem kvm, KvmVm kvmVm, BootEntry? entry, bool firmware = false)
     {
         var supported = kvm.GetSupportedCpuid();
+        bool tscDeadline = kvm.CheckExtension(KvmCap.TscDeadlineTimer) > 0;
         var stateSupport = VcpuStateSupport.Probe(kvm);
         for (int id = 0; id < vm.Config.Cpus.Count; id++)
         {
             var kvmVcpu = kvmVm.CreateVcpu(id);
             vm.AddVcpu(kvmVcpu);
             vm.AddStateful(new KvmVcpuStateful(kvmVcpu, stateSupport));
-            VcpuSetup.ConfigureCommon(kvmVcpu, CpuidBuilder.ForVcpu(supported, id, vm.Config.Cpus));
+            VcpuSetup.ConfigureCommon(kvmVcpu, CpuidBuilder.ForVcpu(supported, id, vm.Config.Cpus, tscDeadline));
             if (id == 0 && entry is { } boot) VcpuSetup.ConfigureBoot(kvmVcpu, boot);
             else if (id == 0 && firmware) VcpuSetup.ConfigureResetVector(kvmVcpu);
         }

@@ -80,12 +80,22 @@ public sealed class KvmLayoutTests
             new() { Function = 0x80000008, Ecx = 0 },
         ];
         var t = new CpuTopology(4, 4, 1, 1, 1, 4, 1);
-        var e = CpuidBuilder.ForVcpu(supported, 3, t);
+        var e = CpuidBuilder.ForVcpu(supported, 3, t, tscDeadlineTimer: false);
         Assert.Equal(3u, e[0].Ebx >> 24);
         Assert.Equal(4u, (e[0].Ebx >> 16) & 0xFF);
         Assert.NotEqual(0u, e[0].Ecx & (1u << 31));
         Assert.Equal((3u, 1u, 0u), (e[1].Edx, e[1].Ebx, e[1].Eax));
         Assert.Equal((3u, 4u, 2u), (e[2].Edx, e[2].Ebx, e[2].Eax));
         Assert.Equal(3u, e[3].Ecx & 0xFF);
+        Assert.Equal(0u, e[0].Ecx & (1u << 24));
+    }
+
+    [Fact]
+    public void CpuidOffersTheTscDeadlineTimerWhenKvmEmulatesIt()
+    {
+        KvmCpuidEntry2[] supported = [new() { Function = 1, Ecx = 1 }];
+        var t = new CpuTopology(1, 1, 1, 1, 1, 1, 1);
+        Assert.Equal(1u | 1u << 24 | 1u << 31, CpuidBuilder.ForVcpu(supported, 0, t, tscDeadlineTimer: true)[0].Ecx);
+        Assert.Equal(1u | 1u << 31, CpuidBuilder.ForVcpu(supported, 0, t, tscDeadlineTimer: false)[0].Ecx);
     }
 }
