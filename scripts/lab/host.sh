@@ -8,10 +8,14 @@ lab_cache="$lab_root/.cache/lab"
 lab_say() { echo "lab: $*" >&2; }
 lab_die() { echo "lab: error: $*" >&2; exit 1; }
 
-# Sets LAB_KVER, LAB_VMLINUZ, LAB_MODULES (see fetch.sh), running fetch.sh unless a caller already did.
-lab_kernel_env() {
-    [[ -f "${LAB_VMLINUZ:-}" && -d "${LAB_MODULES:-}" ]] && return 0
-    eval "$("$lab_root/scripts/lab/fetch.sh")"
+# Sets LAB_KVER, LAB_VMLINUZ, LAB_MODULES (see fetch.sh), running fetch.sh unless a caller already did; with
+# --generic also LAB_GENERIC_KVER, LAB_GENERIC_VMLINUZ, LAB_GENERIC_MODULES (Debian's generic kernel).
+lab_kernel_env() {  # lab_kernel_env [--generic]
+    if [[ -f "${LAB_VMLINUZ:-}" && -d "${LAB_MODULES:-}" ]]; then
+        [[ "${1:-}" != --generic ]] && return 0
+        [[ -f "${LAB_GENERIC_VMLINUZ:-}" && -d "${LAB_GENERIC_MODULES:-}" ]] && return 0
+    fi
+    eval "$("$lab_root/scripts/lab/fetch.sh" "$@")"
 }
 
 # Runs a command as root: directly when we are root, through sudo otherwise.

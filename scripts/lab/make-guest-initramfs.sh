@@ -3,8 +3,10 @@
 # scripts/lab/guest/init, which prints GUEST-* markers and acts on lab.action= (poweroff, reboot, shell, test), the
 # device tests of scripts/lab/guest/tests/ in /tests, and the lab kernel's virtio modules.
 #
-#   scripts/lab/make-guest-initramfs.sh <out.cpio.gz> [--module <path>]... [--ext4 <image> <MiB>]
+#   scripts/lab/make-guest-initramfs.sh <out.cpio.gz> [--generic] [--module <path>]... [--ext4 <image> <MiB>]
 #
+# --generic takes the modules from Debian's generic kernel (see fetch.sh --generic) instead of the cloud kernel,
+# for guests that boot the generic kernel: the same list, as both build these drivers as modules.
 # --module copies one more module of the lab kernel (path under lib/modules/<kver>/kernel/) into the initramfs;
 # /init insmods the virtio modules, then these, in the order given. --ext4 also writes the same tree as an ext4
 # image of that size (mkfs.ext4 -d: no loop mount, no root needed) for guests booted with a disk root.
@@ -13,7 +15,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=scripts/lab/host.sh
 source "$here/host.sh"
 
-usage() { echo "usage: $0 <out.cpio.gz> [--module <path under kernel/>]... [--ext4 <image> <MiB>]" >&2; exit 2; }
+usage() { echo "usage: $0 <out.cpio.gz> [--generic] [--module <path under kernel/>]... [--ext4 <image> <MiB>]" >&2; exit 2; }
 (($# >= 1)) || usage
 out=$1
 shift
@@ -30,9 +32,10 @@ modules=(
     fs/fuse/fuse.ko fs/fuse/virtiofs.ko
     drivers/acpi/button.ko drivers/input/evdev.ko
 )
-ext4_image= ext4_mib=
+ext4_image= ext4_mib= generic=
 while (($#)); do
     case "$1" in
+        --generic) generic=--generic; shift ;;
         --module) (($# >= 2)) || usage; modules+=("$2"); shift 2 ;;
         --ext4) (($# >= 3)) || usage; ext4_image=$2 ext4_mib=$3; shift 3 ;;
         *) usage ;;
@@ -71,10 +74,12 @@ done
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || lab_say "not root: no /dev/console node in the initramfs"
 
 if ((${#modules[@]})); then
-    lab_kernel_env
+    lab_kernel_env $generic
+    kernel_modules=$LAB_MODULES
+    [[ -z "$generic" ]] || kernel_modules=$LAB_GENERIC_MODULES
     for m in "${modules[@]}"; do
-        src="$LAB_MODULES/kernel/$m"
-        [[ -f "$src" ]] || lab_die "module $m not found under $LAB_MODULES/kernel"
+        src="$kernel_modules/kernel/$m"
+        [[ -f "$src" ]] || lab_die "module $m not found under $kernel_modules/kernel"
         cp "$src" "$root/lib/modules/"
         basename "$m" >>"$root/lib/modules/load.list"
     done

@@ -5,10 +5,15 @@
 # (/lab/stratovirt) and optionally QEMU, each with the shared libraries ldd lists.
 #
 #   scripts/lab/make-outer-initramfs.sh --out <file> --scenarios <file.sh> [--vmm <binary>] [--with-qemu]
-#                                       [--with-strace] [--guest-initrd <cpio.gz>] [--add <file>]... [--gzip]
+#                                       [--with-strace] [--guest-initrd <cpio.gz>] [--generic-guest-initrd <cpio.gz>]
+#                                       [--add <file>]... [--gzip]
 #
 #   --with-strace   adds strace (/usr/bin/strace) and its libraries, for counting the VMM's system calls
 #   --guest-initrd  inner initramfs to use (default: built by make-guest-initramfs.sh into .cache/lab/)
+#   --generic-guest-initrd
+#                   also Debian's generic kernel (fetch.sh --generic) as /lab/vmlinuz-generic with this inner
+#                   initramfs (make-guest-initramfs.sh --generic) as /lab/guest-generic.cpio.gz: $GENERIC_KERNEL and
+#                   $GENERIC_INITRD of the scenarios, empty without this option
 #   --add           copies another file into /lab/ (disk images, extra tools)
 #   --gzip          compresses the archive (default: not compressed; TCG unpacks gzip slowly)
 set -euo pipefail
@@ -18,10 +23,10 @@ source "$here/host.sh"
 
 usage() {
     echo "usage: $0 --out <file> --scenarios <file.sh> [--vmm <binary>] [--with-qemu] [--with-strace]" \
-        "[--guest-initrd <cpio.gz>] [--add <file>]... [--gzip]" >&2
+        "[--guest-initrd <cpio.gz>] [--generic-guest-initrd <cpio.gz>] [--add <file>]... [--gzip]" >&2
     exit 2
 }
-out='' scenarios='' vmm='' with_qemu=0 with_strace=0 guest_initrd='' compress=0
+out='' scenarios='' vmm='' with_qemu=0 with_strace=0 guest_initrd='' generic_initrd='' compress=0
 extra=()
 while (($#)); do
     case "$1" in
@@ -31,6 +36,7 @@ while (($#)); do
         --with-qemu) with_qemu=1; shift ;;
         --with-strace) with_strace=1; shift ;;
         --guest-initrd) (($# >= 2)) || usage; guest_initrd=$2; shift 2 ;;
+        --generic-guest-initrd) (($# >= 2)) || usage; generic_initrd=$2; shift 2 ;;
         --add) (($# >= 2)) || usage; extra+=("$2"); shift 2 ;;
         --gzip) compress=1; shift ;;
         *) usage ;;
@@ -39,6 +45,7 @@ done
 [[ -n "$out" && -n "$scenarios" ]] || usage
 [[ -f "$scenarios" ]] || lab_die "scenario file $scenarios not found"
 [[ -z "$vmm" || -x "$vmm" ]] || lab_die "VMM binary $vmm not found or not executable"
+[[ -z "$generic_initrd" || -f "$generic_initrd" ]] || lab_die "generic guest initramfs $generic_initrd not found"
 for f in "${extra[@]}"; do [[ -f "$f" ]] || lab_die "--add $f: no such file"; done
 
 lab_need_packages busybox-static cpio
@@ -105,6 +112,15 @@ for f in "${extra[@]}"; do cp "$f" "$root/lab/"; done
     echo "# Written by make-outer-initramfs.sh: what the scenarios run."
     echo "export KERNEL=/lab/vmlinuz INITRD=/lab/guest.cpio.gz"
 } >"$root/lab/env.sh"
+
+if [[ -n "$generic_initrd" ]]; then
+    lab_kernel_env --generic
+    cp "$LAB_GENERIC_VMLINUZ" "$root/lab/vmlinuz-generic"
+    cp "$generic_initrd" "$root/lab/guest-generic.cpio.gz"
+    echo "export GENERIC_KERNEL=/lab/vmlinuz-generic GENERIC_INITRD=/lab/guest-generic.cpio.gz" >>"$root/lab/env.sh"
+else
+    echo "export GENERIC_KERNEL= GENERIC_INITRD=" >>"$root/lab/env.sh"
+fi
 
 if [[ -n "$vmm" ]]; then
     lab_say "outer initramfs: VMM $vmm and its libraries"

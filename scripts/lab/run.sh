@@ -3,11 +3,13 @@
 # kernel loads kvm_amd and so has a working /dev/kvm; the VMM under test boots inner guests there.
 #
 #   scripts/lab/run.sh --scenarios <file.sh> --log <out.log> [--vmm <stratovirt binary>] [--with-qemu]
-#                      [--with-strace] [--timeout <seconds>] [--guest-initrd <cpio.gz>] [--add <file>]... [--gzip]
+#                      [--with-strace] [--timeout <seconds>] [--guest-initrd <cpio.gz>]
+#                      [--generic-guest-initrd <cpio.gz>] [--add <file>]... [--gzip]
 #
 # The scenario file is sourced by busybox ash in the outer VM after scripts/lab/outer/lib.sh (see there for
-# scenario, scenario_input and the @@ markers) with $VMM, $KERNEL, $INITRD and, with --with-qemu, $QEMU and
-# $QEMU_FW set. The outer console is shown on stdout and copied to the log; the outer VM is killed after
+# scenario, scenario_input and the @@ markers) with $VMM, $KERNEL, $INITRD, with --generic-guest-initrd
+# $GENERIC_KERNEL and $GENERIC_INITRD (Debian's generic kernel, see make-outer-initramfs.sh), and with --with-qemu
+# $QEMU and $QEMU_FW set. The outer console is shown on stdout and copied to the log; the outer VM is killed after
 # --timeout seconds (default 1200). Exit status 0 when "@@LAB DONE" was seen, 1 otherwise.
 # LAB_OUTER_QEMU names another emulator for the outer VM (default qemu-system-x86_64 from PATH).
 set -euo pipefail
@@ -17,7 +19,7 @@ source "$here/host.sh"
 
 usage() {
     echo "usage: $0 --scenarios <file.sh> --log <out.log> [--vmm <binary>] [--with-qemu] [--with-strace] [--timeout <s>]" \
-        "[--guest-initrd <cpio.gz>] [--add <file>]... [--gzip]" >&2
+        "[--guest-initrd <cpio.gz>] [--generic-guest-initrd <cpio.gz>] [--add <file>]... [--gzip]" >&2
     exit 2
 }
 scenarios='' log='' limit=1200
@@ -27,7 +29,7 @@ while (($#)); do
         --scenarios) (($# >= 2)) || usage; scenarios=$2; shift 2 ;;
         --log) (($# >= 2)) || usage; log=$2; shift 2 ;;
         --timeout) (($# >= 2)) || usage; limit=$2; shift 2 ;;
-        --vmm | --guest-initrd | --add) (($# >= 2)) || usage; build_args+=("$1" "$2"); shift 2 ;;
+        --vmm | --guest-initrd | --generic-guest-initrd | --add) (($# >= 2)) || usage; build_args+=("$1" "$2"); shift 2 ;;
         --with-qemu | --with-strace | --gzip) build_args+=("$1"); shift ;;
         *) usage ;;
     esac

@@ -33,6 +33,7 @@ public sealed class LabSession
         var payloads = PayloadBuilder.Build(work.Path).ToList();
         payloads.Add(ExtractVmlinux(work.Path));
         var (guestInitrd, rootImage) = BuildGuest(work.Path);
+        string genericInitrd = BuildGenericGuest(work.Path);
         payloads.Add(rootImage);
         payloads.Add(HotplugScenarios.BuildImage(work.Path));
         payloads.Add(Path.Combine(VmmProcess.RepoRoot, "out", "ozone"));
@@ -40,7 +41,7 @@ public sealed class LabSession
         File.WriteAllText(scenarios, ScenarioFile([]));
 
         var args = new List<string> { Root("scripts/lab/run.sh"), "--scenarios", scenarios, "--log", LogPath,
-            "--vmm", VmmProcess.Binary, "--timeout", "1800", "--guest-initrd", guestInitrd, "--with-strace" };
+            "--vmm", VmmProcess.Binary, "--timeout", "1800", "--guest-initrd", guestInitrd, "--generic-guest-initrd", genericInitrd, "--with-strace" };
         foreach (var file in payloads) args.AddRange(["--add", file]);
         Log = Boot(args);
         // The outer VM itself can die: its kernel under TCG panicked in CI runs (a stack guard page hit in an outer
@@ -99,6 +100,16 @@ public sealed class LabSession
         return (initrd, image);
     }
 
+    /// <summary>The guest initramfs with the modules of Debian's generic kernel (for <see cref="GenericKernelScenarios"/>):
+    /// a few seconds here, and the first time the kernel package's download and extraction.</summary>
+    private static string BuildGenericGuest(string dir)
+    {
+        string initrd = Path.Combine(dir, "guest-generic.cpio.gz");
+        var r = VmmProcess.RunCommand("bash", [Root("scripts/lab/make-guest-initramfs.sh"), initrd, "--generic"], TimeSpan.FromMinutes(10));
+        if (r.ExitCode != 0) throw new InvalidOperationException($"building the generic kernel's guest initramfs failed: {r}");
+        return initrd;
+    }
+
     private static string Root(string relative) => Path.Combine(VmmProcess.RepoRoot, relative);
 
     /// <summary>The scenario file: a helper that separates stdout from stderr, then every case and boot.</summary>
@@ -141,6 +152,7 @@ public sealed class LabSession
         foreach (var line in ReliabilityScenarios.Lines) sb.AppendLine(line);
         foreach (var line in Q35Scenarios.Lines) sb.AppendLine(line);
         foreach (var line in SnapshotScenarios.Lines) sb.AppendLine(line);
+        foreach (var line in GenericKernelScenarios.Lines) sb.AppendLine(line);
         return sb.ToString();
     }
 

@@ -20,7 +20,7 @@ public static class Q35Scenarios
     /// <summary>The host side of the virtio scenarios, in a network namespace of its own (unshare -n): a raw disk
     /// starting with a known string, tap0 at 10.0.2.2 once the VMM made it, and after the VM the checksum of the
     /// MiB the guest wrote at offset 1 MiB.</summary>
-    private const string VirtioHost = """
+    internal const string VirtioHost = """
         cat >/tmp/lab-q35-virtio-host.sh <<'Q35HOST'
         ip link set lo up
         printf 'STRATOVIRT-PCI-DISK' >/tmp/q35-disk.img
@@ -74,9 +74,11 @@ public static class Q35Scenarios
         Q35BOOT
         """;
 
-    private static string Virtio(string name, string append) =>
+    /// <summary>/tests/q35-virtio.sh on a q35 with virtio-blk-pci, virtio-net-pci and virtio-rng-pci behind
+    /// <see cref="VirtioHost"/>, booting <paramref name="kernel"/> (default the cloud kernel).</summary>
+    internal static string Virtio(string name, string append, string kernel = "\"$KERNEL\"", string initrd = "\"$INITRD\"") =>
         $"scenario {name} 240 env STRATOVIRT_LOG_LEVEL=info unshare -n sh /tmp/lab-q35-virtio-host.sh -machine q35 " +
-        "-kernel \"$KERNEL\" -initrd \"$INITRD\" " +
+        $"-kernel {kernel} -initrd {initrd} " +
         $"-append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=q35-virtio{append}\" " +
         $"-m {MemoryMiB} -smp {Cpus} -serial stdio -name {name} -D " +
         "-drive id=disk0,file=/tmp/q35-disk.img,direct=off -device virtio-blk-pci,drive=disk0,id=blk0,bus=pcie.0,addr=0x3 " +

@@ -11,9 +11,9 @@ public static class VirtioScenarios
     public const int RootImageMiB = 160;
 
     internal static string Guest(string name, string test, string devices, string append = "", int memoryMiB = 256,
-        string vmm = "\"$VMM\"", int timeout = 240) =>
-        $"scenario {name} {timeout} env STRATOVIRT_LOG_LEVEL=info {vmm} -machine microvm -kernel \"$KERNEL\" " +
-        $"-initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test={test}{append}\" " +
+        string vmm = "\"$VMM\"", int timeout = 240, string kernel = "\"$KERNEL\"", string initrd = "\"$INITRD\"") =>
+        $"scenario {name} {timeout} env STRATOVIRT_LOG_LEVEL=info {vmm} -machine microvm -kernel {kernel} " +
+        $"-initrd {initrd} -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test={test}{append}\" " +
         $"-m {memoryMiB} -smp 2 -serial stdio -name {name} -D {devices}";
 
     /// <summary>The host side of the net scenario, run in a network namespace of its own (unshare -n): once the
