@@ -52,7 +52,7 @@ internal static class QmpCatalog
 
     /// <summary>Upstream commands this microVM does not run, with upstream's microVM text where it has one
     /// (null: "&lt;name&gt; is not supported by this machine"). A command registered in the dispatcher's table
-    /// (hotplug, reset, powerdown) takes precedence over its entry here.</summary>
+    /// (hotplug, reset, powerdown, q35's chardev-add/remove) takes precedence over its entry here.</summary>
     public static readonly Dictionary<string, string?> Unsupported = new(StringComparer.Ordinal)
     {
         ["chardev-add"] = "chardev_add not supported yet for microVM",

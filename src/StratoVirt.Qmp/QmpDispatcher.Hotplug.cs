@@ -6,11 +6,13 @@ using StratoVirt.Sys;
 using StratoVirt.Virtio.Devices;
 using StratoVirt.Virtio.Devices.Block;
 using StratoVirt.Virtio.Devices.Net;
+using StratoVirt.Virtio.Devices.VhostUserBlock;
 
 namespace StratoVirt.Qmp;
 
-/// <summary>blockdev-add/del, netdev_add/del and device_add/del: arguments checked here, the rest done by the
-/// machine's <see cref="IHotplug"/>.</summary>
+/// <summary>blockdev-add/del, netdev_add/del and device_add/del, and chardev-add/remove where the machine takes
+/// vhost-user devices: arguments checked here, the rest done by the machine's <see cref="IHotplug"/> and
+/// <see cref="IChardevHotplug"/>.</summary>
 internal sealed partial class QmpDispatcher
 {
     partial void AddHotplugCommands()
@@ -23,6 +25,21 @@ internal sealed partial class QmpDispatcher
         _commands["netdev_del"] = Args(json.IdArguments, (a, _) => Run(() => hotplug.NetdevDel(a.Id)));
         _commands["device_add"] = Args(json.DeviceAddArguments, (a, _) => Run(() => hotplug.DeviceAdd(Device(a))));
         _commands["device_del"] = Args(json.IdArguments, (a, _) => Run(() => hotplug.DeviceDel(a.Id)));
+        // Elsewhere (the microVM) both keep upstream's microVM refusal from QmpCatalog.
+        if (hotplug is not IChardevHotplug chardevs) return;
+        _commands["chardev-add"] = Args(json.ChardevAddArguments, (a, _) => Run(() => chardevs.ChardevAdd(Chardev(a))));
+        _commands["chardev-remove"] = Args(json.IdArguments, (a, _) => Run(() => chardevs.ChardevRemove(a.Id)));
+    }
+
+    /// <summary>chardev-add as upstream's standard VM takes it: a unix socket the VMM connects to as a client, with
+    /// upstream's texts for what it refuses.</summary>
+    private static ChardevSpec Chardev(ChardevAddArguments a)
+    {
+        if (a.Id.Length == 0) throw new HotplugException("chardev-add: id is empty");
+        if (a.Backend.Type != "socket") throw new HotplugException($"Invalid parameter 'backend' for '{a.Backend.Type}'");
+        if (a.Backend.Data.Server) throw new HotplugException("Invalid parameter 'backend' for 'server'");
+        if (a.Backend.Data.Addr.Type != "unix") throw new HotplugException("Invalid parameter 'backend' for 'addr'");
+        return new ChardevSpec(a.Id, a.Backend.Data.Addr.Data.Path);
     }
 
     /// <summary>Runs a hotplug step; a refusal becomes a GenericError.</summary>
@@ -83,15 +100,20 @@ internal sealed partial class QmpDispatcher
     {
         string id = a.Id, driver = a.Driver;
         var registry = VirtioDeviceRegistry.Default;
-        HotplugKind kind = registry.Hotpluggable(driver)?.Slot switch
+        HotplugKind kind = driver == IChardevHotplug.VhostUserBlockDriver ? HotplugKind.VhostUserBlock : registry.Hotpluggable(driver)?.Slot switch
         {
             VirtioSlotClass.Block => HotplugKind.Block,
             VirtioSlotClass.Net => HotplugKind.Net,
-            _ => throw new HotplugException($"{driver} cannot be hotplugged (only {registry.HotpluggableNames})"),
+            _ => throw new HotplugException($"{driver} cannot be hotplugged (only {registry.HotpluggableNames} and {IChardevHotplug.VhostUserBlockDriver})"),
         };
         // The backend: drive/netdev as QEMU names it; upstream takes a net device's from chardev, or needs id ==
-        // the backend's name.
-        string backend = (kind == HotplugKind.Block ? a.Drive : a.Netdev ?? a.Chardev) ?? id;
+        // the backend's name. A vhost-user-blk names its chardev.
+        string backend = kind switch
+        {
+            HotplugKind.Block => a.Drive ?? id,
+            HotplugKind.Net => a.Netdev ?? a.Chardev ?? id,
+            _ => a.Chardev ?? throw new HotplugException($"device_add '{id}': {driver} needs chardev (the id of a chardev-add)"),
+        };
         int? slot = null;
         if (a.Addr is { } addr)
         {
@@ -117,6 +139,20 @@ internal sealed partial class QmpDispatcher
             try { VirtioBlock.CheckSerial(a.Serial); }
             catch (ArgumentException e) { throw new HotplugException($"device_add '{id}': {e.Message}"); }
         }
-        return new DeviceAddSpec(id, kind, backend, slot, mac, kind == HotplugKind.Block ? a.Serial : null) { Driver = driver, Bus = a.Bus };
+        var spec = new DeviceAddSpec(id, kind, backend, slot, mac, kind == HotplugKind.Block ? a.Serial : null) { Driver = driver, Bus = a.Bus };
+        return kind == HotplugKind.VhostUserBlock ? WithQueues(spec, a) : spec;
+    }
+
+    /// <summary>num-queues (1 to 16, default 1) and queue-size (a power of two from 2 to 1024, default 128), as the
+    /// command line's vhost-user-blk takes them.</summary>
+    private static DeviceAddSpec WithQueues(DeviceAddSpec spec, DeviceAddArguments a)
+    {
+        int queues = a.NumQueues ?? 1;
+        if (queues is < 1 or > VhostUserBlockConfig.MaxQueues)
+            throw new HotplugException($"device_add '{spec.Id}': num-queues {queues} is not from 1 to {VhostUserBlockConfig.MaxQueues}");
+        int size = a.QueueSize ?? VhostUserBlockConfig.DefaultQueueSize;
+        if (!VhostUserBackend.ValidQueueSize(size))
+            throw new HotplugException($"device_add '{spec.Id}': queue-size {size} is not a power of two from 2 to 1024");
+        return spec with { Queues = queues, QueueSize = (ushort)size };
     }
 }

@@ -92,10 +92,10 @@ public sealed class DeviceAddArguments
     public JsonElement? Vectors { get; set; }
     public JsonElement? Multifunction { get; set; }
     public JsonElement? Host { get; set; }
-    [JsonPropertyName("num-queues")] public JsonElement? NumQueues { get; set; }
+    [JsonPropertyName("num-queues")] public ushort? NumQueues { get; set; }
     [JsonPropertyName("boot_index")] public JsonElement? BootIndex { get; set; }
     public JsonElement? Sysfsdev { get; set; }
-    [JsonPropertyName("queue-size")] public JsonElement? QueueSize { get; set; }
+    [JsonPropertyName("queue-size")] public ushort? QueueSize { get; set; }
     public JsonElement? Port { get; set; }
     public JsonElement? Backend { get; set; }
     public JsonElement? Path { get; set; }
@@ -110,6 +110,42 @@ public sealed class DeviceAddArguments
     [JsonPropertyName("cpu-id")] public JsonElement? CpuId { get; set; }
 }
 
+/// <summary>chardev-add: <c>{"id","backend":{"type","data":{"addr":{"type","data":{"path"}},"server"}}}</c>, every
+/// member required (as upstream's schema).</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class ChardevAddArguments
+{
+    [JsonRequired] public string Id { get; set; } = "";
+    [JsonRequired] public ChardevBackendArguments Backend { get; set; } = null!;
+}
+
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class ChardevBackendArguments
+{
+    [JsonRequired] public string Type { get; set; } = "";
+    [JsonRequired] public ChardevSocketArguments Data { get; set; } = null!;
+}
+
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class ChardevSocketArguments
+{
+    [JsonRequired] public ChardevAddressArguments Addr { get; set; } = null!;
+    [JsonRequired] public bool Server { get; set; }
+}
+
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class ChardevAddressArguments
+{
+    [JsonRequired] public string Type { get; set; } = "";
+    [JsonRequired] public ChardevPathArguments Data { get; set; } = null!;
+}
+
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class ChardevPathArguments
+{
+    [JsonRequired] public string Path { get; set; } = "";
+}
+
 /// <summary>DEVICE_DELETED's data: upstream StratoVirt reports the id as the path too.</summary>
 public sealed record DeviceDeletedEventData(string Device, string Path);
 
@@ -120,5 +156,6 @@ public sealed record DeviceDeletedEventData(string Device, string Path);
 [JsonSerializable(typeof(IdArguments))]
 [JsonSerializable(typeof(NetdevAddArguments))]
 [JsonSerializable(typeof(DeviceAddArguments))]
+[JsonSerializable(typeof(ChardevAddArguments))]
 [JsonSerializable(typeof(DeviceDeletedEventData))]
 public sealed partial class QmpHotplugJsonContext : JsonSerializerContext;

@@ -139,7 +139,9 @@ public static class SeccompProfile
         Allow("accept4"),
         Allow("recvmsg"),
         Allow("sendmsg"),
-        Allow("socket"), // vsock: a guest connection reaches the host's unix socket
+        // vsock: a guest connection reaches the host's unix socket; q35 device_add of vhost-user-blk-pci connects to
+        // its backend (then sendmsg/recvmsg/poll for the handshake)
+        Allow("socket"),
         Allow("connect"),
         Allow("shutdown"),
         Allow("unlink"), // the QMP socket and pid file at the end

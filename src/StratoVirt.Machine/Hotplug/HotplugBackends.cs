@@ -8,13 +8,16 @@ namespace StratoVirt.Machine;
 /// The backends blockdev-add and netdev_add stored by name, opened at once, until device_add takes them into a
 /// device (or blockdev-del/netdev_del closes them). Which device uses a name it no longer holds is its owner's
 /// to say: <paramref name="driveUser"/> and <paramref name="netdevUser"/> give that device's id (or null), and
-/// <paramref name="tapFdInUse"/> whether a device's tap already has an inherited fd. Used on the main loop only.
+/// <paramref name="tapFdInUse"/> whether a device's tap already has an inherited fd. chardev-add's chardevs are
+/// only a socket path (the device connects): a device names one and it stays stored, in use while
+/// <paramref name="chardevUser"/> names a device, until chardev-remove. Used on the main loop only.
 /// </summary>
-internal sealed class HotplugBackends(Func<string, string?> driveUser, Func<string, string?> netdevUser, Func<int, bool> tapFdInUse)
-    : IDisposable
+internal sealed class HotplugBackends(Func<string, string?> driveUser, Func<string, string?> netdevUser, Func<int, bool> tapFdInUse,
+    Func<string, string?> chardevUser) : IDisposable
 {
     private readonly Dictionary<string, RawImage> _drives = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Tap> _netdevs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _chardevs = new(StringComparer.Ordinal);
 
     public void BlockdevAdd(BlockdevSpec spec)
     {
@@ -65,6 +68,31 @@ internal sealed class HotplugBackends(Func<string, string?> driveUser, Func<stri
 
     public void NetdevDel(string id) => RemoveStored(_netdevs, netdevUser, id, "netdev");
 
+    /// <summary>Stores a chardev; an id stored already is upstream's refusal.</summary>
+    public void ChardevAdd(ChardevSpec spec)
+    {
+        if (!_chardevs.TryAdd(spec.Id, spec.Path)) throw new HotplugException($"Chardev \"{spec.Id}\" has been added");
+    }
+
+    /// <summary>Forgets a stored chardev; refuses one a device uses (upstream's text for an unknown id).</summary>
+    public void ChardevRemove(string id)
+    {
+        if (!_chardevs.ContainsKey(id)) throw new HotplugException($"Chardev {id} not found");
+        if (chardevUser(id) is { } device) throw new HotplugException($"Chardev {id} is in use by device '{device}'; device_del it first");
+        _chardevs.Remove(id);
+    }
+
+    /// <summary>The socket path of the stored chardev <paramref name="name"/>, for a vhost-user-blk device; an unknown
+    /// name or one another device uses is refused with upstream's prefix.</summary>
+    public string Chardev(string name)
+    {
+        if (!_chardevs.TryGetValue(name, out string? path))
+            throw new HotplugException($"Failed to add vhost user blk pci: Chardev: \"{name}\" not found for vhost user blk");
+        if (chardevUser(name) is { } device)
+            throw new HotplugException($"Failed to add vhost user blk pci: Chardev: \"{name}\" is in use by device '{device}'");
+        return path;
+    }
+
     /// <summary>The stored image <paramref name="name"/>, still stored (a device that fails to take it leaves it
     /// there); <see cref="Release(string, HotplugKind)"/> hands it over.</summary>
     public RawImage Drive(string name) =>
@@ -73,11 +101,11 @@ internal sealed class HotplugBackends(Func<string, string?> driveUser, Func<stri
     public Tap Netdev(string name) =>
         _netdevs.GetValueOrDefault(name) ?? throw new HotplugException($"No netdev '{name}' (add it first)");
 
-    /// <summary>Forgets a stored backend a device took (the device owns it now).</summary>
+    /// <summary>Forgets a stored image or tap a device took (the device owns it now); a chardev stays stored.</summary>
     public void Release(string name, HotplugKind kind)
     {
         if (kind == HotplugKind.Block) _drives.Remove(name);
-        else _netdevs.Remove(name);
+        else if (kind == HotplugKind.Net) _netdevs.Remove(name);
     }
 
     /// <summary>Closes a stored backend; refuses one a device uses, or an unknown name.</summary>
@@ -100,5 +128,6 @@ internal sealed class HotplugBackends(Func<string, string?> driveUser, Func<stri
         foreach (var tap in _netdevs.Values) tap.Dispose();
         _drives.Clear();
         _netdevs.Clear();
+        _chardevs.Clear();
     }
 }

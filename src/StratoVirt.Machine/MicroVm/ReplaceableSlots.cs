@@ -55,7 +55,8 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
         _otherIds = new HashSet<string>(otherIds, StringComparer.Ordinal);
         _deviceDeleted = deviceDeleted;
         _backends = new HotplugBackends(name => _blk.FirstOrDefault(s => s.Backend == name)?.Id,
-            name => _net.FirstOrDefault(s => s.Backend == name)?.Id, fd => _net.Any(s => s.Device.BackendFd == fd));
+            name => _net.FirstOrDefault(s => s.Backend == name)?.Id, fd => _net.Any(s => s.Device.BackendFd == fd),
+            _ => null); // the microVM stores no chardevs
     }
 
     private static T OnLoop<T>(T device, EventLoop loop) where T : VirtioDevice
@@ -106,6 +107,8 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
         if (spec.Id.Length == 0) throw new HotplugException("device_add needs a non-empty id");
         if (_otherIds.Contains(spec.Id) || _blk.Any(s => s.Id == spec.Id) || _net.Any(s => s.Id == spec.Id))
             throw new HotplugException($"Device id '{spec.Id}' is already in use");
+        if (spec.Kind == HotplugKind.VhostUserBlock)
+            throw new HotplugException($"{spec.Driver} cannot be hotplugged into the microVM (its slots take virtio-blk and virtio-net; use -machine q35)");
         if (spec.Kind == HotplugKind.Block)
             Plug(_backends.Drive, _blk, spec, "block", (d, image) => d.Insert(image, spec.Serial));
         else

@@ -2,15 +2,19 @@ using System.Collections.Concurrent;
 using StratoVirt.Devices.Pci;
 using StratoVirt.Sys;
 using StratoVirt.Virtio;
+using StratoVirt.Virtio.Devices;
 using StratoVirt.Virtio.Devices.Block;
 using StratoVirt.Virtio.Devices.Net;
+using StratoVirt.Virtio.Devices.VhostUserBlock;
 using StratoVirt.Virtio.Transport.Pci;
+using StratoVirt.Virtio.VhostUser;
 
 namespace StratoVirt.Machine;
 
 /// <summary>
 /// q35's hotplug, as upstream's standard VM: PCI Express native hotplug into pcie-root-port slots. device_add
-/// builds a virtio-blk-pci (on a blockdev-add image) or virtio-net-pci (on a netdev_add tap) function, puts it at
+/// builds a virtio-blk-pci (on a blockdev-add image), virtio-net-pci (on a netdev_add tap) or vhost-user-blk-pci
+/// (connected to the backend on a chardev-add socket, which stays stored for chardev-remove) function, puts it at
 /// 00.0 behind the root port its bus= names and tells the guest through the port (presence, link, interrupt);
 /// Linux's pciehp then powers the slot on and enumerates it. device_del presses the port's attention button; when
 /// the guest has released the device and powers the slot off, the port takes the function off its bus (on that
@@ -18,9 +22,10 @@ namespace StratoVirt.Machine;
 /// devices behind a root port go the same way; those on pcie.0 cannot be unplugged (no slot to pull them from).
 /// Called on the main loop, but for <see cref="Removed"/>.
 /// </summary>
-internal sealed class PcieHotplug : IHotplug, IDisposable
+internal sealed class PcieHotplug : IHotplug, IChardevHotplug, IDisposable
 {
     public const string BlockDriver = "virtio-blk-pci", NetDriver = "virtio-net-pci";
+    public const string VhostUserBlockDriver = IChardevHotplug.VhostUserBlockDriver;
 
     private readonly VirtualMachine _vm;
     private readonly VirtioPciDevices _devices;
@@ -39,7 +44,8 @@ internal sealed class PcieHotplug : IHotplug, IDisposable
         _vm = vm;
         _devices = devices;
         _backends = new HotplugBackends(name => User(name, HotplugKind.Block), name => User(name, HotplugKind.Net),
-            fd => devices.Functions.Any(f => f.Device is VirtioNet net && net.BackendFd == fd));
+            fd => devices.Functions.Any(f => f.Device is VirtioNet net && net.BackendFd == fd),
+            name => User(name, HotplugKind.VhostUserBlock));
         _token = vm.MainLoop.Add(_removedEvent.Fd, Libc.EPOLLIN, _ => Collect());
     }
 
@@ -73,13 +79,27 @@ internal sealed class PcieHotplug : IHotplug, IDisposable
     /// <summary>Whether <paramref name="id"/> is a -device the guest has not released.</summary>
     private bool ColdPlugged(string id) => !_gone.Contains(id) && _vm.Config.Devices.Any(d => d.Id == id);
 
+    /// <summary>The hot-plugged device of that kind that took the backend <paramref name="backend"/>, until the guest
+    /// released it.</summary>
     private string? User(string backend, HotplugKind kind)
     {
         foreach (var (id, name) in _takenBackends)
-            if (name == backend && _devices.Functions.Any(f => f.Name == id && (f.Device is VirtioBlock) == (kind == HotplugKind.Block)))
+            if (name == backend && _devices.Functions.Any(f => f.Name == id && KindOf(f.Device) == kind))
                 return id;
         return null;
     }
+
+    private static HotplugKind? KindOf(VirtioDevice device) => device switch
+    {
+        VirtioBlock => HotplugKind.Block,
+        VirtioNet => HotplugKind.Net,
+        VhostUserBlock => HotplugKind.VhostUserBlock,
+        _ => null,
+    };
+
+    public void ChardevAdd(ChardevSpec spec) => _backends.ChardevAdd(spec);
+
+    public void ChardevRemove(string id) => _backends.ChardevRemove(id);
 
     public void BlockdevAdd(BlockdevSpec spec) => _backends.BlockdevAdd(spec);
 
@@ -95,9 +115,15 @@ internal sealed class PcieHotplug : IHotplug, IDisposable
         if (id.Length == 0) throw new HotplugException("device_add needs a non-empty id");
         if (_ports.ContainsKey(id) || ColdPlugged(id) || _devices.Functions.Any(f => f.Name == id))
             throw new HotplugException($"Device id '{id}' is already in use");
-        string wanted = spec.Kind == HotplugKind.Block ? BlockDriver : NetDriver;
+        string wanted = spec.Kind switch
+        {
+            HotplugKind.Block => BlockDriver,
+            HotplugKind.Net => NetDriver,
+            _ => VhostUserBlockDriver,
+        };
         if (spec.Driver != wanted)
-            throw new HotplugException($"device_add '{id}': {spec.Driver} cannot be hotplugged into the q35 machine (only {BlockDriver} and {NetDriver})");
+            throw new HotplugException($"device_add '{id}': {spec.Driver} cannot be hotplugged into the q35 machine " +
+                $"(only {BlockDriver}, {NetDriver} and {VhostUserBlockDriver})");
         if (spec.Bus is null or PciPlacement.RootBus)
             throw new HotplugException($"device_add '{id}': pcie.0 takes no hot-plugged devices; plug into a pcie-root-port (bus=<its id>)");
         if (!_ports.TryGetValue(spec.Bus, out var entry))
@@ -112,9 +138,12 @@ internal sealed class PcieHotplug : IHotplug, IDisposable
             throw new HotplugException($"device_add '{id}': root port '{spec.Bus}' is occupied by '{holder}'");
         }
 
-        VirtioDevice device = spec.Kind == HotplugKind.Block
-            ? VirtioBlock.WithImage(id, _backends.Drive(spec.Backend), spec.Serial)
-            : new VirtioNet(_backends.Netdev(spec.Backend), spec.Mac) { Id = id };
+        VirtioDevice device = spec.Kind switch
+        {
+            HotplugKind.Block => VirtioBlock.WithImage(id, _backends.Drive(spec.Backend), spec.Serial),
+            HotplugKind.Net => new VirtioNet(_backends.Netdev(spec.Backend), spec.Mac) { Id = id },
+            _ => ConnectVhostUserBlock(spec),
+        };
         device.Loop = _vm.MainLoop;
         VirtioPciFunction function;
         try
@@ -123,7 +152,9 @@ internal sealed class PcieHotplug : IHotplug, IDisposable
         }
         catch (SysException e)
         {
-            throw new HotplugException($"device_add '{id}': {e.Message}"); // the backend stays stored
+            // An image or tap stays stored (and open) for another try; a vhost-user connection is closed.
+            if (device is VhostUserDevice) device.Dispose();
+            throw new HotplugException($"device_add '{id}': {e.Message}");
         }
         _backends.Release(spec.Backend, spec.Kind);
         _takenBackends[id] = spec.Backend;
@@ -132,7 +163,26 @@ internal sealed class PcieHotplug : IHotplug, IDisposable
         function.Attach();
         port.Plug();
         if (device is VirtioBlock block) _vm.WatchBlock(block);
+        if (device is VhostUserDevice vhostUser) _vm.WatchVhostUser(vhostUser);
         Log.Info($"device '{id}' ({spec.Driver}) plugged into root port '{spec.Bus}'");
+    }
+
+    /// <summary>A vhost-user-blk on the stored chardev <see cref="DeviceAddSpec.Backend"/>, connected to its backend
+    /// (features, queues, configuration space settled now, as at start-up).</summary>
+    private VhostUserBlock ConnectVhostUserBlock(DeviceAddSpec spec)
+    {
+        if (!_vm.Memory.Regions.All(r => r.Shared))
+            throw new HotplugException($"device_add '{spec.Id}': {VhostUserBlockDriver} needs guest RAM shared with its backend: " +
+                "start the VM with -machine q35,mem-share=on (or a memory backend with share=on)");
+        string path = _backends.Chardev(spec.Backend);
+        try
+        {
+            return new VhostUserBlock(spec.Queues, spec.QueueSize, new VhostUserBackend(spec.Backend, path)) { Id = spec.Id };
+        }
+        catch (VhostUserException e)
+        {
+            throw new HotplugException($"device_add '{spec.Id}': {e.Message}");
+        }
     }
 
     public void DeviceDel(string id)

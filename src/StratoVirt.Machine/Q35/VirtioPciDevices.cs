@@ -1,5 +1,6 @@
 using StratoVirt.Boot;
 using StratoVirt.Sys;
+using StratoVirt.Devices;
 using StratoVirt.Devices.Chardev;
 using StratoVirt.Devices.Pci;
 using StratoVirt.Kvm;
@@ -25,11 +26,11 @@ internal sealed class VirtioPciDevices : IDisposable
     private readonly List<VirtioPciFunction> _functions = [];
     private readonly List<(VirtioDevice Device, PciPlacement Placement)> _unattached = [];
     private readonly List<Chardev> _chardevs = [];
-    private KvmVm? _kvmVm;
     private GuestMemory? _memory;
-    private Action<string>? _vmFailed;
-    private KvmDoorbells? _doorbells;
-    private KvmIrqfdRoutes? _irqfds;
+    private IMsiController? _msi;
+    private Func<int, IInterruptLine>? _intx;
+    private IDoorbellBinder? _doorbells;
+    private IIrqfdRoutes? _irqfds;
 
     public IReadOnlyList<VirtioPciFunction> Functions => _functions;
 
@@ -60,13 +61,23 @@ internal sealed class VirtioPciDevices : IDisposable
     /// <paramref name="ioeventfd"/>) and irqfd routes. Call once, before <see cref="Attach"/> and <see cref="NewFunction"/>.</summary>
     public void Connect(KvmVm kvmVm, GuestMemory memory, bool ioeventfd, Action<string> vmFailed)
     {
-        _kvmVm = kvmVm;
-        _memory = memory;
-        _vmFailed = vmFailed;
         Msi = new KvmMsiController(kvmVm, vmFailed);
-        _doorbells = ioeventfd ? new KvmDoorbells(kvmVm) : null;
-        _irqfds = kvmVm.System.CheckExtension(KvmCap.Irqfd) > 0 && kvmVm.System.CheckExtension(KvmCap.IrqRouting) > 0
-            ? new KvmIrqfdRoutes(kvmVm) : null;
+        Connect(memory, Msi, slot => new KvmInterruptLine(kvmVm, Q35Layout.IntxGsi(slot, 0), vmFailed),
+            ioeventfd ? new KvmDoorbells(kvmVm) : null,
+            kvmVm.System.CheckExtension(KvmCap.Irqfd) > 0 && kvmVm.System.CheckExtension(KvmCap.IrqRouting) > 0
+                ? new KvmIrqfdRoutes(kvmVm) : null);
+    }
+
+    /// <summary>The same with the interrupt sinks given: <paramref name="intx"/> makes INTA# of a pcie.0 slot (a
+    /// unit test's, without KVM).</summary>
+    internal void Connect(GuestMemory memory, IMsiController msi, Func<int, IInterruptLine> intx, IDoorbellBinder? doorbells,
+        IIrqfdRoutes? irqfds)
+    {
+        _memory = memory;
+        _msi = msi;
+        _intx = intx;
+        _doorbells = doorbells;
+        _irqfds = irqfds;
     }
 
     /// <summary>Where MSI messages go (the root ports' too).</summary>
@@ -76,8 +87,7 @@ internal sealed class VirtioPciDevices : IDisposable
     /// slot <paramref name="intxSlot"/> of pcie.0 (its own slot, or its root port's: behind a port, device 0's
     /// INTA# swizzles to the port's INTA#).</summary>
     public VirtioPciFunction NewFunction(VirtioDevice device, int intxSlot, bool multiFunction) =>
-        new(device, _memory!, new KvmInterruptLine(_kvmVm!, Q35Layout.IntxGsi(intxSlot, 0), _vmFailed!), Msi, _doorbells,
-            multiFunction, _irqfds);
+        new(device, _memory!, _intx!(intxSlot), _msi!, _doorbells, multiFunction, _irqfds);
 
     /// <summary>Puts every created device on its bus at its address: pcie.0 (<paramref name="root"/>) or the
     /// secondary bus of one of <paramref name="ports"/> (by id, with the port's slot on pcie.0), at slot 0 there. A

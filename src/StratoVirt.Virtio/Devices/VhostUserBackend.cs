@@ -15,11 +15,14 @@ public sealed record VhostUserBackend(string Chardev, string Path)
             : throw new UsageException($"option -device: {driver} needs a unix socket chardev (-chardev socket,id={chardev.Id},path=<backend socket>,server,nowait)");
     }
 
+    /// <summary>Whether <paramref name="size"/> is a power of two from 2 to 1024.</summary>
+    public static bool ValidQueueSize(int size) => size is >= 2 and <= 1024 && (size & (size - 1)) == 0;
+
     /// <summary>queue-size=: a power of two from 2 to 1024.</summary>
     public static ushort QueueSize(OptionValue v, string driver, ushort defaultSize)
     {
         int size = v.GetInt("queue-size", 2, 1024) ?? defaultSize;
-        return (size & (size - 1)) == 0 ? (ushort)size
+        return ValidQueueSize(size) ? (ushort)size
             : throw new UsageException($"option -device: {driver} queue-size={size} is not a power of two");
     }
 }

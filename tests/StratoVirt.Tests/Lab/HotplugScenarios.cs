@@ -17,16 +17,16 @@ public static class HotplugScenarios
     }
 
     /// <summary>The start of a hotplug host script: the VMM runs in the background with its console in
-    /// /tmp/&lt;name&gt;.out and QMP on /tmp/qmp-&lt;name&gt;.sock; waitfor &lt;console text&gt; polls up to 240 s
-    /// (printing &lt;timeoutMarker&gt; and the text if it never comes), qmp &lt;command&gt; &lt;prefix&gt; prints the
-    /// reply lines after the prefix.</summary>
+    /// /tmp/&lt;name&gt;.out and QMP on /tmp/qmp-&lt;name&gt;.sock; waitfor &lt;console text&gt; polls up to 240 s, or
+    /// until the guest's test has ended (printing &lt;timeoutMarker&gt; and the text if it never comes), qmp
+    /// &lt;command&gt; &lt;prefix&gt; prints the reply lines after the prefix.</summary>
     internal static string Prologue(string name, string timeoutMarker) => $$"""
         rm -f /tmp/qmp-{{name}}.sock /tmp/{{name}}.out
         "$VMM" "$@" >/tmp/{{name}}.out 2>&1 &
         vmm=$!
-        waitfor() {  # waitfor <console text>: up to 240 s
+        waitfor() {  # waitfor <console text>: up to 240 s, or until the guest's test has ended
             n=0
-            until grep -q "$1" /tmp/{{name}}.out || [ $n -ge 1200 ]; do sleep 0.2; n=$((n + 1)); done
+            until grep -q -e "$1" -e GUEST-TEST-END /tmp/{{name}}.out || [ $n -ge 1200 ]; do sleep 0.2; n=$((n + 1)); done
             grep -q "$1" /tmp/{{name}}.out || echo "{{timeoutMarker}} $1"
         }
         qmp() { qmp-send /tmp/qmp-{{name}}.sock "$1" | grep -v '^{"QMP"' | sed "s/^/$2 /"; }

@@ -240,6 +240,56 @@ public sealed class Q35LabTests(ITestOutputHelper output)
         Assert.True(s.OutputContains("pciehp: Slot(2): Card not present"), s.Text);
     }
 
+    /// <summary>vhost-user-blk-pci on qemu-storage-daemon plugged into an empty root port over QMP (chardev-add,
+    /// device_add), written and read by the guest, unplugged (device_del with fast unplug, chardev-remove) and
+    /// plugged again (see <see cref="Q35Scenarios"/>).</summary>
+    [Fact]
+    public void VhostUserBlkPciIsHotPluggedIntoARootPortUnpluggedAndPluggedAgain()
+    {
+        var s = LabSession.Instance.Ended("q35-vublk-hotplug", output);
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-TEST-END", "q35-vublk rc=0");
+        Assert.DoesNotContain(s.Output, l => l.StartsWith("HOST-Q35VUBLK-TIMEOUT", StringComparison.Ordinal));
+        // A chardev nobody added: one error reply, and the VM goes on (the same id and port are taken next).
+        var refused = Lines(s, "HOST-Q35VUBLK-ERR-CHARDEV ");
+        Assert.True(refused.Count == 1, s.Text);
+        Assert.Contains("\"error\":{\"class\":\"GenericError\"", refused[0]);
+        Assert.Contains("not found for vhost user blk", refused[0]);
+        s.AssertMarker("HOST-Q35VUBLK-CHARDEV-ADD", "{\"return\":{}}");
+        s.AssertMarker("HOST-Q35VUBLK-PLUG", "{\"return\":{}}");
+        Assert.Contains("Chardev vubc is in use by device 'vublk1'", s.GuestMarker("HOST-Q35VUBLK-ERR-IN-USE"));
+        // The guest: a virtio-blk function (0x1042) behind pcie.1 (bus 1) bound by virtio-pci, with the image's size
+        // and head; a MiB written reads back past the cache.
+        s.AssertMarker("GUEST-Q35VUBLK-PCI", "0000:01:00.0 0x1af4:0x1042 driver=virtio-pci");
+        s.AssertMarker("GUEST-Q35VUBLK-SECTORS", (Q35Scenarios.VhostUserBlkImageMiB * 2048).ToString());
+        s.AssertMarker("GUEST-Q35VUBLK-HEAD", Q35Scenarios.VhostUserBlkHead);
+        s.AssertMarker("GUEST-Q35VUBLK-WRITE", "ok");
+        string written = s.GuestMarker("GUEST-Q35VUBLK-WRITTEN") ?? "";
+        Assert.Matches("^[0-9a-f]{64}$", written);
+        s.AssertMarker("GUEST-Q35VUBLK-READ", written);
+        var irqs = Lines(s, "GUEST-Q35VUBLK-IRQ ");
+        Assert.Contains(irqs, l => l.Contains("PCI-MSI", StringComparison.Ordinal) && l.Contains("-req.0", StringComparison.Ordinal));
+        // Unplug: the reply at once, DEVICE_DELETED once the guest powered the slot off; then the chardev goes.
+        var unplug = Lines(s, "HOST-Q35VUBLK-UNPLUG ");
+        Assert.True(unplug.Count == 2, s.Text);
+        Assert.Equal("{\"return\":{}}", unplug[0]);
+        Assert.Contains("\"event\":\"DEVICE_DELETED\",\"data\":{\"device\":\"vublk1\",\"path\":\"/machine/peripheral/vublk1\"}", unplug[1]);
+        Assert.True(s.OutputContains("pciehp: Slot(1): Card not present"), s.Text);
+        s.AssertMarker("HOST-Q35VUBLK-CHARDEV-REMOVE", "{\"return\":{}}");
+        Assert.Contains("\"status\":\"running\"", s.GuestMarker("HOST-Q35VUBLK-STATUS"));
+        string after = s.GuestMarker("GUEST-Q35VUBLK-UNPLUGGED") ?? "";
+        Assert.Contains("0000:00:02.0", after);
+        Assert.DoesNotContain("0000:01:00.0", after);
+        // Plugged again on a new connection to the daemon: the MiB the guest wrote is there.
+        s.AssertMarker("HOST-Q35VUBLK-CHARDEV-READD", "{\"return\":{}}");
+        s.AssertMarker("HOST-Q35VUBLK-REPLUG", "{\"return\":{}}");
+        s.AssertMarker("GUEST-Q35VUBLK-REPLUGGED", "0000:01:00.0");
+        s.AssertMarker("GUEST-Q35VUBLK-REREAD", written);
+        // And in the image once the daemon ended.
+        s.AssertMarker("HOST-Q35VUBLK-IMAGE-HEAD", Q35Scenarios.VhostUserBlkHead);
+        s.AssertMarker("HOST-Q35VUBLK-IMAGE", written);
+    }
+
     private LabScenario Hotplug(string name)
     {
         var s = LabSession.Instance.Ended(name, output);

@@ -131,6 +131,51 @@ public static class Q35Scenarios
         "-device pcie-root-port,id=pcie.3,port=0x3,chassis=3,bus=pcie.0,addr=0x3 " +
         "-drive id=d0,file=/tmp/q35hp-cold.img,direct=off -device virtio-blk-pci,drive=d0,id=blk0,bus=pcie.1,addr=0x0" + global;
 
+    /// <summary>Size of q35-vublk-hotplug's image and the known text at its head.</summary>
+    public const int VhostUserBlkImageMiB = 16;
+    public const string VhostUserBlkHead = "STRATOVIRT-VUBLK-DISK";
+
+    /// <summary>The host side of q35-vublk-hotplug: an image with a known head exported by qemu-storage-daemon
+    /// (<see cref="VhostUserScenarios.StartStorageDaemon"/>), the VMM in the background with QMP; once the guest is
+    /// ready, device_add vhost-user-blk-pci on a chardev nobody added, then chardev-add and device_add into pcie.1
+    /// (and chardev-remove while the device uses it); once the guest wrote, device_del waiting for DEVICE_DELETED,
+    /// chardev-remove and query-status; once the function is gone from the guest, chardev-add and device_add again.
+    /// After the VM, the daemon's end, the image's head and the hash of the MiB at 1 MiB.</summary>
+    private static readonly string VhostUserBlkHotplugHost = $"""
+        cat >/tmp/lab-q35-vublk-host.sh <<'Q35VUBLK'
+        printf '{VhostUserBlkHead}' >/tmp/vublk.img
+        truncate -s {VhostUserBlkImageMiB}M /tmp/vublk.img
+        {VhostUserScenarios.StartStorageDaemon}
+
+        """ + HotplugScenarios.Prologue("q35vublk", "HOST-Q35VUBLK-TIMEOUT") + """
+        chardev='{"execute":"chardev-add","arguments":{"id":"vubc","backend":{"type":"socket","data":{"addr":{"type":"unix","data":{"path":"/tmp/vublk.sock"}},"server":false}}}}'
+        plug() { qmp "{\"execute\":\"device_add\",\"arguments\":{\"id\":\"vublk1\",\"driver\":\"vhost-user-blk-pci\",\"chardev\":\"$1\",\"bus\":\"pcie.1\",\"addr\":\"0x0\"}}" "$2"; }
+        waitfor GUEST-Q35VUBLK-READY
+        plug nosuch HOST-Q35VUBLK-ERR-CHARDEV
+        qmp "$chardev" HOST-Q35VUBLK-CHARDEV-ADD
+        plug vubc HOST-Q35VUBLK-PLUG
+        qmp '{"execute":"chardev-remove","arguments":{"id":"vubc"}}' HOST-Q35VUBLK-ERR-IN-USE
+        waitfor GUEST-Q35VUBLK-PLUGGED
+        qmp-send /tmp/qmp-q35vublk.sock '{"execute":"device_del","arguments":{"id":"vublk1"}}' --wait-event DEVICE_DELETED | grep -v '^{"QMP"' | sed 's/^/HOST-Q35VUBLK-UNPLUG /'
+        qmp '{"execute":"chardev-remove","arguments":{"id":"vubc"}}' HOST-Q35VUBLK-CHARDEV-REMOVE
+        qmp '{"execute":"query-status"}' HOST-Q35VUBLK-STATUS
+        waitfor GUEST-Q35VUBLK-UNPLUGGED
+        qmp "$chardev" HOST-Q35VUBLK-CHARDEV-READD
+        plug vubc HOST-Q35VUBLK-REPLUG
+        waitfor GUEST-TEST-END
+        wait $vmm
+        rc=$?
+
+        """ + VhostUserScenarios.StopStorageDaemon + $"""
+
+        echo "HOST-Q35VUBLK-IMAGE-HEAD $(head -c {VhostUserBlkHead.Length} /tmp/vublk.img)"
+        echo "HOST-Q35VUBLK-IMAGE $(dd if=/tmp/vublk.img bs=1M skip=1 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)"
+        grep -E "GUEST-|pciehp|virtio_blk|vhost-user|plugged into|vublk1" /tmp/q35vublk.out
+        rm -f /tmp/vublk.img /tmp/vublk.sock /tmp/qsd.log
+        exit $rc
+        Q35VUBLK
+        """;
+
     /// <summary>The microVM's lab test <paramref name="test"/> on a q35 with <paramref name="cpus"/> vCPUs and the
     /// devices on virtio-pci.</summary>
     private static string Guest(string name, string test, int cpus, string devices, string append = "", string vmm = "\"$VMM\"",
@@ -177,5 +222,12 @@ public static class Q35Scenarios
         Hotplug("q35-hotplug", ""),
         // The same with Kata's and Kuasar's -global: the guest powers the slot off without its 5 s button delay.
         Hotplug("q35-hotplug-fast", " -global pcie-root-port.fast-unplug=1"),
+        // vhost-user-blk-pci plugged over QMP (chardev-add, device_add) into an empty root port, with guest RAM
+        // shared with qemu-storage-daemon; unplugged with fast unplug, and plugged again.
+        VhostUserBlkHotplugHost,
+        "scenario q35-vublk-hotplug 300 env STRATOVIRT_LOG_LEVEL=info sh /tmp/lab-q35-vublk-host.sh -machine q35,mem-share=on " +
+        "-kernel \"$KERNEL\" -initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=q35-vublk\" " +
+        $"-m {MemoryMiB} -smp {Cpus} -serial stdio -name q35-vublk-hotplug -D -qmp unix:/tmp/qmp-q35vublk.sock,server,nowait " +
+        "-device pcie-root-port,id=pcie.1,port=0x1,chassis=1,bus=pcie.0,addr=0x2 -global pcie-root-port.fast-unplug=1",
     ];
 }

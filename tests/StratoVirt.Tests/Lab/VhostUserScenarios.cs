@@ -77,24 +77,37 @@ public static class VhostUserScenarios
         VUFSKILL
         """;
 
-    /// <summary>The host side of vhost-user-blk: an 80 MiB raw image exported by qemu-storage-daemon, the VM, then
-    /// the hash of the image's first 64 MiB.</summary>
-    private const string BlkHost = """
-        cat >/tmp/lab-vublk-host.sh <<'VUBLKHOST'
-        rm -f /tmp/vublk.sock /tmp/vublk.img
-        truncate -s 80M /tmp/vublk.img
+    /// <summary>Shared by the vhost-user-blk host scripts: qemu-storage-daemon exporting /tmp/vublk.img (the
+    /// caller makes it) writable on /tmp/vublk.sock, its pid in $qsd and its output in /tmp/qsd.log.</summary>
+    internal const string StartStorageDaemon = """
+        rm -f /tmp/vublk.sock
         qemu-storage-daemon --blockdev driver=file,node-name=disk0,filename=/tmp/vublk.img \
             --export type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=/tmp/vublk.sock,writable=on \
             >/tmp/qsd.log 2>&1 &
         qsd=$!
         n=0
         until [ -S /tmp/vublk.sock ] || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
-        "$VMM" "$@"
-        rc=$?
-        echo "HOST-VUBLK-IMAGE $(dd if=/tmp/vublk.img bs=1M count=64 2>/dev/null | sha256sum | cut -d' ' -f1)"
+        """;
+
+    /// <summary>Ends <see cref="StartStorageDaemon"/>'s daemon and prints the end of its output as HOST-VUBLK-QSD
+    /// lines.</summary>
+    internal const string StopStorageDaemon = """
         kill $qsd 2>/dev/null
         wait $qsd
         sed 's/^/HOST-VUBLK-QSD /' /tmp/qsd.log | tail -n 5
+        """;
+
+    /// <summary>The host side of vhost-user-blk: an 80 MiB raw image exported by qemu-storage-daemon, the VM, then
+    /// the hash of the image's first 64 MiB.</summary>
+    private const string BlkHost = $$"""
+        cat >/tmp/lab-vublk-host.sh <<'VUBLKHOST'
+        rm -f /tmp/vublk.img
+        truncate -s 80M /tmp/vublk.img
+        {{StartStorageDaemon}}
+        "$VMM" "$@"
+        rc=$?
+        echo "HOST-VUBLK-IMAGE $(dd if=/tmp/vublk.img bs=1M count=64 2>/dev/null | sha256sum | cut -d' ' -f1)"
+        {{StopStorageDaemon}}
         rm -f /tmp/vublk.sock /tmp/vublk.img /tmp/qsd.log
         exit $rc
         VUBLKHOST

@@ -60,12 +60,42 @@ public sealed class PcieHotplugTests : IDisposable
             Refusal(() => _hotplug.DeviceAdd(Blk("pcie.9"))));
         Assert.Equal("device_add 'blk1': addr 0x3: a device behind root port 'pcie.1' sits at slot 0 (addr 0x0)",
             Refusal(() => _hotplug.DeviceAdd(Blk("pcie.1", 3))));
-        Assert.Contains("virtio-blk-mmio cannot be hotplugged into the q35 machine (only virtio-blk-pci and virtio-net-pci)",
+        Assert.Contains("virtio-blk-mmio cannot be hotplugged into the q35 machine (only virtio-blk-pci, virtio-net-pci and vhost-user-blk-pci)",
             Refusal(() => _hotplug.DeviceAdd(Blk("pcie.1", driver: "virtio-blk-mmio"))));
         Assert.Equal("Device id 'pcie.1' is already in use",
             Refusal(() => _hotplug.DeviceAdd(Blk("pcie.1") with { Id = "pcie.1" })));
         Assert.Equal("No block device node 'd1' (add it first)", Refusal(() => _hotplug.DeviceAdd(Blk("pcie.1"))));
         Assert.Empty(_port.Secondary.Functions);
+    }
+
+    private static DeviceAddSpec VhostUserBlk(string chardev, string id = "vub1") =>
+        new(id, HotplugKind.VhostUserBlock, chardev, 0, null, null) { Driver = PcieHotplug.VhostUserBlockDriver, Bus = "pcie.1" };
+
+    [Fact]
+    public void ChardevsAreStoredOnceAndRemovedOnce()
+    {
+        _hotplug.ChardevAdd(new ChardevSpec("c1", "/tmp/none.sock"));
+        Assert.Equal("Chardev \"c1\" has been added", Refusal(() => _hotplug.ChardevAdd(new ChardevSpec("c1", "/tmp/other.sock"))));
+        _hotplug.ChardevRemove("c1");
+        Assert.Equal("Chardev c1 not found", Refusal(() => _hotplug.ChardevRemove("c1")));
+    }
+
+    [Fact]
+    public void VhostUserBlkPciRefusesUnsharedRamAnUnknownChardevAndABackendNobodyServes()
+    {
+        _vm.Memory = new StratoVirt.Memory.GuestMemory([(0UL, 1UL << 20)], StratoVirt.Memory.RamBacking.Default);
+        _hotplug.ChardevAdd(new ChardevSpec("c1", "/tmp/stratovirt-nobody-listens.sock"));
+        Assert.Contains("needs guest RAM shared with its backend", Refusal(() => _hotplug.DeviceAdd(VhostUserBlk("c1"))));
+        _vm.Memory.Dispose();
+        _vm.Memory = new StratoVirt.Memory.GuestMemory([(0UL, 1UL << 20)],
+            new StratoVirt.Memory.RamBacking { Kind = StratoVirt.Memory.RamBackingKind.Memfd, Shared = true });
+        Assert.Equal("Failed to add vhost user blk pci: Chardev: \"nope\" not found for vhost user blk",
+            Refusal(() => _hotplug.DeviceAdd(VhostUserBlk("nope"))));
+        Assert.Contains("vhost-user socket /tmp/stratovirt-nobody-listens.sock: nobody listens on it",
+            Refusal(() => _hotplug.DeviceAdd(VhostUserBlk("c1"))));
+        Assert.Empty(_port.Secondary.Functions);
+        _hotplug.ChardevRemove("c1"); // no device took it
+        _vm.Memory.Dispose();
     }
 
     [Fact]

@@ -15,11 +15,7 @@ public sealed class QmpHotplugTests
 
     public QmpHotplugTests() => _dispatcher = new QmpDispatcher(_machine, _machine, _fds);
 
-    private string Send(string json)
-    {
-        byte[] reply = _dispatcher.Handle(Encoding.UTF8.GetBytes(json), new QmpSession(new LeakBucket(0, TimeProvider.System), canPassFds: true) { Negotiated = true }, out _);
-        return Encoding.UTF8.GetString(reply).TrimEnd('\n');
-    }
+    private string Send(string json) => SendTo(_dispatcher, json);
 
     private void AssertError(string json, string fragment)
     {
@@ -82,7 +78,7 @@ public sealed class QmpHotplugTests
     }
 
     [Theory]
-    [InlineData("""{"id":"d","driver":"virtio-rng-device"}""", "virtio-rng-device cannot be hotplugged (only virtio-blk and virtio-net)")]
+    [InlineData("""{"id":"d","driver":"virtio-rng-device"}""", "virtio-rng-device cannot be hotplugged (only virtio-blk and virtio-net and vhost-user-blk-pci)")]
     [InlineData("""{"id":"d","driver":"virtio-blk-pci","bus":1}""", "Invalid parameter type for 'bus'")]
     [InlineData("""{"id":"d","driver":"virtio-blk-mmio","addr":"0xzz"}""", "Invalid addr '0xzz' for device d")]
     [InlineData("""{"id":"d","driver":"virtio-blk-mmio","lun":-1}""", "Invalid lun -1")]
@@ -127,6 +123,75 @@ public sealed class QmpHotplugTests
         AssertError($$"""{"execute":"netdev_add","arguments":{{arguments}}}""", fragment);
         Assert.Empty(_machine.Calls);
     }
+
+    /// <summary>A q35-like double: the recording machine's hotplug, and chardevs recorded too.</summary>
+    private sealed class Q35Double : IHotplug, IChardevHotplug
+    {
+        public readonly RecordingMachine M = new();
+        public List<object> Calls => M.Calls;
+        public void BlockdevAdd(BlockdevSpec spec) => M.BlockdevAdd(spec);
+        public void BlockdevDel(string nodeName) => M.BlockdevDel(nodeName);
+        public void NetdevAdd(NetdevSpec spec) => M.NetdevAdd(spec);
+        public void NetdevDel(string id) => M.NetdevDel(id);
+        public void DeviceAdd(DeviceAddSpec spec) => M.DeviceAdd(spec);
+        public void DeviceDel(string id) => M.DeviceDel(id);
+        public void ChardevAdd(ChardevSpec spec) => M.Calls.Add(spec);
+        public void ChardevRemove(string id) => M.Calls.Add($"chardev-remove {id}");
+    }
+
+    private static string SendTo(QmpDispatcher dispatcher, string json) => Encoding.UTF8.GetString(dispatcher.Handle(
+        Encoding.UTF8.GetBytes(json), new QmpSession(new LeakBucket(0, TimeProvider.System), canPassFds: true) { Negotiated = true }, out _)).TrimEnd('\n');
+
+    private const string ChardevAdd = """{"execute":"chardev-add","arguments":{"id":"vub1","backend":{"type":"socket","data":{"addr":{"type":"unix","data":{"path":"/tmp/vub.sock"}},"server":false}}}}""";
+
+    [Fact]
+    public void ChardevAddAndVhostUserBlkPciReachAMachineThatStoresChardevs()
+    {
+        var q35 = new Q35Double();
+        var dispatcher = new QmpDispatcher(_machine, q35, _fds);
+        Assert.Equal(Ok, SendTo(dispatcher, ChardevAdd));
+        Assert.Equal(new ChardevSpec("vub1", "/tmp/vub.sock"), q35.Calls[^1]);
+        Assert.Equal(Ok, SendTo(dispatcher, """{"execute":"device_add","arguments":{"id":"vublk1","driver":"vhost-user-blk-pci","chardev":"vub1","bus":"pcie.1","addr":"0x0","num-queues":2,"queue-size":256}}"""));
+        Assert.Equal(new DeviceAddSpec("vublk1", HotplugKind.VhostUserBlock, "vub1", 0, null, null)
+            { Driver = "vhost-user-blk-pci", Bus = "pcie.1", Queues = 2, QueueSize = 256 }, q35.Calls[^1]);
+        Assert.Equal(Ok, SendTo(dispatcher, """{"execute":"device_add","arguments":{"id":"v2","driver":"vhost-user-blk-pci","chardev":"vub1","bus":"pcie.2"}}"""));
+        Assert.Equal((1, (ushort)128), (((DeviceAddSpec)q35.Calls[^1]).Queues, ((DeviceAddSpec)q35.Calls[^1]).QueueSize));
+        Assert.Equal(Ok, SendTo(dispatcher, """{"execute":"chardev-remove","arguments":{"id":"vub1"}}"""));
+        Assert.Equal("chardev-remove vub1", q35.Calls[^1]);
+    }
+
+    [Theory]
+    [InlineData("""{"id":"c","backend":{"type":"file","data":{"addr":{"type":"unix","data":{"path":"/a"}},"server":false}}}""", "Invalid parameter 'backend' for 'file'")]
+    [InlineData("""{"id":"c","backend":{"type":"socket","data":{"addr":{"type":"unix","data":{"path":"/a"}},"server":true}}}""", "Invalid parameter 'backend' for 'server'")]
+    [InlineData("""{"id":"c","backend":{"type":"socket","data":{"addr":{"type":"inet","data":{"path":"/a"}},"server":false}}}""", "Invalid parameter 'backend' for 'addr'")]
+    [InlineData("""{"id":"","backend":{"type":"socket","data":{"addr":{"type":"unix","data":{"path":"/a"}},"server":false}}}""", "chardev-add: id is empty")]
+    [InlineData("""{"id":"c","backend":{"type":"socket","data":{"addr":{"type":"unix","data":{"path":"/a"}}}}}""", "Parameter 'backend.data.server' is missing")]
+    [InlineData("""{"id":"c","backend":{"type":"socket","data":{"addr":{"type":"unix","data":{"path":"/a"}},"server":false,"nowait":true}}}""", "Parameter 'backend.data.nowait' is unexpected")]
+    public void BadChardevAddArgumentsAreRefused(string arguments, string fragment)
+    {
+        var q35 = new Q35Double();
+        string reply = SendTo(new QmpDispatcher(_machine, q35, _fds), $$"""{"execute":"chardev-add","arguments":{{arguments}}}""");
+        Assert.StartsWith("{\"error\":{\"class\":\"GenericError\"", reply);
+        Assert.True(reply.Contains(fragment, StringComparison.Ordinal), reply);
+        Assert.Empty(q35.Calls);
+    }
+
+    [Theory]
+    [InlineData("""{"id":"v","driver":"vhost-user-blk-pci","bus":"pcie.1"}""", "vhost-user-blk-pci needs chardev")]
+    [InlineData("""{"id":"v","driver":"vhost-user-blk-pci","chardev":"c","num-queues":17}""", "num-queues 17 is not from 1 to 16")]
+    [InlineData("""{"id":"v","driver":"vhost-user-blk-pci","chardev":"c","num-queues":0}""", "num-queues 0 is not from 1 to 16")]
+    [InlineData("""{"id":"v","driver":"vhost-user-blk-pci","chardev":"c","queue-size":100}""", "queue-size 100 is not a power of two")]
+    [InlineData("""{"id":"v","driver":"vhost-user-blk-pci","chardev":"c","queue-size":2048}""", "queue-size 2048 is not a power of two")]
+    [InlineData("""{"id":"v","driver":"vhost-user-blk-pci","chardev":"c","num-queues":"2"}""", "Invalid parameter type for 'num-queues'")]
+    public void BadVhostUserBlkPciArgumentsAreRefused(string arguments, string fragment)
+    {
+        AssertError($$"""{"execute":"device_add","arguments":{{arguments}}}""", fragment);
+        Assert.Empty(_machine.Calls);
+    }
+
+    [Fact]
+    public void WithoutChardevStorageChardevAddKeepsUpstreamsMicroVmText() =>
+        AssertError(ChardevAdd, "chardev_add not supported yet for microVM");
 
     [Fact]
     public void TheMachinesRefusalIsTheErrorAndMissingArgumentsAreNamed()

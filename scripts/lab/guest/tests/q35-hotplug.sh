@@ -3,17 +3,7 @@
 # disk into pcie.2 and a NIC into pcie.3 over QMP; pciehp powers the slots on and the guest reads the disk's known
 # head and pings the host through the NIC. Then the host unplugs the disk (device_del): after the attention
 # button's delay the guest releases it and powers the slot off, and the function leaves /sys/bus/pci/devices.
-wait_for() {  # wait_for <path> [gone]: up to 180 s
-    n=0
-    if [ "$2" = gone ]; then
-        until [ ! -e "$1" ] || [ $n -ge 900 ]; do sleep 0.2; n=$((n + 1)); done
-        [ ! -e "$1" ]
-    else
-        until [ -e "$1" ] || [ $n -ge 900 ]; do sleep 0.2; n=$((n + 1)); done
-        [ -e "$1" ]
-    fi
-}
-pci_of() { readlink -f "$1" | cut -d/ -f6; }  # /sys/devices/pci0000:00/<port>/<function>/...
+. /tests/wait-for.sh
 for d in /sys/bus/pci/devices/*; do
     [ "$(cat "$d/class")" = 0x060400 ] || continue
     echo "GUEST-Q35HP-PORT $(basename "$d") $(cat "$d/vendor"):$(cat "$d/device") driver=$(basename "$(readlink "$d/driver")")"

@@ -8,6 +8,10 @@ public sealed record VhostUserBlockConfig(string Id, VhostUserBackend Backend, i
 {
     private const string Driver = "vhost-user-blk-device";
 
+    /// <summary>num-queues at most, and queue-size when not given (the command line's and device_add's).</summary>
+    public const int MaxQueues = 16;
+    public const ushort DefaultQueueSize = 128;
+
     public static readonly VirtioDeviceType Type = new("vhost-user-blk", VirtioSlotClass.Other)
     {
         Drivers = [new(Driver, ["chardev", "num-queues", "queue-size"], ParseDevice)],
@@ -26,7 +30,7 @@ public sealed record VhostUserBlockConfig(string Id, VhostUserBackend Backend, i
     private static VhostUserBlockConfig ParseDevice(OptionValue v, IDeviceOptionContext context)
     {
         var backend = VhostUserBackend.Parse(v, context, Driver);
-        int queues = v.GetInt("num-queues", 1, 16) ?? 1;
-        return new VhostUserBlockConfig(context.DeviceId(v), backend, queues, VhostUserBackend.QueueSize(v, Driver, 128));
+        int queues = v.GetInt("num-queues", 1, MaxQueues) ?? 1;
+        return new VhostUserBlockConfig(context.DeviceId(v), backend, queues, VhostUserBackend.QueueSize(v, Driver, DefaultQueueSize));
     }
 }
