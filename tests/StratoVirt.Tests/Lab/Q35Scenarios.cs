@@ -135,19 +135,52 @@ public static class Q35Scenarios
     public const int VhostUserBlkImageMiB = 16;
     public const string VhostUserBlkHead = "STRATOVIRT-VUBLK-DISK";
 
+    /// <summary>Shared by the vhost-user-blk-pci host scripts: the image with its known head, exported by
+    /// qemu-storage-daemon (<see cref="VhostUserScenarios.StartStorageDaemon"/>).</summary>
+    private static readonly string VhostUserBlkImageAndDaemon = $"""
+        printf '{VhostUserBlkHead}' >/tmp/vublk.img
+        truncate -s {VhostUserBlkImageMiB}M /tmp/vublk.img
+        {VhostUserScenarios.StartStorageDaemon}
+
+        """;
+
+    /// <summary>Shared by the vhost-user-blk-pci host scripts once the VM is gone: the daemon's end, then the image's
+    /// head and the hash of the MiB at 1 MiB the guest wrote.</summary>
+    private static readonly string VhostUserBlkDaemonEndAndImage = VhostUserScenarios.StopStorageDaemon + $"""
+
+        echo "HOST-Q35VUBLK-IMAGE-HEAD $(head -c {VhostUserBlkHead.Length} /tmp/vublk.img)"
+        echo "HOST-Q35VUBLK-IMAGE $(dd if=/tmp/vublk.img bs=1M skip=1 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)"
+
+        """;
+
+    /// <summary>The host side of q35-vublk-cold: the image and the daemon, the VM with the disk given by -device,
+    /// then the daemon's end and the image.</summary>
+    private static readonly string VhostUserBlkColdHost = """
+        cat >/tmp/lab-q35-vublk-cold-host.sh <<'Q35VUBCOLD'
+
+        """ + VhostUserBlkImageAndDaemon + """
+        "$VMM" "$@"
+        rc=$?
+
+        """ + VhostUserBlkDaemonEndAndImage + """
+        rm -f /tmp/vublk.img /tmp/vublk.sock /tmp/qsd.log
+        exit $rc
+        Q35VUBCOLD
+        """;
+
+    /// <summary>The slot of q35-vublk-cold's vhost-user-blk-pci on pcie.0.</summary>
+    public const string VhostUserBlkColdAddress = "0000:00:05.0";
+
     /// <summary>The host side of q35-vublk-hotplug: an image with a known head exported by qemu-storage-daemon
     /// (<see cref="VhostUserScenarios.StartStorageDaemon"/>), the VMM in the background with QMP; once the guest is
     /// ready, device_add vhost-user-blk-pci on a chardev nobody added, then chardev-add and device_add into pcie.1
     /// (and chardev-remove while the device uses it); once the guest wrote, device_del waiting for DEVICE_DELETED,
     /// chardev-remove and query-status; once the function is gone from the guest, chardev-add and device_add again.
     /// After the VM, the daemon's end, the image's head and the hash of the MiB at 1 MiB.</summary>
-    private static readonly string VhostUserBlkHotplugHost = $"""
+    private static readonly string VhostUserBlkHotplugHost = """
         cat >/tmp/lab-q35-vublk-host.sh <<'Q35VUBLK'
-        printf '{VhostUserBlkHead}' >/tmp/vublk.img
-        truncate -s {VhostUserBlkImageMiB}M /tmp/vublk.img
-        {VhostUserScenarios.StartStorageDaemon}
 
-        """ + HotplugScenarios.Prologue("q35vublk", "HOST-Q35VUBLK-TIMEOUT") + """
+        """ + VhostUserBlkImageAndDaemon + HotplugScenarios.Prologue("q35vublk", "HOST-Q35VUBLK-TIMEOUT") + """
         chardev='{"execute":"chardev-add","arguments":{"id":"vubc","backend":{"type":"socket","data":{"addr":{"type":"unix","data":{"path":"/tmp/vublk.sock"}},"server":false}}}}'
         plug() { qmp "{\"execute\":\"device_add\",\"arguments\":{\"id\":\"vublk1\",\"driver\":\"vhost-user-blk-pci\",\"chardev\":\"$1\",\"bus\":\"pcie.1\",\"addr\":\"0x0\"}}" "$2"; }
         waitfor GUEST-Q35VUBLK-READY
@@ -166,10 +199,7 @@ public static class Q35Scenarios
         wait $vmm
         rc=$?
 
-        """ + VhostUserScenarios.StopStorageDaemon + $"""
-
-        echo "HOST-Q35VUBLK-IMAGE-HEAD $(head -c {VhostUserBlkHead.Length} /tmp/vublk.img)"
-        echo "HOST-Q35VUBLK-IMAGE $(dd if=/tmp/vublk.img bs=1M skip=1 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)"
+        """ + VhostUserBlkDaemonEndAndImage + """
         grep -E "GUEST-|pciehp|virtio_blk|vhost-user|plugged into|vublk1" /tmp/q35vublk.out
         rm -f /tmp/vublk.img /tmp/vublk.sock /tmp/qsd.log
         exit $rc
@@ -179,8 +209,8 @@ public static class Q35Scenarios
     /// <summary>The microVM's lab test <paramref name="test"/> on a q35 with <paramref name="cpus"/> vCPUs and the
     /// devices on virtio-pci.</summary>
     private static string Guest(string name, string test, int cpus, string devices, string append = "", string vmm = "\"$VMM\"",
-        int timeout = 420) =>
-        $"scenario {name} {timeout} env STRATOVIRT_LOG_LEVEL=info {vmm} -machine q35 -kernel \"$KERNEL\" -initrd \"$INITRD\" " +
+        int timeout = 420, string machine = "q35") =>
+        $"scenario {name} {timeout} env STRATOVIRT_LOG_LEVEL=info {vmm} -machine {machine} -kernel \"$KERNEL\" -initrd \"$INITRD\" " +
         $"-append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test={test}{append}\" " +
         $"-m {MemoryMiB} -smp {cpus} -serial stdio -name {name} -D {devices}";
 
@@ -229,5 +259,11 @@ public static class Q35Scenarios
         "-kernel \"$KERNEL\" -initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=q35-vublk\" " +
         $"-m {MemoryMiB} -smp {Cpus} -serial stdio -name q35-vublk-hotplug -D -qmp unix:/tmp/qmp-q35vublk.sock,server,nowait " +
         "-device pcie-root-port,id=pcie.1,port=0x1,chassis=1,bus=pcie.0,addr=0x2 -global pcie-root-port.fast-unplug=1",
+        // The same device given with -device at start-up, on pcie.0: the guest's checks of the disk, then power-off.
+        VhostUserBlkColdHost,
+        Guest("q35-vublk-cold", "q35-vublk", Cpus,
+            "-chardev socket,id=vubc,path=/tmp/vublk.sock,server,nowait " +
+            "-device vhost-user-blk-pci,chardev=vubc,id=vublk0,bus=pcie.0,addr=0x5",
+            append: " lab.vublk=cold", vmm: "sh /tmp/lab-q35-vublk-cold-host.sh", timeout: 240, machine: "q35,mem-share=on"),
     ];
 }
