@@ -317,6 +317,27 @@ public sealed class Q35LabTests(ITestOutputHelper output)
         s.AssertMarker("HOST-Q35VUBLK-IMAGE", written);
     }
 
+    /// <summary>vhost-net behind virtio-net-pci (see <see cref="Q35Scenarios"/>): the net test's ping and 16 MiB each
+    /// way, the NIC's queues on MSI-X, and on the host a vhost worker named after a thread of the VMM that spent CPU
+    /// time: the kernel moved the packets.</summary>
+    [Fact]
+    public void VhostNetPciCarriesSixteenMebibytesEachWayOnMsixThroughTheKernelsWorker()
+    {
+        var s = LabSession.Instance.Ended("q35-vhost-net", output);
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-TEST-END", "q35-vhost-net rc=0");
+        VirtioLabTests.AssertNetWorked(s, "52:54:00:12:34:59");
+        s.AssertMarker("GUEST-Q35VN-PCI", "0000:00:03.0 0x1af4:0x1041 driver=virtio-pci");
+        var irqs = Lines(s, "GUEST-Q35VN-IRQ ");
+        Assert.All(irqs, l => Assert.Contains("PCI-MSI", l));
+        foreach (string vector in new[] { "-config", "-input.0", "-output.0" })
+            Assert.Contains(irqs, l => l.EndsWith(vector, StringComparison.Ordinal));
+        var worker = System.Text.RegularExpressions.Regex.Match(s.GuestMarker("HOST-VHOST-WORKERS") ?? "",
+            @"^\(vhost-\d+\) pid=\d+ ticks=(\d+)");
+        Assert.True(worker.Success, s.Text);
+        Assert.True(long.Parse(worker.Groups[1].Value) > 0, s.Text);
+    }
+
     private LabScenario Hotplug(string name)
     {
         var s = LabSession.Instance.Ended(name, output);

@@ -171,6 +171,36 @@ public static class Q35Scenarios
     /// <summary>The slot of q35-vublk-cold's vhost-user-blk-pci on pcie.0.</summary>
     public const string VhostUserBlkColdAddress = "0000:00:05.0";
 
+    /// <summary>A wrapper for a host script's "$VMM" (the VMM itself in $REAL_VMM): the VMM in the background and,
+    /// every half second while it runs, the kernel's vhost workers named after one of its threads (VHOST_SET_OWNER
+    /// names its worker vhost-&lt;tid of the caller&gt;) with their CPU time so far in clock ticks (utime + stime);
+    /// the last seen printed as HOST-VHOST-WORKERS once the VMM ended (while it runs its console shares the output).</summary>
+    private const string VhostWorkersWrapper = """
+        cat >/tmp/lab-vhost-workers.sh <<'VHWORKERS'
+        #!/bin/sh
+        "$REAL_VMM" "$@" &
+        vmm=$!
+        : >/tmp/vhost-workers
+        while [ -e /proc/$vmm ] && ! grep -q '^State:.*zombie' /proc/$vmm/status 2>/dev/null; do
+            ls /proc/$vmm/task 2>/dev/null | sed 's/^/vhost-/' >/tmp/vhost-names
+            seen=
+            for c in $(grep -lxF -f /tmp/vhost-names /proc/[0-9]*/comm /proc/$vmm/task/*/comm 2>/dev/null); do
+                p=${c%/comm}
+                read -r _ name _ _ _ _ _ _ _ _ _ _ _ ut st _ <"$p/stat"
+                seen="$seen $name pid=${p#/proc/} ticks=$((ut + st))"
+            done
+            [ -n "$seen" ] && echo "$seen" >/tmp/vhost-workers
+            sleep 0.5
+        done
+        wait $vmm
+        rc=$?
+        echo "HOST-VHOST-WORKERS$(cat /tmp/vhost-workers)"
+        rm -f /tmp/vhost-workers /tmp/vhost-names
+        exit $rc
+        VHWORKERS
+        chmod +x /tmp/lab-vhost-workers.sh
+        """;
+
     /// <summary>The host side of q35-vublk-hotplug: an image with a known head exported by qemu-storage-daemon
     /// (<see cref="VhostUserScenarios.StartStorageDaemon"/>), the VMM in the background with QMP; once the guest is
     /// ready, device_add vhost-user-blk-pci on a chardev nobody added, then chardev-add and device_add into pcie.1
@@ -265,5 +295,11 @@ public static class Q35Scenarios
             "-chardev socket,id=vubc,path=/tmp/vublk.sock,server,nowait " +
             "-device vhost-user-blk-pci,chardev=vubc,id=vublk0,bus=pcie.0,addr=0x5",
             append: " lab.vublk=cold", vmm: "sh /tmp/lab-q35-vublk-cold-host.sh", timeout: 240, machine: "q35,mem-share=on"),
+        // vhost-net behind virtio-net-pci: the net test through the host script of q35-net, the VMM wrapped to
+        // find its vhost worker.
+        VhostWorkersWrapper,
+        Guest("q35-vhost-net", "q35-vhost-net", Cpus,
+            "-netdev tap,id=net0,ifname=tap0,vhost=on -device virtio-net-pci,netdev=net0,id=eth0,bus=pcie.0,addr=0x3,mac=52:54:00:12:34:59",
+            vmm: "env REAL_VMM=\"$VMM\" VMM=/tmp/lab-vhost-workers.sh unshare -n sh /tmp/lab-net-host.sh", timeout: 300),
     ];
 }
