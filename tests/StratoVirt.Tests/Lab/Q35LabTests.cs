@@ -246,9 +246,7 @@ public sealed class Q35LabTests(ITestOutputHelper output)
     [Fact]
     public void VhostUserBlkPciIsHotPluggedIntoARootPortUnpluggedAndPluggedAgain()
     {
-        var s = LabSession.Instance.Ended("q35-vublk-hotplug", output);
-        Assert.True(s.ExitCode == 0, s.Text);
-        s.AssertMarker("GUEST-TEST-END", "q35-vublk rc=0");
+        var s = VhostUserBlk("q35-vublk-hotplug");
         Assert.DoesNotContain(s.Output, l => l.StartsWith("HOST-Q35VUBLK-TIMEOUT", StringComparison.Ordinal));
         // A chardev nobody added: one error reply, and the VM goes on (the same id and port are taken next).
         var refused = Lines(s, "HOST-Q35VUBLK-ERR-CHARDEV ");
@@ -258,17 +256,8 @@ public sealed class Q35LabTests(ITestOutputHelper output)
         s.AssertMarker("HOST-Q35VUBLK-CHARDEV-ADD", "{\"return\":{}}");
         s.AssertMarker("HOST-Q35VUBLK-PLUG", "{\"return\":{}}");
         Assert.Contains("Chardev vubc is in use by device 'vublk1'", s.GuestMarker("HOST-Q35VUBLK-ERR-IN-USE"));
-        // The guest: a virtio-blk function (0x1042) behind pcie.1 (bus 1) bound by virtio-pci, with the image's size
-        // and head; a MiB written reads back past the cache.
-        s.AssertMarker("GUEST-Q35VUBLK-PCI", "0000:01:00.0 0x1af4:0x1042 driver=virtio-pci");
-        s.AssertMarker("GUEST-Q35VUBLK-SECTORS", (Q35Scenarios.VhostUserBlkImageMiB * 2048).ToString());
-        s.AssertMarker("GUEST-Q35VUBLK-HEAD", Q35Scenarios.VhostUserBlkHead);
-        s.AssertMarker("GUEST-Q35VUBLK-WRITE", "ok");
-        string written = s.GuestMarker("GUEST-Q35VUBLK-WRITTEN") ?? "";
-        Assert.Matches("^[0-9a-f]{64}$", written);
-        s.AssertMarker("GUEST-Q35VUBLK-READ", written);
-        var irqs = Lines(s, "GUEST-Q35VUBLK-IRQ ");
-        Assert.Contains(irqs, l => l.Contains("PCI-MSI", StringComparison.Ordinal) && l.Contains("-req.0", StringComparison.Ordinal));
+        // The guest: the disk behind pcie.1 (bus 1).
+        string written = AssertVhostUserBlkDiskWorked(s, "0000:01:00.0");
         // Unplug: the reply at once, DEVICE_DELETED once the guest powered the slot off; then the chardev goes.
         var unplug = Lines(s, "HOST-Q35VUBLK-UNPLUG ");
         Assert.True(unplug.Count == 2, s.Text);
@@ -288,6 +277,65 @@ public sealed class Q35LabTests(ITestOutputHelper output)
         // And in the image once the daemon ended.
         s.AssertMarker("HOST-Q35VUBLK-IMAGE-HEAD", Q35Scenarios.VhostUserBlkHead);
         s.AssertMarker("HOST-Q35VUBLK-IMAGE", written);
+    }
+
+    /// <summary>A scenario of /tests/q35-vublk.sh, which passed, with the VM's exit 0.</summary>
+    private LabScenario VhostUserBlk(string name)
+    {
+        var s = LabSession.Instance.Ended(name, output);
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-TEST-END", "q35-vublk rc=0");
+        return s;
+    }
+
+    /// <summary>What /tests/q35-vublk.sh checks of its disk: a virtio-blk function (0x1042) at <paramref name="function"/>
+    /// bound by virtio-pci, with the image's size and head, its request queue on MSI-X; a MiB written reads back past
+    /// the cache. Returns the MiB's hash.</summary>
+    private static string AssertVhostUserBlkDiskWorked(LabScenario s, string function)
+    {
+        s.AssertMarker("GUEST-Q35VUBLK-PCI", $"{function} 0x1af4:0x1042 driver=virtio-pci");
+        s.AssertMarker("GUEST-Q35VUBLK-SECTORS", (Q35Scenarios.VhostUserBlkImageMiB * 2048).ToString());
+        s.AssertMarker("GUEST-Q35VUBLK-HEAD", Q35Scenarios.VhostUserBlkHead);
+        s.AssertMarker("GUEST-Q35VUBLK-WRITE", "ok");
+        string written = s.GuestMarker("GUEST-Q35VUBLK-WRITTEN") ?? "";
+        Assert.Matches("^[0-9a-f]{64}$", written);
+        s.AssertMarker("GUEST-Q35VUBLK-READ", written);
+        var irqs = Lines(s, "GUEST-Q35VUBLK-IRQ ");
+        Assert.Contains(irqs, l => l.Contains("PCI-MSI", StringComparison.Ordinal) && l.Contains("-req.0", StringComparison.Ordinal));
+        return written;
+    }
+
+    /// <summary>vhost-user-blk-pci on qemu-storage-daemon given with -device at start-up, on pcie.0 (see
+    /// <see cref="Q35Scenarios"/>): the guest's disk checks, then the MiB it wrote in the image once the VM exited 0.</summary>
+    [Fact]
+    public void ColdPluggedVhostUserBlkPciIsWrittenAndReadBackOnMsix()
+    {
+        var s = VhostUserBlk("q35-vublk-cold");
+        Assert.DoesNotContain(s.Output, l => l.StartsWith("GUEST-Q35VUBLK-READY", StringComparison.Ordinal));
+        string written = AssertVhostUserBlkDiskWorked(s, Q35Scenarios.VhostUserBlkColdAddress);
+        s.AssertMarker("HOST-Q35VUBLK-IMAGE-HEAD", Q35Scenarios.VhostUserBlkHead);
+        s.AssertMarker("HOST-Q35VUBLK-IMAGE", written);
+    }
+
+    /// <summary>vhost-net behind virtio-net-pci (see <see cref="Q35Scenarios"/>): the net test's ping and 16 MiB each
+    /// way, the NIC's queues on MSI-X, and on the host a vhost worker named after a thread of the VMM that spent CPU
+    /// time: the kernel moved the packets.</summary>
+    [Fact]
+    public void VhostNetPciCarriesSixteenMebibytesEachWayOnMsixThroughTheKernelsWorker()
+    {
+        var s = LabSession.Instance.Ended("q35-vhost-net", output);
+        Assert.True(s.ExitCode == 0, s.Text);
+        s.AssertMarker("GUEST-TEST-END", "q35-vhost-net rc=0");
+        VirtioLabTests.AssertNetWorked(s, "52:54:00:12:34:59");
+        s.AssertMarker("GUEST-Q35VN-PCI", "0000:00:03.0 0x1af4:0x1041 driver=virtio-pci");
+        var irqs = Lines(s, "GUEST-Q35VN-IRQ ");
+        Assert.All(irqs, l => Assert.Contains("PCI-MSI", l));
+        foreach (string vector in new[] { "-config", "-input.0", "-output.0" })
+            Assert.Contains(irqs, l => l.EndsWith(vector, StringComparison.Ordinal));
+        var worker = System.Text.RegularExpressions.Regex.Match(s.GuestMarker("HOST-VHOST-WORKERS") ?? "",
+            @"^\(vhost-\d+\) pid=\d+ ticks=(\d+)");
+        Assert.True(worker.Success, s.Text);
+        Assert.True(long.Parse(worker.Groups[1].Value) > 0, s.Text);
     }
 
     private LabScenario Hotplug(string name)

@@ -135,19 +135,82 @@ public static class Q35Scenarios
     public const int VhostUserBlkImageMiB = 16;
     public const string VhostUserBlkHead = "STRATOVIRT-VUBLK-DISK";
 
+    /// <summary>Shared by the vhost-user-blk-pci host scripts: the image with its known head, exported by
+    /// qemu-storage-daemon (<see cref="VhostUserScenarios.StartStorageDaemon"/>).</summary>
+    private static readonly string VhostUserBlkImageAndDaemon = $"""
+        printf '{VhostUserBlkHead}' >/tmp/vublk.img
+        truncate -s {VhostUserBlkImageMiB}M /tmp/vublk.img
+        {VhostUserScenarios.StartStorageDaemon}
+
+        """;
+
+    /// <summary>Shared by the vhost-user-blk-pci host scripts once the VM is gone: the daemon's end, then the image's
+    /// head and the hash of the MiB at 1 MiB the guest wrote.</summary>
+    private static readonly string VhostUserBlkDaemonEndAndImage = VhostUserScenarios.StopStorageDaemon + $"""
+
+        echo "HOST-Q35VUBLK-IMAGE-HEAD $(head -c {VhostUserBlkHead.Length} /tmp/vublk.img)"
+        echo "HOST-Q35VUBLK-IMAGE $(dd if=/tmp/vublk.img bs=1M skip=1 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)"
+
+        """;
+
+    /// <summary>The host side of q35-vublk-cold: the image and the daemon, the VM with the disk given by -device,
+    /// then the daemon's end and the image.</summary>
+    private static readonly string VhostUserBlkColdHost = """
+        cat >/tmp/lab-q35-vublk-cold-host.sh <<'Q35VUBCOLD'
+
+        """ + VhostUserBlkImageAndDaemon + """
+        "$VMM" "$@"
+        rc=$?
+
+        """ + VhostUserBlkDaemonEndAndImage + """
+        rm -f /tmp/vublk.img /tmp/vublk.sock /tmp/qsd.log
+        exit $rc
+        Q35VUBCOLD
+        """;
+
+    /// <summary>The slot of q35-vublk-cold's vhost-user-blk-pci on pcie.0.</summary>
+    public const string VhostUserBlkColdAddress = "0000:00:05.0";
+
+    /// <summary>A wrapper for a host script's "$VMM" (the VMM itself in $REAL_VMM): the VMM in the background and,
+    /// every half second while it runs, the kernel's vhost workers named after one of its threads (VHOST_SET_OWNER
+    /// names its worker vhost-&lt;tid of the caller&gt;) with their CPU time so far in clock ticks (utime + stime);
+    /// the last seen printed as HOST-VHOST-WORKERS once the VMM ended (while it runs its console shares the output).</summary>
+    private const string VhostWorkersWrapper = """
+        cat >/tmp/lab-vhost-workers.sh <<'VHWORKERS'
+        #!/bin/sh
+        "$REAL_VMM" "$@" &
+        vmm=$!
+        : >/tmp/vhost-workers
+        while [ -e /proc/$vmm ] && ! grep -q '^State:.*zombie' /proc/$vmm/status 2>/dev/null; do
+            ls /proc/$vmm/task 2>/dev/null | sed 's/^/vhost-/' >/tmp/vhost-names
+            seen=
+            for c in $(grep -lxF -f /tmp/vhost-names /proc/[0-9]*/comm /proc/$vmm/task/*/comm 2>/dev/null); do
+                p=${c%/comm}
+                read -r _ name _ _ _ _ _ _ _ _ _ _ _ ut st _ <"$p/stat"
+                seen="$seen $name pid=${p#/proc/} ticks=$((ut + st))"
+            done
+            [ -n "$seen" ] && echo "$seen" >/tmp/vhost-workers
+            sleep 0.5
+        done
+        wait $vmm
+        rc=$?
+        echo "HOST-VHOST-WORKERS$(cat /tmp/vhost-workers)"
+        rm -f /tmp/vhost-workers /tmp/vhost-names
+        exit $rc
+        VHWORKERS
+        chmod +x /tmp/lab-vhost-workers.sh
+        """;
+
     /// <summary>The host side of q35-vublk-hotplug: an image with a known head exported by qemu-storage-daemon
     /// (<see cref="VhostUserScenarios.StartStorageDaemon"/>), the VMM in the background with QMP; once the guest is
     /// ready, device_add vhost-user-blk-pci on a chardev nobody added, then chardev-add and device_add into pcie.1
     /// (and chardev-remove while the device uses it); once the guest wrote, device_del waiting for DEVICE_DELETED,
     /// chardev-remove and query-status; once the function is gone from the guest, chardev-add and device_add again.
     /// After the VM, the daemon's end, the image's head and the hash of the MiB at 1 MiB.</summary>
-    private static readonly string VhostUserBlkHotplugHost = $"""
+    private static readonly string VhostUserBlkHotplugHost = """
         cat >/tmp/lab-q35-vublk-host.sh <<'Q35VUBLK'
-        printf '{VhostUserBlkHead}' >/tmp/vublk.img
-        truncate -s {VhostUserBlkImageMiB}M /tmp/vublk.img
-        {VhostUserScenarios.StartStorageDaemon}
 
-        """ + HotplugScenarios.Prologue("q35vublk", "HOST-Q35VUBLK-TIMEOUT") + """
+        """ + VhostUserBlkImageAndDaemon + HotplugScenarios.Prologue("q35vublk", "HOST-Q35VUBLK-TIMEOUT") + """
         chardev='{"execute":"chardev-add","arguments":{"id":"vubc","backend":{"type":"socket","data":{"addr":{"type":"unix","data":{"path":"/tmp/vublk.sock"}},"server":false}}}}'
         plug() { qmp "{\"execute\":\"device_add\",\"arguments\":{\"id\":\"vublk1\",\"driver\":\"vhost-user-blk-pci\",\"chardev\":\"$1\",\"bus\":\"pcie.1\",\"addr\":\"0x0\"}}" "$2"; }
         waitfor GUEST-Q35VUBLK-READY
@@ -166,10 +229,7 @@ public static class Q35Scenarios
         wait $vmm
         rc=$?
 
-        """ + VhostUserScenarios.StopStorageDaemon + $"""
-
-        echo "HOST-Q35VUBLK-IMAGE-HEAD $(head -c {VhostUserBlkHead.Length} /tmp/vublk.img)"
-        echo "HOST-Q35VUBLK-IMAGE $(dd if=/tmp/vublk.img bs=1M skip=1 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)"
+        """ + VhostUserBlkDaemonEndAndImage + """
         grep -E "GUEST-|pciehp|virtio_blk|vhost-user|plugged into|vublk1" /tmp/q35vublk.out
         rm -f /tmp/vublk.img /tmp/vublk.sock /tmp/qsd.log
         exit $rc
@@ -179,8 +239,8 @@ public static class Q35Scenarios
     /// <summary>The microVM's lab test <paramref name="test"/> on a q35 with <paramref name="cpus"/> vCPUs and the
     /// devices on virtio-pci.</summary>
     private static string Guest(string name, string test, int cpus, string devices, string append = "", string vmm = "\"$VMM\"",
-        int timeout = 420) =>
-        $"scenario {name} {timeout} env STRATOVIRT_LOG_LEVEL=info {vmm} -machine q35 -kernel \"$KERNEL\" -initrd \"$INITRD\" " +
+        int timeout = 420, string machine = "q35") =>
+        $"scenario {name} {timeout} env STRATOVIRT_LOG_LEVEL=info {vmm} -machine {machine} -kernel \"$KERNEL\" -initrd \"$INITRD\" " +
         $"-append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test={test}{append}\" " +
         $"-m {MemoryMiB} -smp {cpus} -serial stdio -name {name} -D {devices}";
 
@@ -229,5 +289,17 @@ public static class Q35Scenarios
         "-kernel \"$KERNEL\" -initrd \"$INITRD\" -append \"console=ttyS0 reboot=k panic=1 lab.action=test lab.test=q35-vublk\" " +
         $"-m {MemoryMiB} -smp {Cpus} -serial stdio -name q35-vublk-hotplug -D -qmp unix:/tmp/qmp-q35vublk.sock,server,nowait " +
         "-device pcie-root-port,id=pcie.1,port=0x1,chassis=1,bus=pcie.0,addr=0x2 -global pcie-root-port.fast-unplug=1",
+        // The same device given with -device at start-up, on pcie.0: the guest's checks of the disk, then power-off.
+        VhostUserBlkColdHost,
+        Guest("q35-vublk-cold", "q35-vublk", Cpus,
+            "-chardev socket,id=vubc,path=/tmp/vublk.sock,server,nowait " +
+            "-device vhost-user-blk-pci,chardev=vubc,id=vublk0,bus=pcie.0,addr=0x5",
+            append: " lab.vublk=cold", vmm: "sh /tmp/lab-q35-vublk-cold-host.sh", timeout: 240, machine: "q35,mem-share=on"),
+        // vhost-net behind virtio-net-pci: the net test through the host script of q35-net, the VMM wrapped to
+        // find its vhost worker.
+        VhostWorkersWrapper,
+        Guest("q35-vhost-net", "q35-vhost-net", Cpus,
+            "-netdev tap,id=net0,ifname=tap0,vhost=on -device virtio-net-pci,netdev=net0,id=eth0,bus=pcie.0,addr=0x3,mac=52:54:00:12:34:59",
+            vmm: "env REAL_VMM=\"$VMM\" VMM=/tmp/lab-vhost-workers.sh unshare -n sh /tmp/lab-net-host.sh", timeout: 300),
     ];
 }

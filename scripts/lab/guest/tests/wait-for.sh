@@ -10,4 +10,4 @@ wait_for() {  # wait_for <path> [gone]: up to 180 s
         [ -e "$1" ]
     fi
 }
-pci_of() { readlink -f "$1" | cut -d/ -f6; }  # /sys/devices/pci0000:00/<port>/<function>/...
+pci_of() { readlink -f "$1" | sed -n 's#.*/\([^/]*\)/virtio[0-9]*/.*#\1#p'; }  # the function above virtio<n>, on pcie.0 or behind a port
