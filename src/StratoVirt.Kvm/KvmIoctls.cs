@@ -49,6 +49,8 @@ public static class KvmIoctls
     public const ulong SetXcrs = 0x4188AEA7;
     public const ulong GetXsave2 = 0x9000AECF;
     public const ulong SignalMsi = 0x4020AEA5;
+    public const ulong RegisterCoalescedMmio = 0x4010AE67;
+    public const ulong UnregisterCoalescedMmio = 0x4010AE68;
 }
 
 /// <summary>KVM capabilities the VMM asks about.</summary>
@@ -58,6 +60,8 @@ public enum KvmCap
     Hlt = 1,
     UserMemory = 3,
     SetTssAddr = 4,
+    /// <summary>The coalesced ring: the value is its page offset in each vCPU's mapping.</summary>
+    CoalescedMmio = 15,
     ExtCpuid = 7,
     NrVcpus = 9,
     Irqfd = 32,
@@ -77,6 +81,8 @@ public enum KvmCap
     DebugRegs = 50,
     /// <summary>The size of the XSAVE area KVM_GET_XSAVE2 fills, when larger than 4 KiB (AMX).</summary>
     Xsave2 = 208,
+    /// <summary>Coalesced zones on the port-I/O bus, not only MMIO.</summary>
+    CoalescedPio = 162,
 }
 
 /// <summary>Why KVM_RUN returned to user space.</summary>

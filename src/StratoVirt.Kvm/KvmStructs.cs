@@ -105,6 +105,15 @@ public unsafe struct KvmIoeventfd
     public const uint FlagDatamatch = 1, FlagPio = 2, FlagDeassign = 4;
 }
 
+/// <summary>struct kvm_coalesced_mmio_zone: writes inside it are queued in the coalesced ring, not exited for.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct KvmCoalescedZone
+{
+    public ulong Addr;
+    public uint Size;
+    public uint Pio;
+}
+
 [StructLayout(LayoutKind.Sequential)]
 public unsafe struct KvmLapicState
 {

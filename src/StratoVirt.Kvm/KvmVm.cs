@@ -132,6 +132,22 @@ public sealed unsafe partial class KvmVm : IGuestClock, IDisposable
             $"KVM_IOEVENTFD{(deassign ? " deassign" : "")} at {(pio ? "port" : "")} 0x{address:x}");
     }
 
+    /// <summary>KVM_REGISTER_COALESCED_MMIO for ports: the guest's writes to
+    /// [<paramref name="port"/>, +<paramref name="length"/>) go into the coalesced ring (<see cref="CoalescedRing"/>)
+    /// instead of exiting, until the ring is full. Reads still exit.</summary>
+    public void RegisterCoalescedPio(ulong port, uint length) => CoalescedZone(KvmIoctls.RegisterCoalescedMmio, port, length);
+
+    /// <summary>Removes a zone <see cref="RegisterCoalescedPio"/> added; the guest's next write there exits.</summary>
+    public void UnregisterCoalescedPio(ulong port, uint length) => CoalescedZone(KvmIoctls.UnregisterCoalescedMmio, port, length);
+
+    private void CoalescedZone(ulong request, ulong port, uint length)
+    {
+        var zone = new KvmCoalescedZone { Addr = port, Size = length, Pio = 1 };
+        // zone is a local of this frame that the ioctl only reads.
+        SysException.Check(Libc.Ioctl(_fd.Fd, request, &zone),
+            $"KVM_{(request == KvmIoctls.RegisterCoalescedMmio ? "" : "UN")}REGISTER_COALESCED_MMIO port 0x{port:x}");
+    }
+
     /// <summary>KVM_GET_CLOCK: the guest's kvmclock, in ns.</summary>
     public ulong Get()
     {
