@@ -37,9 +37,10 @@ public sealed partial class Serial16550 : IStateful
         byte[] fifo = reader.ReadBytes();
         if (fifo.Length > RxFifoCapacity)
             throw new StateException($"{StateName} state: {fifo.Length} bytes in a receive FIFO of {RxFifoCapacity}");
-        bool raise;
+        bool raise, queueingChanged;
         lock (_gate)
         {
+            bool queueable = TransmitQueueable;
             (_ier, _lcr, _mcr, _scr) = ((byte)(ier & IerMask), lcr, (byte)(mcr & McrMask), scr);
             (_dll, _dlm, _lineErrors, _modemDeltas) = (dll, dlm, lineErrors, modemDeltas);
             (_fifoEnabled, _thrEmptyPending) = (fifoEnabled, thrEmptyPending);
@@ -47,7 +48,9 @@ public sealed partial class Serial16550 : IStateful
             foreach (byte b in fifo) PushRx(b);
             _irqLevel = false;
             raise = SampleIrq();
+            queueingChanged = queueable != TransmitQueueable;
         }
         if (raise) _irq.Pulse();
+        if (queueingChanged) TransmitQueueingChanged?.Invoke();
     }
 }

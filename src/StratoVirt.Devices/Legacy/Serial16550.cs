@@ -120,18 +120,26 @@ public sealed partial class Serial16550 : IBusDevice, IUartReceiver
             resume = TakeResume();
         }
         Notify(raise, resume);
+        if (offset <= Lsr && Lsr < offset + (ulong)data.Length) LineStatusPolled?.Invoke();
     }
+
+    /// <summary>Called after each read of the line status register, outside the UART's lock, on the reading vCPU:
+    /// a guest that polls it before every byte it transmits (a kernel console) is told apart from one that does
+    /// not.</summary>
+    public Action? LineStatusPolled { get; set; }
 
     /// <inheritdoc />
     public void Write(ulong offset, ReadOnlySpan<byte> data)
     {
         int transmitted = -1;
-        bool raise, resume;
+        bool raise, resume, queueingChanged;
         lock (_gate)
         {
+            bool queueable = TransmitQueueable;
             for (int i = 0; i < data.Length; i++) WriteRegister(offset + (ulong)i, data[i], ref transmitted);
             raise = SampleIrq();
             resume = TakeResume();
+            queueingChanged = queueable != TransmitQueueable;
         }
         if (transmitted >= 0)
         {
@@ -139,21 +147,47 @@ public sealed partial class Serial16550 : IBusDevice, IUartReceiver
             lock (_outputGate) _output.Write(new ReadOnlySpan<byte>(in b));
         }
         Notify(raise, resume);
+        if (queueingChanged) TransmitQueueingChanged?.Invoke();
     }
+
+    /// <summary>
+    /// Whether the guest's writes to the transmit register (offset 0) may reach the UART later than the guest made
+    /// them, as long as they arrive in order and before its next access that is served at once (KVM's coalesced
+    /// ring, drained before every exit): true while such a write has no effect the guest could see without another
+    /// access, that is while the THR-empty interrupt is disabled and the port is not in loopback (where the byte
+    /// would enter the receive FIFO and could raise the received-data interrupt). The kernel console's output,
+    /// polled byte by byte with the interrupts off, is the case this serves.
+    /// </summary>
+    public bool TransmitMayBeQueued
+    {
+        get
+        {
+            lock (_gate) return TransmitQueueable;
+        }
+    }
+
+    /// <summary>Raised when <see cref="TransmitMayBeQueued"/> changes, outside the UART's lock, on the thread whose
+    /// access, reset or restore changed it, before that access completes for the guest.</summary>
+    public event Action? TransmitQueueingChanged;
+
+    private bool TransmitQueueable => (_ier & IerThrEmpty) == 0 && !Loopback;
 
     /// <summary>The power-on state (a machine reset): the registers back to their defaults and the receive FIFO
     /// emptied; input that was held off for want of room resumes.</summary>
     public void Reset()
     {
-        bool resume;
+        bool resume, queueingChanged;
         lock (_gate)
         {
+            bool queueable = TransmitQueueable;
             (_ier, _lcr, _mcr, _scr, _dll, _dlm) = (0, 0, 0, 0, DefaultDivisorLow, 0);
             (_lineErrors, _modemDeltas, _fifoEnabled, _thrEmptyPending, _irqLevel) = (0, 0, false, false, false);
             ClearRx();
             resume = TakeResume();
+            queueingChanged = queueable != TransmitQueueable;
         }
         Notify(false, resume);
+        if (queueingChanged) TransmitQueueingChanged?.Invoke();
     }
 
     private bool Loopback => (_mcr & McrLoop) != 0;

@@ -236,6 +236,53 @@ public sealed class Serial16550Tests
     }
 
     [Fact]
+    public void TransmitWritesMayBeQueuedOnlyWithoutTheThreInterruptAndLoopback()
+    {
+        int changes = 0;
+        _uart.TransmitQueueingChanged += () => changes++;
+        Assert.True(_uart.TransmitMayBeQueued); // power-on: IER 0, no loopback
+
+        _uart.Out(Ier, 0x01); // received data only: still nothing a queued write could raise
+        Assert.True(_uart.TransmitMayBeQueued);
+        Assert.Equal(0, changes);
+
+        _uart.Out(Ier, 0x03); // THRI: a transmit write raises an interrupt, so it must be served at once
+        Assert.False(_uart.TransmitMayBeQueued);
+        Assert.Equal(1, changes);
+        _uart.Out(Ier, 0x07);
+        Assert.Equal(1, changes); // no change, no event
+
+        _uart.Out(Ier, 0x01);
+        Assert.True(_uart.TransmitMayBeQueued);
+        Assert.Equal(2, changes);
+
+        _uart.Out(Mcr, 0x10); // loopback: the byte enters the receive FIFO
+        Assert.False(_uart.TransmitMayBeQueued);
+        _uart.Out(Mcr, 0x0B);
+        Assert.True(_uart.TransmitMayBeQueued);
+        Assert.Equal(4, changes);
+
+        _uart.Out(Ier, 0x02);
+        _uart.Reset(); // a machine reset clears IER
+        Assert.True(_uart.TransmitMayBeQueued);
+        Assert.Equal(6, changes);
+    }
+
+    [Fact]
+    public void ARestoreTellsWhetherTransmitWritesMayBeQueued()
+    {
+        _uart.Out(Ier, 0x02);
+        var saved = new StratoVirt.Devices.State.StateWriter();
+        _uart.SaveState(saved);
+        var restored = new Serial16550(new CountingInterruptLine(), new RecordingSerialOutput());
+        int changes = 0;
+        restored.TransmitQueueingChanged += () => changes++;
+        restored.RestoreState(new StratoVirt.Devices.State.StateReader(saved.ToArray(), restored.StateName));
+        Assert.False(restored.TransmitMayBeQueued);
+        Assert.Equal(1, changes);
+    }
+
+    [Fact]
     public void RegisterAccessesDoNotAllocate()
     {
         var uart = new Serial16550(_irq, new CountingSerialOutput());
