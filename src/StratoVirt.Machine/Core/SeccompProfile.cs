@@ -147,18 +147,24 @@ public static class SeccompProfile
         Allow("unlink"), // the QMP socket and pid file at the end
     ];
 
+    /// <summary>COM1's transmit writes queued in KVM's coalesced ring or not, as the guest's IER and MCR writes (a
+    /// vCPU) or a reset (the main loop) change what the UART allows. Before the lists that use it (static
+    /// initialisation runs in this file's order).</summary>
+    private static readonly uint[] SerialQueueingRequests =
+        [(uint)KvmIoctls.RegisterCoalescedMmio, (uint)KvmIoctls.UnregisterCoalescedMmio];
+
     /// <summary>What only x86_64 needs: the vCPU's registers named in an error, a q35 function's MSI-X messages
     /// (also sent from a vCPU when the guest unmasks a pending vector), and on the main loop kvmclock across
     /// stop/cont, migrate's state and a q35 reset's.</summary>
     private static readonly SyscallRule[] X86VcpuCalls =
-        [AllowIf("ioctl", 1, (uint)KvmIoctls.GetRegs, (uint)KvmIoctls.SignalMsi)];
+        [AllowIf("ioctl", 1, [(uint)KvmIoctls.GetRegs, (uint)KvmIoctls.SignalMsi, .. SerialQueueingRequests])];
 
     private static readonly SyscallRule[] X86DeviceIoCalls = [AllowIf("ioctl", 1, (uint)KvmIoctls.SignalMsi)];
 
     private static readonly SyscallRule[] X86MainCalls =
     [
         .. X86DeviceIoCalls,
-        AllowIf("ioctl", 1,
+        AllowIf("ioctl", 1, [
             (uint)KvmIoctls.GetClock, (uint)KvmIoctls.SetClock, // stop/cont
             // migrate: the paused vCPUs' and the VM's state
             (uint)KvmIoctls.GetRegs, (uint)KvmIoctls.GetSregs, (uint)KvmIoctls.GetFpu, (uint)KvmIoctls.GetXsave,
@@ -168,7 +174,8 @@ public static class SeccompProfile
             // a q35 reset: the vCPUs' and the interrupt controllers' power-on state
             (uint)KvmIoctls.SetRegs, (uint)KvmIoctls.SetSregs, (uint)KvmIoctls.SetFpu, (uint)KvmIoctls.SetXsave,
             (uint)KvmIoctls.SetXcrs, (uint)KvmIoctls.SetMsrs, (uint)KvmIoctls.SetLapic, (uint)KvmIoctls.SetVcpuEvents,
-            (uint)KvmIoctls.SetDebugRegs, (uint)KvmIoctls.SetMpState, (uint)KvmIoctls.SetIrqchip, (uint)KvmIoctls.SetPit2),
+            (uint)KvmIoctls.SetDebugRegs, (uint)KvmIoctls.SetMpState, (uint)KvmIoctls.SetIrqchip, (uint)KvmIoctls.SetPit2,
+            .. SerialQueueingRequests]),
     ];
 
     /// <summary>What only aarch64 needs: the vCPU's program counter named in an error.</summary>

@@ -36,9 +36,15 @@ public sealed class Vcpu : IDisposable
         _onExit = onExit;
         _signalKicks = signalKicks;
         _tripleFaultResets = tripleFaultResets;
+        _writeQueued = WriteQueued;
     }
 
     private readonly bool _tripleFaultResets;
+    private readonly CoalescedWriteHandler _writeQueued;
+
+    /// <summary>KVM's ring of the guest's writes it queued instead of exiting (COM1's transmit register), drained
+    /// before each exit is served; set before the thread starts.</summary>
+    internal CoalescedRing? QueuedWrites { get; set; }
 
     public int Id => _vcpu.Id;
     public IVcpu Handle => _vcpu;
@@ -177,6 +183,9 @@ public sealed class Vcpu : IDisposable
     /// <summary>Handles one exit; returns non-null when the VM must end.</summary>
     internal MachineExit? Dispatch(VcpuExit exit)
     {
+        // Writes the guest made before this exit reach their devices first; vCPUs exit with an empty ring nearly
+        // always, so the check comes before the ring's lock.
+        if (QueuedWrites is { IsEmpty: false } ring) ring.Drain(_writeQueued);
         switch (exit.Kind)
         {
             case VcpuExitKind.Io:
@@ -232,10 +241,23 @@ public sealed class Vcpu : IDisposable
         catch (Exception e)
         {
             if (!write) data.Fill(0xff);
-            if (_accessFaults++ < MaxLoggedAccessFaults)
-                Log.Warn($"vCPU {Id}: {(write ? "write to" : "read from")} {bus.Name} 0x{address:x} failed: " +
-                         $"{e.GetType().Name}: {e.Message}{(_accessFaults == MaxLoggedAccessFaults ? " (further failures are not logged)" : "")}");
+            AccessFailed(bus, address, write, e);
         }
+    }
+
+    /// <summary>A write KVM queued in the ring, served like an exit's.</summary>
+    private void WriteQueued(ulong address, bool pio, ReadOnlySpan<byte> data)
+    {
+        var bus = pio ? _pio : _mmio;
+        try { bus.Write(address, data); }
+        catch (Exception e) { AccessFailed(bus, address, write: true, e); }
+    }
+
+    private void AccessFailed(IoBus bus, ulong address, bool write, Exception e)
+    {
+        if (_accessFaults++ < MaxLoggedAccessFaults)
+            Log.Warn($"vCPU {Id}: {(write ? "write to" : "read from")} {bus.Name} 0x{address:x} failed: " +
+                     $"{e.GetType().Name}: {e.Message}{(_accessFaults == MaxLoggedAccessFaults ? " (further failures are not logged)" : "")}");
     }
 
     private const int MaxLoggedAccessFaults = 10;

@@ -76,6 +76,9 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         return resource;
     }
 
+    /// <summary>COM1's transmit writes queued in KVM's ring, whose tick the main loop runs; null without.</summary>
+    internal SerialTransmitQueueing? SerialQueueing { get; set; }
+
     /// <summary>The hypervisor's guest clock, which stands still while the VM is paused.</summary>
     internal void SetClock(IGuestClock clock) => _clock = clock;
 
@@ -326,6 +329,7 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         {
             _mainLoop.Remove(signalToken);
             foreach (var vcpu in _vcpus) vcpu.Stop(TimeSpan.FromSeconds(2));
+            SerialQueueing?.Finish(); // what the guest wrote since its last exit
         }
     }
 
@@ -335,7 +339,11 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     {
         ulong exitToken = _mainLoop.Add(_exitEvent.Fd, Libc.EPOLLIN, _ => { }); // wakes the loop; _exit says why
         ulong controlToken = _mainLoop.Add(_controlEvent.Fd, Libc.EPOLLIN, _ => ServeControlRequests());
-        while (Volatile.Read(ref _exit) is null) _mainLoop.RunOnce(-1);
+        while (Volatile.Read(ref _exit) is null)
+        {
+            _mainLoop.RunOnce(SerialQueueing?.TimeoutMs ?? -1);
+            SerialQueueing?.Tick();
+        }
         _mainLoop.Remove(controlToken);
         _mainLoop.Remove(exitToken);
     }

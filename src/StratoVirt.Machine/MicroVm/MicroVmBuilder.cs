@@ -84,9 +84,10 @@ public sealed partial class MicroVmBuilder
 
         (_kvm, _kvmVm) = PcPlatform.CreateVm(_vm, memory, "microVM");
 
-        AddLegacyDevices();
+        var legacy = AddLegacyDevices();
         AttachVirtioDevices(memory);
         PcPlatform.CreateVcpus(_vm, _kvm, _kvmVm, entry);
+        PcPlatform.QueueSerialTransmit(_vm, _kvm, _kvmVm, legacy.Uart);
         if (snapshot is not null) _vm.Restore(snapshot, Path.Combine(_config.Incoming!.Directory, "state"));
     }
 
@@ -205,11 +206,12 @@ public sealed partial class MicroVmBuilder
         catch (ChardevException e) { throw new MachineConfigException($"serial port: {e.Message}"); }
     }
 
-    private void AddLegacyDevices()
+    private PcLegacyDevices AddLegacyDevices()
     {
-        PcPlatform.AddLegacyDevices(_vm, _kvmVm, _serialChardev);
+        var legacy = PcPlatform.AddLegacyDevices(_vm, _kvmVm, _serialChardev);
         _vm.Pio.Register(AcpiPowerPorts.Base, AcpiPowerPorts.Length, new AcpiPowerPorts(_vm.RequestExit));
         _vm.Mmio.Register(Layout.BootTimer, Layout.BootTimerSize, new BootTimer(() => Log.Info(ProcessClock.BootTimeLine())));
+        return legacy;
     }
 
     /// <summary>Writes the MP table and, unless disabled, the ACPI tables; returns the RSDP address.</summary>

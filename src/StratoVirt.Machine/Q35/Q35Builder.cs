@@ -106,6 +106,7 @@ public sealed class Q35Builder
         }
         _vm.TripleFaultResets = true;
         PcPlatform.CreateVcpus(_vm, kvm, kvmVm, entry, firmware: flash.Count > 0);
+        PcPlatform.QueueSerialTransmit(_vm, kvm, kvmVm, legacy.Uart);
         _vm.SetPowerButton(pm.PressPowerButton);
         if (_config.NoReboot) return;
         var support = VcpuStateSupport.Probe(kvm);

@@ -20,12 +20,17 @@ public sealed class VcpuDispatchTests
     }
 
     /// <summary>Runs <paramref name="script"/> on a vCPU thread until the VM ends or the script is spent.</summary>
-    private (MachineExit? Exit, ScriptedVcpu Vcpu) Run(params ScriptedExit[] script)
+    private (MachineExit? Exit, ScriptedVcpu Vcpu) Run(params ScriptedExit[] script) => Run(null, script);
+
+    private (MachineExit? Exit, ScriptedVcpu Vcpu) Run(CoalescedRing? ring, params ScriptedExit[] script)
     {
         var scripted = new ScriptedVcpu(0, script);
         MachineExit? exit = null;
         using var ended = new ManualResetEventSlim();
-        var vcpu = new Vcpu(scripted, _pio, _mmio, e => { exit = e; ended.Set(); return true; }, () => { }, signalKicks: false);
+        var vcpu = new Vcpu(scripted, _pio, _mmio, e => { exit = e; ended.Set(); return true; }, () => { }, signalKicks: false)
+        {
+            QueuedWrites = ring,
+        };
         vcpu.Start();
         // A script that does not end the VM leaves the vCPU idling; give it time to get through, then stop it.
         var until = DateTime.UtcNow.AddSeconds(5);
@@ -46,6 +51,22 @@ public sealed class VcpuDispatchTests
         Assert.Null(exit);
         Assert.Equal(["0:68", "1:61", "1:62", "5?"], _port.Log);
         Assert.Equal([0x5A], vcpu.Reads.Single());
+    }
+
+    [Fact]
+    public void WritesKvmQueuedReachTheirDevicesBeforeTheExitThatFollowsThem()
+    {
+        using var page = new StratoVirt.Tests.Unit.RingPage();
+        // What the guest's console does: a byte queued, then the line status poll that exits.
+        page.Append(0x3F8, "o"u8);
+        page.Append(0x3F8, "k"u8);
+        page.Append(0xF010_0070, [0x0F], pio: false);
+        _port.NextRead = [0x60];
+        var (exit, _) = Run(page.Ring, ScriptedExit.In(0x3FD, 1));
+        Assert.Null(exit);
+        Assert.Equal(["0:6f", "0:6b", "5?"], _port.Log);
+        Assert.Equal(["70:0f"], _window.Log);
+        Assert.True(page.Ring.IsEmpty);
     }
 
     [Fact]
