@@ -15,28 +15,33 @@ public delegate void CoalescedWriteHandler(ulong address, bool pio, ReadOnlySpan
 /// </summary>
 public sealed unsafe class CoalescedRing : IDisposable
 {
-    public const int PageSize = 4096;
     private const int HeaderSize = 8;  // u32 first, u32 last
     private const int EntrySize = 24;  // u64 phys_addr, u32 len, u32 pio, u8 data[8]
     private const int DataOffset = 16;
 
-    /// <summary>Entries the ring holds (KVM_COALESCED_MMIO_MAX); one slot always stays free.</summary>
-    public const int Capacity = (PageSize - HeaderSize) / EntrySize;
+    /// <summary>Entries the ring holds (KVM_COALESCED_MMIO_MAX: 170 on 4 KiB pages); one slot always stays free.</summary>
+    public int Capacity { get; }
 
     /// <summary>The longest write an entry carries.</summary>
     public const int MaxDataLength = 8;
 
     private byte* _page;
+    private readonly int _pageSize;
     private readonly bool _owned;
     private readonly Lock _gate = new();
 
     /// <param name="page">The ring's page: KVM's (mapped from a vCPU fd), or any page laid out the same.</param>
+    /// <param name="pageSize">The host's page size, which sets how many entries KVM keeps in it.</param>
     /// <param name="owned">Whether <see cref="Dispose"/> unmaps it.</param>
-    public CoalescedRing(nint page, bool owned)
+    public CoalescedRing(nint page, int pageSize, bool owned)
     {
         if (page == 0) throw new ArgumentException("the coalesced ring needs a page", nameof(page));
+        if (pageSize < 4096 || (pageSize & (pageSize - 1)) != 0)
+            throw new ArgumentException($"a page of {pageSize} bytes", nameof(pageSize));
         _page = (byte*)page;
+        _pageSize = pageSize;
         _owned = owned;
+        Capacity = (pageSize - HeaderSize) / EntrySize;
     }
 
     // The page is valid until Dispose, and the header is two aligned u32 words at its start.
@@ -96,8 +101,8 @@ public sealed unsafe class CoalescedRing : IDisposable
     public void Dispose()
     {
         if (_page == null) return;
-        // The page was mapped by KvmVcpu.MapCoalescedRing with PageSize bytes; nothing drains after Dispose.
-        if (_owned) Libc.Munmap(_page, PageSize);
+        // The page was mapped by KvmVcpu.MapCoalescedRing with _pageSize bytes; nothing drains after Dispose.
+        if (_owned) Libc.Munmap(_page, (nuint)_pageSize);
         _page = null;
     }
 }

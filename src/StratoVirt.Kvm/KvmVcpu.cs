@@ -86,15 +86,16 @@ public sealed unsafe partial class KvmVcpu : IVcpu
     }
 
     /// <summary>Maps the VM's coalesced ring, which every vCPU's fd offers at page <paramref name="pageOffset"/>
-    /// (KVM_CAP_COALESCED_MMIO's value), with a mapping of its own that outlives nothing but the returned ring.</summary>
+    /// (KVM_CAP_COALESCED_MMIO's value), with a mapping of its own that lives as long as the returned ring.</summary>
     public CoalescedRing MapCoalescedRing(int pageOffset)
     {
-        long offset = (long)pageOffset * CoalescedRing.PageSize;
-        if (pageOffset <= 0 || offset + CoalescedRing.PageSize > _runSize)
+        int pageSize = Environment.SystemPageSize;
+        long offset = (long)pageOffset * pageSize;
+        if (pageOffset <= 0 || offset + pageSize > _runSize)
             throw new SysException($"the coalesced ring of vCPU {Id} at page {pageOffset} lies outside its mapping", Libc.EINVAL);
-        void* p = Libc.Mmap(null, CoalescedRing.PageSize, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, _fd.Fd, offset);
+        void* p = Libc.Mmap(null, (nuint)pageSize, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED, _fd.Fd, offset);
         if (p == (void*)-1) throw SysException.Last($"mmap the coalesced ring of vCPU {Id}");
-        return new CoalescedRing((nint)p, owned: true);
+        return new CoalescedRing((nint)p, pageSize, owned: true);
     }
 
     public KvmRegs GetRegs() => Get<KvmRegs>(KvmIoctls.GetRegs, "KVM_GET_REGS");

@@ -132,20 +132,22 @@ public sealed unsafe partial class KvmVm : IGuestClock, IDisposable
             $"KVM_IOEVENTFD{(deassign ? " deassign" : "")} at {(pio ? "port" : "")} 0x{address:x}");
     }
 
-    /// <summary>KVM_REGISTER_COALESCED_MMIO for ports: the guest's writes to
-    /// [<paramref name="port"/>, +<paramref name="length"/>) go into the coalesced ring (<see cref="CoalescedRing"/>)
-    /// instead of exiting, until the ring is full. Reads still exit.</summary>
-    public void RegisterCoalescedPio(ulong port, uint length) => CoalescedZone(KvmIoctls.RegisterCoalescedMmio, port, length);
+    /// <summary>KVM_REGISTER_COALESCED_MMIO: the guest's writes to [<paramref name="address"/>, +<paramref name="length"/>)
+    /// (ports with <paramref name="pio"/>, else MMIO) go into the coalesced ring (<see cref="CoalescedRing"/>) instead
+    /// of exiting, until the ring is full. Reads still exit.</summary>
+    public void RegisterCoalesced(ulong address, uint length, bool pio) =>
+        CoalescedZone(KvmIoctls.RegisterCoalescedMmio, address, length, pio);
 
-    /// <summary>Removes a zone <see cref="RegisterCoalescedPio"/> added; the guest's next write there exits.</summary>
-    public void UnregisterCoalescedPio(ulong port, uint length) => CoalescedZone(KvmIoctls.UnregisterCoalescedMmio, port, length);
+    /// <summary>Removes a zone <see cref="RegisterCoalesced"/> added; the guest's next write there exits.</summary>
+    public void UnregisterCoalesced(ulong address, uint length, bool pio) =>
+        CoalescedZone(KvmIoctls.UnregisterCoalescedMmio, address, length, pio);
 
-    private void CoalescedZone(ulong request, ulong port, uint length)
+    private void CoalescedZone(ulong request, ulong address, uint length, bool pio)
     {
-        var zone = new KvmCoalescedZone { Addr = port, Size = length, Pio = 1 };
+        var zone = new KvmCoalescedZone { Addr = address, Size = length, Pio = pio ? 1u : 0u };
         // zone is a local of this frame that the ioctl only reads.
         SysException.Check(Libc.Ioctl(_fd.Fd, request, &zone),
-            $"KVM_{(request == KvmIoctls.RegisterCoalescedMmio ? "" : "UN")}REGISTER_COALESCED_MMIO port 0x{port:x}");
+            $"KVM_{(request == KvmIoctls.RegisterCoalescedMmio ? "" : "UN")}REGISTER_COALESCED_MMIO at {(pio ? "port " : "")}0x{address:x}");
     }
 
     /// <summary>KVM_GET_CLOCK: the guest's kvmclock, in ns.</summary>

@@ -13,7 +13,7 @@ namespace StratoVirt.Devices.Legacy;
 /// Threading: register accesses come from vCPU threads and input from the main loop (see <see cref="PrimeCell"/>);
 /// the output sink is called outside the state's lock, so a slow console never blocks input.
 /// </remarks>
-public sealed class Pl011 : PrimeCell, IUartReceiver
+public sealed class Pl011 : PrimeCell, IUartReceiver, IQueueableTransmit
 {
     /// <summary>Bytes the receive FIFO holds; input beyond this is refused, not dropped.</summary>
     public const int RxFifoCapacity = 16;
@@ -71,19 +71,40 @@ public sealed class Pl011 : PrimeCell, IUartReceiver
         return accepted;
     }
 
-    /// <summary>The byte written to DR goes out, after the lock; a FIFO flush may have made room for input.</summary>
+    /// <inheritdoc />
+    /// <remarks>Not while the transmit interrupt is unmasked: every byte written raises it.</remarks>
+    public bool TransmitMayBeQueued
+    {
+        get
+        {
+            lock (Gate) return (_imsc & IntTx) == 0;
+        }
+    }
+
+    /// <inheritdoc />
+    public event Action? TransmitQueueingChanged;
+
+    /// <inheritdoc />
+    public Action? StatusPolled { get; set; }
+
+    /// <summary>The byte written to DR goes out, after the lock; a FIFO flush may have made room for input; a
+    /// change of the transmit interrupt's mask is reported.</summary>
     protected override void AfterWrite(ulong register, uint value)
     {
         if (register == LcrH) ReportRoom();
+        if (register == Imsc && Interlocked.Exchange(ref _transmitMaskChanged, 0) != 0) TransmitQueueingChanged?.Invoke();
         if (register != Dr) return;
         ReadOnlySpan<byte> b = [(byte)value];
         lock (_outputGate) _output.Write(b);
     }
 
-    /// <summary>A read of DR may have made room for refused input.</summary>
+    private int _transmitMaskChanged;
+
+    /// <summary>A read of DR may have made room for refused input; FR is what a console polls.</summary>
     protected override void AfterRead(ulong register)
     {
         if (register == Dr) ReportRoom();
+        else if (register == Fr) StatusPolled?.Invoke();
     }
 
     private void ReportRoom()
@@ -163,7 +184,10 @@ public sealed class Pl011 : PrimeCell, IUartReceiver
                 break;
             case Cr: _cr = value & 0xFF87; break;
             case Ifls: _ifls = value & 0x3F; break;
-            case Imsc: _imsc = value & IntMask; break;
+            case Imsc:
+                if (((_imsc ^ value) & IntTx) != 0) _transmitMaskChanged = 1;
+                _imsc = value & IntMask;
+                break;
             case Icr: _ris &= ~value; break;
             case DmaCr: _dmaCr = value & 7; break;
         }

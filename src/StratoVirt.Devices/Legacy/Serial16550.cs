@@ -13,7 +13,7 @@ namespace StratoVirt.Devices.Legacy;
 /// source pending?) and <see cref="IInterruptLine.Pulse"/> fires on each rising edge, the way an ISA PIC sees
 /// a real UART. Interrupts are not gated by MCR OUT2.
 /// </remarks>
-public sealed partial class Serial16550 : IBusDevice, IUartReceiver
+public sealed partial class Serial16550 : IBusDevice, IUartReceiver, IQueueableTransmit
 {
     /// <summary>Number of ports the device decodes.</summary>
     public const ulong Length = 8;
@@ -120,13 +120,11 @@ public sealed partial class Serial16550 : IBusDevice, IUartReceiver
             resume = TakeResume();
         }
         Notify(raise, resume);
-        if (offset <= Lsr && Lsr < offset + (ulong)data.Length) LineStatusPolled?.Invoke();
+        if (offset <= Lsr && Lsr < offset + (ulong)data.Length) StatusPolled?.Invoke();
     }
 
-    /// <summary>Called after each read of the line status register, outside the UART's lock, on the reading vCPU:
-    /// a guest that polls it before every byte it transmits (a kernel console) is told apart from one that does
-    /// not.</summary>
-    public Action? LineStatusPolled { get; set; }
+    /// <inheritdoc />
+    public Action? StatusPolled { get; set; }
 
     /// <inheritdoc />
     public void Write(ulong offset, ReadOnlySpan<byte> data)
@@ -150,14 +148,10 @@ public sealed partial class Serial16550 : IBusDevice, IUartReceiver
         if (queueingChanged) TransmitQueueingChanged?.Invoke();
     }
 
-    /// <summary>
-    /// Whether the guest's writes to the transmit register (offset 0) may reach the UART later than the guest made
-    /// them, as long as they arrive in order and before its next access that is served at once (KVM's coalesced
-    /// ring, drained before every exit): true while such a write has no effect the guest could see without another
-    /// access, that is while the THR-empty interrupt is disabled and the port is not in loopback (where the byte
-    /// would enter the receive FIFO and could raise the received-data interrupt). The kernel console's output,
-    /// polled byte by byte with the interrupts off, is the case this serves.
-    /// </summary>
+    /// <inheritdoc />
+    /// <remarks>Not while the THR-empty interrupt is enabled or the port is in loopback (where the byte would enter
+    /// the receive FIFO and could raise the received-data interrupt). The kernel console's output, polled byte by
+    /// byte with the interrupts off, is the case this serves.</remarks>
     public bool TransmitMayBeQueued
     {
         get
@@ -166,8 +160,7 @@ public sealed partial class Serial16550 : IBusDevice, IUartReceiver
         }
     }
 
-    /// <summary>Raised when <see cref="TransmitMayBeQueued"/> changes, outside the UART's lock, on the thread whose
-    /// access, reset or restore changed it, before that access completes for the guest.</summary>
+    /// <inheritdoc />
     public event Action? TransmitQueueingChanged;
 
     private bool TransmitQueueable => (_ier & IerThrEmpty) == 0 && !Loopback;

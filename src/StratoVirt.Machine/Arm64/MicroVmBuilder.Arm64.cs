@@ -89,7 +89,8 @@ public sealed partial class MicroVmBuilder
         gic.SetAttribute(VgicV3.GroupControl, VgicV3.ControlInit, "init");
     }
 
-    /// <summary>PL011 on the serial chardev (if any) and PL031, each on its SPI.</summary>
+    /// <summary>PL011 on the serial chardev (if any), its console's writes to DR queued by KVM while it polls
+    /// (<see cref="SerialTransmitQueueing"/>), and PL031, each on its SPI. After the vCPUs.</summary>
     private void AddArmLegacyDevices()
     {
         if (_serialChardev is { } chardev)
@@ -98,6 +99,8 @@ public sealed partial class MicroVmBuilder
             var port = new SerialPort<Pl011>(chardev, c => new Pl011(line, c));
             _vm.Mmio.Register(ArmLayout.Pl011, ArmLayout.PrimeCellSize, port.Uart);
             port.Attach(_vm.MainLoop); // input is served once the main loop runs
+            // DR is the first register; a console writes it 16 or 32 bits wide.
+            SerialTransmitQueueing.Enable(_vm, _kvm, _kvmVm, port.Uart, ArmLayout.Pl011, 4, pio: false);
         }
         var rtc = new Pl031(new KvmInterruptLine(_kvmVm, ArmIrq.Spi(ArmLayout.Pl031Spi), _vm.VmFailed));
         _vm.Mmio.Register(ArmLayout.Pl031, ArmLayout.PrimeCellSize, rtc);

@@ -77,36 +77,10 @@ internal static class PcPlatform
         return new PcLegacyDevices(uart, i8042, rtc);
     }
 
-    /// <summary>Lets KVM queue the guest's writes to COM1's transmit register in its coalesced ring while the guest
-    /// polls the line status before each byte (<see cref="SerialTransmitQueueing"/>), where the host's KVM has
-    /// coalesced port zones; the vCPUs drain the ring. After <see cref="CreateVcpus"/>: the ring is mapped through a
-    /// vCPU.</summary>
-    public static void QueueSerialTransmit(VirtualMachine vm, KvmSystem kvm, KvmVm kvmVm, Serial16550? uart)
-    {
-        if (uart is null || vm.Vcpus.Count == 0) return;
-        int page = kvm.CheckExtension(KvmCap.CoalescedMmio);
-        if (page <= 0 || kvm.CheckExtension(KvmCap.CoalescedPio) == 0)
-        {
-            Log.Debug("KVM lacks coalesced port zones; every serial port write exits");
-            return;
-        }
-        var ring = vm.Own(((KvmVcpu)vm.Vcpus[0].Handle).MapCoalescedRing(page));
-        foreach (var vcpu in vm.Vcpus) vcpu.QueuedWrites = ring;
-        vm.SerialQueueing = new SerialTransmitQueueing(uart,
-            on =>
-            {
-                if (on) kvmVm.RegisterCoalescedPio(SerialPortBase, 1);
-                else kvmVm.UnregisterCoalescedPio(SerialPortBase, 1);
-            },
-            ring, (port, _, data) => WriteQueued(vm, port, data), vm.MainLoop.Wake, vm.VmFailed);
-    }
-
-    /// <summary>A write the main loop drained from the ring: only COM1's transmit register is ever queued.</summary>
-    private static void WriteQueued(VirtualMachine vm, ulong port, ReadOnlySpan<byte> data)
-    {
-        try { vm.Pio.Write(port, data); }
-        catch (Exception e) { Log.Warn($"serial port: a queued write to port 0x{port:x} failed: {e.Message}"); }
-    }
+    /// <summary>Lets KVM queue the console's writes to COM1's transmit register (<see cref="SerialTransmitQueueing"/>).
+    /// After <see cref="CreateVcpus"/>.</summary>
+    public static void QueueSerialTransmit(VirtualMachine vm, KvmSystem kvm, KvmVm kvmVm, Serial16550? uart) =>
+        SerialTransmitQueueing.Enable(vm, kvm, kvmVm, uart, SerialPortBase, 1, pio: true);
 
     /// <summary>Creates the vCPUs, each with its saved-state record; vCPU 0 starts at the kernel's entry, or at
     /// the reset vector for <paramref name="firmware"/> (neither when the state comes from a snapshot), the others

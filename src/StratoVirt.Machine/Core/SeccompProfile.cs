@@ -90,9 +90,14 @@ public static class SeccompProfile
     /// q35 function's INTA# held as a level). MSI-X messages are x86's (<see cref="X86VcpuCalls"/>).</summary>
     private static readonly uint[] InterruptRequests = [(uint)KvmIoctls.IrqLine];
 
+    /// <summary>The serial port's transmit writes queued in KVM's coalesced ring or not: added on a vCPU's status
+    /// poll, removed on a vCPU whose register write disallows it, or by the main loop's tick or a reset.</summary>
+    private static readonly uint[] SerialQueueingRequests =
+        [(uint)KvmIoctls.RegisterCoalescedMmio, (uint)KvmIoctls.UnregisterCoalescedMmio];
+
     private static readonly SyscallRule[] VcpuCalls =
     [
-        AllowIf("ioctl", 1, [(uint)KvmIoctls.Run, .. InterruptRequests,
+        AllowIf("ioctl", 1, [(uint)KvmIoctls.Run, .. InterruptRequests, .. SerialQueueingRequests,
             (uint)KvmIoctls.Ioeventfd, // a virtio-pci BAR the guest maps or moves takes its queue notifications along
             // a vhost backend's call eventfd follows its MSI-X vector as the guest programs, masks and unmasks it
             (uint)KvmIoctls.Irqfd, (uint)KvmIoctls.SetGsiRouting,
@@ -124,14 +129,15 @@ public static class SeccompProfile
     private static readonly SyscallRule[] MainCalls =
     [
         .. DeviceIoCalls,
-        AllowIf("ioctl", 1,
+        AllowIf("ioctl", 1, [
             (uint)KvmIoctls.IrqLine, // interrupts
             TcGets, TcSets, // the terminal, restored at the end
             (uint)Libc.TUNSETIFF, (uint)Libc.TUNGETIFF, (uint)Libc.TUNSETOFFLOAD, (uint)Libc.TUNSETVNETHDRSZ,
             (uint)Libc.TUNGETVNETHDRSZ, (uint)Libc.FIONBIO, (uint)Libc.FIOCLEX, // netdev_add
             (uint)Libc.BLKGETSIZE64, // blockdev-add of a block device
             // a device's KVM bindings: queue notifications and backend call eventfds, made and undone
-            (uint)KvmIoctls.Ioeventfd, (uint)KvmIoctls.Irqfd, (uint)KvmIoctls.SetGsiRouting),
+            (uint)KvmIoctls.Ioeventfd, (uint)KvmIoctls.Irqfd, (uint)KvmIoctls.SetGsiRouting,
+            .. SerialQueueingRequests]),
         AllowIf("fcntl", 1, Libc.F_OFD_SETLK), // blockdev-add locks its image
         Allow("openat"), // blockdev-add, netdev_add
         Allow("eventfd2"), // q35 device_add: the new function's queue notification eventfds
@@ -147,17 +153,11 @@ public static class SeccompProfile
         Allow("unlink"), // the QMP socket and pid file at the end
     ];
 
-    /// <summary>COM1's transmit writes queued in KVM's coalesced ring or not, as the guest's IER and MCR writes (a
-    /// vCPU) or a reset (the main loop) change what the UART allows. Before the lists that use it (static
-    /// initialisation runs in this file's order).</summary>
-    private static readonly uint[] SerialQueueingRequests =
-        [(uint)KvmIoctls.RegisterCoalescedMmio, (uint)KvmIoctls.UnregisterCoalescedMmio];
-
     /// <summary>What only x86_64 needs: the vCPU's registers named in an error, a q35 function's MSI-X messages
     /// (also sent from a vCPU when the guest unmasks a pending vector), and on the main loop kvmclock across
     /// stop/cont, migrate's state and a q35 reset's.</summary>
     private static readonly SyscallRule[] X86VcpuCalls =
-        [AllowIf("ioctl", 1, [(uint)KvmIoctls.GetRegs, (uint)KvmIoctls.SignalMsi, .. SerialQueueingRequests])];
+        [AllowIf("ioctl", 1, (uint)KvmIoctls.GetRegs, (uint)KvmIoctls.SignalMsi)];
 
     private static readonly SyscallRule[] X86DeviceIoCalls = [AllowIf("ioctl", 1, (uint)KvmIoctls.SignalMsi)];
 
@@ -174,8 +174,7 @@ public static class SeccompProfile
             // a q35 reset: the vCPUs' and the interrupt controllers' power-on state
             (uint)KvmIoctls.SetRegs, (uint)KvmIoctls.SetSregs, (uint)KvmIoctls.SetFpu, (uint)KvmIoctls.SetXsave,
             (uint)KvmIoctls.SetXcrs, (uint)KvmIoctls.SetMsrs, (uint)KvmIoctls.SetLapic, (uint)KvmIoctls.SetVcpuEvents,
-            (uint)KvmIoctls.SetDebugRegs, (uint)KvmIoctls.SetMpState, (uint)KvmIoctls.SetIrqchip, (uint)KvmIoctls.SetPit2,
-            .. SerialQueueingRequests]),
+            (uint)KvmIoctls.SetDebugRegs, (uint)KvmIoctls.SetMpState, (uint)KvmIoctls.SetIrqchip, (uint)KvmIoctls.SetPit2]),
     ];
 
     /// <summary>What only aarch64 needs: the vCPU's program counter named in an error.</summary>

@@ -5,13 +5,13 @@ using StratoVirt.Sys;
 namespace StratoVirt.Machine;
 
 /// <summary>
-/// Queues the guest's writes to COM1's transmit register in KVM's coalesced ring while its console polls the line
-/// status before every byte, which halves the exits of a kernel's console output: the write no longer exits, only
-/// the poll does, and the vCPU drains the ring before serving the poll.
+/// Queues the guest's writes to the serial port's transmit register (COM1's THR, the PL011's DR) in KVM's coalesced
+/// ring while its console polls the UART's status before every byte, which halves the exits of a kernel's console
+/// output: the write no longer exits, only the poll does, and the vCPU drains the ring before serving the poll.
 /// </summary>
 /// <remarks>
-/// The coalesced port zone is added on a line status poll, while the UART allows queueing
-/// (<see cref="Serial16550.TransmitMayBeQueued"/>: no THR-empty interrupt, no loopback). It goes again, on the
+/// The coalesced zone is added on a status poll, while the UART allows queueing
+/// (<see cref="IQueueableTransmit.TransmitMayBeQueued"/>: no transmit interrupt, no loopback). It goes again, on the
 /// vCPU whose register write asked for it, as soon as the UART no longer allows queueing, and from the main loop
 /// once a whole tick has passed without a poll, which then drains the ring: a guest that writes without polling
 /// (a payload, a firmware's last byte) gets its bytes out within two ticks, and an idle guest costs no timer.
@@ -21,7 +21,7 @@ internal sealed class SerialTransmitQueueing
     /// <summary>How long the zone stays without a poll before the main loop removes it and drains the ring.</summary>
     public const int TickMs = 20;
 
-    private readonly Serial16550 _uart;
+    private readonly IQueueableTransmit _uart;
     private readonly Action<bool> _setZone;
     private readonly CoalescedRing _ring;
     private readonly CoalescedWriteHandler _write;
@@ -38,7 +38,7 @@ internal sealed class SerialTransmitQueueing
     /// <param name="setZone">Adds (true) or removes (false) the coalesced zone on the transmit register.</param>
     /// <param name="write">Serves a write taken from the ring (the port bus), for the drain after removal.</param>
     /// <param name="clock">Milliseconds, monotonic (tests give their own).</param>
-    public SerialTransmitQueueing(Serial16550 uart, Action<bool> setZone, CoalescedRing ring, CoalescedWriteHandler write,
+    public SerialTransmitQueueing(IQueueableTransmit uart, Action<bool> setZone, CoalescedRing ring, CoalescedWriteHandler write,
         Action wakeMainLoop, Action<string> vmFailed, Func<long>? clock = null)
     {
         _uart = uart;
@@ -48,8 +48,42 @@ internal sealed class SerialTransmitQueueing
         _wakeMainLoop = wakeMainLoop;
         _vmFailed = vmFailed;
         _clock = clock ?? (() => Environment.TickCount64);
-        uart.LineStatusPolled = OnLineStatusPolled;
+        uart.StatusPolled = OnStatusPolled;
         uart.TransmitQueueingChanged += OnQueueingChanged;
+    }
+
+    /// <summary>
+    /// Lets KVM queue the writes to <paramref name="uart"/>'s transmit register at <paramref name="address"/>
+    /// (<paramref name="length"/> bytes; a port with <paramref name="pio"/>) where the host's KVM has coalesced zones
+    /// of that kind; the vCPUs drain the ring and the machine's main loop runs the tick. After the vCPUs are created:
+    /// the ring is mapped through one.
+    /// </summary>
+    public static void Enable(VirtualMachine vm, KvmSystem kvm, KvmVm kvmVm, IQueueableTransmit? uart, ulong address,
+        uint length, bool pio)
+    {
+        if (uart is null || vm.Vcpus.Count == 0) return;
+        int page = kvm.CheckExtension(KvmCap.CoalescedMmio);
+        if (page <= 0 || (pio && kvm.CheckExtension(KvmCap.CoalescedPio) == 0))
+        {
+            Log.Debug("KVM lacks coalesced zones for the serial port; every write to it exits");
+            return;
+        }
+        var ring = vm.Own(((KvmVcpu)vm.Vcpus[0].Handle).MapCoalescedRing(page));
+        foreach (var vcpu in vm.Vcpus) vcpu.QueuedWrites = ring;
+        vm.SerialQueueing = new SerialTransmitQueueing(uart,
+            on =>
+            {
+                if (on) kvmVm.RegisterCoalesced(address, length, pio);
+                else kvmVm.UnregisterCoalesced(address, length, pio);
+            },
+            ring, (at, isPio, data) => WriteDrained(vm, at, isPio, data), vm.MainLoop.Wake, vm.VmFailed);
+    }
+
+    /// <summary>A write the main loop drained from the ring: only the transmit register is ever queued.</summary>
+    private static void WriteDrained(VirtualMachine vm, ulong address, bool pio, ReadOnlySpan<byte> data)
+    {
+        try { (pio ? vm.Pio : vm.Mmio).Write(address, data); }
+        catch (Exception e) { Log.Warn($"serial port: a queued write to 0x{address:x} failed: {e.Message}"); }
     }
 
     /// <summary>Whether the zone is in place (KVM queues the transmit writes).</summary>
@@ -64,8 +98,8 @@ internal sealed class SerialTransmitQueueing
         }
     }
 
-    /// <summary>A vCPU read the line status: add the zone if the UART allows it.</summary>
-    private void OnLineStatusPolled()
+    /// <summary>A vCPU read the UART's status: add the zone if the UART allows it.</summary>
+    private void OnStatusPolled()
     {
         Volatile.Write(ref _polled, 1);
         if (_zone) return; // the common case while a console prints: no lock
@@ -90,7 +124,7 @@ internal sealed class SerialTransmitQueueing
         _wakeMainLoop(); // it waits without a timeout until now
     }
 
-    /// <summary>The UART's IER or MCR changed (a vCPU, or a reset or restore on the main loop): once it no longer
+    /// <summary>The UART's interrupt enables or loopback changed (a vCPU, or a reset or restore on the main loop): once it no longer
     /// allows queueing, the zone goes before the access that changed it completes.</summary>
     private void OnQueueingChanged()
     {

@@ -104,4 +104,28 @@ public sealed class Pl011Tests
         Assert.Equal(0u, _uart.Read32(0x800));
         Assert.Empty(_sink.Bytes);
     }
+
+    [Fact]
+    public void TransmitWritesMayBeQueuedWhileTheTransmitInterruptIsMaskedAndFlagReadsArePolls()
+    {
+        int changes = 0, polls = 0;
+        _uart.TransmitQueueingChanged += () => changes++;
+        _uart.StatusPolled = () => polls++;
+        Assert.True(_uart.TransmitMayBeQueued);
+
+        _uart.Write32(Imsc, Rx | RxTimeout); // receive only: a queued byte raises nothing
+        Assert.True(_uart.TransmitMayBeQueued);
+        Assert.Equal(0, changes);
+        _uart.Write32(Imsc, Rx | Tx); // the tty's interrupt-driven output: every byte written raises TX
+        Assert.False(_uart.TransmitMayBeQueued);
+        Assert.Equal(1, changes);
+        _uart.Write32(Imsc, Rx);
+        Assert.True(_uart.TransmitMayBeQueued);
+        Assert.Equal(2, changes);
+
+        _uart.Read32(Fr);
+        _uart.Read32(Ris);
+        _uart.Read32(Fr);
+        Assert.Equal(2, polls); // only FR, which the console reads before each byte
+    }
 }

@@ -27,6 +27,8 @@ public sealed class ArmLabTests
         Assert.True(s.OutputContains("rtc-pl031"), s.Text);
         // main, the finalizer and each vCPU
         Assert.True(s.OutputContains($"seccomp: {cpus + 2} threads confined"), s.Text);
+        // The PL011 console's writes to DR went through KVM's coalesced ring, its flag reads exiting.
+        s.AssertSerialWritesQueued(5_000);
     }
 
     [Fact]

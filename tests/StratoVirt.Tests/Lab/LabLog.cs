@@ -59,6 +59,16 @@ public sealed record LabScenario(string Name, int? ExitCode, long? WallMs, long?
         Assert.True(GuestMarker(marker) == expected,
             $"{marker}: expected '{expected}', got '{GuestMarker(marker)}'\n{Text}");
 
+    /// <summary>Asserts that the VMM's closing report says KVM queued more than <paramref name="atLeast"/> of the
+    /// console's transmit writes (the serial port's coalesced zone), with the zone added at least once.</summary>
+    public void AssertSerialWritesQueued(long atLeast)
+    {
+        var line = System.Text.RegularExpressions.Regex.Match(Text,
+            @"serial port: (\d+) transmit writes queued by KVM instead of exiting \(zone added (\d+) times\)");
+        Assert.True(line.Success, Text);
+        Assert.True(long.Parse(line.Groups[1].Value) > atLeast && int.Parse(line.Groups[2].Value) >= 1, line.Value);
+    }
+
     /// <summary>Whether some output line contains <paramref name="text"/>.</summary>
     public bool OutputContains(string text)
     {

@@ -8,12 +8,13 @@ namespace StratoVirt.Tests.Unit;
 /// <summary>A page laid out as KVM's coalesced ring, which the test fills the way KVM appends to it.</summary>
 internal sealed unsafe class RingPage : IDisposable
 {
-    private readonly byte* _page = (byte*)NativeMemory.AlignedAlloc(CoalescedRing.PageSize, CoalescedRing.PageSize);
+    private const int PageSize = 4096;
+    private readonly byte* _page = (byte*)NativeMemory.AlignedAlloc(PageSize, PageSize);
 
     public RingPage()
     {
-        NativeMemory.Clear(_page, CoalescedRing.PageSize);
-        Ring = new CoalescedRing((nint)_page, owned: false);
+        NativeMemory.Clear(_page, PageSize);
+        Ring = new CoalescedRing((nint)_page, PageSize, owned: false);
     }
 
     public CoalescedRing Ring { get; }
@@ -29,7 +30,7 @@ internal sealed unsafe class RingPage : IDisposable
         *(uint*)(entry + 8) = length ?? (uint)data.Length;
         *(uint*)(entry + 12) = pio ? 1u : 0u;
         data.CopyTo(new Span<byte>(entry + 16, Math.Min(data.Length, 8)));
-        Last = (Last + 1) % CoalescedRing.Capacity;
+        Last = (Last + 1) % (uint)Ring.Capacity;
     }
 
     public void Dispose() => NativeMemory.AlignedFree(_page);
@@ -44,11 +45,13 @@ public sealed class CoalescedRingTests
         _taken.Add($"{(pio ? "port" : "mmio")} 0x{address:x}:{Convert.ToHexString(data)}");
 
     [Fact]
-    public void KvmsLayoutHolds170EntriesOfAtMostEightBytes()
+    public void KvmsLayoutHolds170EntriesOfAtMostEightBytesOnA4KiBPage()
     {
-        // KVM_COALESCED_MMIO_MAX on 4 KiB pages: (4096 - 8) / sizeof(struct kvm_coalesced_mmio) = 4088 / 24.
-        Assert.Equal(170, CoalescedRing.Capacity);
+        using var page = new RingPage();
+        // KVM_COALESCED_MMIO_MAX: (PAGE_SIZE - 8) / sizeof(struct kvm_coalesced_mmio), 4088 / 24 on 4 KiB pages.
+        Assert.Equal(170, page.Ring.Capacity);
         Assert.Equal(8, CoalescedRing.MaxDataLength);
+        Assert.Throws<ArgumentException>(() => new CoalescedRing(1, 3000, owned: false));
     }
 
     [Fact]
@@ -71,7 +74,7 @@ public sealed class CoalescedRingTests
     public void DrainFollowsTheRingAroundItsEnd()
     {
         using var page = new RingPage();
-        page.First = page.Last = CoalescedRing.Capacity - 2;
+        page.First = page.Last = (uint)page.Ring.Capacity - 2;
         for (int i = 0; i < 5; i++) page.Append(0x3F8, [(byte)('a' + i)]);
         Assert.Equal(3u, page.Last);
         Assert.Equal(5, page.Ring.Drain(Take));
@@ -83,8 +86,8 @@ public sealed class CoalescedRingTests
     public void AFullRingDrainsEntirely()
     {
         using var page = new RingPage();
-        for (int i = 0; i < CoalescedRing.Capacity - 1; i++) page.Append(0x3F8, [(byte)i]); // one slot stays free
-        Assert.Equal(CoalescedRing.Capacity - 1, page.Ring.Drain(Take));
+        for (int i = 0; i < page.Ring.Capacity - 1; i++) page.Append(0x3F8, [(byte)i]); // one slot stays free
+        Assert.Equal(page.Ring.Capacity - 1, page.Ring.Drain(Take));
         Assert.Equal("port 0x3f8:A8", _taken[^1]);
     }
 
