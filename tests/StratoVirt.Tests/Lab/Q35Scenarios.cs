@@ -183,6 +183,8 @@ public static class Q35Scenarios
         : >/tmp/vhost-workers
         while [ -e /proc/$vmm ] && ! grep -q '^State:.*zombie' /proc/$vmm/status 2>/dev/null; do
             ls /proc/$vmm/task 2>/dev/null | sed 's/^/vhost-/' >/tmp/vhost-names
+            # A VMM on its way out lists no task, and busybox grep takes an empty pattern file as matching all.
+            [ -s /tmp/vhost-names ] || break
             seen=
             for c in $(grep -lxF -f /tmp/vhost-names /proc/[0-9]*/comm /proc/$vmm/task/*/comm 2>/dev/null); do
                 p=${c%/comm}
