@@ -341,8 +341,10 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         ulong controlToken = _mainLoop.Add(_controlEvent.Fd, Libc.EPOLLIN, _ => ServeControlRequests());
         while (Volatile.Read(ref _exit) is null)
         {
-            _mainLoop.RunOnce(SerialQueueing?.TimeoutMs ?? -1);
-            SerialQueueing?.Tick();
+            // Only while the serial zone is in place does the loop have a tick; an idle VM runs none of its code.
+            var queueing = SerialQueueing is { Queueing: true } q ? q : null;
+            _mainLoop.RunOnce(queueing?.TimeoutMs ?? -1);
+            queueing?.Tick();
         }
         _mainLoop.Remove(controlToken);
         _mainLoop.Remove(exitToken);
