@@ -42,8 +42,8 @@ public sealed class Vcpu : IDisposable
     private readonly bool _tripleFaultResets;
     private readonly CoalescedWriteHandler _writeQueued;
 
-    /// <summary>KVM's ring of the guest's writes it queued instead of exiting (COM1's transmit register), drained
-    /// before each exit is served; set before the thread starts.</summary>
+    /// <summary>KVM's ring of the guest's writes it queued instead of exiting (the serial port's transmit register),
+    /// drained before each exit is served; set before the thread starts.</summary>
     internal CoalescedRing? QueuedWrites { get; set; }
 
     public int Id => _vcpu.Id;

@@ -76,7 +76,8 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         return resource;
     }
 
-    /// <summary>COM1's transmit writes queued in KVM's ring, whose tick the main loop runs; null without.</summary>
+    /// <summary>The serial port's transmit writes queued in KVM's ring, whose tick the main loop runs; null
+    /// without.</summary>
     internal SerialTransmitQueueing? SerialQueueing { get; set; }
 
     /// <summary>The hypervisor's guest clock, which stands still while the VM is paused.</summary>
