@@ -322,9 +322,7 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
             {
                 foreach (var vcpu in _vcpus) vcpu.Resume();
             }
-            ulong released = StartupPages.Release(startupPages);
-            if (released > 0) Log.Info($"start-up done: the pages of {released >> 10} KiB of read-only code and data mappings given back");
-            RunEventLoop();
+            RunEventLoop(startupPages);
         }
         finally
         {
@@ -335,20 +333,35 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     }
 
     /// <summary>The main thread's loop: exit requests, chardev input (the serial port's and the console's), QMP,
-    /// and the queues of devices without an iothread.</summary>
-    private void RunEventLoop()
+    /// and the queues of devices without an iothread. Once start-up has settled, it gives back what only start-up
+    /// needed (<paramref name="startupPages"/>, see <see cref="EndStartup"/>).</summary>
+    private void RunEventLoop(List<PageRange> startupPages)
     {
         ulong exitToken = _mainLoop.Add(_exitEvent.Fd, Libc.EPOLLIN, _ => { }); // wakes the loop; _exit says why
         ulong controlToken = _mainLoop.Add(_controlEvent.Fd, Libc.EPOLLIN, _ => ServeControlRequests());
+        var startup = new StartupSettle(Environment.TickCount64);
         while (Volatile.Read(ref _exit) is null)
         {
-            // Only while the serial zone is in place does the loop have a tick; an idle VM runs none of its code.
+            // Only while the serial zone is in place, or start-up lasts, does the loop have a tick; an idle VM runs
+            // none of its code.
             var queueing = SerialQueueing is { Queueing: true } q ? q : null;
-            _mainLoop.RunOnce(queueing?.TimeoutMs ?? -1);
+            int handled = _mainLoop.RunOnce(StartupSettle.Sooner(queueing?.TimeoutMs ?? -1, startup.TimeoutMs(Environment.TickCount64)));
             queueing?.Tick();
+            if (startup.Observe(handled, Environment.TickCount64)) EndStartup(startupPages);
         }
         _mainLoop.Remove(controlToken);
         _mainLoop.Remove(exitToken);
+    }
+
+    /// <summary>Gives back the resident pages of read-only code and data that start-up touched
+    /// (<see cref="StartupPages"/>), to be faulted in again from the page cache by whatever later needs them.</summary>
+    private static void EndStartup(List<PageRange> startupPages)
+    {
+        ulong bytes = 0;
+        foreach (var range in startupPages) bytes += range.Length;
+        // Logged first: formatting and writing the line would fault a good part of what goes back in again.
+        if (bytes > 0) Log.Info($"start-up done: the pages of {bytes >> 10} KiB of read-only code and data mappings given back");
+        StartupPages.Release(startupPages);
     }
 
     public void Dispose()

@@ -149,7 +149,7 @@ public static class KvmCases
         waitfor() { n=0; until eval "$1" || [ $n -ge 300 ]; do sleep 0.1; n=$((n + 1)); done; }
         env -u DOTNET_GCgen0size -u DOTNET_GCGen1MaxBudget -u DOTNET_GCHighMemPercent {{vmm}} 2>vmm.err &
         pid=$!
-        waitfor 'grep -q Guest-boot-time vmm.err'
+        waitfor 'grep -q "start-up done" vmm.err'
         sleep 1
         echo "OVERHEAD-KB $(awk '/^Size:/ { size = $2 } /^Rss:/ { if (size < 131072) kb += $2 } END { print kb }' /proc/$pid/smaps)"
         ${QMP_SEND:-qmp-send} qmp.sock '{"execute":"query-status"}' '{"execute":"quit"}' --wait-event SHUTDOWN
