@@ -10,7 +10,7 @@ public readonly record struct PageRange(ulong Start, ulong End)
 }
 
 /// <summary>
-/// Gives back, once the VM runs, the resident pages of code and constant data that start-up touched: the read-only
+/// Gives back, once start-up has settled, the resident pages of code and constant data that start-up touched: the read-only
 /// segments of the executable and of the shared objects it loaded (libc, libm, the loader). Those pages are
 /// private file mappings, so MADV_DONTNEED only drops them from this process; whatever runs later faults its pages
 /// back in from the page cache. Pages shared with a writable segment or with the relocation-protected (RELRO) part
@@ -20,14 +20,15 @@ public static unsafe class StartupPages
 {
     private const ulong PageSize = 4096;
 
-    /// <summary>The pages to give back once the VM runs: found before the seccomp filters go on, since it reads
-    /// /proc/self/pagemap. Only the NativeAOT executable has any: the JIT runtime (the tests' host) writes into its own
-    /// code pages, which are then no longer the file's. Without /proc (as under ozone) nothing can be checked, and
-    /// nothing is given back.</summary>
-    public static List<PageRange> Find()
+    /// <summary>The pages that may be given back once start-up has settled, with /proc/self/pagemap opened now,
+    /// before the seccomp filters go on: which of them the process holds its own copy of is read at the release
+    /// (<see cref="StartupPageRelease.StillFilePages"/>), so that a page written in between is kept. Only the NativeAOT
+    /// executable has any: the JIT runtime (the tests' host) writes into its own code pages, which are then no longer
+    /// the file's. Without /proc (as under ozone) nothing can be checked, and nothing is given back.</summary>
+    public static StartupPageRelease Prepare()
     {
+        if (RuntimeFeature.IsDynamicCodeSupported) return new([], null);
         var ranges = new List<PageRange>();
-        if (RuntimeFeature.IsDynamicCodeSupported) return ranges;
         var handle = GCHandle.Alloc(ranges);
         try
         {
@@ -39,14 +40,8 @@ public static unsafe class StartupPages
         {
             handle.Free();
         }
-        HostFile pagemap;
-        try { pagemap = HostFile.OpenRead("/proc/self/pagemap"); }
-        catch (SysException) { return []; }
-        using (pagemap)
-        {
-            try { return WithoutOwnCopies(ranges, pagemap); }
-            catch (SysException) { return []; }
-        }
+        try { return new(ranges, HostFile.OpenRead("/proc/self/pagemap")); }
+        catch (SysException) { return new([], null); }
     }
 
     /// <summary>Drops the pages of <paramref name="ranges"/> from this process; returns the bytes advised.</summary>
@@ -55,8 +50,8 @@ public static unsafe class StartupPages
         ulong released = 0;
         foreach (var range in ranges)
         {
-            // Find left only pages of read-only, file-backed segments that still hold the file's contents: dropping
-            // them loses nothing.
+            // StillFilePages left only pages of read-only, file-backed segments that still hold the file's contents:
+            // dropping them loses nothing.
             if (Libc.Madvise((void*)range.Start, (nuint)range.Length, Libc.MADV_DONTNEED) == 0) released += range.Length;
         }
         return released;
@@ -139,5 +134,30 @@ public static unsafe class StartupPages
     {
         ulong start = loadBase + h.VirtualAddress;
         return new PageRange(start & ~(PageSize - 1), (start + h.MemorySize + PageSize - 1) & ~(PageSize - 1));
+    }
+}
+
+/// <summary>
+/// The start-up pages to give back (<see cref="StartupPages.Prepare"/>) and the pagemap that tells, at the release,
+/// which of them still hold only the file's contents.
+/// </summary>
+public sealed class StartupPageRelease(List<PageRange> candidates, HostFile? pagemap) : IDisposable
+{
+    private HostFile? _pagemap = pagemap;
+
+    /// <summary>The candidates without the pages the process holds its own copy of now; empty when the pagemap
+    /// cannot be read. Reads the pagemap once and closes it.</summary>
+    public List<PageRange> StillFilePages()
+    {
+        if (_pagemap is null) return [];
+        try { return StartupPages.WithoutOwnCopies(candidates, _pagemap); }
+        catch (SysException) { return []; }
+        finally { Dispose(); }
+    }
+
+    public void Dispose()
+    {
+        _pagemap?.Dispose();
+        _pagemap = null;
     }
 }

@@ -311,7 +311,7 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         foreach (var vcpu in _vcpus) vcpu.Start();
         try
         {
-            var startupPages = StartupPages.Find(); // before the filters: it reads /proc/self/pagemap
+            using var startupPages = StartupPages.Prepare(); // before the filters: it opens /proc/self/pagemap
             ConfineProcess();
             if (_config.StartPaused)
             {
@@ -335,7 +335,7 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     /// <summary>The main thread's loop: exit requests, chardev input (the serial port's and the console's), QMP,
     /// and the queues of devices without an iothread. Once start-up has settled, it gives back what only start-up
     /// needed (<paramref name="startupPages"/>, see <see cref="EndStartup"/>).</summary>
-    private void RunEventLoop(List<PageRange> startupPages)
+    private void RunEventLoop(StartupPageRelease startupPages)
     {
         ulong exitToken = _mainLoop.Add(_exitEvent.Fd, Libc.EPOLLIN, _ => { }); // wakes the loop; _exit says why
         ulong controlToken = _mainLoop.Add(_controlEvent.Fd, Libc.EPOLLIN, _ => ServeControlRequests());
@@ -355,13 +355,14 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
 
     /// <summary>Gives back the resident pages of read-only code and data that start-up touched
     /// (<see cref="StartupPages"/>), to be faulted in again from the page cache by whatever later needs them.</summary>
-    private static void EndStartup(List<PageRange> startupPages)
+    private static void EndStartup(StartupPageRelease startupPages)
     {
+        var ranges = startupPages.StillFilePages();
         ulong bytes = 0;
-        foreach (var range in startupPages) bytes += range.Length;
+        foreach (var range in ranges) bytes += range.Length;
         // Logged first: formatting and writing the line would fault a good part of what goes back in again.
         if (bytes > 0) Log.Info($"start-up done: the pages of {bytes >> 10} KiB of read-only code and data mappings given back");
-        StartupPages.Release(startupPages);
+        StartupPages.Release(ranges);
     }
 
     public void Dispose()

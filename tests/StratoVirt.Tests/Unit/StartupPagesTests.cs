@@ -99,7 +99,8 @@ public sealed unsafe class StartupPagesTests
     public void TheJitHostReleasesNothing()
     {
         // The tests run on the JIT runtime, which patches its own code pages: the release is for the NativeAOT binary.
-        Assert.Empty(StartupPages.Find());
+        using var release = StartupPages.Prepare();
+        Assert.Empty(release.StillFilePages());
     }
 
     [Fact]
@@ -128,8 +129,19 @@ public sealed unsafe class StartupPagesTests
                 var kept = StartupPages.WithoutOwnCopies([new PageRange(start, start + 3 * Page)], pagemap);
                 Assert.Equal([new PageRange(start, start + Page), new PageRange(start + 2 * Page, start + 3 * Page)], kept);
 
-                Assert.Equal(2ul * Page, StartupPages.Release(kept));
+                // Prepared before the third page is written, checked after: the written page is kept too, and the
+                // check closes the pagemap it was given.
+                var release = new StartupPageRelease([new PageRange(start, start + 3 * Page)], HostFile.OpenRead("/proc/self/pagemap"));
+                Assert.Equal(0, Libc.Mprotect(map + 2 * Page, Page, Libc.PROT_READ | Libc.PROT_WRITE));
+                Volatile.Write(ref map[2 * Page], 0x3C);
+                Assert.Equal(0, Libc.Mprotect(map + 2 * Page, Page, Libc.PROT_READ));
+                Assert.Equal([new PageRange(start, start + Page)], release.StillFilePages());
+                Assert.Empty(release.StillFilePages());
+                kept = [new PageRange(start, start + Page)];
+
+                Assert.Equal(1ul * Page, StartupPages.Release(kept));
                 Assert.Equal(0x5A, Volatile.Read(ref map[Page]));
+                Assert.Equal(0x3C, Volatile.Read(ref map[2 * Page]));
                 Assert.Equal(0xA5, Volatile.Read(ref map[0]));
             }
             finally
