@@ -59,8 +59,10 @@ public sealed class LabSession
     }
 
     /// <summary>Outer boots at most: on the PVM host (2026-12-06) full runs lost two outer boots to outer-kernel
-    /// panics, once each in the load test and in q35-boot.</summary>
-    private const int MaxOuterBoots = 5;
+    /// panics, once each in the load test and in q35-boot; on 2026-12-07 one run lost four (three panics, and one boot
+    /// that reached run.sh's 1800 s limit after four scenarios had hung until their timeouts) and stopped short of the
+    /// q35 and snapshot scenarios.</summary>
+    private const int MaxOuterBoots = 7;
 
     private readonly List<string> _deaths = [];
     private string _lastRunnerError = "";
