@@ -24,6 +24,9 @@ public sealed class LabSession
     public LabLog Log { get; }
     public string LogPath { get; }
 
+    /// <summary>When the session began (Unix seconds): every scenario's guest booted after it.</summary>
+    public long StartedUnixSeconds { get; } = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
     private LabSession()
     {
         string cache = Path.Combine(VmmProcess.RepoRoot, ".cache", "lab");
