@@ -10,8 +10,8 @@ public readonly record struct PageRange(ulong Start, ulong End)
 }
 
 /// <summary>
-/// Gives back, once start-up has settled, the resident pages of code and constant data that start-up touched: the read-only
-/// segments of the executable and of the shared objects it loaded (libc, libm, the loader). Those pages are
+/// Gives back, once start-up has settled, the resident pages of code and constant data that start-up touched: the
+/// read-only segments of the executable and of the shared objects it loaded (libc, libm, the loader). Those pages are
 /// private file mappings, so MADV_DONTNEED only drops them from this process; whatever runs later faults its pages
 /// back in from the page cache. Pages shared with a writable segment or with the relocation-protected (RELRO) part
 /// are left alone, since the process wrote to them, and so is any other page the process holds its own copy of.

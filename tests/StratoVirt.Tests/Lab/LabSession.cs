@@ -27,6 +27,11 @@ public sealed class LabSession
     /// <summary>When the session began (Unix seconds): every scenario's guest booted after it.</summary>
     public long StartedUnixSeconds { get; } = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
+    /// <summary>A guest's clock reading (Unix seconds) lies within this session: after it began (a session with
+    /// several outer boots can take an hour) and not after now, with a minute of slack for the clocks' rounding.</summary>
+    public void AssertDuringSession(long unixSeconds) =>
+        Assert.InRange(unixSeconds, StartedUnixSeconds - 60, DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 60);
+
     private LabSession()
     {
         string cache = Path.Combine(VmmProcess.RepoRoot, ".cache", "lab");

@@ -37,9 +37,10 @@ public static class ReliabilityScenarios
     /// the project's PVM host (2026-12-06), run there after about 15 minutes of other scenarios, its guest
     /// triple-faulted and on the retry the outer VM's own kernel panicked (a stack guard page hit, a fatal
     /// exception in an interrupt) in 2 of 2 full runs, while alone on a fresh outer VM it passed twice. It gets two
-    /// more attempts after a guest triple fault, as every Linux scenario now does (<see cref="LinuxScenarios.Preamble"/>): on a host without /dev/kvm (2026-12-06) both
-    /// attempts of a CI run faulted early in the load, and the same lab's outer kernel panicked with QEMU as its
-    /// only nested VMM (issue 11; the fault is not explained). A third fault still fails the test.</summary>
+    /// more attempts after a guest triple fault, as every Linux scenario now does
+    /// (<see cref="LinuxScenarios.Preamble"/>): on a host without /dev/kvm (2026-12-06) both attempts of a CI run
+    /// faulted early in the load, and the same lab's outer kernel panicked with QEMU as its only nested VMM (issue
+    /// 11; the fault is not explained). A third fault still fails the test.</summary>
     public static string SoakLine =>
         $"scenario soak-short {SoakSeconds + 300} unshare -n soak-host {SoakSeconds} {SoakCpus} 512";
 }
