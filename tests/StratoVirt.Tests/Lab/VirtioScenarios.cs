@@ -22,7 +22,7 @@ public static class VirtioScenarios
         cat >/tmp/lab-net-host.sh <<'NETHOST'
         ip link set lo up
         mkdir -p /tmp/www
-        rm -f /tmp/net-got
+        rm -f /tmp/net-got /tmp/net-vmm-gone
         dd if=/dev/urandom of=/tmp/www/blob bs=1M count=16 2>/dev/null
         echo "HOST-NET-SERVING $(sha256sum /tmp/www/blob | cut -d' ' -f1)"
         (
@@ -32,7 +32,8 @@ public static class VirtioScenarios
             ip link set tap0 up
             httpd -p 10.0.2.2:80 -h /tmp/www
             n=0
-            until timeout 120 wget -q -O /tmp/from-guest http://10.0.2.15:8080/blob 2>/dev/null || [ $n -ge 240 ]; do
+            until timeout 120 wget -q -O /tmp/from-guest http://10.0.2.15:8080/blob 2>/dev/null || [ -e /tmp/net-vmm-gone ] ||
+                [ $n -ge 240 ]; do
                 sleep 1
                 n=$((n + 1))
             done
@@ -42,6 +43,7 @@ public static class VirtioScenarios
         ) &
         "$VMM" "$@"
         rc=$?
+        touch /tmp/net-vmm-gone # the fetch above stops retrying once the VM is gone
         wait
         cat /tmp/net-got 2>/dev/null
         exit $rc
@@ -92,11 +94,13 @@ public static class VirtioScenarios
         # split them.
         exec 3>&1 >/tmp/balloon-host.out
         rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$vmm/status" 2>/dev/null; }
+        # Every wait ends once the VMM is gone (a guest that triple-faulted): its QMP socket went with it.
+        alive() { kill -0 $vmm 2>/dev/null; }
         n=0
-        until [ "$(rss)" -gt 184320 ] 2>/dev/null || [ $n -ge 900 ]; do sleep 0.2; n=$((n + 1)); done
+        until [ "$(rss)" -gt 184320 ] 2>/dev/null || ! alive || [ $n -ge 900 ]; do sleep 0.2; n=$((n + 1)); done
         # The guest is still filling: wait until the RSS holds still (under 1 MiB of change in a second).
         last=0 n=0
-        while [ $n -lt 60 ]; do
+        while [ $n -lt 60 ] && alive; do
             now=$(rss)
             [ $((now - last)) -lt 1024 ] && [ $((last - now)) -lt 1024 ] && break
             last=$now
@@ -107,7 +111,7 @@ public static class VirtioScenarios
         qmp-send /tmp/qmp.sock '{"execute":"query-cpus"}' | sed 's/^/HOST-QMP-CPUS /'
         qmp-send /tmp/qmp.sock '{"execute":"balloon","arguments":{"value":134217728}}' | sed 's/^/HOST-QMP /'
         n=0 actual=
-        while [ $n -lt 240 ]; do
+        while [ $n -lt 240 ] && alive; do
             actual=$(qmp-send /tmp/qmp.sock '{"execute":"query-balloon"}' | grep -o '"actual":[0-9]*' | tail -n 1 | cut -d: -f2)
             [ -n "$actual" ] && [ "$actual" -le 140000000 ] && break
             sleep 0.5
@@ -135,7 +139,8 @@ public static class VirtioScenarios
         dd if=/dev/urandom of=/tmp/hv bs=64k count=16 2>/dev/null
         echo "HOST-VSOCK-SENT $(sha256sum </tmp/hv | cut -d' ' -f1)"
         n=0
-        until vsock-echo uds-connect /tmp/vsock.sock 5000 </tmp/hv >/tmp/hv.back 2>/dev/null && [ -s /tmp/hv.back ] || [ $n -ge 120 ]; do
+        until vsock-echo uds-connect /tmp/vsock.sock 5000 </tmp/hv >/tmp/hv.back 2>/dev/null && [ -s /tmp/hv.back ] ||
+            ! kill -0 $vmm 2>/dev/null || [ $n -ge 120 ]; do
             sleep 1
             n=$((n + 1))
         done
@@ -157,14 +162,15 @@ public static class VirtioScenarios
         "$VMM" "$@" >/tmp/life.out 2>&1 &
         vmm=$!
         ticks() { grep -c GUEST-TICK /tmp/life.out; }
+        alive() { kill -0 $vmm 2>/dev/null; } # every wait ends once the VMM is gone
         n=0
-        until [ -S /tmp/qmp-life.sock ] || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+        until [ -S /tmp/qmp-life.sock ] || ! alive || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
         sleep 2
         echo "HOST-LIFE-KERNEL-LINES-WHILE-S $(grep -c 'Linux version' /tmp/life.out)"
         qmp-send /tmp/qmp-life.sock '{"execute":"query-status"}' | sed 's/^/HOST-LIFE-STATUS-S /'
         qmp-send /tmp/qmp-life.sock '{"execute":"cont"}' >/dev/null
         n=0
-        until [ "$(ticks)" -ge 4 ] || [ $n -ge 600 ]; do sleep 0.2; n=$((n + 1)); done
+        until [ "$(ticks)" -ge 4 ] || ! alive || [ $n -ge 600 ]; do sleep 0.2; n=$((n + 1)); done
         qmp-send /tmp/qmp-life.sock '{"execute":"stop"}' | sed 's/^/HOST-LIFE-STOP /'
         a=$(ticks)
         qmp-send /tmp/qmp-life.sock '{"execute":"query-status"}' | sed 's/^/HOST-LIFE-STATUS-STOPPED /'
@@ -172,7 +178,7 @@ public static class VirtioScenarios
         echo "HOST-LIFE-TICKS-WHILE-STOPPED $(($(ticks) - a))"
         qmp-send /tmp/qmp-life.sock '{"execute":"cont"}' >/dev/null
         n=0
-        until [ "$(ticks)" -ge $((a + 3)) ] || [ $n -ge 300 ]; do sleep 0.2; n=$((n + 1)); done
+        until [ "$(ticks)" -ge $((a + 3)) ] || ! alive || [ $n -ge 300 ]; do sleep 0.2; n=$((n + 1)); done
         echo "HOST-LIFE-TICKS-AFTER-CONT $(($(ticks) - a))"
         qmp-send /tmp/qmp-life.sock '{"execute":"quit"}' >/dev/null
         wait $vmm
