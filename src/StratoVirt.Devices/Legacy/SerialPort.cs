@@ -20,6 +20,8 @@ public sealed class SerialPort : SerialPort<Serial16550>
 /// the chardev's host side sends, with flow control instead of polling.
 /// </summary>
 /// <remarks>
+/// Output goes through a <see cref="SerialOutputBuffer"/>, which the event loop flushes once the port is attached.
+/// <para/>
 /// Input is read on the event loop when the chardev is readable, as much as the receive FIFO has room for. When
 /// the FIFO is full, or the guest holds the port in loopback, one byte more is read and refused, and the chardev's
 /// input watch is turned off: further bytes wait in the host fd (the kernel's buffer), and no loop iteration runs
@@ -35,15 +37,16 @@ public class SerialPort<TUart> where TUart : IUartReceiver
     private int _heldStart, _heldEnd;
 
     /// <summary>A port on <paramref name="chardev"/>, which it claims, with the UART <paramref name="uart"/> makes
-    /// to transmit into it.</summary>
+    /// to transmit into the port's output buffer.</summary>
     /// <exception cref="ChardevException">A device already uses the chardev.</exception>
-    public SerialPort(Chardev chardev, Func<Chardev, TUart> uart)
+    public SerialPort(Chardev chardev, Func<ISerialOutput, TUart> uart)
     {
         ArgumentNullException.ThrowIfNull(chardev);
         ArgumentNullException.ThrowIfNull(uart);
         chardev.Claim(this);
         _chardev = chardev;
-        Uart = uart(chardev);
+        Output = new SerialOutputBuffer(chardev);
+        Uart = uart(Output);
         Uart.InputSpaceAvailable += OnInputSpace;
     }
 
@@ -52,8 +55,17 @@ public class SerialPort<TUart> where TUart : IUartReceiver
 
     public Chardev Chardev => _chardev;
 
-    /// <summary>Starts taking input; the chardev is watched on <paramref name="loop"/>. Once.</summary>
-    public void Attach(EventLoop loop) => _chardev.Attach(loop, OnInput);
+    /// <summary>What the UART transmitted and the chardev has not yet been given; the loop given to
+    /// <see cref="Attach"/> must run its <see cref="SerialOutputBuffer.FlushIfDue"/>.</summary>
+    public SerialOutputBuffer Output { get; }
+
+    /// <summary>Starts taking input (the chardev is watched on <paramref name="loop"/>) and batching output, which
+    /// <paramref name="loop"/>'s owner flushes. Once.</summary>
+    public void Attach(EventLoop loop)
+    {
+        _chardev.Attach(loop, OnInput);
+        Output.Start(loop.Wake);
+    }
 
     /// <summary>The chardev is readable (loop thread): moves input into the FIFO while it has room.</summary>
     private void OnInput()

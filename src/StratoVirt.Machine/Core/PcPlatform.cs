@@ -64,7 +64,8 @@ internal static class PcPlatform
             var port = new SerialPort(new KvmInterruptLine(kvmVm, SerialIrq, vm.VmFailed), serial);
             uart = port.Uart;
             vm.Pio.Register(SerialPortBase, Serial16550.Length, uart);
-            port.Attach(vm.MainLoop); // input is served once the main loop runs
+            port.Attach(vm.MainLoop); // input is served once the main loop runs, which also flushes the output
+            vm.SerialOutput = port.Output;
             vm.AddStateful(uart);
         }
         var i8042 = new I8042(() => vm.RequestReset(MachineExit.GuestReset("guest requested a reset (i8042)")));

@@ -1,3 +1,4 @@
+using StratoVirt.Devices.Legacy;
 using StratoVirt.Devices.Pci;
 using StratoVirt.Kvm;
 using StratoVirt.Memory;
@@ -79,6 +80,9 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     /// <summary>The serial port's transmit writes queued in KVM's ring, whose tick the main loop runs; null
     /// without.</summary>
     internal SerialTransmitQueueing? SerialQueueing { get; set; }
+
+    /// <summary>The serial port's output batches, which the main loop flushes; null without a serial port.</summary>
+    internal SerialOutputBuffer? SerialOutput { get; set; }
 
     /// <summary>The hypervisor's guest clock, which stands still while the VM is paused.</summary>
     internal void SetClock(IGuestClock clock) => _clock = clock;
@@ -329,6 +333,7 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
             _mainLoop.Remove(signalToken);
             foreach (var vcpu in _vcpus) vcpu.Stop(TimeSpan.FromSeconds(2));
             SerialQueueing?.Finish(); // what the guest wrote since its last exit
+            SerialOutput?.Flush();
         }
     }
 
@@ -342,11 +347,13 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         var startup = new StartupSettle(Environment.TickCount64);
         while (Volatile.Read(ref _exit) is null)
         {
-            // Only while the serial zone is in place, or start-up lasts, does the loop have a tick; an idle VM runs
-            // none of its code.
+            // Only while the serial zone is in place, serial output waits, or start-up lasts, does the loop have a
+            // tick; an idle VM runs none of its code.
             var queueing = SerialQueueing is { Queueing: true } q ? q : null;
-            int handled = _mainLoop.RunOnce(StartupSettle.Sooner(queueing?.TimeoutMs ?? -1, startup.TimeoutMs(Environment.TickCount64)));
-            queueing?.Tick();
+            int timeout = StartupSettle.Sooner(queueing?.TimeoutMs ?? -1, SerialOutput?.TimeoutMs ?? -1);
+            int handled = _mainLoop.RunOnce(StartupSettle.Sooner(timeout, startup.TimeoutMs(Environment.TickCount64)));
+            queueing?.Tick(); // may hand drained bytes to the serial output
+            SerialOutput?.FlushIfDue();
             if (startup.Observe(handled, Environment.TickCount64)) EndStartup(startupPages);
         }
         _mainLoop.Remove(controlToken);

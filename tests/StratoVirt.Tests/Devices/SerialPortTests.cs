@@ -52,9 +52,16 @@ public sealed class SerialPortTests : IDisposable
     }
 
     [Fact]
-    public void GuestOutputReachesTheClient()
+    public void GuestOutputReachesTheClientOnceTheLoopsOwnerFlushesIt()
     {
         foreach (byte b in "login: "u8) Uart.Out(RbrThr, b);
+        // The loop was woken by the first byte and may wait for the batch's deadline; the machine then flushes.
+        Assert.InRange(_port.Output.TimeoutMs, 0, SerialOutputBuffer.FlushDelayMs);
+        Assert.True(PumpUntil(() =>
+        {
+            _port.Output.FlushIfDue();
+            return _port.Output.TimeoutMs < 0;
+        }));
         Assert.Equal("login: ", _client.Receive(7));
         Assert.Equal(0, _chardev.DroppedBytes);
     }
