@@ -61,26 +61,9 @@ public sealed class SerialOutputBuffer : ISerialOutput
     /// <summary>Takes transmitted bytes (the UART, one call at a time).</summary>
     public void Write(ReadOnlySpan<byte> data)
     {
-        Action? wake;
-        lock (_gate)
+        if (TryBuffer(data, out var wakeLoop))
         {
-            wake = _wake;
-            if (wake is not null && _length + data.Length <= Capacity)
-            {
-                data.CopyTo(_buffer.AsSpan(_length));
-                bool first = _length == 0;
-                _length += data.Length;
-                if (!first) return;
-                _due = _clock() + FlushDelayMs;
-            }
-            else
-            {
-                wake = null;
-            }
-        }
-        if (wake is not null)
-        {
-            wake();
+            wakeLoop?.Invoke(); // the first bytes of a batch
             return;
         }
         // Not started, or the buffer is full: what it holds goes first, then this, from this thread.
@@ -88,6 +71,25 @@ public sealed class SerialOutputBuffer : ISerialOutput
         {
             WriteBuffered();
             _sink.Write(data);
+        }
+    }
+
+    /// <summary>Appends <paramref name="data"/> if batching has started and it fits; <paramref name="wakeLoop"/> is
+    /// set when it starts a batch.</summary>
+    private bool TryBuffer(ReadOnlySpan<byte> data, out Action? wakeLoop)
+    {
+        lock (_gate)
+        {
+            wakeLoop = null;
+            if (_wake is null || _length + data.Length > Capacity) return false;
+            if (_length == 0)
+            {
+                _due = _clock() + FlushDelayMs;
+                wakeLoop = _wake;
+            }
+            data.CopyTo(_buffer.AsSpan(_length));
+            _length += data.Length;
+            return true;
         }
     }
 

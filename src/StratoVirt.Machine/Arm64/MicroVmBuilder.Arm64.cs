@@ -98,8 +98,7 @@ public sealed partial class MicroVmBuilder
             var line = new KvmInterruptLine(_kvmVm, ArmIrq.Spi(ArmLayout.Pl011Spi), _vm.VmFailed);
             var port = new SerialPort<Pl011>(chardev, c => new Pl011(line, c));
             _vm.Mmio.Register(ArmLayout.Pl011, ArmLayout.PrimeCellSize, port.Uart);
-            port.Attach(_vm.MainLoop); // input is served once the main loop runs, which also flushes the output
-            _vm.SerialOutput = port.Output;
+            _vm.AttachSerialPort(port); // input is served once the main loop runs
             // DR is the first register; a console writes it 16 or 32 bits wide.
             SerialTransmitQueueing.Enable(_vm, _kvm, _kvmVm, port.Uart, ArmLayout.Pl011, 4, pio: false);
         }

@@ -64,8 +64,7 @@ internal static class PcPlatform
             var port = new SerialPort(new KvmInterruptLine(kvmVm, SerialIrq, vm.VmFailed), serial);
             uart = port.Uart;
             vm.Pio.Register(SerialPortBase, Serial16550.Length, uart);
-            port.Attach(vm.MainLoop); // input is served once the main loop runs, which also flushes the output
-            vm.SerialOutput = port.Output;
+            vm.AttachSerialPort(port); // input is served once the main loop runs
             vm.AddStateful(uart);
         }
         var i8042 = new I8042(() => vm.RequestReset(MachineExit.GuestReset("guest requested a reset (i8042)")));

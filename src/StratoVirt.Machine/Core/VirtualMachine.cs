@@ -82,7 +82,14 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     internal SerialTransmitQueueing? SerialQueueing { get; set; }
 
     /// <summary>The serial port's output batches, which the main loop flushes; null without a serial port.</summary>
-    internal SerialOutputBuffer? SerialOutput { get; set; }
+    private SerialOutputBuffer? _serialOutput;
+
+    /// <summary>Serves <paramref name="port"/>'s input on the main loop, which also flushes its output. One port.</summary>
+    internal void AttachSerialPort<TUart>(SerialPort<TUart> port) where TUart : IUartReceiver
+    {
+        port.Attach(_mainLoop);
+        _serialOutput = port.Output;
+    }
 
     /// <summary>The hypervisor's guest clock, which stands still while the VM is paused.</summary>
     internal void SetClock(IGuestClock clock) => _clock = clock;
@@ -333,7 +340,7 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
             _mainLoop.Remove(signalToken);
             foreach (var vcpu in _vcpus) vcpu.Stop(TimeSpan.FromSeconds(2));
             SerialQueueing?.Finish(); // what the guest wrote since its last exit
-            SerialOutput?.Flush();
+            _serialOutput?.Flush();
         }
     }
 
@@ -350,10 +357,10 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
             // Only while the serial zone is in place, serial output waits, or start-up lasts, does the loop have a
             // tick; an idle VM runs none of its code.
             var queueing = SerialQueueing is { Queueing: true } q ? q : null;
-            int timeout = StartupSettle.Sooner(queueing?.TimeoutMs ?? -1, SerialOutput?.TimeoutMs ?? -1);
+            int timeout = StartupSettle.Sooner(queueing?.TimeoutMs ?? -1, _serialOutput?.TimeoutMs ?? -1);
             int handled = _mainLoop.RunOnce(StartupSettle.Sooner(timeout, startup.TimeoutMs(Environment.TickCount64)));
             queueing?.Tick(); // may hand drained bytes to the serial output
-            SerialOutput?.FlushIfDue();
+            _serialOutput?.FlushIfDue();
             if (startup.Observe(handled, Environment.TickCount64)) EndStartup(startupPages);
         }
         _mainLoop.Remove(controlToken);
