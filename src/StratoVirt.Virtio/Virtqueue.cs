@@ -99,8 +99,10 @@ public sealed class Virtqueue
     }
 
     /// <summary>
-    /// Takes the next available chain into <paramref name="chain"/>; false when there is none. With EVENT_IDX it
-    /// also asks the driver to notify on the next buffer, and re-checks so that a buffer added meanwhile is not missed.
+    /// Takes the next available chain into <paramref name="chain"/>; false when there is none. With EVENT_IDX, finding
+    /// the ring empty asks the driver to notify on its next buffer (avail_event), then re-checks so that a buffer
+    /// added meanwhile is not missed. Only then: while the device is still popping, the driver's further buffers
+    /// need no notification, since the device reaches them on its own (each one would cost the guest an exit).
     /// </summary>
     public bool Pop(DescriptorChain chain)
     {
@@ -114,7 +116,6 @@ public sealed class Virtqueue
         Interlocked.MemoryBarrier(); // ring entries are read after the index that published them
         ushort head = Mem.ReadUInt16(AvailRing + 4 + 2UL * (ushort)(_nextAvail % Size));
         _nextAvail++;
-        if (_eventIdx) SetAvailEvent();
         chain.Load(this, Mem, head);
         return true;
     }
