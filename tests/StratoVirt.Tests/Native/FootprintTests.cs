@@ -17,6 +17,9 @@ public sealed partial class FootprintTests(PayloadFixture payloads)
     [GeneratedRegex(@"OVERHEAD-KB (\d+)")]
     private static partial Regex Overhead();
 
+    [GeneratedRegex(@"ZERO-FILL-KB (\d+) (\d+)")]
+    private static partial Regex ZeroFill();
+
     [Fact]
     public void IdleMicroVmStaysWithinItsMemoryBudget()
     {
@@ -30,5 +33,19 @@ public sealed partial class FootprintTests(PayloadFixture payloads)
         Assert.True(m.Success, r.ToString());
         int kb = int.Parse(m.Groups[1].Value);
         Assert.True(kb > 0 && kb <= IdleBudgetKb, $"idle overhead {kb} kB, budget {IdleBudgetKb} kB");
+    }
+
+    /// <summary>src/Native/prefault.c maps the binary's zero-filled data (.bss and the runtime's .hydrated section,
+    /// over 1 MB) in one system call before the runtime starts: all of it is resident, not only the pages written.</summary>
+    [Fact]
+    public void BinaryZeroFilledDataIsMappedWhole()
+    {
+        var r = KvmRunner.Run("idle-footprint", payloads);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var m = ZeroFill().Match(r.Stdout);
+        Assert.True(m.Success, r.ToString());
+        int size = int.Parse(m.Groups[1].Value), rss = int.Parse(m.Groups[2].Value);
+        Assert.True(size >= 1024, $"the mapping after the binary's is {size} kB, not its zero-filled data");
+        Assert.Equal(size, rss);
     }
 }

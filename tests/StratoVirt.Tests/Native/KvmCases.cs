@@ -142,7 +142,8 @@ public static class KvmCases
     /// The idle payload VM as a user runs it (256 MiB, a QMP socket, seccomp on, the GC's own settings rather than
     /// <see cref="KvmRunner.GcStress"/>): 1 s after its boot-timer line, prints "OVERHEAD-KB n", the Rss of every
     /// mapping smaller than 128 MiB (the rule of smaps_summary in bench/lib.sh, repeated here because the case also
-    /// runs in the lab's initramfs, where the bench scripts are not), then asks query-status and quits.
+    /// runs in the lab's initramfs, where the bench scripts are not), and "ZERO-FILL-KB size rss" for the anonymous
+    /// mapping right after the binary's own (its .bss and .hydrated sections), then asks query-status and quits.
     /// </summary>
     private static string IdleFootprint(string vmm) => $$"""
         d=$(mktemp -d) && cd "$d" || exit 2
@@ -152,6 +153,8 @@ public static class KvmCases
         waitfor 'grep -q "start-up done" vmm.err'
         sleep 1
         echo "OVERHEAD-KB $(awk '/^Size:/ { size = $2 } /^Rss:/ { if (size < 131072) kb += $2 } END { print kb }' /proc/$pid/smaps)"
+        awk '/^[0-9a-f]+-[0-9a-f]+ / { split($1, r, "-"); zf = bin && $6 == "" && r[1] == end; bin = $6 ~ /\/stratovirt$/; end = r[2]; next }
+             zf && /^Size:/ { size = $2 } zf && /^Rss:/ { print "ZERO-FILL-KB " size " " $2; zf = 0 }' /proc/$pid/smaps
         ${QMP_SEND:-qmp-send} qmp.sock '{"execute":"query-status"}' '{"execute":"quit"}' --wait-event SHUTDOWN
         wait $pid; rc=$?
         cat vmm.err >&2
