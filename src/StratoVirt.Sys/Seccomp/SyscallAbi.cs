@@ -28,29 +28,51 @@ public sealed class SyscallAbi
     /// refuse those numbers itself.</summary>
     public bool HasX32 { get; }
 
-    private readonly string[] _names;
-    private readonly Dictionary<string, int> _numbers;
+    private readonly string _table;
+
+    /// <summary>The table, parsed on first use: a process parses its own ABI's only, and the parse is part of
+    /// every start-up's CPU. Two threads that race parse it twice into equal tables.</summary>
+    private Parsed? _parsed;
+
+    private Parsed Table => _parsed ??= new Parsed(_table);
+
+    private sealed class Parsed
+    {
+        public readonly string[] Names;
+        public readonly Dictionary<string, int> Numbers;
+
+        public Parsed(string table)
+        {
+            Names = table.Split(' ');
+            Numbers = new Dictionary<string, int>(Names.Length, StringComparer.Ordinal);
+            for (int nr = 0; nr < Names.Length; nr++)
+                if (Names[nr] != "-") Numbers.Add(Names[nr], nr);
+        }
+    }
 
     private SyscallAbi(string name, uint auditArch, bool hasX32, string table)
     {
         Name = name;
         AuditArch = auditArch;
         HasX32 = hasX32;
-        _names = table.Split(' ');
-        _numbers = _names.Select((n, i) => (n, i)).Where(p => p.n != "-").ToDictionary(p => p.n, p => p.i, StringComparer.Ordinal);
+        _table = table;
     }
 
     /// <summary>The number of <paramref name="name"/>; throws for a name this ABI lacks.</summary>
     public int Number(string name) =>
-        _numbers.TryGetValue(name, out int nr) ? nr : throw new ArgumentException($"unknown {Name} system call '{name}'");
+        Table.Numbers.TryGetValue(name, out int nr) ? nr : throw new ArgumentException($"unknown {Name} system call '{name}'");
 
-    public bool Has(string name) => _numbers.ContainsKey(name);
+    public bool Has(string name) => Table.Numbers.ContainsKey(name);
 
     /// <summary>The name of call <paramref name="nr"/>, or null when the number is unused or out of range.</summary>
-    public string? CallName(int nr) => nr >= 0 && nr < _names.Length && _names[nr] != "-" ? _names[nr] : null;
+    public string? CallName(int nr)
+    {
+        var names = Table.Names;
+        return nr >= 0 && nr < names.Length && names[nr] != "-" ? names[nr] : null;
+    }
 
     /// <summary>One past the highest number the table names.</summary>
-    public int Count => _names.Length;
+    public int Count => Table.Names.Length;
 
     public override string ToString() => Name;
 }
