@@ -233,18 +233,6 @@ public static class SeccompProfile
         return names;
     }
 
-    /// <summary>"Main 37, Vcpu 23, ...": how many calls each kind of thread may make, for the log.</summary>
-    public static string Counts(bool irqfdAndIoeventfd = true) =>
-        string.Join(", ", Kinds.Select(k => $"{Name(k)} {For(k, irqfdAndIoeventfd).Rules.Count}"));
-
-    private static string Name(ThreadKind kind) => kind switch
-    {
-        ThreadKind.Main => "Main",
-        ThreadKind.Vcpu => "Vcpu",
-        ThreadKind.IoThread => "IoThread",
-        _ => "Runtime",
-    };
-
     /// <summary>Joins lists; for a call in more than one, the unconditional rule wins, and two checks of the same
     /// argument allow the values of both.</summary>
     private static IEnumerable<SyscallRule> Merge(params SyscallRule[][] lists)

@@ -37,7 +37,7 @@ public sealed partial class VirtualMachine
         if (!_config.Seccomp) return;
         try
         {
-            Seccomp.Apply(SeccompProfile.For(kind, _irqfdAndIoeventfd));
+            Seccomp.Apply(SeccompPrograms.For(kind, _irqfdAndIoeventfd));
         }
         catch (SysException e)
         {
@@ -74,7 +74,7 @@ public sealed partial class VirtualMachine
         ThreadName.SetCurrent("finalizer");
         try
         {
-            Seccomp.Apply(SeccompProfile.For(ThreadKind.Runtime));
+            Seccomp.Apply(SeccompPrograms.For(ThreadKind.Runtime, irqfdAndIoeventfd: true));
         }
         catch (SysException e)
         {
@@ -109,10 +109,10 @@ public sealed partial class VirtualMachine
         else if (counted != threads)
             throw new SeccompException($"the process has {counted} threads, {threads} were expected; " +
                                        "a thread the VMM does not know of would run unconfined");
-        Seccomp.Apply(SeccompProfile.For(ThreadKind.Main, _irqfdAndIoeventfd));
+        Seccomp.Apply(SeccompPrograms.For(ThreadKind.Main, _irqfdAndIoeventfd));
         if (Log.IsEnabled(LogLevel.Info))
-            Log.Info($"seccomp: {threads} threads confined; allowed system calls: {SeccompProfile.Counts(_irqfdAndIoeventfd)}" +
-                     $", {SeccompProfile.ProcessWide(_irqfdAndIoeventfd).Count} distinct in the process");
+            Log.Info($"seccomp: {threads} threads confined; allowed system calls: {SeccompPrograms.Counts(_irqfdAndIoeventfd)}" +
+                     $", {SeccompPrograms.ProcessWide(_irqfdAndIoeventfd)} distinct in the process");
     }
 
     /// <summary>Waits for <paramref name="countdown"/> up to <paramref name="limit"/>, calling

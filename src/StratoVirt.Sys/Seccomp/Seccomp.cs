@@ -8,14 +8,13 @@ public static unsafe class Seccomp
     /// <summary>Exit status after a blocked call: 128 + SIGSYS, what a shell shows for a process SIGSYS killed.</summary>
     public const int BlockedExitCode = 128 + Libc.SIGSYS;
 
-    /// <summary>Applies <paramref name="filter"/> to the calling thread (calls outside it raise SIGSYS), which
-    /// passes it to every thread it creates later. Sets NO_NEW_PRIVS first, as the kernel requires of an
-    /// unprivileged caller.</summary>
-    public static void Apply(SeccompFilter filter)
+    /// <summary>Applies <paramref name="program"/> (a filter's <see cref="SeccompFilter.TrapProgram"/>) to the calling
+    /// thread, which passes it to every thread it creates later. Sets NO_NEW_PRIVS first, as the kernel requires of
+    /// an unprivileged caller.</summary>
+    public static void Apply(ReadOnlySpan<BpfInstruction> program)
     {
-        var program = filter.TrapProgram;
         SysException.Check(Libc.Prctl(Libc.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)");
-        // BpfInstruction has sock_filter's layout (u16 code, u8 jt, u8 jf, u32 k); the array is pinned for the call.
+        // BpfInstruction has sock_filter's layout (u16 code, u8 jt, u8 jf, u32 k); the span is pinned for the call.
         fixed (BpfInstruction* instructions = program)
         {
             var fprog = new SockFprog { Length = (ushort)program.Length, Filter = instructions };

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text;
 
 namespace StratoVirt.Sys.Seccomp;
 
@@ -10,7 +9,7 @@ namespace StratoVirt.Sys.Seccomp;
 /// fails and the failure path makes more blocked calls. The handler formats the line on its own stack and makes
 /// only write and exit_group, which every thread's allow-list has.
 /// </summary>
-internal static unsafe class SigSysHandler
+internal static unsafe partial class SigSysHandler
 {
     /// <summary>sigsys-x86_64.S (next to this file) assembled: the code and its two strings, padded to 8 bytes;
     /// the parameter block follows. SigSysHandlerTests assembles the source and compares.</summary>
@@ -82,26 +81,23 @@ internal static unsafe class SigSysHandler
     }
 
     /// <summary>The handler's code for <paramref name="abi"/> followed by its parameters: the log fd, the number
-    /// of table entries, a name offset and length per system call number, then the names.</summary>
+    /// of table entries, a name offset and length per system call number, then the names. The table and the names
+    /// are data generated from <paramref name="abi"/>'s call table (SigSysHandler.Names.g.cs; SeccompProgramsTests
+    /// writes and checks it), so a VMM does not parse the table at start-up.</summary>
     internal static byte[] Image(int logFd, SyscallAbi abi)
     {
         var code = Code(abi);
-        int count = abi.Count;
-        int namesBytes = 0;
-        for (int nr = 0; nr < count; nr++) namesBytes += abi.CallName(nr)?.Length ?? 0;
+        bool arm = abi == SyscallAbi.Aarch64;
+        ReadOnlySpan<ushort> table = arm ? Aarch64NameTable : X86_64NameTable; // offset, length; per call number
+        ReadOnlySpan<byte> names = arm ? Aarch64Names : X86_64Names;
+        int count = table.Length / 2;
         int tableAt = code.Length + 8, namesAt = tableAt + 4 * count;
-        var image = new byte[namesAt + namesBytes];
+        var image = new byte[namesAt + names.Length];
         code.CopyTo(image);
         BinaryPrimitives.WriteInt32LittleEndian(image.AsSpan(code.Length), logFd);
         BinaryPrimitives.WriteInt32LittleEndian(image.AsSpan(code.Length + 4), count);
-        int offset = 0;
-        for (int nr = 0; nr < count; nr++)
-        {
-            string name = abi.CallName(nr) ?? ""; // an unused number has no name: the handler prints "?"
-            BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan(tableAt + 4 * nr), (ushort)offset);
-            BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan(tableAt + 4 * nr + 2), (ushort)name.Length);
-            offset += Encoding.ASCII.GetBytes(name, image.AsSpan(namesAt + offset));
-        }
+        for (int i = 0; i < table.Length; i++) BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan(tableAt + 2 * i), table[i]);
+        names.CopyTo(image.AsSpan(namesAt));
         return image;
     }
 }
