@@ -17,10 +17,10 @@ internal static partial class SeccompPrograms
     {
         bool arm = IsAarch64(abi);
         var instructions = arm ? Aarch64Instructions : X86_64Instructions;
-        var starts = arm ? Aarch64Starts : X86_64Starts;
+        var ranges = arm ? Aarch64Ranges : X86_64Ranges;
         int i = Index(kind, irqfdAndIoeventfd);
         // Each ulong is one sock_filter in the little-endian layout of BpfInstruction (both ABIs are little-endian).
-        return MemoryMarshal.Cast<ulong, BpfInstruction>(instructions[starts[i]..starts[i + 1]]);
+        return MemoryMarshal.Cast<ulong, BpfInstruction>(instructions[ranges[2 * i]..ranges[2 * i + 1]]);
     }
 
     /// <summary>"Main 40, Vcpu 29, ...": how many calls each kind of thread may make, for the log.</summary>
@@ -48,8 +48,8 @@ internal static partial class SeccompPrograms
     public static int ProcessWide(bool irqfdAndIoeventfd, SyscallAbi? abi = null) =>
         (IsAarch64(abi) ? Aarch64ProcessWide : X86_64ProcessWide)[irqfdAndIoeventfd ? 1 : 0];
 
-    /// <summary>Programs are stored kind by kind (<see cref="SeccompProfile.Kinds"/>' order), each without and then
-    /// with irqfd and ioeventfd.</summary>
+    /// <summary>Programs are indexed kind by kind (<see cref="SeccompProfile.Kinds"/>' order), each without and then
+    /// with irqfd and ioeventfd; two indices whose programs are the same share one copy of its instructions.</summary>
     internal static int Index(ThreadKind kind, bool irqfdAndIoeventfd) => (int)kind * 2 + (irqfdAndIoeventfd ? 1 : 0);
 
     private static bool IsAarch64(SyscallAbi? abi) => (abi ?? SyscallAbi.Host) == SyscallAbi.Aarch64;

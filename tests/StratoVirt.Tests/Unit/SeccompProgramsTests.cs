@@ -81,8 +81,9 @@ public sealed class SeccompProgramsTests
             string.Join(", ", SeccompProfile.Kinds.Select(k => $"{k} {SeccompProfile.For(k, abi: SyscallAbi.X86_64).Rules.Count}")),
             SeccompPrograms.Counts(irqfdAndIoeventfd: true, SyscallAbi.X86_64));
 
-    /// <summary>The programs' data file: per ABI, every program's instructions (one ulong each, sock_filter's bytes read
-    /// little-endian), where each program starts, each program's rule count and the process-wide count.</summary>
+    /// <summary>The programs' data file: per ABI, the distinct programs' instructions (one ulong each, sock_filter's
+    /// bytes read little-endian), where each index's program starts and ends, each program's rule count and the
+    /// process-wide count.</summary>
     private static string GeneratePrograms()
     {
         var sb = new StringBuilder();
@@ -99,26 +100,37 @@ public sealed class SeccompProgramsTests
         foreach (var (name, abi) in Abis)
         {
             var instructions = new List<ulong>();
-            var starts = new List<int>();
+            var ranges = new List<int>();
+            var programs = new List<(ulong[] Program, int Start)>();
             var ruleCounts = new int[2 * SeccompProfile.Kinds.Length];
             foreach (var kind in SeccompProfile.Kinds)
                 foreach (bool irqfd in (bool[])[false, true])
                 {
                     var filter = SeccompProfile.For(kind, irqfd, abi);
-                    Assert.Equal(starts.Count, SeccompPrograms.Index(kind, irqfd));
-                    starts.Add(instructions.Count);
+                    Assert.Equal(ranges.Count, 2 * SeccompPrograms.Index(kind, irqfd));
                     ruleCounts[SeccompPrograms.Index(kind, irqfd)] = filter.Rules.Count;
-                    instructions.AddRange(filter.TrapProgram.Select(i =>
-                        i.Code | (ulong)i.JumpTrue << 16 | (ulong)i.JumpFalse << 24 | (ulong)i.K << 32));
+                    ulong[] program = [.. filter.TrapProgram.Select(i =>
+                        i.Code | (ulong)i.JumpTrue << 16 | (ulong)i.JumpFalse << 24 | (ulong)i.K << 32)];
+                    // A program another index already has (most kinds' lists do not depend on irqfd) is stored once.
+                    int start = -1;
+                    foreach (var (known, at) in programs)
+                        if (known.SequenceEqual(program)) start = at;
+                    if (start < 0)
+                    {
+                        start = instructions.Count;
+                        programs.Add((program, start));
+                        instructions.AddRange(program);
+                    }
+                    ranges.Add(start);
+                    ranges.Add(start + program.Length);
                 }
-            starts.Add(instructions.Count);
             sb.AppendLine($"    private static ReadOnlySpan<ulong> {name}Instructions =>");
             sb.AppendLine("    [");
             foreach (var row in instructions.Chunk(4))
                 sb.AppendLine("        " + string.Join(" ", row.Select(v => $"0x{v:x16},")));
             sb.AppendLine("    ];");
             sb.AppendLine();
-            sb.AppendLine($"    private static ReadOnlySpan<ushort> {name}Starts => [{string.Join(", ", starts)}];");
+            sb.AppendLine($"    private static ReadOnlySpan<ushort> {name}Ranges => [{string.Join(", ", ranges)}];");
             sb.AppendLine();
             sb.AppendLine($"    private static ReadOnlySpan<byte> {name}RuleCounts => [{string.Join(", ", ruleCounts)}];");
             sb.AppendLine();
