@@ -13,22 +13,16 @@
 # to the guest's first instruction against the C floor.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/bench/lib.sh"
 N=${N:-500}
 [ $# -ge 1 ] || { echo "usage: bench/startup-cpu.sh label=vmm [label=vmm ...]" >&2; exit 2; }
 if [ -e /dev/kvm ]; then
     echo "startup-cpu: this host has /dev/kvm; bench/native-boot.sh measures start-up on it" >&2
     exit 2
 fi
+parse_variants startup-cpu "$@"
 labels=() vmms=()
-for arg in "$@"; do
-    case $arg in
-        *=*) labels+=("${arg%%=*}"); vmm=${arg#*=} ;;
-        *) echo "startup-cpu: '$arg' is not label=vmm" >&2; exit 2 ;;
-    esac
-    case $vmm in /*) ;; *) vmm=$PWD/$vmm ;; esac
-    [ -x "$vmm" ] || { echo "startup-cpu: $vmm is not an executable" >&2; exit 2; }
-    vmms+=("$vmm")
-done
+for o in "${others[@]}"; do labels+=("${o%%=*}"); vmms+=("${o#*=}"); done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 gcc -O2 -Wall -Werror -o "$tmp/cpu-pairs" "$root/bench/cpu-pairs.c"

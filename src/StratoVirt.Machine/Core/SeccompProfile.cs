@@ -198,7 +198,8 @@ public static class SeccompProfile
         return Built[index] ??= Build(kind, irqfdAndIoeventfd, abi);
     }
 
-    /// <summary>Each filter is built once, however many vCPUs install it (two threads racing build equal ones).</summary>
+    /// <summary>Each filter is built once, however often the tests and the ahead-of-time compiler ask for it (two
+    /// threads racing build equal ones); the VMM installs <see cref="SeccompPrograms"/> instead.</summary>
     private static readonly SeccompFilter?[] Built = new SeccompFilter?[16];
 
     private static SeccompFilter Build(ThreadKind kind, bool irqfdAndIoeventfd, SyscallAbi abi)

@@ -30,8 +30,9 @@ public sealed class SyscallAbi
 
     private readonly string _table;
 
-    /// <summary>The table, parsed on first use: a process parses its own ABI's only, and the parse is part of
-    /// every start-up's CPU. Two threads that race parse it twice into equal tables.</summary>
+    /// <summary>The table, parsed on first use, so that taking an ABI (to compare it, as the VMM does at start-up)
+    /// costs nothing: the VMM's filters and SIGSYS names are compiled ahead of time, and only the compiler and the
+    /// tests read the tables. Two threads that race parse it twice into equal tables.</summary>
     private Parsed? _parsed;
 
     private Parsed Table => _parsed ??= new Parsed(_table);
