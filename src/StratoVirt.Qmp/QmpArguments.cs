@@ -1,48 +1,96 @@
-using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
-using System.Text.Json.Serialization.Metadata;
 
 namespace StratoVirt.Qmp;
 
+/// <summary>What an argument member may hold, with QEMU's name for it in error texts.</summary>
+public sealed class QmpType
+{
+    internal enum Shape { String, Boolean, Integer, Object, Any }
+
+    internal Shape Kind { get; }
+    internal string Name { get; }
+    internal long Min { get; }
+    internal ulong Max { get; }
+
+    /// <summary>An object's members, in the order they are checked.</summary>
+    internal QmpMember[] Members { get; }
+
+    private QmpType(Shape kind, string name, long min = 0, ulong max = 0, QmpMember[]? members = null)
+    {
+        Kind = kind;
+        Name = name;
+        Min = min;
+        Max = max;
+        Members = members ?? [];
+    }
+
+    public static readonly QmpType String = new(Shape.String, "string");
+    public static readonly QmpType Boolean = new(Shape.Boolean, "boolean");
+    public static readonly QmpType UInt64 = new(Shape.Integer, "uint64", 0, ulong.MaxValue);
+    public static readonly QmpType Int32 = new(Shape.Integer, "int32", int.MinValue, int.MaxValue);
+    public static readonly QmpType UInt16 = new(Shape.Integer, "uint16", 0, ushort.MaxValue);
+
+    /// <summary>Any value at all: members kept only for QEMU compatibility, accepted and ignored.</summary>
+    public static readonly QmpType Any = new(Shape.Any, "any");
+
+    /// <summary>An object with exactly these members (any other is refused).</summary>
+    public static QmpType Object(params QmpMember[] members) => new(Shape.Object, "object", members: members);
+}
+
+/// <summary>A member of an arguments object. An optional boolean or integer may also be null, which counts as
+/// absent.</summary>
+public readonly record struct QmpMember(string Name, QmpType Type, bool Required)
+{
+    public static QmpMember Req(string name, QmpType type) => new(name, type, true);
+
+    public static QmpMember Opt(string name, QmpType type) => new(name, type, false);
+}
+
+/// <summary>An arguments object that <see cref="QmpArguments.TryParse"/> checked against its type: each read
+/// relies on that check, so a read of a member of another type than the one declared throws.</summary>
+public readonly struct QmpArgs(JsonElement value)
+{
+    public string String(string name) => value.GetProperty(name).GetString()!;
+
+    public string? OptionalString(string name) => Find(name, out var v) ? v.GetString() : null;
+
+    public bool Boolean(string name) => value.GetProperty(name).GetBoolean();
+
+    public bool? OptionalBoolean(string name) => Find(name, out var v) ? v.GetBoolean() : null;
+
+    public ulong UInt64(string name) => value.GetProperty(name).GetUInt64();
+
+    public int? OptionalInt32(string name) => Find(name, out var v) ? v.GetInt32() : null;
+
+    public ushort? OptionalUInt16(string name) => Find(name, out var v) ? v.GetUInt16() : null;
+
+    public QmpArgs Object(string name) => new(value.GetProperty(name));
+
+    public QmpArgs? OptionalObject(string name) => Find(name, out var v) ? new QmpArgs(v) : null;
+
+    private bool Find(string name, out JsonElement member) =>
+        value.TryGetProperty(name, out member) && member.ValueKind != JsonValueKind.Null;
+}
+
 /// <summary>
 /// Strict QMP arguments with QEMU's error texts. Every command's <c>arguments</c> object is checked against the
-/// source-generated metadata of its argument class before it is deserialised: a member the class lacks is
-/// "Parameter 'x' is unexpected", a value of the wrong JSON kind "Invalid parameter type for 'x', expected:
-/// &lt;type&gt;", an integer out of the member's range "Parameter 'x' expects &lt;type&gt;", and an absent
-/// <c>[JsonRequired]</c> member "Parameter 'x' is missing". Nested objects are checked the same way and named
-/// with dots ('file.filename'). The check reads only metadata, never exception texts, so it holds under NativeAOT
-/// with resource keys stripped.
+/// command's <see cref="QmpType"/>: a member the type lacks is "Parameter 'x' is unexpected", a value of the wrong
+/// JSON kind "Invalid parameter type for 'x', expected: &lt;type&gt;", an integer out of the member's range
+/// "Parameter 'x' expects &lt;type&gt;", and an absent required member "Parameter 'x' is missing". Nested objects
+/// are checked the same way and named with dots ('file.filename').
 /// </summary>
 public static class QmpArguments
 {
     private static readonly JsonElement EmptyObject = JsonDocument.Parse("{}").RootElement.Clone();
 
-    /// <summary>Checks and deserialises <paramref name="arguments"/> (default: the request had none, which counts
-    /// as <c>{}</c>); false with QEMU's message in <paramref name="error"/>.</summary>
-    public static bool TryParse<T>(JsonElement arguments, JsonTypeInfo<T> info, [MaybeNullWhen(false)] out T value,
-        [NotNullWhen(false)] out string? error)
+    /// <summary>Checks <paramref name="arguments"/> (default: the request had none, which counts as <c>{}</c>)
+    /// against <paramref name="type"/>; false with QEMU's message in <paramref name="error"/>.</summary>
+    public static bool TryParse(JsonElement arguments, QmpType type, out QmpArgs value, out string? error)
     {
-        value = default;
         if (arguments.ValueKind == JsonValueKind.Undefined) arguments = EmptyObject;
-        error = CheckObject(arguments, info, "");
-        if (error is not null) return false;
-        try
-        {
-            value = arguments.Deserialize(info);
-        }
-        catch (JsonException e)
-        {
-            // The checks above cover what the metadata describes; this is a converter's own refusal (an enum
-            // name, say), reported with the JSON path the serializer gives.
-            error = $"Invalid parameter '{e.Path?.TrimStart('$', '.') ?? "arguments"}'";
-            return false;
-        }
-        if (value is null)
-        {
-            error = "QMP input member 'arguments' must be an object";
-            return false;
-        }
-        return true;
+        value = new QmpArgs(arguments);
+        error = CheckObject(arguments, type, "");
+        return error is null;
     }
 
     /// <summary>For commands that take no arguments: null when there are none (or <c>{}</c>), else the
@@ -59,89 +107,56 @@ public static class QmpArguments
     private static string WrongType(string path, string expected) =>
         $"Invalid parameter type for '{path}', expected: {expected}";
 
-    private static string? CheckObject(JsonElement value, JsonTypeInfo info, string prefix)
+    private static string? CheckObject(JsonElement value, QmpType type, string prefix)
     {
         if (value.ValueKind != JsonValueKind.Object)
             return prefix.Length == 0 ? "QMP input member 'arguments' must be an object" : WrongType(prefix.TrimEnd('.'), "object");
-        foreach (var property in info.Properties)
+        foreach (var member in type.Members)
         {
-            string path = prefix + property.Name;
-            if (!value.TryGetProperty(property.Name, out var member))
+            string path = prefix + member.Name;
+            if (!value.TryGetProperty(member.Name, out var element))
             {
-                if (property.IsRequired) return $"Parameter '{path}' is missing";
+                if (member.Required) return $"Parameter '{path}' is missing";
                 continue;
             }
-            if (CheckValue(member, property.PropertyType, info.Options, path) is { } error) return error;
+            if (CheckValue(element, member, path) is { } error) return error;
         }
-        foreach (var member in value.EnumerateObject())
+        foreach (var element in value.EnumerateObject())
         {
-            if (!HasProperty(info, member.Name)) return Unexpected(prefix + member.Name);
+            if (!Declares(type, element.Name)) return Unexpected(prefix + element.Name);
         }
         return null;
     }
 
-    private static bool HasProperty(JsonTypeInfo info, string name)
+    private static bool Declares(QmpType type, string name)
     {
-        foreach (var property in info.Properties)
-            if (property.Name == name) return true;
+        foreach (var member in type.Members)
+            if (member.Name == name) return true;
         return false;
     }
 
-    private static string? CheckValue(JsonElement value, Type type, JsonSerializerOptions options, string path)
+    private static string? CheckValue(JsonElement value, QmpMember member, string path)
     {
-        if (Nullable.GetUnderlyingType(type) is { } underlying)
+        var type = member.Type;
+        if (value.ValueKind == JsonValueKind.Null && !member.Required && type.Kind is QmpType.Shape.Boolean or QmpType.Shape.Integer)
+            return null;
+        switch (type.Kind)
         {
-            if (value.ValueKind == JsonValueKind.Null) return null;
-            type = underlying;
+            case QmpType.Shape.Any:
+                return null;
+            case QmpType.Shape.String:
+                return value.ValueKind == JsonValueKind.String ? null : WrongType(path, type.Name);
+            case QmpType.Shape.Boolean:
+                return value.ValueKind is JsonValueKind.True or JsonValueKind.False ? null : WrongType(path, type.Name);
+            case QmpType.Shape.Object:
+                return CheckObject(value, type, path + ".");
+            default:
+                if (value.ValueKind != JsonValueKind.Number) return WrongType(path, "integer");
+                if (value.TryGetInt64(out long signed))
+                    return (signed >= 0 ? (ulong)signed <= type.Max : signed >= type.Min) ? null : $"Parameter '{path}' expects {type.Name}";
+                if (value.TryGetUInt64(out ulong unsigned))
+                    return unsigned <= type.Max ? null : $"Parameter '{path}' expects {type.Name}";
+                return WrongType(path, "integer");
         }
-        if (type == typeof(JsonElement)) return null; // free-form by design
-        if (type == typeof(string))
-            return value.ValueKind == JsonValueKind.String ? null : WrongType(path, "string");
-        if (type == typeof(bool))
-            return value.ValueKind is JsonValueKind.True or JsonValueKind.False ? null : WrongType(path, "boolean");
-        if (type == typeof(double) || type == typeof(float))
-            return value.ValueKind == JsonValueKind.Number ? null : WrongType(path, "number");
-        if (IntegerRange(type) is var (name, min, max))
-        {
-            if (value.ValueKind != JsonValueKind.Number) return WrongType(path, "integer");
-            if (value.TryGetInt64(out long signed))
-                return signed >= 0 ? ((ulong)signed <= max ? null : $"Parameter '{path}' expects {name}")
-                    : (signed >= min ? null : $"Parameter '{path}' expects {name}");
-            if (value.TryGetUInt64(out ulong unsigned))
-                return unsigned <= max ? null : $"Parameter '{path}' expects {name}";
-            return WrongType(path, "integer");
-        }
-        if (!options.TryGetTypeInfo(type, out var info)) return null; // the serializer will judge it
-        return info.Kind switch
-        {
-            JsonTypeInfoKind.Object => CheckObject(value, info, path + "."),
-            JsonTypeInfoKind.Enumerable => value.ValueKind == JsonValueKind.Array ? CheckItems(value, info, options, path)
-                : WrongType(path, "array"),
-            JsonTypeInfoKind.Dictionary => value.ValueKind == JsonValueKind.Object ? null : WrongType(path, "object"),
-            _ => null,
-        };
     }
-
-    private static string? CheckItems(JsonElement array, JsonTypeInfo info, JsonSerializerOptions options, string path)
-    {
-        if (info.ElementType is not { } element) return null;
-        int i = 0;
-        foreach (var item in array.EnumerateArray())
-        {
-            if (CheckValue(item, element, options, $"{path}[{i++}]") is { } error) return error;
-        }
-        return null;
-    }
-
-    /// <summary>QEMU's name and the bounds of an integer member type; null for other types.</summary>
-    private static (string Name, long Min, ulong Max)? IntegerRange(Type type) =>
-        type == typeof(ulong) ? ("uint64", 0, ulong.MaxValue)
-        : type == typeof(long) ? ("int64", long.MinValue, long.MaxValue)
-        : type == typeof(uint) ? ("uint32", 0, uint.MaxValue)
-        : type == typeof(int) ? ("int32", int.MinValue, int.MaxValue)
-        : type == typeof(ushort) ? ("uint16", 0, ushort.MaxValue)
-        : type == typeof(short) ? ("int16", short.MinValue, (ulong)short.MaxValue)
-        : type == typeof(byte) ? ("uint8", 0, byte.MaxValue)
-        : type == typeof(sbyte) ? ("int8", sbyte.MinValue, (ulong)sbyte.MaxValue)
-        : null;
 }

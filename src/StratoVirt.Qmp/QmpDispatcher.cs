@@ -1,8 +1,5 @@
-using System.Buffers;
 using System.Text.Unicode;
-using System.Text.Encodings.Web;
 using System.Text.Json;
-using System.Text.Json.Serialization.Metadata;
 using StratoVirt.Machine;
 using StratoVirt.Sys;
 
@@ -28,8 +25,9 @@ internal sealed class QmpSession(LeakBucket bucket, bool canPassFds)
 /// <summary>A command's outcome: a return value writer or an error, and what to run once the reply is queued.</summary>
 internal readonly record struct QmpReply(Action<Utf8JsonWriter>? WriteReturn, QmpErrorBody? Error, Action? After = null)
 {
-    public static QmpReply Ok<T>(T value, JsonTypeInfo<T> info, Action? after = null) =>
-        new(w => JsonSerializer.Serialize(w, value, info), null, after);
+    public static QmpReply Ok(IQmpValue value, Action? after = null) => new(value.WriteTo, null, after);
+
+    public static QmpReply Ok<T>(T[] items) where T : IQmpValue => new(w => QmpJson.WriteArray(w, items), null);
 
     public static QmpReply Fail(string desc, string errorClass = QmpDispatcher.GenericError) =>
         new(null, new QmpErrorBody(errorClass, desc));
@@ -47,12 +45,6 @@ internal sealed partial class QmpDispatcher
 {
     public const string GenericError = "GenericError", CommandNotFound = "CommandNotFound",
         DeviceNotActive = "DeviceNotActive", OperationThrottled = "OperationThrottled";
-
-    private static readonly QmpEmpty Empty = new();
-
-    /// <summary>Quotes and non-ASCII stay readable in replies (QMP clients and lab scripts grep them); the
-    /// default encoder would write ' as \u0027.</summary>
-    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>The probe answers, parsed once (and so written compact, on one line).</summary>
     private static readonly (string Name, JsonElement Return)[] Probes =
@@ -80,30 +72,30 @@ internal sealed partial class QmpDispatcher
             ["system_reset"] = NoArgs(_ => Ok(_machine.SystemReset)),
             ["system_powerdown"] = NoArgs(_ => Ok(_machine.SystemPowerdown)),
             ["query-status"] = NoArgs(_ => QmpReply.Ok(_machine.Running ? new QmpStatus(true, false, "running")
-                : new QmpStatus(false, false, "paused"), QmpJsonContext.Default.QmpStatus)),
+                : new QmpStatus(false, false, "paused"))),
             ["stop"] = NoArgs(_ => Ok(_machine.Stop)),
             ["cont"] = NoArgs(_ => Ok(_machine.Cont)),
-            ["migrate"] = Args(QmpJsonContext.Default.MigrateArguments, (a, _) => Migrate(a.Uri)),
+            ["migrate"] = Args(MigrateArguments, (a, _) => Migrate(a.String("uri"))),
             ["query-migrate"] = NoArgs(_ => QmpReply.Ok(new QmpMigrationInfo(_machine.SnapshotStatus.Status,
-                _machine.SnapshotStatus.Error), QmpJsonContext.Default.QmpMigrationInfo)),
-            ["query-version"] = NoArgs(_ => QmpReply.Ok(QmpServer.Version, QmpJsonContext.Default.QmpVersion)),
-            ["query-commands"] = NoArgs(_ => QmpReply.Ok(CommandList(), QmpJsonContext.Default.QmpCommandInfoArray)),
-            ["balloon"] = Args(QmpJsonContext.Default.BalloonArguments, (a, _) => Balloon(a.Value)),
+                _machine.SnapshotStatus.Error))),
+            ["query-version"] = NoArgs(_ => QmpReply.Ok(QmpServer.Version)),
+            ["query-commands"] = NoArgs(_ => QmpReply.Ok(CommandList())),
+            ["balloon"] = Args(BalloonArguments, (a, _) => Balloon(a.UInt64("value"))),
             ["query-balloon"] = NoArgs(_ => QueryBalloon()),
-            ["query-cpus"] = NoArgs(_ => QmpReply.Ok(Cpus(), QmpJsonContext.Default.QmpCpuInfoArray)),
-            ["query-pci"] = NoArgs(_ => QmpReply.Ok(QmpPciInfo.FromRootBus(_machine.PciFunctions), QmpJsonContext.Default.QmpPciInfoArray)),
-            ["query-hotpluggable-cpus"] = NoArgs(_ => QmpReply.Ok(HotpluggableCpus(), QmpJsonContext.Default.QmpHotpluggableCpuArray)),
+            ["query-cpus"] = NoArgs(_ => QmpReply.Ok(Cpus())),
+            ["query-pci"] = NoArgs(_ => QmpReply.Ok(QmpPciInfo.FromRootBus(_machine.PciFunctions))),
+            ["query-hotpluggable-cpus"] = NoArgs(_ => QmpReply.Ok(HotpluggableCpus())),
             // Upstream's microVM logs its memory layout and returns nothing.
             ["query-mem"] = NoArgs(_ => Ok()),
-            ["getfd"] = Args(QmpJsonContext.Default.FdNameArguments, (a, s) => GetFd(a.FdName, s)),
-            ["closefd"] = Args(QmpJsonContext.Default.FdNameArguments, (a, _) => CloseFd(a.FdName)),
-            ["query-target"] = NoArgs(_ => QmpReply.Ok(new QmpTarget("x86_64"), QmpJsonContext.Default.QmpTarget)),
-            ["query-kvm"] = NoArgs(_ => QmpReply.Ok(new QmpKvm(true, true), QmpJsonContext.Default.QmpKvm)),
+            ["getfd"] = Args(FdNameArguments, (a, s) => GetFd(a.String("fdname"), s)),
+            ["closefd"] = Args(FdNameArguments, (a, _) => CloseFd(a.String("fdname"))),
+            ["query-target"] = NoArgs(_ => QmpReply.Ok(new QmpTarget("x86_64"))),
+            ["query-kvm"] = NoArgs(_ => QmpReply.Ok(new QmpKvm(true, true))),
             ["query-machines"] = NoArgs(_ => QmpReply.Ok(
-                new[] { new QmpMachine("microvm", 254, false, true) }, QmpJsonContext.Default.QmpMachineArray)),
-            ["query-events"] = NoArgs(_ => QmpReply.Ok(Events, QmpJsonContext.Default.QmpNamedArray)),
+                new[] { new QmpMachine("microvm", 254, false, true) })),
+            ["query-events"] = NoArgs(_ => QmpReply.Ok(Events)),
             // Like upstream's, this probe takes a typename and ignores anything else.
-            ["device-list-properties"] = (a, _) => QmpReply.Ok(DeviceProperties(a), QmpJsonContext.Default.QmpPropertyArray),
+            ["device-list-properties"] = (a, _) => QmpReply.Ok(DeviceProperties(a)),
         };
         foreach (var (name, value) in Probes) _commands[name] = (_, _) => new QmpReply(value.WriteTo, null);
         AddHotplugCommands();
@@ -116,12 +108,18 @@ internal sealed partial class QmpDispatcher
     internal static Func<JsonElement, QmpSession, QmpReply> NoArgs(Func<QmpSession, QmpReply> run) =>
         (arguments, session) => QmpArguments.CheckNone(arguments) is { } error ? QmpReply.Fail(error) : run(session);
 
-    /// <summary>A command whose arguments deserialise, strictly (<see cref="QmpArguments"/>), into
-    /// <typeparamref name="T"/>.</summary>
-    internal static Func<JsonElement, QmpSession, QmpReply> Args<T>(JsonTypeInfo<T> info, Func<T, QmpSession, QmpReply> run) =>
-        (arguments, session) => QmpArguments.TryParse(arguments, info, out T? parsed, out string? error)
+    /// <summary>A command whose arguments are checked, strictly (<see cref="QmpArguments"/>), against
+    /// <paramref name="type"/>.</summary>
+    internal static Func<JsonElement, QmpSession, QmpReply> Args(QmpType type, Func<QmpArgs, QmpSession, QmpReply> run) =>
+        (arguments, session) => QmpArguments.TryParse(arguments, type, out var parsed, out string? error)
             ? run(parsed, session)
-            : QmpReply.Fail(error);
+            : QmpReply.Fail(error!);
+
+    private static readonly QmpType MigrateArguments = QmpType.Object(QmpMember.Req("uri", QmpType.String));
+    private static readonly QmpType BalloonArguments = QmpType.Object(QmpMember.Req("value", QmpType.UInt64));
+
+    /// <summary>getfd and closefd.</summary>
+    private static readonly QmpType FdNameArguments = QmpType.Object(QmpMember.Req("fdname", QmpType.String));
 
     /// <summary>migrate: on the microVM only to a file: directory, a snapshot of the paused VM (as upstream).</summary>
     private QmpReply Migrate(string uri)
@@ -131,7 +129,7 @@ internal sealed partial class QmpDispatcher
         return _machine.TrySnapshot(uri["file:".Length..], out string? error) ? Ok() : QmpReply.Fail(error!);
     }
 
-    private static QmpReply Ok(Action? after = null) => QmpReply.Ok(Empty, QmpJsonContext.Default.QmpEmpty, after);
+    private static QmpReply Ok(Action? after = null) => QmpReply.Ok(QmpEmpty.Value, after);
 
     /// <summary>The reply to <paramref name="request"/> (one line, newline-terminated) and what to run after it
     /// is queued.</summary>
@@ -276,7 +274,7 @@ internal sealed partial class QmpDispatcher
 
     private static string QomPath(int index) => $"/machine/unattached/device[{index}]";
 
-    private QmpCommandInfo[] CommandList() => [.. _commands.Keys.Select(n => new QmpCommandInfo(n))];
+    private QmpNamed[] CommandList() => [.. _commands.Keys.Select(n => new QmpNamed(n))];
 
     private static QmpProperty[] DeviceProperties(JsonElement arguments)
     {
@@ -309,7 +307,7 @@ internal sealed partial class QmpDispatcher
     }
 
     private QmpReply QueryBalloon() => _machine.BalloonActual is { } actual
-        ? QmpReply.Ok(new BalloonInfo(actual), QmpJsonContext.Default.BalloonInfo)
+        ? QmpReply.Ok(new BalloonInfo(actual))
         : QmpReply.Fail(NoBalloon, DeviceNotActive);
 
     private const string NoBalloon = "No balloon device has been activated";
@@ -318,55 +316,49 @@ internal sealed partial class QmpDispatcher
     public static byte[] ErrorLine(string desc) => Serialize(QmpReply.Fail(desc), default);
 
     /// <summary>{"return":...,"id":...} or {"error":{...},"id":...}, newline-terminated.</summary>
-    private static byte[] Serialize(QmpReply reply, JsonElement id)
+    private static byte[] Serialize(QmpReply reply, JsonElement id) => QmpJson.ToUtf8(w =>
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
+        w.WriteStartObject();
+        if (reply.Error is { } error)
         {
-            w.WriteStartObject();
-            if (reply.Error is { } error)
-            {
-                w.WritePropertyName("error");
-                JsonSerializer.Serialize(w, error, QmpJsonContext.Default.QmpErrorBody);
-            }
-            else
-            {
-                w.WritePropertyName("return");
-                reply.WriteReturn!(w);
-            }
-            if (id.ValueKind != JsonValueKind.Undefined)
-            {
-                w.WritePropertyName("id");
-                id.WriteTo(w);
-            }
-            w.WriteEndObject();
+            QmpJson.WriteObject(w, "error", error);
         }
-        return [.. buffer.WrittenSpan, (byte)'\n'];
-    }
+        else
+        {
+            w.WritePropertyName("return");
+            reply.WriteReturn!(w);
+        }
+        if (id.ValueKind != JsonValueKind.Undefined)
+        {
+            w.WritePropertyName("id");
+            id.WriteTo(w);
+        }
+        w.WriteEndObject();
+    }, newline: true);
 
     /// <summary>{"event":NAME,"data":...,"timestamp":{...}}, newline-terminated; data is omitted when null.</summary>
-    public static byte[] Event<T>(string name, T? data, JsonTypeInfo<T> info, DateTimeOffset now)
+    public static byte[] Event(string name, IQmpValue? data, DateTimeOffset now) => QmpJson.ToUtf8(w =>
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
-        {
-            w.WriteStartObject();
-            w.WriteString("event", name);
-            if (data is not null)
-            {
-                w.WritePropertyName("data");
-                JsonSerializer.Serialize(w, data, info);
-            }
-            long micros = (now - DateTimeOffset.UnixEpoch).Ticks / 10;
-            w.WriteStartObject("timestamp");
-            w.WriteNumber("seconds", micros / 1_000_000);
-            w.WriteNumber("microseconds", micros % 1_000_000);
-            w.WriteEndObject();
-            w.WriteEndObject();
-        }
-        return [.. buffer.WrittenSpan, (byte)'\n'];
-    }
+        w.WriteStartObject();
+        w.WriteString("event", name);
+        if (data is not null) QmpJson.WriteObject(w, "data", data);
+        long micros = (now - DateTimeOffset.UnixEpoch).Ticks / 10;
+        w.WriteStartObject("timestamp");
+        w.WriteNumber("seconds", micros / 1_000_000);
+        w.WriteNumber("microseconds", micros % 1_000_000);
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }, newline: true);
 
-    public static byte[] Greeting() => [.. JsonSerializer.SerializeToUtf8Bytes(
-        new QmpGreeting(new QmpGreetingBody(QmpServer.Version, [])), QmpJsonContext.Default.QmpGreeting), (byte)'\n'];
+    /// <summary>{"QMP":{"version":...,"capabilities":[]}}, newline-terminated.</summary>
+    public static byte[] Greeting() => QmpJson.ToUtf8(w =>
+    {
+        w.WriteStartObject();
+        w.WriteStartObject("QMP");
+        QmpJson.WriteObject(w, "version", QmpServer.Version);
+        w.WriteStartArray("capabilities");
+        w.WriteEndArray();
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }, newline: true);
 }

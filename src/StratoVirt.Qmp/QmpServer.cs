@@ -1,4 +1,3 @@
-using System.Text.Json.Serialization.Metadata;
 using StratoVirt.Machine;
 using StratoVirt.Sys;
 
@@ -16,7 +15,7 @@ namespace StratoVirt.Qmp;
 /// upstream does (<see cref="DefaultRateLimit"/> requests a second; the excess gets OperationThrottled).</para>
 /// <para>On a unix socket a request may carry one fd by SCM_RIGHTS: <c>getfd</c> keeps it in <see cref="Fds"/>,
 /// any other command's fd is closed once it is answered.</para>
-/// <para><see cref="SendEvent{T}"/> may be called from any thread.</para>
+/// <para><see cref="SendEvent"/> may be called from any thread.</para>
 /// </summary>
 public sealed class QmpServer : IDisposable
 {
@@ -126,19 +125,16 @@ public sealed class QmpServer : IDisposable
 
     /// <summary>Sends <c>{"event":name,"data":data,"timestamp":...}</c> to the client, once it has sent its
     /// first command; otherwise the event is dropped. Any thread.</summary>
-    public void SendEvent<T>(string name, T? data, JsonTypeInfo<T> dataInfo)
+    public void SendEvent(string name, IQmpValue? data = null)
     {
         lock (_lock)
         {
             if (_disposed || _client is not { Session.Negotiated: true } client) return;
             // Only queued: the loop's thread sends it when the socket is writable, so that a vCPU or iothread
             // raising an event needs no socket calls in its seccomp list.
-            Queue(client, QmpDispatcher.Event(name, data, dataInfo, DateTimeOffset.UtcNow), sendNow: false);
+            Queue(client, QmpDispatcher.Event(name, data, DateTimeOffset.UtcNow), sendNow: false);
         }
     }
-
-    /// <summary>An event without data.</summary>
-    public void SendEvent(string name) => SendEvent<QmpEmpty>(name, null, QmpJsonContext.Default.QmpEmpty);
 
     /// <summary>Turns what happened to the machine into its QMP event (subscribe it to
     /// <c>VirtualMachine.Events</c>). Any thread.</summary>
@@ -147,10 +143,10 @@ public sealed class QmpServer : IDisposable
         switch (e)
         {
             case MachineEvent.Shutdown s:
-                SendEvent("SHUTDOWN", new ShutdownEventData(s.Guest, ShutdownCause(s.Cause)), QmpJsonContext.Default.ShutdownEventData);
+                SendEvent("SHUTDOWN", new ShutdownEventData(s.Guest, ShutdownCause(s.Cause)));
                 break;
             case MachineEvent.Reset r:
-                SendEvent("RESET", new ShutdownEventData(r.Guest, ShutdownCause(r.Cause)), QmpJsonContext.Default.ShutdownEventData);
+                SendEvent("RESET", new ShutdownEventData(r.Guest, ShutdownCause(r.Cause)));
                 break;
             case MachineEvent.Powerdown:
                 SendEvent("POWERDOWN");
@@ -163,18 +159,17 @@ public sealed class QmpServer : IDisposable
                 break;
             case MachineEvent.DeviceDeleted d:
                 // upstream's microVM path is the id; its standard VM's (and QEMU's) /machine/peripheral/<id>
-                SendEvent("DEVICE_DELETED", new DeviceDeletedEventData(d.Id, d.Path ?? d.Id), QmpHotplugJsonContext.Default.DeviceDeletedEventData);
+                SendEvent("DEVICE_DELETED", new DeviceDeletedEventData(d.Id, d.Path ?? d.Id));
                 break;
             case MachineEvent.BalloonChanged b:
-                SendEvent("BALLOON_CHANGED", new BalloonInfo(b.ActualBytes), QmpJsonContext.Default.BalloonInfo);
+                SendEvent("BALLOON_CHANGED", new BalloonInfo(b.ActualBytes));
                 break;
             case MachineEvent.BlockIoError b:
                 SendEvent("BLOCK_IO_ERROR", new BlockIoErrorEventData(b.Device, b.Write ? "write" : "read", "report",
-                    b.NoSpace, b.Reason), QmpJsonContext.Default.BlockIoErrorEventData);
+                    b.NoSpace, b.Reason));
                 break;
             case MachineEvent.BackendDisconnected d:
-                SendEvent("DEVICE_BACKEND_DISCONNECTED", new BackendDisconnectedEventData(d.Device, d.Chardev, d.Socket),
-                    QmpJsonContext.Default.BackendDisconnectedEventData);
+                SendEvent("DEVICE_BACKEND_DISCONNECTED", new BackendDisconnectedEventData(d.Device, d.Chardev, d.Socket));
                 break;
         }
     }

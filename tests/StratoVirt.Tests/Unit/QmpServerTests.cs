@@ -410,7 +410,7 @@ public sealed partial class QmpServerTests : IDisposable
         // About 2 MiB of events: far more than the socket buffer holds, less than the disconnect limit.
         string filler = new('x', 1000);
         for (int i = 0; i < 2000; i++)
-            server.SendEvent("FILL", new ShutdownEventData(false, filler), QmpJsonContext.Default.ShutdownEventData);
+            server.SendEvent("FILL", new ShutdownEventData(false, filler));
         server.SendEvent("LAST");
         int lines = 0;
         bool sawLast = false;
@@ -435,7 +435,7 @@ public sealed partial class QmpServerTests : IDisposable
         using var s = new Client(stuckPath);
         NegotiateByHand(loop, stuck, s);
         for (int i = 0; i < 2000; i++)
-            stuck.SendEvent("FILL", new ShutdownEventData(false, filler), QmpJsonContext.Default.ShutdownEventData);
+            stuck.SendEvent("FILL", new ShutdownEventData(false, filler));
         var sw = Stopwatch.StartNew();
         stuck.FlushOutput(TimeSpan.FromMilliseconds(300));
         Assert.InRange(sw.ElapsedMilliseconds, 250, 3000);
