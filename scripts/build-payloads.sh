@@ -8,7 +8,6 @@
 # For each payload NAME writes:
 #   <outdir>/NAME.bin      flat 64-bit code (load at 0x1000000 and enter at its first byte)
 #   <outdir>/NAME.bzImage  the same code wrapped as a minimal bzImage (64-bit entry 0x100200)
-# and <outdir>/blocked-call.so, the seccomp test shim (tests/seccomp/blocked-call.c).
 # Needs gcc and binutils (ld, objcopy, readelf). Intermediate files go to <outdir>/obj/.
 set -euo pipefail
 
@@ -94,6 +93,4 @@ for dir in "$src"/*/; do
 done
 [ "$count" -gt 0 ] || { echo "build-payloads: no payloads in $src" >&2; exit 1; }
 
-# The LD_PRELOAD shim whose system call no seccomp list allows (the blocked-call case).
-gcc -O2 -Wall -Wextra -shared -fPIC -o "$out/blocked-call.so" "$root/tests/seccomp/blocked-call.c" -ldl
 echo "build-payloads: $count payloads in $out"

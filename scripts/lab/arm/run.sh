@@ -7,8 +7,8 @@
 # The scenario file is sourced in the outer VM after scripts/lab/outer/lib.sh (scenario, @@BEGIN/@@END markers)
 # with $VMM, $KERNEL (the uncompressed Image), $INITRD (busybox, scripts/lab/guest/init, the virtio modules) and
 # $DISK (a 4 MiB raw image of random content, its sha256 in $DISK_SHA256); /lab/bzImage-header and
-# /lab/old-Image-header are kernels to be refused; /lab/blocked-call.so is tests/seccomp/blocked-call.c; /lab/ozone
-# is the arm64 ozone found beside the VMM, if there is one. With --with-qemu, Debian's arm64 qemu-system-aarch64
+# /lab/old-Image-header are kernels to be refused; /lab/ozone is the arm64 ozone found beside the VMM, if there is
+# one. With --with-qemu, Debian's arm64 qemu-system-aarch64
 # and its libraries (scripts/lab/arm/fetch-qemu.sh) go to /lab/qemu/ and $QEMU names a wrapper that execs it
 # through its own loader (the process keeps the caller's pid). The outer console goes to stdout and the log; the
 # outer VM is killed after --timeout seconds (default 600) or ${LAB_SILENCE_LIMIT:-120}s without output. Exit
@@ -81,10 +81,10 @@ install -m 0755 "$vmm" "$root/lab/stratovirt"
 # The arm64 ozone built beside the VMM, for the sandbox scenario.
 [[ -x "$(dirname "$vmm")/ozone" ]] && install -m 0755 "$(dirname "$vmm")/ozone" "$root/lab/ozone"
 aarch64-linux-gnu-gcc -static -O2 -o "$root/bin/qmp-send" "$here/../qmp-send.c" || lab_die "cannot build qmp-send for arm64"
-# The seccomp test shim (LD_PRELOAD): a system call no thread's list allows.
-aarch64-linux-gnu-gcc -O2 -shared -fPIC -o "$root/lab/blocked-call.so" "$lab_root/tests/seccomp/blocked-call.c" -ldl \
-    || lab_die "cannot build blocked-call.so for arm64"
-for lib in $(aarch64-linux-gnu-readelf -d "$vmm" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p') ld-linux-aarch64.so.1; do
+# The libraries of the dynamically linked binaries (ozone; the VMM is static) and their interpreter.
+for lib in $(for exe in "$vmm" "$(dirname "$vmm")/ozone"; do
+        [[ -e "$exe" ]] && aarch64-linux-gnu-readelf -d "$exe" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'
+    done | sort -u) ld-linux-aarch64.so.1; do
     cp -L "$cross/$lib" "$root/lib/$lib"
 done
 if [[ -n "$with_qemu" ]]; then

@@ -131,6 +131,7 @@ public sealed class Vcpu : IDisposable
                 {
                     entered = true;
                     if (Id == 0 && Log.IsEnabled(LogLevel.Info)) Log.Info(ProcessClock.FirstEntryLine());
+                    VirtualMachine.Probe(ThreadKind.Vcpu);
                 }
                 var exit = Dispatch(_vcpu.Run(), out _accessPending);
                 if (exit is not null && _onExit(exit)) return;

@@ -84,6 +84,26 @@ public sealed partial class VirtualMachine
         return null;
     }
 
+    /// <summary>
+    /// STRATOVIRT_SECCOMP_PROBE=main, vcpu or iothread: the first thread of that kind, once confined and about to
+    /// serve, makes one system call that no list allows (uname), so that seccomp's report of it, and the VM's stop
+    /// with status 159, can be seen on that kind of thread: how the tests reach each thread's filter in a static
+    /// binary, which takes no LD_PRELOAD shim, and how an operator can check a host's kernel. Unset, nothing happens;
+    /// with -disable-seccomp the call is harmless.
+    /// </summary>
+    private static readonly ThreadKind? s_probe = Environment.GetEnvironmentVariable("STRATOVIRT_SECCOMP_PROBE") switch
+    {
+        "main" => ThreadKind.Main,
+        "vcpu" => ThreadKind.Vcpu,
+        "iothread" => ThreadKind.IoThread,
+        _ => null,
+    };
+
+    internal static void Probe(ThreadKind kind)
+    {
+        if (s_probe == kind) Libc.Syscall(Libc.SYS_uname, 0, 0, 0);
+    }
+
     /// <summary>Confines the rest of the process once the vCPU and iothreads have confined themselves.</summary>
     private void ConfineProcess()
     {

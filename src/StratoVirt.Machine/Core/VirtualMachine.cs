@@ -122,7 +122,14 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
     /// <summary>Starts the iothreads; each confines itself first. Call once the devices that use them are attached.</summary>
     internal void StartIoThreads()
     {
-        foreach (var (id, loop) in _ioThreads) loop.StartThread(() => PrepareThread(ThreadKind.IoThread, $"iothread {id}"));
+        foreach (var (id, loop) in _ioThreads)
+        {
+            loop.StartThread(() =>
+            {
+                PrepareThread(ThreadKind.IoThread, $"iothread {id}");
+                Probe(ThreadKind.IoThread);
+            });
+        }
     }
 
     /// <summary>A failure of the VM itself (KVM refused an interrupt): the VM ends with a host error.</summary>
@@ -324,6 +331,7 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         {
             using var startupPages = StartupPages.Prepare(); // before the filters: it opens /proc/self/pagemap
             ConfineProcess();
+            Probe(ThreadKind.Main);
             if (_config.StartPaused)
             {
                 _pausedClock = TryGetClock();

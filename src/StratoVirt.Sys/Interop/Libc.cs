@@ -17,4 +17,7 @@ public static partial class Libc
     /// glibc's syscall is assembly that ignores the variadic-call register conventions, so fixed arguments are safe.</summary>
     [LibraryImport(Lib, EntryPoint = "syscall", SetLastError = true)]
     public static partial long Syscall(long number, nint a1, nint a2, nint a3);
+
+    /// <summary>uname(2)'s number: the call no seccomp list allows, which the seccomp probe makes.</summary>
+    public static readonly long SYS_uname = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 63 : 160;
 }

@@ -95,9 +95,8 @@ public static class ArmScenarios
         Boot("arm-qmp", 2, "lab.action=test lab.test=count", vmm: "sh /tmp/arm-qmp-host.sh"),
         HotplugHost,
         Boot("arm-hotplug", 1, "lab.action=test lab.test=hotplug-read", vmm: "sh /tmp/arm-hp-host.sh"),
-        // A system call outside every list, made on a vCPU thread by the LD_PRELOAD shim: named from aarch64's table.
-        Boot("arm-seccomp-blocked", 2, "lab.action=poweroff",
-            vmm: "env LD_PRELOAD=/lab/blocked-call.so BLOCKED_CALL_ON=vcpu \"$VMM\""),
+        // A system call outside every list, made on a vCPU thread (STRATOVIRT_SECCOMP_PROBE): named from aarch64's table.
+        Boot("arm-seccomp-blocked", 2, "lab.action=poweroff", vmm: "env STRATOVIRT_SECCOMP_PROBE=vcpu \"$VMM\""),
         // The arm64 ozone runs the VMM in its sandbox (uid 1000, a cgroup v2, a chroot without /proc, no
         // capabilities); the guest reads the disk passed in with -source.
         OzoneHost,

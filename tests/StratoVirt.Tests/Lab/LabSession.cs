@@ -144,7 +144,7 @@ public sealed class LabSession
             var args = c.Args.Select(a => KvmRunner.Resolve(a, "/lab"));
             string command = KvmRunner.Quote("$VMM", args).Replace("'$VMM'", "\"$VMM\"");
             if (c.WithInfoLog) command = "STRATOVIRT_LOG_LEVEL=info " + command;
-            if (c.Preload is { } preload) command = $"LD_PRELOAD={KvmRunner.Resolve(preload, "/lab")} {command}";
+            if (c.SeccompProbe is { } probe) command = $"STRATOVIRT_SECCOMP_PROBE={probe} {command}";
             if (c.Wrap is not null) command = c.Wrap(command);
             sb.AppendLine($"scenario kvm-{c.Name} {c.TimeoutSeconds} run_case {KvmRunner.Word(command)}");
         }

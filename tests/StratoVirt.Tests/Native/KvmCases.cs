@@ -2,11 +2,11 @@ namespace StratoVirt.Tests.Native;
 
 /// <summary>
 /// One run of stratovirt that needs a working /dev/kvm. Arguments may name payloads as "{payload:hello.bin}";
-/// they resolve to the host's build of the payloads, or to /lab/ inside the nested lab. <see cref="Preload"/> names
-/// a shared object among the payloads to load into the VMM with LD_PRELOAD.
+/// they resolve to the host's build of the payloads, or to /lab/ inside the nested lab. <see cref="SeccompProbe"/>
+/// names the kind of thread that makes a system call no seccomp list allows (STRATOVIRT_SECCOMP_PROBE).
 /// </summary>
 public sealed record VmmCase(string Name, string[] Args, int TimeoutSeconds = 30, bool WithInfoLog = false,
-    Func<string, string>? Wrap = null, string? Preload = null);
+    Func<string, string>? Wrap = null, string? SeccompProbe = null);
 
 /// <summary>Every KVM-backed payload run the tests assert on; the lab runs them all in one boot.</summary>
 public static class KvmCases
@@ -192,18 +192,15 @@ public static class KvmCases
         // A q35 guest enumerates PCI through 0xCF8/0xCFC and ECAM, sizes a BAR and follows a root port.
         PciProbe("q35-pci-probe-bin", "pci-probe.bin"),
         PciProbe("q35-pci-probe-bzimage", "pci-probe.bzImage"),
-        // A system call outside every seccomp list (made by the LD_PRELOAD shim in the event loops) is named and
-        // stops the VM; without seccomp the same shim changes nothing.
-        new("seccomp-blocked", Boot("idle.bin", "-D"), WithInfoLog: true, Preload: "{payload:blocked-call.so}"),
-        // The same call on one kind of thread at a time: the handler's report must come out on each.
-        new("seccomp-blocked-main", Boot("idle.bin", "-D"), WithInfoLog: true, Preload: "{payload:blocked-call.so}",
-            Wrap: vmm => $"BLOCKED_CALL_ON=main {vmm}"),
-        new("seccomp-blocked-vcpu", Boot("idle.bin", "-D", "-smp", "2"), WithInfoLog: true, Preload: "{payload:blocked-call.so}",
-            Wrap: vmm => $"BLOCKED_CALL_ON=vcpu {vmm}"),
+        // A system call outside every seccomp list, made by one kind of thread at a time once it is confined
+        // (STRATOVIRT_SECCOMP_PROBE): the handler's report must come out on each and stop the VM; without seccomp
+        // the same call changes nothing.
+        new("seccomp-blocked-main", Boot("idle.bin", "-D"), WithInfoLog: true, SeccompProbe: "main"),
+        new("seccomp-blocked-vcpu", Boot("idle.bin", "-D", "-smp", "2"), WithInfoLog: true, SeccompProbe: "vcpu"),
         new("seccomp-blocked-iothread", Boot("idle.bin", "-D", "-object", "iothread,id=io0", "-drive", "id=d0,file=disk.img",
-                "-device", "virtio-blk-device,drive=d0,id=blk0,iothread=io0"), WithInfoLog: true, Preload: "{payload:blocked-call.so}",
-            Wrap: vmm => $"d=$(mktemp -d) && cd \"$d\" && truncate -s 1M disk.img && BLOCKED_CALL_ON=iothread {vmm}; rc=$?; cd / && rm -rf \"$d\"; exit $rc"),
-        new("seccomp-disabled", Boot("hello.bin", "-disable-seccomp"), Preload: "{payload:blocked-call.so}"),
+                "-device", "virtio-blk-device,drive=d0,id=blk0,iothread=io0"), WithInfoLog: true, SeccompProbe: "iothread",
+            Wrap: vmm => $"d=$(mktemp -d) && cd \"$d\" && truncate -s 1M disk.img && {vmm}; rc=$?; cd / && rm -rf \"$d\"; exit $rc"),
+        new("seccomp-disabled", Boot("hello.bin", "-disable-seccomp"), SeccompProbe: "main"),
         new("no-permission", ["-machine", "microvm", "-kernel", "{payload:hello.bin}"], Wrap: KvmRunner.WithoutKvmPermission),
         // The idle payload never stops by itself; SIGTERM must end the VMM cleanly with exit 0.
         new("sigterm", Boot("idle.bin", "-D"), WithInfoLog: true,

@@ -52,7 +52,7 @@ public static class KvmRunner
         var args = c.Args.Select(a => Resolve(a, payloads.Dir)).ToArray();
         var env = new Dictionary<string, string>(GcStress);
         if (c.WithInfoLog) env["STRATOVIRT_LOG_LEVEL"] = "info";
-        if (c.Preload is { } preload) env["LD_PRELOAD"] = Resolve(preload, payloads.Dir);
+        if (c.SeccompProbe is { } probe) env["STRATOVIRT_SECCOMP_PROBE"] = probe;
         if (c.Wrap is null) return VmmProcess.Run(args, TimeSpan.FromSeconds(c.TimeoutSeconds), env);
         env["QMP_SEND"] = payloads.QmpSend;
         env["QMP_FUZZ"] = payloads.QmpFuzz;
