@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the NativeAOT binaries: out/stratovirt and out/ozone (the sandbox launcher).
 #   scripts/build.sh [--arch x86_64|arm64]
-# --arch arm64 cross-compiles both for linux-arm64 into out/aarch64/ (needs `scripts/deps.sh arm64`). That
+# --arch arm64 cross-compiles both for linux-arm64 into out/aarch64/ (`scripts/deps.sh` installs the cross tools). That
 # stratovirt runs the aarch64 microVM (see README, "aarch64").
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates src/StratoVirt.Sys/Seccomp/SyscallNames.Table.cs from the kernel headers' system call numbers:
-# x86_64 from Debian's linux-libc-dev, aarch64 from the cross headers (`scripts/deps.sh arm64`). Each table is
+# x86_64 from Debian's linux-libc-dev, aarch64 from the cross headers (`scripts/deps.sh`). Each table is
 # the names, space-separated, indexed by number ("-" for unused numbers).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

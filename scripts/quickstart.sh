@@ -12,8 +12,8 @@ source scripts/lab/host.sh
 say() { echo "quickstart: $*" >&2; }
 die() { echo "quickstart: error: $*" >&2; exit 1; }
 
-say "checking packages (qemu-system-x86, busybox-static, cpio, e2fsprogs)"
-lab_need_packages qemu-system-x86 busybox-static cpio e2fsprogs
+say "checking packages (qemu-system-x86, busybox-static, cpio, e2fsprogs, and clang and lld for NativeAOT)"
+lab_need_packages qemu-system-x86 busybox-static cpio e2fsprogs clang lld
 command -v dotnet >/dev/null 2>&1 || die "the .NET SDK (dotnet) is not installed"
 
 say "building out/stratovirt"

@@ -23,7 +23,7 @@ case "$level" in
     *) fail "unknown level '$level' (unit, native, lab, all or armlab)" ;;
 esac
 if [[ "$level" == all || "$level" == armlab ]]; then
-    { bash scripts/deps.sh arm64 && bash scripts/build.sh --arch arm64; } || fail "building out/aarch64/stratovirt failed"
+    bash scripts/build.sh --arch arm64 || fail "building out/aarch64/stratovirt failed"
 fi
 
 log="$(mktemp)"

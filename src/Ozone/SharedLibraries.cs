@@ -5,8 +5,8 @@ namespace Ozone;
 
 /// <summary>
 /// What a dynamically linked binary needs in the chroot: its ELF interpreter and the libraries the interpreter
-/// resolves for it (asked with "ld.so --list", as ldd does). Upstream requires a static binary; stratovirt built
-/// with NativeAOT links glibc dynamically, so ozone copies these in at the same paths.
+/// resolves for it (asked with "ld.so --list", as ldd does). Upstream requires a static binary, and stratovirt is
+/// one; a dynamically linked -exec-file still runs, with these copied in at the same paths.
 /// </summary>
 public static class SharedLibraries
 {
