@@ -61,9 +61,9 @@ internal sealed partial class QmpDispatcher
 
     private static BlockdevSpec Blockdev(QmpArgs a)
     {
-        string node = a.String("node-name"), file = a.Object("file").String("filename");
-        string? driver = a.OptionalString("driver"), fileDriver = a.Object("file").String("driver"),
-            aio = a.Object("file").OptionalString("aio"), media = a.OptionalString("media");
+        var fileArgs = a.Object("file");
+        string node = a.String("node-name"), file = fileArgs.String("filename"), fileDriver = fileArgs.String("driver");
+        string? driver = a.OptionalString("driver"), aio = fileArgs.OptionalString("aio"), media = a.OptionalString("media");
         if (node.Length == 0) throw new HotplugException("blockdev-add: node-name is empty");
         if (driver is "qcow2") throw new HotplugException($"blockdev-add '{node}': qcow2 is not supported (raw only)");
         if (driver is not (null or "raw"))
