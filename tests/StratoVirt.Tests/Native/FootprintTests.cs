@@ -12,7 +12,8 @@ namespace StratoVirt.Tests.Native;
 [Collection("payloads")]
 public sealed partial class FootprintTests(PayloadFixture payloads)
 {
-    /// <summary>4.5 MiB: the issue's budget, about 0.5 MiB above what bench/memory.sh measures in the lab.</summary>
+    /// <summary>4.5 MiB: the issue's budget. The lab measures about 2.1 MB; natively on a PVM host the GC's first
+    /// generation is larger (4.2-4.4 MB there before the start-up changes of 2026-12-07), so the budget stays.</summary>
     public const int IdleBudgetKb = 4608;
 
     [GeneratedRegex(@"OVERHEAD-KB (\d+)")]
