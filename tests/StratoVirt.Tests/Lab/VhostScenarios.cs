@@ -25,9 +25,10 @@ public static class VhostScenarios
         exec 3>&1 >/tmp/vhost-vsock-host.out
         dd if=/dev/urandom of=/tmp/hv bs=64k count=16 2>/dev/null
         head -c 65536 /tmp/hv >/tmp/hv2
-        send() {  # send <port> <file> <echo file>
+        send() {  # send <port> <file> <echo file>; gives up at once when the VMM has ended (a guest that faulted)
             n=0
-            until vsock-echo connect "$cid" "$1" <"$2" >"$3" 2>/dev/null && [ -s "$3" ] || [ $n -ge 180 ]; do
+            until vsock-echo connect "$cid" "$1" <"$2" >"$3" 2>/dev/null && [ -s "$3" ] || [ $n -ge 180 ] \
+                || ! kill -0 $vmm 2>/dev/null; do
                 sleep 1
                 n=$((n + 1))
             done
