@@ -50,7 +50,9 @@ public sealed class SnapshotLabTests(ITestOutputHelper output)
         var s = Run();
         var before = Ticks(s, "BEFORE");
         var after = Ticks(s, "AFTER");
-        Assert.True(before.Count >= 9, s.Text);
+        // The host stops the VM once tick 8 is out. Counting lines would not do: a kernel message printed into the
+        // middle of a tick line (seen: "GUEST-SNAP-TICK [ 4.69] IPv6: ...") leaves that tick unparsed.
+        Assert.True(before.Count > 0 && before[^1].Tick >= 8, s.Text);
         Assert.NotEmpty(after);
         Assert.Equal(before[^1].Tick + (CutTick(s) ? 2 : 1), after[0].Tick);
         Assert.Equal(39, after[^1].Tick);
