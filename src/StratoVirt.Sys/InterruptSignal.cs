@@ -21,17 +21,8 @@ public static unsafe class InterruptSignal
         SysException.Check(Libc.SigAction(signal, &act, &old), $"sigaction({signal})");
     }
 
-    /// <summary>A read-only, executable page that holds one return instruction (x86_64 RET, aarch64 RET x30): a
-    /// signal handler returns to the restorer the kernel or glibc set up.</summary>
-    private static nint MapReturn()
-    {
-        ReadOnlySpan<byte> ret = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? [0xc0, 0x03, 0x5f, 0xd6] : [0xc3];
-        byte* page = (byte*)Libc.Mmap(null, 4096, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);
-        if (page == (byte*)-1) throw SysException.Last("mmap (interrupt signal handler)");
-        // The mapping is 4096 bytes long and no one else knows of it until mprotect below.
-        ret.CopyTo(new Span<byte>(page, ret.Length));
-        if (Libc.Mprotect(page, 4096, Libc.PROT_READ | Libc.PROT_EXEC) != 0)
-            throw SysException.Last("mprotect (interrupt signal handler)");
-        return (nint)page;
-    }
+    /// <summary>One return instruction (x86_64 RET, aarch64 RET x30): a signal handler returns to the restorer
+    /// the kernel or glibc set up.</summary>
+    private static nint MapReturn() => ExecutableCode.Map(
+        RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? [0xc0, 0x03, 0x5f, 0xd6] : [0xc3], "interrupt signal handler");
 }

@@ -67,18 +67,7 @@ internal static unsafe partial class SigSysHandler
 
     /// <summary>Maps the handler (<see cref="Image"/>) read-only and executable and returns its entry point. The
     /// page stays for the life of the process.</summary>
-    public static nint Create(int logFd)
-    {
-        byte[] image = Image(logFd, SyscallAbi.Host);
-        nuint size = (nuint)((image.Length + 4095) & ~4095);
-        byte* page = (byte*)Libc.Mmap(null, size, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS, -1, 0);
-        if (page == (byte*)-1) throw SysException.Last("mmap (SIGSYS handler)");
-        // The mapping is `size` >= image.Length bytes long and no one else knows of it until mprotect below.
-        image.CopyTo(new Span<byte>(page, image.Length));
-        if (Libc.Mprotect(page, size, Libc.PROT_READ | Libc.PROT_EXEC) != 0)
-            throw SysException.Last("mprotect (SIGSYS handler)");
-        return (nint)page;
-    }
+    public static nint Create(int logFd) => ExecutableCode.Map(Image(logFd, SyscallAbi.Host), "SIGSYS handler");
 
     /// <summary>The handler's code for <paramref name="abi"/> followed by its parameters: the log fd, the number
     /// of table entries, a name offset and length per system call number, then the names. The table and the names
