@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 
 namespace StratoVirt.Qmp;
@@ -85,7 +86,7 @@ public static class QmpArguments
 
     /// <summary>Checks <paramref name="arguments"/> (default: the request had none, which counts as <c>{}</c>)
     /// against <paramref name="type"/>; false with QEMU's message in <paramref name="error"/>.</summary>
-    public static bool TryParse(JsonElement arguments, QmpType type, out QmpArgs value, out string? error)
+    public static bool TryParse(JsonElement arguments, QmpType type, out QmpArgs value, [NotNullWhen(false)] out string? error)
     {
         if (arguments.ValueKind == JsonValueKind.Undefined) arguments = EmptyObject;
         value = new QmpArgs(arguments);

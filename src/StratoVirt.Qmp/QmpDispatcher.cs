@@ -113,7 +113,7 @@ internal sealed partial class QmpDispatcher
     internal static Func<JsonElement, QmpSession, QmpReply> Args(QmpType type, Func<QmpArgs, QmpSession, QmpReply> run) =>
         (arguments, session) => QmpArguments.TryParse(arguments, type, out var parsed, out string? error)
             ? run(parsed, session)
-            : QmpReply.Fail(error!);
+            : QmpReply.Fail(error);
 
     private static readonly QmpType MigrateArguments = QmpType.Object(QmpMember.Req("uri", QmpType.String));
     private static readonly QmpType BalloonArguments = QmpType.Object(QmpMember.Req("value", QmpType.UInt64));

@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
+using StratoVirt.Sys;
 
 namespace StratoVirt.Tests.Native;
 
@@ -57,18 +59,16 @@ public sealed partial class FootprintTests(PayloadFixture payloads)
     /// page after its file contents to the page after its end in memory.</summary>
     private static int ZeroFilledKb(ReadOnlySpan<byte> elf)
     {
-        const uint PtLoad = 1;
         const ulong Page = 4096;
-        ulong phoff = BinaryPrimitives.ReadUInt64LittleEndian(elf[0x20..]);
+        int phoff = (int)BinaryPrimitives.ReadUInt64LittleEndian(elf[0x20..]);
         int entrySize = BinaryPrimitives.ReadUInt16LittleEndian(elf[0x36..]), count = BinaryPrimitives.ReadUInt16LittleEndian(elf[0x38..]);
         ulong kb = 0;
         for (int i = 0; i < count; i++)
         {
-            var h = elf[((int)phoff + i * entrySize)..];
-            if (BinaryPrimitives.ReadUInt32LittleEndian(h) != PtLoad) continue;
-            ulong vaddr = BinaryPrimitives.ReadUInt64LittleEndian(h[0x10..]);
-            ulong fileEnd = (vaddr + BinaryPrimitives.ReadUInt64LittleEndian(h[0x20..]) + Page - 1) & ~(Page - 1);
-            ulong memoryEnd = (vaddr + BinaryPrimitives.ReadUInt64LittleEndian(h[0x28..]) + Page - 1) & ~(Page - 1);
+            var h = MemoryMarshal.Read<ElfProgramHeader>(elf[(phoff + i * entrySize)..]);
+            if (h.Type != Libc.PT_LOAD) continue;
+            ulong fileEnd = (h.VirtualAddress + h.FileSize + Page - 1) & ~(Page - 1);
+            ulong memoryEnd = (h.VirtualAddress + h.MemorySize + Page - 1) & ~(Page - 1);
             if (memoryEnd > fileEnd) kb += (memoryEnd - fileEnd) / 1024;
         }
         return (int)kb;
