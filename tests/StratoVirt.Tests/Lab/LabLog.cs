@@ -19,6 +19,10 @@ public sealed record LabScenario(string Name, int? ExitCode, long? WallMs, long?
 
     public bool TimedOut => ExitCode == TimeoutExitCode;
 
+    /// <summary>Ended the way the lab's own faults end a scenario (scripts/lab/outer/lib.sh retries these): killed by
+    /// its timeout, or failed with a nested guest's triple fault in its output.</summary>
+    public bool EndedByLabFault => TimedOut || (ExitCode is not (null or 0) && OutputContains("guest triple fault"));
+
     /// <summary>The guest's own uptime, in seconds, when its /init started (from "GUEST-INIT uptime=...").</summary>
     public double? GuestUptimeAtInit
     {
@@ -232,16 +236,17 @@ public sealed class LabLog
         return log;
     }
 
-    /// <summary>The log of a boot that ran what <paramref name="earlier"/>'s boot left unfinished, read as one run:
-    /// the earlier boot's finished scenarios, then everything the later boot ran; the outer VM's state (KVM, DONE,
-    /// modules) is the later boot's.</summary>
+    /// <summary>The log of a boot that ran what <paramref name="earlier"/>'s boot left unfinished, or ran again what
+    /// it finished badly, read as one run: the earlier boot's finished scenarios, then everything the later boot ran.
+    /// A scenario is read from its last attempt that ended (one the later boot did not finish leaves the earlier
+    /// result standing); the outer VM's state (KVM, DONE, modules) is the later boot's.</summary>
     public static LabLog Resume(LabLog earlier, LabLog later)
     {
         var log = new LabLog([.. earlier.Lines, .. later.Lines]);
         var scenarios = earlier.Scenarios.Where(s => s.Ended).Concat(later.Scenarios).ToList();
         foreach (var s in scenarios)
         {
-            log._byName[s.Name] = s;
+            if (s.Ended || !log._byName.ContainsKey(s.Name)) log._byName[s.Name] = s;
             log._attempts[s.Name] = log.AttemptsOf(s.Name) + 1;
         }
         log.Scenarios = scenarios;

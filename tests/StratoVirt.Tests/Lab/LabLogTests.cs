@@ -188,4 +188,40 @@ public sealed class LabLogTests
         Assert.Equal(3, run["c"].ExitCode);
         Assert.Equal(1, run.AttemptsOf("b"));
     }
+
+    [Fact]
+    public void ARerunThatDidNotFinishLeavesTheEarlierResultStanding()
+    {
+        // "soak" triple-faulted in the first outer VM; the fresh one died inside its rerun.
+        LabLog first = LabLog.Parse("@@LAB KVM-OK\n@@BEGIN soak\nstratovirt: vCPU 2: guest triple fault (KVM_EXIT_SHUTDOWN)\n" +
+            "@@END soak rc=1 wall_ms=9\n@@LAB DONE\n");
+        LabLog second = LabLog.Parse("@@LAB KVM-OK\n@@BEGIN soak\nKernel panic - not syncing\n");
+        LabLog run = LabLog.Resume(first, second);
+        Assert.Equal(1, run["soak"].ExitCode);
+        Assert.Equal(2, run.AttemptsOf("soak"));
+        // A rerun that finished is read instead.
+        LabLog third = LabLog.Parse("@@LAB KVM-OK\n@@BEGIN soak\n@@END soak rc=0 wall_ms=7\n@@LAB DONE\n");
+        Assert.Equal(0, LabLog.Resume(first, third)["soak"].ExitCode);
+    }
+
+    [Theory]
+    [InlineData("@@END s rc=124 wall_ms=9", "", true)]
+    [InlineData("@@END s rc=1 wall_ms=9", "stratovirt: vCPU 1: guest triple fault (KVM_EXIT_SHUTDOWN)", true)]
+    // A q35 resets on a triple fault and can still finish well; a failure without one is the scenario's own.
+    [InlineData("@@END s rc=0 wall_ms=9", "vCPU 0: guest triple fault (KVM_EXIT_SHUTDOWN) resets the machine", false)]
+    [InlineData("@@END s rc=1 wall_ms=9", "GUEST-TEST-END soak rc=1", false)]
+    [InlineData("", "stratovirt: vCPU 1: guest triple fault (KVM_EXIT_SHUTDOWN)", false)]
+    public void TimeoutsAndFailuresWithATripleFaultAreTheLabsFaults(string end, string output, bool labFault)
+    {
+        LabLog log = LabLog.Parse($"@@BEGIN s\n{output}\n{end}\n");
+        Assert.Equal(labFault, log["s"].EndedByLabFault);
+    }
+
+    [Fact]
+    public void AScenarioFileForARerunRunsOnlyTheNamedScenarios()
+    {
+        string file = LabSession.ScenarioFile([], only: ["soak-short", "q35-boot"]);
+        Assert.Contains("LAB_ONLY='^(soak-short|q35-boot)$'", file.Split('\n').Select(l => l.TrimEnd('\r')));
+        Assert.DoesNotContain("LAB_ONLY='^(", LabSession.ScenarioFile([]));
+    }
 }

@@ -138,17 +138,18 @@ public sealed partial class ReliabilityLabTests(ITestOutputHelper output)
     }
 
     /// <summary>A soak's outcome in a few lines, first in a failure message (CI keeps only its first 40 lines):
-    /// how the VMM ended and why, the QMP poll, the VMM's warnings and errors, and the guest console's last
-    /// lines and any kernel trouble in it.</summary>
+    /// how the VMM ended and why, how many attempts the lab made (a guest triple fault earns a rerun), the QMP poll,
+    /// the VMM's warnings and errors, and the guest console's last lines and any kernel trouble in it.</summary>
     private static string SoakDigest(LabScenario s)
     {
+        int attempts = LabSession.Instance.Log.AttemptsOf(s.Name);
         var keys = s.Output.Where(l => l.StartsWith("SOAK-VMM-", StringComparison.Ordinal) ||
             l.StartsWith("QMP-POLL ", StringComparison.Ordinal) || l.Contains(" WARN ", StringComparison.Ordinal) ||
             l.Contains(" ERROR ", StringComparison.Ordinal) || l.Contains(" stopped: ", StringComparison.Ordinal) ||
             KernelTrouble().IsMatch(l));
         var console = s.Output.Where(l => !l.StartsWith("SOAK-", StringComparison.Ordinal) &&
             !l.StartsWith("QMP-POLL", StringComparison.Ordinal) && !l.StartsWith("20", StringComparison.Ordinal)).TakeLast(12);
-        return $"rc={s.ExitCode}\n{string.Join('\n', keys.Take(20))}\n-- console's last lines --\n{string.Join('\n', console)}";
+        return $"rc={s.ExitCode} attempts={attempts}\n{string.Join('\n', keys.Take(20))}\n-- console's last lines --\n{string.Join('\n', console)}";
     }
 
     [GeneratedRegex(@"Kernel panic|Oops|BUG:|general protection|Call Trace|triple fault|KVM_EXIT", RegexOptions.IgnoreCase)]

@@ -40,7 +40,8 @@ public static class ReliabilityScenarios
     /// more attempts after a guest triple fault, as every Linux scenario now does
     /// (<see cref="LinuxScenarios.Preamble"/>): on a host without /dev/kvm (2026-12-06) both attempts of a CI run
     /// faulted early in the load, and the same lab's outer kernel panicked with QEMU as its only nested VMM (issue
-    /// 11; the fault is not explained). A third fault still fails the test.</summary>
+    /// 11; the fault is not explained). When all three attempts fault (a CI run, 2026-12-07), it runs again in a fresh
+    /// outer VM (<see cref="LabSession"/>'s rerun after lab faults); a fault there too fails the test.</summary>
     public static string SoakLine =>
         $"scenario soak-short {SoakSeconds + 300} unshare -n soak-host {SoakSeconds} {SoakCpus} 512";
 }
