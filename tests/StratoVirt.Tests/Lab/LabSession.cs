@@ -68,18 +68,19 @@ public sealed class LabSession
     }
 
     /// <summary>
-    /// Runs once more, in a fresh outer VM, each Linux scenario whose every attempt in its outer VM ended in a nested
-    /// triple fault or a timeout (<see cref="LabScenario.EndedByLabFault"/>). Those faults come in runs within one
+    /// Runs once more, in a fresh outer VM, each Linux scenario whose every attempt in its outer VM failed with a
+    /// nested triple fault (<see cref="LabScenario.FailedWithTripleFault"/>). Those faults come in runs within one
     /// outer VM: a CI run (2026-12-07) had <c>soak-short</c>'s guest triple-fault in all three of its attempts, as
     /// another (2026-12-06) in both of its two, while alone on a fresh outer VM it passed every time; and the same
     /// lab's outer kernel panicked with QEMU as its only nested VMM. The rerun's attempts count as well, and a
     /// scenario that faults there too fails its test as before. The KVM payload cases are not rerun: one of them
-    /// triple-faults on purpose, and the lab does not retry them.
+    /// triple-faults on purpose, and the lab does not retry them. Nor are timeouts: the lab's retries of a scenario
+    /// that hangs take its time limit each, and a further outer VM would add as many again.
     /// </summary>
     private void RerunLabFaults(List<string> args, string scenarios)
     {
         var faulted = Log.Scenarios.Select(s => s.Name).Distinct()
-            .Where(n => !n.StartsWith(KvmCasePrefix, StringComparison.Ordinal) && Log[n].EndedByLabFault).ToList();
+            .Where(n => !n.StartsWith(KvmCasePrefix, StringComparison.Ordinal) && Log[n].FailedWithTripleFault).ToList();
         if (faulted.Count == 0) return;
         File.Copy(LogPath, $"{LogPath}.before-rerun", overwrite: true);
         File.WriteAllText(scenarios, ScenarioFile([], only: faulted));
@@ -220,8 +221,8 @@ public sealed class LabSession
             output.WriteLine($"{name} ran {attempts} times: the earlier attempts timed out (see their @@HUNG " +
                 $"lines) or triple-faulted, in {LogPath}");
         if (_rerun.Contains(name))
-            output.WriteLine($"{name} ran again in a fresh outer VM: every attempt in the earlier one triple-faulted " +
-                $"or timed out ({LogPath}.before-rerun)");
+            output.WriteLine($"{name} ran again in a fresh outer VM: every attempt in the earlier one failed with a " +
+                $"nested triple fault ({LogPath}.before-rerun)");
         if (OuterBoots > 1)
             output.WriteLine($"the lab's outer VM was booted {OuterBoots} times: the earlier boots died before their " +
                 $"scenarios finished ({LogPath}.1 ...: {string.Join(" | ", _deaths)}); {name} ran in the boot that finished it");
