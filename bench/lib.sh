@@ -88,6 +88,11 @@ ensure_tool() {  # ensure_tool <command> <package> [optional]
     exit 1
 }
 
+# Build the C floor (bench/floor/kvm-floor.c) as <dir>/kvm-floor.
+build_floor() {  # build_floor <dir>
+    gcc -O2 -Wall -Wextra -o "$1/kvm-floor" "$root/bench/floor/kvm-floor.c" -lpthread
+}
+
 # Build the floor, the launcher and the payloads into .cache/bench.
 build_inputs() {
     ensure_tool gcc gcc
@@ -95,7 +100,7 @@ build_inputs() {
     local d
     d=$(bench_dir)
     mkdir -p "$d"
-    gcc -O2 -Wall -Wextra -o "$d/kvm-floor" "$root/bench/floor/kvm-floor.c" -lpthread
+    build_floor "$d"
     gcc -O2 -Wall -Wextra -o "$d/launch" "$root/bench/floor/launch.c"
     "$root/scripts/build-payloads.sh" "$d/payloads" >/dev/null
     cp "$d"/payloads/*.bin "$d"/payloads/*.bzImage "$d/"

@@ -9,7 +9,7 @@
 #   to-kvm   the microVM command line with a 4 KiB kernel of zeros and seccomp on: the above, then option parsing,
 #            the SIGSYS handler, the finalizer thread's visit with its seccomp filter and the kernel's load, up to
 #            the builder opening /dev/kvm, which fails here and ends the process.
-# The C floor (bench/floor/kvm-floor.c, built as native-boot.sh builds it) runs in the to-kvm batch too, with the
+# The C floor (bench/floor/kvm-floor.c, built by lib.sh's build_floor as for native-boot.sh) runs in the to-kvm batch too, with the
 # same kernel of zeros, up to its own open of /dev/kvm: its row shows what exec, the C runtime and the exit cost on
 # this host, and each build gets its ratio to it (/floor). That is the part of issue 12's start-up ratio that comes
 # before KVM, measured; the KVM work after it needs a host with /dev/kvm.
@@ -30,7 +30,7 @@ for o in "${others[@]}"; do labels+=("${o%%=*}"); vmms+=("${o#*=}"); done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 gcc -O2 -Wall -Werror -o "$tmp/cpu-pairs" "$root/bench/cpu-pairs.c"
-gcc -O2 -Wall -Wextra -o "$tmp/kvm-floor" "$root/bench/floor/kvm-floor.c" -lpthread
+build_floor "$tmp"
 head -c 4096 /dev/zero > "$tmp/zeros.bin"
 
 # measure <name> [--floor] <args...>: one cpu-pairs run over every build with these arguments; with --floor the C
