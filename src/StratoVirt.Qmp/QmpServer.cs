@@ -28,7 +28,7 @@ public sealed class QmpServer : IDisposable
     private const int MaxPendingOutput = 4 << 20;
 
     /// <summary>What the greeting and query-version report: QEMU 5.0.1, as upstream does.</summary>
-    public static readonly QmpVersion Version = new(new QemuVersion(1, 0, 5), "StratoVirt-2.5.0");
+    public static readonly QmpVersion Version = new(new QemuVersion(1, 0, 5), "StratoVirt-" + Product.Version);
 
     private readonly EventLoop _loop;
     private readonly QmpDispatcher _dispatcher;

@@ -20,7 +20,7 @@ public static class Program
             if (daemon) Daemon.DetachStandardStreams();
             var parsed = ArgParser.Parse(args, Options.Specs);
             if (Options.WantsHelp(parsed)) { Log.WriteRaw(1, Usage); return 0; }
-            if (Options.WantsVersion(parsed)) { Log.WriteRaw(1, $"StratoVirt {Version} (C# implementation)\n"); return 0; }
+            if (Options.WantsVersion(parsed)) { Log.WriteRaw(1, $"StratoVirt {Product.Version} (C# implementation)\n"); return 0; }
             var options = Options.FromArgs(parsed, Libc.HostRamBytes());
             if (options.PidFile is not null && !options.Daemonize)
                 throw new UsageException("option -pidfile must be used together with -daemonize");
@@ -94,9 +94,6 @@ public static class Program
         }
         Log.Enable(fd, level);
     }
-
-    private static string Version =>
-        typeof(Program).Assembly.GetName().Version is { } v ? $"{v.Major}.{v.Minor}.{v.Build}" : "unknown";
 
     /// <summary>-help: the machine's options, then each registered device type's, then the process's.</summary>
     private static string Usage => $"""
