@@ -23,7 +23,14 @@ public sealed unsafe class GuestMemory : IDisposable
     /// backing holds the regions one after the other from offset 0. On failure nothing is left.</summary>
     public GuestMemory(IEnumerable<(ulong Address, ulong Size)> layout, RamBacking backing)
     {
-        var ordered = layout.OrderBy(r => r.Address).ToList();
+        // Sorted by address, regions at the same address kept in the order given (the overlap check depends on it).
+        var ordered = new List<(ulong Address, ulong Size)>();
+        foreach (var r in layout)
+        {
+            int at = ordered.Count;
+            while (at > 0 && ordered[at - 1].Address > r.Address) at--;
+            ordered.Insert(at, r);
+        }
         if (backing.Kind == RamBackingKind.Anonymous && backing.Shared)
             throw new ArgumentException("anonymous guest RAM is private; shared RAM needs a memfd or a file");
         if (backing.Kind == RamBackingKind.Snapshot && backing.Shared)
@@ -32,7 +39,11 @@ public sealed unsafe class GuestMemory : IDisposable
         try
         {
             if (backing.Kind != RamBackingKind.Anonymous)
-                _file = RamFile.Create(backing, ordered.Aggregate(0UL, (sum, r) => sum + r.Size));
+            {
+                ulong fileSize = 0;
+                foreach (var r in ordered) fileSize += r.Size;
+                _file = RamFile.Create(backing, fileSize);
+            }
             ulong offset = 0;
             foreach (var (address, size) in ordered)
             {
@@ -64,7 +75,14 @@ public sealed unsafe class GuestMemory : IDisposable
 
     public IReadOnlyList<GuestRegion> Regions => _regions;
 
-    public ulong TotalSize => _regions.Aggregate(0UL, (sum, r) => sum + r.Size);
+    public ulong TotalSize => SizeOf(_regions);
+
+    internal static ulong SizeOf(IReadOnlyList<GuestRegion> regions)
+    {
+        ulong sum = 0;
+        foreach (var r in regions) sum += r.Size;
+        return sum;
+    }
 
     /// <summary>Host memory backing [address, address+length), or a GuestMemoryException.</summary>
     public Span<byte> GetSpan(ulong address, ulong length)

@@ -15,7 +15,7 @@ internal static unsafe class RamPrealloc
 
     public static void Populate(IReadOnlyList<GuestRegion> regions, ulong pageSize)
     {
-        ulong total = regions.Aggregate(0UL, (sum, r) => sum + r.Size);
+        ulong total = GuestMemory.SizeOf(regions);
         int threads = (int)Math.Min((ulong)Math.Min(MaxThreads, Environment.ProcessorCount), Math.Max(1, total / pageSize));
         // Each thread's share, whole pages.
         ulong share = (total / pageSize + (ulong)threads - 1) / (ulong)threads * pageSize;
@@ -26,11 +26,15 @@ internal static unsafe class RamPrealloc
                 stretches.Add((r.HostAddress + (nint)at, Math.Min(share, r.Size - at)));
         }
         int errno = 0;
-        var workers = stretches.Select(s => new Thread(() =>
+        var workers = new List<Thread>(stretches.Count);
+        foreach (var s in stretches)
         {
-            int e = Populate(s.Host, s.Length, pageSize);
-            if (e != 0) Interlocked.CompareExchange(ref errno, e, 0);
-        }) { Name = "mem-prealloc", IsBackground = true }).ToList();
+            workers.Add(new Thread(() =>
+            {
+                int e = Populate(s.Host, s.Length, pageSize);
+                if (e != 0) Interlocked.CompareExchange(ref errno, e, 0);
+            }) { Name = "mem-prealloc", IsBackground = true });
+        }
         foreach (var w in workers) w.Start();
         foreach (var w in workers) w.Join();
         if (errno != 0) throw new SysException($"preallocating {total >> 20} MiB of guest RAM", errno);

@@ -23,7 +23,14 @@ public static class BootOrder
         return kind == DeviceKind.Disk ? $"/pci@i0cf8/scsi@{unit}/disk@0,0" : $"/pci@i0cf8/ethernet@{unit}";
     }
 
-    /// <summary>The file for <paramref name="entries"/> (bootindex, path), ordered by bootindex.</summary>
-    public static byte[] Build(IEnumerable<(int Index, string Path)> entries) =>
-        Encoding.ASCII.GetBytes(string.Join('\n', entries.OrderBy(e => e.Index).Select(e => e.Path)) + "\0");
+    /// <summary>The file for <paramref name="entries"/> (bootindex, path), ordered by bootindex (the command line
+    /// refuses a bootindex given twice).</summary>
+    public static byte[] Build(IEnumerable<(int Index, string Path)> entries)
+    {
+        var ordered = new List<(int Index, string Path)>(entries);
+        ordered.Sort((a, b) => a.Index.CompareTo(b.Index));
+        var paths = new string[ordered.Count];
+        for (int i = 0; i < paths.Length; i++) paths[i] = ordered[i].Path;
+        return Encoding.ASCII.GetBytes(string.Join('\n', paths) + "\0");
+    }
 }

@@ -19,14 +19,21 @@ public sealed class OptionValue
             if (eq < 0)
             {
                 if (i == 0 && defaultKey is not null) (key, value) = (defaultKey, part);
-                else if (allowedKeys.Contains(part)) (key, value) = (part, "on"); // bare flags such as "server"
+                else if (Allows(allowedKeys, part)) (key, value) = (part, "on"); // bare flags such as "server"
                 else throw new UsageException($"option {option}: '{part}' is not key=value");
             }
             else (key, value) = (part[..eq], part[(eq + 1)..]);
-            if (!allowedKeys.Contains(key))
+            if (!Allows(allowedKeys, key))
                 throw new UsageException($"option {option}: unknown parameter '{key}' (accepted: {string.Join(", ", allowedKeys)})");
             if (!_items.TryAdd(key, value)) throw new UsageException($"option {option}: parameter '{key}' is given twice");
         }
+    }
+
+    private static bool Allows(IReadOnlyCollection<string> keys, string key)
+    {
+        foreach (string k in keys)
+            if (k == key) return true;
+        return false;
     }
 
     public string? Get(string key) => _items.GetValueOrDefault(key);

@@ -136,8 +136,12 @@ public sealed class PciBus(string name, IoBus pio, IoBus mmio)
             foreach (var (slot, function, f) in Functions)
             {
                 var c = f.Config;
-                var regions = c.Bars.Select(bar => c.BarAddress(bar.Index) is var a && a != 0 && c.BarDecodes(bar)
-                    ? new PciRegionInfo(bar.Index, bar.Kind, a, bar.Size) : new PciRegionInfo(bar.Index, bar.Kind, PciRegionInfo.Unmapped, bar.Size));
+                var regions = new List<PciRegionInfo>();
+                foreach (var bar in c.Bars)
+                {
+                    regions.Add(c.BarAddress(bar.Index) is var a && a != 0 && c.BarDecodes(bar)
+                        ? new PciRegionInfo(bar.Index, bar.Kind, a, bar.Size) : new PciRegionInfo(bar.Index, bar.Kind, PciRegionInfo.Unmapped, bar.Size));
+                }
                 bool bridge = c.IsBridge; // a type 1 header has no subsystem ids
                 list.Add(new PciFunctionInfo(slot, function, c.GetU16(PciConfigSpace.VendorId), c.GetU16(PciConfigSpace.DeviceId),
                     bridge ? (ushort)0 : c.GetU16(PciConfigSpace.SubsystemVendorId), bridge ? (ushort)0 : c.GetU16(PciConfigSpace.SubsystemId),

@@ -78,7 +78,14 @@ public sealed class PciConfigSpace
     public ushort CommandValue => GetU16(Command);
 
     /// <summary>The BARs the device declared, by index (a 64-bit BAR takes its index and the next).</summary>
-    public IEnumerable<PciBar> Bars => _bars.Where(b => b is not null).Select(b => b!.Value);
+    public IEnumerable<PciBar> Bars
+    {
+        get
+        {
+            foreach (var b in _bars)
+                if (b is { } bar) yield return bar;
+        }
+    }
 
     /// <summary>Reads <paramref name="data"/>.Length bytes at <paramref name="offset"/>; outside the space reads
     /// all ones.</summary>

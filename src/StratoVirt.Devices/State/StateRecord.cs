@@ -38,7 +38,8 @@ public sealed record StateRecord(string Name, int Version, byte[] Data)
     public static StateRecord ReadFrom(StateReader reader)
     {
         string name = reader.ReadString() ?? throw new StateException($"{reader.Name} state: a record without a name");
-        if (name.Any(char.IsControl)) throw new StateException($"{reader.Name} state: a record's name holds control characters");
+        foreach (char c in name)
+            if (char.IsControl(c)) throw new StateException($"{reader.Name} state: a record's name holds control characters");
         return new StateRecord(name, (int)reader.ReadUInt32(), reader.ReadBytes());
     }
 }

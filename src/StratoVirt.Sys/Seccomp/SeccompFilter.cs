@@ -47,10 +47,12 @@ public sealed class SeccompFilter
     {
         Rules = [.. rules];
         Abi = abi ?? SyscallAbi.Host;
-        _numbers = [.. Rules.Select(r => Abi.Number(r.Name))];
+        _numbers = new int[Rules.Count];
         var numbers = new HashSet<int>();
-        foreach (var (r, nr) in Rules.Zip(_numbers))
+        for (int i = 0; i < Rules.Count; i++)
         {
+            var r = Rules[i];
+            int nr = _numbers[i] = Abi.Number(r.Name);
             if (!numbers.Add(nr)) throw new ArgumentException($"system call {r.Name} has more than one rule");
             if (r.Arg is < -1 or > 5) throw new ArgumentException($"{r.Name}: argument index {r.Arg} is not 0-5");
             if (r.Arg >= 0 && r.Values is not { Count: > 0 })
@@ -59,7 +61,15 @@ public sealed class SeccompFilter
     }
 
     /// <summary>The distinct system calls this filter lets through (in any form).</summary>
-    public IEnumerable<string> AllowedNames => Rules.Select(r => r.Name);
+    public IReadOnlyList<string> AllowedNames
+    {
+        get
+        {
+            var names = new string[Rules.Count];
+            for (int i = 0; i < names.Length; i++) names[i] = Rules[i].Name;
+            return names;
+        }
+    }
 
     private BpfInstruction[]? _trapProgram;
 

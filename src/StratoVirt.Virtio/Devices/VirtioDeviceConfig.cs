@@ -71,3 +71,14 @@ public interface IDeviceOptionContext
     /// <summary>Whether an earlier -device used <paramref name="driver"/>.</summary>
     bool HasDriver(string driver);
 }
+
+public static class DeviceOptionContextExtensions
+{
+    /// <summary>Whether a device of type <typeparamref name="T"/> was parsed already.</summary>
+    public static bool HasDevice<T>(this IDeviceOptionContext context) where T : VirtioDeviceConfig
+    {
+        foreach (var d in context.Devices)
+            if (d is T) return true;
+        return false;
+    }
+}

@@ -64,11 +64,27 @@ public sealed class VirtioDeviceRegistry
     /// <summary>The type a QMP device_add driver names (see <see cref="VirtioDeviceType.HotplugMatch"/>); null
     /// if none can be hotplugged by that name.</summary>
     public VirtioDeviceType? Hotpluggable(string driver) =>
-        _types.FirstOrDefault(t => t.HotplugMatch is { } match && driver.Contains(match, StringComparison.Ordinal));
+        Array.Find(_types, t => t.HotplugMatch is { } match && driver.Contains(match, StringComparison.Ordinal));
 
     /// <summary>"virtio-blk and virtio-net": the types hotplug takes, for messages.</summary>
-    public string HotpluggableNames => string.Join(" and ", _types.Where(t => t.HotplugMatch is not null).Select(t => t.Name));
+    public string HotpluggableNames
+    {
+        get
+        {
+            var names = new List<string>();
+            foreach (var t in _types)
+                if (t.HotplugMatch is not null) names.Add(t.Name);
+            return string.Join(" and ", names);
+        }
+    }
 
     /// <summary>Every type's -help lines, in registration order.</summary>
-    public IEnumerable<string> Usage => _types.SelectMany(t => t.Usage);
+    public IEnumerable<string> Usage
+    {
+        get
+        {
+            foreach (var t in _types)
+                foreach (string line in t.Usage) yield return line;
+        }
+    }
 }

@@ -24,7 +24,7 @@ public sealed record BalloonDeviceConfig(string Id, bool DeflateOnOom, bool Free
     {
         if (v.GetBool("auto-balloon", false))
             throw new UsageException("option -device: virtio-balloon auto-balloon is not supported by this build");
-        if (context.Devices.Any(d => d is BalloonDeviceConfig)) throw new UsageException("option -device: only one virtio-balloon-device is supported");
+        if (context.HasDevice<BalloonDeviceConfig>()) throw new UsageException("option -device: only one virtio-balloon-device is supported");
         return new BalloonDeviceConfig(context.DeviceId(v), v.GetBool("deflate-on-oom", false), v.GetBool("free-page-reporting", false));
     }
 }

@@ -26,7 +26,7 @@ public sealed record ConsoleDeviceConfig(string Id, ChardevConfig Chardev) : Vir
     private static ConsoleDeviceConfig ParseConsole(OptionValue v, IDeviceOptionContext context)
     {
         if (!context.HasDriver(SerialBus)) throw new UsageException("option -device: virtconsole needs a virtio-serial-device before it");
-        if (context.Devices.Any(d => d is ConsoleDeviceConfig))
+        if (context.HasDevice<ConsoleDeviceConfig>())
             throw new UsageException("option -device: the microvm's virtio-serial has one port; only one virtconsole is supported");
         if (v.GetInt("nr", 0, 0) is null && v.Has("nr")) throw new UsageException("option -device: virtconsole nr must be 0");
         var chardev = context.Backend<ChardevConfig>(v, "chardev", "-chardev");

@@ -51,7 +51,7 @@ public sealed class Tap : INetBackend
         if (nameLength == 0) throw new TapException("tap: the interface name is empty");
         if (nameLength >= Libc.IFNAMSIZ)
             throw new TapException($"tap {ifname}: the interface name is longer than {Libc.IFNAMSIZ - 1} bytes");
-        if (ifname.Contains('/') || ifname.Contains('\0') || ifname.Any(char.IsWhiteSpace))
+        if (ifname.Contains('/') || ifname.Contains('\0') || HasWhiteSpace(ifname))
             throw new TapException($"tap {ifname}: the interface name contains '/', whitespace or NUL");
 
         int raw = Libc.Open("/dev/net/tun", Libc.O_RDWR | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
@@ -88,6 +88,13 @@ public sealed class Tap : INetBackend
             fd.Dispose();
             throw;
         }
+    }
+
+    private static bool HasWhiteSpace(string s)
+    {
+        foreach (char c in s)
+            if (char.IsWhiteSpace(c)) return true;
+        return false;
     }
 
     /// <summary>

@@ -108,8 +108,12 @@ public sealed class VirtioNet : VirtioDevice
         return mac;
     }
 
-    public static string FormatMac(byte[] mac) =>
-        string.Join(':', mac.Select(b => b.ToString("x2", CultureInfo.InvariantCulture)));
+    public static string FormatMac(byte[] mac)
+    {
+        var bytes = new string[mac.Length];
+        for (int i = 0; i < mac.Length; i++) bytes[i] = mac[i].ToString("x2", CultureInfo.InvariantCulture);
+        return string.Join(':', bytes);
+    }
 
     /// <summary>A random unicast, locally administered MAC address. Random.Shared, not the crypto generator: a MAC
     /// needs no secrecy, and the crypto generator loads libssl, which a minimal host (or the lab) may not have.</summary>

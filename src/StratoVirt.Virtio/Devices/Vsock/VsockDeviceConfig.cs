@@ -31,7 +31,7 @@ public sealed record VsockDeviceConfig(string Id, ulong GuestCid, string? UdsPat
         int? vhostFd = v.Get("vhostfd") is { } fdText ? VhostOptions.ParseFd("-device vhost-vsock-device", fdText) : null;
         if (vhostFd is not null && v.Has("uds-path"))
             throw new UsageException("option -device: vhost-vsock-device takes vhostfd= (kernel vhost) or uds-path= (user space), not both");
-        if (context.Devices.Any(d => d is VsockDeviceConfig)) throw new UsageException("option -device: only one vhost-vsock-device is supported");
+        if (context.HasDevice<VsockDeviceConfig>()) throw new UsageException("option -device: only one vhost-vsock-device is supported");
         return new VsockDeviceConfig(context.DeviceId(v), cid, v.Get("uds-path"), vhostFd);
     }
 }
