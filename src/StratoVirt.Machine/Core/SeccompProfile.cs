@@ -216,7 +216,7 @@ public static class SeccompProfile
             ThreadKind.Runtime => [RuntimeCalls],
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
-        return new(Merge(lists.Select(l => l.Select(r => InAbi(r, abi)).ToArray()).ToArray()), abi);
+        return new(Merge(lists, abi), abi);
     }
 
     /// <summary><paramref name="rule"/> under the name <paramref name="abi"/> gives its call.</summary>
@@ -234,18 +234,28 @@ public static class SeccompProfile
         return names;
     }
 
-    /// <summary>Joins lists; for a call in more than one, the unconditional rule wins, and two checks of the same
-    /// argument allow the values of both.</summary>
-    private static IEnumerable<SyscallRule> Merge(params SyscallRule[][] lists)
+    /// <summary>Joins lists, each rule under its name in <paramref name="abi"/>; for a call in more than one, the
+    /// unconditional rule wins, and two checks of the same argument allow the values of both.</summary>
+    private static IEnumerable<SyscallRule> Merge(SyscallRule[][] lists, SyscallAbi abi)
     {
         var merged = new Dictionary<string, SyscallRule>(StringComparer.Ordinal);
-        foreach (var rule in lists.SelectMany(l => l))
+        foreach (var list in lists)
         {
-            if (!merged.TryGetValue(rule.Name, out var known)) merged[rule.Name] = rule;
-            else if (known.Arg < 0 || rule.Arg < 0) merged[rule.Name] = Allow(rule.Name);
-            else if (known.Arg == rule.Arg && known.Mask == rule.Mask)
-                merged[rule.Name] = known with { Values = [.. known.Values!, .. rule.Values!.Where(v => !known.Values!.Contains(v))] };
-            else throw new ArgumentException($"{rule.Name}: two lists check different arguments");
+            foreach (var listed in list)
+            {
+                var rule = InAbi(listed, abi);
+                if (!merged.TryGetValue(rule.Name, out var known)) merged[rule.Name] = rule;
+                else if (known.Arg < 0 || rule.Arg < 0) merged[rule.Name] = Allow(rule.Name);
+                else if (known.Arg == rule.Arg && known.Mask == rule.Mask)
+                {
+                    var values = new List<uint>(known.Values!);
+                    int knownCount = values.Count;
+                    foreach (uint v in rule.Values!)
+                        if (values.IndexOf(v, 0, knownCount) < 0) values.Add(v);
+                    merged[rule.Name] = known with { Values = values };
+                }
+                else throw new ArgumentException($"{rule.Name}: two lists check different arguments");
+            }
         }
         return merged.Values;
     }

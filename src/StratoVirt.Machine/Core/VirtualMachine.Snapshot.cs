@@ -84,14 +84,17 @@ public sealed partial class VirtualMachine
     /// overwritten: VMs restored from them may still map them.</summary>
     private ulong TakeSnapshot(string memoryPath, string statePath)
     {
-        var gates = _virtioSlots.Select(t => t.Device.Gate).ToArray();
+        var gates = _virtioSlots.ConvertAll(t => t.Device.Gate);
         int locked = 0;
         try
         {
-            for (; locked < gates.Length; locked++) Monitor.Enter(gates[locked]);
-            var records = _stateful.Select(StateRecord.Capture).ToList();
+            for (; locked < gates.Count; locked++) Monitor.Enter(gates[locked]);
+            var records = _stateful.ConvertAll(StateRecord.Capture);
+            var regions = Memory.Regions;
+            var layout = new (ulong Address, ulong Size)[regions.Count];
+            for (int i = 0; i < layout.Length; i++) layout[i] = (regions[i].GuestAddress, regions[i].Size);
             var state = new SnapshotState(SnapshotState.ThisArchitecture, "microvm", _config.Cpus.Count,
-                [.. Memory.Regions.Select(r => (r.GuestAddress, r.Size))], SnapshotState.FactsOf(_config), records);
+                layout, SnapshotState.FactsOf(_config), records);
             ulong written;
             using (var memoryFile = CreateFile(memoryPath))
             {

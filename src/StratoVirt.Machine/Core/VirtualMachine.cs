@@ -50,6 +50,18 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
 
     public GuestMemory Memory { get; internal set; } = null!;
 
+    /// <summary>Whether every region of guest RAM is shared (mem-share=on, a memory backend with share=on), as a
+    /// vhost-user backend needs it.</summary>
+    internal bool MemoryShared
+    {
+        get
+        {
+            foreach (var region in Memory.Regions)
+                if (!region.Shared) return false;
+            return true;
+        }
+    }
+
     public IReadOnlyList<Vcpu> Vcpus => _vcpus;
 
     /// <summary>The loop on the main thread: QMP, chardevs, and the devices without an iothread.</summary>
@@ -291,7 +303,15 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
 
     IReadOnlyList<PciFunctionInfo> IMachineControl.PciFunctions => PciRoot?.Describe() ?? [];
 
-    IReadOnlyList<(int Index, int ThreadId)> IMachineControl.CpuThreads => [.. _vcpus.Select(v => (v.Id, v.ThreadId))];
+    IReadOnlyList<(int Index, int ThreadId)> IMachineControl.CpuThreads
+    {
+        get
+        {
+            var threads = new (int Index, int ThreadId)[_vcpus.Count];
+            for (int i = 0; i < threads.Length; i++) threads[i] = (_vcpus[i].Id, _vcpus[i].ThreadId);
+            return threads;
+        }
+    }
 
     bool IMachineControl.TrySetBalloon(ulong targetBytes, out string? error)
     {
@@ -392,7 +412,9 @@ public sealed partial class VirtualMachine : IMachineControl, IDisposable
         // A vCPU thread that did not stop in time (a host too crowded to schedule it, a device call that blocks)
         // would still use its kvm_run page, guest memory, the devices and the exit eventfd: nothing is freed under
         // it, and the process's end frees everything.
-        int running = _vcpus.Count(v => v.ThreadAlive);
+        int running = 0;
+        foreach (var vcpu in _vcpus)
+            if (vcpu.ThreadAlive) running++;
         if (running > 0)
         {
             Log.Warn($"{running} vCPU thread(s) still running: their VM is left to the end of the process");

@@ -50,7 +50,7 @@ internal sealed class HotplugBackends(Func<string, string?> driveUser, Func<stri
             }
             else if (spec.InheritedFd is { } fd)
             {
-                if (fd < 3 || _netdevs.Values.Any(t => t.Fd == fd) || tapFdInUse(fd))
+                if (fd < 3 || StoresTap(fd) || tapFdInUse(fd))
                     throw new HotplugException($"netdev '{spec.Id}': fd {fd} is not a free inherited tap descriptor");
                 tap = Tap.Adopt(fd);
             }
@@ -64,6 +64,14 @@ internal sealed class HotplugBackends(Func<string, string?> driveUser, Func<stri
         {
             throw new HotplugException($"netdev '{spec.Id}': {e.Message}");
         }
+    }
+
+    /// <summary>Whether a stored tap has the descriptor <paramref name="fd"/>.</summary>
+    private bool StoresTap(int fd)
+    {
+        foreach (var tap in _netdevs.Values)
+            if (tap.Fd == fd) return true;
+        return false;
     }
 
     public void NetdevDel(string id) => RemoveStored(_netdevs, netdevUser, id, "netdev");

@@ -124,7 +124,7 @@ public sealed partial class MicroVmBuilder
             throw new SnapshotException($"-incoming: {e.Message}");
         }
         var state = SnapshotState.Decode(bytes, path);
-        state.CheckMatches(_config, Layout.RamRegions(_config.MemorySize).ToList());
+        state.CheckMatches(_config, Layout.RamRegions(_config.MemorySize));
         return state;
     }
 
@@ -140,7 +140,7 @@ public sealed partial class MicroVmBuilder
         {
             var loop = _vm.LoopFor(c.IoThread, c.Id);
             var device = VirtioDeviceFactory.Create(c, new VirtioDeviceResources(_config.MemorySize, OpenChardev, loop)
-                { SharedMemory = _vm.Memory.Regions.All(r => r.Shared) });
+                { SharedMemory = _vm.MemoryShared });
             _devices.Add(device);
             if (device is VirtioBalloon balloon) _vm.SetBalloon(balloon);
             if (device is VhostUserDevice vhostUser) _vm.WatchVhostUser(vhostUser);
@@ -148,17 +148,24 @@ public sealed partial class MicroVmBuilder
         // Without a monitor nobody can hotplug: no empty slots to probe at boot.
         if (_config.HotplugSlots) ReserveHotplugSlots();
         // After the slots: a drive hotplugged later goes into one of their empty devices.
-        foreach (var block in _devices.Created.OfType<VirtioBlock>()) _vm.WatchBlock(block);
+        foreach (var device in _devices.Created)
+            if (device is VirtioBlock block) _vm.WatchBlock(block);
     }
 
     /// <summary>Puts the created blk and net devices into the replaceable slots, with empty devices in the rest,
     /// and the other devices after them.</summary>
     private void ReserveHotplugSlots()
     {
-        var blocks = _devices.Created.OfType<VirtioBlock>().ToList();
-        var nets = _devices.Created.OfType<VirtioNet>().ToList();
-        var others = _devices.Created.Where(d => d is not (VirtioBlock or VirtioNet)).ToList();
-        var slots = new ReplaceableSlots(blocks, nets, _vm.MainLoop, others.Select(d => d.Id),
+        List<VirtioBlock> blocks = [];
+        List<VirtioNet> nets = [];
+        List<VirtioDevice> others = [];
+        foreach (var device in _devices.Created)
+        {
+            if (device is VirtioBlock block) blocks.Add(block);
+            else if (device is VirtioNet net) nets.Add(net);
+            else others.Add(device);
+        }
+        var slots = new ReplaceableSlots(blocks, nets, _vm.MainLoop, others.ConvertAll(d => d.Id),
             id => _vm.Raise(new MachineEvent.DeviceDeleted(id)));
         _vm.Own(slots);
         _vm.Hotplug = slots;
@@ -243,17 +250,16 @@ public sealed partial class MicroVmBuilder
 
         public void Add(VirtioDevice device) => _created.Add(device);
 
-        public void Reorder(IEnumerable<VirtioDevice> devices)
+        public void Reorder(List<VirtioDevice> devices)
         {
-            var ordered = devices.ToList();
             _created.Clear();
-            _created.AddRange(ordered);
+            _created.AddRange(devices);
         }
 
         public void Dispose()
         {
             Slots.Dispose(); // disposes the attached devices
-            foreach (var device in _created.Skip(Slots.Transports.Count)) device.Dispose();
+            for (int i = Slots.Transports.Count; i < _created.Count; i++) _created[i].Dispose();
             foreach (var chardev in Chardevs) chardev.Dispose();
         }
     }

@@ -54,8 +54,8 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
                 : new(OnLoop(new VirtioNet(null) { Id = $"net-slot{i}" }, loop), null);
         _otherIds = new HashSet<string>(otherIds, StringComparer.Ordinal);
         _deviceDeleted = deviceDeleted;
-        _backends = new HotplugBackends(name => _blk.FirstOrDefault(s => s.Backend == name)?.Id,
-            name => _net.FirstOrDefault(s => s.Backend == name)?.Id, fd => _net.Any(s => s.Device.BackendFd == fd),
+        _backends = new HotplugBackends(name => Array.Find(_blk, s => s.Backend == name)?.Id,
+            name => Array.Find(_net, s => s.Backend == name)?.Id, fd => Array.Exists(_net, s => s.Device.BackendFd == fd),
             _ => null); // the microVM stores no chardevs
     }
 
@@ -69,8 +69,12 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
     /// <see cref="VirtioMmioSlots.Capacity"/> slots in all.</summary>
     public static void CheckCapacity(IReadOnlyList<VirtioDeviceConfig> devices)
     {
-        int blk = devices.Count(d => d.Slot == VirtioSlotClass.Block);
-        int net = devices.Count(d => d.Slot == VirtioSlotClass.Net);
+        int blk = 0, net = 0;
+        foreach (var d in devices)
+        {
+            if (d.Slot == VirtioSlotClass.Block) blk++;
+            else if (d.Slot == VirtioSlotClass.Net) net++;
+        }
         int others = devices.Count - blk - net, room = VirtioMmioSlots.Capacity - BlockSlots - NetSlots;
         if (blk > BlockSlots)
             throw new MachineConfigException($"{blk} virtio-blk devices requested; the microVM has {BlockSlots} block slots");
@@ -82,8 +86,16 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
     }
 
     /// <summary>The slots' devices in slot order: the block slots, then the net slots.</summary>
-    public IEnumerable<VirtioDevice> Devices =>
-        _blk.Select(s => (VirtioDevice)s.Device).Concat(_net.Select(s => s.Device));
+    public IEnumerable<VirtioDevice> Devices
+    {
+        get
+        {
+            var devices = new VirtioDevice[_blk.Length + _net.Length];
+            for (int i = 0; i < _blk.Length; i++) devices[i] = _blk[i].Device;
+            for (int i = 0; i < _net.Length; i++) devices[_blk.Length + i] = _net[i].Device;
+            return devices;
+        }
+    }
 
     /// <summary>The id plugged into block slot <paramref name="index"/>, or null.</summary>
     public string? BlockSlotId(int index) => _blk[index].Id;
@@ -105,7 +117,7 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
     public void DeviceAdd(DeviceAddSpec spec)
     {
         if (spec.Id.Length == 0) throw new HotplugException("device_add needs a non-empty id");
-        if (_otherIds.Contains(spec.Id) || _blk.Any(s => s.Id == spec.Id) || _net.Any(s => s.Id == spec.Id))
+        if (_otherIds.Contains(spec.Id) || Array.Exists(_blk, s => s.Id == spec.Id) || Array.Exists(_net, s => s.Id == spec.Id))
             throw new HotplugException($"Device id '{spec.Id}' is already in use");
         if (spec.Kind == HotplugKind.VhostUserBlock)
             throw new HotplugException($"{spec.Driver} cannot be hotplugged into the microVM (its slots take virtio-blk and virtio-net; use -machine q35)");
@@ -136,18 +148,18 @@ public sealed class ReplaceableSlots : IHotplug, IDisposable
             if (slots[i].Id is { } used) throw new HotplugException($"The {kind} slot {i} is occupied already by '{used}'");
             return slots[i];
         }
-        return slots.FirstOrDefault(s => s.Id is null)
+        return Array.Find(slots, s => s.Id is null)
                ?? throw new HotplugException($"All {slots.Length} {kind} slots are occupied");
     }
 
     public void DeviceDel(string id)
     {
-        if (_blk.FirstOrDefault(s => s.Id == id) is { } blk)
+        if (Array.Find(_blk, s => s.Id == id) is { } blk)
         {
             blk.Device.Eject();
             blk.Id = blk.Backend = null;
         }
-        else if (_net.FirstOrDefault(s => s.Id == id) is { } net)
+        else if (Array.Find(_net, s => s.Id == id) is { } net)
         {
             net.Device.Detach();
             net.Id = net.Backend = null;

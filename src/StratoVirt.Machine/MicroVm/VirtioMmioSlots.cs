@@ -42,12 +42,24 @@ public sealed class VirtioMmioSlots : IDisposable
         new(Layout.VirtioMmioBase + (ulong)slot * Layout.VirtioMmioSize, (uint)Layout.VirtioMmioSize, Irqs[slot]);
 
     /// <summary>The windows of the first <paramref name="count"/> slots.</summary>
-    public static IReadOnlyList<VirtioMmioWindow> Windows(int count) =>
-        Enumerable.Range(0, count).Select(Window).ToArray();
+    public static IReadOnlyList<VirtioMmioWindow> Windows(int count)
+    {
+        var windows = new VirtioMmioWindow[count];
+        for (int slot = 0; slot < count; slot++) windows[slot] = Window(slot);
+        return windows;
+    }
 
     /// <summary>"virtio_mmio.device=512@0xf0100000:5 ..." for the first <paramref name="count"/> slots.</summary>
-    public static string KernelParameters(int count) =>
-        string.Join(' ', Windows(count).Select(w => $"virtio_mmio.device={w.Size}@0x{w.Base:x}:{w.Irq}"));
+    public static string KernelParameters(int count)
+    {
+        var parameters = new string[count];
+        for (int slot = 0; slot < count; slot++)
+        {
+            var w = Window(slot);
+            parameters[slot] = $"virtio_mmio.device={w.Size}@0x{w.Base:x}:{w.Irq}";
+        }
+        return string.Join(' ', parameters);
+    }
 
     /// <summary>Puts <paramref name="device"/> into the next slot: its registers on the MMIO bus, its interrupt
     /// through KVM irqfd where the host offers it (<see cref="RaisesWithIrqLine"/> says when not), and its queue

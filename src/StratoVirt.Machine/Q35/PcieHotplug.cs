@@ -44,7 +44,7 @@ internal sealed class PcieHotplug : IHotplug, IChardevHotplug, IDisposable
         _vm = vm;
         _devices = devices;
         _backends = new HotplugBackends(name => User(name, HotplugKind.Block), name => User(name, HotplugKind.Net),
-            fd => devices.Functions.Any(f => f.Device is VirtioNet net && net.BackendFd == fd),
+            TapFdInUse,
             name => User(name, HotplugKind.VhostUserBlock));
         _token = vm.MainLoop.Add(_removedEvent.Fd, Libc.EPOLLIN, _ => Collect());
     }
@@ -77,14 +77,43 @@ internal sealed class PcieHotplug : IHotplug, IChardevHotplug, IDisposable
     }
 
     /// <summary>Whether <paramref name="id"/> is a -device the guest has not released.</summary>
-    private bool ColdPlugged(string id) => !_gone.Contains(id) && _vm.Config.Devices.Any(d => d.Id == id);
+    private bool ColdPlugged(string id)
+    {
+        if (_gone.Contains(id)) return false;
+        foreach (var d in _vm.Config.Devices)
+            if (d.Id == id) return true;
+        return false;
+    }
+
+    /// <summary>Whether a function named <paramref name="name"/> (of that kind, when given) exists.</summary>
+    private bool HasFunction(string name, HotplugKind? kind = null)
+    {
+        foreach (var f in _devices.Functions)
+            if (f.Name == name && (kind is null || KindOf(f.Device) == kind)) return true;
+        return false;
+    }
+
+    /// <summary>Whether a virtio-net function's tap has the descriptor <paramref name="fd"/>.</summary>
+    private bool TapFdInUse(int fd)
+    {
+        foreach (var f in _devices.Functions)
+            if (f.Device is VirtioNet net && net.BackendFd == fd) return true;
+        return false;
+    }
+
+    /// <summary>The first function on <paramref name="bus"/>, or null.</summary>
+    private static PciFunction? FirstFunction(PciBus bus)
+    {
+        foreach (var (_, _, device) in bus.Functions) return device;
+        return null;
+    }
 
     /// <summary>The hot-plugged device of that kind that took the backend <paramref name="backend"/>, until the guest
     /// released it.</summary>
     private string? User(string backend, HotplugKind kind)
     {
         foreach (var (id, name) in _takenBackends)
-            if (name == backend && _devices.Functions.Any(f => f.Name == id && KindOf(f.Device) == kind))
+            if (name == backend && HasFunction(id, kind))
                 return id;
         return null;
     }
@@ -113,7 +142,7 @@ internal sealed class PcieHotplug : IHotplug, IChardevHotplug, IDisposable
     {
         string id = spec.Id;
         if (id.Length == 0) throw new HotplugException("device_add needs a non-empty id");
-        if (_ports.ContainsKey(id) || ColdPlugged(id) || _devices.Functions.Any(f => f.Name == id))
+        if (_ports.ContainsKey(id) || ColdPlugged(id) || HasFunction(id))
             throw new HotplugException($"Device id '{id}' is already in use");
         string wanted = spec.Kind switch
         {
@@ -132,9 +161,9 @@ internal sealed class PcieHotplug : IHotplug, IChardevHotplug, IDisposable
         if (spec.Slot is not (null or 0))
             throw new HotplugException($"device_add '{id}': addr 0x{spec.Slot:x}: a device behind root port '{spec.Bus}' sits at slot 0 (addr 0x0)");
         var port = entry.Port;
-        if (port.Occupied || port.Secondary.Functions.Any())
+        if (port.Occupied || FirstFunction(port.Secondary) is not null)
         {
-            string holder = port.Secondary.Functions.Select(f => f.Device.Name).FirstOrDefault() ?? "a device being removed";
+            string holder = FirstFunction(port.Secondary)?.Name ?? "a device being removed";
             throw new HotplugException($"device_add '{id}': root port '{spec.Bus}' is occupied by '{holder}'");
         }
 
@@ -171,7 +200,7 @@ internal sealed class PcieHotplug : IHotplug, IChardevHotplug, IDisposable
     /// (features, queues, configuration space settled now, as at start-up).</summary>
     private VhostUserBlock ConnectVhostUserBlock(DeviceAddSpec spec)
     {
-        if (!_vm.Memory.Regions.All(r => r.Shared))
+        if (!_vm.MemoryShared)
             throw new HotplugException($"device_add '{spec.Id}': {VhostUserBlockDriver} needs guest RAM shared with its backend: " +
                 "start the VM with -machine q35,mem-share=on (or a memory backend with share=on)");
         string path = _backends.Chardev(spec.Backend);
@@ -189,7 +218,7 @@ internal sealed class PcieHotplug : IHotplug, IChardevHotplug, IDisposable
     {
         foreach (var (port, _) in _ports.Values)
         {
-            if (!port.Secondary.Functions.Any(f => f.Device.QdevId == id)) continue;
+            if (!Holds(port.Secondary, id)) continue;
             try
             {
                 if (!port.RequestUnplug()) Log.Info($"device '{id}': attention button of root port '{port.Name}' pressed");
@@ -202,9 +231,17 @@ internal sealed class PcieHotplug : IHotplug, IChardevHotplug, IDisposable
         }
         if (_ports.ContainsKey(id))
             throw new HotplugException($"Device '{id}' is a pcie-root-port, which cannot be unplugged");
-        if (_devices.Functions.Any(f => f.Name == id) || ColdPlugged(id))
+        if (HasFunction(id) || ColdPlugged(id))
             throw new HotplugException($"Device '{id}' is on pcie.0 and cannot be unplugged (only devices behind a pcie-root-port can)");
         throw new HotplugException($"Device '{id}' not found");
+    }
+
+    /// <summary>Whether a function on <paramref name="bus"/> is the device <paramref name="id"/>.</summary>
+    private static bool Holds(PciBus bus, string id)
+    {
+        foreach (var (_, _, device) in bus.Functions)
+            if (device.QdevId == id) return true;
+        return false;
     }
 
     public void Dispose()

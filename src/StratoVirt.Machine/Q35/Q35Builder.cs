@@ -110,7 +110,12 @@ public sealed class Q35Builder
         _vm.SetPowerButton(pm.PressPowerButton);
         if (_config.NoReboot) return;
         var support = VcpuStateSupport.Probe(kvm);
-        var vcpus = _vm.Vcpus.Select(v => (KvmVcpu)v.Handle).Select(v => (Vcpu: v, State: X86VcpuState.Capture(v, support))).ToList();
+        var vcpus = new List<(KvmVcpu Vcpu, X86VcpuState State)>(_vm.Vcpus.Count);
+        foreach (var v in _vm.Vcpus)
+        {
+            var vcpu = (KvmVcpu)v.Handle;
+            vcpus.Add((vcpu, X86VcpuState.Capture(vcpu, support)));
+        }
         _vm.SetReset(() =>
         {
             // Devices first (stopping a device may still raise its interrupt), then the interrupt controllers
@@ -198,9 +203,16 @@ public sealed class Q35Builder
             BinaryPrimitives.WriteUInt16LittleEndian(windows.AsSpan(6), (ushort)((next - 1) >> 16));
             BinaryPrimitives.WriteUInt16LittleEndian(windows.AsSpan(8), 0xFFF0); // prefetchable: closed
             root.WriteConfig(devfn, PciConfigSpace.IoBase, windows);
-            if (port.Secondary.Functions.Any()) port.ColdPlugged();
+            if (HasFunctions(port.Secondary)) port.ColdPlugged();
             number++;
         }
+    }
+
+    /// <summary>Whether a function is attached to <paramref name="bus"/>.</summary>
+    private static bool HasFunctions(PciBus bus)
+    {
+        foreach (var _ in bus.Functions) return true;
+        return false;
     }
 
     /// <summary>The memory window each root port gets at least (Linux's default reserve for a hotplug bridge).</summary>

@@ -58,7 +58,8 @@ internal static class Q35Firmware
             throw new KvmUnavailableException("this host's KVM lacks read-only memory slots, which the firmware's flash needs");
         var code = images[0].Region;
         kvmVm.SetUserMemoryRegion(firstSlot, code.GuestAddress, code.Size, code.HostAddress, KvmVm.MemReadonly);
-        var devices = images.Select(image => new Pflash(image)).ToList();
+        var devices = new List<Pflash>(images.Count);
+        foreach (var image in images) devices.Add(new Pflash(image));
         foreach (var device in devices) vm.Mmio.Register(device.Image.GuestAddress, device.Image.Size, device);
         return devices;
     }

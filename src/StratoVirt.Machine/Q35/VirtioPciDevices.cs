@@ -49,7 +49,7 @@ internal sealed class VirtioPciDevices : IDisposable
                 _chardevs.Add(chardev);
                 if (chardev is PtyChardev pty) Sys.Log.WriteRaw(2, $"char device redirected to {pty.PtyPath} (label {config.Id})\n");
                 return chardev;
-            }, loop) { SharedMemory = vm.Memory.Regions.All(r => r.Shared) });
+            }, loop) { SharedMemory = vm.MemoryShared });
             _unattached.Add((device, c.Pci ?? throw new InvalidOperationException($"device '{c.Id}' has no PCI placement")));
             if (device is VirtioBalloon balloon) vm.SetBalloon(balloon);
             if (device is VirtioBlock block) vm.WatchBlock(block);
@@ -95,9 +95,11 @@ internal sealed class VirtioPciDevices : IDisposable
     public void Attach(PciBus root, IReadOnlyDictionary<string, (PcieRootPort Port, int Slot)> ports)
     {
         var slots = Slots(root);
-        var placed = _unattached.Select((d, i) => (d.Device, Slot: slots[i], d.Placement)).ToList();
-        foreach (var (device, slot, placement) in placed)
+        var placed = _unattached.ToArray();
+        for (int i = 0; i < placed.Length; i++)
         {
+            var (device, placement) = placed[i];
+            int slot = slots[i];
             bool behindPort = placement.Bus != PciPlacement.RootBus;
             var bus = behindPort ? ports[placement.Bus].Port.Secondary : root;
             var function = NewFunction(device, behindPort ? ports[placement.Bus].Slot : slot, placement.MultiFunction);
@@ -107,15 +109,25 @@ internal sealed class VirtioPciDevices : IDisposable
             Addresses[device.Id] = (slot, placement.Function);
             function.Attach();
         }
-        foreach (var (_, slot, placement) in placed)
+        for (int i = 0; i < placed.Length; i++)
         {
+            var placement = placed[i].Placement;
+            int slot = slots[i];
             if (placement.Function == 0) continue;
             var bus = placement.Bus == PciPlacement.RootBus ? root : ports[placement.Bus].Port.Secondary;
-            var first = bus.Functions.FirstOrDefault(f => f.Slot == slot && f.Function == 0).Device;
+            var first = FunctionZero(bus, slot);
             if (first is null || !first.Config.IsMultiFunction)
                 throw new PciException($"bus {placement.Bus}: address 0x{slot:x}.{placement.Function}: function 0 of the slot " +
                     $"{(first is null ? "is empty" : $"({first.Name}) lacks multifunction=on")}, so the guest would never probe it");
         }
+    }
+
+    /// <summary>Function 0 of <paramref name="slot"/> on <paramref name="bus"/>, or null.</summary>
+    private static PciFunction? FunctionZero(PciBus bus, int slot)
+    {
+        foreach (var (s, function, device) in bus.Functions)
+            if (s == slot && function == 0) return device;
+        return null;
     }
 
     /// <summary>Adds a hot-plugged function, which is owned from then on.</summary>
@@ -139,13 +151,21 @@ internal sealed class VirtioPciDevices : IDisposable
     private int[] Slots(PciBus bus)
     {
         bool OnRoot(PciPlacement p) => p.Bus == PciPlacement.RootBus;
-        var taken = bus.Functions.Select(f => f.Slot)
-            .Concat(_unattached.Where(d => OnRoot(d.Placement) && d.Placement.Slot is not null).Select(d => d.Placement.Slot!.Value)).ToHashSet();
+        var taken = new HashSet<int>();
+        foreach (var (slot, _, _) in bus.Functions) taken.Add(slot);
+        foreach (var (_, p) in _unattached)
+            if (OnRoot(p) && p.Slot is { } slot) taken.Add(slot);
+        int FirstFree()
+        {
+            for (int s = 1; s < PciBus.Slots; s++)
+                if (!taken.Contains(s)) return s;
+            return -1;
+        }
         var slots = new int[_unattached.Count];
         for (int i = 0; i < slots.Length; i++)
         {
             var p = _unattached[i].Placement;
-            int slot = p.Slot ?? (OnRoot(p) ? Enumerable.Range(1, PciBus.Slots - 1).FirstOrDefault(s => !taken.Contains(s), -1) : 0);
+            int slot = p.Slot ?? (OnRoot(p) ? FirstFree() : 0);
             if (slot < 0) throw new PciException($"bus {PciPlacement.RootBus}: no free slot left for device '{_unattached[i].Device.Id}'");
             if (OnRoot(p)) taken.Add(slot);
             slots[i] = slot;

@@ -36,7 +36,9 @@ public sealed record SnapshotState(string Architecture, string MachineType, int 
     public static IReadOnlyList<(string Name, string Value)> FactsOf(MachineConfig config)
     {
         var facts = new List<(string, string)> { ("-m", $"{config.MemorySize >> 20}M"), ("-smp", $"{config.Cpus.Count}") };
-        facts.Add(("devices", string.Join(" ", config.Devices.Select(d => $"{d.DeviceType.Name}:{d.Id}"))));
+        var devices = new string[config.Devices.Count];
+        for (int i = 0; i < devices.Length; i++) devices[i] = $"{config.Devices[i].DeviceType.Name}:{config.Devices[i].Id}";
+        facts.Add(("devices", string.Join(" ", devices)));
         foreach (var device in config.Devices)
         {
             switch (device)
@@ -130,7 +132,9 @@ public sealed record SnapshotState(string Architecture, string MachineType, int 
     private static string Text(StateReader reader)
     {
         string text = reader.ReadString() ?? "";
-        return text.Any(char.IsControl) ? throw new StateException($"{reader.Name} state: a name or value holds control characters") : text;
+        foreach (char c in text)
+            if (char.IsControl(c)) throw new StateException($"{reader.Name} state: a name or value holds control characters");
+        return text;
     }
 
     /// <summary>A count of items of at least <paramref name="itemSize"/> bytes that must fit in what is left.</summary>
@@ -149,7 +153,8 @@ public sealed record SnapshotState(string Architecture, string MachineType, int 
         if (MachineType != "microvm")
             throw new SnapshotException($"the snapshot is of a {MachineType} machine; this one is a microvm");
         var facts = FactsOf(config);
-        var saved = Facts.ToDictionary(f => f.Name, f => f.Value, StringComparer.Ordinal);
+        var saved = new Dictionary<string, string>(Facts.Count, StringComparer.Ordinal);
+        foreach (var (name, value) in Facts) saved.Add(name, value);
         foreach (var (name, value) in facts)
         {
             if (!saved.TryGetValue(name, out var was))
@@ -159,7 +164,16 @@ public sealed record SnapshotState(string Architecture, string MachineType, int 
         }
         if (Facts.Count != facts.Count)
             throw new SnapshotException($"the snapshot does not match the command line: it has {Facts.Count} facts, this command line {facts.Count}");
-        if (Cpus != config.Cpus.Count || !Memory.SequenceEqual(memory))
+        if (Cpus != config.Cpus.Count || !SameLayout(Memory, memory))
             throw new SnapshotException("the snapshot does not match the command line: its vCPUs or memory layout differ");
+    }
+
+    /// <summary>Whether the two layouts hold the same regions in the same order.</summary>
+    private static bool SameLayout(IReadOnlyList<(ulong Address, ulong Size)> a, IReadOnlyList<(ulong Address, ulong Size)> b)
+    {
+        if (a.Count != b.Count) return false;
+        for (int i = 0; i < a.Count; i++)
+            if (a[i] != b[i]) return false;
+        return true;
     }
 }

@@ -33,7 +33,7 @@ public static class VcpuSetup
         vcpu.SetCpuid(cpuid);
         var refused = vcpu.SetMsrs(BootMsrs);
         if (refused.Count > 0)
-            Log.Debug($"vCPU {vcpu.Id}: KVM refused MSRs {string.Join(", ", refused.Select(i => $"0x{i:x}"))}; continuing without them");
+            Log.Debug($"vCPU {vcpu.Id}: KVM refused MSRs {string.Join(", ", refused.ConvertAll(i => $"0x{i:x}"))}; continuing without them");
         vcpu.SetFpu(new KvmFpu { Fcw = 0x37F, Mxcsr = 0x1F80 });
         ConfigureLapic(vcpu);
     }

@@ -83,7 +83,7 @@ public sealed class X86VcpuState
         vcpu.SetLapic(Lapic);
         var refused = vcpu.SetMsrs(Msrs);
         if (refused.Count > 0)
-            Log.Warn($"vCPU {vcpu.Id}: KVM refused saved MSRs {string.Join(", ", refused.Select(i => $"0x{i:x}"))}");
+            Log.Warn($"vCPU {vcpu.Id}: KVM refused saved MSRs {string.Join(", ", refused.ConvertAll(i => $"0x{i:x}"))}");
         if (Events is { } events) vcpu.SetVcpuEvents(events);
     }
 
