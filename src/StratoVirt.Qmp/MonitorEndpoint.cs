@@ -26,7 +26,7 @@ public abstract record MonitorEndpoint
     {
         string[] parts = value.Split(',');
         bool server = false, nowait = false;
-        foreach (string p in parts.Skip(1))
+        foreach (string p in parts.AsSpan(1))
         {
             if (p == "server") server = true;
             else if (p == "nowait") nowait = true;
@@ -64,7 +64,7 @@ public abstract record MonitorEndpoint
     {
         string bare = host.StartsWith('[') && host.EndsWith(']') ? host[1..^1] : host;
         // IPAddress also takes short IPv4 forms ("10.1", "7"); a monitor address must be written out in full.
-        bool fullForm = bare.Contains(':') || bare.Count(c => c == '.') == 3;
+        bool fullForm = bare.Contains(':') || bare.AsSpan().Count('.') == 3;
         if (!fullForm || !IPAddress.TryParse(bare, out var address))
             throw new FormatException($"invalid host '{host}' for a tcp socket (an IPv4 or IPv6 address)");
         if (!int.TryParse(port, NumberStyles.None, CultureInfo.InvariantCulture, out int number) || number > ushort.MaxValue)

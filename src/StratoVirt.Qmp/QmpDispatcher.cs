@@ -48,7 +48,7 @@ internal sealed partial class QmpDispatcher
 
     /// <summary>The probe answers, parsed once (and so written compact, on one line).</summary>
     private static readonly (string Name, JsonElement Return)[] Probes =
-        [.. QmpCatalog.Probes.Select(p => (p.Name, JsonDocument.Parse(p.Return).RootElement.Clone()))];
+        Array.ConvertAll(QmpCatalog.Probes, p => (p.Name, JsonDocument.Parse(p.Return).RootElement.Clone()));
 
     /// <summary>Every command, one entry each. A handler gets the request's <c>arguments</c> (default when
     /// absent) and the session; build it with <see cref="NoArgs"/> or <see cref="Args{T}"/> so that arguments
@@ -259,29 +259,50 @@ internal sealed partial class QmpDispatcher
         [new("SHUTDOWN"), new("RESET"), new("POWERDOWN"), new("STOP"), new("RESUME"), new("DEVICE_DELETED"), new("BALLOON_CHANGED"),
          new("BLOCK_IO_ERROR"), new("DEVICE_BACKEND_DISCONNECTED")];
 
-    private QmpCpuInfo[] Cpus() =>
-    [
-        .. _machine.CpuThreads.Select(c => new QmpCpuInfo(c.Index, c.Index == 0, false,
-            QomPath(c.Index), c.ThreadId, new QmpCpuProps(c.Index, 0, 0))),
-    ];
+    private QmpCpuInfo[] Cpus()
+    {
+        var threads = _machine.CpuThreads;
+        var cpus = new QmpCpuInfo[threads.Count];
+        for (int i = 0; i < cpus.Length; i++)
+        {
+            var c = threads[i];
+            cpus[i] = new QmpCpuInfo(c.Index, c.Index == 0, false, QomPath(c.Index), c.ThreadId, new QmpCpuProps(c.Index, 0, 0));
+        }
+        return cpus;
+    }
 
     /// <summary>Every vCPU slot, all of them present: the microVM's vCPUs are not hotpluggable, so each entry
     /// carries the qom-path of the vCPU in it (as QEMU shows plugged CPUs).</summary>
-    private QmpHotpluggableCpu[] HotpluggableCpus() =>
-    [
-        .. _machine.CpuThreads.Select(c => new QmpHotpluggableCpu("host-x86-cpu", 1, new QmpCpuProps(c.Index, 0, 0), QomPath(c.Index))),
-    ];
+    private QmpHotpluggableCpu[] HotpluggableCpus()
+    {
+        var threads = _machine.CpuThreads;
+        var cpus = new QmpHotpluggableCpu[threads.Count];
+        for (int i = 0; i < cpus.Length; i++)
+        {
+            int index = threads[i].Index;
+            cpus[i] = new QmpHotpluggableCpu("host-x86-cpu", 1, new QmpCpuProps(index, 0, 0), QomPath(index));
+        }
+        return cpus;
+    }
 
     private static string QomPath(int index) => $"/machine/unattached/device[{index}]";
 
-    private QmpNamed[] CommandList() => [.. _commands.Keys.Select(n => new QmpNamed(n))];
+    private QmpNamed[] CommandList()
+    {
+        var names = new QmpNamed[_commands.Count];
+        int i = 0;
+        foreach (string name in _commands.Keys) names[i++] = new QmpNamed(name);
+        return names;
+    }
 
     private static QmpProperty[] DeviceProperties(JsonElement arguments)
     {
         string typename = arguments.ValueKind == JsonValueKind.Object && arguments.TryGetProperty("typename", out var t)
             && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
-        return [.. QmpCatalog.DeviceProperties.Where(p => typename.Contains(p.TypeContains, StringComparison.Ordinal))
-            .Select(p => new QmpProperty(p.Name, p.Type))];
+        var properties = new List<QmpProperty>();
+        foreach (var p in QmpCatalog.DeviceProperties)
+            if (typename.Contains(p.TypeContains, StringComparison.Ordinal)) properties.Add(new QmpProperty(p.Name, p.Type));
+        return [.. properties];
     }
 
     private QmpReply GetFd(string name, QmpSession session)

@@ -16,7 +16,7 @@ public sealed record QmpPciInfo(int Bus, QmpPciDevice[] Devices) : IQmpValue
 
     /// <summary>The root bus (bus 0) with <paramref name="functions"/>; no bus on a machine without PCI.</summary>
     public static QmpPciInfo[] FromRootBus(IReadOnlyList<PciFunctionInfo> functions) =>
-        functions.Count == 0 ? [] : [new QmpPciInfo(0, [.. functions.Select(QmpPciDevice.From)])];
+        functions.Count == 0 ? [] : [new QmpPciInfo(0, QmpPciDevice.FromAll(functions))];
 }
 
 /// <summary>A function as QEMU's query-pci shows it (PciDeviceInfo): the irq is the guest's interrupt line, given
@@ -42,8 +42,16 @@ public sealed record QmpPciDevice(int Bus, int Slot, int Function, QmpPciClass C
 
     public static QmpPciDevice From(PciFunctionInfo f) => new(f.Bus, f.Slot, f.Function,
         new QmpPciClass(QmpPciClass.Describe(f.Class), f.Class), new QmpPciId(f.DeviceId, f.VendorId, f.SubsystemId, f.SubsystemVendorId),
-        f.InterruptPin != 0 ? f.InterruptLine : null, f.InterruptPin, f.QdevId, [.. f.Regions.Select(QmpPciRegion.From)],
+        f.InterruptPin != 0 ? f.InterruptLine : null, f.InterruptPin, f.QdevId, QmpPciRegion.FromAll(f.Regions),
         f.Bridge is { } b ? QmpPciBridge.From(b) : null);
+
+    /// <summary>Each of <paramref name="functions"/>, in order.</summary>
+    internal static QmpPciDevice[] FromAll(IReadOnlyList<PciFunctionInfo> functions)
+    {
+        var devices = new QmpPciDevice[functions.Count];
+        for (int i = 0; i < devices.Length; i++) devices[i] = From(functions[i]);
+        return devices;
+    }
 }
 
 /// <summary>A bridge's part of its PciDeviceInfo, as QEMU's PciBridgeInfo: its bus numbers and windows, and the
@@ -60,7 +68,7 @@ public sealed record QmpPciBridge(QmpPciBridgeBus Bus, QmpPciDevice[] Devices) :
 
     public static QmpPciBridge From(PciBridgeInfo b) => new(new QmpPciBridgeBus(b.Primary, b.Secondary, b.Subordinate,
         new QmpPciRange(b.Io.Base, b.Io.Limit), new QmpPciRange(b.Memory.Base, b.Memory.Limit),
-        new QmpPciRange(b.Prefetchable.Base, b.Prefetchable.Limit)), [.. b.Devices.Select(QmpPciDevice.From)]);
+        new QmpPciRange(b.Prefetchable.Base, b.Prefetchable.Limit)), QmpPciDevice.FromAll(b.Devices));
 }
 
 /// <summary>QEMU's PciBusInfo: the bridge's primary bus (number), secondary and subordinate bus numbers and windows.</summary>
@@ -147,4 +155,12 @@ public sealed record QmpPciRegion(int Bar, string Type, ulong Address, ulong Siz
     public static QmpPciRegion From(PciRegionInfo r) => r.Kind == PciBarKind.Io
         ? new(r.Bar, "io", r.Address, r.Size, null, null)
         : new(r.Bar, "memory", r.Address, r.Size, false, r.Kind == PciBarKind.Memory64);
+
+    /// <summary>Each of <paramref name="regions"/>, in order.</summary>
+    internal static QmpPciRegion[] FromAll(IReadOnlyList<PciRegionInfo> regions)
+    {
+        var result = new QmpPciRegion[regions.Count];
+        for (int i = 0; i < result.Length; i++) result[i] = From(regions[i]);
+        return result;
+    }
 }

@@ -112,7 +112,7 @@ public sealed class QmpServer : IDisposable
     }
 
     /// <summary>The endpoints as bound: a TCP port 0 is replaced by the port the kernel chose.</summary>
-    public IReadOnlyList<MonitorEndpoint> Endpoints => [.. _listeners.Select(l => l.Endpoint)];
+    public IReadOnlyList<MonitorEndpoint> Endpoints => Array.ConvertAll(_listeners, l => l.Endpoint);
 
     /// <summary>The fds clients passed with getfd, by name (for <c>netdev_add fds=&lt;name&gt;</c>).</summary>
     public QmpFdStore Fds { get; } = new();
