@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text;
 using StratoVirt.Cli;
 using StratoVirt.Devices.Options;
 using StratoVirt.Machine;
@@ -115,7 +116,7 @@ public static class Program
           -serial chardev:<c>|stdio|pty|file,path=<f>|socket,path=<p>,server,nowait
                                      16550 UART at 0x3f8, IRQ 4 (one)
           -chardev stdio|pty|file,path=<f>|socket,path=<p>,server,nowait,id=<c>
-        {string.Concat(VirtioDeviceRegistry.Default.Usage.Select(line => $"  {line}\n"))}  -object iothread,id=<t>    an event-loop thread for the devices that name it
+        {DeviceUsage()}  -object iothread,id=<t>    an event-loop thread for the devices that name it
         Process:
           -D [logfile]               log to the file, or stderr (level from STRATOVIRT_LOG_LEVEL)
           -daemonize                 run in the background; returns once the VM is set up
@@ -125,4 +126,12 @@ public static class Program
           -version, -help
 
         """;
+
+    /// <summary>The registered device types' -help lines, indented, one a line.</summary>
+    private static string DeviceUsage()
+    {
+        var text = new StringBuilder();
+        foreach (string line in VirtioDeviceRegistry.Default.Usage) text.Append("  ").Append(line).Append('\n');
+        return text.ToString();
+    }
 }

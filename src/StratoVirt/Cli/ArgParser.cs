@@ -13,7 +13,8 @@ public static class ArgParser
 {
     public static Dictionary<string, List<string>> Parse(IReadOnlyList<string> args, IReadOnlyList<OptionSpec> specs)
     {
-        var byName = specs.ToDictionary(s => s.Name);
+        var byName = new Dictionary<string, OptionSpec>(specs.Count);
+        foreach (var s in specs) byName.Add(s.Name, s);
         var result = new Dictionary<string, List<string>>();
         for (int i = 0; i < args.Count; i++)
         {

@@ -38,7 +38,7 @@ internal sealed partial class DeviceOptions
             Serial = ParseChardev(v, "-serial", SerialChardevId);
         }
         if (Serial is ChardevConfig.Stdio
-            && _devices.OfType<ConsoleDeviceConfig>().FirstOrDefault(c => c.Chardev is ChardevConfig.Stdio) is { } console)
+            && _devices.Find(d => d is ConsoleDeviceConfig { Chardev: ChardevConfig.Stdio }) is ConsoleDeviceConfig console)
             throw new UsageException($"option -serial: stdio is already the console of virtconsole '{console.Id}'");
     }
 }

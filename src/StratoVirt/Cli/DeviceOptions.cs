@@ -44,7 +44,21 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     public IReadOnlyList<string> IoThreads => _ioThreads;
 
     /// <summary>Devices in slot order: block devices first (so the first is /dev/vda), then net, then the rest.</summary>
-    public IReadOnlyList<VirtioDeviceConfig> Devices => [.. _devices.OrderBy(d => d.Slot)];
+    public IReadOnlyList<VirtioDeviceConfig> Devices
+    {
+        get
+        {
+            // An insertion sort: stable, so each slot class keeps the command-line order.
+            var sorted = new List<VirtioDeviceConfig>(_devices.Count);
+            foreach (var device in _devices)
+            {
+                int i = sorted.Count;
+                while (i > 0 && sorted[i - 1].Slot > device.Slot) i--;
+                sorted.Insert(i, device);
+            }
+            return sorted;
+        }
+    }
 
     IReadOnlyList<VirtioDeviceConfig> IDeviceOptionContext.Devices => _devices;
 
@@ -62,8 +76,9 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     public static DeviceOptions Parse(Dictionary<string, List<string>> o, VirtioDeviceRegistry registry, MachineType machine)
     {
         var d = new DeviceOptions(registry, machine);
-        foreach (var backend in registry.Backends.Where(b => b.ObjectType is null))
-            foreach (string v in Values(o, backend.Option)) d.AddBackend(backend, v);
+        foreach (var backend in registry.Backends)
+            if (backend.ObjectType is null)
+                foreach (string v in Values(o, backend.Option)) d.AddBackend(backend, v);
         foreach (string v in Values(o, "-chardev")) d.AddChardev(v);
         foreach (string v in Values(o, "-mon")) d.AddMonitor(v);
         foreach (string v in Values(o, "-object")) d.AddObject(v);
@@ -183,9 +198,16 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
             Unique(_memoryBackends, memory.Id, "-object", memory);
             return;
         }
-        var types = _registry.Backends.Where(b => b.ObjectType is not null).ToList();
-        var v = new OptionValue("-object", text, "type",
-            [.. new[] { "type", "id" }.Concat(types.SelectMany(b => b.Parameters)).Distinct()]);
+        var types = new List<VirtioBackendOption>();
+        List<string> keys = ["type", "id"];
+        foreach (var b in _registry.Backends)
+        {
+            if (b.ObjectType is null) continue;
+            types.Add(b);
+            foreach (string key in b.Parameters)
+                if (!keys.Contains(key)) keys.Add(key);
+        }
+        var v = new OptionValue("-object", text, "type", keys);
         string id = RequireId(v, "-object");
         string? type = v.Get("type");
         if (type == "iothread")
@@ -200,7 +222,7 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
         else
         {
             throw new UsageException(
-                $"option -object: unknown object type '{type}' (iothread, memory-backend-* or {string.Join(" or ", types.Select(b => b.ObjectType))})");
+                $"option -object: unknown object type '{type}' (iothread, memory-backend-* or {string.Join(" or ", types.ConvertAll(b => b.ObjectType))})");
         }
     }
 
@@ -209,7 +231,7 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     {
         var parts = text.Split(',');
         return parts[0].Contains('=')
-            ? parts.FirstOrDefault(p => p.StartsWith("type=", StringComparison.Ordinal))?[5..] ?? ""
+            ? Array.Find(parts, p => p.StartsWith("type=", StringComparison.Ordinal))?[5..] ?? ""
             : parts[0];
     }
 
@@ -269,7 +291,7 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
             throw new UsageException($"option -device: {RootPortDriver} '{id}': bus={placement.Bus}: root ports go on {PciPlacement.RootBus}");
         if (placement.Slot is null) throw new UsageException($"option -device: {RootPortDriver} '{id}' needs addr=");
         byte port = Byte(v, "port") ?? throw new UsageException($"option -device: {RootPortDriver} '{id}' needs port=");
-        if (id == PciPlacement.RootBus || _rootPorts.Any(p => p.Id == id) || !_deviceIds.Add(id))
+        if (id == PciPlacement.RootBus || _rootPorts.Exists(p => p.Id == id) || !_deviceIds.Add(id))
             throw new UsageException($"option -device: id '{id}' is used twice");
         _rootPorts.Add(new PcieRootPortConfig(id, port, Byte(v, "chassis") ?? 0, placement));
     }
@@ -289,7 +311,7 @@ internal sealed partial class DeviceOptions : IDeviceOptionContext
     private void CheckBus(PciPlacement placement, string driver)
     {
         if (placement.Bus == PciPlacement.RootBus) return;
-        if (!_rootPorts.Any(p => p.Id == placement.Bus))
+        if (!_rootPorts.Exists(p => p.Id == placement.Bus))
             throw new UsageException($"option -device: {driver} bus={placement.Bus}: no such bus (the q35 machine has {PciPlacement.RootBus} " +
                 "and the buses of the pcie-root-port devices given before it)");
         if (placement.Slot is not (null or 0))

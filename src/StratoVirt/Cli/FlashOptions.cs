@@ -14,7 +14,7 @@ internal static class FlashOptions
     {
         if (!o.TryGetValue("-drive", out var drives)) return [];
         var flash = new List<PflashDrive>();
-        foreach (string text in drives.Where(IsPflash).ToList())
+        foreach (string text in drives.FindAll(IsPflash))
         {
             if (machine != MachineType.Q35)
                 throw new UsageException("option -drive: if=pflash needs the standard VM (-machine q35); the microvm boots without firmware");
@@ -24,18 +24,19 @@ internal static class FlashOptions
                 throw new UsageException($"option -drive: pflash {file}: format={format} is not supported (raw only)");
             int unit = v.GetInt("unit", 0, 1) ?? flash.Count;
             if (unit > 1) throw new UsageException("option -drive: at most two pflash drives (unit=0 and unit=1)");
-            if (flash.Any(d => d.Unit == unit)) throw new UsageException($"option -drive: pflash unit {unit} is given twice");
+            if (flash.Exists(d => d.Unit == unit)) throw new UsageException($"option -drive: pflash unit {unit} is given twice");
             bool readOnly = v.GetBool("readonly", false);
             if (unit == 0 && !readOnly)
                 throw new UsageException($"option -drive: pflash unit 0 ({file}) holds the firmware code and must be readonly=true");
             flash.Add(new PflashDrive(unit, file, readOnly));
             drives.Remove(text);
         }
-        if (flash.Count > 0 && flash.All(d => d.Unit != 0))
+        if (flash.Count > 0 && flash.TrueForAll(d => d.Unit != 0))
             throw new UsageException("option -drive: pflash unit 1 (the variables) needs unit 0 (the firmware code)");
-        return [.. flash.OrderBy(d => d.Unit)];
+        flash.Sort((a, b) => a.Unit.CompareTo(b.Unit));
+        return flash;
     }
 
     private static bool IsPflash(string text) =>
-        text.Split(',').Any(part => part == "if=pflash");
+        Array.IndexOf(text.Split(','), "if=pflash") >= 0;
 }

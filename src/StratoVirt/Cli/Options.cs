@@ -90,7 +90,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         var parts = value["file:".Length..].Split(',');
         if (parts[0].Length == 0) throw new UsageException("option -incoming: the directory is empty");
         bool mapped = true;
-        foreach (string part in parts.Skip(1))
+        foreach (string part in parts.AsSpan(1))
         {
             mapped = part switch
             {
@@ -242,7 +242,7 @@ public sealed record Options(MachineConfig Machine, string? LogFile, bool LogEna
         string t = text.Trim();
         if (t.EndsWith("B", StringComparison.OrdinalIgnoreCase) && t.Length > 1 && char.IsLetter(t[^2])) t = t[..^1];
         int shift = 20;
-        if (t.Length == 0 || !char.IsAsciiDigit(t[0]) || !t[..^1].All(char.IsAsciiDigit))
+        if (t.Length == 0 || !char.IsAsciiDigit(t[0]) || t.AsSpan(..^1).ContainsAnyExceptInRange('0', '9'))
             throw new UsageException($"option {option}: '{text}' is not a size");
         if (char.IsLetter(t[^1]))
         {
