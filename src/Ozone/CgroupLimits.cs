@@ -26,7 +26,7 @@ public sealed class CgroupLimits
     }
 
     /// <summary>The cgroup directories the sandboxed process joins.</summary>
-    public IReadOnlyList<string> Directories => _leaves.Select(l => l.Dir).ToList();
+    public IReadOnlyList<string> Directories => _leaves.ConvertAll(l => l.Dir);
 
     /// <summary>Plans the cgroup for these options; no cgroup at all when none of -cgroup or -numa is given.</summary>
     public static CgroupLimits Plan(OzoneOptions o, string mountInfo)
@@ -42,7 +42,7 @@ public sealed class CgroupLimits
         foreach (var s in settings)
         {
             var (mount, isV2) = Find(hierarchies, s.Controller);
-            var leaf = leaves.FirstOrDefault(l => l.Mount == mount);
+            var leaf = leaves.Find(l => l.Mount == mount);
             if (leaf is null)
             {
                 string @base = Path.Combine(mount, o.ExecName);
@@ -116,15 +116,19 @@ public sealed class CgroupLimits
         {
             // v2: a child gets a controller's files only when its parent lists the controller in
             // cgroup.subtree_control, all the way down from the tree's root.
-            foreach (var controller in leaf.Settings.Select(s => s.Controller).Distinct())
+            var enabled = new List<string>();
+            foreach (var s in leaf.Settings)
             {
+                string controller = s.Controller;
+                if (enabled.Contains(controller)) continue;
+                enabled.Add(controller);
                 SandboxCalls.WriteText(Path.Combine(leaf.Mount, "cgroup.subtree_control"), "+" + controller);
                 SandboxCalls.WriteText(Path.Combine(leaf.Base, "cgroup.subtree_control"), "+" + controller);
             }
         }
         MakeDir(leaf.Dir, mayExist: false);
         _owned.Add(leaf);
-        if (!leaf.IsV2 && leaf.Settings.Any(s => s.Controller == "cpuset"))
+        if (!leaf.IsV2 && leaf.Settings.Exists(s => s.Controller == "cpuset"))
         {
             // v1 cpuset: a cgroup takes tasks only once cpus and mems are set, and a new cgroup starts empty;
             // fill the base from the root where it is still empty, and the leaf from the base unless given.
@@ -133,7 +137,7 @@ public sealed class CgroupLimits
                 string baseFile = Path.Combine(leaf.Base, file);
                 if (SandboxCalls.ReadText(baseFile).Trim().Length == 0)
                     SandboxCalls.WriteText(baseFile, SandboxCalls.ReadText(Path.Combine(leaf.Mount, file)).Trim());
-                if (!leaf.Settings.Any(s => s.V1File == file))
+                if (!leaf.Settings.Exists(s => s.V1File == file))
                     SandboxCalls.WriteText(Path.Combine(leaf.Dir, file), SandboxCalls.ReadText(baseFile).Trim());
             }
         }

@@ -73,8 +73,9 @@ public sealed class ChrootDir
     /// <summary>Unmounts everything mounted below the folder, deletes it, and deletes its parent if that is empty.</summary>
     public void Remove()
     {
-        foreach (var mount in Enumerable.Reverse(MountTable.Below(MountTable.Read(), Path)))
-            SysException.Check(Libc.Umount2(mount, Libc.MNT_DETACH), $"unmount {mount}");
+        var mounts = MountTable.Below(MountTable.Read(), Path);
+        for (int i = mounts.Count - 1; i >= 0; i--)
+            SysException.Check(Libc.Umount2(mounts[i], Libc.MNT_DETACH), $"unmount {mounts[i]}");
         // Never delete through a mount point: that would delete the source's own files.
         if (MountTable.Below(MountTable.Read(), Path).Count > 0)
             throw new OzoneException($"{Path} still has mounts below it; not deleting it");

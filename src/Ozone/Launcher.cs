@@ -19,14 +19,16 @@ public static class Launcher
         if (o.CleanResource && !o.HasCommand) return CleanEarlierRun(o, chroot);
 
         string execFile = RealFile(o.ExecFile, "-exec-file");
-        var sources = o.Sources.Select(s => RealPath(s, "-source")).ToList();
+        var sources = new List<string>(o.Sources.Count);
+        foreach (string s in o.Sources) sources.Add(RealPath(s, "-source"));
         var names = new HashSet<string> { o.ExecName, "dev" };
         foreach (var s in sources)
             if (!names.Add(Path.GetFileName(s)))
                 throw new OzoneException($"-source {s}: the chroot already has an entry named '{Path.GetFileName(s)}'");
         if (o.NetNs is { } netns && !File.Exists(netns)) throw new OzoneException($"-netns {netns} does not exist");
-        foreach (var cap in o.Capabilities.Where(CapabilitySet.IsRisky))
-            Log.WriteRaw(2, $"ozone: warning: {cap} lets the sandboxed process do much more; it may help it escape\n");
+        foreach (var cap in o.Capabilities)
+            if (CapabilitySet.IsRisky(cap))
+                Log.WriteRaw(2, $"ozone: warning: {cap} lets the sandboxed process do much more; it may help it escape\n");
 
         var cgroups = CgroupLimits.Plan(o, MountTable.Read());
         chroot.Create(execFile, sources);

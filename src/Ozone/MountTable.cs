@@ -26,8 +26,13 @@ public static class MountTable
     }
 
     /// <summary>The mount points at or below <paramref name="dir"/>, deepest (most recent) last.</summary>
-    public static List<string> Below(string text, string dir) =>
-        Parse(text).Select(m => m.MountPoint).Where(p => p == dir || p.StartsWith(dir + "/", StringComparison.Ordinal)).ToList();
+    public static List<string> Below(string text, string dir)
+    {
+        var below = new List<string>();
+        foreach (var m in Parse(text))
+            if (m.MountPoint == dir || m.MountPoint.StartsWith(dir + "/", StringComparison.Ordinal)) below.Add(m.MountPoint);
+        return below;
+    }
 
     /// <summary>Undoes the kernel's octal escapes (\040 for a space, \011, \012, \134).</summary>
     private static string Unescape(string s)

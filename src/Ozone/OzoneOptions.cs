@@ -148,6 +148,9 @@ public sealed class OzoneOptions
             }
         }
 
+        var execArgs = new string[separator < 0 ? 0 : args.Count - separator - 1];
+        for (int i = 0; i < execArgs.Length; i++) execArgs[i] = args[separator + 1 + i];
+
         string? capability = One("capability");
         return new OzoneOptions
         {
@@ -163,7 +166,7 @@ public sealed class OzoneOptions
             MemoryLimit = memory,
             CleanResource = values.ContainsKey("clean-resource"),
             HasCommand = separator >= 0,
-            ExecArgs = separator < 0 ? [] : args.Skip(separator + 1).ToArray(),
+            ExecArgs = execArgs,
         };
     }
 
@@ -181,7 +184,7 @@ public sealed class OzoneOptions
         foreach (var part in value.Split(','))
         {
             var ends = part.Split('-');
-            if (ends.Length > 2 || ends.Any(e => e.Length == 0 || !e.All(char.IsAsciiDigit)))
+            if (ends.Length > 2 || Array.Exists(ends, e => e.Length == 0 || e.AsSpan().ContainsAnyExceptInRange('0', '9')))
                 throw new OzoneException($"{what} '{value}' is not a list of numbers and ranges such as 0-3,8");
         }
         return value;
@@ -191,7 +194,7 @@ public sealed class OzoneOptions
     private static string CheckMemory(string value)
     {
         string digits = value.Length > 1 && "kKmMgG".Contains(value[^1]) ? value[..^1] : value;
-        if (value != "-1" && (digits.Length == 0 || !digits.All(char.IsAsciiDigit)))
+        if (value != "-1" && (digits.Length == 0 || digits.AsSpan().ContainsAnyExceptInRange('0', '9')))
             throw new OzoneException($"memory.limit_in_bytes '{value}' is not a byte count (e.g. 268435456, 256M or -1)");
         return value;
     }

@@ -63,7 +63,7 @@ public static class Sandbox
             using var ns = FileDescriptor.Open(netns, Libc.O_RDONLY);
             SysException.Check(Libc.SetNs(ns.Fd, Libc.CLONE_NEWNET), $"setns {netns}");
         }
-        var devices = Devices.Where(d => !d.OnlyIfHostHasIt || File.Exists(d.Path)).ToList();
+        var devices = Array.FindAll(Devices, d => !d.OnlyIfHostHasIt || File.Exists(d.Path));
 
         EnterRoot(new ChrootDir(o).Path);
         MakeDev(devices, o.Uid, o.Gid);
@@ -100,7 +100,7 @@ public static class Sandbox
         SysException.Check(Libc.Chdir("/"), "chdir /");
     }
 
-    private static void MakeDev(List<DeviceNode> devices, uint uid, uint gid)
+    private static void MakeDev(DeviceNode[] devices, uint uid, uint gid)
     {
         foreach (var dir in (string[])["/", "/dev", "/dev/net"])
         {
