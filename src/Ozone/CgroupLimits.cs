@@ -22,7 +22,7 @@ public sealed class CgroupLimits
     private CgroupLimits(List<Leaf> leaves, bool owned)
     {
         _leaves = leaves;
-        _owned = owned ? [.. leaves] : [];
+        _owned = owned ? new List<Leaf>(leaves) : [];
     }
 
     /// <summary>The cgroup directories the sandboxed process joins.</summary>

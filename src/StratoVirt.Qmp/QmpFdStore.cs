@@ -66,7 +66,8 @@ public sealed class QmpFdStore : IDisposable
         {
             if (_disposed) return;
             _disposed = true;
-            all = [.. _fds.Values];
+            all = new FileDescriptor[_fds.Count];
+            _fds.Values.CopyTo(all, 0);
             _fds.Clear();
         }
         foreach (var fd in all) fd.Dispose();

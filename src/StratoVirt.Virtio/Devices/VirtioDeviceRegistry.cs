@@ -33,9 +33,9 @@ public sealed class VirtioDeviceRegistry
     private readonly List<VirtioBackendOption> _backends = [];
 
     /// <summary>Throws ArgumentException when two types claim one driver name or one backend option.</summary>
-    public VirtioDeviceRegistry(IEnumerable<VirtioDeviceType> types)
+    private VirtioDeviceRegistry(VirtioDeviceType[] types)
     {
-        _types = [.. types];
+        _types = types;
         foreach (var type in _types)
         {
             foreach (var driver in type.Drivers)
