@@ -24,10 +24,11 @@ table() {
         }'
 }
 
-# constant <name> <line>: a C# string constant folded at 100 columns.
+# constant <name> <line>: a C# UTF-8 literal folded at 100 columns. UTF-8 literals stay in the binary's read-only
+# data; a string constant would be one of the string literals the runtime copies into fresh memory at every start.
 constant() {
-    echo "    internal const string $1 ="
-    fold -w 100 -s <<<"$2" | sed 's/.*/        "&"/; $!s/$/ +/; $s/$/;/'
+    echo "    internal static ReadOnlySpan<byte> $1 =>"
+    fold -w 100 -s <<<"$2" | sed 's/.*/        "&"u8/; $!s/$/ +/; $s/$/;/'
 }
 
 x86="$(table gcc asm/unistd_64.h)"

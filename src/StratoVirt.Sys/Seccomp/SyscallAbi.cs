@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text;
 
 namespace StratoVirt.Sys.Seccomp;
 
@@ -12,9 +13,9 @@ public sealed class SyscallAbi
     /// <summary>AUDIT_ARCH_X86_64 and AUDIT_ARCH_AARCH64 (linux/audit.h).</summary>
     public const uint AuditArchX86_64 = 0xC000003E, AuditArchAarch64 = 0xC00000B7;
 
-    public static SyscallAbi X86_64 { get; } = new("x86_64", AuditArchX86_64, hasX32: true, SyscallTables.X86_64);
+    public static SyscallAbi X86_64 { get; } = new("x86_64", AuditArchX86_64, hasX32: true);
 
-    public static SyscallAbi Aarch64 { get; } = new("aarch64", AuditArchAarch64, hasX32: false, SyscallTables.Aarch64);
+    public static SyscallAbi Aarch64 { get; } = new("aarch64", AuditArchAarch64, hasX32: false);
 
     /// <summary>The ABI this process runs.</summary>
     public static SyscallAbi Host { get; } = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? Aarch64 : X86_64;
@@ -28,14 +29,13 @@ public sealed class SyscallAbi
     /// refuse those numbers itself.</summary>
     public bool HasX32 { get; }
 
-    private readonly string _table;
-
     /// <summary>The table, parsed on first use, so that taking an ABI (to compare it, as the VMM does at start-up)
     /// costs nothing: the VMM's filters and SIGSYS names are compiled ahead of time, and only the compiler and the
     /// tests read the tables. Two threads that race parse it twice into equal tables.</summary>
     private Parsed? _parsed;
 
-    private Parsed Table => _parsed ??= new Parsed(_table);
+    private Parsed Table => _parsed ??=
+        new Parsed(Encoding.ASCII.GetString(AuditArch == AuditArchX86_64 ? SyscallTables.X86_64 : SyscallTables.Aarch64));
 
     private sealed class Parsed
     {
@@ -51,12 +51,11 @@ public sealed class SyscallAbi
         }
     }
 
-    private SyscallAbi(string name, uint auditArch, bool hasX32, string table)
+    private SyscallAbi(string name, uint auditArch, bool hasX32)
     {
         Name = name;
         AuditArch = auditArch;
         HasX32 = hasX32;
-        _table = table;
     }
 
     /// <summary>The number of <paramref name="name"/>; throws for a name this ABI lacks.</summary>
