@@ -23,14 +23,9 @@ public sealed unsafe class GuestMemory : IDisposable
     /// backing holds the regions one after the other from offset 0. On failure nothing is left.</summary>
     public GuestMemory(IEnumerable<(ulong Address, ulong Size)> layout, RamBacking backing)
     {
-        // Sorted by address, regions at the same address kept in the order given (the overlap check depends on it).
-        var ordered = new List<(ulong Address, ulong Size)>();
-        foreach (var r in layout)
-        {
-            int at = ordered.Count;
-            while (at > 0 && ordered[at - 1].Address > r.Address) at--;
-            ordered.Insert(at, r);
-        }
+        // By address; two regions at one address overlap in either order (a region cannot be empty).
+        var ordered = new List<(ulong Address, ulong Size)>(layout);
+        ordered.Sort((a, b) => a.Address.CompareTo(b.Address));
         if (backing.Kind == RamBackingKind.Anonymous && backing.Shared)
             throw new ArgumentException("anonymous guest RAM is private; shared RAM needs a memfd or a file");
         if (backing.Kind == RamBackingKind.Snapshot && backing.Shared)

@@ -51,6 +51,20 @@ public sealed class DeviceOptionTests
         Assert.Equal(3UL, Assert.IsType<VsockDeviceConfig>(m.Devices[5]).GuestCid);
     }
 
+    /// <summary>Block devices come first (the first is /dev/vda), then net, then the rest; within each, in the
+    /// command line's order.</summary>
+    [Fact]
+    public void DevicesAreInSlotOrderAndCommandLineOrderWithinASlot()
+    {
+        var m = Parse(
+            "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-device,rng=rng0,id=rng",
+            "-netdev", "tap,id=n1,ifname=tap1", "-device", "virtio-net-device,netdev=n1,id=eth1",
+            "-drive", "id=d2,file=/b", "-device", "virtio-blk-device,drive=d2,id=second",
+            "-netdev", "tap,id=n0,ifname=tap0", "-device", "virtio-net-device,netdev=n0,id=eth0",
+            "-drive", "id=d1,file=/a", "-device", "virtio-blk-device,drive=d1,id=first");
+        Assert.Equal(["second", "first", "eth1", "eth0", "rng"], [.. m.Devices.Select(d => d.Id)]);
+    }
+
     [Fact]
     public void VhostNetIsATapWithTheKernelServingItsQueuesInASlotOutsideTheHotplugOnes()
     {

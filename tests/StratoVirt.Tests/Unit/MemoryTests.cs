@@ -35,6 +35,15 @@ public sealed class MemoryTests
     public void OverlappingRegionsAreRefused() =>
         Assert.Throws<ArgumentException>(() => new GuestMemory([(0, 0x2000), (0x1000, 0x1000)]));
 
+    /// <summary>Regions are kept by address whatever the layout's order, and two at one address overlap.</summary>
+    [Fact]
+    public void RegionsAreOrderedByAddress()
+    {
+        using (var m = new GuestMemory([(0x100000, 0x1000), (0, 0x10000)]))
+            Assert.Equal([0UL, 0x100000UL], [m.Regions[0].GuestAddress, m.Regions[1].GuestAddress]);
+        Assert.Throws<ArgumentException>(() => new GuestMemory([(0x1000, 0x2000), (0x1000, 0x1000)]));
+    }
+
     private sealed class Recorder : IBusDevice
     {
         public readonly List<(ulong Offset, byte[] Data)> Writes = [];
