@@ -30,6 +30,22 @@ public sealed class PciBus(string name, IoBus pio, IoBus mmio)
         }
     }
 
+    /// <summary>The function at <paramref name="slot"/>.<paramref name="function"/>; null when none is there or the
+    /// address is out of range.</summary>
+    public PciFunction? FunctionAt(int slot, int function) =>
+        slot is >= 0 and < Slots && function is >= 0 and < FunctionsPerSlot ? _functions[slot * FunctionsPerSlot + function] : null;
+
+    /// <summary>The attached function at the lowest address; null when the bus is empty.</summary>
+    public PciFunction? FirstFunction
+    {
+        get
+        {
+            foreach (var f in _functions)
+                if (f is not null) return f;
+            return null;
+        }
+    }
+
     /// <summary>Puts <paramref name="device"/> at <paramref name="slot"/>.<paramref name="function"/>.</summary>
     public void Attach(int slot, int function, PciFunction device)
     {

@@ -101,13 +101,6 @@ internal sealed class PcieHotplug : IHotplug, IChardevHotplug, IDisposable
         return false;
     }
 
-    /// <summary>The first function on <paramref name="bus"/>, or null.</summary>
-    private static PciFunction? FirstFunction(PciBus bus)
-    {
-        foreach (var (_, _, device) in bus.Functions) return device;
-        return null;
-    }
-
     /// <summary>The hot-plugged device of that kind that took the backend <paramref name="backend"/>, until the guest
     /// released it.</summary>
     private string? User(string backend, HotplugKind kind)
@@ -161,9 +154,9 @@ internal sealed class PcieHotplug : IHotplug, IChardevHotplug, IDisposable
         if (spec.Slot is not (null or 0))
             throw new HotplugException($"device_add '{id}': addr 0x{spec.Slot:x}: a device behind root port '{spec.Bus}' sits at slot 0 (addr 0x0)");
         var port = entry.Port;
-        if (port.Occupied || FirstFunction(port.Secondary) is not null)
+        if (port.Occupied || port.Secondary.FirstFunction is not null)
         {
-            string holder = FirstFunction(port.Secondary)?.Name ?? "a device being removed";
+            string holder = port.Secondary.FirstFunction?.Name ?? "a device being removed";
             throw new HotplugException($"device_add '{id}': root port '{spec.Bus}' is occupied by '{holder}'");
         }
 

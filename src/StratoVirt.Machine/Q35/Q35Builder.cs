@@ -203,16 +203,9 @@ public sealed class Q35Builder
             BinaryPrimitives.WriteUInt16LittleEndian(windows.AsSpan(6), (ushort)((next - 1) >> 16));
             BinaryPrimitives.WriteUInt16LittleEndian(windows.AsSpan(8), 0xFFF0); // prefetchable: closed
             root.WriteConfig(devfn, PciConfigSpace.IoBase, windows);
-            if (HasFunctions(port.Secondary)) port.ColdPlugged();
+            if (port.Secondary.FirstFunction is not null) port.ColdPlugged();
             number++;
         }
-    }
-
-    /// <summary>Whether a function is attached to <paramref name="bus"/>.</summary>
-    private static bool HasFunctions(PciBus bus)
-    {
-        foreach (var _ in bus.Functions) return true;
-        return false;
     }
 
     /// <summary>The memory window each root port gets at least (Linux's default reserve for a hotplug bridge).</summary>

@@ -115,19 +115,11 @@ internal sealed class VirtioPciDevices : IDisposable
             int slot = slots[i];
             if (placement.Function == 0) continue;
             var bus = placement.Bus == PciPlacement.RootBus ? root : ports[placement.Bus].Port.Secondary;
-            var first = FunctionZero(bus, slot);
+            var first = bus.FunctionAt(slot, 0);
             if (first is null || !first.Config.IsMultiFunction)
                 throw new PciException($"bus {placement.Bus}: address 0x{slot:x}.{placement.Function}: function 0 of the slot " +
                     $"{(first is null ? "is empty" : $"({first.Name}) lacks multifunction=on")}, so the guest would never probe it");
         }
-    }
-
-    /// <summary>Function 0 of <paramref name="slot"/> on <paramref name="bus"/>, or null.</summary>
-    private static PciFunction? FunctionZero(PciBus bus, int slot)
-    {
-        foreach (var (s, function, device) in bus.Functions)
-            if (s == slot && function == 0) return device;
-        return null;
     }
 
     /// <summary>Adds a hot-plugged function, which is owned from then on.</summary>

@@ -194,6 +194,23 @@ public sealed class PciTests
     }
 
     [Fact]
+    public void FunctionsAreFoundByAddressAndTheFirstByTheLowest()
+    {
+        var bus = new PciBus("pcie.0", new IoBus("pio"), new IoBus("mmio"));
+        Assert.Null(bus.FirstFunction);
+        var high = new TestFunction();
+        var low = new TestFunction();
+        bus.Attach(5, 1, high);
+        bus.Attach(2, 3, low);
+        Assert.Same(low, bus.FirstFunction);
+        Assert.Same(high, bus.FunctionAt(5, 1));
+        Assert.Null(bus.FunctionAt(5, 0));
+        Assert.Null(bus.FunctionAt(32, 0));
+        Assert.Null(bus.FunctionAt(5, 8));
+        Assert.Null(bus.FunctionAt(-1, 0));
+    }
+
+    [Fact]
     public void ConfigPortsAndEcamReachTheSameFunction()
     {
         var bus = new PciBus("pcie.0", new IoBus("pio"), new IoBus("mmio"));
