@@ -52,6 +52,17 @@ public sealed class StateReader(ReadOnlyMemory<byte> record, string name)
         return Encoding.UTF8.GetString(Take(Checked(length)));
     }
 
+    /// <summary>A string that goes into messages: one holding control characters (a line break would split a
+    /// one-line error) is refused, <paramref name="what"/> naming it.</summary>
+    public string? ReadText(string what)
+    {
+        string? text = ReadString();
+        if (text is not null)
+            foreach (char c in text)
+                if (char.IsControl(c)) throw new StateException($"{Name} state: {what} holds control characters");
+        return text;
+    }
+
     /// <summary>Throws unless the whole record was read.</summary>
     public void ExpectEnd()
     {

@@ -37,9 +37,7 @@ public sealed record StateRecord(string Name, int Version, byte[] Data)
     /// control characters (a line break would split the one-line error) is refused.</summary>
     public static StateRecord ReadFrom(StateReader reader)
     {
-        string name = reader.ReadString() ?? throw new StateException($"{reader.Name} state: a record without a name");
-        foreach (char c in name)
-            if (char.IsControl(c)) throw new StateException($"{reader.Name} state: a record's name holds control characters");
+        string name = reader.ReadText("a record's name") ?? throw new StateException($"{reader.Name} state: a record without a name");
         return new StateRecord(name, (int)reader.ReadUInt32(), reader.ReadBytes());
     }
 }

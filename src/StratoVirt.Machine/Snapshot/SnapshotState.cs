@@ -129,13 +129,7 @@ public sealed record SnapshotState(string Architecture, string MachineType, int 
     }
 
     /// <summary>A string of the file, which goes into messages: control characters are refused.</summary>
-    private static string Text(StateReader reader)
-    {
-        string text = reader.ReadString() ?? "";
-        foreach (char c in text)
-            if (char.IsControl(c)) throw new StateException($"{reader.Name} state: a name or value holds control characters");
-        return text;
-    }
+    private static string Text(StateReader reader) => reader.ReadText("a name or value") ?? "";
 
     /// <summary>A count of items of at least <paramref name="itemSize"/> bytes that must fit in what is left.</summary>
     private static uint Count(StateReader reader, int itemSize)
