@@ -42,9 +42,7 @@ public static class BootLoader
         if (spec.InitrdPath is not null) LoadInitrd(memory, zeroPage, kernel, spec.InitrdPath);
         if (spec.AcpiRsdp is ulong rsdp) BinaryPrimitives.WriteUInt64LittleEndian(zeroPage[ZeroPage.AcpiRsdpAddr..], rsdp);
 
-        var ram = new List<(ulong Address, ulong Size)>(memory.Regions.Count);
-        foreach (var r in memory.Regions) ram.Add((r.GuestAddress, r.Size));
-        var e820 = E820Map.ForRam(ram);
+        var e820 = E820Map.ForRam(memory.Layout);
         foreach (var (address, size) in spec.Reserved ?? []) e820.Add(address, size, E820Map.Reserved);
         zeroPage[ZeroPage.E820Entries] = (byte)e820.Entries.Count;
         e820.WriteTo(zeroPage[ZeroPage.E820Table..]);

@@ -70,6 +70,18 @@ public sealed unsafe class GuestMemory : IDisposable
 
     public IReadOnlyList<GuestRegion> Regions => _regions;
 
+    /// <summary>Each region's guest address and size, in address order: the layout the e820 map and a snapshot
+    /// describe.</summary>
+    public (ulong Address, ulong Size)[] Layout
+    {
+        get
+        {
+            var layout = new (ulong Address, ulong Size)[_regions.Length];
+            for (int i = 0; i < layout.Length; i++) layout[i] = (_regions[i].GuestAddress, _regions[i].Size);
+            return layout;
+        }
+    }
+
     public ulong TotalSize => SizeOf(_regions);
 
     internal static ulong SizeOf(IReadOnlyList<GuestRegion> regions)

@@ -90,11 +90,8 @@ public sealed partial class VirtualMachine
         {
             for (; locked < gates.Count; locked++) Monitor.Enter(gates[locked]);
             var records = _stateful.ConvertAll(StateRecord.Capture);
-            var regions = Memory.Regions;
-            var layout = new (ulong Address, ulong Size)[regions.Count];
-            for (int i = 0; i < layout.Length; i++) layout[i] = (regions[i].GuestAddress, regions[i].Size);
             var state = new SnapshotState(SnapshotState.ThisArchitecture, "microvm", _config.Cpus.Count,
-                layout, SnapshotState.FactsOf(_config), records);
+                Memory.Layout, SnapshotState.FactsOf(_config), records);
             ulong written;
             using (var memoryFile = CreateFile(memoryPath))
             {
